@@ -1,0 +1,145 @@
+"""Spawn helper processes with known mappings, stopped for inspection.
+
+A target runs a snippet of Python. The snippet builds mappings and puts what
+the test needs to know (addresses, paths) into the dict ``report``; the
+prelude gives it ``libc`` (ctypes), ``addr_of(mmap_obj)`` and ``PAGE``. The
+child then prints ``report`` as one JSON line and stops itself with SIGSTOP,
+so the kernel's view of it cannot change while the test reads /proc.
+
+    with spawn_target(code) as t:
+        t.pid, t.report["addr"]
+        t.resume_and_wait_stop()    # optional: run the next stage of the snippet
+
+A snippet may call ``checkpoint(report)`` several times: each call reports and
+stops; ``t.resume_and_wait_stop()`` continues to the next one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass, field
+
+PRELUDE = r'''
+import ctypes, ctypes.util, json, mmap, os, signal, sys
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PAGE = mmap.PAGESIZE
+_keep = []
+def addr_of(m):
+    """Start address of a Python mmap object."""
+    buf = (ctypes.c_char * 1).from_buffer(m)
+    a = ctypes.addressof(buf)
+    del buf
+    return a
+def checkpoint(report):
+    sys.stdout.write(json.dumps(report) + "\n")
+    sys.stdout.flush()
+    os.kill(os.getpid(), signal.SIGSTOP)
+report = {}
+'''
+
+EPILOGUE = r'''
+checkpoint(report)
+'''
+
+
+@dataclass
+class Target:
+    proc: subprocess.Popen
+    report: dict = field(default_factory=dict)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def _read_report(self, timeout: float) -> None:
+        line = self.proc.stdout.readline()
+        if not line:
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            raise RuntimeError(f"target exited before reporting: {err}")
+        self.report = json.loads(line)
+        _wait_stopped(self.pid, timeout)
+
+    def resume_and_wait_stop(self, timeout: float = 10.0) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+        self._read_report(timeout)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait()
+        for f in (self.proc.stdout, self.proc.stderr, self.proc.stdin):
+            if f:
+                f.close()
+
+    def __enter__(self) -> "Target":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.kill()
+
+
+def _wait_stopped(pid: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        if state in (b"T", b"t"):
+            return
+        time.sleep(0.002)
+    raise TimeoutError(f"target {pid} did not stop")
+
+
+def spawn_target(code: str, *, timeout: float = 30.0, user: str | None = None,
+                 env: dict | None = None) -> Target:
+    """Run ``code`` in a fresh Python, wait for its first checkpoint (stopped)."""
+    src = PRELUDE + textwrap.dedent(code) + EPILOGUE
+    cmd = [sys.executable, "-c", src]
+    if user is not None:
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, text=True, env=env)
+    t = Target(proc)
+    try:
+        t._read_report(timeout)
+    except BaseException:
+        t.kill()
+        raise
+    return t
+
+
+def read_smaps_kb(pid: int) -> list[tuple[int, int, dict[str, int]]]:
+    """The kernel's own smaps, parsed the simplest possible way, for comparisons.
+
+    Deliberately naive and independent of vmainspect's parser. kB fields
+    are returned in bytes; other numeric fields as they are.
+    """
+    out = []
+    cur = None
+    with open(f"/proc/{pid}/smaps") as f:
+        for line in f:
+            head, _, rest = line.partition(" ")
+            if "-" in head and not head.endswith(":"):
+                s, e = head.split("-")
+                cur = {}
+                out.append((int(s, 16), int(e, 16), cur))
+            elif head.endswith(":") and head != "VmFlags:":
+                parts = rest.split()
+                if parts and parts[0].isdigit():
+                    v = int(parts[0])
+                    cur[head[:-1]] = v * 1024 if parts[-1] == "kB" else v
+    return out
