@@ -1,0 +1,452 @@
+"""The snapshot JSON contract: ``vmainspect/snapshot@1`` (stdlib only).
+
+``to_dict``/``from_dict`` map the model 1:1 to plain JSON data; ``dumps``,
+``loads``, ``save`` and ``load`` add text and files. The layout is documented
+field by field in docs/snapshot-format.md, and as a JSON Schema shipped in the
+package (``schema()``).
+
+``from_dict`` trusts nothing: a corrupt, truncated or hostile document raises
+``BadInput`` with one line naming the offending field, never a TypeError or
+KeyError traceback. Unknown fields are ignored (additive fields keep @1);
+an unknown major version is refused.
+
+Fault ticks and TUI frames are not part of a snapshot: a snapshot is one look
+at a process. Rates over time live in recordings (``vmainspect/recording@1``),
+which embed snapshots through ``to_dict``/``from_dict``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from datetime import datetime
+from operator import attrgetter
+
+from . import fileio
+from .errors import BadInput
+from .model import (
+    PAGE_STATES, SNAPSHOT_SCHEMA, VMA_KINDS, Capabilities, HostInfo, PageCounts,
+    PageInfo, PageRun, ProcessInfo, Snapshot, Vma,
+)
+
+SCHEMA = SNAPSHOT_SCHEMA
+_NAME, _, _MAJOR = SCHEMA.partition("@")
+MAX_ADDRESS = 1 << 64
+
+COUNT_FIELDS = ("present", "swapped", "file", "anon", "exclusive",
+                "dirty", "zero", "thp", "ksm", "shared")
+_COUNTS_KNOWN = COUNT_FIELDS[:5]      # always known when pages were collected
+_COUNTS_NULLABLE = COUNT_FIELDS[5:]   # null where unknown (no root)
+_run_tuple = attrgetter("first", "count", "state")
+_counts_tuple = attrgetter(*COUNT_FIELDS)
+
+
+# --------------------------------------------------------------------------
+# model -> plain data
+
+def _pages_dict(p: PageInfo) -> dict:
+    return {
+        "counts": dict(zip(COUNT_FIELDS, _counts_tuple(p.counts))),
+        # tuples encode as JSON arrays; attrgetter keeps this loop in C
+        "runs": list(map(_run_tuple, p.runs)),
+        "shared_runs": None if p.shared_runs is None else list(p.shared_runs),
+    }
+
+
+def _vma_dict(v: Vma) -> dict:
+    smaps = v.smaps
+    d = {
+        "start": v.start, "end": v.end, "perms": v.perms, "offset": v.offset,
+        "dev": v.dev, "inode": v.inode, "path": v.path, "kind": v.kind,
+        "flags": v.flags,
+        "smaps": smaps if type(smaps) is dict else dict(smaps),
+    }
+    if v.pages is not None:
+        d["pages"] = _pages_dict(v.pages)
+    return d
+
+
+def _head_dict(s: Snapshot) -> dict:
+    h, p, c = s.host, s.process, s.capabilities
+    return {
+        "schema": SCHEMA,
+        "taken_at": s.taken_at,
+        "host": {"kernel": h.kernel, "page_size": h.page_size, "hostname": h.hostname},
+        "process": {
+            "pid": p.pid, "ppid": p.ppid, "name": p.name, "cmdline": list(p.cmdline),
+            "exe": p.exe, "user": p.user, "uid": p.uid, "state": p.state,
+            "threads": p.threads, "minor_faults": p.minor_faults,
+            "major_faults": p.major_faults, "create_time": p.create_time,
+        },
+        "capabilities": {
+            "root": c.root, "pages": c.pages, "pfn_visible": c.pfn_visible,
+            "kpageflags": c.kpageflags, "kpagecount": c.kpagecount,
+            "pagemap_scan": c.pagemap_scan, "notes": list(c.notes),
+        },
+        "totals": dict(s.totals),
+    }
+
+
+def to_dict(s: Snapshot) -> dict:
+    """The snapshot as JSON-ready plain data (the ``vmainspect/snapshot@1`` layout).
+
+    Sequences may be tuples (they encode as JSON arrays); the dict shares no
+    mutable state with the snapshot except per-VMA ``smaps`` dicts.
+    """
+    d = _head_dict(s)
+    d["vmas"] = [_vma_dict(v) for v in s.vmas]
+    return d
+
+
+def dumps(s: Snapshot, *, indent: int | None = None) -> str:
+    """Serialize to JSON text (no trailing newline).
+
+    ``indent=None``: one compact line. ``indent=N``: the top level is indented,
+    and each VMA is one compact line (grep- and diff-friendly, and fast: the
+    C encoder does all the work).
+    """
+    enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+    vmas = [_vma_dict(v) for v in s.vmas]
+    if indent is None:
+        d = _head_dict(s)
+        d["vmas"] = vmas
+        return enc.encode(d)
+    head = json.dumps(_head_dict(s), indent=indent, ensure_ascii=False)
+    pad = " " * indent
+    if not vmas:
+        return head[:-2] + f',\n{pad}"vmas": []\n}}'
+    body = enc.encode(vmas)
+    # Each VMA object is a list element that starts with the "start" key; the
+    # sequence `},{"start":` cannot occur anywhere else (inside strings the
+    # quote would be escaped, and no other list holds objects).
+    body = body[1:-1].replace('},{"start":', '},\n' + pad * 2 + '{"start":')
+    return head[:-2] + f',\n{pad}"vmas": [\n{pad * 2}{body}\n{pad}]\n}}'
+
+
+def save(s: Snapshot, path: str, *, indent: int | None = 1) -> str:
+    """Write the snapshot to ``path`` atomically (see fileio.write_text)."""
+    return fileio.write_text(path, dumps(s, indent=indent) + "\n")
+
+
+# --------------------------------------------------------------------------
+# plain data -> model (validating)
+
+def _show(v: object) -> str:
+    r = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__
+    return r if len(r) <= 40 else r[:37] + "..."
+
+
+def _bad(where: str, problem: str) -> BadInput:
+    return BadInput(f"{where}: {problem}" if where else problem)
+
+
+def _obj(d: object, where: str) -> dict:
+    if type(d) is not dict:
+        raise _bad(where, f"expected an object, got {_show(d)}")
+    return d
+
+
+def _get(d: dict, key: str, where: str) -> object:
+    try:
+        return d[key]
+    except KeyError:
+        raise _bad(where, f"missing field {key!r}") from None
+
+
+def _int(d: dict, key: str, where: str, lo: int = 0, hi: int | None = None,
+         nullable: bool = False) -> int | None:
+    v = _get(d, key, where)
+    if v is None and nullable:
+        return None
+    if type(v) is not int:
+        what = "an integer or null" if nullable else "an integer"
+        raise _bad(f"{where}.{key}" if where else key, f"expected {what}, got {_show(v)}")
+    if v < lo or (hi is not None and v > hi):
+        rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+        raise _bad(f"{where}.{key}" if where else key, f"{v} is out of range (expected {rng})")
+    return v
+
+
+def _str(d: dict, key: str, where: str, nullable: bool = False) -> str | None:
+    v = _get(d, key, where)
+    if v is None and nullable:
+        return None
+    if type(v) is not str:
+        what = "a string or null" if nullable else "a string"
+        raise _bad(f"{where}.{key}", f"expected {what}, got {_show(v)}")
+    return v
+
+
+def _bool(d: dict, key: str, where: str, nullable: bool = False) -> bool | None:
+    v = _get(d, key, where)
+    if v is None and nullable:
+        return None
+    if type(v) is not bool:
+        what = "true, false or null" if nullable else "true or false"
+        raise _bad(f"{where}.{key}", f"expected {what}, got {_show(v)}")
+    return v
+
+
+def _strs(d: dict, key: str, where: str) -> tuple[str, ...]:
+    v = _get(d, key, where)
+    if type(v) is not list:
+        raise _bad(f"{where}.{key}", f"expected a list of strings, got {_show(v)}")
+    for i, x in enumerate(v):
+        if type(x) is not str:
+            raise _bad(f"{where}.{key}[{i}]", f"expected a string, got {_show(x)}")
+    return tuple(v)
+
+
+_KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_good_keys: set[str] = set()       # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
+_INT_ONLY = {int}
+
+
+def _fields(v: object, where: str) -> dict:
+    """A smaps-style object: snake_case name -> non-negative integer."""
+    if type(v) is not dict:
+        raise _bad(where, f"expected an object of integers, got {_show(v)}")
+    if not v:
+        return v
+    vals = v.values()
+    if set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and _good_keys.issuperset(v):
+        return v
+    for k, x in v.items():
+        if not _KEY_RE.match(k) or len(k) > 64:
+            raise _bad(where, f"field name {_show(k)} is not lower-case snake_case")
+        if type(x) is not int:
+            raise _bad(f"{where}.{k}", f"expected an integer, got {_show(x)}")
+        if x < 0:
+            raise _bad(f"{where}.{k}", f"{x} is negative")
+        if len(_good_keys) < 4096:
+            _good_keys.add(k)
+    return v
+
+
+_PERMS_RE = re.compile(r"[r-][w-][x-][ps]\Z")
+_DEV_RE = re.compile(r"[0-9a-f]{1,8}:[0-9a-f]{1,8}\Z")
+_TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]00:00)\Z")
+_KINDS = frozenset(VMA_KINDS)
+_STATES = {s: s for s in PAGE_STATES}   # also interns the state strings
+_new_run = PageRun
+
+
+def _pages(d: object, where: str, npages: int) -> PageInfo:
+    d = _obj(d, where)
+    cw = f"{where}.counts"
+    c = _obj(_get(d, "counts", where), cw)
+    vals = [_int(c, k, cw, 0, npages) for k in _COUNTS_KNOWN]
+    vals += [_int(c, k, cw, 0, npages, nullable=True) for k in _COUNTS_NULLABLE]
+    counts = PageCounts(*vals)
+
+    runs_in = _get(d, "runs", where)
+    if type(runs_in) is not list:
+        raise _bad(f"{where}.runs", f"expected a list, got {_show(runs_in)}")
+    runs = []
+    append = runs.append
+    nxt = 0
+    states = _STATES
+    for i, r in enumerate(runs_in):
+        if type(r) is not list or len(r) != 3:
+            raise _bad(f"{where}.runs[{i}]", f"expected [first, count, state], got {_show(r)}")
+        first, count, state = r
+        if type(first) is not int or type(count) is not int or type(state) is not str:
+            raise _bad(f"{where}.runs[{i}]", "expected [integer, integer, string]")
+        if first != nxt:
+            raise _bad(f"{where}.runs[{i}]",
+                       f"starts at page {_show(first)}, expected {nxt} (runs must cover the VMA in order)")
+        if count < 1:
+            raise _bad(f"{where}.runs[{i}]", f"page count {count} is not positive")
+        st = states.get(state)
+        if st is None:
+            raise _bad(f"{where}.runs[{i}]", f"unknown page state {_show(state)}")
+        nxt = first + count
+        if nxt > npages:
+            raise _bad(f"{where}.runs[{i}]", f"runs past the VMA's end ({npages} pages)")
+        append(_new_run(first, count, st))
+    if nxt != npages:
+        raise _bad(f"{where}.runs", f"cover {nxt} pages, the VMA has {npages}")
+
+    sr_in = _get(d, "shared_runs", where)
+    shared: tuple[tuple[int, int], ...] | None = None
+    if sr_in is not None:
+        if type(sr_in) is not list:
+            raise _bad(f"{where}.shared_runs", f"expected a list or null, got {_show(sr_in)}")
+        out = []
+        lo = 0
+        for i, r in enumerate(sr_in):
+            if (type(r) is not list or len(r) != 2 or type(r[0]) is not int
+                    or type(r[1]) is not int):
+                raise _bad(f"{where}.shared_runs[{i}]", "expected [first, count] integers")
+            first, count = r
+            if first < lo or count < 1 or first + count > npages:
+                raise _bad(f"{where}.shared_runs[{i}]",
+                           "runs must be in order, not overlap, and lie inside the VMA")
+            lo = first + count
+            out.append((first, count))
+        shared = tuple(out)
+    return PageInfo(counts=counts, runs=tuple(runs), shared_runs=shared)
+
+
+def _vma(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -> Vma:
+    d = _obj(d, where)
+    start = _int(d, "start", where, 0, MAX_ADDRESS - 1)
+    end = _int(d, "end", where, 0, MAX_ADDRESS)
+    if start >= end:
+        raise _bad(where, f"start {start:#x} is not below end {end:#x}")
+    if start < prev_end:
+        raise _bad(where, f"starts at {start:#x}, inside or before the previous VMA (must be in address order)")
+    if start % page_size or end % page_size:
+        raise _bad(where, f"{start:#x}-{end:#x} is not aligned to the page size {page_size}")
+    perms = _str(d, "perms", where)
+    if not _PERMS_RE.match(perms):
+        raise _bad(f"{where}.perms", f"{_show(perms)} is not like 'rw-p'")
+    offset = _int(d, "offset", where)
+    dev = _str(d, "dev", where)
+    if not _DEV_RE.match(dev):
+        raise _bad(f"{where}.dev", f"{_show(dev)} is not like 'fe:01'")
+    inode = _int(d, "inode", where)
+    path = _str(d, "path", where, nullable=True)
+    kind = _str(d, "kind", where)
+    if kind not in _KINDS:
+        raise _bad(f"{where}.kind", f"unknown kind {_show(kind)}")
+    flags = _strs(d, "flags", where)
+    smaps = _fields(_get(d, "smaps", where), f"{where}.smaps")
+    pages_in = d.get("pages")
+    pages = None
+    if pages_in is not None:
+        if not pages_ok:
+            raise _bad(f"{where}.pages", "present, but capabilities.pages is false")
+        pages = _pages(pages_in, f"{where}.pages", (end - start) // page_size)
+    return Vma(start, end, perms, offset, dev, inode, path, kind, flags, smaps, pages)
+
+
+def check_schema(d: object) -> None:
+    """Raise BadInput unless ``d`` claims to be a snapshot this version reads."""
+    if type(d) is not dict:
+        raise BadInput(f"not a vmainspect snapshot: the document is {_show(d)}, not an object")
+    name = d.get("schema")
+    if name is None:
+        raise BadInput('not a vmainspect snapshot (no "schema" field)')
+    if type(name) is not str:
+        raise BadInput(f'not a vmainspect snapshot ("schema" is {_show(name)})')
+    if name == SCHEMA:
+        return
+    base, _, major = name.partition("@")
+    if base == _NAME:
+        raise BadInput(f"this file is {_show(name)[1:-1]}; this vmainspect reads @{_MAJOR}")
+    raise BadInput(f"not a vmainspect snapshot: this file is {_show(name)[1:-1]}")
+
+
+def from_dict(d: dict) -> Snapshot:
+    """Rebuild a Snapshot from plain data; BadInput (one line) on anything wrong."""
+    check_schema(d)
+    taken_at = _str(d, "taken_at", "")
+    if not _TIME_RE.match(taken_at):
+        raise _bad("taken_at", f"{_show(taken_at)} is not an ISO 8601 UTC time")
+    try:
+        datetime.fromisoformat(taken_at)
+    except ValueError:
+        raise _bad("taken_at", f"{_show(taken_at)} is not a valid time") from None
+
+    h = _obj(_get(d, "host", ""), "host")
+    page_size = _int(h, "page_size", "host", 512, 1 << 30)
+    if page_size & (page_size - 1):
+        raise _bad("host.page_size", f"{page_size} is not a power of two")
+    hostname = h.get("hostname", "")
+    if type(hostname) is not str:
+        raise _bad("host.hostname", f"expected a string, got {_show(hostname)}")
+    host = HostInfo(_str(h, "kernel", "host"), page_size, hostname)
+
+    p = _obj(_get(d, "process", ""), "process")
+    ct = _get(p, "create_time", "process")
+    if ct is not None:
+        if type(ct) not in (int, float) or not math.isfinite(ct) or ct < 0:
+            raise _bad("process.create_time", f"expected seconds since the epoch or null, got {_show(ct)}")
+        ct = float(ct)
+    process = ProcessInfo(
+        pid=_int(p, "pid", "process", 0, 1 << 31),
+        ppid=_int(p, "ppid", "process", 0, 1 << 31, nullable=True),
+        name=_str(p, "name", "process"),
+        cmdline=_strs(p, "cmdline", "process"),
+        exe=_str(p, "exe", "process", nullable=True),
+        user=_str(p, "user", "process", nullable=True),
+        uid=_int(p, "uid", "process", 0, (1 << 32) - 1, nullable=True),
+        state=_str(p, "state", "process"),
+        threads=_int(p, "threads", "process"),
+        minor_faults=_int(p, "minor_faults", "process"),
+        major_faults=_int(p, "major_faults", "process"),
+        create_time=ct,
+    )
+
+    c = _obj(_get(d, "capabilities", ""), "capabilities")
+    caps = Capabilities(
+        root=_bool(c, "root", "capabilities"),
+        pages=_bool(c, "pages", "capabilities"),
+        pfn_visible=_bool(c, "pfn_visible", "capabilities", nullable=True),
+        kpageflags=_bool(c, "kpageflags", "capabilities", nullable=True),
+        kpagecount=_bool(c, "kpagecount", "capabilities", nullable=True),
+        pagemap_scan=_bool(c, "pagemap_scan", "capabilities", nullable=True),
+        notes=_strs(c, "notes", "capabilities"),
+    )
+    totals = _fields(_get(d, "totals", ""), "totals")
+
+    vmas_in = _get(d, "vmas", "")
+    if type(vmas_in) is not list:
+        raise _bad("vmas", f"expected a list, got {_show(vmas_in)}")
+    vmas = []
+    prev_end = 0
+    for i, v in enumerate(vmas_in):
+        vma = _vma(v, f"vmas[{i}]", page_size, caps.pages, prev_end)
+        prev_end = vma.end
+        vmas.append(vma)
+    return Snapshot(taken_at=taken_at, host=host, process=process, capabilities=caps,
+                    totals=totals, vmas=tuple(vmas), schema=SCHEMA)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def loads(text: str | bytes) -> Snapshot:
+    """Parse snapshot JSON text; BadInput (one line) on anything wrong."""
+    if isinstance(text, (bytes, bytearray)):
+        try:
+            text = bytes(text).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise BadInput(f"not a vmainspect snapshot: not UTF-8 text (byte {e.start})") from None
+    if not text.strip():
+        raise BadInput("not a vmainspect snapshot: the file is empty")
+    try:
+        d = json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as e:
+        where = f"line {e.lineno} column {e.colno}"
+        if e.pos >= len(text.rstrip()):
+            raise BadInput(f"not a vmainspect snapshot: the JSON ends early (truncated?) at {where}") from None
+        raise BadInput(f"not a vmainspect snapshot: invalid JSON at {where}: {e.msg}") from None
+    except RecursionError:
+        raise BadInput("not a vmainspect snapshot: the JSON is nested too deeply") from None
+    except ValueError as e:  # NaN/Infinity, integers too long to convert
+        raise BadInput(f"not a vmainspect snapshot: {str(e).splitlines()[0]}") from None
+    return from_dict(d)
+
+
+def load(path: str) -> Snapshot:
+    """Read a snapshot file; BadInput (one line, naming the file) on any failure."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
+    try:
+        return loads(data)
+    except BadInput as e:
+        raise BadInput(f"{path}: {e}") from None
+
+
+def schema() -> dict:
+    """The JSON Schema (draft 2020-12) of ``vmainspect/snapshot@1``, shipped with the package."""
+    from importlib import resources
+    text = resources.files("vmainspect").joinpath("schemas/snapshot-1.json").read_text("utf-8")
+    return json.loads(text)
