@@ -1,0 +1,197 @@
+"""Pure pagemap/kpageflags decoding and run building, on hand-made bytes.
+
+The last tests run the whole read_pages() pipeline on a fake /proc tree
+(regular files laid out like pagemap, kpageflags and kpagecount): the
+PAGEMAP_SCAN ioctl fails there (ENOTTY), so it also checks the fallback.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+
+import pytest
+
+from vmainspect.errors import Unsupported
+from vmainspect.model import PageRun, Vma
+from vmainspect.procfs import pagemap as pm
+from vmainspect.procfs import scan
+from vmainspect.procfs.pages import read_pages
+from vmainspect.procfs.reader import ProcReader
+
+P = 1 << 63          # present
+S = 1 << 62          # swapped
+F = 1 << 61          # file / shared anon
+G = 1 << 58          # guard region marker (comes with S)
+X = 1 << 56          # exclusively mapped
+
+
+def entries(*vals: int) -> bytes:
+    return struct.pack(f"<{len(vals)}Q", *vals)
+
+
+def test_bit_positions_match_the_kernel_docs():
+    assert (pm.PM_PRESENT, pm.PM_SWAP, pm.PM_FILE, pm.PM_GUARD_REGION, pm.PM_MMAP_EXCLUSIVE) == (P, S, F, G, X)
+    assert pm.PM_PFN_MASK == (1 << 55) - 1
+    assert (pm.KPF_DIRTY, pm.KPF_ANON, pm.KPF_KSM, pm.KPF_THP, pm.KPF_ZERO_PAGE) == (4, 12, 21, 22, 24)
+
+
+def test_pagemap_scan_ioctl_number_and_struct():
+    assert scan.PAGEMAP_SCAN == 0xC0606610      # _IOWR('f', 16, struct pm_scan_arg)
+    assert scan._ARG.size == 96
+    assert scan.PAGE_IS_PRESENT == 8 and scan.PAGE_IS_PFNZERO == 32 and scan.PAGE_IS_GUARD == 256
+
+
+def test_classify_each_state():
+    raw = entries(0, P | 0x1234, P | F | 0x99, S | 0x5, S | G, P | X | 7, P | F | X | 8, X)
+    codes, excl = pm.classify(raw)
+    assert list(codes) == [pm.C_ABSENT, pm.C_ANON, pm.C_FILE, pm.C_SWAPPED,
+                           pm.C_ABSENT,          # guard marker: nothing is swapped
+                           pm.C_ANON, pm.C_FILE, pm.C_ABSENT]
+    assert excl == 2                             # bit 56 counts only on present pages
+
+
+def test_soft_dirty_and_pfn_bits_do_not_change_the_state():
+    raw = entries(P | (1 << 55) | pm.PM_PFN_MASK, (1 << 55))
+    codes, _ = pm.classify(raw)
+    assert list(codes) == [pm.C_ANON, pm.C_ABSENT]
+    assert pm.pfns(raw, 0, 1) == [pm.PM_PFN_MASK]
+
+
+def test_iter_runs_and_ones():
+    codes = bytes([0, 0, 4, 4, 4, 2, 0, 5, 5, 3])
+    assert list(pm.iter_runs(codes, 10)) == [(10, 2, 0), (12, 3, 4), (15, 1, 2), (16, 1, 0), (17, 2, 5), (19, 1, 3)]
+    assert list(pm.iter_runs(b"")) == []
+    assert list(pm.iter_ones(bytes([1, 1, 0, 1, 0, 0, 1]), 5)) == [(5, 2), (8, 1), (11, 1)]
+
+
+def test_iter_runs_on_a_million_pages_is_one_run():
+    assert list(pm.iter_runs(bytes([4]) * 1_000_000)) == [(0, 1_000_000, 4)]
+
+
+def test_merge_runs_covers_exactly_and_merges():
+    runs = [(5, 2, pm.C_ANON), (0, 2, pm.C_ANON), (2, 3, pm.C_ANON), (9, 1, pm.C_SWAPPED)]
+    assert pm.merge_runs(runs, 12) == [(0, 7, pm.C_ANON), (7, 2, pm.C_ABSENT), (9, 1, pm.C_SWAPPED), (10, 2, pm.C_ABSENT)]
+    assert pm.merge_runs([], 3) == [(0, 3, pm.C_ABSENT)]
+    # overlaps are trimmed, and nothing goes past the end
+    assert pm.merge_runs([(0, 4, pm.C_FILE), (2, 4, pm.C_ANON)], 5) == [(0, 4, pm.C_FILE), (4, 1, pm.C_ANON)]
+
+
+def test_pfn_spans_group_close_pfns():
+    assert pm.pfn_spans([]) == []
+    assert pm.pfn_spans([10, 11, 12, 50, 500], gap=64) == [(10, 51), (500, 501)]
+    assert pm.pfn_spans([1, 2, 3, 4], gap=64, limit=2) == [(1, 3), (3, 5)]
+
+
+def test_flag_masks_refine_dirty_zero_thp_ksm():
+    dirty, zero, thp, ksm = 1 << 4, 1 << 24, 1 << 22, 1 << 21
+    fm = pm.FlagMasks([0, dirty, zero | thp, ksm | dirty, thp])
+    assert list(fm.refine(pm.C_FILE, 0, 5)) == [pm.C_FILE, pm.C_FILE_DIRTY, pm.C_ZERO, pm.C_FILE_DIRTY, pm.C_FILE]
+    # anonymous pages: DIRTY is ignored (never set for them), the zero page wins
+    assert list(fm.refine(pm.C_ANON, 0, 5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
+    assert list(fm.refine(pm.C_ZERO, 1, 2)) == [pm.C_ANON, pm.C_ZERO]
+    assert fm.thp.count(1) == 2 and fm.ksm.count(1) == 1
+
+
+def test_shared_mask_handles_big_counts():
+    assert list(pm.shared_mask([0, 1, 2, 300, 1 << 40])) == [0, 0, 1, 1, 1]
+
+
+# -- the whole pipeline on a fake /proc --------------------------------------
+
+PAGE = 4096
+
+
+def _vma(start_page: int, npages: int, path: str | None = None) -> Vma:
+    return Vma(start_page * PAGE, (start_page + npages) * PAGE, "rw-p", 0, "00:00", 0, path,
+               "anon-private", (), {})
+
+
+def _fake_proc(tmp_path, pagemap: dict[int, int], kflags: dict[int, int] | None,
+               kcount: dict[int, int] | None, pid: int = 4242) -> ProcReader:
+    d = tmp_path / str(pid)
+    d.mkdir()
+
+    def write(path, table):
+        with open(path, "wb") as f:
+            for idx, val in table.items():
+                f.seek(idx * 8)
+                f.write(struct.pack("<Q", val))
+    write(d / "pagemap", pagemap)
+    if kflags is not None:
+        write(tmp_path / "kpageflags", kflags)
+    if kcount is not None:
+        write(tmp_path / "kpagecount", kcount)
+    return ProcReader(pid, proc_root=str(tmp_path))
+
+
+def test_read_pages_root_view_on_fake_proc(tmp_path):
+    # VMA A: pages 16..24; VMA B: pages 30..34 (a 5-page hole between them)
+    pmap = {
+        16: P | X | 100, 17: P | X | 101, 18: P | 7,               # anon, anon, zero page
+        20: P | F | 200, 21: P | F | X | 201, 22: S | 3, 23: S | G,  # file, file-dirty, swapped, guard
+        30: P | F | 300, 31: P | F | 301,                          # shared file pages
+    }
+    flags = {100: 1 << 12, 101: (1 << 12) | (1 << 22), 7: 1 << 24,
+             200: 0, 201: 1 << 4, 300: 1 << 21, 301: 0}
+    counts = {100: 1, 101: 1, 7: 0, 200: 1, 201: 1, 300: 2, 301: 3}
+    r = _fake_proc(tmp_path, pmap, flags, counts)
+    res = read_pages(r, [_vma(16, 9), _vma(30, 5)], PAGE)
+    assert not res.pagemap_scan              # a regular file has no PAGEMAP_SCAN: fallback
+    assert res.pfn_visible and res.kpageflags and res.kpagecount
+    a, b = res.infos
+    assert a.runs == (PageRun(0, 2, "anon"), PageRun(2, 1, "zero"), PageRun(3, 1, "absent"),
+                      PageRun(4, 1, "file"), PageRun(5, 1, "file-dirty"), PageRun(6, 1, "swapped"),
+                      PageRun(7, 2, "absent"))
+    c = a.counts
+    assert (c.present, c.swapped, c.file, c.anon, c.exclusive) == (5, 1, 2, 3, 3)
+    assert (c.dirty, c.zero, c.thp, c.ksm, c.shared) == (3, 1, 1, 0, 0)   # dirty: 2 anon + 1 file
+    assert a.shared_runs == ()
+    assert b.runs == (PageRun(0, 2, "file"), PageRun(2, 3, "absent"))
+    assert (b.counts.ksm, b.counts.shared, b.counts.dirty) == (1, 2, 0)
+    assert b.shared_runs == ((0, 2),)
+
+
+def test_read_pages_without_kpageflags_marks_unknown(tmp_path):
+    pmap = {16: P | X, 17: P | F, 18: S}     # PFNs hidden (0), as without root
+    r = _fake_proc(tmp_path, pmap, None, None)
+    res = read_pages(r, [_vma(16, 4)], PAGE, use_scan=False)
+    assert (res.pfn_visible, res.kpageflags, res.kpagecount, res.pagemap_scan) == (False, False, False, False)
+    (info,) = res.infos
+    assert info.runs == (PageRun(0, 1, "anon"), PageRun(1, 1, "file"), PageRun(2, 1, "swapped"), PageRun(3, 1, "absent"))
+    c = info.counts
+    assert (c.present, c.swapped, c.file, c.anon, c.exclusive) == (2, 1, 1, 1, 1)
+    assert (c.dirty, c.zero, c.thp, c.ksm, c.shared) == (None, None, None, None, None)
+    assert info.shared_runs is None
+    assert any("PFNs hidden" in n for n in res.notes)
+
+
+def test_read_pages_short_pagemap_is_absent(tmp_path):
+    # the file ends before the VMA does (like [vsyscall], whose pagemap reads empty)
+    r = _fake_proc(tmp_path, {16: P | X}, None, None)
+    res = read_pages(r, [_vma(16, 3), _vma(1 << 30, 2, "[vsyscall]")], PAGE)
+    assert res.infos[0].runs == (PageRun(0, 1, "anon"), PageRun(1, 2, "absent"))
+    assert res.infos[1].runs == (PageRun(0, 2, "absent"),)
+
+
+def test_read_pages_huge_vma_is_read_in_chunks(tmp_path, monkeypatch):
+    from vmainspect.procfs import pages
+    monkeypatch.setattr(pages, "CHUNK_PAGES", 4)
+    pmap = {16 + i: P | X | (1000 + i) for i in range(3, 11)}
+    r = _fake_proc(tmp_path, pmap, {1000 + i: 0 for i in range(3, 11)}, {1000 + i: 1 for i in range(3, 11)})
+    res = read_pages(r, [_vma(16, 13)], PAGE)
+    assert res.infos[0].runs == (PageRun(0, 3, "absent"), PageRun(3, 8, "anon"), PageRun(11, 2, "absent"))
+
+
+def test_require_scan_on_a_file_without_it_is_unsupported(tmp_path):
+    r = _fake_proc(tmp_path, {16: P}, None, None)
+    with pytest.raises(Unsupported):
+        read_pages(r, [_vma(16, 1)], PAGE, use_scan=True)
+
+
+def test_process_gone_is_a_domain_error(tmp_path):
+    from vmainspect.errors import ProcessGone
+    r = ProcReader(999_999_999, proc_root=str(tmp_path))
+    with pytest.raises(ProcessGone):
+        read_pages(r, [_vma(16, 1)], PAGE)
+    assert os.path.isdir(tmp_path)
