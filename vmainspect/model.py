@@ -185,6 +185,8 @@ class FaultTick:
     by_symbol: tuple[tuple[str, str, int], ...] = ()                     # (symbol, dso, count), most first; perf only
     recent: tuple[FaultSample, ...] = ()                                 # newest last, bounded
     reason: str | None = None               # why counters mode, e.g. "perf_event_paranoid=3"
+    by_thread: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # tid -> (minor, major), both modes
+    pages: tuple[int, ...] = ()             # page-aligned addresses that faulted in the window (perf only, sorted, bounded)
 
 
 @dataclass(frozen=True)
