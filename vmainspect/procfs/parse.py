@@ -1,0 +1,413 @@
+"""Pure parsers: bytes read from /proc in, model pieces out (stdlib only).
+
+Nothing here opens a file: ``procfs.reader`` reads, these functions parse, so
+tests feed them captured fixture bytes.
+
+smaps is parsed *columnar*: in one smaps buffer every VMA block carries the
+same field names in the same order, so the buffer is split into lines once,
+each field becomes one column (``lines[j::k]``), the layout is verified per
+column with one ``bytes.count`` and all numbers are converted in one pass.
+A buffer whose blocks differ (a hand-made file, an odd kernel) falls back to
+a plain line-by-line parser that gives the same result. At 20,000 VMAs the
+columnar path is several times faster than a per-line loop.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..errors import BadInput
+from ..model import (
+    KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE,
+    KIND_FILE_SHARED, KIND_GUARD, KIND_HEAP, KIND_SHM, KIND_STACK, KIND_VDSO,
+    KIND_VSYSCALL, KIND_VVAR, Vma,
+)
+from .vmflags import VMFLAG_MEANINGS, describe_flag  # noqa: F401  (re-exported for the TUI)
+
+__all__ = [
+    "ParseError", "StatInfo", "VMFLAG_MEANINGS", "describe_flag", "field_key",
+    "vma_kind", "parse_smaps", "parse_smaps_fields", "parse_stat",
+    "parse_status_uid", "parse_cmdline", "parse_btime", "decode_path",
+]
+
+
+class ParseError(BadInput):
+    """A /proc file (or a fixture standing in for one) is not in the expected format."""
+
+
+# ---------------------------------------------------------------- field names
+
+# smaps/smaps_rollup field -> JSON key. Generic CamelCase -> snake_case gets
+# most right; the acronyms (THP, KSM, MMU) need the table.
+_KNOWN_KEYS = {
+    "Size": "size",
+    "KernelPageSize": "kernel_page_size",
+    "MMUPageSize": "mmu_page_size",
+    "Rss": "rss",
+    "Pss": "pss",
+    "Pss_Dirty": "pss_dirty",
+    "Pss_Anon": "pss_anon",
+    "Pss_File": "pss_file",
+    "Pss_Shmem": "pss_shmem",
+    "Shared_Clean": "shared_clean",
+    "Shared_Dirty": "shared_dirty",
+    "Private_Clean": "private_clean",
+    "Private_Dirty": "private_dirty",
+    "Referenced": "referenced",
+    "Anonymous": "anonymous",
+    "KSM": "ksm",
+    "LazyFree": "lazy_free",
+    "AnonHugePages": "anon_huge_pages",
+    "ShmemHugePages": "shmem_huge_pages",
+    "ShmemPmdMapped": "shmem_pmd_mapped",
+    "FilePmdMapped": "file_pmd_mapped",
+    "Shared_Hugetlb": "shared_hugetlb",
+    "Private_Hugetlb": "private_hugetlb",
+    "Swap": "swap",
+    "SwapPss": "swap_pss",
+    "Locked": "locked",
+    "THPeligible": "thp_eligible",
+    "ProtectionKey": "protection_key",
+}
+_CAMEL = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_key_cache: dict[bytes, str] = {}
+
+
+def field_key(name: bytes | str) -> str:
+    """smaps field name -> snake_case key: ``Pss_Dirty`` -> ``pss_dirty``, ``KSM`` -> ``ksm``.
+
+    Unknown names (a newer kernel) are converted generically:
+    ``FooBarBaz`` -> ``foo_bar_baz``, ``Foo_BAR`` -> ``foo_bar``.
+    """
+    raw = name if isinstance(name, bytes) else name.encode()
+    key = _key_cache.get(raw)
+    if key is None:
+        text = raw.decode("ascii", "replace").strip()
+        key = _KNOWN_KEYS.get(text)
+        if key is None:
+            key = _CAMEL.sub("_", text).lower()
+            key = re.sub(r"[^a-z0-9]+", "_", key).strip("_") or "field"
+        _key_cache[raw] = key
+    return key
+
+
+# ---------------------------------------------------------------- paths, kinds
+
+def decode_path(raw: bytes) -> str:
+    """A path as the kernel prints it; bytes that are not UTF-8 survive (surrogateescape)."""
+    return raw.decode("utf-8", "surrogateescape")
+
+
+_SPECIAL_KINDS = {
+    "[heap]": KIND_HEAP,
+    "[stack]": KIND_STACK,
+    "[vdso]": KIND_VDSO,
+    "[vvar]": KIND_VVAR,
+    "[vvar_vclock]": KIND_VVAR,
+    "[vsyscall]": KIND_VSYSCALL,
+}
+_DELETED = " (deleted)"
+
+
+def vma_kind(perms: str, path: str | None) -> str:
+    """Classify a VMA from its maps header.
+
+    Order matters: the kernel's special names first, then no-permission
+    regions (guard pages, PROT_NONE reservations: whatever backs them),
+    SysV shm (``/SYSV<key> (deleted)``), shared anonymous memory (the kernel
+    names it ``/dev/zero (deleted)``), unlinked files, then anonymous or file
+    by ``p``/``s``. A memfd (``/memfd:NAME (deleted)``) was never linked, so it
+    is a shared/private *file* (shmem-backed), not a deleted one.
+    """
+    if path is not None:
+        kind = _SPECIAL_KINDS.get(path)
+        if kind is not None:
+            return kind
+        if path.startswith("[stack:"):          # old kernels: thread stacks
+            return KIND_STACK
+    shared = perms[3:4] == "s"
+    if perms[:3] == "---":
+        return KIND_GUARD
+    if path is None:
+        return KIND_ANON_SHARED if shared else KIND_ANON_PRIVATE
+    if path.startswith("/SYSV"):
+        return KIND_SHM
+    if path.startswith("[anon_shmem:") or path == "/dev/zero (deleted)":
+        return KIND_ANON_SHARED
+    if path.startswith("["):                     # [anon:NAME] and other kernel names
+        return KIND_ANON_SHARED if shared else KIND_ANON_PRIVATE
+    if path.endswith(_DELETED) and not path.startswith("/memfd:"):
+        return KIND_DELETED
+    return KIND_FILE_SHARED if shared else KIND_FILE_PRIVATE
+
+
+# ---------------------------------------------------------------- smaps
+
+_HEADER = re.compile(
+    rb"([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?\Z"
+)
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+class _Memo(dict):
+    """dict with a factory for missing keys (used to decode repeated bytes once)."""
+
+    __slots__ = ("factory",)
+
+    def __init__(self, factory):
+        super().__init__()
+        self.factory = factory
+
+    def __missing__(self, key):
+        value = self[key] = self.factory(key)
+        return value
+
+
+def _flags_of(line: bytes) -> tuple[str, ...]:
+    # b"VmFlags: rd wr mr mw me ac " -> ("rd", "wr", ...)
+    return tuple(w.decode("ascii", "replace") for w in line.split()[1:])
+
+
+def _make_vmas(headers: list[bytes], flags: list, smaps: list) -> list[Vma]:
+    """Build Vma objects without the frozen-dataclass __init__ (hot path).
+
+    ``object.__setattr__(v, "__dict__", d)`` gives exactly what __init__ would
+    (same fields, same values) at a fraction of the cost; equality, repr,
+    dataclasses.replace and pickling behave as for any Vma.
+    """
+    paths = _Memo(decode_path)
+    kinds: dict = {}
+    out = []
+    append = out.append
+    match = _HEADER.match
+    for h, fl, sm in zip(headers, flags, smaps):
+        m = match(h)
+        if m is None:
+            raise ParseError(f"smaps: not a mapping header: {h[:80]!r}")
+        s, e, perms, off, dev, ino, path = m.groups()
+        key = (perms, path)
+        got = kinds.get(key)
+        if got is None:
+            p = perms.decode()
+            pth = None if not path else paths[path]
+            got = kinds[key] = (p, pth, vma_kind(p, pth))
+        v = _new(Vma)
+        _setattr(v, "__dict__", {
+            "start": int(s, 16), "end": int(e, 16), "perms": got[0], "offset": int(off, 16),
+            "dev": dev.decode(), "inode": int(ino), "path": got[1], "kind": got[2],
+            "flags": fl, "smaps": sm, "pages": None,
+        })
+        append(v)
+    return out
+
+
+def parse_smaps(data: bytes) -> list[Vma]:
+    """All VMAs of a /proc/PID/smaps buffer, in file (= address) order.
+
+    Every ``Name: N kB`` field becomes ``smaps[field_key(Name)] = N * 1024``;
+    fields without ``kB`` (THPeligible, ProtectionKey) keep their number;
+    fields a newer kernel adds are kept the same way. ``VmFlags`` becomes
+    ``Vma.flags``. An empty buffer (kernel thread, zombie) gives ``[]``.
+    """
+    if not data:
+        return []
+    lines = data.split(b"\n")
+    if lines[-1] == b"":
+        lines.pop()
+    fast = _parse_columnar(lines)
+    if fast is not None:
+        return fast
+    return _parse_general(lines)
+
+
+_NOT_DIGIT = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # translate: keep digits, rest -> space
+_SKELETON_DELETE = b"0123456789 \t"
+
+
+def _parse_columnar(lines: list[bytes]) -> list[Vma] | None:
+    """The fast path, or None when the blocks do not all share one layout.
+
+    The field lines of all blocks are joined into one buffer. Deleting digits
+    and blanks from it must give the first block's skeleton (``Size:kB`` ...)
+    repeated once per block: that one comparison proves every block has the
+    same fields in the same order. Mapping every non-digit to a blank then
+    leaves exactly one number per field line, in block order.
+    """
+    k = 0
+    for i in range(1, min(len(lines), 64)):
+        if lines[i].startswith(b"VmFlags:"):
+            k = i + 1
+            break
+    if k < 2 or len(lines) % k:
+        return None
+    n = len(lines) // k
+    headers = lines[0::k]
+    flag_col = lines[k - 1::k]
+    if (b"\n" + b"\n".join(flag_col)).count(b"\nVmFlags:") != n:
+        return None
+    first = lines[1:k - 1]
+    keys: list[str] = []
+    kb: list[bool] = []
+    for line in first:
+        name, sep, rest = line.partition(b":")
+        if not sep or b" " in name or not name:
+            return None
+        keys.append(field_key(name))
+        kb.append(rest.endswith(b" kB"))
+    m = len(keys)
+    if len(set(keys)) != m:
+        return None
+    skeleton = (b"\n" + b"\n".join(first) + b"\n\n").translate(None, _SKELETON_DELETE)
+    fields = lines[:]                 # headers and flags blanked: field lines stay in block order
+    fields[0::k] = [b""] * n
+    fields[k - 1::k] = [b""] * n
+    body = b"\n".join(fields)
+    del fields
+    if body.translate(None, _SKELETON_DELETE) != (skeleton * n)[:-1]:
+        return None
+    tokens = body.translate(_NOT_DIGIT).split()
+    del body
+    if len(tokens) != n * m:
+        return None
+    as_kb = _Memo(_kb_value)
+    as_int = _Memo(int)
+    columns = [list(map((as_kb if kb[p] else as_int).__getitem__, tokens[p::m])) for p in range(m)]
+    del tokens
+    if m:
+        smaps = list(map(dict, map(zip, [keys] * n, zip(*columns))))
+    else:
+        smaps = [{} for _ in range(n)]
+    memo = _Memo(_flags_of)
+    flags = list(map(memo.__getitem__, flag_col))
+    return _make_vmas(headers, flags, smaps)
+
+
+def _kb_value(token: bytes) -> int:
+    return int(token) << 10
+
+
+def _field_value(rest: bytes) -> int | None:
+    parts = rest.split()
+    if not parts or not parts[0].isdigit():
+        return None
+    value = int(parts[0])
+    if len(parts) > 1 and parts[1] == b"kB":
+        value <<= 10
+    return value
+
+
+def _parse_general(lines: list[bytes]) -> list[Vma]:
+    """Line by line: any mix of fields per block, in any order."""
+    headers: list[bytes] = []
+    flags: list[tuple[str, ...]] = []
+    smaps: list[dict[str, int]] = []
+    cur: dict[str, int] | None = None
+    memo = _Memo(_flags_of)
+    for line in lines:
+        if not line.strip():
+            continue
+        name, sep, rest = line.partition(b":")
+        if sep and b" " not in name and b"-" not in name:
+            if cur is None:
+                raise ParseError(f"smaps: field before the first mapping header: {line[:80]!r}")
+            if name == b"VmFlags":
+                flags[-1] = memo[line]
+                continue
+            value = _field_value(rest)
+            if value is not None:     # a non-numeric field would break the int contract: skipped
+                cur[field_key(name)] = value
+            continue
+        if _HEADER.match(line) is None:
+            raise ParseError(f"smaps: neither a mapping header nor a field: {line[:80]!r}")
+        headers.append(line)
+        flags.append(())
+        cur = {}
+        smaps.append(cur)
+    return _make_vmas(headers, flags, smaps)
+
+
+def parse_smaps_fields(data: bytes) -> dict[str, int]:
+    """``Name: N kB`` lines of one block (smaps_rollup) -> {key: bytes}.
+
+    The header line (``...-... ---p ... [rollup]``) is skipped; an empty
+    buffer gives ``{}``.
+    """
+    out: dict[str, int] = {}
+    for line in data.split(b"\n"):
+        name, sep, rest = line.partition(b":")
+        if not sep or b" " in name or name == b"VmFlags":
+            continue
+        value = _field_value(rest)
+        if value is not None:
+            out[field_key(name)] = value
+    return out
+
+
+# ---------------------------------------------------------------- stat & co
+
+@dataclass(frozen=True)
+class StatInfo:
+    """The fields of /proc/PID/stat that vmainspect uses."""
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    minflt: int
+    majflt: int
+    num_threads: int
+    starttime: int      # clock ticks after boot
+
+
+def parse_stat(data: bytes) -> StatInfo:
+    """/proc/PID/stat. The command name may contain spaces and ')': split at the LAST ')'."""
+    open_ = data.find(b"(")
+    close = data.rfind(b")")
+    if open_ < 0 or close < open_:
+        raise ParseError(f"stat: no (comm) in {data[:80]!r}")
+    f = data[close + 1:].split()
+    try:
+        return StatInfo(
+            pid=int(data[:open_]),
+            comm=data[open_ + 1:close].decode("utf-8", "backslashreplace"),
+            state=f[0].decode("ascii", "replace"),
+            ppid=int(f[1]),
+            minflt=int(f[7]),
+            majflt=int(f[9]),
+            num_threads=int(f[17]),
+            starttime=int(f[19]),
+        )
+    except (IndexError, ValueError):
+        raise ParseError(f"stat: truncated or malformed: {data[:120]!r}") from None
+
+
+def parse_status_uid(data: bytes) -> int | None:
+    """Real uid from /proc/PID/status (``Uid:\treal\teffective\tsaved\tfs``), None if absent."""
+    for line in data.split(b"\n"):
+        if line.startswith(b"Uid:"):
+            parts = line.split()
+            if len(parts) > 1 and parts[1].isdigit():
+                return int(parts[1])
+    return None
+
+
+def parse_cmdline(data: bytes) -> tuple[str, ...]:
+    """NUL-separated /proc/PID/cmdline -> arguments (empty for kernel threads and zombies)."""
+    if not data:
+        return ()
+    if data.endswith(b"\0"):
+        data = data[:-1]
+    return tuple(a.decode("utf-8", "backslashreplace") for a in data.split(b"\0"))
+
+
+def parse_btime(data: bytes) -> int | None:
+    """Boot time (seconds since the epoch) from the ``btime`` line of /proc/stat."""
+    for line in data.split(b"\n"):
+        if line.startswith(b"btime "):
+            try:
+                return int(line.split()[1])
+            except (IndexError, ValueError):
+                return None
+    return None
