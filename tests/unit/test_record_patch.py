@@ -1,0 +1,81 @@
+"""The recording's patch encoding: apply(a, make_patch(a, b)) == b, through JSON."""
+
+import json
+
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from vmainspect.record import PatchError, apply_patch, make_patch
+
+scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("ab", max_size=2))
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(st.lists(inner, max_size=6),
+                            st.dictionaries(st.text("abst", max_size=3), inner, max_size=4)),
+    max_leaves=30)
+
+
+def roundtrip(a, b):
+    # the writer patches in-memory data; the reader applies to data parsed from JSON
+    p = make_patch(a, b)
+    a_json = json.loads(json.dumps(a))
+    if p is None:
+        return a_json
+    return apply_patch(a_json, json.loads(json.dumps(p)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(json_values, json_values)
+def test_patch_roundtrip_any_json(a, b):
+    assert roundtrip(a, b) == json.loads(json.dumps(b))
+
+
+runs = st.lists(st.tuples(st.integers(0, 50), st.integers(1, 9), st.sampled_from(["anon", "file", "absent"])),
+                max_size=30)
+
+
+@settings(max_examples=300, deadline=None)
+@given(runs, runs)
+def test_patch_roundtrip_runs(a, b):
+    assert roundtrip({"runs": a}, {"runs": b}) == {"runs": [list(x) for x in b]}
+
+
+def vma(start, rss, runs=((0, 4, "anon"),)):
+    return {"start": start, "end": start + 0x4000, "smaps": {"rss": rss, "pss": rss},
+            "pages": {"runs": list(runs)}}
+
+
+def test_unchanged_vmas_cost_nothing_and_changed_runs_are_local():
+    big = [(i * 2, 1, "anon") for i in range(1000)]
+    big = [x for r in big for x in (r, (r[0] + 1, 1, "absent"))]
+    a = {"vmas": [vma(0x1000 * i, 4096) for i in range(200)] + [vma(0x999000, 8192, big)]}
+    b = json.loads(json.dumps(a))
+    b["vmas"][-1]["pages"]["runs"][1001] = [1001, 1, "file"]
+    b["vmas"][50]["smaps"]["rss"] = 0
+    p = make_patch(a, b)
+    text = json.dumps(p)
+    assert len(text) < 200, text
+    assert apply_patch(json.loads(json.dumps(a)), p) == b
+
+
+def test_vma_added_removed_and_moved():
+    a = {"vmas": [vma(0x1000, 1), vma(0x5000, 2), vma(0x9000, 3)]}
+    b = {"vmas": [vma(0x1000, 1), vma(0x7000, 9), vma(0x9000, 3), vma(0xd000, 4)]}
+    assert roundtrip(a, b) == json.loads(json.dumps(b))
+
+
+@pytest.mark.parametrize("base,patch", [
+    ([1, 2], {"[": [5]}),            # keeps past the end
+    ([1, 2], {"[": [-3]}),           # drops past the end
+    ({"a": 1}, {"[": [1]}),          # list patch on an object
+    ([1], {"{": {}}),                # object patch on a list
+    ({"a": 1}, {"{": {}, "-": ["b"]}),
+    ({"a": 1}, {"{": {"b": {"{": {}}}}),
+    ([1], {"[": [0]}),
+    ([1], {"[": ["x"]}),
+    ([1], "nonsense"),
+    ([1], {"?": 1}),
+])
+def test_patch_that_does_not_fit_is_refused(base, patch):
+    with pytest.raises(PatchError):
+        apply_patch(base, patch)

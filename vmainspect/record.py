@@ -1,0 +1,558 @@
+"""Recordings: a time series of snapshots in one append-only file (stdlib only).
+
+Format ``vmainspect/recording@1``: JSON Lines, one JSON object per line, each
+line flushed as soon as it is written, so a recorder that is killed loses at
+most the line it was writing. Plain text, not gzip: a half-written gzip
+stream is much harder to salvage than a half-written last line.
+
+Line 1, the header::
+
+    {"schema": "vmainspect/recording@1", "started_at": "2026-...Z",
+     "interval_s": 0.5, "pid": 1234, "name": "python3", "cmdline": [...],
+     "host": {"kernel": ..., "page_size": 4096, "hostname": ...},
+     "pages": true, "faults": true, "vmainspect": "0.1.0"}
+
+Then one line per record:
+
+- a frame: ``{"t": 0.0, "snapshot": {...}, "faults": {...} | null}`` for the
+  first frame (a whole ``vmainspect/snapshot@1`` document), and
+  ``{"t": 0.5, "patch": {...}, "faults": ...}`` for each later one: the
+  snapshot as a patch against the previous frame's snapshot document. ``t``
+  is seconds since the recording started (monotonic clock).
+- a note: ``{"t": 12.0, "note": "text"}``; the last note of a finished
+  recording also has ``"end": "exited" | "interrupted" | "duration" | "error"``.
+
+A patch node is one of:
+
+- ``{"=": value}``: replace with ``value``;
+- ``{"{": {key: node, ...}, "-": [key, ...]}``: an object with the keys in
+  ``"{"`` patched (a new key is a ``"="`` node) and those in ``"-"`` removed;
+- ``{"[": [op, ...]}``: a list rebuilt from the old one by ops: an integer
+  ``n > 0`` keeps the next n old elements, ``n < 0`` drops the next -n, a
+  list inserts its elements, an object patches the next old element; old
+  elements left after the last op are kept.
+
+Lists of VMAs are aligned by their ``start`` address and lists of page runs
+by value, so an unchanged VMA costs a few bytes and a VMA whose pages changed
+carries only the runs that changed.
+
+The reader loads a truncated file up to its last complete record and says
+where it stopped. It never needs /proc and never imports the collector.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import stat
+import time
+from bisect import bisect_right
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import IO, Any
+
+from . import __version__
+from .errors import BadInput, OutputError
+from .model import FaultSample, FaultTick, Frame, Snapshot
+
+SCHEMA = "vmainspect/recording@1"
+_NAME, _, _MAJOR = SCHEMA.partition("@")
+
+END_EXITED = "exited"
+END_INTERRUPTED = "interrupted"
+END_DURATION = "duration"
+END_ERROR = "error"
+
+FSYNC_EVERY_S = 2.0     # flush every line; fsync at most this often (and at the end)
+
+
+class PatchError(ValueError):
+    pass
+
+
+# --- patches ----------------------------------------------------------------
+
+_NOKEY = object()
+
+
+def _key(x: Any) -> Any:
+    """Alignment key of a list element (equal keys mean equal JSON), or _NOKEY.
+
+    Objects align by their "start" address (VMAs), anything else by value.
+    Tuples come from snapshot_io.to_dict (page runs, flags) and hold ints and
+    strings only, so they are their own key; lists are checked.
+    """
+    t = type(x)
+    if t is tuple or t is str or t is int:
+        return x
+    if t is dict:
+        s = x.get("start")
+        return ("start", s) if type(s) is int else _NOKEY
+    if t is list:
+        for e in x:
+            te = type(e)
+            if te is not int and te is not str:
+                return _NOKEY
+        return tuple(x)
+    if x is None:
+        return ("null",)
+    return (t.__name__, x)    # bool and float: never equal to an int key
+
+
+def make_patch(a: Any, b: Any) -> dict | None:
+    """The patch that turns ``a`` into ``b`` (JSON-ready data), or None if equal."""
+    if a == b and type(a) is type(b):
+        return None
+    ta, tb = type(a), type(b)
+    if ta is dict and tb is dict:
+        sub: dict[str, Any] = {}
+        for k, vb in b.items():
+            if k in a:
+                p = make_patch(a[k], vb)
+                if p is not None:
+                    sub[k] = p
+            else:
+                sub[k] = {"=": vb}
+        gone = [k for k in a if k not in b]
+        if not sub and not gone:
+            return None     # equal as JSON (a tuple and a list)
+        out: dict[str, Any] = {"{": sub}
+        if gone:
+            out["-"] = gone
+        return out
+    if ta in (list, tuple) and tb in (list, tuple):
+        ops = _list_ops(a, b)
+        if ops is not None:
+            return {"[": ops} if ops else None
+    return {"=": b}
+
+
+def _list_ops(a: Any, b: Any) -> list | None:
+    ka = [_key(x) for x in a]
+    kb = [_key(x) for x in b]
+    if _NOKEY in ka or _NOKEY in kb:
+        return None
+    sa, sb = set(ka), set(kb)
+    ops: list[Any] = []
+
+    def emit(op: Any) -> None:
+        if ops and type(op) is int and type(ops[-1]) is int and (op > 0) == (ops[-1] > 0):
+            ops[-1] += op
+        elif ops and type(op) is list and type(ops[-1]) is list:
+            ops[-1].extend(op)
+        else:
+            ops.append(op)
+
+    i = j = 0
+    na, nb = len(a), len(b)
+    while i < na and j < nb:
+        if ka[i] == kb[j]:
+            p = make_patch(a[i], b[j]) if type(ka[i]) is tuple and ka[i][0] == "start" else None
+            emit(1 if p is None else p)
+            i += 1
+            j += 1
+        elif ka[i] not in sb:
+            emit(-1)
+            i += 1
+        elif kb[j] not in sa:
+            emit([b[j]])
+            j += 1
+        else:  # both present elsewhere, out of order: drop the old one
+            emit(-1)
+            i += 1
+    if i < na:
+        emit(-(na - i))
+    if j < nb:
+        emit(list(b[j:]))
+    while ops and type(ops[-1]) is int and ops[-1] > 0:
+        ops.pop()   # old elements left after the last op are kept
+    return ops
+
+
+_MISSING = object()
+
+
+def apply_patch(a: Any, node: Any) -> Any:
+    """Apply a patch made by make_patch; PatchError if it does not fit ``a``."""
+    if type(node) is not dict:
+        raise PatchError("a patch node must be an object")
+    if "=" in node:
+        return node["="]
+    if "{" in node:
+        if type(a) is not dict:
+            raise PatchError("object patch applied to a non-object")
+        sub = node["{"]
+        if type(sub) is not dict:
+            raise PatchError("bad object patch")
+        out = dict(a)
+        for k in node.get("-", ()):
+            if type(k) is not str or k not in out:
+                raise PatchError(f"cannot remove missing key {k!r}")
+            del out[k]
+        for k, p in sub.items():
+            out[k] = apply_patch(out.get(k, _MISSING), p)
+        return out
+    if "[" in node:
+        if type(a) is not list:
+            raise PatchError("list patch applied to a non-list")
+        ops = node["["]
+        if type(ops) is not list:
+            raise PatchError("bad list patch")
+        out_l: list[Any] = []
+        i, n = 0, len(a)
+        for op in ops:
+            t = type(op)
+            if t is int:
+                if op > 0:
+                    if i + op > n:
+                        raise PatchError("list patch keeps past the end")
+                    out_l.extend(a[i:i + op])
+                    i += op
+                elif op < 0:
+                    if i - op > n:
+                        raise PatchError("list patch drops past the end")
+                    i -= op
+                else:
+                    raise PatchError("list patch op 0")
+            elif t is list:
+                out_l.extend(op)
+            elif t is dict:
+                if i >= n:
+                    raise PatchError("list patch modifies past the end")
+                out_l.append(apply_patch(a[i], op))
+                i += 1
+            else:
+                raise PatchError("bad list patch op")
+        out_l.extend(a[i:])
+        return out_l
+    raise PatchError("unknown patch node")
+
+
+# --- fault ticks --------------------------------------------------------------
+
+def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
+    return {
+        "mode": ft.mode, "window_s": ft.window_s, "minor": ft.minor, "major": ft.major,
+        "lost": ft.lost,
+        "by_vma": [[start, mn, mj] for start, (mn, mj) in ft.by_vma.items()],
+        "by_symbol": [list(x) for x in ft.by_symbol],
+        "recent": [[s.time_ns, s.pid, s.tid, s.ip, s.addr, s.major, s.symbol, s.dso] for s in ft.recent],
+        "reason": ft.reason,
+    }
+
+
+def fault_tick_from_dict(d: Any) -> FaultTick:
+    """Rebuild a FaultTick; BadInput on a malformed one."""
+    try:
+        if type(d) is not dict or d["mode"] not in ("perf", "counters"):
+            raise ValueError
+        ints = (d["minor"], d["major"])
+        if any(type(x) is not int for x in ints) or (d["lost"] is not None and type(d["lost"]) is not int):
+            raise ValueError
+        by_vma = {int(s): (int(mn), int(mj)) for s, mn, mj in d.get("by_vma", ())}
+        by_symbol = tuple((str(s), str(dso), int(n)) for s, dso, n in d.get("by_symbol", ()))
+        recent = tuple(FaultSample(int(t), int(p), int(tid), int(ip), int(addr), bool(mj),
+                                   None if sym is None else str(sym), None if dso is None else str(dso))
+                       for t, p, tid, ip, addr, mj, sym, dso in d.get("recent", ()))
+        reason = d.get("reason")
+        return FaultTick(d["mode"], float(d["window_s"]), d["minor"], d["major"], d["lost"],
+                         by_vma, by_symbol, recent, None if reason is None else str(reason))
+    except (KeyError, TypeError, ValueError):
+        raise BadInput("malformed fault record") from None
+
+
+# --- writing -------------------------------------------------------------------
+
+def _now_iso() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class RecordingWriter:
+    """Appends records to a recording file, one flushed line each."""
+
+    def __init__(self, f: IO[str], *, fsync: bool = True) -> None:
+        self._f = f
+        self._fsync = fsync
+        self._last_sync = time.monotonic()
+        self._prev: dict | None = None
+        self._enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+        self.frames = 0
+        self.bytes = 0
+        self.closed = False
+
+    @classmethod
+    def create(cls, path: str, *, force: bool = False) -> "RecordingWriter":
+        """Open ``path`` for a new recording; refuses to replace a file unless ``force``."""
+        try:
+            st = os.stat(path)
+        except FileNotFoundError:
+            st = None
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"cannot write {path}: is a directory")
+        regular = st is None or stat.S_ISREG(st.st_mode)
+        if st is not None and regular and not force:
+            raise OutputError(f"{path} exists; pass --force to replace it")
+        try:
+            f = open(path, "w", encoding="utf-8")
+        except OSError as e:
+            raise OutputError(f"cannot write {path}: {e.strerror}") from None
+        return cls(f, fsync=regular)
+
+    def _line(self, obj: dict) -> None:
+        text = self._enc.encode(obj) + "\n"
+        try:
+            self._f.write(text)
+            self._f.flush()
+            now = time.monotonic()
+            if self._fsync and now - self._last_sync >= FSYNC_EVERY_S:
+                os.fsync(self._f.fileno())
+                self._last_sync = now
+        except OSError as e:
+            raise OutputError(f"cannot write the recording: {e.strerror}") from None
+        self.bytes += len(text.encode("utf-8"))
+
+    def header(self, snapshot_or_pid: Snapshot | int, *, interval_s: float, pages: bool,
+               faults: bool, started_at: str | None = None) -> None:
+        h: dict[str, Any] = {"schema": SCHEMA, "started_at": started_at or _now_iso(),
+                             "interval_s": interval_s}
+        if isinstance(snapshot_or_pid, Snapshot):
+            s = snapshot_or_pid
+            h.update(pid=s.process.pid, name=s.process.name, cmdline=list(s.process.cmdline),
+                     create_time=s.process.create_time,
+                     host={"kernel": s.host.kernel, "page_size": s.host.page_size,
+                           "hostname": s.host.hostname})
+        else:
+            h.update(pid=snapshot_or_pid, host={"kernel": os.uname().release,
+                                                "page_size": os.sysconf("SC_PAGE_SIZE"),
+                                                "hostname": socket.gethostname()})
+        h.update(pages=pages, faults=faults, vmainspect=__version__)
+        self._line(h)
+
+    def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
+        from .snapshot_io import to_dict
+        d = to_dict(snapshot)
+        rec: dict[str, Any] = {"t": round(t, 3)}
+        if self._prev is None:
+            rec["snapshot"] = d
+        else:
+            rec["patch"] = make_patch(self._prev, d) or {"{": {}}
+        rec["faults"] = None if faults is None else fault_tick_to_dict(faults)
+        self._line(rec)
+        self._prev = d
+        self.frames += 1
+
+    def note(self, t: float, text: str, *, end: str | None = None) -> None:
+        rec: dict[str, Any] = {"t": round(t, 3), "note": text}
+        if end is not None:
+            rec["end"] = end
+        self._line(rec)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self._f.flush()
+            if self._fsync:
+                os.fsync(self._f.fileno())
+        except OSError:
+            pass
+        finally:
+            self._f.close()
+
+
+# --- reading -------------------------------------------------------------------
+
+@dataclass
+class Recording:
+    """A recording read back. Frames are rebuilt as Snapshots on demand."""
+
+    path: str
+    header: dict
+    times: list[float]                          # seconds since the start, per frame
+    notes: list[tuple[float, str]]              # (t, text), in order
+    end: str | None = None                      # END_* of the last note, None if it never ended
+    truncated_at_line: int | None = None        # first line not loaded (1-based), None if all loaded
+    truncation: str | None = None               # why loading stopped there
+    _docs: list[dict] = field(default_factory=list, repr=False)
+    _faults: list[Any] = field(default_factory=list, repr=False)
+    _lines: list[int] = field(default_factory=list, repr=False)
+    _cache: "OrderedDict[int, Snapshot]" = field(default_factory=OrderedDict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.times)
+
+    @property
+    def pid(self) -> int:
+        return self.header.get("pid", 0)
+
+    @property
+    def duration(self) -> float:
+        return self.times[-1] if self.times else 0.0
+
+    def warning(self) -> str | None:
+        """One line about an incomplete file, or None."""
+        if self.truncated_at_line is None:
+            return None
+        return (f"{self.path}: stopped at line {self.truncated_at_line} ({self.truncation}); "
+                f"loaded {len(self)} frames up to t={self.duration:.1f}s")
+
+    def snapshot(self, i: int) -> Snapshot:
+        """Frame ``i`` (0-based; negative counts from the end) as a Snapshot."""
+        n = len(self.times)
+        if not -n <= i < n:
+            raise BadInput(f"{self.path}: no frame {i} (the recording has {n})")
+        i %= n
+        s = self._cache.get(i)
+        if s is not None:
+            self._cache.move_to_end(i)
+            return s
+        from .snapshot_io import from_dict
+        try:
+            s = from_dict(self._docs[i])
+        except BadInput as e:
+            raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
+        self._cache[i] = s
+        if len(self._cache) > 8:
+            self._cache.popitem(last=False)
+        return s
+
+    def faults(self, i: int) -> FaultTick | None:
+        d = self._faults[i]
+        if d is None:
+            return None
+        try:
+            return fault_tick_from_dict(d)
+        except BadInput as e:
+            raise BadInput(f"{self.path}: line {self._lines[i % len(self._lines)]}: {e}") from None
+
+    def frame(self, i: int) -> Frame:
+        """Frame ``i`` as the TUI gets it; the last frame of a process that exited is ``gone``."""
+        n = len(self.times)
+        i %= n
+        gone = i == n - 1 and self.end == END_EXITED
+        msg = self.notes[-1][1] if gone and self.notes else None
+        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg)
+
+    def index_at(self, t: float) -> int:
+        """The last frame taken at or before ``t`` seconds (the first frame if ``t`` is earlier)."""
+        return max(0, bisect_right(self.times, t + 1e-9) - 1)
+
+
+def _check_header(h: Any, path: str) -> dict:
+    if type(h) is not dict:
+        raise BadInput(f"{path}: not a vmainspect recording (line 1 is not a JSON object)")
+    name = h.get("schema")
+    if name == SCHEMA:
+        if type(h.get("interval_s")) not in (int, float) or type(h.get("pid")) is not int:
+            raise BadInput(f"{path}: malformed recording header (interval_s, pid)")
+        return h
+    if type(name) is str:
+        base = name.partition("@")[0]
+        if base == _NAME:
+            raise BadInput(f"{path}: this recording is {name}; this vmainspect reads @{_MAJOR}")
+        if base == "vmainspect/snapshot":
+            raise BadInput(f"{path}: is a snapshot, not a recording")
+        raise BadInput(f"{path}: not a vmainspect recording (schema {name[:60]!r})")
+    raise BadInput(f"{path}: not a vmainspect recording (no schema in line 1)")
+
+
+def _parse_line(raw: bytes) -> Any:
+    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
+
+
+def _reject_constant(name: str) -> None:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def read_recording(path: str) -> Recording:
+    """Read a recording; BadInput (one line) if it is not one or cannot be read.
+
+    A file that ends early (a recorder killed mid-write) or has a damaged
+    record loads up to the last good record: ``truncated_at_line`` names the
+    first line not loaded and ``truncation`` says why.
+    """
+    try:
+        f = open(path, "rb")
+    except OSError as e:
+        raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
+    with f:
+        first = f.readline(1 << 20)
+        if not first.strip():
+            raise BadInput(f"{path}: not a vmainspect recording (the file is empty)")
+        try:
+            header = _parse_line(first)
+        except (ValueError, UnicodeDecodeError, RecursionError):
+            raise BadInput(f"{path}: not a vmainspect recording (line 1 is not JSON)") from None
+        rec = Recording(path, _check_header(header, path), [], [])
+        prev: dict | None = None
+        lineno = 1
+        for raw in f:
+            lineno += 1
+            problem = None
+            if not raw.endswith(b"\n"):
+                problem = "incomplete last record"
+            else:
+                try:
+                    r = _parse_line(raw)
+                    if type(r) is not dict or type(r.get("t")) not in (int, float):
+                        problem = "not a record"
+                except (ValueError, UnicodeDecodeError, RecursionError):
+                    problem = "not JSON"
+            if problem is None:
+                try:
+                    if "snapshot" in r:
+                        doc = r["snapshot"]
+                        if type(doc) is not dict:
+                            raise PatchError("snapshot is not an object")
+                    elif "patch" in r:
+                        if prev is None:
+                            raise PatchError("a patch before the first snapshot")
+                        doc = apply_patch(prev, r["patch"])
+                        if type(doc) is not dict:
+                            raise PatchError("patch result is not an object")
+                    elif "note" in r:
+                        rec.notes.append((float(r["t"]), str(r["note"])))
+                        if "end" in r:
+                            rec.end = str(r["end"])
+                        continue
+                    else:
+                        raise PatchError("unknown record")
+                except (PatchError, RecursionError) as e:
+                    problem = f"bad record: {e}"
+            if problem is not None:
+                if not rec.times:
+                    raise BadInput(f"{path}: line {lineno}: {problem}")
+                rec.truncated_at_line = lineno
+                rec.truncation = problem
+                break
+            prev = doc
+            rec._docs.append(doc)
+            rec._faults.append(r.get("faults"))
+            rec._lines.append(lineno)
+            rec.times.append(float(r["t"]))
+    if not rec.times:
+        raise BadInput(f"{path}: the recording has no frames")
+    if rec.times != sorted(rec.times):
+        raise BadInput(f"{path}: frame times are not in order")
+    # The first frame must be a valid snapshot: catch a wrong file early.
+    rec.snapshot(0)
+    return rec
+
+
+def sniff(path: str) -> str:
+    """"recording", "snapshot" or "unknown", from the file's first line; BadInput if unreadable."""
+    try:
+        with open(path, "rb") as f:
+            first = f.readline(1 << 16)
+    except OSError as e:
+        raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
+    if b'"vmainspect/recording@' in first:
+        return "recording"
+    if b'"vmainspect/snapshot@' in first or first.strip() in (b"{", b""):
+        return "snapshot"
+    return "unknown"
