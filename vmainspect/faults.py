@@ -1,0 +1,509 @@
+"""Page-fault sampling of one process: perf_event_open rings, or /proc counters.
+
+``FaultSampler(pid).start()`` opens a minor and a major page-fault event on
+every thread (``perf.Ring``), and a background thread drains the rings as they
+fill (poll on the events, woken at a quarter of the ring) into per-window
+buffers of raw addresses and IPs. ``tick(snapshot)`` closes the window: it
+attributes the faulting addresses to the snapshot's VMAs (sort, then one
+bisect per VMA that took faults), counts IPs per symbol (each distinct IP
+symbolized once, ELF files cached), and returns a ``model.FaultTick``.
+
+Threads that appear later are followed: /proc/PID/task is listed every 0.2 s
+by the drain thread and at every tick (faults of a thread in the first moments
+of its life, before it is seen, are missed; /proc's counters still have them).
+Threads that exit are drained a last time and closed.
+
+Where perf_event_open is refused (kernel.perf_event_paranoid, seccomp, a
+process of another user), the sampler switches to counters mode: per-process
+and per-thread ``minflt``/``majflt`` deltas from /proc/PID/stat and
+/proc/PID/task/TID/stat, and ``reason`` says why, once.
+
+/proc access goes through ``ProcReader``; listing /proc/PID/task (which
+ProcReader has no call for) is done here with the same error translation.
+"""
+
+from __future__ import annotations
+
+import array
+import bisect
+import errno
+import os
+import select
+import struct
+import threading
+import time
+from collections import Counter
+
+from .errors import AccessDenied, ProcessGone
+from .model import FaultSample, FaultTick, Snapshot
+from .procfs.reader import ProcReader
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+MAX_PAGES = 65536           # FaultTick.pages bound
+SCAN_INTERVAL = 0.2         # seconds between /proc/PID/task listings in the drain thread
+KERNEL_START = 0xFFFF800000000000
+
+
+def parse_stat_faults(data: bytes) -> tuple[int, int]:
+    """(minflt, majflt) from a /proc/PID/stat or /proc/PID/task/TID/stat line."""
+    rest = data.rsplit(b")", 1)[1].split()
+    return int(rest[7]), int(rest[9])
+
+
+def _paranoid(proc_root: str) -> str:
+    try:
+        with open(f"{proc_root}/sys/kernel/perf_event_paranoid") as f:
+            return f.read().strip()
+    except OSError:
+        return "?"
+
+
+class _Window:
+    __slots__ = ("addrs", "ips", "threads", "lost", "other", "tails")
+
+    def __init__(self) -> None:
+        self.addrs = (bytearray(), bytearray())   # minor, major: raw little-endian u64s
+        self.ips = (bytearray(), bytearray())
+        self.threads: dict[int, list[int]] = {}   # tid -> [minor, major]
+        self.lost = 0
+        self.other = 0
+        self.tails: dict[int, bytes] = {}          # tid -> the newest raw samples
+
+
+class FaultSampler:
+    """Samples one process's page faults; see the module docstring."""
+
+    def __init__(self, pid: int, *, period: int = 1, proc_root: str = "/proc", recent: int = 64,
+                 ring_bytes: int | None = None) -> None:
+        if period < 1:
+            raise ValueError("period must be >= 1")
+        self.pid = pid
+        self.period = period
+        self.proc_root = proc_root
+        self.recent = max(0, recent)
+        self.ring_bytes = ring_bytes
+        self.reader = ProcReader(pid, proc_root)
+        self.mode = "perf"
+        self.reason: str | None = None
+        self.notes: list[str] = []          # e.g. kernel-mode faults not sampled
+        self.gone = False                   # the process has exited
+        self.exclude_kernel = False
+        self.unattributed = 0               # samples of the last tick outside the snapshot's VMAs
+        self.by_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick
+        self.total_lost = 0
+        self._rings: dict = {}              # tid -> perf.Ring
+        self._skipped: set[int] = set()     # threads that could not be opened
+        self._lock = threading.Lock()
+        self._win = _Window()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._gen = 0
+        self._last = time.monotonic()
+        self._counters: dict[int, tuple[int, int]] = {}
+        self._proc_counters: tuple[int, int] | None = None
+        self._symbolizer = None
+        self._sym_cache: dict[int, tuple] = {}
+        self._started = False
+
+    # ------------------------------------------------------------ threads
+    def _tids(self) -> list[int]:
+        path = f"{self.proc_root}/{self.pid}/task"
+        try:
+            return [int(t) for t in os.listdir(path) if t.isdigit()]
+        except OSError as e:
+            if e.errno in (errno.ENOENT, errno.ESRCH):
+                raise ProcessGone(self.pid) from None
+            if e.errno in (errno.EACCES, errno.EPERM):
+                raise AccessDenied(self.pid, "task list", "needs to be the process's user or root") from None
+            raise
+
+    def _ring_bytes(self, nthreads: int) -> int:
+        if self.ring_bytes:
+            return self.ring_bytes
+        if os.geteuid() == 0:
+            return 1 << 20          # 1 MiB: ~21,800 samples, ~50 ms at 436k faults/s
+        # unprivileged: kernel.perf_event_mlock_kb (516 KiB) is shared by all our rings
+        return max(8192, (512 << 10) // max(1, nthreads))
+
+    def _open(self, tid: int, nthreads: int):
+        from .perf import Ring
+        ring = Ring(tid, period=self.period, ring_bytes=self._ring_bytes(nthreads),
+                    exclude_kernel=self.exclude_kernel)
+        ring.enable()
+        return ring
+
+    def _refusal(self, e: OSError) -> str:
+        par = _paranoid(self.proc_root)
+        who = "root" if os.geteuid() == 0 else "not root"
+        try:
+            owner = os.stat(f"{self.proc_root}/{self.pid}").st_uid
+        except OSError:
+            owner = None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            if owner is not None and owner != os.geteuid() and os.geteuid() != 0:
+                why = (f"perf_event_open refused: process {self.pid} belongs to another user "
+                       f"(needs root or CAP_PERFMON; kernel.perf_event_paranoid={par})")
+            else:
+                why = (f"perf_event_open refused (kernel.perf_event_paranoid={par}, {who}"
+                       f"{'; seccomp or a container profile may block it' if e.errno == errno.EPERM else ''})")
+        elif e.errno == errno.ENOSYS:
+            why = "perf_event_open is not available on this kernel"
+        elif e.errno == errno.ENOENT:
+            why = "the kernel has no software page-fault events (CONFIG_PERF_EVENTS)"
+        else:
+            why = f"perf_event_open failed: {os.strerror(e.errno or 0)}"
+        return why + ": showing /proc fault counters instead"
+
+    def start(self) -> None:
+        """Open the events (or fall back to counters). Raises ProcessGone if there is no process."""
+        if self._started:
+            return
+        self._started = True
+        self.reader.read("stat")                # ProcessGone / AccessDenied as the reader says
+        self._last = time.monotonic()
+        if self.proc_root != "/proc":
+            self._counters_mode("perf sampling needs the live /proc (proc root is "
+                                f"{self.proc_root}): showing its fault counters instead")
+            return
+        try:
+            from . import perf  # noqa: F401
+        except OSError as e:    # no libc to call syscall() through
+            self._counters_mode(f"perf_event_open unavailable ({e}): showing /proc fault counters instead")
+            return
+        tids = sorted(self._tids())
+        first_error: OSError | None = None
+        for tid in tids:
+            try:
+                self._rings[tid] = self._open(tid, len(tids))
+                continue
+            except OSError as e:
+                err = e
+            if err.errno in (errno.EACCES, errno.EPERM) and not self.exclude_kernel and not self._rings:
+                # kernel.perf_event_paranoid >= 2 without privileges: user-mode faults only
+                self.exclude_kernel = True
+                try:
+                    self._rings[tid] = self._open(tid, len(tids))
+                    self.notes.append("faults taken in kernel mode (e.g. read() into fresh pages) are "
+                                      f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
+                                      "allows only user-mode sampling without root")
+                    continue
+                except OSError as e2:
+                    err = e2
+            if err.errno == errno.ESRCH:
+                continue                    # the thread exited meanwhile
+            if not self._rings:
+                first_error = err
+                break
+            self._skipped.add(tid)
+        if not self._rings:
+            for r in self._rings.values():
+                r.close()
+            if first_error is None:
+                if not self.reader.exists():
+                    raise ProcessGone(self.pid)
+                first_error = OSError(errno.ESRCH, "no thread could be opened")
+            self._counters_mode(self._refusal(first_error))
+            return
+        if self._skipped:
+            self.notes.append(f"{len(self._skipped)} thread(s) could not be sampled "
+                              "(perf ring memory limit: kernel.perf_event_mlock_kb)")
+        self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
+        self._thread.start()
+
+    def _counters_mode(self, reason: str) -> None:
+        self.mode = "counters"
+        self.reason = reason
+        self._counters = self._read_thread_counters()
+        try:
+            self._proc_counters = parse_stat_faults(self.reader.read("stat"))
+        except ProcessGone:
+            self.gone = True
+
+    # ------------------------------------------------------------ draining
+    def _run(self) -> None:
+        poller = None
+        gen = -1
+        next_scan = time.monotonic() + SCAN_INTERVAL
+        while not self._stop.is_set():
+            if gen != self._gen:
+                with self._lock:
+                    gen = self._gen
+                    poller = select.poll()
+                    for r in self._rings.values():
+                        poller.register(r.fd_min, select.POLLIN)
+            try:
+                poller.poll(50)
+            except (OSError, ValueError):
+                pass
+            if self._stop.is_set():
+                break
+            with self._lock:
+                self._drain_all()
+            if time.monotonic() >= next_scan:
+                next_scan = time.monotonic() + SCAN_INTERVAL
+                try:
+                    self._rescan()
+                except (ProcessGone, AccessDenied):
+                    self.gone = True
+                    break
+                except OSError:
+                    pass
+
+    def _drain_all(self) -> None:
+        from .perf import SAMPLE_WORDS, split_records
+        win = self._win
+        keep = self.recent * SAMPLE_WORDS
+        for tid, ring in self._rings.items():
+            data = ring.drain()
+            if not data:
+                continue
+            runs, lost, other = split_records(data)
+            win.lost += lost
+            win.other += other
+            counts = win.threads.get(tid)
+            if counts is None:
+                counts = win.threads[tid] = [0, 0]
+            maj = ring.id_maj
+            for q in runs:
+                ids = q[1::SAMPLE_WORDS]
+                if maj in ids:
+                    idl = ids.tolist()
+                    ipl, adl = q[2::SAMPLE_WORDS].tolist(), q[5::SAMPLE_WORDS].tolist()
+                    for k, i in enumerate(idl):
+                        m = 1 if i == maj else 0
+                        win.addrs[m].extend(struct.pack("<Q", adl[k]))
+                        win.ips[m].extend(struct.pack("<Q", ipl[k]))
+                        counts[m] += 1
+                else:
+                    win.addrs[0].extend(q[5::SAMPLE_WORDS].tobytes())
+                    win.ips[0].extend(q[2::SAMPLE_WORDS].tobytes())
+                    counts[0] += len(ids)
+            if keep and runs:
+                last = runs[-1]
+                tail = last[-keep:].tobytes() if len(last) >= keep else \
+                    (win.tails.get(tid, b"") + last.tobytes())[-keep * 8:]
+                win.tails[tid] = tail
+
+    def _rescan(self) -> None:
+        tids = set(self._tids())
+        with self._lock:
+            changed = False
+            for tid in list(self._rings):
+                if tid not in tids:             # exited: last drain, then close
+                    self._drain_all()
+                    self._rings.pop(tid).close()
+                    changed = True
+            self._skipped &= tids
+            new = [t for t in tids if t not in self._rings and t not in self._skipped]
+            for tid in new:
+                try:
+                    self._rings[tid] = self._open(tid, len(tids))
+                    changed = True
+                except OSError as e:
+                    if e.errno != errno.ESRCH:
+                        self._skipped.add(tid)
+            if changed:
+                self._gen += 1
+
+    # ------------------------------------------------------------ ticks
+    def tick(self, snapshot: Snapshot, *, refresh=None) -> FaultTick:
+        """The faults since the last tick, attributed to ``snapshot``'s VMAs.
+
+        ``refresh``: optional callable returning a newer Snapshot, called once when
+        some faulting addresses lie outside ``snapshot``'s VMAs (a mapping made
+        during the window).
+        """
+        if not self._started:
+            self.start()
+        now = time.monotonic()
+        window_s = max(0.0, now - self._last)
+        self._last = now
+        if self.mode == "counters":
+            return self._counters_tick(window_s)
+        if not self.gone and (self._thread is None or self._thread.is_alive()):
+            try:
+                self._rescan()
+            except (ProcessGone, AccessDenied):
+                self.gone = True
+            except OSError:
+                pass
+        with self._lock:
+            self._drain_all()
+            win, self._win = self._win, _Window()
+        self.total_lost += win.lost
+        return self._perf_tick(win, window_s, snapshot, refresh)
+
+    def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot, refresh) -> FaultTick:
+        minor = sorted(array.array("Q", bytes(win.addrs[0])).tolist())
+        major = sorted(array.array("Q", bytes(win.addrs[1])).tolist())
+        by_vma, missing = self._attribute(snapshot, minor, major)
+        if missing and refresh is not None:
+            try:
+                fresh = refresh()
+            except Exception:
+                fresh = None
+            if fresh is not None:
+                snapshot = fresh
+                by_vma, missing = self._attribute(snapshot, minor, major)
+        self.unattributed = missing
+        sym_split = self._symbols(snapshot, win.ips)
+        self.by_symbol_split = sym_split
+        by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
+                                 key=lambda t: (-t[2], t[0], t[1])))
+        pages: set[int] = set()
+        mask = ~(PAGE - 1)
+        for lst in (minor, major):
+            for a in set(lst):
+                pages.add(a & mask)
+                if len(pages) >= MAX_PAGES:
+                    break
+        return FaultTick(
+            mode="perf", window_s=window_s, minor=len(minor), major=len(major), lost=win.lost,
+            by_vma=by_vma, by_symbol=by_symbol, recent=self._recent(win, snapshot),
+            reason=None, by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
+            pages=tuple(sorted(pages)))
+
+    @staticmethod
+    def _attribute(snapshot: Snapshot, minor: list[int], major: list[int]):
+        by_vma: dict[int, list[int]] = {}
+        missing = 0
+        starts = None
+        for kind, addrs in ((0, minor), (1, major)):
+            p, n = 0, len(addrs)
+            while p < n:
+                v = snapshot.vma_at(addrs[p])
+                if v is not None:
+                    q = bisect.bisect_left(addrs, v.end, p)
+                    by_vma.setdefault(v.start, [0, 0])[kind] += q - p
+                else:
+                    if starts is None:
+                        starts = [x.start for x in snapshot.vmas]
+                    i = bisect.bisect_right(starts, addrs[p])
+                    nxt = starts[i] if i < len(starts) else 1 << 64
+                    q = bisect.bisect_left(addrs, nxt, p)
+                    missing += q - p
+                p = q
+        return {k: (a, b) for k, (a, b) in by_vma.items()}, missing
+
+    def _symbol_of(self, ip: int, snapshot: Snapshot) -> tuple[str, str, str]:
+        """(function, dso, "function+0xoff") for an IP; cached per IP and mapping."""
+        if ip >= KERNEL_START:
+            return "[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}"
+        v = snapshot.vma_at(ip)
+        key = (ip, v.start if v else None, v.inode if v else None)
+        hit = self._sym_cache.get(key)
+        if hit is not None:
+            return hit
+        if self._symbolizer is None:
+            from .symbolize import Symbolizer
+            self._symbolizer = Symbolizer()
+        s = self._symbolizer.lookup(ip, v, snapshot) if v is not None else None
+        if s is None:
+            dso = (v.path or "[anon]") if v is not None else "[unknown]"
+            out = ("[unknown]", dso, f"{ip:#x}")
+        elif s.name is None:
+            out = ("[unknown]", s.dso, s.text)
+        else:
+            out = (s.name, s.dso, s.text)
+        if len(self._sym_cache) > 100_000:
+            self._sym_cache.clear()
+        self._sym_cache[key] = out
+        return out
+
+    def _symbols(self, snapshot: Snapshot, ips) -> dict[tuple[str, str], tuple[int, int]]:
+        out: dict[tuple[str, str], list[int]] = {}
+        for kind in (0, 1):
+            raw = ips[kind]
+            if not raw:
+                continue
+            lst = array.array("Q", bytes(raw)).tolist()
+            distinct = set(lst)
+            counts = {ip: lst.count(ip) for ip in distinct} if len(distinct) <= 8 else Counter(lst)
+            for ip, c in counts.items():
+                name, dso, _ = self._symbol_of(ip, snapshot)
+                out.setdefault((name, dso), [0, 0])[kind] += c
+        return {k: (a, b) for k, (a, b) in out.items()}
+
+    def _recent(self, win: _Window, snapshot: Snapshot) -> tuple[FaultSample, ...]:
+        if not self.recent or not win.tails:
+            return ()
+        from .perf import unpack_samples
+        maj_ids = {r.id_maj for r in self._rings.values()}
+        rows = []
+        for tail in win.tails.values():
+            rows.extend(unpack_samples(memoryview(tail).cast("Q")))
+        rows.sort(key=lambda r: r[4])
+        out = []
+        for i, ip, pid, tid, t, a in rows[-self.recent:]:
+            _name, dso, text = self._symbol_of(ip, snapshot)
+            out.append(FaultSample(time_ns=t, pid=pid, tid=tid, ip=ip, addr=a, major=i in maj_ids,
+                                   symbol=None if text.startswith("0x") else text,
+                                   dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso))
+        return tuple(out)
+
+    # ------------------------------------------------------------ counters mode
+    def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
+        out = {}
+        try:
+            tids = self._tids()
+        except (ProcessGone, AccessDenied):
+            return out
+        for tid in tids:
+            try:
+                out[tid] = parse_stat_faults(self.reader.read(f"task/{tid}/stat"))
+            except (ProcessGone, AccessDenied, IndexError, ValueError):
+                continue
+        return out
+
+    def _counters_tick(self, window_s: float) -> FaultTick:
+        minor = major = 0
+        try:
+            now = parse_stat_faults(self.reader.read("stat"))
+            if self._proc_counters is not None:
+                minor = max(0, now[0] - self._proc_counters[0])
+                major = max(0, now[1] - self._proc_counters[1])
+            self._proc_counters = now
+        except ProcessGone:
+            self.gone = True
+        threads = self._read_thread_counters()
+        by_thread = {}
+        for tid, (mi, ma) in threads.items():
+            b = self._counters.get(tid, (0, 0))
+            by_thread[tid] = (max(0, mi - b[0]), max(0, ma - b[1]))
+        self._counters = threads
+        return FaultTick(mode="counters", window_s=window_s, minor=minor, major=major, lost=None,
+                         reason=self.reason, by_thread=by_thread)
+
+    def proc_counters(self) -> tuple[int, int] | None:
+        """The kernel's (minflt, majflt) for the whole process now, or None if it is gone."""
+        try:
+            return parse_stat_faults(self.reader.read("stat"))
+        except (ProcessGone, AccessDenied):
+            return None
+
+    def event_counts(self) -> tuple[int, int]:
+        """Sum of the perf events' own counts (every fault while enabled, sampled or not)."""
+        mi = ma = 0
+        with self._lock:
+            for r in self._rings.values():
+                a, b = r.counts()
+                mi += a
+                ma += b
+        return mi, ma
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        with self._lock:
+            for r in self._rings.values():
+                r.close()
+            self._rings.clear()
+
+    def __enter__(self) -> "FaultSampler":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
