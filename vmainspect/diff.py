@@ -91,6 +91,9 @@ class VmaChange:
     # (from_state, to_state, pages), most pages first; None: a side has no page runs
     transitions: tuple[tuple[str, str, int], ...] | None = None
     overlap_pages: int | None = None   # pages compared for transitions
+    # added: the old VMA it was split from / grew out of; removed: the new VMA
+    # it was merged into (same inode, overlapping addresses)
+    overlaps: VmaRef | None = None
 
     @property
     def start(self) -> int:
@@ -222,6 +225,20 @@ def _pair(va: tuple[Vma, ...], vb: tuple[Vma, ...]) -> tuple[list[tuple[Vma, Vma
     return pairs, rest_a, rest_b
 
 
+def _overlapping(vmas: tuple[Vma, ...], v: Vma) -> Vma | None:
+    """The VMA of ``vmas`` (same inode) with the largest address overlap with ``v``."""
+    best, most = None, 0
+    for w in vmas:
+        if w.end <= v.start:
+            continue
+        if w.start >= v.end:
+            break
+        n = min(v.end, w.end) - max(v.start, w.start)
+        if n > most and w.inode == v.inode:
+            best, most = w, n
+    return best
+
+
 def _side(label: str, s: Snapshot) -> Side:
     p = s.process
     return Side(label, p.pid, p.name, s.taken_at, p.create_time, bool(s.capabilities.pages))
@@ -260,9 +277,17 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
         else:
             unchanged += 1
     for v in removed:
-        changes.append(VmaChange(REMOVED, VmaRef.of(v), None, _metrics(v, None)))
+        w = _overlapping(b.vmas, v)
+        tr = page_transitions(v, w, page_size) if w else None
+        changes.append(VmaChange(REMOVED, VmaRef.of(v), None, _metrics(v, None),
+                                 transitions=tr[0] if tr else None, overlap_pages=tr[1] if tr else None,
+                                 overlaps=VmaRef.of(w) if w else None))
     for w in added:
-        changes.append(VmaChange(ADDED, None, VmaRef.of(w), _metrics(None, w)))
+        v = _overlapping(a.vmas, w)
+        tr = page_transitions(v, w, page_size) if v else None
+        changes.append(VmaChange(ADDED, None, VmaRef.of(w), _metrics(None, w),
+                                 transitions=tr[0] if tr else None, overlap_pages=tr[1] if tr else None,
+                                 overlaps=VmaRef.of(v) if v else None))
     changes.sort(key=lambda c: (c.start, c.status != REMOVED))
     totals = {k: Delta(_sum(a.totals, names), _sum(b.totals, names)) for k, names in TOTALS.items()}
     return Diff(_side(label_a, a), _side(label_b, b), tuple(changes), unchanged, totals,
@@ -308,6 +333,7 @@ def to_dict(d: Diff) -> dict[str, Any]:
             "overlap_pages": c.overlap_pages,
             "transitions": None if c.transitions is None else
             [{"from": f, "to": t, "pages": n} for f, t, n in c.transitions],
+            "overlaps": _ref(c.overlaps),
         } for c in d.changes],
         "notes": list(d.notes),
     }
@@ -334,9 +360,10 @@ def render_text(d: Diff) -> str:
         lines.append(f"{tag} {s.label}  pid {s.pid} ({s.name})  {s.taken_at}")
     for n in d.notes:
         lines.append(f"note: {n}")
+    np = d.count("perms")
     summary = (f"{d.count(ADDED)} added, {d.count(REMOVED)} removed, {d.count('resized')} resized, "
-               f"{d.count('perms')} permission changes, {d.count(CHANGED)} changed, "
-               f"{d.unchanged} unchanged")
+               f"{np} permission change{'' if np == 1 else 's'}, {d.count(CHANGED)} changed, "
+               f"{d.unchanged} unchanged VMAs")
     lines.append(summary)
     tot = "  ".join(f"{k} {human_bytes(v.b)} ({_signed(v.delta)})" for k, v in d.totals.items()
                     if v.a is not None or v.b is not None)
@@ -352,17 +379,20 @@ def render_text(d: Diff) -> str:
         mark = {"added": "+", "removed": "-", "changed": "~"}[c.status]
         ref = c.b or c.a
         assert ref is not None
-        perms = f"{c.a.perms}>{c.b.perms}" if c.perms_changed and c.a and c.b else ref.perms
+        perms = f"{c.a.perms}->{c.b.perms}" if c.perms_changed and c.a and c.b else ref.perms
         size = human_bytes(ref.end - ref.start)
         m = c.metrics
         path = ref.path or f"[{ref.kind}]"
         if c.path_changed and c.a and c.b:
-            path = f"{c.a.path} > {c.b.path}"
+            path = f"{c.a.path} -> {c.b.path}"
         lines.append(f"{mark} {_range(ref):<25} {perms:<10} {size:>6} {_signed(m['rss'].delta):>7} "
                      f"{_signed(m['dirty'].delta):>7} {_signed(m['swap'].delta):>7}  {path}")
         if c.resized and c.a and c.b:
             lines.append(f"    resized from {_range(c.a)} ({human_bytes(c.a.end - c.a.start)})")
+        if c.overlaps is not None:
+            how = "split from / grew out of" if c.status == ADDED else "merged into / replaced by"
+            lines.append(f"    {how} {_range(c.overlaps)} {c.overlaps.perms}")
         if c.transitions:
-            parts = ", ".join(f"{f}>{t} {n}" for f, t, n in c.transitions)
-            lines.append(f"    pages: {parts}")
+            parts = ", ".join(f"{f}->{t} {n}" for f, t, n in c.transitions)
+            lines.append(f"    pages: {parts} (of {c.overlap_pages} compared)")
     return "\n".join(lines) + "\n"

@@ -240,6 +240,8 @@ def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
         "by_symbol": [list(x) for x in ft.by_symbol],
         "recent": [[s.time_ns, s.pid, s.tid, s.ip, s.addr, s.major, s.symbol, s.dso] for s in ft.recent],
         "reason": ft.reason,
+        "by_thread": [[tid, mn, mj] for tid, (mn, mj) in ft.by_thread.items()],
+        "pages": list(ft.pages),
     }
 
 
@@ -257,8 +259,11 @@ def fault_tick_from_dict(d: Any) -> FaultTick:
                                    None if sym is None else str(sym), None if dso is None else str(dso))
                        for t, p, tid, ip, addr, mj, sym, dso in d.get("recent", ()))
         reason = d.get("reason")
+        by_thread = {int(t): (int(mn), int(mj)) for t, mn, mj in d.get("by_thread", ())}
+        pages = tuple(int(a) for a in d.get("pages", ()))
         return FaultTick(d["mode"], float(d["window_s"]), d["minor"], d["major"], d["lost"],
-                         by_vma, by_symbol, recent, None if reason is None else str(reason))
+                         by_vma, by_symbol, recent, None if reason is None else str(reason),
+                         by_thread, pages)
     except (KeyError, TypeError, ValueError):
         raise BadInput("malformed fault record") from None
 
@@ -556,3 +561,42 @@ def sniff(path: str) -> str:
     if b'"vmainspect/snapshot@' in first or first.strip() in (b"{", b""):
         return "snapshot"
     return "unknown"
+
+
+# --- naming a moment of a recording: FILE@T (seconds) or FILE#N (frame) ------
+
+def split_moment(spec: str) -> tuple[str, str | None]:
+    """Split "rec.jsonl@12.5" / "rec.jsonl#3" into (path, "@12.5" / "#3").
+
+    A path that exists as given is never split (names may contain @ or #).
+    """
+    if os.path.exists(spec):
+        return spec, None
+    cut = max(spec.rfind("@"), spec.rfind("#"))
+    if cut <= 0:
+        return spec, None
+    return spec[:cut], spec[cut:]
+
+
+def moment_index(rec: Recording, moment: str) -> int:
+    """Frame index (0-based) for "@T" (the last frame at or before T seconds) or "#N" (1-based, -1 = last)."""
+    kind, text = moment[0], moment[1:]
+    n = len(rec)
+    if kind == "#":
+        try:
+            k = int(text)
+        except ValueError:
+            raise BadInput(f"{rec.path}{moment}: a frame is #N (1 = first, -1 = last)") from None
+        if k == 0 or not -n <= k <= n:
+            raise BadInput(f"{rec.path}{moment}: no such frame (the recording has {n}: #1..#{n})")
+        return k - 1 if k > 0 else n + k
+    t = text[:-1] if text.endswith("s") else text
+    try:
+        secs = float(t)
+    except ValueError:
+        raise BadInput(f"{rec.path}{moment}: a time is @SECONDS, e.g. @12.5") from None
+    if not secs >= 0 or secs == float("inf"):
+        raise BadInput(f"{rec.path}{moment}: a time is @SECONDS, e.g. @12.5")
+    if secs > rec.duration + max(1.0, float(rec.header.get("interval_s", 1))):
+        raise BadInput(f"{rec.path}{moment}: the recording ends at {rec.duration:.1f}s")
+    return rec.index_at(secs)

@@ -1,0 +1,183 @@
+"""vmainspect record PID -o FILE: a time series of snapshots, for replay and diff elsewhere."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+
+from ..cli import pid_arg
+
+HELP = "record a process's memory over time into a file (replay with open, compare with diff)"
+DESCRIPTION = """Record snapshots of a process every --interval seconds (with --pages, its
+per-page state too) and the page faults of each interval, into an append-only
+JSON Lines file (vmainspect/recording@1). Each record is flushed as it is
+written: killing the recorder loses at most the record being written.
+
+The recording ends at --duration, on Ctrl+C (the file is complete; exit 0),
+or when the process exits (the last record says so).
+
+examples:
+  vmainspect record 1234 -o run.jsonl --interval 0.5 --duration 60 --pages
+  vmainspect open run.jsonl                 # replay with a timeline
+  vmainspect diff run.jsonl#1 run.jsonl#-1  # first vs last frame"""
+
+
+def _positive(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < v < 1e9:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pid", type=pid_arg, metavar="PID", help="process to record")
+    p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording file to write")
+    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+                   help="seconds between snapshots (default 1)")
+    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+                   help="stop after S seconds (default: until Ctrl+C or the process exits)")
+    p.add_argument("--pages", action="store_true",
+                   help="record per-page state too (page runs are delta-encoded)")
+    p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
+    p.add_argument("--force", action="store_true", help="replace FILE if it exists")
+
+
+class _Stop:
+    """Signal handlers that ask the loop to stop between records (never mid-write)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+    def __init__(self) -> None:
+        self.reason: str | None = None
+        self._old: dict[int, object] = {}
+
+    def _handler(self, signum: int, frame: object) -> None:
+        self.reason = signal.Signals(signum).name
+
+    def __enter__(self) -> "_Stop":
+        for s in self.SIGNALS:
+            self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)  # type: ignore[arg-type]
+
+    def sleep_until(self, deadline: float) -> None:
+        while self.reason is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            time.sleep(min(left, 0.1))
+
+
+def _start_sampler(pid: int):
+    """E's FaultSampler, or (None, why) if faults cannot be sampled here."""
+    from ..errors import VmaInspectError
+    try:
+        from ..faults import FaultSampler
+    except ImportError as e:
+        return None, f"page faults not recorded: {e}"
+    try:
+        sampler = FaultSampler(pid)
+        sampler.start()
+    except VmaInspectError as e:
+        return None, f"page faults not recorded: {e}"
+    return sampler, None
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..collect import collect
+    from ..errors import ProcessGone, VmaInspectError
+    from ..record import (END_DURATION, END_ERROR, END_EXITED, END_INTERRUPTED, RecordingWriter)
+    from ..units import human_bytes
+
+    pid = args.pid
+    snapshot = collect(pid, pages=args.pages)   # no such process / no access: fail before creating FILE
+    identity = snapshot.process.create_time
+    writer = RecordingWriter.create(args.output, force=args.force)
+    sampler, why = (None, None) if args.no_faults else _start_sampler(pid)
+    tty = sys.stderr.isatty()
+    end, end_note, error = END_INTERRUPTED, "", None
+    t0 = time.monotonic()
+
+    def progress(final: bool = False) -> None:
+        if not tty:
+            return
+        t = time.monotonic() - t0
+        limit = f" / {args.duration:g}s" if args.duration else ""
+        line = (f"recording pid {pid} ({snapshot.process.name}) to {args.output}: {writer.frames} frames, "
+                f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}" + ("" if final else "  (Ctrl+C stops)"))
+        sys.stderr.write("\r\x1b[K" + line + ("\n" if final else ""))
+        sys.stderr.flush()
+
+    try:
+        with _Stop() as stop:
+            writer.header(snapshot, interval_s=args.interval, pages=args.pages, faults=sampler is not None)
+            if why:
+                writer.note(0.0, why)
+            k = 0
+            while True:
+                faults = sampler.tick(snapshot) if sampler is not None else None
+                writer.frame(time.monotonic() - t0, snapshot, faults)
+                progress()
+                if snapshot.process.state in ("Z", "X", "x"):
+                    end, end_note = END_EXITED, f"process {pid} exited (it is a zombie)"
+                    break
+                k += 1
+                if args.duration is not None and k * args.interval > args.duration + 1e-9:
+                    end, end_note = END_DURATION, f"duration of {args.duration:g}s reached"
+                    break
+                # next slot on the grid t0 + k*interval; skip slots a slow collect overran
+                now = time.monotonic()
+                while t0 + k * args.interval < now:
+                    k += 1
+                if args.duration is not None and k * args.interval > args.duration + 1e-9:
+                    end, end_note = END_DURATION, f"duration of {args.duration:g}s reached"
+                    break
+                stop.sleep_until(t0 + k * args.interval)
+                if stop.reason:
+                    end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
+                    break
+                try:
+                    snapshot = collect(pid, pages=args.pages)
+                except ProcessGone:
+                    end, end_note = END_EXITED, f"process {pid} exited"
+                    break
+                if snapshot.process.create_time != identity:
+                    end, end_note = END_EXITED, f"process {pid} exited (the PID now names another process)"
+                    break
+                if stop.reason:     # signalled during the collect: keep what we have, then stop
+                    end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
+                    faults = sampler.tick(snapshot) if sampler is not None else None
+                    writer.frame(time.monotonic() - t0, snapshot, faults)
+                    break
+    except VmaInspectError as e:
+        end, end_note, error = END_ERROR, str(e), e
+    finally:
+        if sampler is not None:
+            try:
+                sampler.close()
+            except Exception:
+                pass
+        try:
+            if not writer.closed:
+                writer.note(time.monotonic() - t0, end_note or "recording stopped", end=end)
+        except VmaInspectError:
+            pass
+        writer.close()
+        progress(final=True)
+    if error is not None:
+        raise error
+    if not tty:
+        return 0
+    print(f"vmainspect: {end_note}; {writer.frames} frames in {args.output} "
+          f"({human_bytes(os.path.getsize(args.output)) if os.path.isfile(args.output) else '?'})",
+          file=sys.stderr)
+    return 0
