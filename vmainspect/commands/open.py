@@ -1,0 +1,23 @@
+"""vmainspect open: show a saved snapshot in the TUI (read-only)."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "show a saved JSON snapshot in the terminal UI (read-only)"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("snapshot", metavar="SNAPSHOT.json", help="a file written by `snapshot` or the TUI's `s`")
+    p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves a copy (default: .)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..tui.sources import FileSource
+
+    source = FileSource(args.snapshot)   # BadInput: one line, exit 2, before the UI starts
+    from ..tui.app import VmaInspectApp
+
+    app = VmaInspectApp(source, save_dir=args.save_dir)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,549 @@
+"""The vmainspect Textual app: a process's VMAs and pages, live.
+
+The app renders ``Frame``s from a *source* (see ``sources.py``); it never
+reads /proc itself. A thread worker asks the source for the next frame,
+merges it with the previous one (``rows.build_rows``: new/removed VMAs,
+RSS/dirty growth) and posts it; the UI thread swaps it in and renders only
+what is visible. The next poll is scheduled after the last one finishes.
+
+Extension hooks (for the lecture and replay views):
+
+- ``VmaInspectApp(source, *, interval=None, extra_panel=None, describe=..., save_dir=".")``
+  ``extra_panel`` (any Widget) is mounted full-width below the main area in
+  ``#extra`` (height auto, max 40%; restyle via CSS). If it has a method
+  ``update_frame(frame)``, it is called with every frame shown.
+- Subclass hook: override ``frame_applied(self, frame)`` (called on the UI
+  thread after each frame is on screen; default: nothing).
+- ``app.current_frame``: the Frame on screen (None before the first).
+- ``app.select_address(addr) -> bool``: put the cursor on the VMA containing
+  ``addr`` (clears a filter that hides it); False if no VMA contains it
+  (the next VMA above is selected then).
+- ``app.selected_vma``: the VMA under the cursor.
+- ``app.pause(True/False)``, ``app.paused``; ``app.request_frame()`` polls now.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from datetime import datetime
+from typing import Callable, Iterable
+
+from rich.text import Text
+from textual import work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import Screen
+from textual.widget import Widget
+from textual.widgets import Footer, Input, Static
+
+from ..errors import VmaInspectError
+from ..model import Frame, Snapshot, Vma
+from . import rows as R
+from .rows import COLUMNS, COLUMN_KEYS, DESCENDING_FIRST, Rows
+from .widgets.details import DetailsPanel
+from .widgets.faults import FaultsPanel
+from .widgets.header import ProcessHeader
+from .widgets.overview import Overview
+from .widgets.page_map import PageMapPanel
+from .widgets.vma_table import VmaTable
+
+PANELS = ("pages", "details", "faults")
+PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "extra": "Notes"}
+
+
+def _default_describe() -> Callable[[Vma], list[str] | None] | None:
+    try:
+        from ..symbolize import describe_vma
+    except ImportError:
+        return None
+    return describe_vma
+
+
+def _parse_time(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class FrameReady(Message):
+    def __init__(self, frame: Frame, rows: Rows, prev: Snapshot | None, view: tuple,
+                 order: list[int]) -> None:
+        super().__init__()
+        self.frame, self.rows, self.prev, self.view, self.order = frame, rows, prev, view, order
+
+
+class FrameFailed(Message):
+    def __init__(self, error: str) -> None:
+        super().__init__()
+        self.error = error
+
+
+class VmaInspectApp(App):
+    """See the module docstring for the hooks."""
+
+    CSS_PATH = "app.tcss"
+    TITLE = "vmainspect"
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+    BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("space", "toggle_pause", "Pause"),
+        Binding("s", "save", "Save"),
+        Binding("slash", "filter", "Filter"),
+        Binding("g", "goto", "Go to"),
+        Binding("o", "next_sort", "Sort"),
+        Binding("O", "reverse_sort", "Reverse sort", show=False),
+        Binding("r", "refresh", "Refresh now", show=False),
+        Binding("1", "panel('pages')", "Page map", show=False),
+        Binding("2", "panel('details')", "Details", show=False),
+        Binding("3", "panel('faults')", "Faults", show=False),
+        Binding("question_mark", "help", "Help"),
+    ]
+
+    def __init__(self, source=None, *, interval: float | None = None,
+                 extra_panel: Widget | None = None,
+                 describe: Callable[[Vma], list[str] | None] | None | str = "default",
+                 save_dir: str = ".", picker_lister=None, picker_filter: str = "",
+                 picker_only: set[int] | None = None, live_options: dict | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.interval = interval if interval is not None else getattr(source, "interval", 1.0)
+        self.extra_panel = extra_panel
+        self.describe = _default_describe() if describe == "default" else describe
+        self.save_dir = save_dir
+        self.picker_lister = picker_lister
+        self.picker_filter = picker_filter
+        self.picker_only = picker_only
+        self.live_options = live_options or {}
+        self.current_frame: Frame | None = None
+        self.paused = False
+        self.rows: Rows = Rows([])
+        self._prev: Snapshot | None = None
+        self._polling = False
+        self._timer = None
+        self._message = ""
+        self._rates: tuple[float, float] | None = None
+        self._history: deque[float] = deque(maxlen=max(2, int(round(60 / max(self.interval, 0.05)))))
+        self._elf_cache: dict[tuple, list[str] | None | str] = {}
+        self._panel = "pages"
+
+    # --- layout ------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield ProcessHeader(id="header")
+        yield Overview(id="overview")
+        with Horizontal(id="main"):
+            with Vertical(id="table-box"):
+                yield VmaTable(id="vmas")
+                yield Input(placeholder="filter: path, kind or perms (Enter keeps, Esc clears)",
+                            id="filter", compact=True)
+            with Vertical(id="side"):
+                yield Static(id="tabs")
+                yield PageMapPanel(id="pages", classes="panel -shown")
+                yield DetailsPanel(id="details", classes="panel")
+                yield FaultsPanel(id="faults", classes="panel")
+        if self.extra_panel is not None:
+            with Vertical(id="extra"):
+                yield self.extra_panel
+        yield Static(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        for name in PANELS:
+            self.query_one(f"#{name}").border_title = PANEL_TITLES[name]
+        self._show_tabs()
+        self.query_one(VmaTable).focus()
+        if self.source is None:
+            self._pick()
+        else:
+            self.sub_title = self.source.title
+            self.request_frame()
+
+    # --- public hooks --------------------------------------------------------
+    def frame_applied(self, frame: Frame) -> None:
+        """Called after each frame is shown (override in subclasses)."""
+
+    @property
+    def selected_vma(self) -> Vma | None:
+        return self.query_one(VmaTable).selected_vma
+
+    def select_address(self, address: int) -> bool:
+        table = self.query_one(VmaTable)
+        row, exact = R.find_address(self.rows, address)
+        if row is None:
+            return False
+        if not table.select_row(row):
+            self._set_filter("")
+            table.select_row(row)
+        return exact
+
+    def pause(self, paused: bool) -> None:
+        if paused == self.paused:
+            return
+        self.paused = paused
+        if paused:
+            if self._timer is not None:
+                self._timer.stop()
+                self._timer = None
+        elif self._can_poll():
+            self.request_frame()
+        self._show_header()
+        self._show_status()
+
+    # --- polling -------------------------------------------------------------
+    def _can_poll(self) -> bool:
+        f = self.current_frame
+        return self.source is not None and (f is None or (self.source.live and not f.gone))
+
+    def request_frame(self) -> None:
+        if self._polling or self.source is None:
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self._polling = True
+        table = self.query_one(VmaTable)
+        view = (table.sort, table.reverse, table.filter_text)
+        prev = self.current_frame.snapshot if self.current_frame else None
+        self._poll(self.source, prev, view)
+
+    @work(thread=True, exclusive=True, group="poll")
+    def _poll(self, source, prev: Snapshot | None, view: tuple) -> None:
+        try:
+            frame = source.next_frame()
+        except (VmaInspectError, OSError) as e:
+            self.post_message(FrameFailed(str(e)))
+            return
+        rows = R.build_rows(prev, frame.snapshot, frame.faults)
+        order = R.order(rows, *view)
+        self.post_message(FrameReady(frame, rows, prev, view, order))
+
+    def on_frame_failed(self, msg: FrameFailed) -> None:
+        self._polling = False
+        self._message = f"[red]collection failed:[/] {msg.error}"
+        self._show_status()
+        self.notify(msg.error, title="collection failed", severity="error")
+        self._schedule()
+
+    def on_frame_ready(self, msg: FrameReady) -> None:
+        self._polling = False
+        old = self.current_frame
+        frame = msg.frame
+        self.current_frame = frame
+        self._prev = msg.prev
+        self.rows = msg.rows
+        self._update_rates(old, frame)
+        table = self.query_one(VmaTable)
+        view = (table.sort, table.reverse, table.filter_text)
+        table.set_rows(msg.rows, msg.order if view == msg.view else None)
+        self.query_one(Overview).show(frame.snapshot, table.selected_vma)
+        self.query_one(FaultsPanel).show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
+        if frame.gone:
+            self._message = f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
+            if old is None or not old.gone:
+                self.notify(frame.message or "the process has exited", title="process exited", severity="warning")
+        elif frame.message:
+            self._message = f"[yellow]{frame.message}[/]"
+        self._show_header()
+        self._show_status()
+        updater = getattr(self.extra_panel, "update_frame", None)
+        if updater is not None:
+            updater(frame)
+        self.frame_applied(frame)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        if self._can_poll() and not self.paused and self.current_frame is not None:
+            self._timer = self.set_timer(self.interval, self.request_frame)
+
+    def _update_rates(self, old: Frame | None, new: Frame) -> None:
+        if old is None or old.snapshot is new.snapshot or new.gone:
+            return
+        a, b = old.snapshot, new.snapshot
+        if a.process.pid != b.process.pid:
+            self._history.clear()
+            self._rates = None
+            return
+        t0, t1 = _parse_time(a.taken_at), _parse_time(b.taken_at)
+        if t0 is None or t1 is None or t1 <= t0:
+            return
+        dt = t1 - t0
+        mi = max(0, b.process.minor_faults - a.process.minor_faults) / dt
+        ma = max(0, b.process.major_faults - a.process.major_faults) / dt
+        self._rates = (mi, ma)
+        self._history.append(mi + ma)
+
+    # --- rendering ---------------------------------------------------------------
+    def _state(self) -> str:
+        f = self.current_frame
+        if f is not None and f.gone:
+            return "gone"
+        if self.source is not None and not self.source.live:
+            return "file"
+        if self.paused:
+            return "paused"
+        return "live" if type(self.source).__name__ == "LiveSource" else "replay"
+
+    def _show_header(self) -> None:
+        if self.current_frame is not None:
+            self.query_one(ProcessHeader).show(self.current_frame, self._state(), self._rates,
+                                               list(self._history))
+
+    def _show_status(self) -> None:
+        table = self.query_one(VmaTable)
+        t = Text(no_wrap=True, overflow="ellipsis")
+        n = len(self.rows) - len(self.rows.ghost)
+        shown = len(table.order)
+        col = next(c.title for c in COLUMNS if c.key == table.sort)
+        t.append(f"{shown:,} of {n:,} VMAs" if table.filter_text else f"{n:,} VMAs")
+        if table.filter_text:
+            t.append(f" matching {table.filter_text!r}", "bold")
+        t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
+        if self.current_frame is not None:
+            caps = self.current_frame.snapshot.capabilities
+            if not caps.root:
+                t.append(" · not root: PFNs, page flags and sharing hidden (see page map)", "yellow")
+            t.append(f" · taken {self.current_frame.snapshot.taken_at[11:19]}Z", "dim")
+        if self.paused:
+            t.append(" · PAUSED (space resumes)", "bold yellow")
+        if self._message:
+            t.append(" · ")
+            t.append_text(Text.from_markup(self._message))
+        self.query_one("#status", Static).update(t)
+
+    def _show_tabs(self) -> None:
+        t = Text()
+        names = list(PANELS)
+        for i, name in enumerate(names, 1):
+            style = "bold reverse" if name == self._panel else "dim"
+            t.append(f" {i} {PANEL_TITLES[name]} ", style)
+            t.append(" ")
+        self.query_one("#tabs", Static).update(t)
+
+    def on_vma_table_selected(self, msg: VmaTable.Selected) -> None:
+        frame = self.current_frame
+        if frame is None:
+            return
+        vma = msg.vma
+        snap = frame.snapshot
+        table = self.query_one(VmaTable)
+        ghost = table.selected_row in self.rows.ghost
+        prev_vma = None
+        if vma is not None and self._prev is not None and self._prev is not snap and not ghost:
+            p = self._prev.vma_at(vma.start)
+            prev_vma = p if p is not None and p.start == vma.start else None
+        self.query_one(PageMapPanel).show(vma, prev_vma, snap.capabilities, frame.faults,
+                                          snap.host.page_size)
+        self.query_one(Overview).show(snap, vma)
+        self.query_one(DetailsPanel).show(vma, snap.capabilities, self._elf_for(vma), ghost)
+
+    # --- ELF (off the UI thread, cached) ----------------------------------------
+    def _elf_for(self, vma: Vma | None):
+        if vma is None or self.describe is None:
+            return "ELF details not available (vmainspect.symbolize missing)" if vma else None
+        if not vma.path or not vma.path.startswith("/") or vma.inode == 0:
+            return None
+        key = (vma.path, vma.start, vma.end, vma.offset)
+        if key in self._elf_cache:
+            return self._elf_cache[key]
+        self._describe(vma, key)
+        return "reading ELF headers…"
+
+    @work(thread=True, group="elf")
+    def _describe(self, vma: Vma, key: tuple) -> None:
+        try:
+            lines = self.describe(vma)
+        except (VmaInspectError, OSError, ValueError) as e:
+            lines = f"cannot read ELF: {e}"
+        self.call_from_thread(self._described, vma, key, lines)
+
+    def _described(self, vma: Vma, key: tuple, lines) -> None:
+        self._elf_cache[key] = lines
+        if self.selected_vma is vma and self.current_frame is not None:
+            table = self.query_one(VmaTable)
+            self.query_one(DetailsPanel).show(vma, self.current_frame.snapshot.capabilities, lines,
+                                              table.selected_row in self.rows.ghost)
+
+    # --- actions -----------------------------------------------------------------
+    def action_toggle_pause(self) -> None:
+        if self.source is None or not self.source.live:
+            self.notify("nothing to pause: this is a saved snapshot")
+            return
+        self.pause(not self.paused)
+
+    def action_refresh(self) -> None:
+        if self._can_poll():
+            self.request_frame()
+
+    def action_save(self) -> None:
+        frame = self.current_frame
+        if frame is None:
+            self.notify("nothing to save yet", severity="warning")
+            return
+        s = frame.snapshot
+        stamp = s.taken_at[:19].replace("-", "").replace(":", "").replace("T", "-")
+        path = os.path.join(self.save_dir, f"vmainspect-{s.process.pid}-{stamp}.json")
+        self._message = f"saving {path}…"
+        self._show_status()
+        self._save(s, path)
+
+    @work(thread=True, group="save")
+    def _save(self, snapshot: Snapshot, path: str) -> None:
+        from .. import snapshot_io
+
+        try:
+            written = snapshot_io.save(snapshot, path)
+        except VmaInspectError as e:
+            self.call_from_thread(self._saved, None, str(e))
+            return
+        self.call_from_thread(self._saved, os.path.abspath(written), None)
+
+    def _saved(self, path: str | None, error: str | None) -> None:
+        if error:
+            self._message = f"[red]save failed:[/] {error}"
+            self.notify(error, title="save failed", severity="error")
+        else:
+            self.last_saved = path
+            self._message = f"saved [b]{path}[/]"
+            self.notify(path, title="snapshot saved")
+        self._show_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.add_class("-active")
+        box.focus()
+
+    def _set_filter(self, text: str) -> None:
+        table = self.query_one(VmaTable)
+        table.set_view(filter_text=text)
+        box = self.query_one("#filter", Input)
+        if box.value != text:
+            with box.prevent(Input.Changed):
+                box.value = text
+        self._show_status()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        if event.input.id == "filter":
+            self._set_filter(event.value)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if event.input.id == "filter":
+            if not event.value:
+                event.input.remove_class("-active")
+            self.query_one(VmaTable).focus()
+
+    def on_key(self, event) -> None:
+        box = self.query_one("#filter", Input)
+        if event.key == "escape" and box.has_focus:
+            self._set_filter("")
+            box.remove_class("-active")
+            self.query_one(VmaTable).focus()
+            event.stop()
+
+    def action_goto(self) -> None:
+        from .screens.goto import GotoScreen
+
+        def done(addr: int | None) -> None:
+            if addr is None:
+                return
+            if not self.select_address(addr):
+                v = self.selected_vma
+                where = f"; nearest: {v.start:#x}-{v.end:#x}" if v is not None else ""
+                self.notify(f"{addr:#x} is not mapped{where}", severity="warning")
+            self.query_one(VmaTable).focus()
+
+        self.push_screen(GotoScreen(), done)
+
+    def sort_by(self, key: str, reverse: bool | None = None) -> None:
+        table = self.query_one(VmaTable)
+        if reverse is None:
+            reverse = (not table.reverse) if key == table.sort else key in DESCENDING_FIRST
+        table.set_view(sort=key, reverse=reverse)
+        self._show_status()
+
+    def action_next_sort(self) -> None:
+        table = self.query_one(VmaTable)
+        key = COLUMN_KEYS[(COLUMN_KEYS.index(table.sort) + 1) % len(COLUMN_KEYS)]
+        self.sort_by(key, key in DESCENDING_FIRST)
+
+    def action_reverse_sort(self) -> None:
+        table = self.query_one(VmaTable)
+        self.sort_by(table.sort, not table.reverse)
+
+    def on_vma_table_sort_requested(self, msg: VmaTable.SortRequested) -> None:
+        self.sort_by(msg.key)
+
+    def action_panel(self, name: str) -> None:
+        self._panel = name
+        for p in PANELS:
+            self.query_one(f"#{p}").set_class(p == name, "-shown")
+        self._show_tabs()
+
+    def action_help(self) -> None:
+        from .screens.help import HelpScreen
+
+        self.push_screen(HelpScreen())
+
+    async def action_quit(self) -> None:
+        if self.source is not None:
+            self.source.close()
+        self.exit()
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Pause / resume", "Stop or restart live refresh (space)", self.action_toggle_pause)
+        yield SystemCommand("Save snapshot", "Write the current snapshot as JSON (s)", self.action_save)
+        yield SystemCommand("Filter VMAs", "Filter by path, kind or perms (/)", self.action_filter)
+        yield SystemCommand("Go to address", "Select the VMA containing an address (g)", self.action_goto)
+        yield SystemCommand("Refresh now", "Collect a new snapshot now (r)", self.action_refresh)
+        yield SystemCommand("Key help", "Keys, colours and marks (?)", self.action_help)
+        for col in COLUMNS:
+            yield SystemCommand(f"Sort by {col.title}", f"Sort the VMA table by {col.title}",
+                                lambda k=col.key: self.sort_by(k, k in DESCENDING_FIRST))
+        yield SystemCommand("Reverse sort order", "Flip the sort direction (O)", self.action_reverse_sort)
+        for i, p in enumerate(PANELS, 1):
+            yield SystemCommand(f"Show {PANEL_TITLES[p]} panel", f"Narrow layout: show {PANEL_TITLES[p]} ({i})",
+                                lambda p=p: self.action_panel(p))
+
+    # --- process picker ---------------------------------------------------------
+    def _pick(self) -> None:
+        from .proclist import list_processes
+        from .screens.picker import PickerScreen
+
+        lister = self.picker_lister or list_processes
+        self.push_screen(PickerScreen(lister, initial_filter=self.picker_filter, only=self.picker_only),
+                         self._picked)
+
+    def _picked(self, pid: int | None) -> None:
+        if pid is None:
+            self.exit()
+            return
+        self._message = f"attaching to {pid}…"
+        self._show_status()
+        self._attach(pid)
+
+    @work(thread=True, exclusive=True, group="attach")
+    def _attach(self, pid: int) -> None:
+        from .sources import LiveSource
+
+        source = LiveSource(pid, **self.live_options)
+        try:
+            source.prime()
+        except VmaInspectError as e:
+            source.close()
+            self.call_from_thread(self._attach_failed, str(e))
+            return
+        self.call_from_thread(self._attached, source)
+
+    def _attach_failed(self, error: str) -> None:
+        self.notify(error, title="cannot attach", severity="error", timeout=8)
+        self._pick()
+
+    def _attached(self, source) -> None:
+        self.source = source
+        self.interval = getattr(source, "interval", self.interval)
+        self.sub_title = source.title
+        self._message = ""
+        self.request_frame()

@@ -1,0 +1,1 @@
+"""Screens of the vmainspect TUI: help, go to address, process picker."""

@@ -1,0 +1,1 @@
+"""Reusable widgets of the vmainspect TUI (each with its own DEFAULT_CSS)."""

@@ -1,0 +1,85 @@
+"""The process header: who the process is, its memory totals and fault rate."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Sparkline, Static
+
+from ...model import Frame
+from ...units import human_bytes
+
+BADGES = {
+    "live": ("● LIVE", "bold black on green"),
+    "paused": ("❚❚ PAUSED", "bold black on yellow"),
+    "gone": ("✖ EXITED", "bold white on red"),
+    "file": ("▣ FILE", "bold white on blue"),
+    "replay": ("▶ REPLAY", "bold black on cyan"),
+}
+
+
+def _rate(x: float | None) -> str:
+    if x is None:
+        return "–"
+    return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
+
+
+def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> Text:
+    s = frame.snapshot
+    p = s.process
+    t = Text(no_wrap=True, overflow="ellipsis")
+    label, style = BADGES.get(state, (state.upper(), "bold"))
+    t.append(f" {label} ", style)
+    t.append(f" pid {p.pid} ", "bold")
+    t.append(p.name, "bold cyan")
+    t.append(f"  user {p.user if p.user is not None else '?'}  state {p.state}  threads {p.threads}")
+    cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
+    t.append("\n")
+    t.append("cmd ", "dim")
+    t.append(cmd)
+    t.append("\n")
+    tot = s.totals
+
+    def tv(key: str) -> str:
+        return human_bytes(tot[key]) if key in tot else "?"
+
+    t.append("RSS ", "dim")
+    t.append(tv("rss"), "bold")
+    t.append("  PSS ", "dim")
+    t.append(tv("pss"), "bold")
+    t.append("  Swap ", "dim")
+    t.append(tv("swap"), "bold")
+    t.append("  VMAs ", "dim")
+    t.append(f"{len(s.vmas):,}", "bold")
+    t.append("  faults ", "dim")
+    mi, ma = rates if rates is not None else (None, None)
+    t.append(f"min {p.minor_faults:,}", "bold")
+    t.append(f" ({_rate(mi)}/s)")
+    t.append(f"  maj {p.major_faults:,}", "bold")
+    t.append(f" ({_rate(ma)}/s)", "bold red" if ma else "")
+    return t
+
+
+class ProcessHeader(Horizontal):
+    DEFAULT_CSS = """
+    ProcessHeader { height: 3; background: $panel; }
+    ProcessHeader > #facts { width: 1fr; height: 3; }
+    ProcessHeader > #spark-box { width: 26; height: 3; padding: 0 1; }
+    ProcessHeader #spark-label { height: 1; color: $text-muted; }
+    ProcessHeader Sparkline { height: 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="facts")
+        with Vertical(id="spark-box"):
+            yield Static("faults/s, last minute", id="spark-label")
+            yield Sparkline([], id="spark")
+
+    def show(self, frame: Frame, state: str, rates: tuple[float, float] | None,
+             history: list[float]) -> None:
+        self.query_one("#facts", Static).update(facts_text(frame, state, rates))
+        peak = max(history) if history else 0
+        self.query_one("#spark-label", Static).update(
+            f"faults/s, 60 s (max {_rate(peak) if history else '–'})")
+        self.query_one(Sparkline).data = list(history)

@@ -1,0 +1,176 @@
+"""The page map of the selected VMA: one cell per page (or per N pages)."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
+
+from ...model import Capabilities, FaultTick, Vma
+from ...units import human_bytes
+from ..pagegrid import Cell, cells, scale_for
+
+STATE_STYLE = {
+    "absent": Style(color="grey35", bgcolor="grey15"),
+    "file": Style(color="white", bgcolor="#2f6db5"),
+    "file-dirty": Style(color="black", bgcolor="#e0913a"),
+    "anon": Style(color="white", bgcolor="#3f9a45"),
+    "zero": Style(color="black", bgcolor="grey62"),
+    "swapped": Style(color="white", bgcolor="#a33ea0"),
+}
+STATE_GLYPH = {"absent": "·"}
+LEGEND_ORDER = ("absent", "file", "file-dirty", "anon", "zero", "swapped")
+
+
+def legend() -> Text:
+    t = Text()
+    for s in LEGEND_ORDER:
+        t.append("  ", STATE_STYLE[s])
+        t.append(f" {s}  ")
+    t.append("•", "bold")
+    t.append(" shared  ")
+    t.append("*", "bold bright_white")
+    t.append(" changed  ")
+    t.append("!", "bold bright_yellow")
+    t.append(" faulted")
+    return t
+
+
+def capability_notes(caps: Capabilities) -> list[str]:
+    """What the page map cannot show in this snapshot, and why."""
+    if not caps.pages:
+        return ["page state not collected (--no-pages): run without it to see pages"]
+    out = []
+    if caps.kpageflags is False:
+        out.append("dirty state of file pages unknown: needs root (kpageflags); "
+                   "written file pages show as 'file'")
+    if caps.pfn_visible is False:
+        out.append("PFNs hidden (needs root): the zero page shows as 'anon'")
+    if caps.kpagecount is False:
+        out.append("sharing with other mappings unknown: needs root (kpagecount)")
+    return out
+
+
+class PageGrid(Widget):
+    """The grid itself; picks its scale from its size."""
+
+    DEFAULT_CSS = "PageGrid { height: 1fr; min-height: 2; }"
+
+    def __init__(self, **kw) -> None:
+        super().__init__(**kw)
+        self.vma: Vma | None = None
+        self.prev: Vma | None = None
+        self.faults: FaultTick | None = None
+        self.page_size = 4096
+        self.per = 1
+        self._cells: list[Cell] = []
+        self._key: tuple | None = None
+
+    def show(self, vma: Vma | None, prev: Vma | None, faults: FaultTick | None, page_size: int) -> None:
+        self.vma, self.prev, self.faults, self.page_size = vma, prev, faults, page_size
+        self._key = None
+        self.refresh()
+
+    def _compute(self) -> None:
+        w, h = self.size.width, self.size.height
+        key = (id(self.vma), id(self.prev), id(self.faults), w, h)
+        if key == self._key:
+            return
+        self._key = key
+        vma = self.vma
+        if vma is None or vma.pages is None or w <= 0 or h <= 0:
+            self._cells = []
+            return
+        per = scale_for(vma.npages(self.page_size), w * h)
+        self.per = per
+        self._cells = cells(vma, self.page_size, per, self.prev, self.faults)
+        if isinstance(self.parent, PageMapPanel):
+            self.parent.scale_changed(per)
+
+    def render_line(self, y: int) -> Strip:
+        self._compute()
+        w = self.size.width
+        base = self.rich_style
+        start = y * w
+        if start >= len(self._cells):
+            return Strip.blank(w, base)
+        segs = []
+        for c in self._cells[start:start + w]:
+            st = STATE_STYLE[c.state]
+            if c.faulted:
+                glyph, st = "!", st + Style(color="bright_yellow", bold=True)
+            elif c.changed:
+                glyph, st = "*", st + Style(color="bright_white", bold=True)
+            elif c.shared:
+                glyph, st = "•", st + Style(bold=True)
+            elif c.mixed:
+                glyph = "░" if c.state != "absent" else "∙"
+            else:
+                glyph = STATE_GLYPH.get(c.state, " ")
+            segs.append(Segment(glyph, base + st))
+        return Strip(segs).adjust_cell_length(w, base)
+
+
+class PageMapPanel(Vertical):
+    """Title, legend, what is unknown and why, the grid, and the counts."""
+
+    DEFAULT_CSS = """
+    PageMapPanel { height: 1fr; }
+    PageMapPanel > .pm-line { height: auto; }
+    PageMapPanel > #pm-notes { color: $warning; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="pm-title", classes="pm-line")
+        yield Static(legend(), id="pm-legend", classes="pm-line")
+        yield Static(id="pm-notes", classes="pm-line")
+        yield PageGrid(id="pm-grid")
+        yield Static(id="pm-counts", classes="pm-line")
+
+    def show(self, vma: Vma | None, prev: Vma | None, caps: Capabilities | None,
+             faults: FaultTick | None, page_size: int) -> None:
+        self._vma, self._page_size = vma, page_size
+        grid = self.query_one(PageGrid)
+        notes = capability_notes(caps) if caps is not None else []
+        if vma is not None and caps is not None and caps.pages and vma.pages is None:
+            notes.insert(0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)")
+        self.query_one("#pm-notes", Static).update("\n".join(notes))
+        self.query_one("#pm-notes").display = bool(notes)
+        self.query_one("#pm-counts", Static).update(self._counts_text(vma))
+        grid.show(vma, prev, faults, page_size)
+        self.scale_changed(grid.per)
+
+    def scale_changed(self, per: int) -> None:
+        vma = getattr(self, "_vma", None)
+        title = self.query_one("#pm-title", Static)
+        if vma is None:
+            title.update("Pages: no VMA selected")
+            return
+        n = vma.npages(self._page_size)
+        scale = "1 cell = 1 page" if per == 1 else \
+            f"1 cell = {per} pages ({human_bytes(per * self._page_size)})"
+        t = Text()
+        t.append("Pages ", "bold")
+        t.append(f"{vma.start:x}-{vma.end:x} ")
+        t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
+        title.update(t)
+
+    @staticmethod
+    def _counts_text(vma: Vma | None) -> Text:
+        t = Text()
+        if vma is None or vma.pages is None:
+            return t
+        c = vma.pages.counts
+
+        def q(x: int | None) -> str:
+            return "?" if x is None else f"{x:,}"
+
+        t.append(f"present {c.present:,} (file {c.file:,}, anon {c.anon:,}) · swapped {c.swapped:,}"
+                 f" · exclusive {c.exclusive:,} · dirty {q(c.dirty)} · zero {q(c.zero)}"
+                 f" · shared {q(c.shared)} · thp {q(c.thp)} · ksm {q(c.ksm)}")
+        return t

@@ -1,0 +1,320 @@
+"""A virtualised VMA table (Line API): only the visible rows are ever rendered.
+
+65,000 rows cost nothing until they scroll into view: the widget keeps the
+frame's ``Rows`` and a list of row indices (filtered, sorted); ``render_line``
+formats one row on demand. Line 0 is the column header and does not scroll.
+"""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.binding import Binding
+from textual.events import Click
+from textual.geometry import Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from ...model import Vma
+from ...units import human_bytes
+from .. import rows as R
+from ..rows import COLUMNS, Rows
+
+KIND_COLOURS = {
+    "heap": "yellow", "stack": "magenta", "vdso": "bright_black", "vvar": "bright_black",
+    "vsyscall": "bright_black", "file-private": "cyan", "file-shared": "bright_cyan",
+    "anon-private": "green", "anon-shared": "bright_green", "guard": "bright_black",
+    "deleted": "red", "shm": "bright_magenta",
+}
+
+_HEADER = Style(bold=True, underline=True)
+_CURSOR = Style(bgcolor="#264f78", color="white")
+_CURSOR_BLUR = Style(bgcolor="#3a3a3a")
+_GHOST = Style(color="grey42", strike=True)
+_NEW = Style(color="bright_green", bold=True)
+_UP = Style(color="bright_green", bold=True)
+_DOWN = Style(color="orange3")
+_RESIZED = Style(color="bright_yellow", bold=True)
+_DIM = Style(color="grey50")
+_EXEC = Style(color="bright_red")
+
+
+class VmaTable(ScrollView, can_focus=True):
+    """The table of VMAs of the current frame."""
+
+    DEFAULT_CSS = """
+    VmaTable { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
+    """
+
+    BINDINGS = [
+        Binding("up", "cursor(-1)", "Up", show=False),
+        Binding("down", "cursor(1)", "Down", show=False),
+        Binding("pageup", "page(-1)", "Page up", show=False),
+        Binding("pagedown", "page(1)", "Page down", show=False),
+        Binding("home", "jump(0)", "First", show=False),
+        Binding("end", "jump(-1)", "Last", show=False),
+    ]
+
+    class Selected(Message):
+        """The VMA under the cursor changed (or its data did)."""
+
+        def __init__(self, table: "VmaTable", vma: Vma | None) -> None:
+            super().__init__()
+            self.table = table
+            self.vma = vma
+
+    class SortRequested(Message):
+        def __init__(self, key: str) -> None:
+            super().__init__()
+            self.key = key
+
+    def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
+        super().__init__(id=id, classes=classes)
+        self.rows: Rows = Rows([])
+        self.order: list[int] = []
+        self.sort = "address"
+        self.reverse = False
+        self.filter_text = ""
+        self.cursor = 0
+        self.addr_digits = 12
+        self._selected: Vma | None = None
+
+    # --- data ------------------------------------------------------------
+    @property
+    def selected_vma(self) -> Vma | None:
+        if 0 <= self.cursor < len(self.order):
+            return self.rows.vmas[self.order[self.cursor]]
+        return None
+
+    @property
+    def selected_row(self) -> int | None:
+        if 0 <= self.cursor < len(self.order):
+            return self.order[self.cursor]
+        return None
+
+    def set_rows(self, rows: Rows, order: list[int] | None = None) -> None:
+        """Show a new frame's rows, keeping the selected VMA (by start address)."""
+        keep = self._selected.start if self._selected is not None else None
+        self.rows = rows
+        # 12 hex digits cover user space below 2^48; [vsyscall] (16 digits) is elided
+        self.addr_digits = 12
+        self.order = order if order is not None else R.order(rows, self.sort, self.reverse, self.filter_text)
+        self._restore(keep)
+
+    def set_view(self, sort: str | None = None, reverse: bool | None = None,
+                 filter_text: str | None = None) -> None:
+        """Change sort/filter; recomputes the index list and keeps the selection."""
+        if sort is not None:
+            self.sort = sort
+        if reverse is not None:
+            self.reverse = reverse
+        if filter_text is not None:
+            self.filter_text = filter_text
+        keep = self._selected.start if self._selected is not None else None
+        self.order = R.order(self.rows, self.sort, self.reverse, self.filter_text)
+        self._restore(keep)
+
+    def _position_of(self, start: int) -> int | None:
+        row = R.find_start(self.rows, start)
+        if row is None:
+            return None
+        if self.sort == "address" and not self.filter_text and not self.reverse:
+            return row  # identity order
+        try:
+            return self.order.index(row)
+        except ValueError:
+            return None
+
+    def _restore(self, keep: int | None) -> None:
+        pos = self._position_of(keep) if keep is not None else None
+        if pos is None:
+            pos = min(self.cursor, len(self.order) - 1) if self.order else 0
+        self.virtual_size = Size(self.size.width or 80, len(self.order) + 1)
+        self._move(max(pos, 0), force=True)
+        self.refresh()
+
+    def select_row(self, row: int) -> bool:
+        """Put the cursor on row index ``row`` of ``self.rows`` (if it is shown)."""
+        try:
+            pos = self.order.index(row) if not (self.sort == "address" and not self.filter_text
+                                                 and not self.reverse) else row
+        except ValueError:
+            return False
+        self._move(pos)
+        return True
+
+    # --- cursor ----------------------------------------------------------
+    def _page(self) -> int:
+        return max(1, self.scrollable_content_region.height - 1)
+
+    def _move(self, pos: int, force: bool = False) -> None:
+        n = len(self.order)
+        pos = max(0, min(pos, n - 1)) if n else 0
+        old = self.cursor
+        self.cursor = pos
+        # keep the cursor visible: rows are at y = pos + 1 (header is line 0)
+        h = self._page()
+        top = int(self.scroll_y)
+        if pos < top:
+            self.scroll_to(y=pos, animate=False, immediate=True)
+        elif pos >= top + h:
+            self.scroll_to(y=pos - h + 1, animate=False, immediate=True)
+        if old != pos:
+            self.refresh_line(old - int(self.scroll_y) + 1)
+            self.refresh_line(pos - int(self.scroll_y) + 1)
+        vma = self.selected_vma
+        if force or vma is not self._selected:
+            self._selected = vma
+            self.post_message(self.Selected(self, vma))
+
+    def action_cursor(self, delta: int) -> None:
+        self._move(self.cursor + delta)
+
+    def action_page(self, delta: int) -> None:
+        self._move(self.cursor + delta * self._page())
+
+    def action_jump(self, pos: int) -> None:
+        self._move(pos if pos >= 0 else len(self.order) - 1)
+
+    def on_click(self, event: Click) -> None:
+        y = event.y
+        if y == 0:
+            x = 0
+            for col, w in self._layout(self.size.width):
+                if x <= event.x < x + w + 1:
+                    self.post_message(self.SortRequested(col.key))
+                    return
+                x += w + 1
+            return
+        self._move(int(self.scroll_y) + y - 1)
+
+    # --- rendering -------------------------------------------------------
+    def _layout(self, width: int) -> list[tuple[R.Column, int]]:
+        out = []
+        used = 1  # change marker column
+        for col in COLUMNS:
+            if col.key == "address":
+                w = self.addr_digits * 2 + 1
+            elif col.width:
+                w = col.width
+            else:
+                w = max(4, width - used - 1)
+            out.append((col, w))
+            used += w + 1
+        return out
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        base = self.rich_style
+        if y == 0:
+            return self._header(width, base)
+        pos = int(self.scroll_y) + y - 1
+        if pos >= len(self.order):
+            return Strip.blank(width, base)
+        return self._row(pos, width, base)
+
+    def _header(self, width: int, base: Style) -> Strip:
+        segs = [Segment(" ", base)]
+        arrow = "▲" if not self.reverse else "▼"
+        for col, w in self._layout(width):
+            title = col.title + (arrow if col.key == self.sort else "")
+            text = title.rjust(w) if col.right else title.ljust(w)
+            st = base + _HEADER
+            if col.key == self.sort:
+                st += Style(color="bright_yellow")
+            segs.append(Segment(text[:w], st))
+            segs.append(Segment(" ", base))
+        return Strip(segs).adjust_cell_length(width, base)
+
+    def _row(self, pos: int, width: int, base: Style) -> Strip:
+        rows = self.rows
+        k = self.order[pos]
+        v = rows.vmas[k]
+        ghost = k in rows.ghost
+        if pos == self.cursor:
+            base = base + (_CURSOR if self.has_focus else _CURSOR_BLUR)
+        if ghost:
+            mark, mst = "-", base + _GHOST
+        elif k in rows.new:
+            mark, mst = "+", base + _NEW
+        else:
+            mark, mst = " ", base
+        segs = [Segment(mark, mst)]
+        rowst = base + _GHOST if ghost else base
+        d = self.addr_digits
+        for col, w in self._layout(width):
+            st = rowst
+            key = col.key
+            if key == "address":
+                text = f"{v.start:0{d}x}-{v.end:0{d}x}"
+                if len(text) > w:
+                    head = f"{v.start:x}-…"
+                    text = head + f"{v.end:x}"[-(w - len(head)):]
+            elif key == "perms":
+                text = v.perms
+                if not ghost and "x" in v.perms:
+                    st = rowst + _EXEC
+            elif key == "kind":
+                text = v.kind
+                if not ghost:
+                    st = rowst + Style(color=KIND_COLOURS.get(v.kind))
+            elif key == "size":
+                text = human_bytes(v.end - v.start)
+                if k in rows.resized and not ghost:
+                    st = rowst + _RESIZED
+            elif key == "rss":
+                text = human_bytes(R.rss(v))
+                st = self._delta_style(rowst, rows.rss_delta.get(k), ghost)
+            elif key == "dirty":
+                text = human_bytes(R.dirty(v))
+                st = self._delta_style(rowst, rows.dirty_delta.get(k), ghost)
+            elif key == "swap":
+                s = R.swap(v)
+                text = human_bytes(s)
+                if not s:
+                    st = rowst + _DIM
+            elif key == "flt":
+                f = rows.faults.get(k)
+                if f is None:
+                    text, st = "-", rowst + _DIM
+                else:
+                    total = f[0] + f[1]
+                    text = _rate(total)
+                    st = rowst + Style(color="bright_red" if f[1] else "orange1", bold=total >= 100)
+            else:
+                text = v.path or ""
+                if len(text) > w > 1:
+                    text = "…" + text[len(text) - w + 1:]   # keep the file name
+            if len(text) > w:
+                text = text[: w - 1] + "…" if w > 1 else text[:w]
+            text = text.rjust(w) if col.right else text.ljust(w)
+            segs.append(Segment(text, st))
+            segs.append(Segment(" ", rowst))
+        return Strip(segs).adjust_cell_length(width, base)
+
+    @staticmethod
+    def _delta_style(st: Style, delta: int | None, ghost: bool) -> Style:
+        if ghost or not delta:
+            return st
+        return st + (_UP if delta > 0 else _DOWN)
+
+    def on_focus(self) -> None:
+        self.refresh()
+
+    def on_blur(self) -> None:
+        self.refresh()
+
+    def on_resize(self) -> None:
+        self.virtual_size = Size(self.size.width, len(self.order) + 1)
+        self._move(self.cursor)
+
+
+def _rate(x: float) -> str:
+    if x < 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".") or "0"
+    if x < 10_000:
+        return f"{x:.0f}"
+    if x < 10_000_000:
+        return f"{x / 1000:.0f}k"
+    return f"{x / 1e6:.0f}M"
