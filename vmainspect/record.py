@@ -492,6 +492,8 @@ def read_recording(path: str) -> Recording:
         try:
             header = _parse_line(first)
         except (ValueError, UnicodeDecodeError, RecursionError):
+            if first.strip() == b"{" or b'"vmainspect/snapshot@' in first:
+                raise BadInput(f"{path}: is a snapshot, not a recording") from None
             raise BadInput(f"{path}: not a vmainspect recording (line 1 is not JSON)") from None
         rec = Recording(path, _check_header(header, path), [], [])
         prev: dict | None = None
@@ -499,15 +501,12 @@ def read_recording(path: str) -> Recording:
         for raw in f:
             lineno += 1
             problem = None
-            if not raw.endswith(b"\n"):
-                problem = "incomplete last record"
-            else:
-                try:
-                    r = _parse_line(raw)
-                    if type(r) is not dict or type(r.get("t")) not in (int, float):
-                        problem = "not a record"
-                except (ValueError, UnicodeDecodeError, RecursionError):
-                    problem = "not JSON"
+            try:
+                r = _parse_line(raw)
+                if type(r) is not dict or type(r.get("t")) not in (int, float):
+                    problem = "not a record"
+            except (ValueError, UnicodeDecodeError, RecursionError):
+                problem = "not JSON" if raw.endswith(b"\n") else "incomplete last record"
             if problem is None:
                 try:
                     if "snapshot" in r:

@@ -92,6 +92,17 @@ def _start_sampler(pid: int):
     return sampler, None
 
 
+def _tick(sampler, snapshot):
+    """The sampler's FaultTick for the window ending now; None if it has nothing to say."""
+    from ..errors import VmaInspectError
+    if sampler is None:
+        return None
+    try:
+        return sampler.tick(snapshot)
+    except VmaInspectError:     # the process went away: the collect will say so
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     from ..collect import collect
     from ..errors import ProcessGone, VmaInspectError
@@ -120,12 +131,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _Stop() as stop:
             writer.header(snapshot, interval_s=args.interval, pages=args.pages, faults=sampler is not None)
-            if why:
-                writer.note(0.0, why)
+            for note in ([why] if why else []) + list(getattr(sampler, "notes", []) or []):
+                writer.note(0.0, note)
+            if sampler is not None and getattr(sampler, "reason", None):
+                writer.note(0.0, f"page faults from /proc counters: {sampler.reason}")
             k = 0
             while True:
-                faults = sampler.tick(snapshot) if sampler is not None else None
-                writer.frame(time.monotonic() - t0, snapshot, faults)
+                writer.frame(time.monotonic() - t0, snapshot, _tick(sampler, snapshot))
                 progress()
                 if snapshot.process.state in ("Z", "X", "x"):
                     end, end_note = END_EXITED, f"process {pid} exited (it is a zombie)"
@@ -155,8 +167,7 @@ def run(args: argparse.Namespace) -> int:
                     break
                 if stop.reason:     # signalled during the collect: keep what we have, then stop
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
-                    faults = sampler.tick(snapshot) if sampler is not None else None
-                    writer.frame(time.monotonic() - t0, snapshot, faults)
+                    writer.frame(time.monotonic() - t0, snapshot, _tick(sampler, snapshot))
                     break
     except VmaInspectError as e:
         end, end_note, error = END_ERROR, str(e), e
