@@ -104,6 +104,7 @@ class FaultSampler:
         self._symbolizer = None
         self._sym_cache: dict[int, tuple] = {}
         self._started = False
+        self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
     # ------------------------------------------------------------ threads
     def _tids(self) -> list[int]:
@@ -204,6 +205,7 @@ class FaultSampler:
                 first_error = OSError(errno.ESRCH, "no thread could be opened")
             self._counters_mode(self._refusal(first_error))
             return
+        self.start_counters = self.proc_counters()
         if self._skipped:
             self.notes.append(f"{len(self._skipped)} thread(s) could not be sampled "
                               "(perf ring memory limit: kernel.perf_event_mlock_kb)")
@@ -218,6 +220,7 @@ class FaultSampler:
             self._proc_counters = parse_stat_faults(self.reader.read("stat"))
         except ProcessGone:
             self.gone = True
+        self.start_counters = self._proc_counters
 
     # ------------------------------------------------------------ draining
     def _run(self) -> None:
@@ -320,7 +323,7 @@ class FaultSampler:
         self._last = now
         if self.mode == "counters":
             return self._counters_tick(window_s)
-        if not self.gone and (self._thread is None or self._thread.is_alive()):
+        if not self.gone and not self._stop.is_set():
             try:
                 self._rescan()
             except (ProcessGone, AccessDenied):
@@ -490,6 +493,17 @@ class FaultSampler:
                 mi += a
                 ma += b
         return mi, ma
+
+    def stop(self) -> None:
+        """Stop counting and sampling (the rings keep what they hold for a last ``tick``)."""
+        # no lock: the drain thread may hold it for milliseconds, and every fault
+        # sampled after the caller's last look at /proc would widen the window
+        for r in list(self._rings.values()):
+            r.disable()
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
 
     def close(self) -> None:
         self._stop.set()

@@ -247,11 +247,11 @@ class Ring:
         for name in ("fd_maj", "fd_min"):
             fd = getattr(self, name)
             if fd >= 0:
+                setattr(self, name, -1)     # before close: another thread's disable() must not hit a reused fd
                 try:
                     os.close(fd)
                 except OSError:
                     pass
-                setattr(self, name, -1)
 
 
 def _sample_header(misc: int) -> int:

@@ -1,0 +1,268 @@
+"""vmainspect faults PID: which mappings and which functions take a process's page faults."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+
+from ..cli import pid_arg
+
+HELP = "sample a process's page faults: top mappings and functions, minor/major"
+DESCRIPTION = """Sample every page fault of a process (perf_event_open software events
+page-faults-min and page-faults-maj, with the faulting address and instruction)
+for --duration seconds, or until Ctrl+C or the process exits, and print the
+mappings (VMAs) and functions that took them, minor and major apart, faults per
+second, lost samples, and the kernel's own fault counters (/proc/PID/stat) over
+the same window for comparison.
+
+Where perf_event_open is refused (kernel.perf_event_paranoid, seccomp, another
+user's process), it says why and reports the /proc counters (per process and
+per thread) instead.
+
+examples:
+  vmainspect faults 1234 --duration 5
+  vmainspect faults 1234 --duration 10 --period 10 --top 20
+  vmainspect faults 1234 --duration 2 --json | jq .by_vma[0]"""
+
+SCHEMA = "vmainspect/faults@1"
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0 < v < 1e9:
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
+    return v
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
+    return v
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pid", type=pid_arg, metavar="PID", help="process to sample")
+    p.add_argument("--duration", type=_seconds, default=None, metavar="S",
+                   help="sample for S seconds (default: until Ctrl+C or the process exits)")
+    p.add_argument("--period", type=_positive_int, default=1, metavar="N",
+                   help="sample one fault in N (default 1: every fault)")
+    p.add_argument("--top", type=_positive_int, default=10, metavar="N",
+                   help="rows in each table (default 10)")
+    p.add_argument("--json", action="store_true", help=f"print {SCHEMA} JSON instead of tables")
+
+
+class _Result:
+    def __init__(self) -> None:
+        self.by_vma: dict[tuple[int, int, str, str | None], list[int]] = {}
+        self.by_symbol: dict[tuple[str, str], list[int]] = {}
+        self.by_thread: dict[int, list[int]] = {}
+        self.minor = self.major = 0
+        self.lost = 0
+        self.unattributed = 0
+
+    def add(self, tick, snapshot, sampler) -> None:
+        self.minor += tick.minor
+        self.major += tick.major
+        self.lost += tick.lost or 0
+        for tid, (a, b) in tick.by_thread.items():
+            t = self.by_thread.setdefault(tid, [0, 0])
+            t[0] += a
+            t[1] += b
+        if tick.mode != "perf":
+            return
+        self.unattributed += sampler.unattributed
+        vmas = {v.start: v for v in snapshot.vmas}
+        for start, (a, b) in tick.by_vma.items():
+            v = vmas.get(start)
+            key = (start, v.end, v.perms, v.path) if v is not None else (start, start, "?", None)
+            c = self.by_vma.setdefault(key, [0, 0])
+            c[0] += a
+            c[1] += b
+        for key, (a, b) in sampler.by_symbol_split.items():
+            c = self.by_symbol.setdefault(key, [0, 0])
+            c[0] += a
+            c[1] += b
+
+
+def _sample(args, sampler, snap, res: _Result, collect):
+    """Tick once a second until the duration, Ctrl+C or the process's exit."""
+    from ..errors import AccessDenied, ProcessGone
+
+    current = [snap]
+
+    def refresh():
+        try:
+            current[0] = collect(args.pid)
+        except (ProcessGone, AccessDenied):
+            return None
+        return current[0]
+
+    t0 = time.monotonic()
+    deadline = t0 + args.duration if args.duration else None
+    interrupted = False
+    try:
+        while True:
+            now = time.monotonic()
+            wait = 1.0 if deadline is None else min(1.0, deadline - now)
+            if wait > 0:
+                time.sleep(wait)
+            if sampler.gone or (deadline is not None and time.monotonic() >= deadline):
+                break
+            res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
+    except KeyboardInterrupt:
+        interrupted = True
+    # the kernel's counters, then the events stopped, then the last of the rings:
+    # both cover the same window (to within microseconds)
+    c1 = sampler.proc_counters()
+    sampler.stop()
+    elapsed = time.monotonic() - t0
+    res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
+    return elapsed, interrupted, sampler.gone, c1
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..collect import collect
+    from ..faults import FaultSampler
+
+    snap = collect(args.pid)                # ProcessGone (exit 3) if it never existed
+    sampler = FaultSampler(args.pid, period=args.period)
+    prev_term = signal.getsignal(signal.SIGTERM)
+
+    def on_term(_sig, _frame):
+        raise KeyboardInterrupt
+
+    res = _Result()
+    try:
+        sampler.start()
+        c0 = sampler.start_counters
+        if not args.json and sys.stderr.isatty() and args.duration is None:
+            print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
+        signal.signal(signal.SIGTERM, on_term)
+        try:
+            elapsed, interrupted, gone, c1 = _sample(args, sampler, snap, res, collect)
+        finally:
+            signal.signal(signal.SIGTERM, prev_term)
+        events = sampler.event_counts() if sampler.mode == "perf" else None
+    finally:
+        sampler.close()
+    proc = None
+    if c0 is not None and c1 is not None:
+        proc = {"minor": c1[0] - c0[0], "major": c1[1] - c0[1]}
+    doc = _document(args, sampler, snap, res, elapsed, proc, events, interrupted, gone)
+    out = json.dumps(doc, indent=1) + "\n" if args.json else _render(doc, args.top)
+    sys.stdout.write(out)
+    sys.stdout.flush()
+    return 0
+
+
+def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, gone) -> dict:
+    perf = sampler.mode == "perf"
+    samples = res.minor + res.major if perf else None
+    by_vma = sorted(res.by_vma.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0][0]))
+    by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
+    notes = list(sampler.notes)
+    if gone:
+        notes.append(f"the process exited after {elapsed:.2f} s: this is what was sampled until then")
+    if interrupted:
+        notes.append(f"interrupted after {elapsed:.2f} s")
+    if res.unattributed:
+        notes.append(f"{res.unattributed} sampled faults lie in mappings that were gone by the time "
+                     "the memory map was read (made and unmapped within one second)")
+    if proc is None:
+        notes.append("the kernel's counters could not be read at the end (the process exited)")
+    return {
+        "schema": SCHEMA,
+        "pid": args.pid,
+        "name": snap.process.name,
+        "mode": sampler.mode,
+        "reason": sampler.reason,
+        "period": args.period if perf else None,
+        "duration_s": round(elapsed, 6),
+        "samples": samples,
+        "minor": res.minor if perf else None,
+        "major": res.major if perf else None,
+        "lost": res.lost if perf else None,
+        "faults_per_s": round((res.minor + res.major) * (args.period if perf else 1) / elapsed, 1)
+        if elapsed > 0 else None,
+        "event_counts": {"minor": events[0], "major": events[1]} if events else None,
+        "unattributed": res.unattributed if perf else None,
+        "by_vma": [{"start": s, "end": e, "perms": p, "path": path, "minor": c[0], "major": c[1]}
+                   for (s, e, p, path), c in by_vma],
+        "by_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+                      for (s, d), c in by_sym],
+        "by_thread": [{"tid": t, "minor": c[0], "major": c[1]}
+                      for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
+        "proc_counters": proc,
+        "notes": notes,
+    }
+
+
+def _n(v) -> str:
+    return "-" if v is None else f"{v:,}"
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{100.0 * part / whole:5.1f}%" if whole else "    -"
+
+
+def _render(doc: dict, top: int) -> str:
+    from ..units import human_bytes
+
+    out = []
+    head = f"page faults of {doc['pid']} ({doc['name']}) over {doc['duration_s']:.2f} s"
+    proc = doc["proc_counters"]
+    kern = (f"kernel counters (/proc/{doc['pid']}/stat) over the same window: "
+            f"{_n(proc['minor'])} minor, {_n(proc['major'])} major" if proc else
+            "kernel counters: unavailable (the process exited)")
+    if doc["mode"] == "counters":
+        out.append(f"{head}: /proc counters (not sampled)")
+        out.append(f"  {doc['reason']}")
+        total = (proc["minor"] + proc["major"]) if proc else None
+        out.append(f"  {kern}" + (f"; {total / doc['duration_s']:,.0f} faults/s" if total is not None
+                                   and doc["duration_s"] > 0 else ""))
+    else:
+        s, lost = doc["samples"], doc["lost"]
+        lost_pct = f" ({100.0 * lost / (s + lost):.2f}%)" if s + lost else ""
+        period = "" if doc["period"] == 1 else f", one in {doc['period']} sampled"
+        out.append(f"{head}: sampled with perf_event_open{period}")
+        out.append(f"  {_n(s)} samples: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
+                   f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}")
+        out.append(f"  {kern}")
+        if doc["by_vma"]:
+            out.append("")
+            out.append(f"top mappings ({min(top, len(doc['by_vma']))} of {len(doc['by_vma'])}):")
+            out.append(f"  {'FAULTS':>10} {'SHARE':>6} {'MINOR':>10} {'MAJOR':>8}  {'ADDRESS':<29} PERMS {'SIZE':>7}  PATH")
+            for r in doc["by_vma"][:top]:
+                c = r["minor"] + r["major"]
+                size = human_bytes(r["end"] - r["start"])
+                out.append(f"  {c:>10,} {_pct(c, s):>6} {r['minor']:>10,} {r['major']:>8,}  "
+                           f"{r['start']:012x}-{r['end']:012x}  {r['perms']:<5} {size:>7}  {r['path'] or '[anon]'}")
+        if doc["by_symbol"]:
+            out.append("")
+            out.append(f"top functions ({min(top, len(doc['by_symbol']))} of {len(doc['by_symbol'])}):")
+            out.append(f"  {'FAULTS':>10} {'SHARE':>6} {'MINOR':>10} {'MAJOR':>8}  SYMBOL  (DSO)")
+            for r in doc["by_symbol"][:top]:
+                out.append(f"  {r['count']:>10,} {_pct(r['count'], s):>6} {r['minor']:>10,} {r['major']:>8,}  "
+                           f"{r['symbol']}  ({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})")
+    threads = doc["by_thread"]
+    if len(threads) > 1 or doc["mode"] == "counters":
+        out.append("")
+        label = "per thread (/proc/PID/task/TID/stat deltas)" if doc["mode"] == "counters" else "per thread"
+        out.append(f"{label}:")
+        out.append(f"  {'TID':>8} {'MINOR':>10} {'MAJOR':>8}")
+        for r in threads[:top]:
+            out.append(f"  {r['tid']:>8} {r['minor']:>10,} {r['major']:>8,}")
+    for note in doc["notes"]:
+        out.append(f"note: {note}")
+    return "\n".join(out) + "\n"
