@@ -170,6 +170,7 @@ class FaultSample:
     major: bool
     symbol: str | None = None   # "func+0x12" once symbolized
     dso: str | None = None      # path of the ELF the IP lies in
+    data_symbol: str | None = None  # the object the faulting address lies in ("var+0x8"), when in an ELF's .data/.bss
 
 
 @dataclass(frozen=True)
