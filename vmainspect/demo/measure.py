@@ -1,0 +1,147 @@
+"""What the demo measures: questions answered from snapshots and /proc, never from the workload.
+
+Every function here reads the kernel's accounting: VMAs and per-page runs
+of a ``Snapshot`` (collect(pid, pages=True)), fault counters of its
+``ProcessInfo``, and a few /proc files read through ProcReader. A page
+range is given as (address, length) and pages are numbered from the
+address. ``None`` means the kernel did not let us see it (no root).
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..errors import ProcessGone
+from ..model import ABSENT, FILE_DIRTY, SWAPPED, Snapshot, Vma
+from ..procfs.reader import ProcReader
+
+NOT_PRESENT = (ABSENT, SWAPPED)
+
+
+def page_size(snap: Snapshot) -> int:
+    return snap.host.page_size
+
+
+def overlapping(snap: Snapshot, addr: int, length: int) -> list[Vma]:
+    """VMAs that overlap [addr, addr + length), in address order."""
+    end = addr + length
+    return [v for v in snap.vmas if v.start < end and v.end > addr]
+
+
+def covered(snap: Snapshot, addr: int, length: int) -> bool:
+    """True if VMAs cover every byte of [addr, addr + length) with no hole."""
+    at = addr
+    for v in overlapping(snap, addr, length):
+        if v.start > at:
+            return False
+        at = max(at, v.end)
+    return at >= addr + length
+
+
+def pages_in(snap: Snapshot, addr: int, length: int, states: tuple[str, ...] | None = None,
+             *, exclude: tuple[str, ...] = ()) -> set[int]:
+    """Page numbers (from ``addr``) of the range whose state is in ``states`` (or not in ``exclude``)."""
+    ps = page_size(snap)
+    first_page, last_page = addr // ps, (addr + length + ps - 1) // ps
+    out: set[int] = set()
+    for v in overlapping(snap, addr, length):
+        if v.pages is None:
+            raise ValueError("snapshot was taken without pages")
+        v0 = v.start // ps
+        for r in v.pages.runs:
+            if (states is not None and r.state not in states) or r.state in exclude:
+                continue
+            lo, hi = max(v0 + r.first, first_page), min(v0 + r.first + r.count, last_page)
+            out.update(range(lo - first_page, hi - first_page))
+    return out
+
+
+def present(snap: Snapshot, addr: int, length: int) -> set[int]:
+    """Pages of the range that are in the page tables (incl. the zero page)."""
+    return pages_in(snap, addr, length, exclude=NOT_PRESENT)
+
+
+def dirty_file(snap: Snapshot, addr: int, length: int) -> set[int] | None:
+    """File pages of the range with kpageflags DIRTY; None without kpageflags (root)."""
+    if not snap.capabilities.kpageflags:
+        return None
+    return pages_in(snap, addr, length, (FILE_DIRTY,))
+
+
+def shared(snap: Snapshot, addr: int, length: int) -> set[int] | None:
+    """Present pages of the range mapped more than once (kpagecount > 1); None without root."""
+    if not snap.capabilities.kpagecount:
+        return None
+    ps = page_size(snap)
+    first_page, last_page = addr // ps, (addr + length + ps - 1) // ps
+    out: set[int] = set()
+    for v in overlapping(snap, addr, length):
+        if v.pages is None or v.pages.shared_runs is None:
+            return None
+        v0 = v.start // ps
+        for f, n in v.pages.shared_runs:
+            lo, hi = max(v0 + f, first_page), min(v0 + f + n, last_page)
+            out.update(range(lo - first_page, hi - first_page))
+    return out
+
+
+def vma_at(snap: Snapshot, addr: int) -> Vma | None:
+    return snap.vma_at(addr)
+
+
+def faults(before: Snapshot, after: Snapshot) -> tuple[int, int]:
+    """(minor, major) page faults the process took between the two snapshots."""
+    return (after.process.minor_faults - before.process.minor_faults,
+            after.process.major_faults - before.process.major_faults)
+
+
+def fd_target(pid: int, fd: int, proc_root: str = "/proc") -> str | None:
+    """Where /proc/PID/fd/FD points, or None if that descriptor is not open."""
+    return ProcReader(pid, proc_root).readlink(f"fd/{fd}")
+
+
+def death(pid: int, proc_root: str = "/proc") -> dict:
+    """How a dead, not yet reaped child ended, from its /proc/PID/stat.
+
+    Field 52 (exit_code, Linux 3.5+) is the status waitpid() will return.
+    Returns {"state", "signal", "exit_code"}; signal/exit_code are None when
+    not applicable.
+    """
+    raw = ProcReader(pid, proc_root).read("stat")
+    fields = raw.rsplit(b")", 1)[1].split()
+    state = fields[0].decode()
+    status = int(fields[49]) if len(fields) > 49 else None
+    sig = code = None
+    if status is not None and state in ("Z", "X"):
+        if os.WIFSIGNALED(status):
+            sig = os.WTERMSIG(status)
+        elif os.WIFEXITED(status):
+            code = os.WEXITSTATUS(status)
+    return {"state": state, "signal": sig, "exit_code": code}
+
+
+def file_pages_equal(path: str, page: int, pages: list[int], expected) -> bool:
+    """True if, for every page number in ``pages``, the file holds ``expected(p)`` there (read(2))."""
+    with open(path, "rb") as f:
+        for p in pages:
+            want = expected(p)
+            f.seek(p * page)
+            if f.read(len(want)) != want:
+                return False
+    return True
+
+
+def fault_around_bytes() -> int | None:
+    """/sys/kernel/debug/fault_around_bytes, or None (needs root and debugfs mounted)."""
+    try:
+        with open("/sys/kernel/debug/fault_around_bytes") as f:
+            return int(f.read().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def alive(pid: int) -> bool:
+    try:
+        return ProcReader(pid).exists()
+    except ProcessGone:
+        return False
