@@ -90,6 +90,7 @@ class FaultSampler:
         self.exclude_kernel = False
         self.unattributed = 0               # samples of the last tick outside the snapshot's VMAs
         self.by_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick
+        self.by_data_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick: faulting data in ELF .data/.bss
         self.total_lost = 0
         self._rings: dict = {}              # tid -> perf.Ring
         self._skipped: set[int] = set()     # threads that could not be opened
@@ -349,6 +350,7 @@ class FaultSampler:
                 snapshot = fresh
                 by_vma, missing = self._attribute(snapshot, minor, major)
         self.unattributed = missing
+        self.by_data_symbol_split = self._data_symbols(snapshot, by_vma, (minor, major))
         sym_split = self._symbols(snapshot, win.ips)
         self.by_symbol_split = sym_split
         by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
@@ -413,6 +415,41 @@ class FaultSampler:
         self._sym_cache[key] = out
         return out
 
+    def _elf_data_vma(self, v, snapshot: Snapshot) -> bool:
+        """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
+        from .symbolize import elf_path
+        if elf_path(v) is not None:
+            return True
+        if v.path or v.inode:
+            return False
+        i = bisect.bisect_left([x.start for x in snapshot.vmas], v.start) - 1
+        return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
+
+    def _data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
+        """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
+        out: dict[tuple[str, str], list[int]] = {}
+        budget = 20000          # distinct addresses symbolized per tick
+        for start in by_vma:
+            v = snapshot.vma_at(start)
+            if v is None or not self._elf_data_vma(v, snapshot):
+                continue
+            if self._symbolizer is None:
+                from .symbolize import Symbolizer
+                self._symbolizer = Symbolizer()
+            for kind, addrs in enumerate(lists):
+                lo = bisect.bisect_left(addrs, v.start)
+                hi = bisect.bisect_left(addrs, v.end, lo)
+                if lo == hi:
+                    continue
+                for a, c in Counter(addrs[lo:hi]).items():
+                    if budget <= 0:
+                        break
+                    budget -= 1
+                    sym = self._symbolizer.lookup(a, v, snapshot)
+                    if sym is not None and sym.name is not None:
+                        out.setdefault((sym.name, sym.dso), [0, 0])[kind] += c
+        return {k: (a, b) for k, (a, b) in out.items()}
+
     def _symbols(self, snapshot: Snapshot, ips) -> dict[tuple[str, str], tuple[int, int]]:
         out: dict[tuple[str, str], list[int]] = {}
         for kind in (0, 1):
@@ -439,9 +476,18 @@ class FaultSampler:
         out = []
         for i, ip, pid, tid, t, a in rows[-self.recent:]:
             _name, dso, text = self._symbol_of(ip, snapshot)
+            data = None
+            v = snapshot.vma_at(a)
+            if v is not None and self._elf_data_vma(v, snapshot):
+                if self._symbolizer is None:
+                    from .symbolize import Symbolizer
+                    self._symbolizer = Symbolizer()
+                ds = self._symbolizer.lookup(a, v, snapshot)
+                data = ds.text if ds is not None and ds.name is not None else None
             out.append(FaultSample(time_ns=t, pid=pid, tid=tid, ip=ip, addr=a, major=i in maj_ids,
                                    symbol=None if text.startswith("0x") else text,
-                                   dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso))
+                                   dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso,
+                                   data_symbol=data))
         return tuple(out)
 
     # ------------------------------------------------------------ counters mode

@@ -67,6 +67,7 @@ class _Result:
         self.by_vma: dict[tuple[int, int, str, str | None], list[int]] = {}
         self.by_symbol: dict[tuple[str, str], list[int]] = {}
         self.by_thread: dict[int, list[int]] = {}
+        self.by_data: dict[tuple[str, str], list[int]] = {}
         self.minor = self.major = 0
         self.lost = 0
         self.unattributed = 0
@@ -91,6 +92,10 @@ class _Result:
             c[1] += b
         for key, (a, b) in sampler.by_symbol_split.items():
             c = self.by_symbol.setdefault(key, [0, 0])
+            c[0] += a
+            c[1] += b
+        for key, (a, b) in sampler.by_data_symbol_split.items():
+            c = self.by_data.setdefault(key, [0, 0])
             c[0] += a
             c[1] += b
 
@@ -201,6 +206,8 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
                    for (s, e, p, path), c in by_vma],
         "by_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
                       for (s, d), c in by_sym],
+        "by_data_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+                           for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
         "by_thread": [{"tid": t, "minor": c[0], "major": c[1]}
                       for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
         "proc_counters": proc,
@@ -255,6 +262,13 @@ def _render(doc: dict, top: int) -> str:
             for r in doc["by_symbol"][:top]:
                 out.append(f"  {r['count']:>10,} {_pct(r['count'], s):>6} {r['minor']:>10,} {r['major']:>8,}  "
                            f"{r['symbol']}  ({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})")
+        if doc["by_data_symbol"]:
+            out.append("")
+            out.append("faulting data in ELF images (.data, .bss, .rodata):")
+            out.append(f"  {'FAULTS':>10} {'MINOR':>10} {'MAJOR':>8}  OBJECT  (DSO)")
+            for r in doc["by_data_symbol"][:top]:
+                out.append(f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['symbol']}  "
+                           f"({os.path.basename(r['dso'])})")
     threads = doc["by_thread"]
     if len(threads) > 1 or doc["mode"] == "counters":
         out.append("")
