@@ -58,6 +58,25 @@ def _boot_time(reader: ProcReader) -> int | None:
     return _btime_cache[root]
 
 
+def _read_big(reader: ProcReader, name: str) -> bytes:
+    """Read a large /proc file (smaps) to EOF with few allocations.
+
+    A seq_file read returns about one page per call whatever the buffer
+    size, so a loop of 1 MiB ``os.read`` calls allocates and shrinks a 1 MiB
+    bytes object per 4 KiB (3,700 times for a 15 MB smaps). ``FileIO.readall``
+    reads into one growing buffer: about as fast as ``cat``. Errors are
+    mapped by retrying through ``reader.read``, which raises the domain error.
+    """
+    fd = reader.open(name)
+    try:
+        with open(fd, "rb", buffering=0, closefd=False) as f:
+            return f.readall()
+    except OSError:
+        return reader.read(name)
+    finally:
+        os.close(fd)
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -85,7 +104,7 @@ def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
 def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -> Snapshot:
     taken_at = _now_iso()
     before = parse.parse_stat(reader.read("stat"))
-    smaps_raw = reader.read("smaps")
+    smaps_raw = _read_big(reader, "smaps")
     notes: list[str] = []
     if smaps_raw:
         rollup_raw = reader.read("smaps_rollup")

@@ -95,8 +95,10 @@ def field_key(name: bytes | str) -> str:
 # ---------------------------------------------------------------- paths, kinds
 
 def decode_path(raw: bytes) -> str:
-    """A path as the kernel prints it; bytes that are not UTF-8 survive (surrogateescape)."""
-    return raw.decode("utf-8", "surrogateescape")
+    """A path as the kernel prints it. Bytes that are not UTF-8 become ``\\xNN``
+    (backslashreplace): JSON text must be valid Unicode, and a lone surrogate
+    would break writing it."""
+    return raw.decode("utf-8", "backslashreplace")
 
 
 _SPECIAL_KINDS = {
@@ -166,41 +168,73 @@ class _Memo(dict):
 
 
 def _flags_of(line: bytes) -> tuple[str, ...]:
-    # b"VmFlags: rd wr mr mw me ac " -> ("rd", "wr", ...)
-    return tuple(w.decode("ascii", "replace") for w in line.split()[1:])
+    # b"rd wr mr mw me ac " -> ("rd", "wr", ...); a leading "VmFlags:" is dropped
+    words = line.split()
+    if words and words[0] == b"VmFlags:":
+        del words[0]
+    return tuple(w.decode("ascii", "replace") for w in words)
 
 
-def _make_vmas(headers: list[bytes], flags: list, smaps: list) -> list[Vma]:
-    """Build Vma objects without the frozen-dataclass __init__ (hot path).
+_HEADERS = re.compile(
+    rb"^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?$",
+    re.MULTILINE,
+)
+_VMA_FIELDS = ("start", "end", "perms", "offset", "dev", "inode", "path", "kind", "flags", "smaps", "pages")
 
-    ``object.__setattr__(v, "__dict__", d)`` gives exactly what __init__ would
-    (same fields, same values) at a fraction of the cost; equality, repr,
-    dataclasses.replace and pickling behave as for any Vma.
+
+def _hex(b: bytes) -> int:
+    return int(b, 16)
+
+
+def _kind_of(key: tuple[str, str | None]) -> str:
+    return vma_kind(key[0], key[1])
+
+
+def _make_vmas(headers, flags, smaps) -> list[Vma]:
+    """Build Vma objects from header lines, flag tuples and smaps dicts (hot path).
+
+    All per-VMA work runs inside C-level ``map``/``zip`` calls; repeated
+    values (perms, devices, paths, kinds) are decoded once. Objects are made
+    with ``object.__new__`` and get their ``__dict__`` assigned: exactly the
+    fields and values the dataclass ``__init__`` would set (equality, repr,
+    ``dataclasses.replace`` and pickling behave the same) at a fraction of
+    the cost of the frozen ``__init__`` (one ``object.__setattr__`` per field).
     """
-    paths = _Memo(decode_path)
-    kinds: dict = {}
-    out = []
-    append = out.append
-    match = _HEADER.match
-    for h, fl, sm in zip(headers, flags, smaps):
-        m = match(h)
-        if m is None:
-            raise ParseError(f"smaps: not a mapping header: {h[:80]!r}")
-        s, e, perms, off, dev, ino, path = m.groups()
-        key = (perms, path)
-        got = kinds.get(key)
-        if got is None:
-            p = perms.decode()
-            pth = None if not path else paths[path]
-            got = kinds[key] = (p, pth, vma_kind(p, pth))
-        v = _new(Vma)
-        _setattr(v, "__dict__", {
-            "start": int(s, 16), "end": int(e, 16), "perms": got[0], "offset": int(off, 16),
-            "dev": dev.decode(), "inode": int(ino), "path": got[1], "kind": got[2],
-            "flags": fl, "smaps": sm, "pages": None,
-        })
-        append(v)
-    return out
+    n = len(headers)
+    if n == 0:
+        return []
+    rows = _HEADERS.findall(b"\n".join(headers))
+    if len(rows) != n:
+        for h in headers:
+            if _HEADER.match(h) is None:
+                raise ParseError(f"smaps: not a mapping header: {h[:80]!r}")
+        raise ParseError("smaps: unreadable mapping headers")
+    s_col, e_col, perm_col, off_col, dev_col, ino_col, path_col = zip(*rows)
+    del rows
+    ascii_memo = _Memo(bytes.decode)
+    perms = list(map(ascii_memo.__getitem__, perm_col))
+    paths_memo = _Memo(decode_path)
+    paths_memo[b""] = None
+    paths = list(map(paths_memo.__getitem__, path_col))
+    kinds = list(map(_Memo(_kind_of).__getitem__, zip(perms, paths)))
+    values = zip(
+        map(int, s_col, [16] * n),
+        map(int, e_col, [16] * n),
+        perms,
+        map(_Memo(_hex).__getitem__, off_col),
+        map(ascii_memo.__getitem__, dev_col),
+        map(_Memo(int).__getitem__, ino_col),
+        paths,
+        kinds,
+        flags,
+        smaps,
+        [None] * n,
+    )
+    dicts = map(dict, map(zip, [_VMA_FIELDS] * n, values))
+    vmas = list(map(_new, [Vma] * n))
+    for _ in map(_setattr, vmas, ["__dict__"] * n, dicts):
+        pass
+    return vmas
 
 
 def parse_smaps(data: bytes) -> list[Vma]:
@@ -213,59 +247,58 @@ def parse_smaps(data: bytes) -> list[Vma]:
     """
     if not data:
         return []
-    lines = data.split(b"\n")
-    if lines[-1] == b"":
-        lines.pop()
-    fast = _parse_columnar(lines)
+    fast = _parse_columnar(data)
     if fast is not None:
         return fast
+    lines = data.split(b"\n")
     return _parse_general(lines)
 
 
 _NOT_DIGIT = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # translate: keep digits, rest -> space
 _SKELETON_DELETE = b"0123456789 \t"
+_FLAGS_SEP = b"\nVmFlags: "   # a path cannot contain a newline (the kernel prints it as \\012)
 
 
-def _parse_columnar(lines: list[bytes]) -> list[Vma] | None:
+def _parse_columnar(data: bytes) -> list[Vma] | None:
     """The fast path, or None when the blocks do not all share one layout.
 
-    The field lines of all blocks are joined into one buffer. Deleting digits
-    and blanks from it must give the first block's skeleton (``Size:kB`` ...)
-    repeated once per block: that one comparison proves every block has the
-    same fields in the same order. Mapping every non-digit to a blank then
-    leaves exactly one number per field line, in block order.
+    Splitting at ``\\nVmFlags: `` gives one chunk per VMA: the previous
+    VMA's flags, this VMA's header, its field lines. All field lines are
+    joined into one buffer; deleting digits and blanks from it must give the
+    first block's skeleton (``Size:kB`` ...) once per block: that single
+    comparison proves every block has the same fields in the same order.
+    Mapping every non-digit to a blank then leaves exactly one number per
+    field line, in block order, converted once per distinct value.
     """
-    k = 0
-    for i in range(1, min(len(lines), 64)):
-        if lines[i].startswith(b"VmFlags:"):
-            k = i + 1
-            break
-    if k < 2 or len(lines) % k:
+    if not data.endswith(b"\n"):
         return None
-    n = len(lines) // k
-    headers = lines[0::k]
-    flag_col = lines[k - 1::k]
-    if (b"\n" + b"\n".join(flag_col)).count(b"\nVmFlags:") != n:
+    chunks = data.split(_FLAGS_SEP)
+    n = len(chunks) - 1
+    if n < 1:
         return None
-    first = lines[1:k - 1]
+    chunks[0] = b"\n" + chunks[0]           # no flags before the first header
+    chunks[-1] += b"\n"                     # flags of the last VMA, then nothing
+    parts = list(map(bytes.split, chunks, [b"\n"] * (n + 1), [2] * (n + 1)))
+    del chunks
+    if len(parts[-1]) != 3 or parts[-1][1] or parts[-1][2] or any(len(p) != 3 for p in parts[:-1]):
+        return None
+    flag_col, header_col, field_col = zip(*parts)
+    del parts
+    first = field_col[0].split(b"\n")
     keys: list[str] = []
     kb: list[bool] = []
     for line in first:
         name, sep, rest = line.partition(b":")
-        if not sep or b" " in name or not name:
+        if not sep or not name or b" " in name:
             return None
         keys.append(field_key(name))
         kb.append(rest.endswith(b" kB"))
     m = len(keys)
     if len(set(keys)) != m:
         return None
-    skeleton = (b"\n" + b"\n".join(first) + b"\n\n").translate(None, _SKELETON_DELETE)
-    fields = lines[:]                 # headers and flags blanked: field lines stay in block order
-    fields[0::k] = [b""] * n
-    fields[k - 1::k] = [b""] * n
-    body = b"\n".join(fields)
-    del fields
-    if body.translate(None, _SKELETON_DELETE) != (skeleton * n)[:-1]:
+    body = b"\n".join(field_col[:n])
+    skeleton = field_col[0].translate(None, _SKELETON_DELETE)
+    if body.translate(None, _SKELETON_DELETE) != b"\n".join([skeleton] * n):
         return None
     tokens = body.translate(_NOT_DIGIT).split()
     del body
@@ -275,13 +308,10 @@ def _parse_columnar(lines: list[bytes]) -> list[Vma] | None:
     as_int = _Memo(int)
     columns = [list(map((as_kb if kb[p] else as_int).__getitem__, tokens[p::m])) for p in range(m)]
     del tokens
-    if m:
-        smaps = list(map(dict, map(zip, [keys] * n, zip(*columns))))
-    else:
-        smaps = [{} for _ in range(n)]
+    smaps = list(map(dict, map(zip, [keys] * n, zip(*columns))))
     memo = _Memo(_flags_of)
-    flags = list(map(memo.__getitem__, flag_col))
-    return _make_vmas(headers, flags, smaps)
+    flags = list(map(memo.__getitem__, flag_col[1:]))
+    return _make_vmas(header_col[:n], flags, smaps)
 
 
 def _kb_value(token: bytes) -> int:

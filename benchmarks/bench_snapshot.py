@@ -1,0 +1,113 @@
+"""Benchmark: `vmainspect snapshot` against `pmap -X` and `cat /proc/PID/smaps`.
+
+    python3 benchmarks/bench_snapshot.py [--vmas 20000] [--size 4G] [--written 0.25] [--runs 5]
+
+Spawns benchmarks/target_many_vmas.py (default: 20,000 VMAs, 4 GiB mapped,
+25% of the pages written), waits until it has stopped itself, then times in
+one run, best of --runs, the whole-process wall time (start-up and output
+included, stdout to /dev/null) of each command below, and prints a table with
+the ratio to `pmap -X`. Writes nothing into the repository; kills the target.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def wait_stopped(pid: int, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
+                return
+        time.sleep(0.01)
+    raise TimeoutError(f"target {pid} did not stop")
+
+
+def best_of(cmd: list[str], runs: int) -> tuple[float, int]:
+    """Best wall time of ``runs`` runs (one warm-up first) and the last exit code."""
+    best = float("inf")
+    rc = 0
+    for i in range(runs + 1):
+        t0 = time.perf_counter()
+        rc = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+        dt = time.perf_counter() - t0
+        if i:  # run 0 warms caches (page cache for the Python modules, dentries)
+            best = min(best, dt)
+    return best, rc
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vmas", type=int, default=20000)
+    ap.add_argument("--size", default="4G")
+    ap.add_argument("--written", type=float, default=0.25)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+
+    target = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "target_many_vmas.py"), "--vmas", str(a.vmas),
+         "--size", a.size, "--written", str(a.written)],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(target.stdout.readline())
+        pid = info["pid"]
+        wait_stopped(pid)
+        with open(f"/proc/{pid}/maps", "rb") as f:
+            nvmas = f.read().count(b"\n")
+        py = sys.executable
+        vmi = [py, "-m", "vmainspect"]
+        try:
+            import vmainspect.procfs.pages  # noqa: F401
+            have_pages = True
+        except ImportError:
+            have_pages = False
+        cases = [
+            ("cat /proc/PID/smaps", ["cat", f"/proc/{pid}/smaps"]),
+            ("pmap -X PID", ["pmap", "-X", str(pid)]),
+            ("vmainspect snapshot PID", vmi + ["snapshot", str(pid)]),
+        ]
+        if have_pages:
+            cases.append(("vmainspect snapshot PID --pages", vmi + ["snapshot", str(pid), "--pages"]))
+        cases += [
+            ("vmainspect maps PID", vmi + ["maps", str(pid)]),
+            ("psutil memory_maps(grouped=False)",
+             [py, "-c", f"import psutil; psutil.Process({pid}).memory_maps(grouped=False)"]),
+            ("python3 -c pass (start-up only)", [py, "-c", "pass"]),
+        ]
+        if shutil.which("pmap") is None:
+            print("pmap not installed: the ratios need it", file=sys.stderr)
+            return 1
+        results = []
+        for name, cmd in cases:
+            t, rc = best_of(cmd, a.runs)
+            results.append((name, t, rc))
+        pmap_t = next(t for name, t, _ in results if name.startswith("pmap"))
+        print(f"target: {nvmas} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
+              f"{info['written_pages']} pages written ({a.written:.0%}); "
+              f"best of {a.runs} runs, whole-process wall time; kernel {os.uname().release}, "
+              f"{os.cpu_count()} CPUs")
+        print(f"{'command':<36} {'seconds':>8} {'vs pmap -X':>10}")
+        for name, t, rc in results:
+            flag = "" if rc == 0 else f"  (exit {rc})"
+            print(f"{name:<36} {t:8.3f} {t / pmap_t:9.2f}x{flag}")
+    finally:
+        try:
+            os.kill(target.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        target.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

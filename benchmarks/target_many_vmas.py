@@ -1,0 +1,82 @@
+"""A process with many VMAs, for the benchmarks: run it, read its PID, inspect it.
+
+    python3 benchmarks/target_many_vmas.py [--vmas 20000] [--size 4G] [--written 0.25]
+
+It maps one private anonymous region of ``--size`` bytes, writes the first
+``--written`` fraction of every chunk (memset through ctypes: fast), then
+makes every other chunk read-only, so the kernel cannot merge neighbours and
+the region becomes ``--vmas`` VMAs. It prints one JSON line
+(``{"pid", "start", "vmas", "size", "written_pages"}``) and stops itself with
+SIGSTOP, so what a reader sees cannot change. Kill it when done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+import json
+import mmap
+import os
+import signal
+import sys
+
+PROT_READ, PROT_WRITE = 1, 2
+MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper()
+    if text[-1:] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def build(vmas: int, size: int, written: float) -> dict:
+    page = mmap.PAGESIZE
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_int, ctypes.c_long]
+    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    pages_total = max(size // page, vmas)
+    chunk_pages, extra = divmod(pages_total, vmas)  # the first `extra` chunks get one page more
+    length = pages_total * page
+    base = libc.mmap(None, length, PROT_READ | PROT_WRITE,
+                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    if base in (None, ctypes.c_void_p(-1).value):
+        raise OSError(ctypes.get_errno(), "mmap failed")
+    # No transparent huge pages: the point is many 4 KiB pages and VMAs.
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE
+    addr = base
+    written_total = 0
+    for i in range(vmas):
+        npages = chunk_pages + (1 if i < extra else 0)
+        write_pages = int(npages * written + 0.5)
+        if write_pages:
+            ctypes.memset(addr, 0x5A, write_pages * page)
+            written_total += write_pages
+        if i % 2 and libc.mprotect(addr, npages * page, PROT_READ) != 0:
+            raise OSError(ctypes.get_errno(), "mprotect failed")
+        addr += npages * page
+    return {"pid": os.getpid(), "start": base, "vmas": vmas, "size": length,
+            "written_pages": written_total}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vmas", type=int, default=20000)
+    ap.add_argument("--size", type=_size, default=4 << 30)
+    ap.add_argument("--written", type=float, default=0.25)
+    a = ap.parse_args()
+    info = build(a.vmas, a.size, a.written)
+    sys.stdout.write(json.dumps(info) + "\n")
+    sys.stdout.flush()
+    while True:
+        os.kill(os.getpid(), signal.SIGSTOP)
+
+
+if __name__ == "__main__":
+    main()
