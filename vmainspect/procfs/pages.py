@@ -31,10 +31,12 @@ from ..errors import AccessDenied, Unsupported
 from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
 from . import pagemap as pm
 from .reader import ProcReader
-from .scan import PAGE_IS_GUARD, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PageScanner, ScanUnsupported
+from .scan import (DEFAULT_VEC_LEN, PAGE_IS_GUARD, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED,
+                   PageScanner, ScanUnsupported)
 
 CHUNK_PAGES = 1 << 18       # pages per pagemap read (2 MiB of entries)
 GAP_PAGES = 64              # read across holes this small rather than issue another pread
+SCAN_VEC_LEN = DEFAULT_VEC_LEN  # regions per PAGEMAP_SCAN call
 _TOP_USER = 1 << 47         # PAGEMAP_SCAN refuses ranges outside the user address space ([vsyscall])
 
 
@@ -128,9 +130,20 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
             if not ok:
                 notes.append(f"/proc/{name} not readable: "
                              + ("dirty/zero/THP/KSM" if name == "kpageflags" else "shared") + " counts unknown")
+    if not zero_known:
+        odd = sum(i.counts.file for v, i in zip(vmas, infos) if _private_anon(v))
+        if odd:
+            notes.append(f"{odd} pages of private anonymous memory carry pagemap's file bit: the huge "
+                         "zero page looks like that; root or PAGEMAP_SCAN can tell them apart")
     if use_kf:
         notes.append("anonymous pages count as dirty (kpageflags DIRTY is set only on file pages)")
     return PageResult(infos, bool(pfn_visible), use_kf, use_kc, used_scan, tuple(notes))
+
+
+def _private_anon(v: Vma) -> bool:
+    p = v.path
+    return (v.inode == 0 and v.perms.endswith("p")
+            and (p is None or p in ("[heap]", "[stack]") or p.startswith("[anon:")))
 
 
 def _open_optional(reader: ProcReader, name: str) -> int | None:
@@ -159,7 +172,7 @@ def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: in
     pieces: list[_Piece] = []
     out_of_range = [vi for vi, v in enumerate(vmas) if v.end > _TOP_USER]
     if scannable:
-        sc = PageScanner(reader, fd)
+        sc = PageScanner(reader, fd, vec_len=SCAN_VEC_LEN)
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
         regions = sc.regions(lo, hi)
         reg = next(regions, None)
