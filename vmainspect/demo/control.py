@@ -107,7 +107,12 @@ def module_command(module: str, *args: str) -> tuple[list[str], dict]:
     env = dict(os.environ)
     env["PYTHONPATH"] = pkg_parent + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("PYTHONSTARTUP", None)
-    return [sys.executable, "-m", f"vmainspect.demo.{module}", *args], env
+    exe = sys.executable
+    if not exe or not os.access(exe, os.X_OK):
+        # e.g. dropped privileges below a python in an unreadable home: the
+        # running interpreter can still be exec'ed through its magic link
+        exe = "/proc/self/exe"
+    return [exe, "-m", f"vmainspect.demo.{module}", *args], env
 
 
 class DemoSession:

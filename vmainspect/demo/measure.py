@@ -140,6 +140,22 @@ def fault_around_bytes() -> int | None:
         return None
 
 
+def read_ahead_kb(path: str) -> int | None:
+    """The read_ahead_kb of the block device holding ``path`` (sysfs), or None."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    base = f"/sys/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    for cand in (f"{base}/queue/read_ahead_kb", f"{base}/../queue/read_ahead_kb"):
+        try:
+            with open(cand) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            continue
+    return None
+
+
 def alive(pid: int) -> bool:
     try:
         return ProcReader(pid).exists()

@@ -203,7 +203,8 @@ def check_cold(c: Ctx, b: Snapshot, a: Snapshot, x: dict) -> Check:
             "present_per_read": round(len(res) / len(x["read"]), 1),
             "page_cache_before": x["cached_before"], "page_cache_after": cached_after,
             "major_faults": major, "minor_faults": minor, "large_folio_pages": thp,
-            "fault_around_bytes": fab, "tmpfs": c.session.on_tmpfs}
+            "fault_around_bytes": fab, "read_ahead_kb": m.read_ahead_kb(c.files["private"]),
+            "tmpfs": c.session.on_tmpfs}
     parts = {"the file was not cached": x["cached_before"] == 0,
              "major faults were taken": major >= 1,
              "more pages resident than read": len(res) > len(x["read"]),

@@ -1,0 +1,109 @@
+"""`vmainspect demo`: the narrated lecture (TUI) or its scripted, checked run."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "narrated lecture: watch mmap and page faults happen step by step (start here)"
+DESCRIPTION = """\
+Starts a demo workload and attaches the live TUI to it, with a narration
+panel. Each step makes the workload do one thing (mmap, touch pages, read a
+cold file, copy-on-write, msync, mprotect, fork, SIGBUS, a crash, ...), then
+checks the step's claim against what the kernel reports: snapshots of the
+workload before and after, its fault counters, the file read back.
+
+keys: n / space next step, r restart, q quit (the workload and its temporary
+files are removed on every way out).
+
+--script runs every step without the UI and prints the verdicts; exit
+status 1 if a claim did not hold. Claims that need root (dirty pages,
+mapping counts) are "unknown" (null in JSON) without it, never false."""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--script", action="store_true", help="run every step without the UI and report")
+    p.add_argument("--json", action="store_true", help="with --script: print vmainspect/demo@1 JSON")
+    p.add_argument("-o", "--output", metavar="FILE", default="-",
+                   help="with --script: write the report to FILE (atomically)")
+    p.add_argument("--auto", type=_seconds, metavar="SECONDS",
+                   help="lecture: advance to the next step every SECONDS by itself (restarts at the end)")
+    p.add_argument("--lecture", action="store_true",
+                   help="projector mode: high contrast, bold, a large narration panel, fewer columns")
+    p.add_argument("--list", action="store_true", help="list the steps and exit")
+
+
+def _seconds(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.5 <= v <= 3600:
+        raise argparse.ArgumentTypeError(f"--auto wants 0.5 to 3600 seconds, got {text}")
+    return v
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import BadInput
+
+    if args.json and not args.script:
+        raise BadInput("--json needs --script (the lecture is interactive)")
+    if args.list:
+        from ..demo.lesson import STEPS
+        for i, st in enumerate(STEPS, 1):
+            print(f"{i:2}. {st.id:17} {st.title}")
+        return 0
+    if args.script:
+        return _script(args)
+    from ..tui.lecture import run_lecture
+    return run_lecture(auto=args.auto, lecture=args.lecture)
+
+
+def _script(args: argparse.Namespace) -> int:
+    import json
+    import os
+    import sys
+    import time
+
+    from ..demo.control import exit_on_signals
+    from ..demo.lesson import Lesson, to_json
+    from ..fileio import write_text
+
+    progress = None
+    if not args.json and args.output == "-" and sys.stderr.isatty():
+        def progress(r):
+            print(f"\r{r.index + 1:2}/16 {r.step.id:20}", end="", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    with exit_on_signals(), Lesson() as lesson:
+        pid = lesson.pid
+        results = lesson.run_all(progress)
+    seconds = time.perf_counter() - t
+    if progress:
+        print("\r" + " " * 30 + "\r", end="", file=sys.stderr)
+    root = os.geteuid() == 0
+    if args.json:
+        text = json.dumps(to_json(results, root=root, seconds=seconds), indent=2) + "\n"
+    else:
+        text = render(results, pid=pid, root=root, seconds=seconds)
+    write_text(args.output, text)
+    return 1 if any(r.holds is False for r in results) else 0
+
+
+def render(results, *, pid: int, root: bool, seconds: float) -> str:
+    import textwrap
+
+    word = {True: "HOLDS", False: "FAILED", None: "UNKNOWN"}
+    lines = [f"vmainspect demo: {len(results)} steps on workload {pid} "
+             f"({'as root' if root else 'not root: page flags and mapping counts are hidden'})", ""]
+    for r in results:
+        lines.append(f"{r.index + 1:2}. {r.step.title}  [{word[r.holds]}]")
+        for label, text in (("claim", r.step.claim), ("measured", r.summary),
+                            ("note", r.reason)):
+            if text:
+                wrapped = textwrap.wrap(text, 74 - 12) or [""]
+                lines.append(f"    {label + ':':10}{wrapped[0]}")
+                lines.extend(f"    {'':10}{w}" for w in wrapped[1:])
+        lines.append("")
+    n = {k: sum(1 for r in results if r.holds is k) for k in (True, False, None)}
+    lines.append(f"{n[True]} of {len(results)} claims hold, {n[False]} failed, "
+                 f"{n[None]} unknown (need root); {seconds:.1f} s")
+    return "\n".join(lines) + "\n"
