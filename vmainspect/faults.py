@@ -289,6 +289,12 @@ class FaultSampler:
                 win.tails[tid] = tail
 
     def _rescan(self) -> None:
+        try:
+            state = self.reader.read("stat").rsplit(b")", 1)[1].split()[0]
+        except IndexError:
+            state = b"?"
+        if state in (b"Z", b"X", b"x"):        # exited, not yet reaped by its parent
+            raise ProcessGone(self.pid, "it is a zombie")
         tids = set(self._tids())
         with self._lock:
             changed = False
@@ -507,7 +513,10 @@ class FaultSampler:
     def _counters_tick(self, window_s: float) -> FaultTick:
         minor = major = 0
         try:
-            now = parse_stat_faults(self.reader.read("stat"))
+            raw = self.reader.read("stat")
+            now = parse_stat_faults(raw)
+            if raw.rsplit(b")", 1)[1].split()[0] in (b"Z", b"X", b"x"):
+                self.gone = True
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
                 major = max(0, now[1] - self._proc_counters[1])

@@ -83,7 +83,7 @@ class _Result:
         if tick.mode != "perf":
             return
         self.unattributed += sampler.unattributed
-        vmas = {v.start: v for v in snapshot.vmas}
+        vmas = {v.start: v for v in snapshot.vmas} if snapshot is not None else {}
         for start, (a, b) in tick.by_vma.items():
             v = vmas.get(start)
             key = (start, v.end, v.perms, v.path) if v is not None else (start, start, "?", None)
@@ -140,7 +140,13 @@ def run(args: argparse.Namespace) -> int:
     from ..collect import collect
     from ..faults import FaultSampler
 
-    snap = collect(args.pid)                # ProcessGone (exit 3) if it never existed
+    from ..errors import AccessDenied
+
+    try:
+        snap = collect(args.pid)            # ProcessGone (exit 3) if it never existed
+        denied = None
+    except AccessDenied as e:               # another user's process: counters may still be readable
+        snap, denied = None, e
     sampler = FaultSampler(args.pid, period=args.period)
     prev_term = signal.getsignal(signal.SIGTERM)
 
@@ -150,6 +156,8 @@ def run(args: argparse.Namespace) -> int:
     res = _Result()
     try:
         sampler.start()
+        if snap is None and sampler.mode == "perf":
+            raise denied                    # samples could not be attributed to mappings
         c0 = sampler.start_counters
         if not args.json and sys.stderr.isatty() and args.duration is None:
             print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
@@ -186,10 +194,17 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
                      "the memory map was read (made and unmapped within one second)")
     if proc is None:
         notes.append("the kernel's counters could not be read at the end (the process exited)")
+    if snap is not None:
+        name = snap.process.name
+    else:
+        try:
+            name = sampler.reader.read("comm").decode("utf-8", "replace").strip()
+        except Exception:
+            name = "?"
     return {
         "schema": SCHEMA,
         "pid": args.pid,
-        "name": snap.process.name,
+        "name": name,
         "mode": sampler.mode,
         "reason": sampler.reason,
         "period": args.period if perf else None,

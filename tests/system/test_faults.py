@@ -1,0 +1,404 @@
+"""Page-fault sampling against the kernel: known fault patterns, counted by the kernel too.
+
+Targets fault a known number of pages in a known mapping from a known
+function; the samples are compared with the kernel's own counters
+(/proc/PID/stat minflt/majflt) over the same window, with the target stopped
+at both ends so the window is exact.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from targets import spawn_target
+from vmainspect import perf
+from vmainspect.collect import collect
+from vmainspect.faults import FaultSampler, parse_stat_faults
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+FAULTER_C = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+__attribute__((noinline)) void touch_pages(volatile char *p, size_t n, size_t page) {
+    for (size_t i = 0; i < n; i += page) p[i] = 1;
+}
+
+int main(int argc, char **argv) {
+    size_t n = strtoul(argv[1], 0, 0);
+    long rounds = strtol(argv[2], 0, 0);          /* < 0: for ever */
+    int then_exit = argc > 3;
+    size_t page = sysconf(_SC_PAGESIZE);
+    char *p = mmap(0, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 1;
+    madvise(p, n, MADV_NOHUGEPAGE);               /* one fault per page: no THP, no mTHP */
+    printf("%lx %lx\n", (unsigned long)p, (unsigned long)touch_pages);
+    fflush(stdout);
+    raise(SIGSTOP);
+    for (long r = 0; rounds < 0 || r < rounds; r++) {
+        touch_pages(p, n, page);
+        madvise(p, n, MADV_DONTNEED);
+    }
+    if (then_exit) return 0;
+    printf("done\n");
+    fflush(stdout);
+    raise(SIGSTOP);
+    for (;;) pause();
+}
+"""
+
+
+def _state(pid: int) -> bytes:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0]
+
+
+def _wait_state(pid: int, states=(b"T", b"t"), timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _state(pid) in states:
+            return
+        time.sleep(0.005)
+    raise TimeoutError(f"{pid} never reached {states}")
+
+
+def _counters(pid: int) -> tuple[int, int]:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return parse_stat_faults(f.read())
+
+
+@pytest.fixture(scope="module")
+def faulter(tmp_path_factory):
+    gcc = shutil.which("gcc") or shutil.which("cc")
+    if gcc is None:
+        pytest.skip("needs a C compiler (gcc) to build the faulting target")
+    d = tmp_path_factory.mktemp("faulter")
+    src = d / "faulter.c"
+    src.write_text(FAULTER_C)
+    exe = d / "faulter"
+    subprocess.run([gcc, "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
+    return str(exe)
+
+
+class Faulter:
+    def __init__(self, exe: str, size: int, rounds: int, then_exit: bool = False) -> None:
+        args = [exe, str(size), str(rounds)] + (["exit"] if then_exit else [])
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.pid = self.proc.pid
+        a, f = self.proc.stdout.readline().split()
+        self.addr, self.func = int(a, 16), int(f, 16)
+        self.size = size
+        _wait_state(self.pid)
+
+    def run_to_stop(self) -> None:
+        os.kill(self.pid, signal.SIGCONT)
+        assert self.proc.stdout.readline().strip() == "done"
+        _wait_state(self.pid)
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+        self.proc.wait()
+        self.proc.stdout.close()
+
+
+def test_known_function_and_mapping_take_the_faults(faulter):
+    size, rounds = 8 << 20, 4
+    t = Faulter(faulter, size, rounds)
+    s = FaultSampler(t.pid, recent=16)
+    try:
+        s.start()
+        assert s.mode == "perf", s.reason
+        snap = collect(t.pid)
+        c0 = _counters(t.pid)
+        t.run_to_stop()
+        c1 = _counters(t.pid)
+        tick = s.tick(snap)
+    finally:
+        s.close()
+        t.kill()
+    npages = size // PAGE
+    samples = tick.minor + tick.major
+    assert tick.lost == 0
+    # every fault the kernel counted was sampled, and nothing else
+    assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
+    # one fault per page per round, all in the mapping, all from touch_pages
+    vma = snap.vma_at(t.addr)
+    assert vma is not None and vma.start == t.addr
+    minor, major = tick.by_vma[vma.start]
+    assert minor == rounds * npages and major == 0
+    assert minor >= 0.95 * samples
+    top_sym, top_dso, top_count = tick.by_symbol[0]
+    assert top_sym == "touch_pages" and top_dso == os.path.realpath(faulter)
+    assert top_count >= 0.95 * samples
+    assert tick.by_thread == {t.pid: (tick.minor, tick.major)}
+    # the recent samples carry the IP inside touch_pages and an address in the mapping
+    assert len(tick.recent) == 16
+    for r in tick.recent:
+        assert vma.contains(r.addr) and not r.major and r.tid == t.pid
+        assert r.symbol.startswith("touch_pages") and r.ip >= t.func
+    assert [r.time_ns for r in tick.recent] == sorted(r.time_ns for r in tick.recent)
+    # the pages marked as faulted are exactly the mapping's pages
+    assert set(tick.pages) == set(range(t.addr, t.addr + size, PAGE))
+
+
+def test_ring_decodes_every_fault_of_this_thread():
+    """One Ring on the test's own thread: the samples equal the event's own count."""
+    import ctypes
+    import mmap
+    import threading
+    r = perf.Ring(threading.get_native_id(), ring_bytes=1 << 20)
+    m = mmap.mmap(-1, 4 << 20, flags=mmap.MAP_PRIVATE)
+    try:
+        buf = (ctypes.c_char * len(m)).from_buffer(m)
+        base = ctypes.addressof(buf)
+        r.enable()
+        ctypes.memset(buf, 1, len(m))
+        r.disable()
+        runs, lost, other = perf.split_records(r.drain())
+        rows = [row for q in runs for row in perf.unpack_samples(q)]
+        del buf
+        assert lost == 0 and other == 0
+        assert len(rows) == r.counts()[0] + r.counts()[1]
+        in_map = [row for row in rows if base <= row[5] < base + len(m)]
+        # THP may serve the mapping with fewer, larger faults; never more than one per page
+        assert 0 < len(in_map) <= len(m) // PAGE
+        assert all(row[0] == r.id_min and row[3] == threading.get_native_id() for row in in_map)
+        assert r.drain() == b""
+    finally:
+        r.close()
+        m.close()
+
+
+def test_major_faults_are_told_apart(tmp_path):
+    # a file on disk (not tmpfs), written, fsynced and dropped from the page cache
+    path = tmp_path / "cold.bin"
+    npages = 256
+    with open(path, "wb") as f:
+        f.write(os.urandom(npages * PAGE))
+        f.flush()
+        os.fsync(f.fileno())
+        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+    code = f"""
+    f = open({str(path)!r}, "rb")
+    m = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)     # MAP_PRIVATE file mapping
+    addr = addr_of(m)
+    libc.madvise(addr, len(m), 1)        # MADV_RANDOM: no readahead, so one major fault per page
+    report["addr"] = addr
+    checkpoint(report)
+    total = 0
+    for i in range(0, len(m), PAGE):
+        total += m[i]
+    report["total"] = total
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            snap = collect(t.pid)
+            c0 = _counters(t.pid)
+            t.resume_and_wait_stop()
+            c1 = _counters(t.pid)
+            tick = s.tick(snap)
+        finally:
+            s.close()
+    vma = snap.vma_at(t.report["addr"])
+    assert vma is not None and vma.path == str(path)
+    assert tick.lost == 0
+    assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
+    minor, major = tick.by_vma[vma.start]
+    assert major == npages, (minor, major)
+    assert tick.major == npages
+
+
+def test_threads_that_appear_later_are_followed():
+    code = """
+    import threading
+    checkpoint(report)
+    out = {}
+    def work():
+        import time
+        time.sleep(0.6)                    # the sampler rescans threads every 0.2 s
+        n = 4 << 20
+        a = libc.mmap(None, n, 3, 0x22, -1, 0)
+        libc.madvise(a, n, 15)             # MADV_NOHUGEPAGE: one fault per page
+        ctypes.memset(a, 1, n)
+        out["addr"], out["tid"] = a, threading.get_native_id()
+    th = threading.Thread(target=work)
+    th.start(); th.join()
+    report.update(out)
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            t.resume_and_wait_stop()
+            snap = collect(t.pid)
+            tick = s.tick(snap)
+            tid, addr = t.report["tid"], t.report["addr"]
+            assert tid != t.pid
+            vma = snap.vma_at(addr)
+            assert tick.by_vma[vma.start] == ((4 << 20) // PAGE, 0)
+            assert tick.by_thread[tid][0] >= (4 << 20) // PAGE
+            # the exited thread's events were closed
+            assert tid not in s._rings and t.pid in s._rings
+        finally:
+            s.close()
+
+
+def test_counters_fallback_when_perf_is_refused(monkeypatch):
+    import errno
+
+    def refuse(*a, **k):
+        raise perf.PerfError(errno.EACCES, "perf_event_open: Permission denied")
+
+    monkeypatch.setattr(perf, "perf_event_open", refuse)
+    code = """
+    m = mmap.mmap(-1, 256 * PAGE, flags=mmap.MAP_PRIVATE)
+    checkpoint(report)
+    for i in range(0, len(m), PAGE):
+        m[i] = 1
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            assert s.mode == "counters"
+            assert "perf_event_open refused" in s.reason and "perf_event_paranoid=" in s.reason
+            assert "/proc fault counters" in s.reason
+            c0 = _counters(t.pid)
+            t.resume_and_wait_stop()
+            c1 = _counters(t.pid)
+            tick = s.tick(None)
+        finally:
+            s.close()
+    assert tick.mode == "counters" and tick.lost is None and tick.reason == s.reason
+    assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
+    assert tick.minor >= 256
+    assert tick.by_thread[t.pid][0] == tick.minor
+
+
+def _run_cli(*args, user=None, timeout=60):
+    cmd = [sys.executable, "-m", "vmainspect", "faults", *map(str, args)]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+
+
+FAULTS_SCHEMA = {
+    "type": "object",
+    "required": ["schema", "duration_s", "samples", "lost", "by_vma", "by_symbol", "proc_counters"],
+    "properties": {
+        "schema": {"const": "vmainspect/faults@1"},
+        "duration_s": {"type": "number", "minimum": 0},
+        "samples": {"type": ["integer", "null"], "minimum": 0},
+        "lost": {"type": ["integer", "null"], "minimum": 0},
+        "mode": {"enum": ["perf", "counters"]},
+        "by_vma": {"type": "array", "items": {
+            "type": "object", "required": ["start", "end", "perms", "path", "minor", "major"],
+            "properties": {"start": {"type": "integer"}, "end": {"type": "integer"},
+                           "perms": {"type": "string"}, "path": {"type": ["string", "null"]},
+                           "minor": {"type": "integer"}, "major": {"type": "integer"}}}},
+        "by_symbol": {"type": "array", "items": {
+            "type": "object", "required": ["symbol", "dso", "count"],
+            "properties": {"symbol": {"type": "string"}, "dso": {"type": "string"},
+                           "count": {"type": "integer", "minimum": 1}}}},
+        "proc_counters": {"type": ["object", "null"], "required": ["minor", "major"],
+                          "properties": {"minor": {"type": "integer"}, "major": {"type": "integer"}}},
+    },
+}
+
+
+def test_cli_json_against_the_kernel(faulter):
+    import json
+
+    import jsonschema
+    size = 4 << 20
+    t = Faulter(faulter, size, -1)
+    try:
+        os.kill(t.pid, signal.SIGCONT)
+        r = _run_cli(t.pid, "--duration", "1", "--json")
+    finally:
+        t.kill()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema.validate(doc, FAULTS_SCHEMA)
+    assert doc["mode"] == "perf" and doc["lost"] == 0
+    assert doc["samples"] > 1000
+    # the kernel's counter over the same window (within a few faults of the edges)
+    assert abs(doc["proc_counters"]["minor"] - doc["samples"]) <= max(16, doc["samples"] // 1000)
+    assert doc["event_counts"]["minor"] == doc["minor"]
+    top = doc["by_vma"][0]
+    assert top["start"] == t.addr and top["end"] == t.addr + size and top["perms"] == "rw-p"
+    assert top["minor"] >= 0.95 * doc["samples"]
+    assert doc["by_symbol"][0]["symbol"] == "touch_pages"
+
+
+def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
+    t = Faulter(faulter, 1 << 20, -1)
+    try:
+        os.kill(t.pid, signal.SIGCONT)
+        p = subprocess.Popen([sys.executable, "-m", "vmainspect", "faults", str(t.pid)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(1.5)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=30)
+    finally:
+        t.kill()
+    assert p.returncode == 0, err
+    assert "top mappings" in out and "touch_pages" in out
+    assert "note: interrupted after" in out
+    assert "Traceback" not in err
+
+
+def test_cli_process_exits_mid_run(faulter):
+    import json
+    t = Faulter(faulter, 1 << 20, 2000, then_exit=True)
+    try:
+        os.kill(t.pid, signal.SIGCONT)
+        r = _run_cli(t.pid, "--duration", "30", "--json")
+    finally:
+        t.kill()
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["duration_s"] < 20
+    assert any("exited" in n for n in doc["notes"])
+    assert doc["samples"] > 0 and doc["by_symbol"][0]["symbol"] == "touch_pages"
+
+
+def test_cli_no_such_process():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    r = _run_cli(p.pid, "--duration", "0.2")
+    assert r.returncode == 3
+    assert r.stderr.startswith("vmainspect: process") and "Traceback" not in r.stderr
+
+
+def test_cli_bad_arguments():
+    r = _run_cli("1", "--period", "0")
+    assert r.returncode == 2 and "must be at least 1" in r.stderr
+
+
+@pytest.mark.root
+def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
+    import json
+    with spawn_target("m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)\n") as t:
+        r = _run_cli(t.pid, "--duration", "0.3", "--json", user="nobody")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    jsonschema_ok = doc["schema"] == "vmainspect/faults@1"
+    assert jsonschema_ok and doc["mode"] == "counters"
+    assert "another user" in doc["reason"] and "/proc fault counters" in doc["reason"]
+    assert doc["samples"] is None and doc["lost"] is None and doc["by_vma"] == []
+    assert doc["proc_counters"] == {"minor": 0, "major": 0}     # stopped: no faults
