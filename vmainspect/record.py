@@ -443,6 +443,15 @@ class Recording:
         msg = self.notes[-1][1] if gone and self.notes else None
         return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg)
 
+    def series(self, key: str = "rss") -> list[int | None]:
+        """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""
+        out: list[int | None] = []
+        for d in self._docs:
+            tot = d.get("totals")
+            v = tot.get(key) if type(tot) is dict else None
+            out.append(v if type(v) is int else None)
+        return out
+
     def index_at(self, t: float) -> int:
         """The last frame taken at or before ``t`` seconds (the first frame if ``t`` is earlier)."""
         return max(0, bisect_right(self.times, t + 1e-9) - 1)

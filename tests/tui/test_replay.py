@@ -1,0 +1,169 @@
+"""Replaying a recording in the TUI: stepping, jumping, playing, change highlighting."""
+
+import asyncio
+
+import pytest
+
+from vmainspect.errors import BadInput
+from vmainspect.model import (Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo,
+                              Snapshot, Vma)
+from vmainspect.record import RecordingWriter, read_recording
+from vmainspect.tui.replay import RecordingSource, ReplayApp, parse_jump
+
+PS = 4096
+P = 0x7f0000000000
+N = 6
+
+
+def snapshot(k: int) -> Snapshot:
+    """Frame k: VMA 2 gains a page per frame; a VMA at P+0x40000 exists only in frames 2 and 3."""
+    def v(start, n, touched):
+        runs = [PageRun(0, touched, "anon")] if touched else []
+        if touched < n:
+            runs.append(PageRun(touched, n - touched, "absent"))
+        counts = PageCounts(touched, 0, 0, touched, touched, None, None, None, None, None)
+        return Vma(start, start + n * PS, "rw-p", 0, "00:00", 0, None, "anon-private", ("rd", "wr"),
+                   {"rss": touched * PS, "private_dirty": touched * PS, "swap": 0},
+                   PageInfo(counts, tuple(runs)))
+    vmas = [v(P, 4, 4), v(P + 0x10000, 16, k)]
+    if k in (2, 3):
+        vmas.append(v(P + 0x40000, 2, 1))
+    caps = Capabilities(True, True, True, True, True, True)
+    proc = ProcessInfo(42, 1, "demo", ("demo",), "/usr/bin/demo", "root", 0, "S", 1, 10 * k, 0, 1000.0)
+    return Snapshot(f"2026-11-25T07:00:{k:02d}Z", HostInfo("6.18", PS, "h"), proc, caps,
+                    {"rss": sum(x.smaps["rss"] for x in vmas), "pss": 0, "swap": 0}, tuple(vmas))
+
+
+@pytest.fixture(scope="module")
+def rec_path(tmp_path_factory):
+    path = tmp_path_factory.mktemp("replay") / "rec.jsonl"
+    w = RecordingWriter.create(str(path))
+    w.header(snapshot(0), interval_s=0.05, pages=True, faults=False)
+    for k in range(N):
+        w.frame(k * 1.0, snapshot(k))
+    w.note(N * 1.0, "process 42 exited", end="exited")
+    w.close()
+    return str(path)
+
+
+async def settle(app, pilot):
+    for _ in range(200):
+        await pilot.pause()
+        if not app._polling and app.current_frame is not None and app.replay.shown == app.replay.upcoming:
+            return
+        await asyncio.sleep(0.01)
+
+
+def shown_k(app) -> int:
+    return int(app.current_frame.snapshot.taken_at[17:19])
+
+
+def test_step_jump_and_highlighting(rec_path):
+    asyncio.run(_step_jump_and_highlighting(rec_path))
+
+
+async def _step_jump_and_highlighting(rec_path):
+    app = ReplayApp(RecordingSource.open(rec_path), describe=None)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        assert shown_k(app) == 0 and app.paused
+        await pilot.press("right")
+        await settle(app, pilot)
+        await pilot.press("right")
+        await settle(app, pilot)
+        assert shown_k(app) == 2
+        # frame 2 vs frame 1: the VMA at P+0x40000 is new
+        new_starts = {app.rows.vmas[r].start for r in app.rows.new}
+        assert new_starts == {P + 0x40000}
+        # jump to the end, then step back to frame 4: compared with frame 3 (where
+        # P+0x40000 still existed), so it shows as removed, not as anything about frame 5
+        await pilot.press("right_square_bracket")
+        await settle(app, pilot)
+        assert shown_k(app) == N - 1 and app.current_frame.gone
+        await pilot.press("left")
+        await settle(app, pilot)
+        assert shown_k(app) == 4
+        assert {app.rows.vmas[r].start for r in app.rows.ghost} == {P + 0x40000}
+        assert app.rows.rss_delta  # VMA 2 grew by a page since frame 3
+        # back to 3: compared with 2, nothing new
+        await pilot.press("left")
+        await settle(app, pilot)
+        assert shown_k(app) == 3 and not app.rows.new and not app.rows.ghost
+        # t: jump to a time
+        await pilot.press("t")
+        await pilot.pause()
+        for ch in "1.5":
+            await pilot.press(ch)
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert shown_k(app) == 1
+        assert "frame 2/6" in str(app.timeline.render())
+
+
+def test_play_to_the_end_and_restart(rec_path):
+    asyncio.run(_play_to_the_end_and_restart(rec_path))
+
+
+async def _play_to_the_end_and_restart(rec_path):
+    seen = []
+
+    class Recorder(ReplayApp):
+        def frame_applied(self, frame):
+            seen.append(shown_k(self))
+            super().frame_applied(frame)
+
+    app = Recorder(RecordingSource.open(rec_path), describe=None)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("p")              # plays every recorded frame in order, then stops
+        for _ in range(300):
+            if not app.replay.playing:
+                break
+            await pilot.pause()
+            await asyncio.sleep(0.01)
+        assert not app.replay.playing and app.paused
+        assert seen == list(range(N))
+        assert "PAUSED" in str(app.timeline.render())
+        seen.clear()
+        await pilot.press("space")          # at the end: plays again from the start
+        for _ in range(300):
+            if not app.replay.playing:
+                break
+            await pilot.pause()
+            await asyncio.sleep(0.01)
+        assert seen == list(range(N))
+
+
+def test_parse_jump(rec_path):
+    rec = read_recording(rec_path)
+    assert parse_jump(rec, "2") == 2 and parse_jump(rec, "0:03") == 3 and parse_jump(rec, "#-1") == N - 1
+    for bad in ("", "x", "1:xx", "#99"):
+        with pytest.raises(BadInput):
+            parse_jump(rec, bad)
+
+
+def test_open_starts_at_a_moment(rec_path):
+    assert RecordingSource.open(rec_path + "#3").upcoming == 2
+    assert RecordingSource.open(rec_path + "@4.2").upcoming == 4
+
+
+def test_replay_needs_no_proc(rec_path, tmp_path):
+    """Opening a recording never imports the collector or reads /proc."""
+    import subprocess
+    import sys
+    code = (
+        "import sys, builtins\n"
+        "real_open = builtins.open\n"
+        "def guarded(f, *a, **k):\n"
+        "    if str(f).startswith('/proc'): raise AssertionError('opened ' + str(f))\n"
+        "    return real_open(f, *a, **k)\n"
+        "builtins.open = guarded\n"
+        "from vmainspect.tui.replay import RecordingSource\n"
+        f"s = RecordingSource.open({rec_path!r})\n"
+        "f = s.next_frame()\n"
+        "assert 'vmainspect.collect' not in sys.modules, 'collector imported'\n"
+        "print(len(f.snapshot.vmas))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
