@@ -1,0 +1,119 @@
+"""vmainspect maps PID: a pmap -X style table of a process's VMAs."""
+
+from __future__ import annotations
+
+import argparse
+
+HELP = "print a process's memory regions as a table (like pmap -X), with totals"
+DESCRIPTION = """\
+Print every VMA of process PID: address range, permissions, kind, size, RSS,
+PSS, dirty (shared + private dirty), swap and path, sizes human-readable
+(K/M/G, binary). The totals line is the kernel's own /proc/PID/smaps_rollup.
+
+kinds: heap stack vdso vvar vsyscall file-private file-shared anon-private
+anon-shared guard deleted shm (--kind file matches file-private and file-shared,
+--kind anon both anon kinds)."""
+
+SORT_KEYS = ("address", "size", "rss", "pss", "dirty", "swap", "kind", "perms", "path")
+_NUMERIC = {"size", "rss", "pss", "dirty", "swap"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from ..cli import pid_arg
+    p.add_argument("pid", type=pid_arg, metavar="PID", help="process id")
+    p.add_argument("--sort", choices=SORT_KEYS, default="address", metavar="COLUMN",
+                   help="sort by COLUMN: " + ", ".join(SORT_KEYS)
+                   + " (sizes largest first; default: address)")
+    p.add_argument("--kind", action="append", metavar="K", default=None,
+                   help="only VMAs of kind K (repeat or comma-separate; 'file' and 'anon' match both variants)")
+
+
+def _dirty(sm) -> int:
+    return sm.get("shared_dirty", 0) + sm.get("private_dirty", 0)
+
+
+def _safe(text: str) -> str:
+    """A path as printed on a terminal: control characters shown as \\xNN."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
+
+
+def _kind_filter(kinds: list[str] | None):
+    from ..errors import BadInput
+    from ..model import VMA_KINDS
+    if not kinds:
+        return None
+    wanted: set[str] = set()
+    for item in kinds:
+        for k in filter(None, (x.strip() for x in item.split(","))):
+            matches = [v for v in VMA_KINDS if v == k or v.startswith(k + "-")]
+            if not matches:
+                raise BadInput(f"unknown kind {k!r} (kinds: {', '.join(VMA_KINDS)})")
+            wanted.update(matches)
+    return wanted
+
+
+def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str:
+    """The table for a Snapshot, as text (used by the command and its tests)."""
+    from ..units import human_bytes as hb
+
+    vmas = [v for v in snap.vmas if kinds is None or v.kind in kinds]
+    if sort != "address":
+        if sort in _NUMERIC:
+            def key(v):
+                sm = v.smaps
+                return -(v.size if sort == "size" else _dirty(sm) if sort == "dirty" else sm.get(sort, 0))
+        elif sort == "path":
+            def key(v):
+                return (v.path is None, v.path or "")
+        else:
+            def key(v):
+                return getattr(v, sort)
+        vmas.sort(key=key)   # stable: ties stay in address order
+    p = snap.process
+    aw = max([12] + [len(f"{v.end:x}") for v in vmas])
+    head = (f"{'Start':>{aw}} {'End':>{aw}} Perm {'Kind':<12} {'Size':>6} {'RSS':>6} "
+            f"{'PSS':>6} {'Dirty':>6} {'Swap':>6}  Path")
+    cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
+    out = [f"{p.pid}:   {_safe(cmd)}", head]
+    for v in vmas:
+        sm = v.smaps
+        out.append(
+            f"{v.start:0{aw}x} {v.end:0{aw}x} {v.perms} {v.kind:<12} {hb(v.size):>6} "
+            f"{hb(sm.get('rss')):>6} {hb(sm.get('pss')):>6} {hb(_dirty(sm)):>6} "
+            f"{hb(sm.get('swap')):>6}  {_safe(v.path) if v.path else ''}"
+        )
+    t = snap.totals
+    size = sum(v.size for v in snap.vmas)
+    if not snap.vmas:
+        out.append("(no VMAs: " + (" ".join(n for n in snap.capabilities.notes if "VMAs" in n)
+                                   or "the process has no user address space") + ")")
+    if not t and not snap.vmas:
+        t = {"rss": 0, "pss": 0, "shared_dirty": 0, "private_dirty": 0, "swap": 0}
+    dirty = t.get("shared_dirty", 0) + t.get("private_dirty", 0) if "private_dirty" in t else None
+    what = f"{len(snap.vmas)} VMAs (smaps_rollup)"
+    if kinds is not None:
+        what = f"{len(vmas)} of {len(snap.vmas)} VMAs shown; totals are of all VMAs (smaps_rollup)"
+    out.append(
+        f"{'':>{aw}} {'':>{aw}} {'':4} {'':12} {'------':>6} {'------':>6} {'------':>6} {'------':>6} {'------':>6}")
+    out.append(
+        f"{'total':<{2 * aw + 18}} {hb(size):>6} {hb(t.get('rss')):>6} {hb(t.get('pss')):>6} "
+        f"{hb(dirty):>6} {hb(t.get('swap')):>6}  {what}")
+    return "\n".join(out) + "\n"
+
+
+def run(args: argparse.Namespace) -> int:
+    import os
+    import sys
+
+    from ..collect import collect
+
+    kinds = _kind_filter(args.kind)
+    snap = collect(args.pid)
+    sys.stdout.write(render(snap, sort=args.sort, kinds=kinds))
+    sys.stdout.flush()
+    if not snap.capabilities.root and os.geteuid() != 0:
+        print("vmainspect: note: not root: only your own processes can be read; per-page PFNs "
+              "and page flags (snapshot --pages) need root", file=sys.stderr)
+    return 0
