@@ -1,0 +1,83 @@
+"""`vmainspect crash`: the whole matrix, measured, against the expected truth table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vmainspect.demo.control import PREFIX, temp_root
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAPPINGS = ["shared", "shared+msync", "private", "anonymous"]
+ENDINGS = ["sigkill", "sigsegv", "abort", "exit"]
+ENDED_BY = {"sigkill": "SIGKILL", "sigsegv": "SIGSEGV", "abort": "SIGABRT", "exit": "exit 0"}
+
+
+def _run(*args: str, user: str | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    cmd = [sys.executable, "-m", "vmainspect", "crash", *args]
+    if user:
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd="/")
+
+
+def _no_leftovers() -> bool:
+    return not [n for n in os.listdir(temp_root()) if n.startswith(PREFIX) and "-crash-" in n
+                and not os.path.exists(f"/proc/{n[len(PREFIX):].split('-')[0]}")]
+
+
+@pytest.mark.root
+def test_whole_matrix_as_root_matches_the_truth_table():
+    p = _run("--json")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["schema"] == "vmainspect/crash@1" and doc["root"] is True
+    cases = {(c["mapping"], c["ending"]): c for c in doc["cases"]}
+    assert list(cases) == [(m, e) for m in MAPPINGS for e in ENDINGS]
+    for (mapping, ending), c in cases.items():
+        w = c["written_pages"]
+        assert w == 4
+        assert c["ended_by"] == ENDED_BY[ending], c
+        if mapping == "shared":
+            # the page cache has the bytes: a crash loses nothing, but they are not on disk yet
+            assert c["in_file_after"] is True, c
+            assert c["dirty_before"] >= w and c["dirty_in_cache_after"] >= w, c
+        elif mapping == "shared+msync":
+            assert c["in_file_after"] is True and c["dirty_before"] == 0, c
+            assert c["dirty_in_cache_after"] == 0, c
+        elif mapping == "private":
+            # copy-on-write copies are anonymous memory: dirty by nature, never in the file
+            assert c["in_file_after"] is False and c["dirty_before"] == w, c
+            assert c["dirty_in_cache_after"] == 0, c
+        else:
+            assert c["in_file_after"] is None and c["dirty_in_cache_after"] is None, c
+            assert c["dirty_before"] == w, c
+    assert _no_leftovers()
+
+
+@pytest.mark.root
+def test_without_root_dirty_counts_are_unknown_not_zero():
+    p = _run("--json", "--mapping", "shared", "--mapping", "private", "--ending", "sigkill",
+             user="nobody")
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["root"] is False
+    by = {c["mapping"]: c for c in doc["cases"]}
+    assert set(by) == {"shared", "private"}
+    for c in by.values():
+        assert c["dirty_before"] is None and c["dirty_in_cache_after"] is None
+    assert by["shared"]["in_file_after"] is True and by["private"]["in_file_after"] is False
+
+
+def test_readable_report_explains_and_usage_errors():
+    p = _run("--mapping", "anonymous", "--ending", "exit")
+    assert p.returncode == 0, p.stderr
+    assert "anonymous" in p.stdout and "exit 0" in p.stdout
+    assert "power loss" in p.stdout and "msync(MS_SYNC)" in p.stdout
+    bad = _run("--mapping", "weird")
+    assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr

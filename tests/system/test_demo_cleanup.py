@@ -1,0 +1,161 @@
+"""The demo workload: acts only when told, and never outlives vmainspect.
+
+Every way out (close, exception, SIGHUP, SIGINT, vmainspect SIGKILLed) must
+end the workload and its children and, except for SIGKILL, remove the temp
+folder; a folder left by a SIGKILLed vmainspect is removed by the next demo.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import psutil
+import pytest
+
+from vmainspect.collect import collect
+from vmainspect.demo.control import PREFIX, DemoSession, WorkloadError, remove_stale, temp_root
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    return env
+
+
+def _gone(pid: int, timeout: float = 10.0) -> bool:
+    """True once ``pid`` no longer exists (or is a zombie nobody has reaped yet)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.01)
+    return False
+
+
+def _wait_for(fn, timeout: float = 20.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        v = fn()
+        if v:
+            return v
+        time.sleep(0.01)
+    raise TimeoutError
+
+
+@pytest.fixture
+def session():
+    s = DemoSession()
+    yield s
+    s.close()
+
+
+def test_workload_changes_nothing_on_its_own(session):
+    r = session.request("anon", len=1 << 20)
+    session.request("touch", addr=r["addr"], len=1 << 20, every=4)
+    a = collect(session.pid, pages=True)
+    time.sleep(0.3)
+    b = collect(session.pid, pages=True)
+    assert [(v.start, v.end, v.perms) for v in a.vmas] == [(v.start, v.end, v.perms) for v in b.vmas]
+    assert (a.process.minor_faults, a.process.major_faults) == (b.process.minor_faults, b.process.major_faults)
+    va, vb = a.vma_at(r["addr"]), b.vma_at(r["addr"])
+    assert va.pages.runs == vb.pages.runs and va.pages.counts.present == 64
+
+
+def test_bad_commands_are_errors_and_the_workload_survives(session):
+    with pytest.raises(WorkloadError, match="unknown op"):
+        session.request("format-disk")
+    with pytest.raises(WorkloadError, match="munmap"):
+        session.request("munmap", addr=12345, len=4096)   # EINVAL: not page aligned
+    assert session.request("anon", len=4096)["ok"]
+
+
+def test_close_kills_workload_and_its_children_and_removes_the_folder():
+    s = DemoSession()
+    r = s.request("anon", len=1 << 16)
+    child = s.request("fork", addr=r["addr"], len=1 << 16)["info"]["child"]
+    folder, pid = s.dir, s.pid
+    assert os.path.isdir(folder) and psutil.pid_exists(child)
+    s.close()
+    assert _gone(pid) and _gone(child)
+    assert not os.path.exists(folder)
+    s.close()   # idempotent
+
+
+def test_exception_inside_the_session_still_cleans_up():
+    with pytest.raises(RuntimeError):
+        with DemoSession() as s:
+            folder, pid = s.dir, s.pid
+            raise RuntimeError("boom")
+    assert _gone(pid) and not os.path.exists(folder)
+
+
+DRIVER = textwrap.dedent("""
+    import json, sys, time
+    from vmainspect.demo.control import DemoSession
+    s = DemoSession()
+    r = s.request("anon", len=65536)
+    kid = s.request("fork", addr=r["addr"], len=65536)["info"]["child"]
+    print(json.dumps({"pid": s.pid, "child": kid, "dir": s.dir}), flush=True)
+    time.sleep(60)
+""")
+
+
+def test_sigkill_of_vmainspect_kills_the_workload_and_the_next_demo_removes_the_folder():
+    p = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, env=_env())
+    try:
+        import json
+        info = json.loads(p.stdout.readline())
+        p.kill()
+        p.wait()
+        assert _gone(info["pid"]) and _gone(info["child"])      # PR_SET_PDEATHSIG
+        assert os.path.isdir(info["dir"])                       # nobody could remove it...
+        removed = remove_stale(os.path.dirname(info["dir"]))
+        assert info["dir"] in removed and not os.path.exists(info["dir"])   # ...until the next demo
+    finally:
+        p.kill()
+        p.wait()
+        p.stdout.close()
+
+
+def test_remove_stale_keeps_folders_of_live_processes(tmp_path):
+    mine = tmp_path / f"{PREFIX}{os.getpid()}-x"
+    dead = tmp_path / f"{PREFIX}999999999-y"
+    other = tmp_path / "vmainspect-other"
+    for d in (mine, dead, other):
+        d.mkdir()
+    assert remove_stale(str(tmp_path)) == [str(dead)]
+    assert mine.exists() and other.exists()
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGHUP, 128 + signal.SIGHUP), (signal.SIGINT, 130),
+                                       (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_script_signal_ends_workload_and_removes_folder(sig, code):
+    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "demo", "--script", "--json"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    try:
+        proc = psutil.Process(p.pid)
+        work = _wait_for(lambda: [c for c in proc.children() if "demo.workload" in " ".join(c.cmdline())])[0]
+        folders = [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert folders
+        os.kill(p.pid, sig)
+        p.wait(30)
+        assert p.returncode == code, p.stderr.read()
+        assert _gone(work.pid)
+        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert b"Traceback" not in p.stderr.read()
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
