@@ -17,7 +17,9 @@ which embed snapshots through ``to_dict``/``from_dict``.
 
 from __future__ import annotations
 
+import gc
 import json
+import json.encoder
 import math
 import re
 from datetime import datetime
@@ -99,29 +101,108 @@ def to_dict(s: Snapshot) -> dict:
     return d
 
 
+class _Strings(dict):
+    """str (or None) -> its JSON text, cached: paths, perms, kinds repeat a lot."""
+
+    def __missing__(self, k: str | None) -> str:
+        v = "null" if k is None else _json_str(k)
+        if len(self) < _CACHE_MAX:
+            self[k] = v
+        return v
+
+
+class _Flags(dict):
+    """VmFlags tuple -> its JSON array text, cached."""
+
+    def __missing__(self, k: tuple[str, ...]) -> str:
+        v = "[" + ",".join(map(_json_str, k)) + "]"
+        if len(self) < _CACHE_MAX:
+            self[k] = v
+        return v
+
+
+class _VmaTemplates(dict):
+    """smaps key tuple -> %-template of a VMA object up to the end of "smaps"."""
+
+    def __missing__(self, keys: tuple[str, ...]) -> str:
+        v = ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
+             '"path":%s,"kind":%s,"flags":%s,"smaps":{'
+             + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
+        if len(self) < _CACHE_MAX:
+            self[keys] = v
+        return v
+
+
+class _RunTemplates(dict):
+    """page state -> '[%d,%d,"state"]'."""
+
+    def __missing__(self, state: str) -> str:
+        v = "[%d,%d," + _json_str(state).replace("%", "%%") + "]"
+        if len(self) < _CACHE_MAX:
+            self[state] = v
+        return v
+
+
+_CACHE_MAX = 50_000
+_json_str = json.encoder.encode_basestring_ascii   # C; ASCII output survives lone surrogates
+_STR = _Strings()
+_FLAGS = _Flags()
+_VMA_TPL = _VmaTemplates()
+_RUN_TPL = _RunTemplates()
+_COUNTS_TPL = ('{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS)
+               + '},"runs":[%s],"shared_runs":%s}')
+
+
+def _pages_json(p: PageInfo) -> str:
+    counts = _counts_tuple(p.counts)
+    if None in counts:
+        counts = tuple(["null" if x is None else "%d" % x for x in counts])
+    else:
+        counts = tuple(["%d" % x for x in counts])
+    tpl = _RUN_TPL
+    runs = ",".join([tpl[r.state] % (r.first, r.count) for r in p.runs])
+    sr = p.shared_runs
+    shared = "null" if sr is None else "[" + ",".join(["[%d,%d]" % tuple(x) for x in sr]) + "]"
+    return _COUNTS_TPL % (*counts, runs, shared)
+
+
+def _vma_texts(vmas: tuple[Vma, ...]) -> list[str]:
+    """Each VMA as compact JSON text, from %-templates (2-3x faster than the json
+    encoder over dicts: no per-VMA dict, no per-key escaping)."""
+    tpl, st, fl = _VMA_TPL, _STR, _FLAGS
+    return [tpl[tuple(sm)] % (v.start, v.end, st[v.perms], v.offset, st[v.dev], v.inode,
+                              st[v.path], st[v.kind], fl[v.flags], *sm.values())
+            + ("}" if v.pages is None else ',"pages":' + _pages_json(v.pages) + "}")
+            for v in vmas for sm in (v.smaps,)]
+
+
 def dumps(s: Snapshot, *, indent: int | None = None) -> str:
-    """Serialize to JSON text (no trailing newline).
+    """Serialize to JSON text (ASCII, no trailing newline).
 
     ``indent=None``: one compact line. ``indent=N``: the top level is indented,
-    and each VMA is one compact line (grep- and diff-friendly, and fast: the
-    C encoder does all the work).
+    and each VMA is one compact line (grep- and diff-friendly).
     """
-    enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
-    vmas = [_vma_dict(v) for v in s.vmas]
+    gc_was = gc.isenabled()
+    gc.disable()    # no cycles are made here; collections over 100k+ new objects cost ~30%
+    try:
+        try:
+            vmas = _vma_texts(s.vmas)
+        except (TypeError, ValueError, KeyError):  # not model types (e.g. a list for flags)
+            enc = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+            vmas = [enc.encode(_vma_dict(v)) for v in s.vmas]
+        head = _head_dict(s)
+    finally:
+        if gc_was:
+            gc.enable()
     if indent is None:
-        d = _head_dict(s)
-        d["vmas"] = vmas
-        return enc.encode(d)
-    head = json.dumps(_head_dict(s), indent=indent, ensure_ascii=False)
+        text = json.dumps(head, separators=(",", ":"))
+        return text[:-1] + ',"vmas":[' + ",".join(vmas) + "]}"
+    text = json.dumps(head, indent=indent)
     pad = " " * indent
     if not vmas:
-        return head[:-2] + f',\n{pad}"vmas": []\n}}'
-    body = enc.encode(vmas)
-    # Each VMA object is a list element that starts with the "start" key; the
-    # sequence `},{"start":` cannot occur anywhere else (inside strings the
-    # quote would be escaped, and no other list holds objects).
-    body = body[1:-1].replace('},{"start":', '},\n' + pad * 2 + '{"start":')
-    return head[:-2] + f',\n{pad}"vmas": [\n{pad * 2}{body}\n{pad}]\n}}'
+        return text[:-2] + f',\n{pad}"vmas": []\n}}'
+    sep = ",\n" + pad * 2
+    return text[:-2] + f',\n{pad}"vmas": [\n{pad * 2}' + sep.join(vmas) + f"\n{pad}]\n}}"
 
 
 def save(s: Snapshot, path: str, *, indent: int | None = 1) -> str:
