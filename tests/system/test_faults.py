@@ -364,7 +364,7 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
 
 def test_cli_process_exits_mid_run(faulter):
     import json
-    t = Faulter(faulter, 1 << 20, 2000, then_exit=True)
+    t = Faulter(faulter, 1 << 20, 600, then_exit=True)
     try:
         os.kill(t.pid, signal.SIGCONT)
         r = _run_cli(t.pid, "--duration", "30", "--json")
