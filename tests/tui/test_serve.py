@@ -1,0 +1,220 @@
+"""vmainspect serve: the page loads in headless Chromium and the TUI session renders in it.
+
+Chromium is driven over the DevTools protocol (aiohttp's websocket client,
+installed with textual-serve): load the page, wait until textual-serve's page
+has received the app's first bytes (body class ``-first-byte``), then take a
+screenshot and check that the terminal area is not blank.
+"""
+
+import asyncio
+import base64
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import zlib
+
+import pytest
+
+from vmainspect import cli
+from vmainspect.commands.serve import session_command
+from vmainspect.errors import BadInput
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"serve exited early: {proc.stderr.read()}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError("serve did not listen")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    for f in (proc.stdout, proc.stderr):
+        if f:
+            f.close()
+
+
+def png_pixels(data: bytes):
+    """(width, height, rows of RGB(A) bytes) of an 8-bit non-interlaced PNG (what Chromium writes)."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    pos, idat, width = 8, b"", 0
+    while pos < len(data):
+        n = int.from_bytes(data[pos:pos + 4], "big")
+        kind = data[pos + 4:pos + 8]
+        body = data[pos + 8:pos + 8 + n]
+        if kind == b"IHDR":
+            width, height, depth, ctype = body[0:4], body[4:8], body[8], body[9]
+            width, height = int.from_bytes(width, "big"), int.from_bytes(height, "big")
+            assert depth == 8 and ctype in (2, 6)
+            bpp = 3 if ctype == 2 else 4
+        elif kind == b"IDAT":
+            idat += body
+        pos += 12 + n
+    raw = zlib.decompress(idat)
+    stride = width * bpp
+    rows, prev = [], bytearray(stride)
+    for y in range(height):
+        f = raw[y * (stride + 1)]
+        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        for i in range(stride):
+            a = line[i - bpp] if i >= bpp else 0
+            b = prev[i]
+            c = prev[i - bpp] if i >= bpp else 0
+            if f == 1:
+                line[i] = (line[i] + a) & 255
+            elif f == 2:
+                line[i] = (line[i] + b) & 255
+            elif f == 3:
+                line[i] = (line[i] + (a + b) // 2) & 255
+            elif f == 4:
+                p = a + b - c
+                pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
+                line[i] = (line[i] + (a if pa <= pb and pa <= pc else b if pb <= pc else c)) & 255
+        rows.append(bytes(line))
+        prev = line
+    return width, height, bpp, rows
+
+
+async def cdp_check(devtools_port: int, url: str, timeout: float = 40.0) -> tuple[str, bytes]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as http:
+        async with http.put(f"http://127.0.0.1:{devtools_port}/json/new?{url}") as r:
+            target = json.loads(await r.text())
+        async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            ids = iter(range(1, 10**6))
+
+            async def call(method, **params):
+                i = next(ids)
+                await ws.send_json({"id": i, "method": method, "params": params})
+                while True:
+                    msg = json.loads((await ws.receive()).data)
+                    if msg.get("id") == i:
+                        if "error" in msg:
+                            raise RuntimeError(msg["error"])
+                        return msg["result"]
+
+            deadline = time.monotonic() + timeout
+            cls = ""
+            while time.monotonic() < deadline:
+                res = await call("Runtime.evaluate", expression="document.body ? document.body.className : ''",
+                                 returnByValue=True)
+                cls = res["result"].get("value", "")
+                if "-first-byte" in cls:
+                    break
+                await asyncio.sleep(0.25)
+            await asyncio.sleep(2.0)    # let the first full frame paint
+            shot = await call("Page.captureScreenshot", format="png",
+                              clip={"x": 0, "y": 0, "width": 800, "height": 500, "scale": 0.25})
+            html = (await call("Runtime.evaluate", expression="document.documentElement.outerHTML",
+                               returnByValue=True))["result"]["value"]
+            return cls + "\n" + html, base64.b64decode(shot["data"])
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    """A small recording to serve (written by the recorder's own writer)."""
+    sys.path.insert(0, os.path.dirname(__file__))
+    from test_replay import snapshot
+    from vmainspect.record import RecordingWriter
+
+    path = tmp_path_factory.mktemp("serve") / "rec.jsonl"
+    w = RecordingWriter.create(str(path))
+    w.header(snapshot(0), interval_s=0.5, pages=True, faults=False)
+    for k in range(3):
+        w.frame(k * 0.5, snapshot(k))
+    w.close()
+    return str(path)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does)")
+def test_served_tui_renders_in_headless_chromium(recording):
+    port = free_port()
+    serve = subprocess.Popen([sys.executable, "-m", "vmainspect", "serve", "--port", str(port), "open", recording],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    profile = tempfile.mkdtemp(prefix="vmainspect-chromium-")
+    chrome = None
+    try:
+        wait_port(port, serve)
+        chrome = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=800,500",
+             "about:blank"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        devtools = None
+        deadline = time.monotonic() + 30
+        while devtools is None and time.monotonic() < deadline:
+            line = chrome.stderr.readline()
+            if not line and chrome.poll() is not None:
+                break
+            m = re.search(r"DevTools listening on ws://127\.0\.0\.1:(\d+)/", line)
+            if m:
+                devtools = int(m.group(1))
+        assert devtools, "chromium did not start its DevTools endpoint"
+        html, png = asyncio.run(cdp_check(devtools, f"http://127.0.0.1:{port}/"))
+        # the page is textual-serve's, its terminal exists, and the app's output arrived
+        assert "xterm-screen" in html
+        assert html.split("\n", 1)[0].count("-first-byte"), "no output from the TUI session reached the page"
+        # the terminal is drawn: many distinct colours, not a blank page
+        w, h, bpp, rows = png_pixels(png)
+        colours = {row[i:i + 3] for row in rows for i in range(0, len(row), bpp)}
+        assert len(colours) > 20, f"screenshot looks blank ({len(colours)} colours)"
+    finally:
+        if chrome is not None:
+            stop(chrome)
+        stop(serve)
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def test_session_command():
+    assert session_command([])[3:] == ["demo"]
+    assert session_command(["--", "attach", "12"])[3:] == ["attach", "12"]
+    with pytest.raises(BadInput, match="serve runs one of"):
+        session_command(["snapshot", "1"])
+    with pytest.raises(BadInput, match="name the snapshot"):
+        session_command(["open"])
+
+
+def test_serve_bad_file_fails_before_listening(tmp_path, capsys):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"schema": "vmainspect/recording@7"}\n')
+    rc = cli.main(["serve", "--port", str(free_port()), "open", str(bad)])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.count("\n") == 1 and "@7" in err
+
+
+def test_serve_port_in_use_is_one_line(recording, capsys):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        rc = cli.main(["serve", "--port", str(s.getsockname()[1]), "open", recording])
+    err = capsys.readouterr().err
+    assert rc == 2 and "cannot listen" in err and err.count("\n") == 1
