@@ -77,6 +77,25 @@ def _read_big(reader: ProcReader, name: str) -> bytes:
         os.close(fd)
 
 
+def _read_files(reader: ProcReader, before: parse.StatInfo):
+    smaps_raw = _read_big(reader, "smaps")
+    if smaps_raw:
+        rollup_raw = reader.read("smaps_rollup")
+    else:
+        # Kernel threads and zombies have no mm: smaps is empty and
+        # smaps_rollup fails with ESRCH although the process exists.
+        try:
+            rollup_raw = reader.read("smaps_rollup")
+        except ProcessGone:
+            if not reader.exists():
+                raise
+            rollup_raw = b""
+    status_raw = reader.read("status")
+    cmdline_raw = reader.read("cmdline")
+    exe = reader.readlink("exe")
+    return smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
+
+
 def _now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
@@ -103,26 +122,15 @@ def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
 
 def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -> Snapshot:
     taken_at = _now_iso()
-    before = parse.parse_stat(reader.read("stat"))
-    smaps_raw = _read_big(reader, "smaps")
-    notes: list[str] = []
-    if smaps_raw:
-        rollup_raw = reader.read("smaps_rollup")
-    else:
-        # Kernel threads and zombies have no mm: smaps is empty and
-        # smaps_rollup fails with ESRCH although the process exists.
-        try:
-            rollup_raw = reader.read("smaps_rollup")
-        except ProcessGone:
-            if not reader.exists():
-                raise
-            rollup_raw = b""
-    status_raw = reader.read("status")
-    cmdline_raw = reader.read("cmdline")
-    exe = reader.readlink("exe")
+    before = parse.parse_stat(reader.read("stat"))     # ProcessGone here: no such process
+    try:
+        smaps_raw, rollup_raw, status_raw, cmdline_raw, exe = _read_files(reader, before)
+    except ProcessGone:
+        raise ProcessGone(pid, "it exited while being read") from None
     vmas = parse.parse_smaps(smaps_raw)
     totals = parse.parse_smaps_fields(rollup_raw)
     host = _host()
+    notes: list[str] = []
 
     page_caps: dict = {"pfn_visible": None, "kpageflags": None, "kpagecount": None,
                        "pagemap_scan": None}

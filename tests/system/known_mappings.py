@@ -16,9 +16,13 @@ libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
 libc.shmctl.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_void_p]
 
 def anon(npages, prot=PROT_READ | PROT_WRITE, flags=MAP_PRIVATE | MAP_ANON):
-    a = libc.mmap(None, npages * PAGE, prot, flags, -1, 0)
+    """npages of anonymous memory between two PROT_NONE pages, so the kernel
+    cannot merge it with a neighbouring mapping: its VMA is exactly ours."""
+    a = libc.mmap(None, (npages + 2) * PAGE, PROT_NONE, flags, -1, 0)
     assert a not in (None, FAILED), ctypes.get_errno()
-    return a
+    if prot != PROT_NONE:
+        assert libc.mprotect(a + PAGE, npages * PAGE, prot) == 0, ctypes.get_errno()
+    return a + PAGE
 
 def touch(addr, indices):
     for i in indices:
@@ -28,6 +32,8 @@ def file_of(name, npages):
     path = os.path.join(WORKDIR, name)
     with open(path, "wb") as f:
         f.write(bytes([0x61]) * (npages * PAGE))
+        f.flush()
+        os.fsync(f.fileno())          # clean page cache: only our writes through the mapping are dirty
     return path
 
 def fmap(path, npages, prot, flags):
