@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""Page-fault sampling: vmainspect's sampler beside `perf record -e page-faults -c 1 -d`.
+
+The target (a tiny C program compiled here with gcc) faults continuously: a 64
+MiB private anonymous mapping (MADV_NOHUGEPAGE, so one fault per 4 KiB page)
+filled with memset, emptied with MADV_DONTNEED, again and again.
+
+In one run, on the same target, alternating:
+- baseline: the target's fault rate with nobody watching (/proc/PID/stat minflt);
+- vmainspect: `vmainspect faults PID --duration S --json` (period 1): samples/s,
+  lost, its CPU (user+sys of the process, from wait4 rusage) and its samples
+  against the kernel's minflt delta over the same window;
+- perf: `perf record -e page-faults -c 1 -d -p PID -- sleep S`: samples
+  (perf report --stats), lost, CPU of perf record.
+
+Usage: python3 benchmarks/bench_faults.py [--seconds 5] [--rounds 3] [--json]
+Needs root (or perf_event_paranoid <= 1 for perf's kernel samples), gcc and perf.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import resource
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TARGET_C = r"""
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+int main(void) {
+    size_t n = 64UL << 20;
+    char *p = mmap(0, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return 1;
+    madvise(p, n, MADV_NOHUGEPAGE);
+    printf("%lx\n", (unsigned long)p);
+    fflush(stdout);
+    for (;;) {
+        memset(p, 1, n);
+        madvise(p, n, MADV_DONTNEED);
+    }
+}
+"""
+
+
+def minflt(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[7])
+
+
+def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
+    """Run cmd; return (result, wall seconds, CPU seconds of it and its children)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.monotonic()
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.monotonic() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return r, wall, cpu
+
+
+def baseline(pid: int, seconds: float) -> dict:
+    a, t0 = minflt(pid), time.monotonic()
+    time.sleep(seconds)
+    b, t1 = minflt(pid), time.monotonic()
+    return {"faults_per_s": (b - a) / (t1 - t0)}
+
+
+def vmainspect(pid: int, seconds: float) -> dict:
+    r, wall, cpu = run_measured([sys.executable, "-m", "vmainspect", "faults", str(pid),
+                                 "--duration", str(seconds), "--json"])
+    if r.returncode != 0:
+        raise SystemExit(f"vmainspect faults failed: {r.stderr.strip()}")
+    d = json.loads(r.stdout)
+    kernel = d["proc_counters"]["minor"] + d["proc_counters"]["major"]
+    return {
+        "window_s": d["duration_s"], "samples": d["samples"], "lost": d["lost"],
+        "samples_per_s": d["samples"] / d["duration_s"],
+        "lost_pct": 100.0 * d["lost"] / max(1, d["samples"] + d["lost"]),
+        "kernel_faults": kernel, "samples_vs_kernel_pct": 100.0 * d["samples"] / max(1, kernel),
+        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
+        "top_vma_share_pct": 100.0 * (d["by_vma"][0]["minor"] + d["by_vma"][0]["major"]) / max(1, d["samples"]),
+        "top_symbol": d["by_symbol"][0]["symbol"] if d["by_symbol"] else None,
+    }
+
+
+def in_process(pid: int, seconds: float) -> dict:
+    """The sampler as the TUI runs it: in this process, a tick every second."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from vmainspect.collect import collect
+    from vmainspect.faults import FaultSampler
+
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+    s = FaultSampler(pid)
+    s.start()
+    c0 = s.start_counters
+    snap = collect(pid)
+    samples = lost = 0
+    try:
+        while time.monotonic() - t0 < seconds:
+            time.sleep(max(0.0, min(1.0, seconds - (time.monotonic() - t0))))
+            if time.monotonic() - t0 >= seconds:
+                break
+            tk = s.tick(snap)
+            samples += tk.minor + tk.major
+            lost += tk.lost
+        c1 = s.proc_counters()
+        s.stop()
+        window = time.monotonic() - t0
+        tk = s.tick(snap)
+        samples += tk.minor + tk.major
+        lost += tk.lost
+    finally:
+        s.close()
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    kernel = (c1[0] - c0[0]) + (c1[1] - c0[1])
+    return {
+        "window_s": window, "samples": samples, "lost": lost, "samples_per_s": samples / window,
+        "lost_pct": 100.0 * lost / max(1, samples + lost), "kernel_faults": kernel,
+        "samples_vs_kernel_pct": 100.0 * samples / max(1, kernel),
+        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
+    }
+
+
+def perf_record(pid: int, seconds: float, tmp: str) -> dict:
+    out = os.path.join(tmp, "perf.data")
+    a = minflt(pid)
+    r, wall, cpu = run_measured(["perf", "record", "-q", "-e", "page-faults", "-c", "1", "-d",
+                                 "-p", str(pid), "-o", out, "--", "sleep", str(seconds)])
+    b = minflt(pid)
+    if r.returncode != 0:
+        raise SystemExit(f"perf record failed: {r.stderr.strip()}")
+    rep = subprocess.run(["perf", "report", "--stats", "-i", out], capture_output=True, text=True)
+
+    def count(name: str) -> int:
+        m = re.search(rf"^\s*{name} events:\s+(\d+)", rep.stdout, re.M)
+        return int(m.group(1)) if m else 0
+
+    samples = count("SAMPLE")
+    lost = count("LOST") + count("LOST_SAMPLES")
+    return {
+        "window_s": seconds, "samples": samples, "lost": lost, "samples_per_s": samples / seconds,
+        "lost_pct": 100.0 * lost / max(1, samples + lost),
+        "kernel_faults": b - a, "samples_vs_kernel_pct": 100.0 * samples / max(1, b - a),
+        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
+        "note": "kernel_faults spans perf's whole run (start-up included), samples only its window",
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=5.0)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    for tool in ("gcc", "perf"):
+        if shutil.which(tool) is None:
+            raise SystemExit(f"needs {tool}")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, exe = os.path.join(tmp, "faulter.c"), os.path.join(tmp, "faulter")
+        with open(src, "w") as f:
+            f.write(TARGET_C)
+        subprocess.run(["gcc", "-O2", "-o", exe, src], check=True)
+        target = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
+        try:
+            target.stdout.readline()
+            time.sleep(0.5)
+            rounds = []
+            for i in range(args.rounds):
+                rounds.append({"baseline": baseline(target.pid, args.seconds),
+                               "vmainspect": vmainspect(target.pid, args.seconds),
+                               "in_process": in_process(target.pid, args.seconds),
+                               "perf": perf_record(target.pid, args.seconds, tmp)})
+                print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
+        finally:
+            target.send_signal(signal.SIGKILL)
+            target.wait()
+    if args.json:
+        print(json.dumps(rounds, indent=1))
+        return 0
+    print(f"target: 64 MiB anonymous MAP_PRIVATE, memset + MADV_DONTNEED loop; {args.seconds:g} s per "
+          f"measurement, {args.rounds} rounds; {os.cpu_count()} CPUs, Linux {os.uname().release}")
+    print(f"{'':22} {'faults/s':>10} {'samples/s':>10} {'lost %':>7} {'samples/kernel':>15} "
+          f"{'CPU % core':>11} {'CPU us/sample':>14}")
+    labels = {"vmainspect": "vmainspect faults CLI", "in_process": "sampler in-process",
+              "perf": "perf record"}
+    for name in ("baseline", "vmainspect", "in_process", "perf"):
+        rows = [r[name] for r in rounds]
+        med = lambda k: statistics.median(x[k] for x in rows)  # noqa: E731
+        if name == "baseline":
+            print(f"{'no sampler':22} {med('faults_per_s'):>10,.0f}")
+            continue
+        per = statistics.median(1e6 * x["cpu_s"] / max(1, x["samples"]) for x in rows)
+        print(f"{labels[name]:22} {med('kernel_faults') / med('window_s'):>10,.0f} {med('samples_per_s'):>10,.0f} "
+              f"{med('lost_pct'):>7.3f} {med('samples_vs_kernel_pct'):>14.2f}% {med('cpu_pct_of_core'):>10.1f}% "
+              f"{per:>14.2f}")
+    print("(medians; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
+          " perf's kernel count spans its start-up too, so its samples/kernel is below 100%;"
+          " perf records PERF_COUNT_SW_PAGE_FAULTS, vmainspect the _MIN and _MAJ events)")
+    v = [r["vmainspect"] for r in rounds]
+    print(f"vmainspect per round: samples {[x['samples'] for x in v]}, lost {[x['lost'] for x in v]}, "
+          f"kernel {[x['kernel_faults'] for x in v]}, CPU s {[round(x['cpu_s'], 2) for x in v]}, "
+          f"top VMA share {[round(x['top_vma_share_pct'], 2) for x in v]}%, top symbol {v[0]['top_symbol']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
