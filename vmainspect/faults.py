@@ -24,7 +24,6 @@ ProcReader has no call for) is done here with the same error translation.
 
 from __future__ import annotations
 
-import array
 import bisect
 import errno
 import os
@@ -344,9 +343,14 @@ class FaultSampler:
         return self._perf_tick(win, window_s, snapshot, refresh)
 
     def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot, refresh) -> FaultTick:
-        minor = sorted(array.array("Q", bytes(win.addrs[0])).tolist())
-        major = sorted(array.array("Q", bytes(win.addrs[1])).tolist())
-        by_vma, missing = self._attribute(snapshot, minor, major)
+        # distinct faulting addresses with their counts (one C-level pass per kind), sorted
+        lists = []
+        for raw in win.addrs:
+            cnt = Counter(memoryview(raw).cast("Q")) if raw else Counter()
+            keys = list(cnt)
+            keys.sort()
+            lists.append((keys, cnt))
+        by_vma, missing = self._attribute(snapshot, lists)
         if missing and refresh is not None:
             try:
                 fresh = refresh()
@@ -354,47 +358,84 @@ class FaultSampler:
                 fresh = None
             if fresh is not None:
                 snapshot = fresh
-                by_vma, missing = self._attribute(snapshot, minor, major)
+                by_vma, missing = self._attribute(snapshot, lists)
         self.unattributed = missing
-        self.by_data_symbol_split = self._data_symbols(snapshot, by_vma, (minor, major))
+        self.by_data_symbol_split = self._data_symbols(snapshot, by_vma, lists)
         sym_split = self._symbols(snapshot, win.ips)
         self.by_symbol_split = sym_split
         by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
                                  key=lambda t: (-t[2], t[0], t[1])))
         pages: set[int] = set()
         mask = ~(PAGE - 1)
-        for lst in (minor, major):
-            for a in set(lst):
+        for keys, _cnt in lists:
+            for a in keys:
                 pages.add(a & mask)
                 if len(pages) >= MAX_PAGES:
                     break
+        minor = len(win.addrs[0]) // 8
+        major = len(win.addrs[1]) // 8
         return FaultTick(
-            mode="perf", window_s=window_s, minor=len(minor), major=len(major), lost=win.lost,
+            mode="perf", window_s=window_s, minor=minor, major=major, lost=win.lost,
             by_vma=by_vma, by_symbol=by_symbol, recent=self._recent(win, snapshot),
             reason=None, by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
             pages=tuple(sorted(pages)))
 
     @staticmethod
-    def _attribute(snapshot: Snapshot, minor: list[int], major: list[int]):
+    def _attribute(snapshot: Snapshot, lists):
+        """Per-VMA (minor, major) from sorted distinct addresses and their counts; and the unplaced count."""
         by_vma: dict[int, list[int]] = {}
         missing = 0
         starts = None
-        for kind, addrs in ((0, minor), (1, major)):
-            p, n = 0, len(addrs)
+        for kind, (keys, cnt) in enumerate(lists):
+            p, n = 0, len(keys)
+            get = cnt.__getitem__
             while p < n:
-                v = snapshot.vma_at(addrs[p])
+                v = snapshot.vma_at(keys[p])
                 if v is not None:
-                    q = bisect.bisect_left(addrs, v.end, p)
-                    by_vma.setdefault(v.start, [0, 0])[kind] += q - p
+                    q = bisect.bisect_left(keys, v.end, p)
+                    by_vma.setdefault(v.start, [0, 0])[kind] += sum(map(get, keys[p:q]))
                 else:
                     if starts is None:
                         starts = [x.start for x in snapshot.vmas]
-                    i = bisect.bisect_right(starts, addrs[p])
+                    i = bisect.bisect_right(starts, keys[p])
                     nxt = starts[i] if i < len(starts) else 1 << 64
-                    q = bisect.bisect_left(addrs, nxt, p)
-                    missing += q - p
+                    q = bisect.bisect_left(keys, nxt, p)
+                    missing += sum(map(get, keys[p:q]))
                 p = q
         return {k: (a, b) for k, (a, b) in by_vma.items()}, missing
+
+    def _elf_data_vma(self, v, snapshot: Snapshot) -> bool:
+        """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
+        from .symbolize import elf_path
+        if elf_path(v) is not None:
+            return True
+        if v.path or v.inode:
+            return False
+        i = bisect.bisect_left([x.start for x in snapshot.vmas], v.start) - 1
+        return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
+
+    def _data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
+        """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
+        out: dict[tuple[str, str], list[int]] = {}
+        budget = 20000          # distinct addresses symbolized per tick
+        for start in by_vma:
+            v = snapshot.vma_at(start)
+            if v is None or not self._elf_data_vma(v, snapshot):
+                continue
+            if self._symbolizer is None:
+                from .symbolize import Symbolizer
+                self._symbolizer = Symbolizer()
+            for kind, (keys, cnt) in enumerate(lists):
+                lo = bisect.bisect_left(keys, v.start)
+                hi = bisect.bisect_left(keys, v.end, lo)
+                for a in keys[lo:hi]:
+                    if budget <= 0:
+                        break
+                    budget -= 1
+                    sym = self._symbolizer.lookup(a, v, snapshot)
+                    if sym is not None and sym.name is not None:
+                        out.setdefault((sym.name, sym.dso), [0, 0])[kind] += cnt[a]
+        return {k: (a, b) for k, (a, b) in out.items()}
 
     def _symbol_of(self, ip: int, snapshot: Snapshot) -> tuple[str, str, str]:
         """(function, dso, "function+0xoff") for an IP; cached per IP and mapping."""
@@ -421,51 +462,13 @@ class FaultSampler:
         self._sym_cache[key] = out
         return out
 
-    def _elf_data_vma(self, v, snapshot: Snapshot) -> bool:
-        """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
-        from .symbolize import elf_path
-        if elf_path(v) is not None:
-            return True
-        if v.path or v.inode:
-            return False
-        i = bisect.bisect_left([x.start for x in snapshot.vmas], v.start) - 1
-        return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
-
-    def _data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
-        """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
-        out: dict[tuple[str, str], list[int]] = {}
-        budget = 20000          # distinct addresses symbolized per tick
-        for start in by_vma:
-            v = snapshot.vma_at(start)
-            if v is None or not self._elf_data_vma(v, snapshot):
-                continue
-            if self._symbolizer is None:
-                from .symbolize import Symbolizer
-                self._symbolizer = Symbolizer()
-            for kind, addrs in enumerate(lists):
-                lo = bisect.bisect_left(addrs, v.start)
-                hi = bisect.bisect_left(addrs, v.end, lo)
-                if lo == hi:
-                    continue
-                for a, c in Counter(addrs[lo:hi]).items():
-                    if budget <= 0:
-                        break
-                    budget -= 1
-                    sym = self._symbolizer.lookup(a, v, snapshot)
-                    if sym is not None and sym.name is not None:
-                        out.setdefault((sym.name, sym.dso), [0, 0])[kind] += c
-        return {k: (a, b) for k, (a, b) in out.items()}
-
     def _symbols(self, snapshot: Snapshot, ips) -> dict[tuple[str, str], tuple[int, int]]:
         out: dict[tuple[str, str], list[int]] = {}
         for kind in (0, 1):
             raw = ips[kind]
             if not raw:
                 continue
-            lst = array.array("Q", bytes(raw)).tolist()
-            distinct = set(lst)
-            counts = {ip: lst.count(ip) for ip in distinct} if len(distinct) <= 8 else Counter(lst)
-            for ip, c in counts.items():
+            for ip, c in Counter(memoryview(raw).cast("Q")).items():
                 name, dso, _ = self._symbol_of(ip, snapshot)
                 out.setdefault((name, dso), [0, 0])[kind] += c
         return {k: (a, b) for k, (a, b) in out.items()}
