@@ -110,13 +110,14 @@ def run(args: argparse.Namespace) -> int:
     from ..units import human_bytes
 
     pid = args.pid
+    t0 = time.monotonic()
     snapshot = collect(pid, pages=args.pages)   # no such process / no access: fail before creating FILE
+    taken = 0.0                                 # when the snapshot's collect started (s since t0)
     identity = snapshot.process.create_time
     writer = RecordingWriter.create(args.output, force=args.force)
     sampler, why = (None, None) if args.no_faults else _start_sampler(pid)
     tty = sys.stderr.isatty()
     end, end_note, error = END_INTERRUPTED, "", None
-    t0 = time.monotonic()
 
     def progress(final: bool = False) -> None:
         if not tty:
@@ -137,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
                 writer.note(0.0, f"page faults from /proc counters: {sampler.reason}")
             k = 0
             while True:
-                writer.frame(time.monotonic() - t0, snapshot, _tick(sampler, snapshot))
+                writer.frame(taken, snapshot, _tick(sampler, snapshot))
                 progress()
                 if snapshot.process.state in ("Z", "X", "x"):
                     end, end_note = END_EXITED, f"process {pid} exited (it is a zombie)"
@@ -158,6 +159,7 @@ def run(args: argparse.Namespace) -> int:
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
                     break
                 try:
+                    taken = time.monotonic() - t0
                     snapshot = collect(pid, pages=args.pages)
                 except ProcessGone:
                     end, end_note = END_EXITED, f"process {pid} exited"
@@ -167,7 +169,7 @@ def run(args: argparse.Namespace) -> int:
                     break
                 if stop.reason:     # signalled during the collect: keep what we have, then stop
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
-                    writer.frame(time.monotonic() - t0, snapshot, _tick(sampler, snapshot))
+                    writer.frame(taken, snapshot, _tick(sampler, snapshot))
                     break
     except VmaInspectError as e:
         end, end_note, error = END_ERROR, str(e), e

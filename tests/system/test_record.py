@@ -1,0 +1,199 @@
+"""`vmainspect record` on spawned targets, read back and compared with the kernel's own smaps.
+
+The recorder runs as a subprocess (as a user would run it); the targets stop
+themselves at checkpoints so the kernel's numbers can be read while the
+recorder samples them.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from targets import read_smaps_kb, spawn_target
+from vmainspect.record import read_recording
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+# Stage k touches 8 more pages of a 64-page private anonymous region, then stops.
+STAGED = """
+m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)
+report["addr"] = addr_of(m)
+_keep.append(m)
+for stage in range(1, 5):
+    checkpoint(report)
+    for i in range((stage - 1) * 8, stage * 8):
+        m[i * PAGE] = 1
+"""
+
+# Runs (touching a page every 20 ms) until killed.
+BUSY = """
+import time
+m = mmap.mmap(-1, 4096 * PAGE, flags=mmap.MAP_PRIVATE)
+report["addr"] = addr_of(m)
+_keep.append(m)
+checkpoint(report)
+i = 0
+while True:
+    m[(i % 4096) * PAGE] = 1
+    i += 1
+    time.sleep(0.02)
+"""
+
+
+def recorder(pid, out, *extra):
+    return subprocess.Popen([sys.executable, "-m", "vmainspect", "record", str(pid), "-o", str(out), *extra],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def vmainspect(*args):
+    return subprocess.run([sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True,
+                          timeout=120)
+
+
+def frames_written(path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.startswith(b'{"t":') and b'"note"' not in line[:40])
+    except FileNotFoundError:
+        return 0
+
+
+def wait_frames(path, n, proc, timeout=30.0):
+    deadline = time.monotonic() + timeout
+    while frames_written(path) < n:
+        assert proc.poll() is None, proc.stderr.read()
+        assert time.monotonic() < deadline, "recorder wrote no frames"
+        time.sleep(0.02)
+
+
+def region_rss(snapshot, addr):
+    v = snapshot.vma_at(addr)
+    return v.smaps["rss"]
+
+
+def kernel_rss(pid, addr):
+    for start, end, fields in read_smaps_kb(pid):
+        if start <= addr < end:
+            return fields["Rss"]
+    raise AssertionError("region not in smaps")
+
+
+def test_recording_matches_the_kernel_at_every_stage(tmp_path):
+    out = tmp_path / "staged.jsonl"
+    with spawn_target(STAGED) as t:
+        addr = t.report["addr"]
+        rec = recorder(t.pid, out, "--interval", "0.05", "--pages", "--no-faults")
+        try:
+            kernel = []
+            for stage in range(4):
+                if stage:
+                    t.resume_and_wait_stop()
+                kernel.append(kernel_rss(t.pid, addr))
+                # a frame being taken right now may predate the stop; the 3 after it do not
+                wait_frames(out, frames_written(out) + 4, rec)
+            rec.send_signal(signal.SIGINT)         # Ctrl+C: clean end, exit 0
+            assert rec.wait(30) == 0, rec.stderr.read()
+        finally:
+            if rec.poll() is None:
+                rec.kill()
+                rec.wait()
+            rec.stdout.close()
+            rec.stderr.close()
+    r = read_recording(str(out))
+    assert r.end == "interrupted" and r.truncated_at_line is None
+    assert kernel == [0, 8 * PAGE, 16 * PAGE, 24 * PAGE]
+    seen = [region_rss(r.snapshot(i), addr) for i in range(len(r))]
+    # every stage the kernel reported appears in the recording, in order (a frame taken
+    # in the instant the target ran between two stages may show a value in between)
+    stages = [x for i, x in enumerate(seen) if i == 0 or x != seen[i - 1]]
+    assert stages == sorted(stages) and set(kernel) <= set(stages)
+    assert seen[:3] == [kernel[0]] * 3 and seen[-3:] == [kernel[-1]] * 3
+    # page runs: the last frame has exactly the touched pages present
+    last = r.snapshot(-1).vma_at(addr)
+    assert last.pages.counts.present == 24
+    assert last.pages.runs[0].state == "anon" and last.pages.runs[0].count == 24
+    # diff of the first and last frames: 24 pages absent -> anon, Rss +96K, like the kernel said
+    res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
+    assert res.returncode == 1, res.stderr
+    d = json.loads(res.stdout)
+    (v,) = [x for x in d["vmas"] if x["b"] and x["b"]["start"] <= addr < x["b"]["end"]]
+    assert v["rss"]["delta"] == kernel[-1] - kernel[0]
+    assert v["transitions"] == [{"from": "absent", "to": "anon", "pages": 24}]
+
+
+def test_sigkill_mid_run_leaves_a_file_that_opens(tmp_path):
+    out = tmp_path / "killed.jsonl"
+    with spawn_target(BUSY) as t:
+        os.kill(t.pid, signal.SIGCONT)
+        rec = recorder(t.pid, out, "--interval", "0.05", "--pages")
+        try:
+            wait_frames(out, 4, rec)
+            rec.kill()                              # SIGKILL: no chance to write an end note
+            rec.wait()
+        finally:
+            rec.stdout.close()
+            rec.stderr.close()
+    r = read_recording(str(out))
+    assert len(r) >= 4 and r.end is None
+    assert r.snapshot(-1).vma_at(t.report["addr"]) is not None
+    res = vmainspect("diff", f"{out}#1", f"{out}#-1")
+    assert res.returncode in (0, 1) and "Traceback" not in res.stderr
+    # the file also opens in the replay source (what `vmainspect open` uses)
+    from vmainspect.tui.replay import RecordingSource
+    src = RecordingSource.open(str(out))
+    assert src.next_frame().snapshot.process.pid == t.pid
+
+
+def test_recording_ends_when_the_process_exits(tmp_path):
+    out = tmp_path / "exit.jsonl"
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])
+    try:
+        res = subprocess.run([sys.executable, "-m", "vmainspect", "record", str(child.pid), "-o", str(out),
+                              "--interval", "0.1", "--no-faults"], capture_output=True, text=True, timeout=60)
+    finally:
+        child.kill()
+        child.wait()
+    assert res.returncode == 0, res.stderr
+    r = read_recording(str(out))
+    assert r.end == "exited" and len(r) >= 2
+    assert f"process {child.pid} exited" in r.notes[-1][1]
+    assert r.frame(-1).gone
+
+
+def test_duration_and_faults(tmp_path):
+    out = tmp_path / "dur.jsonl"
+    with spawn_target(BUSY) as t:
+        os.kill(t.pid, signal.SIGCONT)
+        res = vmainspect("record", str(t.pid), "-o", str(out), "--interval", "0.2", "--duration", "1")
+    assert res.returncode == 0, res.stderr
+    assert res.stderr == ""                        # no progress line when stderr is not a terminal
+    r = read_recording(str(out))
+    # t = 0, 0.2, ... 1.0; a slot is skipped (not bunched up) when a collect overruns on a busy machine
+    assert r.end == "duration" and 3 <= len(r) <= 6, r.times
+    assert all(b - a > 0.1 for a, b in zip(r.times, r.times[1:])), r.times
+    assert r.times[-1] <= 1.0 + 0.5
+    assert r.header["interval_s"] == 0.2 and r.header["pid"] == t.pid
+    if r.header["faults"]:
+        ticks = [r.faults(i) for i in range(1, len(r))]
+        assert all(ft is not None for ft in ticks)
+        # the target touches a page every 20 ms: some of those are first touches (minor faults)
+        assert sum(ft.minor for ft in ticks) > 0
+
+
+def test_no_such_process_creates_no_file(tmp_path):
+    out = tmp_path / "none.jsonl"
+    res = vmainspect("record", "999999999", "-o", str(out))
+    assert res.returncode == 3 and res.stderr.count("\n") == 1 and not out.exists()
+
+
+def test_existing_file_is_not_replaced_without_force(tmp_path):
+    out = tmp_path / "keep.jsonl"
+    out.write_text("precious\n")
+    res = vmainspect("record", str(os.getpid()), "-o", str(out), "--duration", "0.1")
+    assert res.returncode == 5 and "--force" in res.stderr and res.stderr.count("\n") == 1
+    assert out.read_text() == "precious\n"
