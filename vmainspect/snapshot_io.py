@@ -271,7 +271,7 @@ def _bool(d: dict, key: str, where: str, nullable: bool = False) -> bool | None:
 
 def _strs(d: dict, key: str, where: str) -> tuple[str, ...]:
     v = _get(d, key, where)
-    if type(v) is not list:
+    if type(v) not in _SEQ:
         raise _bad(f"{where}.{key}", f"expected a list of strings, got {_show(v)}")
     for i, x in enumerate(v):
         if type(x) is not str:
@@ -279,6 +279,7 @@ def _strs(d: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(v)
 
 
+_SEQ = frozenset((list, tuple))   # JSON arrays; to_dict output uses tuples
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _good_keys: set[str] = set()       # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
 _INT_ONLY = {int}
@@ -289,10 +290,10 @@ def _fields(v: object, where: str) -> dict:
     if type(v) is not dict:
         raise _bad(where, f"expected an object of integers, got {_show(v)}")
     if not v:
-        return v
+        return {}
     vals = v.values()
     if set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and _good_keys.issuperset(v):
-        return v
+        return v.copy()     # the Snapshot must not share a dict its caller may change
     for k, x in v.items():
         if not _KEY_RE.match(k) or len(k) > 64:
             raise _bad(where, f"field name {_show(k)} is not lower-case snake_case")
@@ -302,10 +303,10 @@ def _fields(v: object, where: str) -> dict:
             raise _bad(f"{where}.{k}", f"{x} is negative")
         if len(_good_keys) < 4096:
             _good_keys.add(k)
-    return v
+    return v.copy()
 
 
-_PERMS_RE = re.compile(r"[r-][w-][x-][ps]\Z")
+_PERMS_RE = re.compile(r"[r-][w-][x-][psS-]\Z")   # as procfs.parse accepts
 _DEV_RE = re.compile(r"[0-9a-f]{1,8}:[0-9a-f]{1,8}\Z")
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]00:00)\Z")
 _KINDS = frozenset(VMA_KINDS)
@@ -322,14 +323,14 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
     counts = PageCounts(*vals)
 
     runs_in = _get(d, "runs", where)
-    if type(runs_in) is not list:
+    if type(runs_in) not in _SEQ:
         raise _bad(f"{where}.runs", f"expected a list, got {_show(runs_in)}")
     runs = []
     append = runs.append
     nxt = 0
     states = _STATES
     for i, r in enumerate(runs_in):
-        if type(r) is not list or len(r) != 3:
+        if type(r) not in _SEQ or len(r) != 3:
             raise _bad(f"{where}.runs[{i}]", f"expected [first, count, state], got {_show(r)}")
         first, count, state = r
         if type(first) is not int or type(count) is not int or type(state) is not str:
@@ -352,12 +353,12 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
     sr_in = _get(d, "shared_runs", where)
     shared: tuple[tuple[int, int], ...] | None = None
     if sr_in is not None:
-        if type(sr_in) is not list:
+        if type(sr_in) not in _SEQ:
             raise _bad(f"{where}.shared_runs", f"expected a list or null, got {_show(sr_in)}")
         out = []
         lo = 0
         for i, r in enumerate(sr_in):
-            if (type(r) is not list or len(r) != 2 or type(r[0]) is not int
+            if (type(r) not in _SEQ or len(r) != 2 or type(r[0]) is not int
                     or type(r[1]) is not int):
                 raise _bad(f"{where}.shared_runs[{i}]", "expected [first, count] integers")
             first, count = r
@@ -414,10 +415,10 @@ def check_schema(d: object) -> None:
         raise BadInput(f'not a vmainspect snapshot ("schema" is {_show(name)})')
     if name == SCHEMA:
         return
-    base, _, major = name.partition("@")
-    if base == _NAME:
-        raise BadInput(f"this file is {_show(name)[1:-1]}; this vmainspect reads @{_MAJOR}")
-    raise BadInput(f"not a vmainspect snapshot: this file is {_show(name)[1:-1]}")
+    shown = json.dumps(name[:60])[1:-1]
+    if name.partition("@")[0] == _NAME:
+        raise BadInput(f"this file is {shown}; this vmainspect reads @{_MAJOR}")
+    raise BadInput(f"not a vmainspect snapshot: this file is {shown}")
 
 
 def from_dict(d: dict) -> Snapshot:
@@ -474,7 +475,7 @@ def from_dict(d: dict) -> Snapshot:
     totals = _fields(_get(d, "totals", ""), "totals")
 
     vmas_in = _get(d, "vmas", "")
-    if type(vmas_in) is not list:
+    if type(vmas_in) not in _SEQ:
         raise _bad("vmas", f"expected a list, got {_show(vmas_in)}")
     vmas = []
     prev_end = 0
@@ -490,6 +491,16 @@ def _reject_constant(name: str) -> None:
     raise ValueError(f"{name} is not valid JSON")
 
 
+_TAIL_RE = re.compile(r"(-?[0-9.eE+-]*|t|tr|tru|f|fa|fal|fals|n|nu|nul)\Z")
+
+
+def _ends_early(text: str, e: json.JSONDecodeError) -> bool:
+    """Did the parser fail because the text stopped (a truncated file)?"""
+    if e.msg.startswith("Unterminated string"):
+        return True
+    return bool(_TAIL_RE.match(text[e.pos:].rstrip()))
+
+
 def loads(text: str | bytes) -> Snapshot:
     """Parse snapshot JSON text; BadInput (one line) on anything wrong."""
     if isinstance(text, (bytes, bytearray)):
@@ -503,7 +514,7 @@ def loads(text: str | bytes) -> Snapshot:
         d = json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
-        if e.pos >= len(text.rstrip()):
+        if _ends_early(text, e):
             raise BadInput(f"not a vmainspect snapshot: the JSON ends early (truncated?) at {where}") from None
         raise BadInput(f"not a vmainspect snapshot: invalid JSON at {where}: {e.msg}") from None
     except RecursionError:
