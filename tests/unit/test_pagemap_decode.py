@@ -16,6 +16,7 @@ from vmainspect.errors import Unsupported
 from vmainspect.model import PageRun, Vma
 from vmainspect.procfs import pagemap as pm
 from vmainspect.procfs import scan
+from vmainspect.procfs.pagemap import PfnLookup
 from vmainspect.procfs.pages import read_pages
 from vmainspect.procfs.reader import ProcReader
 
@@ -77,24 +78,37 @@ def test_merge_runs_covers_exactly_and_merges():
     assert pm.merge_runs([(0, 4, pm.C_FILE), (2, 4, pm.C_ANON)], 5) == [(0, 4, pm.C_FILE), (4, 1, pm.C_ANON)]
 
 
-def test_pfn_spans_group_close_pfns():
-    assert pm.pfn_spans([]) == []
-    assert pm.pfn_spans([10, 11, 12, 50, 500], gap=64) == [(10, 51), (500, 501)]
-    assert pm.pfn_spans([1, 2, 3, 4], gap=64, limit=2) == [(1, 3), (3, 5)]
+def _fake_read(calls):
+    def read(lo, hi):            # fake kpageflags: the entry of PFN p is p * 3; memory ends at 6000
+        calls.append((lo, hi))
+        return entries(*[p * 3 for p in range(lo, min(hi, 6000))])
+    return read
 
 
-def test_flag_masks_refine_dirty_zero_thp_ksm():
-    dirty, zero, thp, ksm = 1 << 4, 1 << 24, 1 << 22, 1 << 21
-    fm = pm.FlagMasks([0, dirty, zero | thp, ksm | dirty, thp])
-    assert list(fm.refine(pm.C_FILE, 0, 5)) == [pm.C_FILE, pm.C_FILE_DIRTY, pm.C_ZERO, pm.C_FILE_DIRTY, pm.C_FILE]
-    # anonymous pages: DIRTY is ignored (never set for them), the zero page wins
-    assert list(fm.refine(pm.C_ANON, 0, 5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
-    assert list(fm.refine(pm.C_ZERO, 1, 2)) == [pm.C_ANON, pm.C_ZERO]
-    assert fm.thp.count(1) == 2 and fm.ksm.count(1) == 1
+@pytest.mark.parametrize("pfns", [
+    [500, 501, 10, 11, 12, 40, 10, 5000],
+    [7],
+    [10, 11, 12, 50, 49, 50, 51, 7, 7],
+    list(range(100, 0, -1)),
+    [5999, 6000, 6001],                 # past the end of memory: zero
+])
+def test_pfn_lookup_returns_each_pfns_entry_in_order(pfns):
+    calls = []
+    got = PfnLookup(pfns).read(_fake_read(calls))
+    assert struct.unpack(f"<{len(pfns)}Q", got) == tuple(p * 3 if p < 6000 else 0 for p in pfns)
+    # every PFN is read once at most: spans never overlap
+    spans = sorted(calls)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
 
 
-def test_shared_mask_handles_big_counts():
-    assert list(pm.shared_mask([0, 1, 2, 300, 1 << 40])) == [0, 0, 1, 1, 1]
+def test_pfn_lookup_groups_close_runs_into_spans():
+    calls = []
+    PfnLookup([500, 501, 10, 11, 12, 40, 10, 5000], gap=64).read(_fake_read(calls))
+    assert sorted(calls) == [(10, 41), (500, 502), (5000, 5001)]
+    calls = []
+    PfnLookup([10, 11, 30], gap=8).read(_fake_read(calls))
+    assert sorted(calls) == [(10, 12), (30, 31)]
+    assert PfnLookup([]).read(_fake_read(calls)) == b""
 
 
 # -- the whole pipeline on a fake /proc --------------------------------------

@@ -24,8 +24,9 @@ Page state codes are indexes into ``model.PAGE_STATES``.
 from __future__ import annotations
 
 import re
-from array import array
-from typing import Iterable, Iterator, Sequence
+from itertools import accumulate, chain, islice, repeat
+from operator import add, gt, itemgetter, mul, sub
+from typing import Callable, Iterable, Iterator, Sequence
 
 from ..model import PAGE_STATES
 
@@ -91,6 +92,8 @@ T_EXCL = _table(lambda t: 1 if (t & _T_PRESENT and t & _T_EXCL) else 0)
 # repeat (SRE runs those in a tight C loop; a backreference would not).
 RUN_RE = re.compile(b"|".join(re.escape(bytes([c])) + b"+" for c in range(len(PAGE_STATES))))
 ONES_RE = re.compile(b"\x01+")
+_T_GT1 = bytes([0, 0]) + bytes([1]) * 254
+_T_NONZERO = bytes([0]) + bytes([1]) * 255
 
 # Refinement of present pages by kpageflags. key = zero (1) | dirty (2).
 T_KEY_ZERO = _table(lambda b: 1 if b & (1 << (KPF_ZERO_PAGE - 24)) else 0)   # byte 3
@@ -107,6 +110,12 @@ def classify(raw: bytes) -> tuple[bytes, int]:
     """Page-state codes (one byte per entry) and the number of exclusive present pages."""
     top = raw[7::8]
     return top.translate(T_STATE), top.translate(T_EXCL).count(1)
+
+
+def classify_masks(raw: bytes) -> tuple[bytes, bytes]:
+    """Page-state codes and the exclusive-present mask (0/1), one byte per entry."""
+    top = raw[7::8]
+    return top.translate(T_STATE), top.translate(T_EXCL)
 
 
 def iter_runs(codes: bytes, base: int = 0) -> Iterator[tuple[int, int, int]]:
@@ -129,23 +138,56 @@ def pfns(raw: bytes, start: int, end: int) -> list[int]:
     return list(map(PM_PFN_MASK.__and__, mv[start:end]))
 
 
-def pfn_spans(sorted_pfns: Sequence[int], gap: int = 64, limit: int = 1 << 17) -> list[tuple[int, int]]:
-    """Contiguous [lo, hi) PFN spans covering sorted unique PFNs.
+class PfnLookup:
+    """Look up the kpageflags/kpagecount entries of a list of PFNs, in bulk.
 
-    PFNs closer than ``gap`` share a span (reading a few unneeded entries is
-    cheaper than another pread); spans are at most ``limit`` PFNs long.
+    The PFNs (page order) are cut into runs pfn, pfn+1, ... (anonymous memory
+    touched in order mostly gets ascending PFNs: 80% of neighbours on this
+    kernel); the runs, sorted, are grouped into contiguous spans, each read
+    with one pread (runs closer than ``gap`` PFNs share a span: reading a few
+    unneeded entries is cheaper than another pread); then each run's entries
+    are cut out of the spans. Everything per page or per run is a C-level
+    ``map``/``split``/``join``, not a Python loop.
     """
-    spans: list[tuple[int, int]] = []
-    if not sorted_pfns:
-        return spans
-    lo = hi = sorted_pfns[0]
-    for p in sorted_pfns:
-        if p - hi > gap or p - lo >= limit:
-            spans.append((lo, hi + 1))
-            lo = p
-        hi = p
-    spans.append((lo, hi + 1))
-    return spans
+
+    def __init__(self, pfnlist: Sequence[int], gap: int = 16) -> None:
+        self.n = n = len(pfnlist)
+        self.spans: list[tuple[int, int]] = []
+        if not n:
+            return
+        cont = bytes(map((1).__eq__, map(sub, islice(pfnlist, 1, None), pfnlist)))
+        lens = list(map((1).__add__, map(len, cont.split(b"\0"))))
+        ks = list(accumulate(lens, initial=0))[:-1]
+        ps = [pfnlist[0]] if len(ks) == 1 else list(itemgetter(*ks)(pfnlist))
+        pos = [0] * len(ps)                 # where each run's entries start in the spans read
+        spans = self.spans
+        lo = hi = -1 - gap
+        base = shift = 0
+        for i in sorted(range(len(ps)), key=ps.__getitem__):
+            p = ps[i]
+            if p > hi + gap:                # a new span
+                if hi >= 0:
+                    spans.append((lo, hi))
+                    base += hi - lo
+                lo, hi = p, p + lens[i]
+                shift = base - lo
+            elif p + lens[i] > hi:
+                hi = p + lens[i]
+            pos[i] = p + shift
+        spans.append((lo, hi))
+        self._pos = pos
+        self._lens = lens
+
+    def read(self, read_span: Callable[[int, int], bytes]) -> bytes:
+        """The 8-byte entry of every PFN, in the order given; ``read_span(lo, hi)``
+        returns the entries of PFNs [lo, hi) (short at the end of memory: padded)."""
+        if not self.n:
+            return b""
+        data = memoryview(b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0")
+                                   for lo, hi in self.spans))
+        pos = self._pos
+        return b"".join(map(data.__getitem__, map(slice, map(mul, pos, repeat(8)),
+                                                   map(mul, map(add, pos, self._lens), repeat(8)))))
 
 
 def _or_bytes(a: bytes, b: bytes) -> bytes:
@@ -158,8 +200,8 @@ class FlagMasks:
 
     __slots__ = ("key", "thp", "ksm")
 
-    def __init__(self, flags: Iterable[int]) -> None:
-        fb = array("Q", flags).tobytes()
+    def __init__(self, fb: bytes) -> None:
+        """``fb``: the kpageflags u64 of each page (little-endian), in page order."""
         self.key = _or_bytes(fb[3::8].translate(T_KEY_ZERO), fb[0::8].translate(T_KEY_DIRTY))
         b2 = fb[2::8]
         self.thp = b2.translate(T_THP)
@@ -170,9 +212,16 @@ class FlagMasks:
         return self.key[k:k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
 
 
-def shared_mask(counts: Iterable[int]) -> bytes:
-    """1 where kpagecount > 1 (mapped more than once), else 0."""
-    return bytes(map((1).__lt__, counts))
+def shared_mask(cb: bytes) -> bytes:
+    """1 where the kpagecount u64 (little-endian, one per page) is > 1, else 0."""
+    n = len(cb) // 8
+    mask = cb[0::8].translate(_T_GT1)
+    high = 0
+    for j in range(1, 8):
+        high |= int.from_bytes(cb[j::8], "little")
+    if high:
+        mask = _or_bytes(mask, high.to_bytes(n, "little").translate(_T_NONZERO))
+    return mask
 
 
 def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[int, int, int]]:

@@ -50,15 +50,11 @@ class PageResult:
     notes: tuple[str, ...]
 
 
-@dataclass
-class _Piece:
-    """Pages [first, first+n) of VMA ``vi`` whose pagemap entries must be read."""
-
-    vi: int
-    first: int
-    page: int            # absolute page number of ``first`` (address // page_size)
-    n: int
-    zero: bool = False   # PAGEMAP_SCAN said PAGE_IS_PFNZERO for all of it
+# A piece: pages [first, first+n) of VMA vi whose pagemap entries must be
+# read, as a tuple (page, n, vi, first, zero): page = the absolute page number
+# of ``first`` (address // page_size), zero = PAGEMAP_SCAN said PAGE_IS_PFNZERO
+# for all of it. Tuples sort by address.
+_Piece = tuple
 
 
 class _Acc:
@@ -68,7 +64,7 @@ class _Acc:
 
     def __init__(self) -> None:
         self.runs: list[tuple[int, int, int]] = []            # non-present runs (final)
-        self.present: list[tuple[int, int, int, int]] = []    # (first, n, code, pfn offset)
+        self.present: list[tuple[int, int, int, int, int]] = []  # (first, n, code, pfn offset, count offset)
         self.exclusive = 0
 
 
@@ -78,11 +74,12 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
     notes: list[str] = []
     kf = _open_optional(reader, "kpageflags")
     kc = _open_optional(reader, "kpagecount")
-    fd = reader.open("pagemap")
+    fd = None
     try:
+        fd = reader.open("pagemap")
         accs = [_Acc() for _ in vmas]
         want_pfn = kf is not None or kc is not None
-        pfnlist: list[int] = []
+        pfns = _Pfns() if want_pfn else None
         used_scan = False
         pieces: list[_Piece] = []
         if use_scan is not False:
@@ -96,40 +93,43 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
         if not used_scan:
             pieces = _all_pieces(vmas, page_size)
         bad = 0
-        for piece, raw in _fetch(reader, fd, pieces):
+        for start, raw, group in _fetch(reader, fd, pieces):
             if raw is None:
                 bad += 1
-            _decode(piece, raw, accs[piece.vi], pfnlist if want_pfn else None)
+            else:
+                _decode(start, raw, group, accs, pfns)
         if bad:
             notes.append(f"{bad} pagemap range(s) could not be read: shown as absent")
 
-        pfn_visible = any(pfnlist) if pfnlist else (want_pfn and not any(a.present for a in accs))
-        if want_pfn and pfnlist and not pfn_visible:
-            notes.append("PFNs hidden although /proc/kpageflags is readable (CAP_SYS_ADMIN missing in this user namespace)")
+        has_present = any(a.present for a in accs)
+        pfn_visible = pfns.visible() if pfns else (want_pfn and not has_present)
+        if pfns and not pfn_visible:
+            notes.append("PFNs hidden although /proc/kpageflags is readable "
+                         "(CAP_SYS_ADMIN missing in this user namespace)")
         masks = shared = None
-        if pfn_visible and pfnlist:
-            masks, shared = _enrich(reader, pfnlist, kf, kc)
-        use_kf = pfn_visible and kf is not None
-        use_kc = pfn_visible and kc is not None
-        zero_known = use_kf or used_scan
-        infos = [_finish(a, v.npages(page_size), masks, shared, use_kf, use_kc, zero_known)
-                 for a, v in zip(accs, vmas)]
+        if pfn_visible and pfns:
+            masks, shared = _enrich(reader, pfns, kf, kc)
     finally:
-        os.close(fd)
-        for f in (kf, kc):
+        for f in (fd, kf, kc):
             if f is not None:
                 os.close(f)
 
+    use_kf = bool(pfn_visible and kf is not None)
+    use_kc = bool(pfn_visible and kc is not None)
+    zero_known = use_kf or used_scan
+    fin = _Finisher(masks, shared, use_kf, use_kc, zero_known)
+    infos = [fin.info(a, v.npages(page_size)) for a, v in zip(accs, vmas)]
+
     if not pfn_visible:
-        unknown = "dirty/THP/KSM/shared counts unknown" if used_scan else "dirty/zero/THP/KSM/shared counts unknown"
-        notes.append(f"PFNs hidden: not root (CAP_SYS_ADMIN); {unknown}")
+        unknown = "dirty/THP/KSM/shared" if used_scan else "dirty/zero/THP/KSM/shared"
+        notes.append(f"PFNs hidden: not root (CAP_SYS_ADMIN); {unknown} counts unknown")
         if used_scan:
             notes.append("zero page found with PAGEMAP_SCAN (PAGE_IS_PFNZERO), which needs no root")
     else:
-        for name, ok in (("kpageflags", use_kf), ("kpagecount", use_kc)):
-            if not ok:
-                notes.append(f"/proc/{name} not readable: "
-                             + ("dirty/zero/THP/KSM" if name == "kpageflags" else "shared") + " counts unknown")
+        if not use_kf:
+            notes.append("/proc/kpageflags not readable: dirty/zero/THP/KSM counts unknown")
+        if not use_kc:
+            notes.append("/proc/kpagecount not readable: shared counts unknown")
     if not zero_known:
         odd = sum(i.counts.file for v, i in zip(vmas, infos) if _private_anon(v))
         if odd:
@@ -161,60 +161,74 @@ def _all_pieces(vmas: Sequence[Vma], page_size: int) -> list[_Piece]:
         p0 = v.start // page_size
         n = v.npages(page_size)
         for f in range(0, n, CHUNK_PAGES):
-            pieces.append(_Piece(vi, f, p0 + f, min(CHUNK_PAGES, n - f)))
+            pieces.append((p0 + f, min(CHUNK_PAGES, n - f), vi, f, False))
     return pieces
 
 
 def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int,
                  accs: list[_Acc]) -> list[_Piece]:
-    """Run PAGEMAP_SCAN; record absent/swapped runs, return the present ranges to read."""
+    """Run PAGEMAP_SCAN; record swapped runs, return the present ranges to read."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
     pieces: list[_Piece] = []
-    out_of_range = [vi for vi, v in enumerate(vmas) if v.end > _TOP_USER]
     if scannable:
         sc = PageScanner(reader, fd, vec_len=SCAN_VEC_LEN)
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
         regions = sc.regions(lo, hi)
         reg = next(regions, None)
+        append = pieces.append
         for vi in scannable:
+            if reg is None:
+                break
             v = vmas[vi]
-            acc = accs[vi]
-            p0 = v.start // page_size
-            while reg is not None and reg[1] <= v.start:
+            vs, ve = v.start, v.end
+            while reg is not None and reg[1] <= vs:
                 reg = next(regions, None)
-            while reg is not None and reg[0] < v.end:
-                s, e, cat = max(reg[0], v.start), min(reg[1], v.end), reg[2]
-                f, n = (s - v.start) // page_size, (e - s) // page_size
+            while reg is not None and reg[0] < ve:
+                s, e, cat = reg
+                if s < vs:
+                    s = vs
+                if e > ve:
+                    e = ve
+                f, n = (s - vs) // page_size, (e - s) // page_size
                 if cat & PAGE_IS_PRESENT:
                     zero = bool(cat & PAGE_IS_PFNZERO)
-                    for c in range(0, n, CHUNK_PAGES):
-                        pieces.append(_Piece(vi, f + c, p0 + f + c, min(CHUNK_PAGES, n - c), zero))
+                    page = s // page_size
+                    if n <= CHUNK_PAGES:
+                        append((page, n, vi, f, zero))
+                    else:
+                        for c in range(0, n, CHUNK_PAGES):
+                            append((page + c, min(CHUNK_PAGES, n - c), vi, f + c, zero))
                 elif cat & PAGE_IS_SWAPPED and not cat & PAGE_IS_GUARD:
-                    acc.runs.append((f, n, pm.C_SWAPPED))
+                    accs[vi].runs.append((f, n, pm.C_SWAPPED))
                 # anything else is absent: merge_runs fills the gaps
-                if reg[1] > v.end:
+                if reg[1] > ve:
                     break            # the region continues into the next VMA
                 reg = next(regions, None)
     # [vsyscall] lies above the user address space: read its pagemap (empty: absent)
-    for vi in out_of_range:
-        v = vmas[vi]
-        pieces.append(_Piece(vi, 0, v.start // page_size, min(v.npages(page_size), CHUNK_PAGES)))
-    pieces.sort(key=lambda p: p.page)
+    for vi, v in enumerate(vmas):
+        if v.end > _TOP_USER:
+            pieces.append((v.start // page_size, min(v.npages(page_size), CHUNK_PAGES), vi, 0, False))
+    pieces.sort()
     return pieces
 
 
 # -- reading -----------------------------------------------------------------
 
-def _fetch(reader: ProcReader, fd: int, pieces: list[_Piece]) -> Iterator[tuple[_Piece, bytes | None]]:
-    """Each piece with its pagemap bytes; nearby pieces share one pread."""
+def _fetch(reader: ProcReader, fd: int,
+           pieces: list[_Piece]) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
+    """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread."""
     i = 0
-    while i < len(pieces):
+    npieces = len(pieces)
+    while i < npieces:
+        start, n = pieces[i][0], pieces[i][1]
+        end = start + n
         j = i + 1
-        start = pieces[i].page
-        end = start + pieces[i].n
-        while (j < len(pieces) and 0 <= pieces[j].page - end <= GAP_PAGES
-               and pieces[j].page + pieces[j].n - start <= CHUNK_PAGES):
-            end = pieces[j].page + pieces[j].n
+        while j < npieces:
+            page, n = pieces[j][0], pieces[j][1]
+            if page - end > GAP_PAGES or page + n - start > CHUNK_PAGES:
+                break
+            if page + n > end:
+                end = page + n
             j += 1
         want = (end - start) * 8
         try:
@@ -222,109 +236,156 @@ def _fetch(reader: ProcReader, fd: int, pieces: list[_Piece]) -> Iterator[tuple[
         except OSError:
             raw = None           # e.g. a VM_IO area the kernel refuses: absent
         if raw is not None and len(raw) < want:
-            raw = raw[: len(raw) - len(raw) % 8] + bytes(want - len(raw) + len(raw) % 8)
-        for p in pieces[i:j]:
-            if raw is None:
-                yield p, None
-            elif i + 1 == j:
-                yield p, raw
-            else:
-                off = (p.page - start) * 8
-                yield p, raw[off: off + p.n * 8]
+            # the kernel stops at the end of the user address space ([vsyscall])
+            raw = raw[: len(raw) - len(raw) % 8].ljust(want, b"\0")
+        yield start, raw, pieces[i:j]
         i = j
 
 
-def _decode(piece: _Piece, raw: bytes | None, acc: _Acc, pfnlist: list[int] | None) -> None:
-    if raw is None:
-        return
-    codes, excl = pm.classify(raw)
-    acc.exclusive += excl
+class _Pfns:
+    """PFNs of present pages, for kpageflags (all) and kpagecount (not all).
+
+    An anonymous page with pagemap's exclusive bit is mapped once
+    (precise mapcount 1, or on CONFIG_NO_PAGE_MAPCOUNT kernels: one mm, and an
+    anonymous page cannot be mapped twice in one mm), so its kpagecount is 1:
+    it is not looked up. That skips kpagecount for most anonymous memory.
+    """
+
+    __slots__ = ("flags", "counts")
+
+    def __init__(self) -> None:
+        self.flags: list[int] = []
+        self.counts: list[int] = []
+
+    def __bool__(self) -> bool:
+        return bool(self.flags)
+
+    def visible(self) -> bool:
+        return any(self.flags)
+
+
+def _decode(start: int, raw: bytes, group: list[_Piece], accs: list[_Acc],
+            pfns: _Pfns | None) -> None:
+    """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
+    codes, excl = pm.classify_masks(raw)
+    mv = memoryview(raw).cast("Q") if pfns is not None else None
+    mask = pm.PM_PFN_MASK.__and__
+    pit = iter(group)
+    piece = next(pit)
+    ps = piece[0] - start
+    pe = ps + piece[1]
     for s, n, code in pm.iter_runs(codes):
-        if code == pm.C_FILE or code == pm.C_ANON:
-            if piece.zero:
-                code = pm.C_ZERO
-            off = -1
-            if pfnlist is not None:
-                off = len(pfnlist)
-                pfnlist.extend(pm.pfns(raw, s, s + n))
-            acc.present.append((piece.first + s, n, code, off))
-        elif code == pm.C_SWAPPED:
-            acc.runs.append((piece.first + s, n, code))
-        # absent pages need no run: merge_runs fills gaps with absent (on the
-        # scan path this also covers a page that went away after the scan)
+        if code == pm.C_ABSENT:
+            continue             # merge_runs fills gaps with absent
+        e = s + n
+        while s < e:
+            while pe <= s:
+                piece = next(pit, None)
+                if piece is None:
+                    return
+                ps = piece[0] - start
+                pe = ps + piece[1]
+            if ps >= e:
+                break            # between pieces: the scan said absent here
+            a = s if s > ps else ps
+            b = e if e < pe else pe
+            acc = accs[piece[2]]
+            first = piece[3] + a - ps
+            if code == pm.C_SWAPPED:
+                acc.runs.append((first, b - a, code))
+            else:
+                nexcl = excl.count(1, a, b)
+                acc.exclusive += nexcl
+                off = coff = -1
+                if mv is not None:
+                    flags = pfns.flags
+                    off = len(flags)
+                    flags.extend(map(mask, mv[a:b]))
+                    if code == pm.C_FILE or nexcl < b - a:
+                        coff = len(pfns.counts)
+                        pfns.counts.extend(flags[off:])
+                acc.present.append((first, b - a, pm.C_ZERO if piece[4] else code, off, coff))
+            s = b
 
 
-def _enrich(reader: ProcReader, pfnlist: list[int], kf: int | None, kc: int | None):
-    """kpageflags masks and the kpagecount>1 mask, aligned with ``pfnlist``."""
-    uniq = sorted(set(pfnlist))
-    spans = pm.pfn_spans(uniq)
+def _enrich(reader: ProcReader, pfns: _Pfns, kf: int | None,
+            kc: int | None) -> tuple[pm.FlagMasks | None, bytes | None]:
+    """kpageflags masks (aligned with pfns.flags), kpagecount>1 mask (with pfns.counts)."""
     masks = shared = None
     if kf is not None:
-        masks = pm.FlagMasks(_lookup(reader, kf, "kpageflags", uniq, spans, pfnlist))
+        look = pm.PfnLookup(pfns.flags)
+        masks = pm.FlagMasks(look.read(lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags")))
     if kc is not None:
-        shared = pm.shared_mask(_lookup(reader, kc, "kpagecount", uniq, spans, pfnlist))
+        look = pm.PfnLookup(pfns.counts)
+        shared = pm.shared_mask(look.read(lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount")))
     return masks, shared
-
-
-def _lookup(reader: ProcReader, fd: int, name: str, uniq: list[int],
-            spans: list[tuple[int, int]], pfnlist: list[int]) -> list[int]:
-    table: dict[int, int] = {}
-    k = 0
-    for lo, hi in spans:
-        raw = reader.pread_global(fd, (hi - lo) * 8, lo * 8, name)
-        raw = raw[: len(raw) - len(raw) % 8]
-        vals = memoryview(raw).cast("Q").tolist()
-        j = k
-        while j < len(uniq) and uniq[j] < hi:
-            j += 1
-        got = len(vals)
-        table.update((p, vals[p - lo] if p - lo < got else 0) for p in uniq[k:j])
-        k = j
-    return list(map(table.__getitem__, pfnlist))
 
 
 # -- results -----------------------------------------------------------------
 
-def _finish(acc: _Acc, npages: int, masks: pm.FlagMasks | None, shared: bytes | None,
-            use_kf: bool, use_kc: bool, zero_known: bool) -> PageInfo:
-    runs = list(acc.runs)
-    thp = ksm = nshared = 0
-    shared_runs: list[tuple[int, int]] = []
-    for first, n, code, off in acc.present:
-        if masks is not None and use_kf and off >= 0:
-            for s, m, c in pm.iter_runs(masks.refine(code, off, n), first):
-                runs.append((s, m, c))
-            thp += masks.thp.count(1, off, off + n)
-            ksm += masks.ksm.count(1, off, off + n)
-        else:
-            runs.append((first, n, code))
-        if shared is not None and use_kc and off >= 0:
-            sub = shared[off: off + n]
-            nshared += sub.count(1)
-            shared_runs.extend(pm.iter_ones(sub, first))
-    merged = pm.merge_runs(runs, npages)
-    by = [0] * len(PAGE_STATES)
-    for _, n, c in merged:
-        by[c] += n
-    file = by[pm.C_FILE] + by[pm.C_FILE_DIRTY]
-    anon = by[pm.C_ANON] + by[pm.C_ZERO]
-    counts = PageCounts(
-        present=file + anon,
-        swapped=by[pm.C_SWAPPED],
-        file=file,
-        anon=anon,
-        exclusive=acc.exclusive,
-        dirty=by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
-        zero=by[pm.C_ZERO] if zero_known else None,
-        thp=thp if use_kf else None,
-        ksm=ksm if use_kf else None,
-        shared=nshared if use_kc else None,
-    )
-    return PageInfo(
-        counts=counts,
-        runs=tuple(PageRun(f, n, PAGE_STATES[c]) for f, n, c in merged),
-        shared_runs=_merge_pairs(shared_runs) if use_kc else None,
-    )
+class _Finisher:
+    """Builds each VMA's PageInfo. Equal runs, counts and infos are built once
+    and shared (they are frozen): 20,000 VMAs often have only a few shapes."""
+
+    def __init__(self, masks: pm.FlagMasks | None, shared: bytes | None,
+                 use_kf: bool, use_kc: bool, zero_known: bool) -> None:
+        self.masks = masks if use_kf else None
+        self.shared = shared if use_kc else None
+        self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
+        self._runs: dict[tuple[int, int, int], PageRun] = {}
+        self._infos: dict[tuple, PageInfo] = {}
+
+    def info(self, acc: _Acc, npages: int) -> PageInfo:
+        masks, shared = self.masks, self.shared
+        runs = acc.runs
+        thp = ksm = nshared = 0
+        shared_runs: list[tuple[int, int]] = []
+        for first, n, code, off, coff in acc.present:
+            if masks is not None and off >= 0:
+                sub = masks.refine(code, off, n)
+                if sub.count(sub[0]) == n:
+                    runs.append((first, n, sub[0]))
+                else:
+                    runs.extend(pm.iter_runs(sub, first))
+                thp += masks.thp.count(1, off, off + n)
+                ksm += masks.ksm.count(1, off, off + n)
+            else:
+                runs.append((first, n, code))
+            if shared is not None and coff >= 0:
+                k = shared.count(1, coff, coff + n)
+                if k:
+                    nshared += k
+                    shared_runs.extend(pm.iter_ones(shared[coff: coff + n], first))
+        merged = tuple(pm.merge_runs(runs, npages))
+        by = [0] * len(PAGE_STATES)
+        for _, n, c in merged:
+            by[c] += n
+        use_kf = self.use_kf
+        counts = (by[pm.C_FILE] + by[pm.C_FILE_DIRTY] + by[pm.C_ANON] + by[pm.C_ZERO],
+                  by[pm.C_SWAPPED],
+                  by[pm.C_FILE] + by[pm.C_FILE_DIRTY],
+                  by[pm.C_ANON] + by[pm.C_ZERO],
+                  acc.exclusive,
+                  by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
+                  by[pm.C_ZERO] if self.zero_known else None,
+                  thp if use_kf else None,
+                  ksm if use_kf else None,
+                  nshared if self.use_kc else None)
+        srun = _merge_pairs(shared_runs) if self.use_kc else None
+        key = (merged, counts, srun)
+        info = self._infos.get(key)
+        if info is None:
+            info = PageInfo(counts=PageCounts(*counts),
+                            runs=tuple(self._run(r) for r in merged),
+                            shared_runs=srun)
+            self._infos[key] = info
+        return info
+
+    def _run(self, r: tuple[int, int, int]) -> PageRun:
+        run = self._runs.get(r)
+        if run is None:
+            run = self._runs[r] = PageRun(r[0], r[1], PAGE_STATES[r[2]])
+        return run
 
 
 def _merge_pairs(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:

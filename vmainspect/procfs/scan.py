@@ -6,10 +6,11 @@ categories come back as one region, so a 4 GiB area that is 25% written costs
 a few regions instead of a million 8-byte pagemap entries.
 
 What the kernel reports (fs/proc/task_mmu.c, include/uapi/linux/fs.h):
-- pages inside a VMA that are not mapped come back with categories 0 (we
-  mask out the uffd-only WPALLOWED/WRITTEN bits); address ranges that are not
-  in any VMA are not reported at all, and neither are VM_PFNMAP areas
-  ([vvar], device maps): both count as absent;
+- with ``category_anyof_mask`` = PRESENT|SWAPPED only pages that are in
+  memory or in swap come back (absent pages would come back with categories
+  0: half of all regions, for nothing); address ranges that are not in any
+  VMA are never reported, and neither are VM_PFNMAP areas ([vvar], device
+  maps): all of these are absent;
 - two regions that touch and have equal categories are merged even across a
   VMA boundary, so the caller splits them by VMA;
 - a call that fills the buffer stops early and sets ``walk_end``; on Linux
@@ -46,7 +47,7 @@ PAGE_IS_GUARD = 1 << 8      # Linux 6.14+: MADV_GUARD_INSTALL marker (a swap-typ
 
 # What we ask for. Unknown bits in return_mask make older kernels fail with
 # EINVAL, so PAGE_IS_GUARD is only requested when the kernel accepts it.
-RETURN_BASE = PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO | PAGE_IS_HUGE
+RETURN_BASE = PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO
 
 _ARG = struct.Struct("=12Q")     # struct pm_scan_arg: 12 x __u64 = 96 bytes
 _REGION_WORDS = 3                # struct page_region {start, end, categories}
@@ -68,8 +69,11 @@ class ScanUnsupported(Exception):
 class PageScanner:
     """PAGEMAP_SCAN on an open pagemap fd; reusable for several ranges."""
 
-    def __init__(self, reader: ProcReader, fd: int, vec_len: int = DEFAULT_VEC_LEN) -> None:
+    def __init__(self, reader: ProcReader, fd: int, vec_len: int = DEFAULT_VEC_LEN,
+                 anyof: int = PAGE_IS_PRESENT | PAGE_IS_SWAPPED) -> None:
+        """``anyof``: report only pages with one of these categories (0: every page)."""
         self.reader = reader
+        self.anyof = anyof
         self.fd = fd
         self.vec_len = vec_len
         self._buf = (ctypes.c_uint64 * (vec_len * _REGION_WORDS))()
@@ -80,7 +84,7 @@ class PageScanner:
 
     def _ioctl(self, start: int, end: int) -> tuple[int, int]:
         arg = bytearray(_ARG.pack(_ARG.size, 0, start, end, 0, self._addr, self.vec_len,
-                                  0, 0, 0, 0, self.return_mask))
+                                  0, 0, 0, self.anyof, self.return_mask))
         try:
             n = fcntl.ioctl(self.fd, PAGEMAP_SCAN, arg, True)
         except OSError as e:
@@ -102,10 +106,11 @@ class PageScanner:
         return e
 
     def regions(self, start: int, end: int) -> Iterator[tuple[int, int, int]]:
-        """(start, end, categories) covering the mapped pages of [start, end), in order.
+        """(start, end, categories) of the pages of [start, end) with an ``anyof`` category.
 
-        Categories are masked to ``return_mask``. Unmapped holes between VMAs
-        and VM_PFNMAP areas are not reported.
+        In order, never overlapping. Categories are masked to ``return_mask``.
+        Unmapped holes between VMAs and VM_PFNMAP areas are never reported;
+        with the default ``anyof`` absent pages are not reported either.
         """
         cursor = start
         view = self._view
