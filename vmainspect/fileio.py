@@ -5,10 +5,21 @@ from __future__ import annotations
 import os
 import stat
 import sys
-import tempfile
-from typing import Callable, TextIO
 
 from .errors import OutputError
+
+
+def _create_temp(folder: str) -> tuple[int, str]:
+    """A new, uniquely named file in ``folder``, created with mode 0666 minus the
+    umask (the kernel applies it: no process-wide os.umask() dance, which would
+    race with other threads)."""
+    for _ in range(100):
+        tmp = os.path.join(folder, f".vmainspect-{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary name in {folder}")
 
 
 def write_text(path: str, text: str) -> str:
@@ -21,11 +32,20 @@ def write_text(path: str, text: str) -> str:
       the link stays a link (like editors that "write through" links).
     - Otherwise a temporary file in the same folder is written, fsynced and
       renamed over ``path``; a crash mid-write leaves the old file intact.
-    Raises OutputError (one line) on failure.
+    Text that cannot be UTF-8 (lone surrogates) is written backslash-escaped
+    (``\\udcff``), never a traceback. Raises OutputError (one line) on failure;
+    the previous file is then untouched and no temporary file is left.
     """
+    data = text.encode("utf-8", "backslashreplace")
     if path == "-":
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        out = getattr(sys.stdout, "buffer", None)
+        if out is None:             # a replaced stdout (tests, embedding): text only
+            sys.stdout.write(data.decode("utf-8"))
+            sys.stdout.flush()
+        else:
+            sys.stdout.flush()
+            out.write(data)
+            out.flush()
         return path
     target = os.path.realpath(path) if os.path.islink(path) else path
     try:
@@ -38,34 +58,37 @@ def write_text(path: str, text: str) -> str:
         if stat.S_ISDIR(st.st_mode):
             raise OutputError(f"cannot write {path}: is a directory")
         try:
-            with open(target, "w", encoding="utf-8") as f:
-                f.write(text)
+            with open(target, "wb") as f:
+                f.write(data)
         except OSError as e:
             raise OutputError(f"cannot write {path}: {e.strerror}") from None
         return path
     folder = os.path.dirname(os.path.abspath(target))
     try:
-        fd, tmp = tempfile.mkstemp(prefix=".vmainspect-", suffix=".tmp", dir=folder)
+        fd, tmp = _create_temp(folder)
     except OSError as e:
-        raise OutputError(f"cannot write {path}: {e.strerror}") from None
+        raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
-        else:
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
+            if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
+                try:    # root replacing a user's file: keep its owner, as editors do
+                    os.chown(tmp, st.st_uid, st.st_gid)
+                except OSError:
+                    pass
         os.replace(tmp, target)
-    except OSError as e:
+    except BaseException as e:      # also Ctrl+C or an encoding error: never leave the temp file
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        raise OutputError(f"cannot write {path}: {e.strerror}") from None
+        if isinstance(e, OSError):
+            raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
+        raise
     try:
         dfd = os.open(folder, os.O_RDONLY)
         try:
