@@ -225,8 +225,11 @@ class LectureApp(VmaInspectApp):
     def _run_step(self) -> None:
         try:
             result = self.lesson.run_step()
-        except (VmaInspectError, OSError, ValueError, KeyError, IndexError) as e:
+        except (VmaInspectError, OSError) as e:
             self.call_from_thread(self._step_failed, str(e) or type(e).__name__)
+            return
+        except Exception as e:  # a bug: say so in the panel rather than end the lecture
+            self.call_from_thread(self._step_failed, f"internal error: {type(e).__name__}: {e}")
             return
         self.call_from_thread(self._step_done, result)
 
