@@ -230,30 +230,39 @@ def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[
     The result covers [0, npages) exactly. Overlaps (which a correct caller
     never produces) are trimmed in favour of the earlier run.
     """
-    out: list[list[int]] = []
-    pos = 0
+    out: list[tuple[int, int, int]] = []
+    pos = 0                      # end of what ``out`` covers
+    cf = cn = 0                  # the run being built: first, count, code (-1: none)
+    cc = -1
     for first, count, code in sorted(runs):
         if first < pos:
             count -= pos - first
             first = pos
+        if first + count > npages:
+            count = npages - first
         if count <= 0:
             continue
-        if first > pos:
-            _push(out, pos, first - pos, C_ABSENT)
-        _push(out, first, count, code)
+        if first > pos:          # a gap: absent
+            if cc == C_ABSENT:
+                cn += first - pos
+            else:
+                if cc >= 0:
+                    out.append((cf, cn, cc))
+                cf, cn, cc = pos, first - pos, C_ABSENT
+        if cc == code:
+            cn += count
+        else:
+            if cc >= 0:
+                out.append((cf, cn, cc))
+            cf, cn, cc = first, count, code
         pos = first + count
     if pos < npages:
-        _push(out, pos, npages - pos, C_ABSENT)
-    if pos > npages:           # never past the VMA's end
-        while out and out[-1][0] >= npages:
-            out.pop()
-        if out:
-            out[-1][1] = npages - out[-1][0]
-    return [(f, c, s) for f, c, s in out]
-
-
-def _push(out: list[list[int]], first: int, count: int, code: int) -> None:
-    if out and out[-1][2] == code and out[-1][0] + out[-1][1] == first:
-        out[-1][1] += count
-    else:
-        out.append([first, count, code])
+        if cc == C_ABSENT:
+            cn += npages - pos
+        else:
+            if cc >= 0:
+                out.append((cf, cn, cc))
+            cf, cn, cc = pos, npages - pos, C_ABSENT
+    if cc >= 0:
+        out.append((cf, cn, cc))
+    return out

@@ -68,6 +68,14 @@ class _Acc:
         self.exclusive = 0
 
 
+class _Accs(dict):
+    """VMA index -> _Acc, made on first use (most VMAs of a big process have no pages)."""
+
+    def __missing__(self, vi: int) -> _Acc:
+        acc = self[vi] = _Acc()
+        return acc
+
+
 def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
                use_scan: bool | None = None) -> PageResult:
     """Per-page state of ``vmas`` (address order) of ``reader``'s process."""
@@ -77,7 +85,7 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
     fd = None
     try:
         fd = reader.open("pagemap")
-        accs = [_Acc() for _ in vmas]
+        accs = _Accs()
         want_pfn = kf is not None or kc is not None
         pfns = _Pfns() if want_pfn else None
         used_scan = False
@@ -101,7 +109,7 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
         if bad:
             notes.append(f"{bad} pagemap range(s) could not be read: shown as absent")
 
-        has_present = any(a.present for a in accs)
+        has_present = any(a.present for a in accs.values())
         pfn_visible = pfns.visible() if pfns else (want_pfn and not has_present)
         if pfns and not pfn_visible:
             notes.append("PFNs hidden although /proc/kpageflags is readable "
@@ -118,7 +126,8 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
     use_kc = bool(pfn_visible and kc is not None)
     zero_known = use_kf or used_scan
     fin = _Finisher(masks, shared, use_kf, use_kc, zero_known)
-    infos = [fin.info(a, v.npages(page_size)) for a, v in zip(accs, vmas)]
+    get = accs.get
+    infos = [fin.info(get(vi), v.npages(page_size)) for vi, v in enumerate(vmas)]
 
     if not pfn_visible:
         unknown = "dirty/THP/KSM/shared" if used_scan else "dirty/zero/THP/KSM/shared"
@@ -166,7 +175,7 @@ def _all_pieces(vmas: Sequence[Vma], page_size: int) -> list[_Piece]:
 
 
 def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int,
-                 accs: list[_Acc]) -> list[_Piece]:
+                 accs: _Accs) -> list[_Piece]:
     """Run PAGEMAP_SCAN; record swapped runs, return the present ranges to read."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
     pieces: list[_Piece] = []
@@ -264,7 +273,7 @@ class _Pfns:
         return any(self.flags)
 
 
-def _decode(start: int, raw: bytes, group: list[_Piece], accs: list[_Acc],
+def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
             pfns: _Pfns | None) -> None:
     """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
     codes, excl = pm.classify_masks(raw)
@@ -335,9 +344,11 @@ class _Finisher:
         self._runs: dict[tuple[int, int, int], PageRun] = {}
         self._infos: dict[tuple, PageInfo] = {}
 
-    def info(self, acc: _Acc, npages: int) -> PageInfo:
+    def info(self, acc: _Acc | None, npages: int) -> PageInfo:
+        if acc is None:          # nothing present or swapped
+            return self._info((((0, npages, pm.C_ABSENT),) if npages else ()), 0, 0, 0, 0, [])
         masks, shared = self.masks, self.shared
-        runs = acc.runs
+        runs = list(acc.runs)
         thp = ksm = nshared = 0
         shared_runs: list[tuple[int, int]] = []
         for first, n, code, off, coff in acc.present:
@@ -357,15 +368,17 @@ class _Finisher:
                     nshared += k
                     shared_runs.extend(pm.iter_ones(shared[coff: coff + n], first))
         merged = tuple(pm.merge_runs(runs, npages))
+        return self._info(merged, acc.exclusive, thp, ksm, nshared, shared_runs)
+
+    def _info(self, merged: tuple[tuple[int, int, int], ...], exclusive: int, thp: int, ksm: int,
+              nshared: int, shared_runs: list[tuple[int, int]]) -> PageInfo:
         by = [0] * len(PAGE_STATES)
         for _, n, c in merged:
             by[c] += n
         use_kf = self.use_kf
-        counts = (by[pm.C_FILE] + by[pm.C_FILE_DIRTY] + by[pm.C_ANON] + by[pm.C_ZERO],
-                  by[pm.C_SWAPPED],
-                  by[pm.C_FILE] + by[pm.C_FILE_DIRTY],
-                  by[pm.C_ANON] + by[pm.C_ZERO],
-                  acc.exclusive,
+        file = by[pm.C_FILE] + by[pm.C_FILE_DIRTY]
+        anon = by[pm.C_ANON] + by[pm.C_ZERO]
+        counts = (file + anon, by[pm.C_SWAPPED], file, anon, exclusive,
                   by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
                   by[pm.C_ZERO] if self.zero_known else None,
                   thp if use_kf else None,
