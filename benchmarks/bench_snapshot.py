@@ -1,12 +1,14 @@
 """Benchmark: `vmainspect snapshot` against `pmap -X` and `cat /proc/PID/smaps`.
 
-    python3 benchmarks/bench_snapshot.py [--vmas 20000] [--size 4G] [--written 0.25] [--runs 5]
+    python3 benchmarks/bench_snapshot.py [--vmas 20000] [--size 4G] [--written 0.25] [--runs 5] [--diverse]
 
 Spawns benchmarks/target_many_vmas.py (default: 20,000 VMAs, 4 GiB mapped,
 25% of the pages written), waits until it has stopped itself, then times in
 one run, best of --runs, the whole-process wall time (start-up and output
 included, stdout to /dev/null) of each command below, and prints a table with
 the ratio to `pmap -X`. Writes nothing into the repository; kills the target.
+--diverse gives every VMA a different size and written count (see
+target_many_vmas.py), so the smaps blocks do not repeat.
 """
 
 from __future__ import annotations
@@ -52,11 +54,12 @@ def main() -> int:
     ap.add_argument("--size", default="4G")
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--diverse", action="store_true", help="vary VMA sizes and written pages")
     a = ap.parse_args()
 
     target = subprocess.Popen(
         [sys.executable, os.path.join(HERE, "target_many_vmas.py"), "--vmas", str(a.vmas),
-         "--size", a.size, "--written", str(a.written)],
+         "--size", a.size, "--written", str(a.written)] + (["--diverse"] if a.diverse else []),
         stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(target.stdout.readline())
@@ -93,7 +96,8 @@ def main() -> int:
             results.append((name, t, rc))
         pmap_t = next(t for name, t, _ in results if name.startswith("pmap"))
         print(f"target: {nvmas} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
-              f"{info['written_pages']} pages written ({a.written:.0%}); "
+              f"{info['written_pages']} pages written ({a.written:.0%}"
+              f"{', diverse VMAs' if a.diverse else ', uniform VMAs'}); "
               f"best of {a.runs} runs, whole-process wall time; kernel {os.uname().release}, "
               f"{os.cpu_count()} CPUs")
         print(f"{'command':<36} {'seconds':>8} {'vs pmap -X':>10}")

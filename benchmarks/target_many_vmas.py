@@ -1,11 +1,13 @@
 """A process with many VMAs, for the benchmarks: run it, read its PID, inspect it.
 
-    python3 benchmarks/target_many_vmas.py [--vmas 20000] [--size 4G] [--written 0.25]
+    python3 benchmarks/target_many_vmas.py [--vmas 20000] [--size 4G] [--written 0.25] [--diverse]
 
 It maps one private anonymous region of ``--size`` bytes, writes the first
 ``--written`` fraction of every chunk (memset through ctypes: fast), then
 makes every other chunk read-only, so the kernel cannot merge neighbours and
-the region becomes ``--vmas`` VMAs. It prints one JSON line
+the region becomes ``--vmas`` VMAs. With ``--diverse`` the VMA sizes and
+written page counts vary (seeded), so no two smaps blocks are alike (a
+parser cannot profit from repetition); the totals stay the same. It prints one JSON line
 (``{"pid", "start", "vmas", "size", "written_pages"}``) and stops itself with
 SIGSTOP, so what a reader sees cannot change. Kill it when done.
 """
@@ -18,6 +20,7 @@ import ctypes.util
 import json
 import mmap
 import os
+import random
 import signal
 import sys
 
@@ -33,7 +36,7 @@ def _size(text: str) -> int:
     return int(text)
 
 
-def build(vmas: int, size: int, written: float) -> dict:
+def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
     page = mmap.PAGESIZE
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
@@ -50,11 +53,20 @@ def build(vmas: int, size: int, written: float) -> dict:
     # No transparent huge pages: the point is many 4 KiB pages and VMAs.
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE
+    sizes = [chunk_pages + (1 if i < extra else 0) for i in range(vmas)]
+    rng = random.Random(20000)
+    if diverse:   # pairs trade pages, so the total is unchanged
+        for i in range(0, vmas - 1, 2):
+            d = rng.randint(0, min(sizes[i], sizes[i + 1]) - 1)
+            sizes[i] += d
+            sizes[i + 1] -= d
     addr = base
     written_total = 0
     for i in range(vmas):
-        npages = chunk_pages + (1 if i < extra else 0)
+        npages = sizes[i]
         write_pages = int(npages * written + 0.5)
+        if diverse:
+            write_pages = max(0, min(npages, write_pages + rng.randint(-2, 2)))
         if write_pages:
             ctypes.memset(addr, 0x5A, write_pages * page)
             written_total += write_pages
@@ -70,8 +82,9 @@ def main() -> None:
     ap.add_argument("--vmas", type=int, default=20000)
     ap.add_argument("--size", type=_size, default=4 << 30)
     ap.add_argument("--written", type=float, default=0.25)
+    ap.add_argument("--diverse", action="store_true", help="vary sizes and written pages per VMA")
     a = ap.parse_args()
-    info = build(a.vmas, a.size, a.written)
+    info = build(a.vmas, a.size, a.written, a.diverse)
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     while True:

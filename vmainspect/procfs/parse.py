@@ -263,12 +263,15 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     """The fast path, or None when the blocks do not all share one layout.
 
     Splitting at ``\\nVmFlags: `` gives one chunk per VMA: the previous
-    VMA's flags, this VMA's header, its field lines. All field lines are
+    VMA's flags, this VMA's header, its field lines. Blocks whose field text
+    is identical (many VMAs of a big process have the same figures) are
+    parsed once and share one smaps dict. The distinct field texts are
     joined into one buffer; deleting digits and blanks from it must give the
     first block's skeleton (``Size:kB`` ...) once per block: that single
     comparison proves every block has the same fields in the same order.
     Mapping every non-digit to a blank then leaves exactly one number per
     field line, in block order, converted once per distinct value.
+    Snapshots are immutable: nothing may write into ``Vma.smaps``.
     """
     if not data.endswith(b"\n"):
         return None
@@ -296,19 +299,24 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     m = len(keys)
     if len(set(keys)) != m:
         return None
-    body = b"\n".join(field_col[:n])
-    skeleton = field_col[0].translate(None, _SKELETON_DELETE)
-    if body.translate(None, _SKELETON_DELETE) != b"\n".join([skeleton] * n):
+    field_col = field_col[:n]
+    distinct = list(dict.fromkeys(field_col))
+    u = len(distinct)
+    body = b"\n".join(distinct)
+    skeleton = distinct[0].translate(None, _SKELETON_DELETE)
+    if body.translate(None, _SKELETON_DELETE) != b"\n".join([skeleton] * u):
         return None
     tokens = body.translate(_NOT_DIGIT).split()
     del body
-    if len(tokens) != n * m:
+    if len(tokens) != u * m:
         return None
     as_kb = _Memo(_kb_value)
     as_int = _Memo(int)
     columns = [list(map((as_kb if kb[p] else as_int).__getitem__, tokens[p::m])) for p in range(m)]
     del tokens
-    smaps = list(map(dict, map(zip, [keys] * n, zip(*columns))))
+    dicts = map(dict, map(zip, [keys] * u, zip(*columns)))
+    by_text = dict(zip(distinct, dicts))
+    smaps = list(map(by_text.__getitem__, field_col))
     memo = _Memo(_flags_of)
     flags = list(map(memo.__getitem__, flag_col[1:]))
     return _make_vmas(header_col[:n], flags, smaps)

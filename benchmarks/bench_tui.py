@@ -1,0 +1,201 @@
+"""TUI responsiveness on a 65,000-VMA process (issue 3's scale target).
+
+    python3 benchmarks/bench_tui.py [--vmas 65000] [--ticks 10] [--size 220x60]
+
+Spawns a target with ``--vmas`` VMAs (one anonymous region, every other
+chunk made read-only so the kernel cannot merge them; some pages written),
+collects it with per-page state, then drives the app with Textual's pilot
+(``App.run_test``) on a replay source and reports:
+
+- time to first screen after the collector returned (target < 2 s)
+- key latency: down, pagedown, end, sort by RSS, sort back, filter typing,
+  go to address (press -> handled and screen refreshed; target < 100 ms)
+- per refresh tick: UI-thread time handling the new frame, and the longest
+  stall of the UI event loop while frames arrive (target < 100 ms)
+
+Side by side, for scale: ``pmap -X`` on the same process and our collector.
+Nothing here asserts; it prints figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+TARGET = r'''
+import ctypes, ctypes.util, json, mmap, os, signal, sys
+n = int(sys.argv[1])
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+PAGE = mmap.PAGESIZE
+with open("/proc/self/maps") as f:
+    have = sum(1 for _ in f)
+chunks = max(2, n - have - 2)
+per = 2  # pages per chunk
+base = libc.mmap(None, chunks * per * PAGE, 3, 0x22 | 0x4000, -1, 0)
+for i in range(chunks):
+    a = base + i * per * PAGE
+    if i % 3 == 0:
+        ctypes.memset(a, 1, PAGE)        # one page of every third chunk resident
+    if i % 2:
+        libc.mprotect(a, per * PAGE, 1)
+sys.stdout.write(json.dumps({"base": base, "chunks": chunks}) + "\n")
+sys.stdout.flush()
+while True:
+    os.kill(os.getpid(), signal.SIGSTOP)
+    # resumed: touch a few more pages, then stop again (a live-looking change)
+    for i in range(0, chunks, 97):
+        if i % 2 == 0:
+            ctypes.memset(base + i * per * PAGE + PAGE, 2, 1)
+'''
+
+
+def spawn(n: int) -> tuple[subprocess.Popen, dict]:
+    p = subprocess.Popen([sys.executable, "-c", TARGET, str(n)], stdout=subprocess.PIPE, text=True)
+    info = json.loads(p.stdout.readline())
+    _wait_stopped(p.pid)
+    return p, info
+
+
+def _wait_stopped(pid: int) -> None:
+    for _ in range(5000):
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
+                return
+        time.sleep(0.002)
+    raise TimeoutError("target did not stop")
+
+
+def timed(fn, *a, **kw):
+    t = time.perf_counter()
+    r = fn(*a, **kw)
+    return r, time.perf_counter() - t
+
+
+async def drive(frames, size: tuple[int, int], ticks: int) -> dict:
+    from vmainspect.tui.app import VmaInspectApp
+    from vmainspect.tui.sources import FramesSource
+
+    handle_times: list[float] = []
+
+    class Bench(VmaInspectApp):
+        def on_frame_ready(self, msg):  # time the UI-thread part of a tick
+            t = time.perf_counter()
+            super().on_frame_ready(msg)
+            handle_times.append(time.perf_counter() - t)
+
+    # replay: first frame, then alternate the two collected frames forever
+    seq = [frames[0]] + [frames[1 + (i % (len(frames) - 1))] for i in range(ticks + 2)]
+    source = FramesSource(seq, title="bench")
+    app = Bench(source, interval=3600, describe=None)
+    out: dict = {}
+    t0 = time.perf_counter()
+    async with app.run_test(size=size) as pilot:
+        while app.current_frame is None:
+            await asyncio.sleep(0.001)
+        await pilot.pause()
+        out["first_screen_s"] = time.perf_counter() - t0
+        out["first_frame_ui_s"] = handle_times[0]
+
+        async def key(*keys: str) -> float:
+            t = time.perf_counter()
+            await pilot.press(*keys)
+            await pilot.pause()
+            return time.perf_counter() - t
+
+        lat: dict[str, list[float]] = {}
+        for name, keys in (("down", ("down",)), ("pagedown", ("pagedown",)), ("end", ("end",)),
+                           ("home", ("home",)), ("up", ("up",))):
+            lat[name] = [await key(*keys) for _ in range(5)]
+        lat["sort by RSS (o x4)"] = []
+        for _ in range(3):
+            lat["sort by RSS (o x4)"].append(await key("o", "o", "o", "o") / 4)
+            for _ in range(5):
+                await pilot.press("o")      # back round to address order
+        lat["filter: open + type 'rw' (per key)"] = [await key("slash", "r", "w") / 3]
+        lat["filter: clear (escape)"] = [await key("escape")]
+        vma = app.rows.vmas[len(app.rows.vmas) // 2]
+        lat["go to address (g, type, enter) per key"] = [
+            await key("g", *f"{vma.start + 4096:x}", "enter") / (len(f"{vma.start:x}") + 2)]
+        out["keys_ms"] = {k: (statistics.median(v) * 1000, max(v) * 1000) for k, v in lat.items()}
+
+        # ticks: measure UI handling time and the longest event-loop stall
+        stalls: list[float] = []
+        stop = False
+
+        async def heartbeat() -> None:
+            last = time.perf_counter()
+            while not stop:
+                await asyncio.sleep(0.002)
+                now = time.perf_counter()
+                stalls.append(now - last - 0.002)
+                last = now
+
+        hb = asyncio.create_task(heartbeat())
+        handle_times.clear()
+        for _ in range(ticks):
+            n = len(handle_times)
+            app.request_frame()
+            while len(handle_times) == n:
+                await asyncio.sleep(0.001)
+            await pilot.pause()
+        stop = True
+        await hb
+        out["tick_ui_ms"] = (statistics.median(handle_times) * 1000, max(handle_times) * 1000)
+        out["tick_stall_ms"] = max(stalls) * 1000
+        await pilot.press("q")
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description="TUI scale benchmark")
+    ap.add_argument("--vmas", type=int, default=65000)
+    ap.add_argument("--ticks", type=int, default=10)
+    ap.add_argument("--size", default="220x60")
+    a = ap.parse_args()
+    w, h = (int(x) for x in a.size.split("x"))
+
+    from vmainspect.collect import collect
+
+    proc, info = spawn(a.vmas)
+    try:
+        pid = proc.pid
+        nvmas = sum(1 for _ in open(f"/proc/{pid}/maps"))
+        print(f"target pid {pid}: {nvmas:,} VMAs; terminal {w}x{h}")
+        _, t_pmap = timed(subprocess.run, ["pmap", "-X", str(pid)], stdout=subprocess.DEVNULL)
+        s1, t_c = timed(collect, pid, pages=True)
+        os.kill(pid, signal.SIGCONT)
+        _wait_stopped(pid)
+        s2, _ = timed(collect, pid, pages=True)
+        from vmainspect.model import Frame
+
+        print(f"reference: pmap -X {t_pmap:.2f} s; vmainspect collect(pages=True) {t_c:.2f} s "
+              f"(not part of the TUI figures below)")
+        r = asyncio.run(drive([Frame(s1), Frame(s2), Frame(s1)], (w, h), a.ticks))
+    finally:
+        proc.kill()
+        proc.wait()
+    print(f"first screen after the collector returned: {r['first_screen_s']:.2f} s "
+          f"(UI thread for that frame: {r['first_frame_ui_s'] * 1000:.0f} ms)")
+    print("key latency (press -> handled and refreshed), median / max ms:")
+    for k, (med, mx) in r["keys_ms"].items():
+        print(f"  {k:42s} {med:6.1f} / {mx:6.1f}")
+    med, mx = r["tick_ui_ms"]
+    print(f"refresh tick, UI thread handling the frame: median {med:.1f} ms, max {mx:.1f} ms")
+    print(f"longest UI event-loop stall while {a.ticks} frames arrived: {r['tick_stall_ms']:.1f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
