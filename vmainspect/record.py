@@ -129,7 +129,58 @@ def make_patch(a: Any, b: Any) -> dict | None:
     return {"=": b}
 
 
+def _value_ops(a: Any, b: Any) -> list | None:
+    """Fast path for long lists of unique tuples in the same order (page runs).
+
+    Set operations and comprehensions run in C; the Python loop below runs
+    once per *change*, not once per element. None if the lists do not
+    qualify (the general walk in _list_ops handles them).
+    """
+    if set(map(type, a)) | set(map(type, b)) != {tuple}:
+        return None
+    sa, sb = set(a), set(b)
+    if len(sa) != len(a) or len(sb) != len(b):
+        return None                                    # duplicates
+    common = sa & sb
+    if [x for x in a if x in common] != [x for x in b if x in common]:
+        return None                                    # common elements out of order
+    dels = [i for i, x in enumerate(a) if x not in common]
+    ins = [j for j, x in enumerate(b) if x not in common]
+    ops: list[Any] = []
+    i = j = di = ii = 0
+    na, nb = len(a), len(b)
+    while i < na or j < nb:
+        nd = dels[di] if di < len(dels) else na
+        ni = ins[ii] if ii < len(ins) else nb
+        keep = min(nd - i, ni - j)
+        if keep:
+            ops.append(keep)
+            i += keep
+            j += keep
+        if i == nd and i < na:
+            k = di
+            while k < len(dels) and dels[k] == i + (k - di):
+                k += 1
+            ops.append(-(k - di))
+            i += k - di
+            di = k
+        if j == ni and j < nb:
+            k = ii
+            while k < len(ins) and ins[k] == j + (k - ii):
+                k += 1
+            ops.append(list(b[j:j + (k - ii)]))
+            j += k - ii
+            ii = k
+    while ops and type(ops[-1]) is int and ops[-1] > 0:
+        ops.pop()
+    return ops
+
+
 def _list_ops(a: Any, b: Any) -> list | None:
+    if len(a) + len(b) > 64:
+        ops = _value_ops(a, b)
+        if ops is not None:
+            return ops
     ka = [_key(x) for x in a]
     kb = [_key(x) for x in b]
     if _NOKEY in ka or _NOKEY in kb:

@@ -24,7 +24,7 @@ def roundtrip(a, b):
     return apply_patch(a_json, json.loads(json.dumps(p)))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(json_values, json_values)
 def test_patch_roundtrip_any_json(a, b):
     assert roundtrip(a, b) == json.loads(json.dumps(b))
@@ -34,7 +34,7 @@ runs = st.lists(st.tuples(st.integers(0, 50), st.integers(1, 9), st.sampled_from
                 max_size=30)
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=150, deadline=None)
 @given(runs, runs)
 def test_patch_roundtrip_runs(a, b):
     assert roundtrip({"runs": a}, {"runs": b}) == {"runs": [list(x) for x in b]}
@@ -79,3 +79,33 @@ def test_vma_added_removed_and_moved():
 def test_patch_that_does_not_fit_is_refused(base, patch):
     with pytest.raises(PatchError):
         apply_patch(base, patch)
+
+
+def _as_runs(pieces):
+    out, first = [], 0
+    for count, state in pieces:
+        out.append((first, count, state))
+        first += count
+    return out
+
+
+# covering run lists like the collector's: 40+ runs (the fast path), shared prefixes likely
+long_runs = st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["anon", "file"])),
+                     min_size=40, max_size=80).map(_as_runs)
+
+
+@settings(max_examples=100, deadline=None)
+@given(long_runs, long_runs)
+def test_patch_roundtrip_long_run_lists_fast_path(a, b):
+    assert roundtrip({"runs": a}, {"runs": b}) == {"runs": [list(x) for x in b]}
+
+
+def test_fast_path_is_local_for_a_long_run_list():
+    a = [(i * 2, 2, "anon" if i % 2 else "absent") for i in range(50000)]
+    b = list(a)
+    b[100] = (200, 1, "anon")
+    b.insert(101, (201, 1, "file"))
+    del b[40000]
+    p = make_patch({"runs": a}, {"runs": b})
+    assert len(json.dumps(p)) < 150
+    assert apply_patch({"runs": [list(x) for x in a]}, json.loads(json.dumps(p))) == {"runs": [list(x) for x in b]}
