@@ -48,7 +48,7 @@ def rollup(pid):
 
 
 def rows(text):
-    return [line for line in text.splitlines() if re.match(r"^[0-9a-f]{12,16} [0-9a-f]{12,16} ", line)]
+    return [line for line in text.splitlines() if re.match(r"^ *[0-9a-f]{8,16} +[0-9a-f]{8,16} ", line)]
 
 
 def test_one_row_per_vma_in_address_order(target, table):

@@ -80,7 +80,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     for v in vmas:
         sm = v.smaps
         out.append(
-            f"{v.start:0{aw}x} {v.end:0{aw}x} {v.perms} {v.kind:<12} {hb(v.size):>6} "
+            f"{v.start:>{aw}x} {v.end:>{aw}x} {v.perms} {v.kind:<12} {hb(v.size):>6} "
             f"{hb(sm.get('rss')):>6} {hb(sm.get('pss')):>6} {hb(_dirty(sm)):>6} "
             f"{hb(sm.get('swap')):>6}  {_safe(v.path) if v.path else ''}"
         )
