@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import gc
 import os
-from dataclasses import replace
 from datetime import datetime, timezone
 
 from .errors import ProcessGone
@@ -139,7 +138,7 @@ def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -
         result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
         if len(result.infos) != len(vmas):
             raise RuntimeError("read_pages returned a different number of VMAs")
-        vmas = [replace(v, pages=info) for v, info in zip(vmas, result.infos)]
+        vmas = parse.with_pages(vmas, result.infos)   # = dataclasses.replace(v, pages=info), faster
         page_caps = {"pfn_visible": result.pfn_visible, "kpageflags": result.kpageflags,
                      "kpagecount": result.kpagecount, "pagemap_scan": result.pagemap_scan}
         notes.extend(result.notes)

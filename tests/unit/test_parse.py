@@ -192,6 +192,15 @@ def test_vmas_are_real_dataclass_instances(known):
         v.start = 0  # type: ignore[misc]
 
 
+def test_with_pages_equals_dataclasses_replace(known):
+    from vmainspect.model import PageCounts, PageInfo, PageRun
+    infos = [PageInfo(PageCounts(i, 0, 0, i, 0, None, None, None, None, None),
+                      (PageRun(0, v.npages(4096), "absent"),)) for i, v in enumerate(known)]
+    got = parse.with_pages(known, infos)
+    assert got == [dataclasses.replace(v, pages=p) for v, p in zip(known, infos)]
+    assert all(type(v) is Vma for v in got) and known[0].pages is None   # originals untouched
+
+
 # ------------------------------------------------------------------ names, kinds, flags
 
 @pytest.mark.parametrize("name,key", [

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from operator import attrgetter
 
 from ..errors import BadInput
 from ..model import (
@@ -27,7 +28,7 @@ from .vmflags import VMFLAG_MEANINGS, describe_flag  # noqa: F401  (re-exported 
 
 __all__ = [
     "ParseError", "StatInfo", "VMFLAG_MEANINGS", "describe_flag", "field_key",
-    "vma_kind", "parse_smaps", "parse_smaps_fields", "parse_stat",
+    "vma_kind", "parse_smaps", "with_pages", "parse_smaps_fields", "parse_stat",
     "parse_status_uid", "parse_cmdline", "parse_btime", "decode_path",
 ]
 
@@ -235,6 +236,18 @@ def _make_vmas(headers, flags, smaps) -> list[Vma]:
     for _ in map(_setattr, vmas, ["__dict__"] * n, dicts):
         pass
     return vmas
+
+
+def with_pages(vmas, infos) -> list[Vma]:
+    """``dataclasses.replace(v, pages=info)`` for many VMAs at once (same result, C-level)."""
+    n = len(vmas)
+    dicts = list(map(dict.copy, map(attrgetter("__dict__"), vmas)))
+    for _ in map(dict.__setitem__, dicts, ["pages"] * n, infos):
+        pass
+    out = list(map(_new, [Vma] * n))
+    for _ in map(_setattr, out, ["__dict__"] * n, dicts):
+        pass
+    return out
 
 
 def parse_smaps(data: bytes) -> list[Vma]:
