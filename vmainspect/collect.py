@@ -135,7 +135,10 @@ def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -
                        "pagemap_scan": None}
     if pages and vmas:
         from .procfs.pages import read_pages   # lazy: only --pages pays for it
-        result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
+        try:
+            result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
+        except ProcessGone:
+            raise ProcessGone(pid, "it exited while being read") from None
         if len(result.infos) != len(vmas):
             raise RuntimeError("read_pages returned a different number of VMAs")
         vmas = parse.with_pages(vmas, result.infos)   # = dataclasses.replace(v, pages=info), faster
@@ -160,7 +163,7 @@ def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -
     if not vmas:
         if before.state in _DEAD_STATES:
             notes.append(NOTE_ZOMBIE)
-        elif not cmdline_raw and exe is None:
+        elif before.kernel_thread:
             notes.append(NOTE_KTHREAD)
 
     uid = parse.parse_status_uid(status_raw)

@@ -260,6 +260,8 @@ def test_stat_is_parsed_after_the_last_paren():
     assert (st.ppid, st.minflt, st.majflt, st.num_threads, st.starttime) == (
         int(fields[1]), int(fields[7]), int(fields[9]), int(fields[17]), int(fields[19]))
     assert st.pid == int(raw.split()[0])
+    assert st.flags == int(fields[6]) and not st.kernel_thread
+    assert parse_stat(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 6 0 0").kernel_thread
 
 
 @pytest.mark.parametrize("bad", [b"", b"123", b"12 (x) S 1", b"12 (x) S a b c d e f g h i j k l m n o p q r s t"])

@@ -410,6 +410,14 @@ class StatInfo:
     majflt: int
     num_threads: int
     starttime: int      # clock ticks after boot
+    flags: int = 0      # PF_* bits (field 9)
+
+    @property
+    def kernel_thread(self) -> bool:
+        return bool(self.flags & PF_KTHREAD)
+
+
+PF_KTHREAD = 0x00200000
 
 
 def parse_stat(data: bytes) -> StatInfo:
@@ -429,6 +437,7 @@ def parse_stat(data: bytes) -> StatInfo:
             majflt=int(f[9]),
             num_threads=int(f[17]),
             starttime=int(f[19]),
+            flags=int(f[6]),
         )
     except (IndexError, ValueError):
         raise ParseError(f"stat: truncated or malformed: {data[:120]!r}") from None
