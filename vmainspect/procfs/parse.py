@@ -296,7 +296,7 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     chunks[-1] += b"\n"                     # flags of the last VMA, then nothing
     parts = list(map(bytes.split, chunks, [b"\n"] * (n + 1), [2] * (n + 1)))
     del chunks
-    if len(parts[-1]) != 3 or parts[-1][1] or parts[-1][2] or any(len(p) != 3 for p in parts[:-1]):
+    if parts[-1][1:] != [b"", b""] or set(map(len, parts)) != {3}:
         return None
     flag_col, header_col, field_col = zip(*parts)
     del parts
