@@ -288,6 +288,10 @@ def test_threads_that_appear_later_are_followed():
         out["addr"], out["tid"] = a, threading.get_native_id()
     th = threading.Thread(target=work)
     th.start(); th.join()
+    # join() returns before the OS thread is gone; a SIGSTOP now would freeze it mid-exit
+    import time
+    while str(out["tid"]) in os.listdir("/proc/self/task"):
+        time.sleep(0.01)
     report.update(out)
     """
     with spawn_target(code) as t:
@@ -302,7 +306,11 @@ def test_threads_that_appear_later_are_followed():
             vma = snap.vma_at(addr)
             assert tick.by_vma[vma.start] == ((4 << 20) // PAGE, 0)
             assert tick.by_thread[tid][0] >= (4 << 20) // PAGE
-            # the exited thread's events were closed
+            # the exited thread's events are closed once the kernel has released it
+            deadline = time.monotonic() + 10
+            while tid in s._rings and time.monotonic() < deadline:
+                time.sleep(0.05)
+                s.tick(snap)
             assert tid not in s._rings and t.pid in s._rings
         finally:
             s.close()
