@@ -56,7 +56,14 @@ def _kind_filter(kinds: list[str] | None):
 
 def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str:
     """The table for a Snapshot, as text (used by the command and its tests)."""
-    from ..units import human_bytes as hb
+    from ..units import human_bytes
+
+    class _Sizes(dict):          # sizes repeat a lot: format each distinct value once
+        def __missing__(self, n):
+            text = self[n] = human_bytes(n)
+            return text
+
+    hb = _Sizes().__getitem__
 
     vmas = [v for v in snap.vmas if kinds is None or v.kind in kinds]
     if sort != "address":
