@@ -439,13 +439,18 @@ class FaultSampler:
 
     def _symbol_of(self, ip: int, snapshot: Snapshot) -> tuple[str, str, str]:
         """(function, dso, "function+0xoff") for an IP; cached per IP and mapping."""
-        if ip >= KERNEL_START:
-            return "[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}"
-        v = snapshot.vma_at(ip)
+        v = snapshot.vma_at(ip) if ip < KERNEL_START else None
         key = (ip, v.start if v else None, v.inode if v else None)
         hit = self._sym_cache.get(key)
         if hit is not None:
             return hit
+        if ip >= KERNEL_START:              # a fault taken in kernel mode (copy_to_user, ...)
+            from .symbolize import kernel_symbol
+            k = kernel_symbol(ip, self.proc_root)
+            out = (k[0], "[kernel.kallsyms]", f"{k[0]}+{k[1]:#x}") if k else \
+                ("[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}")
+            self._sym_cache[key] = out
+            return out
         if self._symbolizer is None:
             from .symbolize import Symbolizer
             self._symbolizer = Symbolizer()

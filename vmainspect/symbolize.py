@@ -386,6 +386,44 @@ def _describe(vma, bias: int | None) -> list[str] | None:
     return lines
 
 
+# ---------------------------------------------------------------- kernel
+
+_kernel: tuple[list[int], list[str]] | None = None
+
+
+def _load_kallsyms(proc_root: str) -> tuple[list[int], list[str]]:
+    """Text symbols of the kernel from /proc/kallsyms (all zero without privileges: then empty)."""
+    from .procfs.reader import ProcReader
+    try:
+        data = ProcReader(0, proc_root).read_global("kallsyms")
+    except Exception:
+        return [], []
+    rows = []
+    for line in data.split(b"\n"):
+        parts = line.split()
+        if len(parts) >= 3 and parts[1] in (b"t", b"T", b"w", b"W"):
+            try:
+                a = int(parts[0], 16)
+            except ValueError:
+                continue
+            if a:
+                rows.append((a, parts[2].decode("ascii", "replace")))
+    rows.sort()
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+def kernel_symbol(ip: int, proc_root: str = "/proc") -> tuple[str, int] | None:
+    """(function, offset) of a kernel IP from /proc/kallsyms, or None (hidden without root)."""
+    global _kernel
+    if _kernel is None:
+        _kernel = _load_kallsyms(proc_root)
+    starts, names = _kernel
+    i = bisect.bisect_right(starts, ip) - 1
+    if i < 0 or ip - starts[i] > 1 << 20:
+        return None
+    return names[i], ip - starts[i]
+
+
 class Symbolizer:
     """Addresses in one process to ``Symbol``s, with the ELF files cached per inode."""
 

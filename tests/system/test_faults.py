@@ -273,6 +273,39 @@ def test_major_faults_are_told_apart(tmp_path):
     assert tick.major == npages
 
 
+def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
+    """read(2) into fresh pages: the faults happen in copy_to_user, with a kernel IP."""
+    path = tmp_path / "src.bin"
+    path.write_bytes(b"k" * (1 << 20))
+    code = f"""
+    m = mmap.mmap(-1, 1 << 20, flags=mmap.MAP_PRIVATE)
+    libc.madvise(addr_of(m), len(m), 15)     # MADV_NOHUGEPAGE
+    report["addr"] = addr_of(m)
+    f = open({str(path)!r}, "rb", buffering=0)
+    checkpoint(report)
+    report["n"] = f.readinto(m)
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            assert not s.exclude_kernel
+            snap = collect(t.pid)
+            c0 = _counters(t.pid)
+            t.resume_and_wait_stop()
+            c1 = _counters(t.pid)
+            tick = s.tick(snap)
+        finally:
+            s.close()
+    assert t.report["n"] == 1 << 20
+    assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
+    assert tick.by_vma[t.report["addr"]] == (256, 0)
+    kernel = sum(c for _s, d, c in tick.by_symbol if d == "[kernel.kallsyms]")
+    assert kernel >= 256
+    names = {sym for sym, d, _c in tick.by_symbol if d == "[kernel.kallsyms]"}
+    assert names and "[kernel]" not in names        # named from /proc/kallsyms (root)
+
+
 def test_threads_that_appear_later_are_followed():
     code = """
     import threading
