@@ -46,6 +46,7 @@ import json
 import os
 import socket
 import stat
+import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
@@ -438,6 +439,7 @@ class Recording:
     _faults: list[Any] = field(default_factory=list, repr=False)
     _lines: list[int] = field(default_factory=list, repr=False)
     _cache: "OrderedDict[int, Snapshot]" = field(default_factory=OrderedDict, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
         return len(self.times)
@@ -463,19 +465,24 @@ class Recording:
         if not -n <= i < n:
             raise BadInput(f"{self.path}: no frame {i} (the recording has {n})")
         i %= n
-        s = self._cache.get(i)
-        if s is not None:
-            self._cache.move_to_end(i)
-            return s
+        with self._lock:
+            s = self._cache.get(i)
+            if s is not None:
+                self._cache.move_to_end(i)
+                return s
         from .snapshot_io import from_dict
         try:
-            s = from_dict(self._docs[i])
+            s = from_dict(self._docs[i])    # outside the lock: a prefetching thread may do the same
         except BadInput as e:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
-        self._cache[i] = s
-        if len(self._cache) > 8:
-            self._cache.popitem(last=False)
+        with self._lock:
+            self._cache[i] = s
+            while len(self._cache) > 8:
+                self._cache.popitem(last=False)
         return s
+
+    def cached(self, i: int) -> bool:
+        return i % max(1, len(self.times)) in self._cache
 
     def faults(self, i: int) -> FaultTick | None:
         d = self._faults[i]

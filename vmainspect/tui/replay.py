@@ -21,6 +21,7 @@ import os
 import threading
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -299,8 +300,22 @@ class ReplayApp(VmaInspectApp):
 
         self.push_screen(JumpScreen(), done)
 
+    @work(thread=True, exclusive=True, group="prefetch")
+    def _prefetch(self, around: int) -> None:
+        """Rebuild the neighbours of the shown frame off the UI thread, so that stepping
+        (which needs the frame and the one before it) rarely waits on the UI thread."""
+        rec = self.replay.recording
+        for i in (around - 1, around + 1, around - 2):
+            if 0 <= i < len(rec) and not rec.cached(i):
+                try:
+                    rec.snapshot(i)
+                except BadInput:
+                    pass
+
     def frame_applied(self, frame: Frame) -> None:
         src = self.replay
+        if src.shown is not None:
+            self._prefetch(src.shown)
         if src.playing and src.shown == len(src) - 1:
             src.playing = False     # reached the end
             self.pause(True)
