@@ -204,6 +204,27 @@ def test_faulting_data_is_named_by_its_elf_object(tmp_path):
     assert snap.vma_at(bss + 100 * 4096).path is None         # .bss beyond the file: anonymous VMA
 
 
+def test_period_samples_one_fault_in_n(faulter):
+    size, rounds, period = 4 << 20, 4, 8
+    t = Faulter(faulter, size, rounds)
+    s = FaultSampler(t.pid, period=period)
+    try:
+        s.start()
+        snap = collect(t.pid)
+        c0 = _counters(t.pid)
+        t.run_to_stop()
+        c1 = _counters(t.pid)
+        tick = s.tick(snap)
+        events = s.event_counts()
+    finally:
+        s.close()
+        t.kill()
+    assert events == (c1[0] - c0[0], c1[1] - c0[1])         # the events still count every fault
+    assert tick.lost == 0
+    assert tick.minor == events[0] // period
+    assert tick.by_vma[t.addr][0] == rounds * (size // PAGE) // period
+
+
 def test_ring_decodes_every_fault_of_this_thread():
     """One Ring on the test's own thread: the samples equal the event's own count."""
     import ctypes
@@ -494,3 +515,48 @@ def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
     assert "another user" in doc["reason"] and "/proc fault counters" in doc["reason"]
     assert doc["samples"] is None and doc["lost"] is None and doc["by_vma"] == []
     assert doc["proc_counters"] == {"minor": 0, "major": 0}     # stopped: no faults
+
+
+@pytest.mark.root
+def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
+    """kernel.perf_event_paranoid=2 lets a user sample its own processes, user mode only."""
+    import json
+    import tempfile
+    with open("/proc/sys/kernel/perf_event_paranoid") as f:
+        paranoid = int(f.read())
+    if paranoid > 2:
+        pytest.skip(f"kernel.perf_event_paranoid={paranoid} forbids unprivileged perf_event_open")
+    d = tempfile.mkdtemp(prefix="vmainspect-faulter-")
+    try:
+        os.chmod(d, 0o755)
+        exe = os.path.join(d, "faulter")
+        shutil.copy(faulter, exe)
+        os.chmod(exe, 0o755)
+        size = 4 << 20
+        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                                 exe, str(size), "-1"], stdout=subprocess.PIPE, text=True)
+        try:
+            addr = int(proc.stdout.readline().split()[0], 16)
+            _wait_state(proc.pid)
+            os.kill(proc.pid, signal.SIGCONT)
+            r = _run_cli(proc.pid, "--duration", "1", "--json", user="nobody")
+        finally:
+            proc.kill()
+            proc.wait()
+            proc.stdout.close()
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["mode"] == "perf" and doc["lost"] == 0
+    if paranoid >= 2:
+        assert any("kernel mode" in n for n in doc["notes"])
+    assert doc["samples"] > 1000
+    assert abs(doc["proc_counters"]["minor"] - doc["samples"]) <= max(16, doc["samples"] // 1000)
+    assert doc["by_vma"][0]["start"] == addr
+    top = doc["by_symbol"][0]
+    assert top["dso"] == exe and top["count"] >= 0.95 * doc["samples"]
+    # as nobody this Python may not see pyelftools (it lives under /root here): then unnamed, never misnamed
+    probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            sys.executable, "-c", "import elftools"], capture_output=True)
+    assert top["symbol"] == ("touch_pages" if probe.returncode == 0 else "[unknown]")
