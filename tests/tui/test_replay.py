@@ -167,3 +167,25 @@ def test_replay_needs_no_proc(rec_path, tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "2"
+
+
+def test_open_command_dispatches_recordings(rec_path, tmp_path, monkeypatch, capsys):
+    from vmainspect import cli
+    started = []
+    monkeypatch.setattr(ReplayApp, "run", lambda self: started.append(self))
+    assert cli.main(["open", rec_path + "#2"]) == 0
+    assert isinstance(started[0], ReplayApp) and started[0].replay.upcoming == 1
+    # a cut-off recording opens, with a one-line warning saying where it stops
+    cut = tmp_path / "cut.jsonl"
+    data = open(rec_path, "rb").read()
+    cut.write_bytes(data[:data.rindex(b'{"t"') + 20])
+    assert cli.main(["open", str(cut)]) == 0
+    err = capsys.readouterr().err
+    assert "warning" in err and "stopped at line" in err and err.count("\n") == 1
+    # another version of the format: one line, exit 2, no UI
+    bad = tmp_path / "v9.jsonl"
+    bad.write_text('{"schema": "vmainspect/recording@9", "interval_s": 1, "pid": 1}\n')
+    assert cli.main(["open", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "@9" in err and err.count("\n") == 1
+    assert len(started) == 2
