@@ -78,37 +78,68 @@ def test_merge_runs_covers_exactly_and_merges():
     assert pm.merge_runs([(0, 4, pm.C_FILE), (2, 4, pm.C_ANON)], 5) == [(0, 4, pm.C_FILE), (4, 1, pm.C_ANON)]
 
 
+def test_flag_masks_refine_dirty_zero_thp_ksm():
+    dirty, zero, thp, ksm = 1 << 4, 1 << 24, 1 << 22, 1 << 21
+    facts = pm.kpageflags_facts(entries(0, dirty, zero | thp, ksm | dirty, thp, (1 << 12) | (1 << 5)))
+    assert list(facts) == [0, pm.F_DIRTY, pm.F_ZERO | pm.F_THP, pm.F_KSM | pm.F_DIRTY, pm.F_THP, 0]
+    fm = pm.FlagMasks(facts)
+    assert list(fm.refine(pm.C_FILE, 0, 5)) == [pm.C_FILE, pm.C_FILE_DIRTY, pm.C_ZERO, pm.C_FILE_DIRTY, pm.C_FILE]
+    # anonymous pages: DIRTY is ignored (never set for them), the zero page wins
+    assert list(fm.refine(pm.C_ANON, 0, 5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
+    assert list(fm.refine(pm.C_ZERO, 1, 2)) == [pm.C_ANON, pm.C_ZERO]
+    assert fm.thp.count(1) == 2 and fm.ksm.count(1) == 1 and not fm.trivial
+    assert pm.FlagMasks(None).trivial
+
+
+def test_kpagecount_facts_handle_big_counts():
+    assert list(pm.kpagecount_facts(entries(0, 1, 2, 300, 1 << 40, 256, 257))) == [0, 0, 1, 1, 1, 1, 1]
+
+
 def _fake_read(calls):
-    def read(lo, hi):            # fake kpageflags: the entry of PFN p is p * 3; memory ends at 6000
+    def read(lo, hi):            # fake kpagecount: the count of PFN p is p % 3; memory ends at 6000
         calls.append((lo, hi))
-        return entries(*[p * 3 for p in range(lo, min(hi, 6000))])
+        return entries(*[p % 3 for p in range(lo, min(hi, 6000))])
     return read
 
 
 @pytest.mark.parametrize("pfns", [
     [500, 501, 10, 11, 12, 40, 10, 5000],
-    [7],
+    [8],
     [10, 11, 12, 50, 49, 50, 51, 7, 7],
     list(range(100, 0, -1)),
-    [5999, 6000, 6001],                 # past the end of memory: zero
+    [5999, 6000, 6001, 5998],           # past the end of memory: nothing (0)
 ])
-def test_pfn_lookup_returns_each_pfns_entry_in_order(pfns):
+def test_pfn_lookup_returns_each_pfns_fact_in_order(pfns):
     calls = []
-    got = PfnLookup(pfns).read(_fake_read(calls))
-    assert struct.unpack(f"<{len(pfns)}Q", got) == tuple(p * 3 if p < 6000 else 0 for p in pfns)
+    got = PfnLookup(entries(*(P | X | p for p in pfns))).read_facts(_fake_read(calls), pm.kpagecount_facts)
+    assert list(got) == [1 if p < 6000 and p % 3 == 2 else 0 for p in pfns]
     # every PFN is read once at most: spans never overlap
     spans = sorted(calls)
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
 
 
+def test_pfn_lookup_all_zero_facts_is_none():
+    assert PfnLookup(entries(30, 60, 90, 31)).read_facts(_fake_read([]), pm.kpagecount_facts) is None
+    assert PfnLookup(b"").read_facts(_fake_read([]), pm.kpagecount_facts) is None
+
+
+def test_pfn_lookup_without_pfns():
+    assert not PfnLookup(entries(P, P | X, P)).any_pfn     # PFNs hidden: all 0
+    assert PfnLookup(entries(P, P | 5)).any_pfn
+
+
+def test_consecutive_entries():
+    e = entries(P | 10, P | 11, P | 12, P | X | 13, P | X | 14, 0, 1, P | 16, (1 << 63) - 1, 1 << 63)
+    assert list(pm.consecutive(e)) == [0, 1, 1, 0, 1, 0, 1, 0, 0, 1]
+
+
 def test_pfn_lookup_groups_close_runs_into_spans():
     calls = []
-    PfnLookup([500, 501, 10, 11, 12, 40, 10, 5000], gap=64).read(_fake_read(calls))
+    PfnLookup(entries(500, 501, 10, 11, 12, 40, 10, 5000), gap=64).read_facts(_fake_read(calls), pm.kpagecount_facts)
     assert sorted(calls) == [(10, 41), (500, 502), (5000, 5001)]
     calls = []
-    PfnLookup([10, 11, 30], gap=8).read(_fake_read(calls))
+    PfnLookup(entries(10, 11, 30), gap=8).read_facts(_fake_read(calls), pm.kpagecount_facts)
     assert sorted(calls) == [(10, 12), (30, 31)]
-    assert PfnLookup([]).read(_fake_read(calls)) == b""
 
 
 # -- the whole pipeline on a fake /proc --------------------------------------

@@ -24,8 +24,8 @@ Page state codes are indexes into ``model.PAGE_STATES``.
 from __future__ import annotations
 
 import re
-from itertools import accumulate, chain, islice, repeat
-from operator import add, gt, itemgetter, mul, sub
+from itertools import accumulate
+from operator import add, itemgetter
 from typing import Callable, Iterable, Iterator, Sequence
 
 from ..model import PAGE_STATES
@@ -94,16 +94,8 @@ RUN_RE = re.compile(b"|".join(re.escape(bytes([c])) + b"+" for c in range(len(PA
 ONES_RE = re.compile(b"\x01+")
 _T_GT1 = bytes([0, 0]) + bytes([1]) * 254
 _T_NONZERO = bytes([0]) + bytes([1]) * 255
+_T_ZERO_IS_ONE = bytes([1]) + bytes(255)
 
-# Refinement of present pages by kpageflags. key = zero (1) | dirty (2).
-T_KEY_ZERO = _table(lambda b: 1 if b & (1 << (KPF_ZERO_PAGE - 24)) else 0)   # byte 3
-T_KEY_DIRTY = _table(lambda b: 2 if b & (1 << KPF_DIRTY) else 0)              # byte 0
-T_THP = _table(lambda b: 1 if b & (1 << (KPF_THP - 16)) else 0)               # byte 2
-T_KSM = _table(lambda b: 1 if b & (1 << (KPF_KSM - 16)) else 0)               # byte 2
-# key -> state, for a page that pagemap called file / anon. The zero page is
-# anon whatever bit 61 says (pagemap marks the huge zero page PM_FILE).
-REFINE_FILE = bytes([C_FILE, C_ZERO, C_FILE_DIRTY, C_ZERO]) + bytes(252)
-REFINE_ANON = bytes([C_ANON, C_ZERO, C_ANON, C_ZERO]) + bytes(252)
 
 
 def classify(raw: bytes) -> tuple[bytes, int]:
@@ -139,26 +131,32 @@ def pfns(raw: bytes, start: int, end: int) -> list[int]:
 
 
 class PfnLookup:
-    """Look up the kpageflags/kpagecount entries of a list of PFNs, in bulk.
+    """Look up the kpageflags/kpagecount entries of many present pages, in bulk.
 
-    The PFNs (page order) are cut into runs pfn, pfn+1, ... (anonymous memory
-    touched in order mostly gets ascending PFNs: 80% of neighbours on this
-    kernel); the runs, sorted, are grouped into contiguous spans, each read
-    with one pread (runs closer than ``gap`` PFNs share a span: reading a few
-    unneeded entries is cheaper than another pread); then each run's entries
-    are cut out of the spans. Everything per page or per run is a C-level
-    ``map``/``split``/``join``, not a Python loop.
+    Input: the pages' pagemap entries (page order). They are cut into runs of
+    consecutive PFNs (anonymous memory touched in order mostly gets ascending
+    PFNs: 80% of neighbours on this kernel) with big-integer arithmetic on
+    the whole buffer; the runs, sorted, are grouped into contiguous spans,
+    each read with one pread (runs closer than ``gap`` PFNs share a span: a
+    pread costs about as much as reading 4-8 more entries); then each run's
+    entries are cut out of the spans. Per page there is no Python loop, per
+    run one short one.
     """
 
-    def __init__(self, pfnlist: Sequence[int], gap: int = 16) -> None:
-        self.n = n = len(pfnlist)
+    def __init__(self, entries: bytes, gap: int = 8) -> None:
+        self.n = n = len(entries) // 8
         self.spans: list[tuple[int, int]] = []
+        self.any_pfn = False
         if not n:
             return
-        cont = bytes(map((1).__eq__, map(sub, islice(pfnlist, 1, None), pfnlist)))
+        # cont[i] = 1 when entry i+1 == entry i + 1: the same flags, the next PFN
+        cont = consecutive(entries)[1:]
         lens = list(map((1).__add__, map(len, cont.split(b"\0"))))
         ks = list(accumulate(lens, initial=0))[:-1]
-        ps = [pfnlist[0]] if len(ks) == 1 else list(itemgetter(*ks)(pfnlist))
+        mv = memoryview(entries).cast("Q")
+        starts = [mv[0]] if len(ks) == 1 else itemgetter(*ks)(mv)
+        ps = list(map(PM_PFN_MASK.__and__, starts))
+        self.any_pfn = any(ps)      # without CAP_SYS_ADMIN every PFN reads 0
         pos = [0] * len(ps)                 # where each run's entries start in the spans read
         spans = self.spans
         lo = hi = -1 - gap
@@ -178,16 +176,52 @@ class PfnLookup:
         self._pos = pos
         self._lens = lens
 
-    def read(self, read_span: Callable[[int, int], bytes]) -> bytes:
-        """The 8-byte entry of every PFN, in the order given; ``read_span(lo, hi)``
-        returns the entries of PFNs [lo, hi) (short at the end of memory: padded)."""
+    def read_facts(self, read_span: Callable[[int, int], bytes],
+                   facts: Callable[[bytes], bytes]) -> bytes | None:
+        """One fact byte per PFN, in the order given, or None when every fact is 0.
+
+        ``read_span(lo, hi)`` returns the 8-byte entries of PFNs [lo, hi)
+        (short at the end of memory: padded with zeros); ``facts`` turns
+        entries into one byte each (``kpageflags_facts``, ``kpagecount_facts``).
+        Facts are computed on the spans in bulk; only when one is set are they
+        cut out run by run (most anonymous memory has none: no zero page, no
+        THP, no KSM, not shared).
+        """
         if not self.n:
-            return b""
-        data = memoryview(b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0")
-                                   for lo, hi in self.spans))
+            return None
+        data = b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0") for lo, hi in self.spans)
+        f = facts(data)
+        if f.count(0) == len(f):
+            return None
+        mv = memoryview(f)
         pos = self._pos
-        return b"".join(map(data.__getitem__, map(slice, map(mul, pos, repeat(8)),
-                                                   map(mul, map(add, pos, self._lens), repeat(8)))))
+        return b"".join(map(mv.__getitem__, map(slice, pos, map(add, pos, self._lens))))
+
+
+_LANE_ONES: list[int] = [0, 0]     # [n, the int with 1 in each of n 64-bit lanes]
+
+
+def _lane_ones(n: int) -> int:
+    if _LANE_ONES[0] < n:
+        _LANE_ONES[:] = [n, int.from_bytes(b"\1\0\0\0\0\0\0\0" * n, "little")]
+    return _LANE_ONES[1] & ((1 << (64 * n)) - 1)
+
+
+def consecutive(entries: bytes) -> bytes:
+    """1 at i when u64 entry i == entry i-1 + 1, else 0 (entry 0: 0 unless it is 0).
+
+    The buffer is one big integer: adding 1 to every 64-bit lane at once
+    cannot carry between lanes (no pagemap entry is all ones), shifting by a
+    lane lines entry i-1 + 1 up with entry i, XOR is zero where they match.
+    """
+    n = len(entries) // 8
+    x = int.from_bytes(entries, "little")
+    d = ((x + _lane_ones(n)) << 64) ^ x
+    db = d.to_bytes(8 * n + 8, "little")
+    z = 0
+    for j in range(8):
+        z |= int.from_bytes(db[j: 8 * n: 8], "little")
+    return z.to_bytes(n, "little").translate(_T_ZERO_IS_ONE)
 
 
 def _or_bytes(a: bytes, b: bytes) -> bytes:
@@ -195,25 +229,30 @@ def _or_bytes(a: bytes, b: bytes) -> bytes:
     return (int.from_bytes(a, "little") | int.from_bytes(b, "little")).to_bytes(n, "little")
 
 
-class FlagMasks:
-    """Per-page kpageflags facts as byte masks, aligned with a list of present pages."""
-
-    __slots__ = ("key", "thp", "ksm")
-
-    def __init__(self, fb: bytes) -> None:
-        """``fb``: the kpageflags u64 of each page (little-endian), in page order."""
-        self.key = _or_bytes(fb[3::8].translate(T_KEY_ZERO), fb[0::8].translate(T_KEY_DIRTY))
-        b2 = fb[2::8]
-        self.thp = b2.translate(T_THP)
-        self.ksm = b2.translate(T_KSM)
-
-    def refine(self, code: int, k: int, n: int) -> bytes:
-        """Codes of present pages k..k+n (pagemap said ``code``) refined by kpageflags."""
-        return self.key[k:k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
+# kpageflags facts: one byte per page
+F_ZERO, F_DIRTY, F_THP, F_KSM = 1, 2, 4, 8
+_T_B0 = _table(lambda b: F_DIRTY if b & (1 << KPF_DIRTY) else 0)
+_T_B2 = _table(lambda b: (F_THP if b & (1 << (KPF_THP - 16)) else 0) | (F_KSM if b & (1 << (KPF_KSM - 16)) else 0))
+_T_B3 = _table(lambda b: F_ZERO if b & (1 << (KPF_ZERO_PAGE - 24)) else 0)
+_T_THP = _table(lambda f: 1 if f & F_THP else 0)
+_T_KSM = _table(lambda f: 1 if f & F_KSM else 0)
+# fact byte -> state, for a page that pagemap called file / anon. The zero page is
+# anon whatever bit 61 says (pagemap marks the huge zero page PM_FILE).
+REFINE_FILE = _table(lambda f: C_ZERO if f & F_ZERO else (C_FILE_DIRTY if f & F_DIRTY else C_FILE))
+REFINE_ANON = _table(lambda f: C_ZERO if f & F_ZERO else C_ANON)
 
 
-def shared_mask(cb: bytes) -> bytes:
-    """1 where the kpagecount u64 (little-endian, one per page) is > 1, else 0."""
+def kpageflags_facts(fb: bytes) -> bytes:
+    """kpageflags u64s (little-endian) -> one byte each: F_ZERO | F_DIRTY | F_THP | F_KSM."""
+    n = len(fb) // 8
+    v = (int.from_bytes(fb[0::8].translate(_T_B0), "little")
+         | int.from_bytes(fb[2::8].translate(_T_B2), "little")
+         | int.from_bytes(fb[3::8].translate(_T_B3), "little"))
+    return v.to_bytes(n, "little")
+
+
+def kpagecount_facts(cb: bytes) -> bytes:
+    """kpagecount u64s (little-endian) -> 1 where the page is mapped more than once, else 0."""
     n = len(cb) // 8
     mask = cb[0::8].translate(_T_GT1)
     high = 0
@@ -222,6 +261,26 @@ def shared_mask(cb: bytes) -> bytes:
     if high:
         mask = _or_bytes(mask, high.to_bytes(n, "little").translate(_T_NONZERO))
     return mask
+
+
+class FlagMasks:
+    """Per-page kpageflags facts, aligned with a list of present pages.
+
+    ``facts`` None means every fact is 0 (no zero page, nothing dirty, no
+    THP, no KSM): ``trivial``, and nothing needs refining.
+    """
+
+    __slots__ = ("facts", "trivial", "thp", "ksm")
+
+    def __init__(self, facts: bytes | None) -> None:
+        self.facts = facts
+        self.trivial = facts is None
+        self.thp = facts.translate(_T_THP) if facts is not None else b""
+        self.ksm = facts.translate(_T_KSM) if facts is not None else b""
+
+    def refine(self, code: int, k: int, n: int) -> bytes:
+        """Codes of present pages k..k+n (pagemap said ``code``) refined by kpageflags."""
+        return self.facts[k:k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
 
 
 def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[int, int, int]]:

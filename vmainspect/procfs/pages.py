@@ -23,6 +23,7 @@ as ``anon`` (or ``file``: pagemap sets bit 61 on the huge zero page) and
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
@@ -78,7 +79,27 @@ class _Accs(dict):
 
 def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
                use_scan: bool | None = None) -> PageResult:
-    """Per-page state of ``vmas`` (address order) of ``reader``'s process."""
+    """Per-page state of ``vmas`` (address order) of ``reader``'s process.
+
+    ``use_scan``: None = PAGEMAP_SCAN when the kernel has it (Linux 6.7+),
+    True = require it (``Unsupported`` otherwise), False = plain pagemap reads.
+    Raises ``ProcessGone``/``AccessDenied`` (via ProcReader) for the process;
+    /proc/kpageflags and /proc/kpagecount being unreadable is not an error:
+    what they would tell is then unknown (None).
+    """
+    # This builds some 100,000 small tuples and no reference cycles: the
+    # cyclic garbage collector would only rescan them (20% of the time here).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        return _read_pages(reader, vmas, page_size, use_scan)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
+                use_scan: bool | None) -> PageResult:
     notes: list[str] = []
     kf = _open_optional(reader, "kpageflags")
     kc = _open_optional(reader, "kpagecount")
@@ -110,13 +131,14 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
             notes.append(f"{bad} pagemap range(s) could not be read: shown as absent")
 
         has_present = any(a.present for a in accs.values())
-        pfn_visible = pfns.visible() if pfns else (want_pfn and not has_present)
-        if pfns and not pfn_visible:
+        look = pm.PfnLookup(b"".join(pfns.parts)) if pfns is not None and pfns.n else None
+        pfn_visible = look.any_pfn if look is not None else (want_pfn and not has_present)
+        if look is not None and not pfn_visible:
             notes.append("PFNs hidden although /proc/kpageflags is readable "
                          "(CAP_SYS_ADMIN missing in this user namespace)")
         masks = shared = None
-        if pfn_visible and pfns:
-            masks, shared = _enrich(reader, pfns, kf, kc)
+        if pfn_visible and look is not None:
+            masks, shared = _enrich(reader, look, pfns, kf, kc)
     finally:
         for f in (fd, kf, kc):
             if f is not None:
@@ -252,7 +274,8 @@ def _fetch(reader: ProcReader, fd: int,
 
 
 class _Pfns:
-    """PFNs of present pages, for kpageflags (all) and kpagecount (not all).
+    """Pagemap entries of present pages (page order), for kpageflags (all of
+    them) and kpagecount (``cparts``: not all of them).
 
     An anonymous page with pagemap's exclusive bit is mapped once
     (precise mapcount 1, or on CONFIG_NO_PAGE_MAPCOUNT kernels: one mm, and an
@@ -260,25 +283,19 @@ class _Pfns:
     it is not looked up. That skips kpagecount for most anonymous memory.
     """
 
-    __slots__ = ("flags", "counts")
+    __slots__ = ("parts", "n", "cparts", "cn")
 
     def __init__(self) -> None:
-        self.flags: list[int] = []
-        self.counts: list[int] = []
-
-    def __bool__(self) -> bool:
-        return bool(self.flags)
-
-    def visible(self) -> bool:
-        return any(self.flags)
+        self.parts: list[bytes] = []
+        self.n = 0
+        self.cparts: list[bytes] = []
+        self.cn = 0
 
 
 def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
             pfns: _Pfns | None) -> None:
     """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
     codes, excl = pm.classify_masks(raw)
-    mv = memoryview(raw).cast("Q") if pfns is not None else None
-    mask = pm.PM_PFN_MASK.__and__
     pit = iter(group)
     piece = next(pit)
     ps = piece[0] - start
@@ -306,27 +323,32 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
                 nexcl = excl.count(1, a, b)
                 acc.exclusive += nexcl
                 off = coff = -1
-                if mv is not None:
-                    flags = pfns.flags
-                    off = len(flags)
-                    flags.extend(map(mask, mv[a:b]))
+                if pfns is not None:
+                    part = raw[a * 8: b * 8]
+                    off = pfns.n
+                    pfns.parts.append(part)
+                    pfns.n += b - a
                     if code == pm.C_FILE or nexcl < b - a:
-                        coff = len(pfns.counts)
-                        pfns.counts.extend(flags[off:])
+                        coff = pfns.cn
+                        pfns.cparts.append(part)
+                        pfns.cn += b - a
                 acc.present.append((first, b - a, pm.C_ZERO if piece[4] else code, off, coff))
             s = b
 
 
-def _enrich(reader: ProcReader, pfns: _Pfns, kf: int | None,
+def _enrich(reader: ProcReader, look: pm.PfnLookup, pfns: _Pfns, kf: int | None,
             kc: int | None) -> tuple[pm.FlagMasks | None, bytes | None]:
-    """kpageflags masks (aligned with pfns.flags), kpagecount>1 mask (with pfns.counts)."""
+    """kpageflags facts (aligned with pfns.parts) and the kpagecount>1 mask (with pfns.cparts).
+
+    The shared mask is None when no page is shared.
+    """
     masks = shared = None
     if kf is not None:
-        look = pm.PfnLookup(pfns.flags)
-        masks = pm.FlagMasks(look.read(lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags")))
-    if kc is not None:
-        look = pm.PfnLookup(pfns.counts)
-        shared = pm.shared_mask(look.read(lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount")))
+        masks = pm.FlagMasks(look.read_facts(
+            lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"), pm.kpageflags_facts))
+    if kc is not None and pfns.cn:
+        shared = pm.PfnLookup(b"".join(pfns.cparts)).read_facts(
+            lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"), pm.kpagecount_facts)
     return masks, shared
 
 
@@ -352,7 +374,7 @@ class _Finisher:
         thp = ksm = nshared = 0
         shared_runs: list[tuple[int, int]] = []
         for first, n, code, off, coff in acc.present:
-            if masks is not None and off >= 0:
+            if masks is not None and off >= 0 and not masks.trivial:
                 sub = masks.refine(code, off, n)
                 if sub.count(sub[0]) == n:
                     runs.append((first, n, sub[0]))

@@ -1,0 +1,150 @@
+"""Benchmark: per-page state (read_pages) via PAGEMAP_SCAN and via plain pagemap, root and not.
+
+    python3 benchmarks/bench_pages.py [--vmas 20000] [--size 4G] [--written 0.25] [--runs 5]
+
+Spawns benchmarks/target_many_vmas.py (default: 20,000 VMAs, 4 GiB mapped,
+25% of the pages written: about 1M pages, 262k of them present) as user
+nobody when run as root, so the same stopped target can be read both as root
+and as nobody. Then, in one run, best of --runs after one warm-up:
+
+- `pmap -X PID` (the reference: whole-process wall time);
+- read_pages() in this process as root, with PAGEMAP_SCAN and with plain
+  pagemap reads (wall and CPU time of the call alone: the VMA list is parsed
+  beforehand, not timed);
+- the same in a subprocess running as nobody (PFNs hidden, no kpageflags).
+
+Prints a table with each figure's ratio to `pmap -X`. Writes nothing, kills
+the target. Not a test: no assertions on time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import signal
+import subprocess
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, REPO)
+
+MEASURE = r'''
+import gc, json, os, sys, time
+from vmainspect.model import Vma
+from vmainspect.procfs.pages import read_pages
+from vmainspect.procfs.reader import ProcReader
+
+def vmas_of(pid):
+    out = []
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            parts = line.split(None, 5)
+            s, e = (int(x, 16) for x in parts[0].split("-"))
+            out.append(Vma(s, e, parts[1], int(parts[2], 16), parts[3], int(parts[4]),
+                           parts[5].strip() if len(parts) > 5 else None, "anon-private", (), {}))
+    return out
+
+def measure(pid, runs):
+    vmas = vmas_of(pid)
+    out = {}
+    for name, use_scan in (("scan", True), ("pagemap", False)):
+        best_wall = best_cpu = float("inf")
+        for i in range(runs + 1):
+            w, c = time.perf_counter(), time.process_time()
+            res = read_pages(ProcReader(pid), vmas, os.sysconf("SC_PAGESIZE"), use_scan=use_scan)
+            w, c = time.perf_counter() - w, time.process_time() - c
+            if i:
+                best_wall, best_cpu = min(best_wall, w), min(best_cpu, c)
+        present = sum(i.counts.present for i in res.infos)
+        runs_n = sum(len(i.runs) for i in res.infos)
+        out[name] = {"wall": best_wall, "cpu": best_cpu, "present": present, "runs": runs_n,
+                     "pagemap_scan": res.pagemap_scan, "kpageflags": res.kpageflags,
+                     "vmas": len(vmas)}
+    return out
+
+if __name__ == "__main__":
+    print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]))))
+'''
+
+
+def wait_stopped(pid: int, timeout: float = 180.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
+                return
+        time.sleep(0.01)
+    raise TimeoutError(f"target {pid} did not stop")
+
+
+def time_cmd(cmd: list[str], runs: int) -> tuple[float, float]:
+    """Best wall time and best CPU time (user+sys of the child) of ``runs`` runs after a warm-up."""
+    best_wall = best_cpu = float("inf")
+    for i in range(runs + 1):
+        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
+        dt = time.perf_counter() - t0
+        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+        if i:
+            best_wall, best_cpu = min(best_wall, dt), min(best_cpu, cpu)
+    return best_wall, best_cpu
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--vmas", type=int, default=20000)
+    ap.add_argument("--size", default="4G")
+    ap.add_argument("--written", type=float, default=0.25)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+
+    root = os.geteuid() == 0
+    drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if root else []
+    target = subprocess.Popen(
+        drop + [sys.executable, os.path.join(HERE, "target_many_vmas.py"), "--vmas", str(a.vmas),
+                "--size", a.size, "--written", str(a.written)],
+        stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        info = json.loads(target.stdout.readline())
+        pid = info["pid"]
+        wait_stopped(pid)
+        rows = []
+        pm_wall, pm_cpu = time_cmd(["pmap", "-X", str(pid)], a.runs)
+        rows.append(("pmap -X PID (whole process)", pm_wall, pm_cpu, ""))
+        env = dict(os.environ, PYTHONPATH=REPO)
+        who = [("root" if root else "this user", [])]
+        if root:
+            who.append(("nobody", drop))
+        for label, prefix in who:
+            p = subprocess.run(prefix + [sys.executable, "-c", MEASURE, str(pid), str(a.runs)],
+                               capture_output=True, text=True, env=env, cwd="/", check=True)
+            res = json.loads(p.stdout)
+            for name in ("scan", "pagemap"):
+                r = res[name]
+                what = (f"{r['present']} present pages, {r['runs']} runs, "
+                        f"kpageflags={'yes' if r['kpageflags'] else 'no'}, "
+                        f"PAGEMAP_SCAN={'yes' if r['pagemap_scan'] else 'no'}")
+                rows.append((f"read_pages {name}, {label}", r["wall"], r["cpu"], what))
+        print(f"target: {res['scan']['vmas']} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
+              f"{info['written_pages']} pages written ({a.written:.0%}); best of {a.runs} runs; "
+              f"kernel {os.uname().release}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}  details")
+        for name, wall, cpu, what in rows:
+            print(f"{name:<34} {wall:7.3f} {cpu:7.3f} {wall / pm_wall:8.2f}x  {what}")
+    finally:
+        try:
+            os.kill(target.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        target.wait()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
