@@ -251,6 +251,11 @@ class Lesson:
                 on_result(r)
         return out
 
+    def detach(self) -> DemoSession | None:
+        """Hand over the current session (the caller closes it); the lesson has none."""
+        session, self.session, self.ctx = self.session, None, None
+        return session
+
     def close(self) -> None:
         if self.session is not None:
             self.session.close()

@@ -10,6 +10,11 @@ itself, ``q`` quits; the workload and its temp folder go on every way out.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
+import signal
+import threading
 from datetime import datetime, timezone
 from threading import Lock
 from typing import Callable
@@ -17,6 +22,7 @@ from typing import Callable
 from rich.text import Text
 from textual import work
 from textual.binding import Binding
+from textual.message import Message
 from textual.theme import Theme
 from textual.widgets import Static
 
@@ -163,6 +169,12 @@ class NarrationPanel(Static):
         self.update(self.text())
 
 
+class StepDone(Message):
+    def __init__(self, result: StepResult | None, error: str | None = None) -> None:
+        super().__init__()
+        self.result, self.error = result, error
+
+
 class LectureApp(VmaInspectApp):
     """D's live attach UI plus the narration panel and the step keys."""
 
@@ -173,6 +185,7 @@ class LectureApp(VmaInspectApp):
         Binding("space", "next_step", "Next step", show=False, priority=True),
         Binding("r", "restart", "Restart", priority=True),
         Binding("p", "toggle_pause", "Pause", show=False),
+        Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
     def __init__(self, lesson: Lesson, *, auto: float | None = None, big: bool = False,
@@ -188,7 +201,6 @@ class LectureApp(VmaInspectApp):
         self.results: list[StepResult] = []
         self._focus: tuple[int, str] | None = None     # (address, step finished at, ISO)
         self._auto_timer = None
-        import os
         self.root = os.geteuid() == 0
 
     def on_mount(self) -> None:
@@ -200,6 +212,27 @@ class LectureApp(VmaInspectApp):
         self.narration.intro(self.lesson.steps[0], self.root)
         if self.auto:
             self._auto_timer = self.set_interval(self.auto, self._auto_tick)
+        # SIGHUP (terminal closed) and SIGTERM: handled in the event loop, never
+        # at an arbitrary bytecode (a Python-level handler that calls into
+        # Textual can deadlock its writer queue)
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._exit_on_signal, sig)
+
+    def _exit_on_signal(self, sig: int) -> None:
+        """Exit; if the UI cannot shut down within 3 s (terminal gone), clean up and go."""
+        def force() -> None:
+            self.lesson.close()
+            os._exit(128 + sig)
+
+        watchdog = threading.Timer(3.0, force)
+        watchdog.daemon = True
+        watchdog.start()
+        if self._auto_timer is not None:
+            self._auto_timer.stop()
+        self.source.close()
+        self.exit(return_code=128 + sig)
 
     def _state(self) -> str:
         # D's header calls any source but LiveSource "replay"; ours is live
@@ -223,15 +256,22 @@ class LectureApp(VmaInspectApp):
 
     @work(thread=True, exclusive=True, group="lecture-step")
     def _run_step(self) -> None:
+        # post_message, not call_from_thread: never block on a UI that may be shutting down
         try:
             result = self.lesson.run_step()
         except (VmaInspectError, OSError) as e:
-            self.call_from_thread(self._step_failed, str(e) or type(e).__name__)
+            self.post_message(StepDone(None, str(e) or type(e).__name__))
             return
         except Exception as e:  # a bug: say so in the panel rather than end the lecture
-            self.call_from_thread(self._step_failed, f"internal error: {type(e).__name__}: {e}")
+            self.post_message(StepDone(None, f"internal error: {type(e).__name__}: {e}"))
             return
-        self.call_from_thread(self._step_done, result)
+        self.post_message(StepDone(result))
+
+    def on_step_done(self, msg: StepDone) -> None:
+        if msg.result is None:
+            self._step_failed(msg.error or "failed")
+        else:
+            self._step_done(msg.result)
 
     def _step_done(self, result: StepResult) -> None:
         self.step_running = False
@@ -250,6 +290,11 @@ class LectureApp(VmaInspectApp):
 
     def frame_applied(self, frame: Frame) -> None:
         """Select the step's VMA once a frame taken after the step is on screen."""
+        if frame.snapshot.process.pid != self.lesson.pid:
+            # a poll of the previous workload that finished after a restart
+            self._message = ""
+            self.request_frame()
+            return
         if self._focus is None:
             return
         addr, after = self._focus
@@ -263,13 +308,18 @@ class LectureApp(VmaInspectApp):
         if self.step_running:
             self.notify("wait for the running step to finish", timeout=2)
             return
-        # on the UI (main) thread: the workload must outlive the thread that forks it
-        self.lesson.start(wait=False)
-        self.source.retarget(self.lesson.pid)
+        # on the UI (main) thread: the workload must outlive the thread that forks it.
+        # Start the new workload and switch to it before the old one goes.
+        old = self.lesson.detach()
+        try:
+            self.lesson.start(wait=False)
+            self.source.retarget(self.lesson.pid)
+        finally:
+            if old is not None:
+                old.close()
         self.results.clear()
         self._focus = None
-        self._prev = None
-        self.current_frame = None
+        self._message = ""
         self.narration.intro(self.lesson.steps[0], self.root)
         self.sub_title = self.source.title
         self.request_frame()
@@ -289,18 +339,14 @@ class LectureApp(VmaInspectApp):
 
 
 def run_lecture(*, auto: float | None = None, lecture: bool = False) -> int:
-    """`vmainspect demo`: start the workload, run the lecture app, always clean up."""
+    """`vmainspect demo`: start the workload, run the lecture app, always clean up.
+
+    Before and after the event loop runs, SIGHUP/SIGTERM raise SystemExit
+    (exit_on_signals); while it runs, the app handles them in the loop.
+    """
     from ..demo.control import exit_on_signals
 
-    app: LectureApp | None = None
-
-    def on_signal(signo: int) -> None:
-        if app is not None and app.is_running:
-            app.exit(return_code=128 + signo)
-        else:
-            raise SystemExit(128 + signo)
-
-    with exit_on_signals(on_signal):
+    with exit_on_signals():
         with Lesson(wait=False) as lesson:     # spawned here, on the main thread
             app = LectureApp(lesson, auto=auto, big=lecture)
             try:
