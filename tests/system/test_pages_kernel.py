@@ -369,6 +369,37 @@ def test_swapped_pages(main_target, main_view):
     assert info.counts.swapped >= 1
 
 
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_process_exiting_mid_read_is_process_gone(use_scan):
+    from vmainspect.errors import ProcessGone
+
+    class KillingReader(ProcReader):
+        """Kills the target right after the pagemap is opened."""
+
+        def open(self, name):
+            fd = super().open(name)
+            if name == "pagemap":
+                t.kill()
+            return fd
+
+    t = spawn_target("")
+    try:
+        vmas = vmas_of(t.pid)
+        with pytest.raises(ProcessGone):
+            read_pages(KillingReader(t.pid), vmas, PAGE, use_scan=use_scan)
+    finally:
+        _cleanup(t)
+
+
+def test_vanished_process_is_process_gone():
+    from vmainspect.errors import ProcessGone
+    t = spawn_target("")
+    vmas = vmas_of(t.pid)
+    _cleanup(t)
+    with pytest.raises(ProcessGone):
+        read_pages(ProcReader(t.pid), vmas, PAGE)
+
+
 # -- root only: PFNs, kpageflags, kpagecount ---------------------------------
 
 @pytest.mark.root

@@ -176,6 +176,7 @@ def test_read_pages_root_view_on_fake_proc(tmp_path):
         16: P | X | 100, 17: P | X | 101, 18: P | 7,               # anon, anon, zero page
         20: P | F | 200, 21: P | F | X | 201, 22: S | 3, 23: S | G,  # file, file-dirty, swapped, guard
         30: P | F | 300, 31: P | F | 301,                          # shared file pages
+        34: 0,                                                     # (the file's end)
     }
     flags = {100: 1 << 12, 101: (1 << 12) | (1 << 22), 7: 1 << 24,
              200: 0, 201: 1 << 4, 300: 1 << 21, 301: 0}
@@ -198,7 +199,7 @@ def test_read_pages_root_view_on_fake_proc(tmp_path):
 
 
 def test_read_pages_without_kpageflags_marks_unknown(tmp_path):
-    pmap = {16: P | X, 17: P | F, 18: S}     # PFNs hidden (0), as without root
+    pmap = {16: P | X, 17: P | F, 18: S, 19: 0}     # PFNs hidden (0), as without root
     r = _fake_proc(tmp_path, pmap, None, None)
     res = read_pages(r, [_vma(16, 4)], PAGE, use_scan=False)
     assert (res.pfn_visible, res.kpageflags, res.kpagecount, res.pagemap_scan) == (False, False, False, False)
@@ -211,18 +212,28 @@ def test_read_pages_without_kpageflags_marks_unknown(tmp_path):
     assert any("PFNs hidden" in n for n in res.notes)
 
 
-def test_read_pages_short_pagemap_is_absent(tmp_path):
-    # the file ends before the VMA does (like [vsyscall], whose pagemap reads empty)
-    r = _fake_proc(tmp_path, {16: P | X}, None, None)
-    res = read_pages(r, [_vma(16, 3), _vma(1 << 30, 2, "[vsyscall]")], PAGE)
+def test_read_pages_vsyscall_reads_empty_and_is_absent(tmp_path):
+    # pagemap ends at the end of the user address space: [vsyscall] reads empty
+    r = _fake_proc(tmp_path, {16: P | X, 18: 0}, None, None)
+    vsyscall = 0xFFFFFFFFFF600000 // PAGE
+    res = read_pages(r, [_vma(16, 3), _vma(vsyscall, 1, "[vsyscall]")], PAGE)
     assert res.infos[0].runs == (PageRun(0, 1, "anon"), PageRun(1, 2, "absent"))
-    assert res.infos[1].runs == (PageRun(0, 2, "absent"),)
+    assert res.infos[1].runs == (PageRun(0, 1, "absent"),)
+
+
+def test_read_pages_short_read_below_the_top_is_process_gone(tmp_path):
+    # an exited process's open pagemap reads empty: never report "absent" for it
+    from vmainspect.errors import ProcessGone
+    r = _fake_proc(tmp_path, {16: P | X}, None, None)
+    with pytest.raises(ProcessGone):
+        read_pages(r, [_vma(16, 3)], PAGE)
 
 
 def test_read_pages_huge_vma_is_read_in_chunks(tmp_path, monkeypatch):
     from vmainspect.procfs import pages
     monkeypatch.setattr(pages, "CHUNK_PAGES", 4)
     pmap = {16 + i: P | X | (1000 + i) for i in range(3, 11)}
+    pmap[28] = 0
     r = _fake_proc(tmp_path, pmap, {1000 + i: 0 for i in range(3, 11)}, {1000 + i: 1 for i in range(3, 11)})
     res = read_pages(r, [_vma(16, 13)], PAGE)
     assert res.infos[0].runs == (PageRun(0, 3, "absent"), PageRun(3, 8, "anon"), PageRun(11, 2, "absent"))

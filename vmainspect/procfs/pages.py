@@ -28,7 +28,7 @@ import os
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
-from ..errors import AccessDenied, Unsupported
+from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
 from . import pagemap as pm
 from .reader import ProcReader
@@ -122,7 +122,7 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
         if not used_scan:
             pieces = _all_pieces(vmas, page_size)
         bad = 0
-        for start, raw, group in _fetch(reader, fd, pieces):
+        for start, raw, group in _fetch(reader, fd, pieces, _TOP_USER // page_size):
             if raw is None:
                 bad += 1
             else:
@@ -245,9 +245,14 @@ def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: in
 
 # -- reading -----------------------------------------------------------------
 
-def _fetch(reader: ProcReader, fd: int,
-           pieces: list[_Piece]) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
-    """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread."""
+def _fetch(reader: ProcReader, fd: int, pieces: list[_Piece],
+           top_page: int) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
+    """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread.
+
+    Below ``top_page`` (the end of the user address space) the kernel always
+    returns every entry asked for while the process lives; after it exits,
+    reads on the open pagemap return nothing: ``ProcessGone``, never "absent".
+    """
     i = 0
     npieces = len(pieces)
     while i < npieces:
@@ -267,6 +272,8 @@ def _fetch(reader: ProcReader, fd: int,
         except OSError:
             raw = None           # e.g. a VM_IO area the kernel refuses: absent
         if raw is not None and len(raw) < want:
+            if start + len(raw) // 8 < top_page:
+                raise ProcessGone(reader.pid, "it exited while its pages were read")
             # the kernel stops at the end of the user address space ([vsyscall])
             raw = raw[: len(raw) - len(raw) % 8].ljust(want, b"\0")
         yield start, raw, pieces[i:j]
