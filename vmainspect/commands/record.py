@@ -87,9 +87,12 @@ def _start_sampler(pid: int):
     try:
         sampler = FaultSampler(pid)
         sampler.start()
-    except VmaInspectError as e:
+    except (VmaInspectError, OSError) as e:
         return None, f"page faults not recorded: {e}"
     return sampler, None
+
+
+_DEAD = ("Z", "X", "x")
 
 
 def _tick(sampler, snapshot):
@@ -99,7 +102,7 @@ def _tick(sampler, snapshot):
         return None
     try:
         return sampler.tick(snapshot)
-    except VmaInspectError:     # the process went away: the collect will say so
+    except (VmaInspectError, OSError):     # the process went away: the collect will say so
         return None
 
 
@@ -112,6 +115,8 @@ def run(args: argparse.Namespace) -> int:
     pid = args.pid
     t0 = time.monotonic()
     snapshot = collect(pid, pages=args.pages)   # no such process / no access: fail before creating FILE
+    if snapshot.process.state in _DEAD:
+        raise ProcessGone(pid, "it is a zombie: it has exited and has no memory left to record")
     taken = 0.0                                 # when the snapshot's collect started (s since t0)
     identity = snapshot.process.create_time
     writer = RecordingWriter.create(args.output, force=args.force)
@@ -125,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
         t = time.monotonic() - t0
         limit = f" / {args.duration:g}s" if args.duration else ""
         line = (f"recording pid {pid} ({snapshot.process.name}) to {args.output}: {writer.frames} frames, "
-                f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}" + ("" if final else "  (Ctrl+C stops)"))
-        sys.stderr.write("\r\x1b[K" + line + ("\n" if final else ""))
+                f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)")
+        sys.stderr.write("\r\x1b[K" + ("" if final else line))   # the final summary replaces it
         sys.stderr.flush()
 
     try:
@@ -140,9 +145,6 @@ def run(args: argparse.Namespace) -> int:
             while True:
                 writer.frame(taken, snapshot, _tick(sampler, snapshot))
                 progress()
-                if snapshot.process.state in ("Z", "X", "x"):
-                    end, end_note = END_EXITED, f"process {pid} exited (it is a zombie)"
-                    break
                 k += 1
                 if args.duration is not None and k * args.interval > args.duration + 1e-9:
                     end, end_note = END_DURATION, f"duration of {args.duration:g}s reached"
@@ -162,6 +164,9 @@ def run(args: argparse.Namespace) -> int:
                     taken = time.monotonic() - t0
                     snapshot = collect(pid, pages=args.pages)
                 except ProcessGone:
+                    end, end_note = END_EXITED, f"process {pid} exited"
+                    break
+                if snapshot.process.state in _DEAD:     # exited, not yet reaped: nothing left to show
                     end, end_note = END_EXITED, f"process {pid} exited"
                     break
                 if snapshot.process.create_time != identity:
