@@ -22,7 +22,9 @@ import json
 import json.encoder
 import math
 import re
+from contextlib import contextmanager
 from datetime import datetime
+from itertools import accumulate
 from operator import attrgetter
 
 from . import fileio
@@ -57,12 +59,10 @@ def _pages_dict(p: PageInfo) -> dict:
 
 
 def _vma_dict(v: Vma) -> dict:
-    smaps = v.smaps
     d = {
         "start": v.start, "end": v.end, "perms": v.perms, "offset": v.offset,
         "dev": v.dev, "inode": v.inode, "path": v.path, "kind": v.kind,
-        "flags": v.flags,
-        "smaps": smaps if type(smaps) is dict else dict(smaps),
+        "flags": v.flags, "smaps": dict(v.smaps),
     }
     if v.pages is not None:
         d["pages"] = _pages_dict(v.pages)
@@ -93,62 +93,56 @@ def _head_dict(s: Snapshot) -> dict:
 def to_dict(s: Snapshot) -> dict:
     """The snapshot as JSON-ready plain data (the ``vmainspect/snapshot@1`` layout).
 
-    Sequences may be tuples (they encode as JSON arrays); the dict shares no
-    mutable state with the snapshot except per-VMA ``smaps`` dicts.
+    Flags and each page run / shared run are tuples (they encode as JSON
+    arrays, and recordings use them as hashable keys); nothing mutable is shared with
+    the snapshot. ``dumps`` does not go through this (it is 2-3x faster).
     """
     d = _head_dict(s)
     d["vmas"] = [_vma_dict(v) for v in s.vmas]
     return d
 
 
-class _Strings(dict):
-    """str (or None) -> its JSON text, cached: paths, perms, kinds repeat a lot."""
+@contextmanager
+def _no_gc():
+    """No cyclic GC while (de)serializing: nothing made here forms cycles, and
+    with 100k+ new objects the collector's passes over the whole heap cost
+    30-40% of the time."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
-    def __missing__(self, k: str | None) -> str:
-        v = "null" if k is None else _json_str(k)
-        if len(self) < _CACHE_MAX:
-            self[k] = v
+
+class _Memo(dict):
+    """key -> ``make(key)``, cached (bounded): paths, perms, flag tuples, smaps key
+    tuples and page states repeat a lot, so each is encoded once."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        v = self.make(key)
+        if len(self) < 50_000:
+            self[key] = v
         return v
 
 
-class _Flags(dict):
-    """VmFlags tuple -> its JSON array text, cached."""
-
-    def __missing__(self, k: tuple[str, ...]) -> str:
-        v = "[" + ",".join(map(_json_str, k)) + "]"
-        if len(self) < _CACHE_MAX:
-            self[k] = v
-        return v
+def _vma_template(keys: tuple[str, ...]) -> str:
+    """%-template of a VMA object up to the end of "smaps", for one smaps key tuple."""
+    return ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
+            '"path":%s,"kind":%s,"flags":%s,"smaps":{'
+            + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
 
 
-class _VmaTemplates(dict):
-    """smaps key tuple -> %-template of a VMA object up to the end of "smaps"."""
-
-    def __missing__(self, keys: tuple[str, ...]) -> str:
-        v = ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
-             '"path":%s,"kind":%s,"flags":%s,"smaps":{'
-             + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
-        if len(self) < _CACHE_MAX:
-            self[keys] = v
-        return v
-
-
-class _RunTemplates(dict):
-    """page state -> '[%d,%d,"state"]'."""
-
-    def __missing__(self, state: str) -> str:
-        v = "[%d,%d," + _json_str(state).replace("%", "%%") + "]"
-        if len(self) < _CACHE_MAX:
-            self[state] = v
-        return v
-
-
-_CACHE_MAX = 50_000
 _json_str = json.encoder.encode_basestring_ascii   # C; ASCII output survives lone surrogates
-_STR = _Strings()
-_FLAGS = _Flags()
-_VMA_TPL = _VmaTemplates()
-_RUN_TPL = _RunTemplates()
+_STR = _Memo(lambda k: "null" if k is None else _json_str(k))
+_FLAGS = _Memo(lambda k: "[" + ",".join(map(_json_str, k)) + "]")
+_VMA_TPL = _Memo(_vma_template)
+_RUN_TPL = _Memo(lambda state: "[%d,%d," + _json_str(state).replace("%", "%%") + "]")
 _COUNTS_TPL = ('{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS)
                + '},"runs":[%s],"shared_runs":%s}')
 
@@ -182,18 +176,13 @@ def dumps(s: Snapshot, *, indent: int | None = None) -> str:
     ``indent=None``: one compact line. ``indent=N``: the top level is indented,
     and each VMA is one compact line (grep- and diff-friendly).
     """
-    gc_was = gc.isenabled()
-    gc.disable()    # no cycles are made here; collections over 100k+ new objects cost ~30%
-    try:
+    with _no_gc():
         try:
             vmas = _vma_texts(s.vmas)
         except (TypeError, ValueError, KeyError):  # not model types (e.g. a list for flags)
             enc = json.JSONEncoder(separators=(",", ":"), check_circular=False)
             vmas = [enc.encode(_vma_dict(v)) for v in s.vmas]
         head = _head_dict(s)
-    finally:
-        if gc_was:
-            gc.enable()
     if indent is None:
         text = json.dumps(head, separators=(",", ":"))
         return text[:-1] + ',"vmas":[' + ",".join(vmas) + "]}"
@@ -283,6 +272,7 @@ _SEQ = frozenset((list, tuple))   # JSON arrays; to_dict output uses tuples
 _KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
 _good_keys: set[str] = set()       # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
 _INT_ONLY = {int}
+_STR_ONLY = {str}
 
 
 def _fields(v: object, where: str) -> dict:
@@ -306,12 +296,10 @@ def _fields(v: object, where: str) -> dict:
     return v.copy()
 
 
-_PERMS_RE = re.compile(r"[r-][w-][x-][psS-]\Z")   # as procfs.parse accepts
 _DEV_RE = re.compile(r"[0-9a-f]{1,8}:[0-9a-f]{1,8}\Z")
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]00:00)\Z")
 _KINDS = frozenset(VMA_KINDS)
 _STATES = {s: s for s in PAGE_STATES}   # also interns the state strings
-_new_run = PageRun
 
 
 def _pages(d: object, where: str, npages: int) -> PageInfo:
@@ -325,6 +313,9 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
     runs_in = _get(d, "runs", where)
     if type(runs_in) not in _SEQ:
         raise _bad(f"{where}.runs", f"expected a list, got {_show(runs_in)}")
+    fast = _runs_fast(runs_in, npages)
+    if fast is not None:
+        return PageInfo(counts=counts, runs=fast, shared_runs=_shared_runs(d, where, npages))
     runs = []
     append = runs.append
     nxt = 0
@@ -346,10 +337,29 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
         nxt = first + count
         if nxt > npages:
             raise _bad(f"{where}.runs[{i}]", f"runs past the VMA's end ({npages} pages)")
-        append(_new_run(first, count, st))
+        append(PageRun(first, count, st))
     if nxt != npages:
         raise _bad(f"{where}.runs", f"cover {nxt} pages, the VMA has {npages}")
+    return PageInfo(counts=counts, runs=tuple(runs), shared_runs=_shared_runs(d, where, npages))
 
+
+def _runs_fast(runs_in: list, npages: int) -> tuple[PageRun, ...] | None:
+    """Validate and build all runs with C-level passes (zip, set, accumulate);
+    None if anything is off, and the caller's loop finds and names it."""
+    if not runs_in or not _SEQ.issuperset(set(map(type, runs_in))) or set(map(len, runs_in)) != {3}:
+        return None
+    firsts, counts, states = zip(*runs_in)
+    if (set(map(type, firsts)) != _INT_ONLY or set(map(type, counts)) != _INT_ONLY
+            or set(map(type, states)) != _STR_ONLY or not _STATES.keys() >= set(states)
+            or min(counts) < 1):
+        return None
+    ends = list(accumulate(counts))
+    if ends[-1] != npages or firsts[0] != 0 or list(firsts[1:]) != ends[:-1]:
+        return None
+    return tuple(map(PageRun, firsts, counts, map(_STATES.__getitem__, states)))
+
+
+def _shared_runs(d: dict, where: str, npages: int) -> tuple[tuple[int, int], ...] | None:
     sr_in = _get(d, "shared_runs", where)
     shared: tuple[tuple[int, int], ...] | None = None
     if sr_in is not None:
@@ -368,10 +378,40 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
             lo = first + count
             out.append((first, count))
         shared = tuple(out)
-    return PageInfo(counts=counts, runs=tuple(runs), shared_runs=shared)
+    return shared
+
+
+_OK_PERMS = frozenset(r + w + x + p for r in "r-" for w in "w-" for x in "x-" for p in "psS-")
+_good_devs: set[str] = set()
 
 
 def _vma(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -> Vma:
+    """One VMA: a fast check of the common case, else the field-by-field one
+    that names what is wrong."""
+    if type(d) is dict:
+        g = d.get
+        start, end, perms, offset, dev = g("start"), g("end"), g("perms"), g("offset"), g("dev")
+        inode, path, kind, flags = g("inode"), g("path", _bad), g("kind"), g("flags")
+        if (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
+                and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
+                and offset >= 0 and inode >= 0
+                and type(perms) is str and perms in _OK_PERMS
+                and type(dev) is str and dev in _good_devs
+                and type(kind) is str and kind in _KINDS
+                and (path is None or type(path) is str)          # (a missing path is _bad)
+                and type(flags) in _SEQ and (not flags or set(map(type, flags)) == _STR_ONLY)):
+            smaps = _fields(_get(d, "smaps", where), f"{where}.smaps")
+            pages_in = g("pages")
+            pages = None
+            if pages_in is not None:
+                if not pages_ok:
+                    raise _bad(f"{where}.pages", "present, but capabilities.pages is false")
+                pages = _pages(pages_in, f"{where}.pages", (end - start) // page_size)
+            return Vma(start, end, perms, offset, dev, inode, path, kind, tuple(flags), smaps, pages)
+    return _vma_checked(d, where, page_size, pages_ok, prev_end)
+
+
+def _vma_checked(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -> Vma:
     d = _obj(d, where)
     start = _int(d, "start", where, 0, MAX_ADDRESS - 1)
     end = _int(d, "end", where, 0, MAX_ADDRESS)
@@ -382,12 +422,14 @@ def _vma(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -
     if start % page_size or end % page_size:
         raise _bad(where, f"{start:#x}-{end:#x} is not aligned to the page size {page_size}")
     perms = _str(d, "perms", where)
-    if not _PERMS_RE.match(perms):
+    if perms not in _OK_PERMS:
         raise _bad(f"{where}.perms", f"{_show(perms)} is not like 'rw-p'")
     offset = _int(d, "offset", where)
     dev = _str(d, "dev", where)
     if not _DEV_RE.match(dev):
         raise _bad(f"{where}.dev", f"{_show(dev)} is not like 'fe:01'")
+    if len(_good_devs) < 4096:
+        _good_devs.add(dev)
     inode = _int(d, "inode", where)
     path = _str(d, "path", where, nullable=True)
     kind = _str(d, "kind", where)
@@ -510,8 +552,13 @@ def loads(text: str | bytes) -> Snapshot:
             raise BadInput(f"not a vmainspect snapshot: not UTF-8 text (byte {e.start})") from None
     if not text.strip():
         raise BadInput("not a vmainspect snapshot: the file is empty")
+    with _no_gc():
+        return from_dict(_parse(text))
+
+
+def _parse(text: str) -> object:
     try:
-        d = json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant)
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
         if _ends_early(text, e):
@@ -521,7 +568,6 @@ def loads(text: str | bytes) -> Snapshot:
         raise BadInput("not a vmainspect snapshot: the JSON is nested too deeply") from None
     except ValueError as e:  # NaN/Infinity, integers too long to convert
         raise BadInput(f"not a vmainspect snapshot: {str(e).splitlines()[0]}") from None
-    return from_dict(d)
 
 
 def load(path: str) -> Snapshot:
