@@ -81,3 +81,14 @@ def test_readable_report_explains_and_usage_errors():
     assert "power loss" in p.stdout and "msync(MS_SYNC)" in p.stdout
     bad = _run("--mapping", "weird")
     assert bad.returncode == 2 and "invalid choice" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_in_a_folder_it_does_not_own_it_removes_only_its_own_files(tmp_path):
+    from vmainspect.demo import crash
+
+    keep = tmp_path / "shared.dat"
+    keep.write_bytes(b"the lecture's own file")
+    res = crash.run_matrix(["shared", "anonymous"], ["exit"], folder=str(tmp_path))
+    assert [(r.mapping, r.ended_by, r.in_file_after) for r in res] == [
+        ("shared", "exit 0", True), ("anonymous", "exit 0", None)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.dat"]

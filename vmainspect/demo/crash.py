@@ -87,9 +87,13 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> dict:
     return json.loads(line)
 
 
+def _case_path(folder: str, mapping: str, ending: str) -> str:
+    return os.path.join(folder, f"crash-{mapping.replace('+', '-')}-{ending}.dat")
+
+
 def start_case(mapping: str, ending: str, folder: str, page: int) -> tuple[subprocess.Popen, str | None]:
     """Create the case's file and start its child (which will stop itself)."""
-    path = os.path.join(folder, f"{mapping.replace('+', '-')}-{ending}.dat")
+    path = _case_path(folder, mapping, ending)
     if mapping != "anonymous":
         _make_file(path, page)
     argv, env = module_command("crash_child", mapping, ending, path, str(FILE_PAGES), DATA,
@@ -198,11 +202,10 @@ def run_matrix(mappings: Iterable[str] = MAPPINGS, endings: Iterable[str] = ENDI
             _end(proc)
         if own:
             shutil.rmtree(folder, ignore_errors=True)
-        else:
-            for name in os.listdir(folder):
-                if name.endswith(".dat") and any(name.startswith(x.replace("+", "-")) for x in MAPPINGS):
-                    with contextlib.suppress(OSError):
-                        os.unlink(os.path.join(folder, name))
+        else:   # a folder someone else owns (the lecture's): remove exactly our files
+            for mp, e in cases:
+                with contextlib.suppress(OSError):
+                    os.unlink(_case_path(folder, mp, e))
 
 
 def to_json(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> dict:

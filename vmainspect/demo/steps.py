@@ -384,7 +384,7 @@ def act_mremap(c: Ctx) -> dict:
     addr, n = c.region("anon", *TAIL)
     r = c.req("mremap", addr=addr, len=n, new_len=TAIL_NEW * c.page)
     c.regions["tail"] = (r["addr"], r["len"])
-    return {"focus": r["addr"], "old": (addr, n), "resident_before": None}
+    return {"focus": r["addr"], "old": (addr, n)}
 
 
 def check_mremap(c: Ctx, b: Snapshot, a: Snapshot, x: dict) -> Check:
