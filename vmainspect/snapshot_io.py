@@ -269,7 +269,7 @@ def _strs(d: dict, key: str, where: str) -> tuple[str, ...]:
 
 
 _SEQ = frozenset((list, tuple))   # JSON arrays; to_dict output uses tuples
-_KEY_RE = re.compile(r"[a-z][a-z0-9_]*\Z")
+_KEY_RE = re.compile(r"[a-z0-9_]{1,128}\Z")   # what procfs.parse.field_key makes
 _good_keys: set[str] = set()       # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
 _INT_ONLY = {int}
 _STR_ONLY = {str}
@@ -285,7 +285,7 @@ def _fields(v: object, where: str) -> dict:
     if set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and _good_keys.issuperset(v):
         return v.copy()     # the Snapshot must not share a dict its caller may change
     for k, x in v.items():
-        if not _KEY_RE.match(k) or len(k) > 64:
+        if type(k) is not str or not _KEY_RE.match(k):
             raise _bad(where, f"field name {_show(k)} is not lower-case snake_case")
         if type(x) is not int:
             raise _bad(f"{where}.{k}", f"expected an integer, got {_show(x)}")

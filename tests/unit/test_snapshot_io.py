@@ -429,6 +429,9 @@ def test_structural_rules():
     d = small_doc()
     d["vmas"][0]["smaps"]["Bad Key"] = 1
     assert "snake_case" in one_line_bad(snapshot_io.from_dict, d)
+    d = small_doc()
+    d["totals"][5] = 1                  # plain data from Python code, not JSON
+    assert "snake_case" in one_line_bad(snapshot_io.from_dict, d)
 
 
 def test_hostile_json():
