@@ -56,6 +56,24 @@ def minflt(pid: int) -> int:
         return int(f.read().rsplit(b")", 1)[1].split()[7])
 
 
+def target_cpu(pid: int) -> float:
+    """The target's own CPU seconds (utime + stime): its cost per fault does not depend on
+    how much of a loaded machine it gets, unlike its fault rate."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        rest = f.read().rsplit(b")", 1)[1].split()
+    return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class TargetCost:
+    def __init__(self, pid: int) -> None:
+        self.pid, self.f0, self.c0 = pid, minflt(pid), target_cpu(pid)
+
+    def done(self, into: dict) -> dict:
+        df, dc = minflt(self.pid) - self.f0, target_cpu(self.pid) - self.c0
+        into["target_cpu_us_per_fault"] = 1e6 * dc / max(1, df)
+        return into
+
+
 def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run cmd; return (result, wall seconds, CPU seconds of it and its children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -177,11 +195,16 @@ def main() -> int:
             target.stdout.readline()
             time.sleep(0.5)
             rounds = []
+            pid = target.pid
             for i in range(args.rounds):
-                rounds.append({"baseline": baseline(target.pid, args.seconds),
-                               "vmainspect": vmainspect(target.pid, args.seconds),
-                               "in_process": in_process(target.pid, args.seconds),
-                               "perf": perf_record(target.pid, args.seconds, tmp)})
+                r = {}
+                for name, fn in (("baseline", lambda: baseline(pid, args.seconds)),
+                                 ("vmainspect", lambda: vmainspect(pid, args.seconds)),
+                                 ("in_process", lambda: in_process(pid, args.seconds)),
+                                 ("perf", lambda: perf_record(pid, args.seconds, tmp))):
+                    cost = TargetCost(pid)
+                    r[name] = cost.done(fn())
+                rounds.append(r)
                 print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
         finally:
             target.send_signal(signal.SIGKILL)
@@ -192,20 +215,22 @@ def main() -> int:
     print(f"target: 64 MiB anonymous MAP_PRIVATE, memset + MADV_DONTNEED loop; {args.seconds:g} s per "
           f"measurement, {args.rounds} rounds; {os.cpu_count()} CPUs, Linux {os.uname().release}")
     print(f"{'':22} {'faults/s':>10} {'samples/s':>10} {'lost %':>7} {'samples/kernel':>15} "
-          f"{'CPU % core':>11} {'CPU us/sample':>14}")
+          f"{'CPU % core':>11} {'CPU us/sample':>14} {'target us/fault':>16}")
     labels = {"vmainspect": "vmainspect faults CLI", "in_process": "sampler in-process",
               "perf": "perf record"}
     for name in ("baseline", "vmainspect", "in_process", "perf"):
         rows = [r[name] for r in rounds]
         med = lambda k: statistics.median(x[k] for x in rows)  # noqa: E731
         if name == "baseline":
-            print(f"{'no sampler':22} {med('faults_per_s'):>10,.0f}")
+            print(f"{'no sampler':22} {med('faults_per_s'):>10,.0f} {'':>10} {'':>7} {'':>15} {'':>11} {'':>14} "
+                  f"{med('target_cpu_us_per_fault'):>16.2f}")
             continue
         per = statistics.median(1e6 * x["cpu_s"] / max(1, x["samples"]) for x in rows)
         print(f"{labels[name]:22} {med('kernel_faults') / med('window_s'):>10,.0f} {med('samples_per_s'):>10,.0f} "
               f"{med('lost_pct'):>7.3f} {med('samples_vs_kernel_pct'):>14.2f}% {med('cpu_pct_of_core'):>10.1f}% "
-              f"{per:>14.2f}")
-    print("(medians; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
+              f"{per:>14.2f} {med('target_cpu_us_per_fault'):>16.2f}")
+    print("(medians; 'target us/fault': the target's own CPU per fault, i.e. the in-kernel cost of"
+          " sampling, robust on a loaded machine; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
           " perf's kernel count spans its start-up too, so its samples/kernel is below 100%;"
           " perf records PERF_COUNT_SW_PAGE_FAULTS, vmainspect the _MIN and _MAJ events)")
     v = [r["vmainspect"] for r in rounds]

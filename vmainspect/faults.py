@@ -104,6 +104,7 @@ class FaultSampler:
         self._symbolizer = None
         self._sym_cache: dict[int, tuple] = {}
         self._started = False
+        self._starttime: bytes | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
     # ------------------------------------------------------------ threads
@@ -160,7 +161,11 @@ class FaultSampler:
         if self._started:
             return
         self._started = True
-        self.reader.read("stat")                # ProcessGone / AccessDenied as the reader says
+        first = self.reader.read("stat")        # ProcessGone / AccessDenied as the reader says
+        try:
+            self._starttime = first.rsplit(b")", 1)[1].split()[19]   # (pid, start time) names a process
+        except IndexError:
+            self._starttime = None
         self._last = time.monotonic()
         if self.proc_root != "/proc":
             self._counters_mode("perf sampling needs the live /proc (proc root is "
@@ -289,11 +294,14 @@ class FaultSampler:
 
     def _rescan(self) -> None:
         try:
-            state = self.reader.read("stat").rsplit(b")", 1)[1].split()[0]
+            fields = self.reader.read("stat").rsplit(b")", 1)[1].split()
+            state, started = fields[0], fields[19]
         except IndexError:
-            state = b"?"
+            state, started = b"?", None
         if state in (b"Z", b"X", b"x"):        # exited, not yet reaped by its parent
             raise ProcessGone(self.pid, "it is a zombie")
+        if self._starttime is not None and started is not None and started != self._starttime:
+            raise ProcessGone(self.pid, "its PID now names another process")
         tids = set(self._tids())
         with self._lock:
             changed = False
@@ -522,9 +530,14 @@ class FaultSampler:
         minor = major = 0
         try:
             raw = self.reader.read("stat")
+            fields = raw.rsplit(b")", 1)[1].split()
+            if self._starttime is not None and fields[19] != self._starttime:
+                self.gone = True            # the PID names another process now
+                return FaultTick(mode="counters", window_s=window_s, minor=0, major=0, lost=None,
+                                 reason=self.reason)
+            if fields[0] in (b"Z", b"X", b"x"):
+                self.gone = True            # exited; a zombie's counters are still its last ones
             now = parse_stat_faults(raw)
-            if raw.rsplit(b")", 1)[1].split()[0] in (b"Z", b"X", b"x"):
-                self.gone = True
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
                 major = max(0, now[1] - self._proc_counters[1])

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import stat
 import struct
 import threading
 import zlib
@@ -308,6 +309,8 @@ def load_elf(path: str) -> ElfInfo | None:
     try:
         st = os.stat(path)
     except (OSError, ValueError):
+        return None
+    if not stat.S_ISREG(st.st_mode):    # a mapped device (/dev/dri/...) could block a read
         return None
     key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     with _cache_lock:
