@@ -176,62 +176,62 @@ def _flags_of(line: bytes) -> tuple[str, ...]:
     return tuple(w.decode("ascii", "replace") for w in words)
 
 
-_HEADERS = re.compile(
-    rb"^([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?$",
-    re.MULTILINE,
-)
+_REST = re.compile(rb"([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?\Z")
 _VMA_FIELDS = ("start", "end", "perms", "offset", "dev", "inode", "path", "kind", "flags", "smaps", "pages")
 
 
-def _hex(b: bytes) -> int:
-    return int(b, 16)
-
-
-def _kind_of(key: tuple[str, str | None]) -> str:
-    return vma_kind(key[0], key[1])
+def _bad_header(headers) -> ParseError:
+    for h in headers:
+        if _HEADER.match(h) is None:
+            return ParseError(f"smaps: not a mapping header: {h[:80]!r}")
+    return ParseError("smaps: unreadable mapping headers")
 
 
 def _make_vmas(headers, flags, smaps) -> list[Vma]:
     """Build Vma objects from header lines, flag tuples and smaps dicts (hot path).
 
-    All per-VMA work runs inside C-level ``map``/``zip`` calls; repeated
-    values (perms, devices, paths, kinds) are decoded once. Objects are made
-    with ``object.__new__`` and get their ``__dict__`` assigned: exactly the
+    A header is ``START-END`` plus the rest (perms, offset, device, inode,
+    path); the rest repeats a lot (every anonymous region, every segment of a
+    library), so each distinct rest is parsed and classified once into a
+    template ``__dict__``, which each VMA copies and completes. All per-VMA
+    work runs inside C-level ``map`` calls. Objects are made with
+    ``object.__new__`` and get their ``__dict__`` assigned: exactly the
     fields and values the dataclass ``__init__`` would set (equality, repr,
     ``dataclasses.replace`` and pickling behave the same) at a fraction of
-    the cost of the frozen ``__init__`` (one ``object.__setattr__`` per field).
+    the cost of the frozen ``__init__``.
     """
     n = len(headers)
     if n == 0:
         return []
-    rows = _HEADERS.findall(b"\n".join(headers))
-    if len(rows) != n:
-        for h in headers:
-            if _HEADER.match(h) is None:
-                raise ParseError(f"smaps: not a mapping header: {h[:80]!r}")
-        raise ParseError("smaps: unreadable mapping headers")
-    s_col, e_col, perm_col, off_col, dev_col, ino_col, path_col = zip(*rows)
-    del rows
-    ascii_memo = _Memo(bytes.decode)
-    perms = list(map(ascii_memo.__getitem__, perm_col))
-    paths_memo = _Memo(decode_path)
-    paths_memo[b""] = None
-    paths = list(map(paths_memo.__getitem__, path_col))
-    kinds = list(map(_Memo(_kind_of).__getitem__, zip(perms, paths)))
-    values = zip(
-        map(int, s_col, [16] * n),
-        map(int, e_col, [16] * n),
-        perms,
-        map(_Memo(_hex).__getitem__, off_col),
-        map(ascii_memo.__getitem__, dev_col),
-        map(_Memo(int).__getitem__, ino_col),
-        paths,
-        kinds,
-        flags,
-        smaps,
-        [None] * n,
-    )
-    dicts = map(dict, map(zip, [_VMA_FIELDS] * n, values))
+    rng_col, _, rest_col = zip(*map(bytes.partition, headers, [b" "] * n))
+    se = list(map(bytes.split, rng_col, [b"-"] * n))
+    if set(map(len, se)) != {2}:
+        raise _bad_header(headers)
+    s_col, e_col = zip(*se)
+    del se
+    paths = _Memo(decode_path)
+
+    def template(rest: bytes) -> dict:
+        m = _REST.match(rest)
+        if m is None:
+            raise _bad_header(headers)
+        perms_b, off, dev, ino, path_b = m.groups()
+        perms = perms_b.decode()
+        path = paths[path_b] if path_b else None
+        return {"start": 0, "end": 0, "perms": perms, "offset": int(off, 16), "dev": dev.decode(),
+                "inode": int(ino), "path": path, "kind": vma_kind(perms, path), "flags": (),
+                "smaps": None, "pages": None}
+
+    dicts = list(map(dict.copy, map(_Memo(template).__getitem__, rest_col)))
+    try:
+        starts = list(map(int, s_col, [16] * n))
+        ends = list(map(int, e_col, [16] * n))
+    except ValueError:
+        raise _bad_header(headers) from None
+    setitem = dict.__setitem__
+    for key, col in (("start", starts), ("end", ends), ("flags", flags), ("smaps", smaps)):
+        for _ in map(setitem, dicts, [key] * n, col):
+            pass
     vmas = list(map(_new, [Vma] * n))
     for _ in map(_setattr, vmas, ["__dict__"] * n, dicts):
         pass
