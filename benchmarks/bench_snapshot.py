@@ -68,7 +68,10 @@ def main() -> int:
         with open(f"/proc/{pid}/maps", "rb") as f:
             nvmas = f.read().count(b"\n")
         py = sys.executable
-        vmi = [py, "-m", "vmainspect"]
+        # The console script beside this Python (what `vmainspect` runs, without a
+        # pyenv shim in front); `python -m vmainspect` if it is not installed.
+        script = os.path.join(os.path.dirname(py), "vmainspect")
+        vmi = [script] if os.access(script, os.X_OK) else [py, "-m", "vmainspect"]
         try:
             import vmainspect.procfs.pages  # noqa: F401
             have_pages = True
