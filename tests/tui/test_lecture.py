@@ -105,6 +105,26 @@ def test_auto_advances_by_itself():
     asyncio.run(_auto_advances())
 
 
+async def _workload_killed() -> None:
+    with Lesson(wait=False) as lesson:
+        app = LectureApp(lesson, interval=0.3, faults=False)
+        async with app.run_test(size=(100, 40)) as pilot:
+            await run_steps(app, pilot, ["n"])
+            os.kill(lesson.pid, signal.SIGKILL)
+            await pilot.press("n")
+            await wait_until(pilot, lambda: app.narration.state == "error")
+            text = app.narration.text().plain
+            assert "could not run" in text and "exited" in text and "r restarts" in text
+            await pilot.press("r")
+            await run_steps(app, pilot, ["n"])
+            assert app.results[-1].holds is True
+            await pilot.press("q")
+
+
+def test_a_killed_workload_is_reported_and_r_recovers():
+    asyncio.run(_workload_killed())
+
+
 def _result(holds, reason=None) -> StepResult:
     return StepResult(4, STEPS[4], {"dirty": None}, holds, reason, "256 of 256 pages resident",
                       None, (1,), 0.1)
@@ -146,7 +166,7 @@ def _drain(fd: int, stop: threading.Event) -> None:
             return
 
 
-@pytest.mark.parametrize("how", ["close-terminal", "sigterm", "q"])
+@pytest.mark.parametrize("how", ["close-terminal", "sigterm", "q", "ctrl+c"])
 def test_vmainspect_demo_in_a_terminal_cleans_up(how):
     """`vmainspect demo` in a pty: closing the terminal, SIGTERM or q end the workload and remove files."""
     master, slave = os.openpty()
@@ -178,11 +198,11 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
         elif how == "sigterm":
             p.send_signal(signal.SIGTERM)
         else:
-            os.write(master, b"q")
+            os.write(master, b"q" if how == "q" else b"\x03")
         p.wait(30)
         assert _gone(work[0].pid)
         assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
-        if how == "q":
+        if how in ("q", "ctrl+c"):
             assert p.returncode == 0
     finally:
         stop.set()

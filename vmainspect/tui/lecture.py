@@ -320,6 +320,9 @@ class LectureApp(VmaInspectApp):
         self.results.clear()
         self._focus = None
         self._message = ""
+        # no diff against the old workload's VMAs (they would all show as removed)
+        self.current_frame = None
+        self._prev = None
         self.narration.intro(self.lesson.steps[0], self.root)
         self.sub_title = self.source.title
         self.request_frame()
