@@ -188,6 +188,7 @@ class FaultTick:
     reason: str | None = None               # why counters mode, e.g. "perf_event_paranoid=3"
     by_thread: Mapping[int, tuple[int, int]] = field(default_factory=dict)  # tid -> (minor, major), both modes
     pages: tuple[int, ...] = ()             # page-aligned addresses that faulted in the window (perf only, sorted, bounded)
+    by_transition: tuple[tuple[str, str, int], ...] = ()  # (state before, state after, pages) of faulted pages, between the previous and this tick's snapshots (both with pages); most first
 
 
 @dataclass(frozen=True)
