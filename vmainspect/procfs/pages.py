@@ -1,21 +1,24 @@
-"""Per-page state of every VMA: pagemap (or PAGEMAP_SCAN) plus, as root, kpageflags/kpagecount.
+"""Per-page state of every VMA: pagemap (and PAGEMAP_SCAN) plus, as root, kpageflags/kpagecount.
 
 Two ways to the same answer:
 
-- **scan** (Linux 6.7+): one PAGEMAP_SCAN ioctl returns run-length regions
-  (absent / swapped / present, file or not, zero page). Only the present
-  ranges are then read from /proc/PID/pagemap, for what the ioctl does not
-  say: the exclusive bit (56) and, as root, the PFNs.
-- **pagemap**: every VMA's pagemap is read (in chunks) and decoded.
+- **pagemap**: every VMA's /proc/PID/pagemap is read (nearby VMAs with one
+  pread, a huge VMA in chunks) and decoded in bulk.
+- **scan** (Linux 6.7+): one PAGEMAP_SCAN ioctl first finds the ranges that
+  hold present or swapped pages (and the zero page); only those are read
+  from pagemap. A mostly empty address space (a 64 GiB reservation with a
+  few pages in use) costs what its used pages cost, not what its size does.
+  On a dense one it costs about what the pagemap path does.
 
-Where both are read, the pagemap entries are authoritative (they are read
-last, so on a running process they are the newer truth). As root the PFNs
-of present pages are looked up in /proc/kpageflags and /proc/kpagecount,
-read in contiguous PFN spans.
+Either way every page's state comes from its pagemap entry (present, swap,
+file and exclusive bits), so both paths give the same answer. As root the
+PFNs of present pages are looked up in /proc/kpageflags and
+/proc/kpagecount (dirty, zero page, THP, KSM, mapcount), read in contiguous
+PFN spans.
 
-What each path can know without root differs in one place: PAGEMAP_SCAN's
+What the two paths can know without root differs in one place: PAGEMAP_SCAN's
 PAGE_IS_PFNZERO flags the shared zero page (and the huge zero page) without
-privileges, plain pagemap cannot (the PFN is hidden), so without root the
+privileges, plain pagemap cannot (the PFN is hidden). So without root the
 scan path reports ``zero`` pages and a count, the pagemap path reports them
 as ``anon`` (or ``file``: pagemap sets bit 61 on the huge zero page) and
 ``zero = None``. Everything else is equal, and tests check it.
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import gc
 import os
+from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -32,8 +36,7 @@ from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
 from . import pagemap as pm
 from .reader import ProcReader
-from .scan import (DEFAULT_VEC_LEN, PAGE_IS_GUARD, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED,
-                   PageScanner, ScanUnsupported)
+from .scan import DEFAULT_VEC_LEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PageScanner, ScanUnsupported
 
 CHUNK_PAGES = 1 << 18       # pages per pagemap read (2 MiB of entries)
 GAP_PAGES = 64              # read across holes this small rather than issue another pread
@@ -52,9 +55,8 @@ class PageResult:
 
 
 # A piece: pages [first, first+n) of VMA vi whose pagemap entries must be
-# read, as a tuple (page, n, vi, first, zero): page = the absolute page number
-# of ``first`` (address // page_size), zero = PAGEMAP_SCAN said PAGE_IS_PFNZERO
-# for all of it. Tuples sort by address.
+# read, as a tuple (page, n, vi, first): page = the absolute page number of
+# ``first`` (address // page_size). Tuples sort by address.
 _Piece = tuple
 
 
@@ -111,9 +113,10 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
         pfns = _Pfns() if want_pfn else None
         used_scan = False
         pieces: list[_Piece] = []
+        zero_ranges: list[tuple[int, int]] = []
         if use_scan is not False:
             try:
-                pieces = _scan_pieces(reader, fd, vmas, page_size, accs)
+                pieces, zero_ranges = _scan_pieces(reader, fd, vmas, page_size)
                 used_scan = True
             except ScanUnsupported as e:
                 if use_scan:
@@ -147,6 +150,8 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
     use_kf = bool(pfn_visible and kf is not None)
     use_kc = bool(pfn_visible and kc is not None)
     zero_known = use_kf or used_scan
+    if zero_ranges and not use_kf:   # kpageflags, when readable, says it for every page
+        _mark_zero(accs, vmas, zero_ranges, page_size)
     fin = _Finisher(masks, shared, use_kf, use_kc, zero_known)
     get = accs.get
     infos = [fin.info(get(vi), v.npages(page_size)) for vi, v in enumerate(vmas)]
@@ -186,61 +191,91 @@ def _open_optional(reader: ProcReader, name: str) -> int | None:
 
 # -- which pages need pagemap reads --------------------------------------------
 
-def _all_pieces(vmas: Sequence[Vma], page_size: int) -> list[_Piece]:
+def _all_pieces(vmas: Sequence[Vma], page_size: int, index: Sequence[int] | None = None) -> list[_Piece]:
+    """Every page of ``vmas`` (``index``: their VMA indexes, default 0, 1, ...)."""
     pieces = []
-    for vi, v in enumerate(vmas):
+    for vi, v in zip(index if index is not None else range(len(vmas)), vmas):
         p0 = v.start // page_size
         n = v.npages(page_size)
         for f in range(0, n, CHUNK_PAGES):
-            pieces.append((p0 + f, min(CHUNK_PAGES, n - f), vi, f, False))
+            pieces.append((p0 + f, min(CHUNK_PAGES, n - f), vi, f))
     return pieces
 
 
-def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int,
-                 accs: _Accs) -> list[_Piece]:
-    """Run PAGEMAP_SCAN; record swapped runs, return the present ranges to read."""
+def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma],
+                 page_size: int) -> tuple[list[_Piece], list[tuple[int, int]]]:
+    """PAGEMAP_SCAN: the pieces of VMAs that hold present or swapped pages, and
+    the address ranges of the zero page."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
     pieces: list[_Piece] = []
+    zero: list[tuple[int, int]] = []
+    ranges: list[list[int]] = []      # page ranges worth reading, nearby ones merged
     if scannable:
-        sc = PageScanner(reader, fd, vec_len=SCAN_VEC_LEN)
+        # Only pages present or swapped (guard markers count as swapped) come
+        # back, and only the zero-page category splits regions: few regions.
+        sc = PageScanner(reader, fd, vec_len=SCAN_VEC_LEN,
+                         anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED, return_mask=PAGE_IS_PFNZERO)
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
-        regions = sc.regions(lo, hi)
-        reg = next(regions, None)
-        append = pieces.append
+        last = None
+        for s, e, cat in sc.regions(lo, hi):
+            if cat:
+                zero.append((s, e))
+            ps, pe = s // page_size, e // page_size
+            if last is not None and ps - last[1] <= GAP_PAGES:
+                last[1] = pe
+            else:
+                last = [ps, pe]
+                ranges.append(last)
+        ri, nr = 0, len(ranges)
         for vi in scannable:
-            if reg is None:
+            if ri >= nr:
                 break
             v = vmas[vi]
-            vs, ve = v.start, v.end
-            while reg is not None and reg[1] <= vs:
-                reg = next(regions, None)
-            while reg is not None and reg[0] < ve:
-                s, e, cat = reg
-                if s < vs:
-                    s = vs
-                if e > ve:
-                    e = ve
-                f, n = (s - vs) // page_size, (e - s) // page_size
-                if cat & PAGE_IS_PRESENT:
-                    zero = bool(cat & PAGE_IS_PFNZERO)
-                    page = s // page_size
-                    if n <= CHUNK_PAGES:
-                        append((page, n, vi, f, zero))
-                    else:
-                        for c in range(0, n, CHUNK_PAGES):
-                            append((page + c, min(CHUNK_PAGES, n - c), vi, f + c, zero))
-                elif cat & PAGE_IS_SWAPPED and not cat & PAGE_IS_GUARD:
-                    accs[vi].runs.append((f, n, pm.C_SWAPPED))
-                # anything else is absent: merge_runs fills the gaps
-                if reg[1] > ve:
-                    break            # the region continues into the next VMA
-                reg = next(regions, None)
-    # [vsyscall] lies above the user address space: read its pagemap (empty: absent)
-    for vi, v in enumerate(vmas):
-        if v.end > _TOP_USER:
-            pieces.append((v.start // page_size, min(v.npages(page_size), CHUNK_PAGES), vi, 0, False))
+            vs, ve = v.start // page_size, v.end // page_size
+            while ri < nr and ranges[ri][1] <= vs:
+                ri += 1
+            j = ri
+            while j < nr and ranges[j][0] < ve:
+                s, e = max(ranges[j][0], vs), min(ranges[j][1], ve)
+                for c in range(s, e, CHUNK_PAGES):
+                    pieces.append((c, min(CHUNK_PAGES, e - c), vi, c - vs))
+                if ranges[j][1] > ve:
+                    break            # the range continues into the next VMA
+                j += 1
+            ri = j
+    # Above 128 TiB (the [vsyscall] page; with 5-level paging maybe more) the
+    # ioctl refuses to go: read pagemap ([vsyscall] reads empty: absent).
+    high = [(vi, v) for vi, v in enumerate(vmas) if v.end > _TOP_USER]
+    pieces += _all_pieces([v for _, v in high], page_size, [vi for vi, _ in high])
     pieces.sort()
-    return pieces
+    return pieces, zero
+
+
+def _mark_zero(accs: _Accs, vmas: Sequence[Vma], zero: list[tuple[int, int]], page_size: int) -> None:
+    """Present pages in PAGE_IS_PFNZERO ranges are the zero page (PAGEMAP_SCAN, no root needed)."""
+    starts = [v.start for v in vmas]
+    for s, e in zero:
+        vi = max(bisect_right(starts, s) - 1, 0)
+        while vi < len(vmas) and vmas[vi].start < e:
+            v = vmas[vi]
+            acc = accs.get(vi)
+            if acc is not None and v.end > s:
+                zs = (max(s, v.start) - v.start) // page_size
+                ze = (min(e, v.end) - v.start) // page_size
+                out = []
+                for entry in acc.present:
+                    first, n, code, off, coff = entry
+                    end = first + n
+                    if end <= zs or first >= ze:
+                        out.append(entry)
+                        continue
+                    a, b = max(first, zs), min(end, ze)
+                    for x, y, c in ((first, a, code), (a, b, pm.C_ZERO), (b, end, code)):
+                        if y > x:
+                            d = x - first
+                            out.append((x, y - x, c, off + d if off >= 0 else -1, coff + d if coff >= 0 else -1))
+                acc.present = out
+            vi += 1
 
 
 # -- reading -----------------------------------------------------------------
@@ -339,7 +374,7 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
                         coff = pfns.cn
                         pfns.cparts.append(part)
                         pfns.cn += b - a
-                acc.present.append((first, b - a, pm.C_ZERO if piece[4] else code, off, coff))
+                acc.present.append((first, b - a, code, off, coff))
             s = b
 
 

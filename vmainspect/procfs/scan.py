@@ -70,8 +70,10 @@ class PageScanner:
     """PAGEMAP_SCAN on an open pagemap fd; reusable for several ranges."""
 
     def __init__(self, reader: ProcReader, fd: int, vec_len: int = DEFAULT_VEC_LEN,
-                 anyof: int = PAGE_IS_PRESENT | PAGE_IS_SWAPPED) -> None:
-        """``anyof``: report only pages with one of these categories (0: every page)."""
+                 anyof: int = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+                 return_mask: int = RETURN_BASE | PAGE_IS_GUARD) -> None:
+        """``anyof``: report only pages with one of these categories (0: every
+        page); ``return_mask``: the categories reported (regions split where they change)."""
         self.reader = reader
         self.anyof = anyof
         self.fd = fd
@@ -79,7 +81,7 @@ class PageScanner:
         self._buf = (ctypes.c_uint64 * (vec_len * _REGION_WORDS))()
         self._addr = ctypes.addressof(self._buf)
         self._view = memoryview(self._buf).cast("B").cast("Q")
-        self.return_mask = RETURN_BASE | PAGE_IS_GUARD
+        self.return_mask = return_mask
         self.calls = 0
 
     def _ioctl(self, start: int, end: int) -> tuple[int, int]:
