@@ -85,19 +85,52 @@ def vma_at(snap, addr):
     return v
 
 
-def settled(read_both, tries=20):
+PSS_KEYS = ("pss", "pss_dirty", "pss_anon", "pss_file", "pss_shmem", "swap_pss")
+
+
+def settled(read_both, tries=5):
     """Read ours and the kernel's until they agree, return the last pair.
 
-    The target is stopped, but PSS of shared pages (libc, libpython) moves
-    whenever any other process maps or unmaps them, and the two reads cannot
-    be atomic. Agreement on one of a few tries is the test; a real parser
-    bug differs every time.
+    The target is stopped, but the PSS of *shared* pages (libc, libpython)
+    moves whenever any other process maps or unmaps them, and two reads of
+    /proc cannot be atomic. Agreement on one of a few tries is the usual
+    outcome; ``without_racy_pss`` handles a machine too busy for that.
     """
     for _ in range(tries):
         ours, theirs = read_both()
         if ours == theirs:
             break
     return ours, theirs
+
+
+def without_racy_pss(fields: dict) -> dict:
+    """The fields, minus PSS where the kernel reports shared pages (PSS = private +
+    shared / mapcount, and other processes change the mapcount at any time)."""
+    if fields.get("shared_clean", 0) + fields.get("shared_dirty", 0) == 0:
+        return dict(fields)
+    return {k: v for k, v in fields.items() if k not in PSS_KEYS}
+
+
+def naive_smaps(raw: bytes) -> list[tuple[int, int, dict[str, int]]]:
+    """The simplest reading of smaps text (like targets.read_smaps_kb, from bytes)."""
+    out = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        head, _, rest = line.partition(" ")
+        if "-" in head and not head.endswith(":"):
+            s, e = head.split("-")
+            out.append((int(s, 16), int(e, 16), {}))
+        elif head.endswith(":") and head != "VmFlags:":
+            parts = rest.split()
+            out[-1][2][KERNEL_NAMES[head[:-1]]] = int(parts[0]) * (1024 if parts[-1] == "kB" else 1)
+    return out
+
+
+def test_every_field_of_one_smaps_read_exactly(target):
+    """One read of the kernel's smaps, parsed by vmainspect and naively: no race at all."""
+    from vmainspect.procfs.parse import parse_smaps
+    with open(f"/proc/{target.pid}/smaps", "rb") as f:
+        raw = f.read()
+    assert [(v.start, v.end, dict(v.smaps)) for v in parse_smaps(raw)] == naive_smaps(raw)
 
 
 def test_every_vma_and_every_field_equals_the_kernels(target):
@@ -107,7 +140,7 @@ def test_every_vma_and_every_field_equals_the_kernels(target):
     ours, theirs = settled(both)
     assert [(a, b) for a, b, _ in ours] == [(a, b) for a, b, _ in theirs]
     for (start, _, fields), (_, _, kernel) in zip(ours, theirs):
-        assert fields == kernel, hex(start)
+        assert without_racy_pss(fields) == without_racy_pss(kernel), hex(start)
 
 
 def test_vmflags_equal_the_kernels(target, snap):
@@ -119,7 +152,7 @@ def test_totals_equal_smaps_rollup(target):
         s = collect(target.pid)
         return dict(s.totals), kernel_rollup(target.pid)
     ours, theirs = settled(both)
-    assert ours == theirs
+    assert without_racy_pss(ours) == without_racy_pss(theirs)
     s = collect(target.pid)
     assert s.totals["rss"] == sum(v.smaps["rss"] for v in s.vmas)   # RSS does not depend on others
 
@@ -367,3 +400,42 @@ def _free_pid() -> int:
     while os.path.exists(f"/proc/{pid}"):
         pid -= 1
     return pid
+
+
+def test_many_vmas_every_field_equals_the_kernels():
+    """2,000 VMAs (benchmarks/target_many_vmas.py --diverse): the columnar fast path,
+    shared dicts for equal blocks and templates for equal header tails, against the kernel."""
+    import json
+    here = os.path.dirname(os.path.abspath(__file__))
+    script = os.path.join(os.path.dirname(os.path.dirname(here)), "benchmarks", "target_many_vmas.py")
+    proc = subprocess.Popen([sys.executable, script, "--vmas", "2000", "--size", "64M", "--diverse"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(proc.stdout.readline())
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with open(f"/proc/{proc.pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"T":
+                    break
+            time.sleep(0.01)
+
+        def both():
+            s = collect(proc.pid)
+            return ([(v.start, v.end, v.perms, dict(v.smaps)) for v in s.vmas],
+                    [(a, b, None, f) for a, b, f in kernel_vmas(proc.pid)])
+        ours, theirs = settled(both)
+        assert len(ours) >= 2000
+        assert ([(a, b, without_racy_pss(f)) for a, b, _, f in ours]
+                == [(a, b, without_racy_pss(f)) for a, b, _, f in theirs])
+        with open(f"/proc/{proc.pid}/smaps", "rb") as f:
+            raw = f.read()
+        from vmainspect.procfs.parse import parse_smaps
+        assert [(v.start, v.end, dict(v.smaps)) for v in parse_smaps(raw)] == naive_smaps(raw)
+        region = [o for o in ours if info["start"] <= o[0] < info["start"] + info["size"]]
+        assert len(region) == 2000
+        assert [p for _, _, p, _ in region[:4]] == ["rw-p", "r--p", "rw-p", "r--p"]
+        assert sum(f["private_dirty"] for *_, f in region) == info["written_pages"] * PAGE
+    finally:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
