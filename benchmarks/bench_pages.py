@@ -71,6 +71,21 @@ if __name__ == "__main__":
 '''
 
 
+SPARSE = r'''
+import ctypes, ctypes.util, json, os, signal, sys
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+size, step = int(sys.argv[1]), int(sys.argv[2])
+base = libc.mmap(None, size, 3, 0x22 | 0x4000, -1, 0)      # private anonymous, MAP_NORESERVE
+for off in range(0, size, step):
+    ctypes.memset(base + off, 0x5A, 4096)                   # one page every ``step`` bytes
+print(json.dumps({"pid": os.getpid(), "size": size, "written_pages": size // step}), flush=True)
+while True:
+    os.kill(os.getpid(), signal.SIGSTOP)
+'''
+
+
 def wait_stopped(pid: int, timeout: float = 180.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +117,56 @@ def main() -> int:
     ap.add_argument("--size", default="4G")
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sparse", default="64G",
+                    help="also: one VMA this big with one page written every 16 MiB (0: skip)")
     a = ap.parse_args()
+    rc = dense(a)
+    if a.sparse not in ("0", ""):
+        sparse(a)
+    return rc
+
+
+def _size(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip().upper()
+    return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
+
+
+def _measure(pid: int, runs: int, prefix: list[str]) -> dict:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    p = subprocess.run(prefix + [sys.executable, "-c", MEASURE, str(pid), str(runs)],
+                       capture_output=True, text=True, env=env, cwd="/", check=True)
+    return json.loads(p.stdout)
+
+
+def sparse(a) -> None:
+    """A mostly empty address space: where PAGEMAP_SCAN pays off."""
+    size = _size(a.sparse)
+    target = subprocess.Popen([sys.executable, "-c", SPARSE, str(size), str(16 << 20)],
+                              stdout=subprocess.PIPE, text=True, cwd="/")
+    try:
+        info = json.loads(target.stdout.readline())
+        wait_stopped(info["pid"])
+        pm_wall, pm_cpu = time_cmd(["pmap", "-X", str(info["pid"])], a.runs)
+        res = _measure(info["pid"], a.runs, [])
+        print()
+        print(f"sparse target: one {size / (1 << 30):.0f} GiB VMA, {info['written_pages']} pages "
+              f"written (one per 16 MiB); best of {a.runs} runs")
+        print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}")
+        print(f"{'pmap -X PID (whole process)':<34} {pm_wall:7.3f} {pm_cpu:7.3f} {1:8.2f}x")
+        for name in ("scan", "pagemap"):
+            r = res[name]
+            print(f"{'read_pages ' + name:<34} {r['wall']:7.3f} {r['cpu']:7.3f} {r['wall'] / pm_wall:8.2f}x")
+    finally:
+        try:
+            os.kill(target.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        target.wait()
+
+
+def dense(a) -> int:
+    """The issue's target: 20,000 VMAs, 4 GiB, 25% written."""
 
     root = os.geteuid() == 0
     drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if root else []
@@ -117,14 +181,11 @@ def main() -> int:
         rows = []
         pm_wall, pm_cpu = time_cmd(["pmap", "-X", str(pid)], a.runs)
         rows.append(("pmap -X PID (whole process)", pm_wall, pm_cpu, ""))
-        env = dict(os.environ, PYTHONPATH=REPO)
         who = [("root" if root else "this user", [])]
         if root:
             who.append(("nobody", drop))
         for label, prefix in who:
-            p = subprocess.run(prefix + [sys.executable, "-c", MEASURE, str(pid), str(a.runs)],
-                               capture_output=True, text=True, env=env, cwd="/", check=True)
-            res = json.loads(p.stdout)
+            res = _measure(pid, a.runs, prefix)
             for name in ("scan", "pagemap"):
                 r = res[name]
                 what = (f"{r['present']} present pages, {r['runs']} runs, "
