@@ -251,3 +251,78 @@ def test_process_gone_is_a_domain_error(tmp_path):
     with pytest.raises(ProcessGone):
         read_pages(r, [_vma(16, 1)], PAGE)
     assert os.path.isdir(tmp_path)
+
+
+# -- properties: random page states through the whole pipeline -------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+# a page as (pagemap entry without PFN, kpageflags, kpagecount, expected state)
+_KINDS = [
+    (0, None, None, "absent"),
+    (S | 7, None, None, "swapped"),
+    (S | G, None, None, "absent"),
+    (P | X, 1 << 12, 1, "anon"),
+    (P, 1 << 24, 0, "zero"),
+    (P | F, 1 << 24, 0, "zero"),            # the huge zero page: pagemap says file
+    (P | F, 0, 2, "file"),
+    (P | F | X, 1 << 4, 1, "file-dirty"),
+    (P | F, (1 << 4) | (1 << 22), 3, "file-dirty"),
+]
+
+
+def _rle(states):
+    out = []
+    for i, s in enumerate(states):
+        if out and out[-1][2] == s:
+            out[-1][1] += 1
+        else:
+            out.append([i, 1, s])
+    return tuple(PageRun(f, n, s) for f, n, s in out)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(0, len(_KINDS) - 1), min_size=1, max_size=40), min_size=1, max_size=4),
+       st.integers(1, 6), st.randoms(use_true_random=False))
+def test_random_pages_decode_to_their_states(tmp_path_factory, vma_pages, chunk, rnd):
+    from vmainspect.procfs import pages
+    tmp = tmp_path_factory.mktemp("proc")
+    pmap, flags, counts = {}, {}, {}
+    vmas, expect = [], []
+    page = 16
+    for kinds in vma_pages:
+        vmas.append(_vma(page, len(kinds)))
+        expect.append([_KINDS[k] for k in kinds])
+        for i, k in enumerate(kinds):
+            entry, kf, kc, _ = _KINDS[k]
+            if entry & P:
+                pfn = rnd.choice([1000 + page + i, 5000 - page - i, rnd.randrange(100, 9000)])
+                while pfn in flags:                           # one state per PFN
+                    pfn = rnd.randrange(10000, 20000)
+                pmap[page + i] = entry | pfn
+                flags[pfn], counts[pfn] = kf, kc
+            else:
+                pmap[page + i] = entry
+        page += len(kinds) + rnd.choice([0, 0, 1, 100])     # adjacent VMAs, or a hole
+    old = pages.CHUNK_PAGES
+    pages.CHUNK_PAGES = chunk                                 # also exercise chunked reads
+    try:
+        res = read_pages(_fake_proc(tmp, pmap, flags, counts), vmas, PAGE, use_scan=False)
+    finally:
+        pages.CHUNK_PAGES = old
+    for info, want in zip(res.infos, expect):
+        states = [w[3] for w in want]
+        assert info.runs == _rle(states)
+        c = info.counts
+        assert c.present == sum(1 for w in want if w[0] & P)
+        assert c.swapped == states.count("swapped")
+        assert c.file == states.count("file") + states.count("file-dirty")
+        assert c.anon == states.count("anon") + states.count("zero")
+        assert c.zero == states.count("zero")
+        assert c.dirty == states.count("anon") + states.count("file-dirty")
+        assert c.exclusive == sum(1 for w in want if w[0] & P and w[0] & X)
+        assert c.thp == sum(1 for w in want if w[1] and w[1] & (1 << 22))
+        # a page is shared when kpagecount > 1 (exclusive anon pages are not looked up: 1)
+        shared = [i for i, w in enumerate(want) if w[2] is not None and w[2] > 1]
+        assert c.shared == len(shared)
+        assert [i for f, n in info.shared_runs for i in range(f, f + n)] == shared
