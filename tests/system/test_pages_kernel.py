@@ -87,6 +87,11 @@ HA = (H + (2 << 20) - 1) & ~((2 << 20) - 1)
 report["hz_thp"] = libc.madvise(HA, 2 << 20, 14) == 0  # MADV_HUGEPAGE: its own VMA
 ro(buf(HA, 512), 0)                                    # read: the huge zero page
 report["hz"] = HA
+T = libc.mmap(None, 6 << 20, 3, 0x22, -1, 0)
+TA = (T + (2 << 20) - 1) & ~((2 << 20) - 1)
+report["thp_madv"] = libc.madvise(TA, 2 << 20, 14) == 0 # MADV_HUGEPAGE
+ctypes.memset(TA, 0x33, 2 << 20)                       # written: a transparent huge page, if one is free
+report["thp"] = TA
 N = reserve(8); bn = buf(N, 8)
 for i in range(4): bn[i * PAGE] = b"n"
 assert libc.mprotect(N, 8 * PAGE, 0) == 0             # PROT_NONE keeps its pages
@@ -361,6 +366,22 @@ def test_read_pages_with_tiny_scan_buffer_equals_pagemap(main_target, main_view,
         assert_same_but_zero(scan.infos, plain.infos)
 
 
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_small_chunks_and_gaps_give_the_same_answer(main_target, monkeypatch, use_scan):
+    """Reads split and merged differently (chunks of 7 pages, gaps of 3) change nothing."""
+    pid = main_target.pid
+    vmas = vmas_of(pid)
+    for _ in range(3):          # see read_both: writeback may clean a page in between
+        want = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
+        with monkeypatch.context() as m:
+            m.setattr(pages_mod, "CHUNK_PAGES", 7)
+            m.setattr(pages_mod, "GAP_PAGES", 3)
+            got = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
+        if got.infos == want.infos:
+            break
+    assert got.infos == want.infos
+
+
 def test_swapped_pages(main_target, main_view):
     if not main_target.report["swap"]:
         pytest.skip("no swap configured (/proc/swaps is empty): cannot produce swapped pages")
@@ -426,6 +447,18 @@ def test_huge_zero_page_as_root(main_view, main_target):
         assert st == ["zero"] * 512 and info.counts.thp == 512   # KPF_THP is set on the huge zero page
     assert info.counts.file == 0                      # pagemap's bit 61 on it is not believed
     assert info.counts.present - info.counts.zero == main_view[3][v.start]["Rss"] // PAGE == 0
+
+
+@pytest.mark.root
+def test_transparent_huge_page_as_root(main_view, main_target):
+    v, info = info_at(main_view, main_target.report["thp"])
+    huge = main_view[3][v.start]["AnonHugePages"] // PAGE   # the kernel's own count
+    assert states(info) == ["anon"] * 512                    # written: every page present
+    assert info.counts.thp >= huge
+    if huge == 512:
+        assert info.counts.thp == 512 and info.counts.exclusive == 512
+    elif not main_target.report["thp_madv"]:
+        pytest.skip("no transparent huge pages here (MADV_HUGEPAGE refused)")
 
 
 @pytest.mark.root
