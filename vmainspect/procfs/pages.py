@@ -183,9 +183,10 @@ def _private_anon(v: Vma) -> bool:
 
 
 def _open_optional(reader: ProcReader, name: str) -> int | None:
+    """An fd on /proc/NAME, or None when it cannot be read (not root, not built in)."""
     try:
         return reader.open_global(name)
-    except AccessDenied:
+    except (AccessDenied, OSError):
         return None
 
 
