@@ -76,22 +76,45 @@ def _read_big(reader: ProcReader, name: str) -> bytes:
         os.close(fd)
 
 
-def _read_files(reader: ProcReader, before: parse.StatInfo):
-    smaps_raw = _read_big(reader, "smaps")
-    if smaps_raw:
+def _read_small(reader: ProcReader) -> tuple:
+    """smaps_rollup, status, cmdline and the exe link."""
+    try:
         rollup_raw = reader.read("smaps_rollup")
-    else:
-        # Kernel threads and zombies have no mm: smaps is empty and
-        # smaps_rollup fails with ESRCH although the process exists.
+    except ProcessGone:
+        # Kernel threads and zombies have no mm: smaps_rollup fails with ESRCH
+        # although the process exists (their smaps is empty).
+        if not reader.exists():
+            raise
+        rollup_raw = None
+    return rollup_raw, reader.read("status"), reader.read("cmdline"), reader.readlink("exe")
+
+
+def _read_files(reader: ProcReader, before: parse.StatInfo):
+    """All per-process files. The small ones are read by a second thread while
+    this one reads smaps: both wait in the kernel (which walks the page tables
+    twice), so on two CPUs the smaps_rollup walk costs no extra wall time."""
+    side: dict = {}
+
+    def read_side() -> None:
         try:
-            rollup_raw = reader.read("smaps_rollup")
-        except ProcessGone:
-            if not reader.exists():
-                raise
-            rollup_raw = b""
-    status_raw = reader.read("status")
-    cmdline_raw = reader.read("cmdline")
-    exe = reader.readlink("exe")
+            side["files"] = _read_small(reader)
+        except BaseException as e:     # handed to the main thread below
+            side["error"] = e
+
+    import threading
+    worker = threading.Thread(target=read_side, name="vmainspect-proc", daemon=True)
+    worker.start()
+    try:
+        smaps_raw = _read_big(reader, "smaps")
+    finally:
+        worker.join()
+    if "error" in side:
+        raise side["error"]
+    rollup_raw, status_raw, cmdline_raw, exe = side["files"]
+    if rollup_raw is None:
+        if smaps_raw:              # an mm for smaps but none for smaps_rollup: it is exiting
+            raise ProcessGone(reader.pid, "it exited while being read")
+        rollup_raw = b""
     return smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
 
 
