@@ -3,7 +3,8 @@
 The target maps and touches 1 GiB of private anonymous memory plus a 256 MiB
 region it fills sparsely; every tick it touches 256 random pages of the sparse
 region and drops 64 random pages of the big one (MADV_DONTNEED), so its page
-runs fragment a little more each tick (thousands of runs by the end).
+runs fragment a little more each tick (tens of thousands of runs by the end;
+--touch and --drop change the churn).
 
 It then records it with `vmainspect record PID --interval 0.5 --duration 60
 --pages` (a subprocess, as a user would run it) and reports, side by side:
@@ -14,6 +15,7 @@ It then records it with `vmainspect record PID --interval 0.5 --duration 60
 - the recorder's CPU time per frame, and the reader's load time.
 
     python3 benchmarks/bench_record.py [--duration 60] [--interval 0.5] [--resident-mib 1024]
+                                       [--touch 256] [--drop 64]
 """
 
 from __future__ import annotations
@@ -43,10 +45,11 @@ for i in range(big_n):
 rnd = random.Random(1)
 print("ready", flush=True)
 interval = float(sys.argv[2])
+touch, drop = int(sys.argv[3]), int(sys.argv[4])
 while True:
-    for _ in range(256):
+    for _ in range(touch):
         sparse[rnd.randrange(sparse_n) * PAGE] = 1
-    for _ in range(64):
+    for _ in range(drop):
         libc.madvise(big_addr + rnd.randrange(big_n) * PAGE, PAGE, 4)   # MADV_DONTNEED
     time.sleep(interval)
 """
@@ -57,11 +60,19 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--resident-mib", type=int, default=1024)
+    ap.add_argument("--touch", type=int, default=256, help="random sparse pages touched per tick (default 256)")
+    ap.add_argument("--drop", type=int, default=64, help="random pages of the 1 GiB dropped per tick (default 64)")
+    ap.add_argument("--user", default=None,
+                    help="run target and recorder as this user (e.g. 65534): no kpageflags, faster collection")
     args = ap.parse_args()
 
-    target = subprocess.Popen([sys.executable, "-c", TARGET, str(args.resident_mib), str(args.interval)],
+    as_user = (["setpriv", f"--reuid={args.user}", f"--regid={args.user}", "--clear-groups"]
+               if args.user else [])
+    target = subprocess.Popen(as_user + [sys.executable, "-c", TARGET, str(args.resident_mib), str(args.interval),
+                               str(args.touch), str(args.drop)],
                               stdout=subprocess.PIPE, text=True)
     out_dir = tempfile.mkdtemp(prefix="bench-record-")
+    os.chmod(out_dir, 0o777)
     out = os.path.join(out_dir, "rec.jsonl")
     try:
         if target.stdout.readline().strip() != "ready":
@@ -69,10 +80,10 @@ def main() -> int:
         with open(f"/proc/{target.pid}/smaps_rollup") as f:
             rss_kb = next(int(line.split()[1]) for line in f if line.startswith("Rss:"))
         print(f"target pid {target.pid}: Rss {rss_kb / 1024:.0f} MiB; recording {args.duration:g} s "
-              f"at {1 / args.interval:g} Hz with --pages ...", flush=True)
+              f"at {1 / args.interval:g} Hz with --pages as {args.user or os.getuid()} ...", flush=True)
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        rc = subprocess.call([sys.executable, "-m", "vmainspect", "record", str(target.pid), "-o", out,
+        rc = subprocess.call(as_user + [sys.executable, "-m", "vmainspect", "record", str(target.pid), "-o", out,
                               "--interval", str(args.interval), "--duration", str(args.duration), "--pages"])
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -108,7 +119,8 @@ def main() -> int:
     print(f"{'':34} {'bytes':>14} {'MB':>8}")
     print(f"{'vmainspect record (delta JSONL)':34} {size:>14,} {size / mb:>8.2f}   budget 20 MB: "
           f"{'OK' if size < 20 * mb else 'OVER'}")
-    print(f"{'  first frame (full snapshot)':34} {len(lines[1]):>14,} {len(lines[1]) / mb:>8.2f}")
+    first = next(x for x in lines[1:] if b'"snapshot"' in x[:40])
+    print(f"{'  first frame (full snapshot)':34} {len(first):>14,} {len(first) / mb:>8.2f}")
     if patch_sizes:
         print(f"{'  later frames (patches), mean':34} {sum(patch_sizes) // len(patch_sizes):>14,} "
               f"{sum(patch_sizes) / len(patch_sizes) / mb:>8.3f}   max {max(patch_sizes):,}")
