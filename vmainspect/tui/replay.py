@@ -60,7 +60,11 @@ class RecordingSource:
         name = recording.header.get("name") or "?"
         self.title = (f"{os.path.basename(recording.path)}: recording of pid {recording.pid} {name}, "
                       f"{n} frames, {recording.duration:.1f}s")
-        self.faults_note = None if recording.header.get("faults") else "page faults were not recorded"
+        notes = [text for t, text in recording.notes if "fault" in text]
+        if not recording.header.get("faults"):
+            self.faults_note = notes[0] if notes else "page faults were not recorded"
+        else:   # e.g. "page faults from /proc counters: ..." written when the recording started
+            self.faults_note = notes[0] if notes else None
 
     @classmethod
     def open(cls, spec: str) -> "RecordingSource":
