@@ -143,6 +143,40 @@ def test_fixture_small_has_the_workload_mappings():
     assert shared and any(r.state == "file-dirty" for r in shared[0].pages.runs)
 
 
+def test_cli_output_loads_and_validates(tmp_path):
+    """`vmainspect snapshot --pages -o FILE` end to end: the file loads, validates
+    against the strict schema, and describes the process asked for."""
+    import subprocess
+    import sys
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        out = tmp_path / "snap.json"
+        r = subprocess.run([sys.executable, "-m", "vmainspect", "snapshot", str(child.pid),
+                            "--pages", "--indent", "1", "-o", str(out)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        s = snapshot_io.load(str(out))
+        STRICT_VALIDATOR.validate(json.loads(out.read_text()))
+        assert s.process.pid == child.pid and s.capabilities.pages
+        assert any(v.kind == "heap" for v in s.vmas)
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_import_hygiene():
+    """The contract module is stdlib only: no textual, no collector."""
+    import subprocess
+    import sys
+    code = ("import sys, vmainspect.snapshot_io as m; m.loads(open(sys.argv[1]).read()); "
+            "bad = [n for n in sys.modules if n.split('.')[0] in ('textual', 'psutil', 'elftools')"
+            " or n in ('vmainspect.collect', 'vmainspect.procfs')]; print(bad)")
+    r = subprocess.run([sys.executable, "-c", code, fixture_path("small.json")],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"
+
+
 def test_empty_snapshot_round_trip():
     """A kernel thread: no VMAs, no totals; still a valid document."""
     s = make_snapshot(vmas=(), totals={})
