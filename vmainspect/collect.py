@@ -9,17 +9,21 @@ turned into a zombie or its start time changed (the PID was reused) while we
 read, ``ProcessGone`` is raised: vmainspect never returns a partial snapshot
 (a truncated smaps looks exactly like a smaller process, so "partial" could
 not be told from "complete").
+
+Speed: the reading runs in a thread, started before the model and the
+parsers are imported, so on a cold start (the CLI) the kernel generates smaps
+while Python imports; smaps_rollup and the small files are read by a second
+thread meanwhile (the kernel walks the page tables for both).
 """
 
 from __future__ import annotations
 
 import gc
 import os
-from datetime import datetime, timezone
+import threading
+import time
 
 from .errors import ProcessGone
-from .model import Capabilities, HostInfo, ProcessInfo, Snapshot
-from .procfs import parse
 from .procfs.reader import ProcReader
 
 _DEAD_STATES = ("Z", "X", "x")
@@ -27,11 +31,6 @@ _DEAD_STATES = ("Z", "X", "x")
 NOTE_NO_PAGES = "per-page state not collected (use --pages)"
 NOTE_KTHREAD = "kernel thread: it has no user address space, so no VMAs"
 NOTE_ZOMBIE = "zombie: the process has exited and released its memory; no VMAs"
-
-
-def _host() -> HostInfo:
-    u = os.uname()
-    return HostInfo(kernel=u.release, page_size=os.sysconf("SC_PAGE_SIZE"), hostname=u.nodename)
 
 
 def _user_name(uid: int | None) -> str | None:
@@ -47,7 +46,7 @@ def _user_name(uid: int | None) -> str | None:
 _btime_cache: dict[str, int | None] = {}
 
 
-def _boot_time(reader: ProcReader) -> int | None:
+def _boot_time(reader: ProcReader, parse) -> int | None:
     root = reader.proc_root
     if root not in _btime_cache:
         try:
@@ -89,41 +88,60 @@ def _read_small(reader: ProcReader) -> tuple:
     return rollup_raw, reader.read("status"), reader.read("cmdline"), reader.readlink("exe")
 
 
-def _read_files(reader: ProcReader, before: parse.StatInfo):
-    """All per-process files. The small ones are read by a second thread while
-    this one reads smaps: both wait in the kernel (which walks the page tables
-    twice), so on two CPUs the smaps_rollup walk costs no extra wall time."""
-    side: dict = {}
+def _in_thread(fn, *args) -> "_Pending":
+    pending = _Pending()
 
-    def read_side() -> None:
+    def run() -> None:
         try:
-            side["files"] = _read_small(reader)
-        except BaseException as e:     # handed to the main thread below
-            side["error"] = e
+            pending.value = fn(*args)
+        except BaseException as e:     # handed to the caller by result()
+            pending.error = e
 
-    import threading
-    worker = threading.Thread(target=read_side, name="vmainspect-proc", daemon=True)
-    worker.start()
+    pending.thread = threading.Thread(target=run, name="vmainspect-proc", daemon=True)
+    pending.thread.start()
+    return pending
+
+
+class _Pending:
+    thread: threading.Thread
+    value = None
+    error: BaseException | None = None
+
+    def result(self):
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.value
+
+
+def _read_files(reader: ProcReader) -> tuple:
+    """stat first (the reference for "same process?"), then smaps here and the
+    small files in a second thread. Returns the raw bytes; ``ProcessGone`` after
+    the first stat read means the process exited while being read."""
+    stat_raw = reader.read("stat")                      # ProcessGone here: no such process
     try:
-        smaps_raw = _read_big(reader, "smaps")
-    finally:
-        worker.join()
-    if "error" in side:
-        raise side["error"]
-    rollup_raw, status_raw, cmdline_raw, exe = side["files"]
+        small = _in_thread(_read_small, reader)
+        try:
+            smaps_raw = _read_big(reader, "smaps")
+        finally:
+            small.thread.join()
+        rollup_raw, status_raw, cmdline_raw, exe = small.result()
+    except ProcessGone:
+        raise ProcessGone(reader.pid, "it exited while being read") from None
     if rollup_raw is None:
-        if smaps_raw:              # an mm for smaps but none for smaps_rollup: it is exiting
+        if smaps_raw:          # an mm for smaps but none for smaps_rollup: it is exiting
             raise ProcessGone(reader.pid, "it exited while being read")
         rollup_raw = b""
-    return smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
+    return stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
-            use_scan: bool | None = None) -> Snapshot:
+            use_scan: bool | None = None) -> "Snapshot":
     """Read process ``pid``'s memory map (and with ``pages`` its per-page state).
 
     Raises ProcessGone (no such process; it exited or its PID was reused
@@ -136,22 +154,27 @@ def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
     gc_was_enabled = gc.isenabled()
     gc.disable()        # tens of thousands of acyclic objects: the cyclic GC only costs time here
     try:
-        return _collect(reader, pid, pages, use_scan)
+        taken_at = _now_iso()
+        reading = _in_thread(_read_files, reader)
+        from . import model            # noqa: F401  (imported while the kernel works)
+        from .procfs import parse
+        return _build(reader, parse, reading.result(), taken_at, pages, use_scan)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -> Snapshot:
-    taken_at = _now_iso()
-    before = parse.parse_stat(reader.read("stat"))     # ProcessGone here: no such process
-    try:
-        smaps_raw, rollup_raw, status_raw, cmdline_raw, exe = _read_files(reader, before)
-    except ProcessGone:
-        raise ProcessGone(pid, "it exited while being read") from None
+def _build(reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool,
+           use_scan: bool | None) -> "Snapshot":
+    from .model import Capabilities, HostInfo, ProcessInfo, Snapshot
+
+    pid = reader.pid
+    stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe = files
+    before = parse.parse_stat(stat_raw)
     vmas = parse.parse_smaps(smaps_raw)
     totals = parse.parse_smaps_fields(rollup_raw)
-    host = _host()
+    u = os.uname()
+    host = HostInfo(kernel=u.release, page_size=os.sysconf("SC_PAGE_SIZE"), hostname=u.nodename)
     notes: list[str] = []
 
     page_caps: dict = {"pfn_visible": None, "kpageflags": None, "kpagecount": None,
@@ -190,7 +213,7 @@ def _collect(reader: ProcReader, pid: int, pages: bool, use_scan: bool | None) -
             notes.append(NOTE_KTHREAD)
 
     uid = parse.parse_status_uid(status_raw)
-    btime = _boot_time(reader)
+    btime = _boot_time(reader, parse)
     create_time = None
     if btime is not None:
         create_time = btime + before.starttime / os.sysconf("SC_CLK_TCK")

@@ -34,14 +34,16 @@ def run(args: argparse.Namespace) -> int:
     import gc
     gc.disable()    # short-lived, acyclic data: the cyclic GC would only cost time
 
-    from ..collect import collect
+    from ..collect import collect      # light: collect starts reading /proc, then imports the model
     from ..errors import BadInput
-    from ..fileio import write_text
-    from ..snapshot_io import dumps
 
     if args.indent is not None and not 0 <= args.indent <= 16:
         raise BadInput(f"--indent must be between 0 and 16, not {args.indent}")
     snap = collect(args.pid, pages=args.pages)
+
+    from ..fileio import write_text
+    from ..snapshot_io import dumps
+
     text = dumps(snap, indent=args.indent)
     if not text.endswith("\n"):
         text += "\n"
