@@ -201,6 +201,9 @@ def save(s: Snapshot, path: str, *, indent: int | None = 1) -> str:
 # plain data -> model (validating)
 
 def _show(v: object) -> str:
+    """A value for an error message: short, one line, never raising."""
+    if type(v) is int and v.bit_length() > 100:
+        return f"a {v.bit_length()}-bit integer"
     r = json.dumps(v) if isinstance(v, (str, int, float, bool, type(None))) else type(v).__name__
     return r if len(r) <= 40 else r[:37] + "..."
 
@@ -232,7 +235,7 @@ def _int(d: dict, key: str, where: str, lo: int = 0, hi: int | None = None,
         raise _bad(f"{where}.{key}" if where else key, f"expected {what}, got {_show(v)}")
     if v < lo or (hi is not None and v > hi):
         rng = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
-        raise _bad(f"{where}.{key}" if where else key, f"{v} is out of range (expected {rng})")
+        raise _bad(f"{where}.{key}" if where else key, f"{_show(v)} is out of range (expected {rng})")
     return v
 
 
@@ -280,15 +283,16 @@ def _fields(v: object, where: str) -> dict:
     if not v:
         return {}
     vals = v.values()
-    if set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and _good_keys.issuperset(v):
+    if (set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and max(vals) < MAX_ADDRESS
+            and _good_keys.issuperset(v)):
         return v.copy()     # the Snapshot must not share a dict its caller may change
     for k, x in v.items():
         if type(k) is not str or not _KEY_RE.match(k):
             raise _bad(where, f"field name {_show(k)} is not lower-case snake_case")
         if type(x) is not int:
             raise _bad(f"{where}.{k}", f"expected an integer, got {_show(x)}")
-        if x < 0:
-            raise _bad(f"{where}.{k}", f"{x} is negative")
+        if not 0 <= x < MAX_ADDRESS:
+            raise _bad(f"{where}.{k}", f"{_show(x)} is out of range (expected in [0, 2^64))")
         if len(_good_keys) < 4096:
             _good_keys.add(k)
     return v.copy()
@@ -392,7 +396,7 @@ def _vma(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -
         inode, path, kind, flags = g("inode"), g("path", _bad), g("kind"), g("flags")
         if (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
                 and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
-                and offset >= 0 and inode >= 0
+                and 0 <= offset < MAX_ADDRESS and 0 <= inode < MAX_ADDRESS
                 and type(perms) is str and perms in _OK_PERMS
                 and type(dev) is str and dev in _good_devs
                 and type(kind) is str and kind in _KINDS
@@ -422,13 +426,13 @@ def _vma_checked(d: object, where: str, page_size: int, pages_ok: bool, prev_end
     perms = _str(d, "perms", where)
     if perms not in _OK_PERMS:
         raise _bad(f"{where}.perms", f"{_show(perms)} is not like 'rw-p'")
-    offset = _int(d, "offset", where)
+    offset = _int(d, "offset", where, 0, MAX_ADDRESS - 1)
     dev = _str(d, "dev", where)
     if not _DEV_RE.match(dev):
         raise _bad(f"{where}.dev", f"{_show(dev)} is not like 'fe:01'")
     if len(_good_devs) < 4096:
         _good_devs.add(dev)
-    inode = _int(d, "inode", where)
+    inode = _int(d, "inode", where, 0, MAX_ADDRESS - 1)
     path = _str(d, "path", where, nullable=True)
     kind = _str(d, "kind", where)
     if kind not in _KINDS:
