@@ -52,6 +52,17 @@ def _wait_for(fn, timeout: float = 20.0):
     raise TimeoutError
 
 
+def _workloads(proc: psutil.Process) -> list[psutil.Process]:
+    found = []
+    for c in proc.children():
+        try:
+            if "demo.workload" in " ".join(c.cmdline()):
+                found.append(c)
+        except psutil.Error:      # a short-lived helper that already went
+            pass
+    return found
+
+
 @pytest.fixture
 def session():
     s = DemoSession()
@@ -144,7 +155,7 @@ def test_script_signal_ends_workload_and_removes_folder(sig, code):
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
     try:
         proc = psutil.Process(p.pid)
-        work = _wait_for(lambda: [c for c in proc.children() if "demo.workload" in " ".join(c.cmdline())])[0]
+        work = _wait_for(lambda: _workloads(proc))[0]
         folders = [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
         assert folders
         os.kill(p.pid, sig)

@@ -98,6 +98,15 @@ def remove_stale(root: str) -> list[str]:
     return removed
 
 
+def _how(returncode: int) -> str:
+    if returncode < 0:
+        try:
+            return f"killed by {signal.Signals(-returncode).name}"
+        except ValueError:
+            return f"killed by signal {-returncode}"
+    return f"exit status {returncode}"
+
+
 def module_command(module: str, *args: str) -> tuple[list[str], dict]:
     """argv and environment to run ``python3 -m vmainspect.demo.MODULE`` as a child.
 
@@ -198,8 +207,10 @@ class DemoSession:
 
     def request(self, op: str, timeout: float = 30.0, **args) -> dict:
         """Send one command, return the reply; raise WorkloadError if it failed."""
-        if not self.proc or self.proc.poll() is not None:
+        if not self.proc:
             raise WorkloadError("demo workload is not running")
+        if self.proc.poll() is not None:
+            raise WorkloadError(f"demo workload {self.pid} exited ({_how(self.proc.returncode)})")
         self.wait_ready()
         assert self.proc.stdin
         try:

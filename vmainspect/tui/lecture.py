@@ -295,6 +295,13 @@ class LectureApp(VmaInspectApp):
             self._message = ""
             self.request_frame()
             return
+        if self._prev is not None and self._prev.process.pid != frame.snapshot.process.pid:
+            # diffed against the previous workload (a poll in flight during a
+            # restart): its VMAs would all show as removed; take a clean frame
+            self.current_frame = None
+            self._prev = None
+            self.request_frame()
+            return
         if self._focus is None:
             return
         addr, after = self._focus
