@@ -65,13 +65,13 @@ def _script(args: argparse.Namespace) -> int:
     import time
 
     from ..demo.control import exit_on_signals
-    from ..demo.lesson import Lesson, to_json
+    from ..demo.lesson import STEPS, Lesson, to_json
     from ..fileio import write_text
 
     progress = None
-    if not args.json and args.output == "-" and sys.stderr.isatty():
+    if sys.stderr.isatty():
         def progress(r):
-            print(f"\r{r.index + 1:2}/16 {r.step.id:20}", end="", file=sys.stderr, flush=True)
+            print(f"\r{r.index + 1:2}/{len(STEPS)} {r.step.id:20}", end="", file=sys.stderr, flush=True)
     t = time.perf_counter()
     with exit_on_signals(), Lesson() as lesson:
         pid = lesson.pid
