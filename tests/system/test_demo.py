@@ -125,3 +125,11 @@ def test_readable_report_and_usage_errors():
                        capture_output=True, text=True, env=env)
     assert p.returncode == 0
     assert [line.split()[1] for line in p.stdout.splitlines()] == STEP_IDS
+
+
+def test_scripted_mode_and_crash_never_import_textual():
+    code = ("import sys; from vmainspect.demo import lesson, crash, workload; "
+            "from vmainspect.commands import demo, crash as c; "
+            "assert 'textual' not in sys.modules, 'textual imported'")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
+    assert p.returncode == 0, p.stderr

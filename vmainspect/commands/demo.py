@@ -29,6 +29,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="lecture: advance to the next step every SECONDS by itself (restarts at the end)")
     p.add_argument("--lecture", action="store_true",
                    help="projector mode: high contrast, bold, a large narration panel, fewer columns")
+    p.add_argument("--interval", type=_interval, default=0.5, metavar="SECONDS",
+                   help="lecture: refresh interval of the live view (default 0.5 s)")
+    p.add_argument("--no-faults", action="store_true", help="lecture: do not sample page faults")
     p.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
@@ -39,6 +42,16 @@ def _seconds(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
     if not 0.5 <= v <= 3600:
         raise argparse.ArgumentTypeError(f"--auto wants 0.5 to 3600 seconds, got {text}")
+    return v
+
+
+def _interval(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+    if not 0.05 <= v <= 60:
+        raise argparse.ArgumentTypeError(f"--interval wants 0.05 to 60 seconds, got {text}")
     return v
 
 
@@ -55,7 +68,8 @@ def run(args: argparse.Namespace) -> int:
     if args.script:
         return _script(args)
     from ..tui.lecture import run_lecture
-    return run_lecture(auto=args.auto, lecture=args.lecture)
+    return run_lecture(auto=args.auto, lecture=args.lecture, interval=args.interval,
+                       faults=not args.no_faults)
 
 
 def _script(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ import signal
 import threading
 from datetime import datetime, timezone
 from threading import Lock
-from typing import Callable
 
 from rich.text import Text
 from textual import work
@@ -189,8 +188,7 @@ class LectureApp(VmaInspectApp):
     ]
 
     def __init__(self, lesson: Lesson, *, auto: float | None = None, big: bool = False,
-                 interval: float = 0.5, faults: bool = True,
-                 lesson_factory: Callable[[], None] | None = None) -> None:
+                 interval: float = 0.5, faults: bool = True) -> None:
         self.lesson = lesson
         self.narration = NarrationPanel(len(lesson.steps), big=big, id="narration")
         source = LectureSource(lesson.pid, interval=interval, faults=faults)
@@ -348,7 +346,8 @@ class LectureApp(VmaInspectApp):
         await super().action_quit()
 
 
-def run_lecture(*, auto: float | None = None, lecture: bool = False) -> int:
+def run_lecture(*, auto: float | None = None, lecture: bool = False, interval: float = 0.5,
+                faults: bool = True) -> int:
     """`vmainspect demo`: start the workload, run the lecture app, always clean up.
 
     Before and after the event loop runs, SIGHUP/SIGTERM raise SystemExit
@@ -358,7 +357,7 @@ def run_lecture(*, auto: float | None = None, lecture: bool = False) -> int:
 
     with exit_on_signals():
         with Lesson(wait=False) as lesson:     # spawned here, on the main thread
-            app = LectureApp(lesson, auto=auto, big=lecture)
+            app = LectureApp(lesson, auto=auto, big=lecture, interval=interval, faults=faults)
             try:
                 app.run()
             finally:
