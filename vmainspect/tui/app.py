@@ -19,11 +19,13 @@ Extension hooks (for the lecture and replay views):
   ``addr`` (clears a filter that hides it); False if no VMA contains it
   (the next VMA above is selected then).
 - ``app.selected_vma``: the VMA under the cursor.
-- ``app.pause(True/False)``, ``app.paused``; ``app.request_frame()`` polls now.
+- ``app.pause(True/False)``, ``app.paused``; ``app.request_frame()`` polls now;
+  ``app.frames_seen`` counts frames applied.
 """
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import deque
 from datetime import datetime
@@ -46,10 +48,11 @@ from .rows import COLUMNS, COLUMN_KEYS, DESCENDING_FIRST, Rows
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
-from .widgets.overview import Overview
+from .widgets.overview import Overview, overview_layout
 from .widgets.page_map import PageMapPanel
 from .widgets.vma_table import VmaTable
 
+APP_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")
 PANELS = ("pages", "details", "faults")
 PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "extra": "Notes"}
 
@@ -71,9 +74,10 @@ def _parse_time(text: str) -> float | None:
 
 class FrameReady(Message):
     def __init__(self, frame: Frame, rows: Rows, prev: Snapshot | None, view: tuple,
-                 order: list[int]) -> None:
+                 order: list[int], layout) -> None:
         super().__init__()
         self.frame, self.rows, self.prev, self.view, self.order = frame, rows, prev, view, order
+        self.layout = layout
 
 
 class FrameFailed(Message):
@@ -85,7 +89,8 @@ class FrameFailed(Message):
 class VmaInspectApp(App):
     """See the module docstring for the hooks."""
 
-    CSS_PATH = "app.tcss"
+    # absolute, so subclasses in other folders still find it (add yours: CSS_PATH = [APP_CSS, "x.tcss"])
+    CSS_PATH = APP_CSS
     TITLE = "vmainspect"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
     BINDINGS = [
@@ -119,6 +124,7 @@ class VmaInspectApp(App):
         self.picker_only = picker_only
         self.live_options = live_options or {}
         self.current_frame: Frame | None = None
+        self.frames_seen = 0          # frames applied so far (tests and benchmarks wait on it)
         self.paused = False
         self.rows: Rows = Rows([])
         self._prev: Snapshot | None = None
@@ -132,34 +138,53 @@ class VmaInspectApp(App):
 
     # --- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield ProcessHeader(id="header")
-        yield Overview(id="overview")
+        # kept as attributes: query_one() would search whatever screen is on top
+        self.header = ProcessHeader(id="header")
+        self.overview = Overview(id="overview")
+        self.table = VmaTable(id="vmas")
+        self.filter_box = Input(placeholder="filter: path, kind or perms (Enter keeps, Esc clears)",
+                                id="filter", compact=True)
+        self.tabs = Static(id="tabs")
+        self.page_map = PageMapPanel(id="pages", classes="panel -shown")
+        self.details = DetailsPanel(id="details", classes="panel")
+        self.faults = FaultsPanel(id="faults", classes="panel")
+        self.status = Static(id="status")
+        yield self.header
+        yield self.overview
         with Horizontal(id="main"):
             with Vertical(id="table-box"):
-                yield VmaTable(id="vmas")
-                yield Input(placeholder="filter: path, kind or perms (Enter keeps, Esc clears)",
-                            id="filter", compact=True)
+                yield self.table
+                yield self.filter_box
             with Vertical(id="side"):
-                yield Static(id="tabs")
-                yield PageMapPanel(id="pages", classes="panel -shown")
-                yield DetailsPanel(id="details", classes="panel")
-                yield FaultsPanel(id="faults", classes="panel")
+                yield self.tabs
+                yield self.page_map
+                yield self.details
+                yield self.faults
         if self.extra_panel is not None:
             with Vertical(id="extra"):
                 yield self.extra_panel
-        yield Static(id="status")
+        yield self.status
         yield Footer()
 
     def on_mount(self) -> None:
-        for name in PANELS:
-            self.query_one(f"#{name}").border_title = PANEL_TITLES[name]
+        for name, panel in zip(PANELS, self._panels()):
+            panel.border_title = PANEL_TITLES[name]
         self._show_tabs()
-        self.query_one(VmaTable).focus()
+        table = self.table
+        table.on_select = self._selection_changed
+        table.focus()
         if self.source is None:
             self._pick()
         else:
             self.sub_title = self.source.title
             self.request_frame()
+
+    def _alive(self) -> bool:
+        """False while the app shuts down (late worker results are dropped)."""
+        return self.table.is_attached
+
+    def _panels(self) -> tuple[Widget, ...]:
+        return (self.page_map, self.details, self.faults)
 
     # --- public hooks --------------------------------------------------------
     def frame_applied(self, frame: Frame) -> None:
@@ -167,10 +192,10 @@ class VmaInspectApp(App):
 
     @property
     def selected_vma(self) -> Vma | None:
-        return self.query_one(VmaTable).selected_vma
+        return self.table.selected_vma
 
     def select_address(self, address: int) -> bool:
-        table = self.query_one(VmaTable)
+        table = self.table
         row, exact = R.find_address(self.rows, address)
         if row is None:
             return False
@@ -204,12 +229,12 @@ class VmaInspectApp(App):
             self._timer.stop()
             self._timer = None
         self._polling = True
-        table = self.query_one(VmaTable)
+        table = self.table
         view = (table.sort, table.reverse, table.filter_text)
         prev = self.current_frame.snapshot if self.current_frame else None
         self._poll(self.source, prev, view)
 
-    @work(thread=True, exclusive=True, group="poll")
+    @work(thread=True, exclusive=True, group="poll", description="poll the source")
     def _poll(self, source, prev: Snapshot | None, view: tuple) -> None:
         try:
             frame = source.next_frame()
@@ -218,9 +243,12 @@ class VmaInspectApp(App):
             return
         rows = R.build_rows(prev, frame.snapshot, frame.faults)
         order = R.order(rows, *view)
-        self.post_message(FrameReady(frame, rows, prev, view, order))
+        layout = overview_layout(frame.snapshot)
+        self.post_message(FrameReady(frame, rows, prev, view, order, layout))
 
     def on_frame_failed(self, msg: FrameFailed) -> None:
+        if not self._alive():
+            return
         self._polling = False
         self._message = f"[red]collection failed:[/] {msg.error}"
         self._show_status()
@@ -228,18 +256,21 @@ class VmaInspectApp(App):
         self._schedule()
 
     def on_frame_ready(self, msg: FrameReady) -> None:
+        if not self._alive():
+            return
         self._polling = False
         old = self.current_frame
         frame = msg.frame
         self.current_frame = frame
+        self.frames_seen += 1
         self._prev = msg.prev
         self.rows = msg.rows
         self._update_rates(old, frame)
-        table = self.query_one(VmaTable)
+        table = self.table
         view = (table.sort, table.reverse, table.filter_text)
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
-        self.query_one(Overview).show(frame.snapshot, table.selected_vma)
-        self.query_one(FaultsPanel).show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
+        self.overview.show(frame.snapshot, table.selected_vma, msg.layout)
+        self.faults.show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
         if frame.gone:
             self._message = f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
             if old is None or not old.gone:
@@ -248,6 +279,10 @@ class VmaInspectApp(App):
             self._message = f"[yellow]{frame.message}[/]"
         self._show_header()
         self._show_status()
+        # A frame is ~10 objects per VMA: move them out of the cyclic GC's reach
+        # (they hold no cycles; refcounting frees them) so full collections of
+        # millions of objects do not stall keys on 65k-VMA processes.
+        gc.freeze()
         updater = getattr(self.extra_panel, "update_frame", None)
         if updater is not None:
             updater(frame)
@@ -288,11 +323,11 @@ class VmaInspectApp(App):
 
     def _show_header(self) -> None:
         if self.current_frame is not None:
-            self.query_one(ProcessHeader).show(self.current_frame, self._state(), self._rates,
+            self.header.show(self.current_frame, self._state(), self._rates,
                                                list(self._history))
 
     def _show_status(self) -> None:
-        table = self.query_one(VmaTable)
+        table = self.table
         t = Text(no_wrap=True, overflow="ellipsis")
         n = len(self.rows) - len(self.rows.ghost)
         shown = len(table.order)
@@ -311,7 +346,7 @@ class VmaInspectApp(App):
         if self._message:
             t.append(" · ")
             t.append_text(Text.from_markup(self._message))
-        self.query_one("#status", Static).update(t)
+        self.status.update(t, layout=False)
 
     def _show_tabs(self) -> None:
         t = Text()
@@ -320,24 +355,28 @@ class VmaInspectApp(App):
             style = "bold reverse" if name == self._panel else "dim"
             t.append(f" {i} {PANEL_TITLES[name]} ", style)
             t.append(" ")
-        self.query_one("#tabs", Static).update(t)
+        self.tabs.update(t, layout=False)
 
     def on_vma_table_selected(self, msg: VmaTable.Selected) -> None:
+        self._selection_changed(msg.vma)
+
+    def _selection_changed(self, vma: Vma | None) -> None:
+        if not self._alive():
+            return
         frame = self.current_frame
         if frame is None:
             return
-        vma = msg.vma
         snap = frame.snapshot
-        table = self.query_one(VmaTable)
+        table = self.table
         ghost = table.selected_row in self.rows.ghost
         prev_vma = None
         if vma is not None and self._prev is not None and self._prev is not snap and not ghost:
             p = self._prev.vma_at(vma.start)
             prev_vma = p if p is not None and p.start == vma.start else None
-        self.query_one(PageMapPanel).show(vma, prev_vma, snap.capabilities, frame.faults,
+        self.page_map.show(vma, prev_vma, snap.capabilities, frame.faults,
                                           snap.host.page_size)
-        self.query_one(Overview).show(snap, vma)
-        self.query_one(DetailsPanel).show(vma, snap.capabilities, self._elf_for(vma), ghost)
+        self.overview.show(snap, vma)
+        self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost)
 
     # --- ELF (off the UI thread, cached) ----------------------------------------
     def _elf_for(self, vma: Vma | None):
@@ -351,7 +390,7 @@ class VmaInspectApp(App):
         self._describe(vma, key)
         return "reading ELF headers…"
 
-    @work(thread=True, group="elf")
+    @work(thread=True, group="elf", description="describe ELF")
     def _describe(self, vma: Vma, key: tuple) -> None:
         try:
             lines = self.describe(vma)
@@ -360,10 +399,12 @@ class VmaInspectApp(App):
         self.call_from_thread(self._described, vma, key, lines)
 
     def _described(self, vma: Vma, key: tuple, lines) -> None:
+        if not self._alive():
+            return
         self._elf_cache[key] = lines
         if self.selected_vma is vma and self.current_frame is not None:
-            table = self.query_one(VmaTable)
-            self.query_one(DetailsPanel).show(vma, self.current_frame.snapshot.capabilities, lines,
+            table = self.table
+            self.details.show(vma, self.current_frame.snapshot.capabilities, lines,
                                               table.selected_row in self.rows.ghost)
 
     # --- actions -----------------------------------------------------------------
@@ -389,7 +430,7 @@ class VmaInspectApp(App):
         self._show_status()
         self._save(s, path)
 
-    @work(thread=True, group="save")
+    @work(thread=True, group="save", description="save snapshot")
     def _save(self, snapshot: Snapshot, path: str) -> None:
         from .. import snapshot_io
 
@@ -401,6 +442,8 @@ class VmaInspectApp(App):
         self.call_from_thread(self._saved, os.path.abspath(written), None)
 
     def _saved(self, path: str | None, error: str | None) -> None:
+        if not self._alive():
+            return
         if error:
             self._message = f"[red]save failed:[/] {error}"
             self.notify(error, title="save failed", severity="error")
@@ -411,14 +454,14 @@ class VmaInspectApp(App):
         self._show_status()
 
     def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         box.add_class("-active")
         box.focus()
 
     def _set_filter(self, text: str) -> None:
-        table = self.query_one(VmaTable)
+        table = self.table
         table.set_view(filter_text=text)
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if box.value != text:
             with box.prevent(Input.Changed):
                 box.value = text
@@ -432,14 +475,14 @@ class VmaInspectApp(App):
         if event.input.id == "filter":
             if not event.value:
                 event.input.remove_class("-active")
-            self.query_one(VmaTable).focus()
+            self.table.focus()
 
     def on_key(self, event) -> None:
-        box = self.query_one("#filter", Input)
+        box = self.filter_box
         if event.key == "escape" and box.has_focus:
             self._set_filter("")
             box.remove_class("-active")
-            self.query_one(VmaTable).focus()
+            self.table.focus()
             event.stop()
 
     def action_goto(self) -> None:
@@ -452,24 +495,24 @@ class VmaInspectApp(App):
                 v = self.selected_vma
                 where = f"; nearest: {v.start:#x}-{v.end:#x}" if v is not None else ""
                 self.notify(f"{addr:#x} is not mapped{where}", severity="warning")
-            self.query_one(VmaTable).focus()
+            self.table.focus()
 
         self.push_screen(GotoScreen(), done)
 
     def sort_by(self, key: str, reverse: bool | None = None) -> None:
-        table = self.query_one(VmaTable)
+        table = self.table
         if reverse is None:
             reverse = (not table.reverse) if key == table.sort else key in DESCENDING_FIRST
         table.set_view(sort=key, reverse=reverse)
         self._show_status()
 
     def action_next_sort(self) -> None:
-        table = self.query_one(VmaTable)
+        table = self.table
         key = COLUMN_KEYS[(COLUMN_KEYS.index(table.sort) + 1) % len(COLUMN_KEYS)]
         self.sort_by(key, key in DESCENDING_FIRST)
 
     def action_reverse_sort(self) -> None:
-        table = self.query_one(VmaTable)
+        table = self.table
         self.sort_by(table.sort, not table.reverse)
 
     def on_vma_table_sort_requested(self, msg: VmaTable.SortRequested) -> None:
@@ -477,8 +520,8 @@ class VmaInspectApp(App):
 
     def action_panel(self, name: str) -> None:
         self._panel = name
-        for p in PANELS:
-            self.query_one(f"#{p}").set_class(p == name, "-shown")
+        for p, panel in zip(PANELS, self._panels()):
+            panel.set_class(p == name, "-shown")
         self._show_tabs()
 
     def action_help(self) -> None:
@@ -524,7 +567,7 @@ class VmaInspectApp(App):
         self._show_status()
         self._attach(pid)
 
-    @work(thread=True, exclusive=True, group="attach")
+    @work(thread=True, exclusive=True, group="attach", description="attach")
     def _attach(self, pid: int) -> None:
         from .sources import LiveSource
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -16,45 +15,57 @@ _RAW_FIELDS = {"thp_eligible", "protection_key"}
 
 
 def details_text(vma: Vma | None, caps: Capabilities | None, elf: list[str] | None | str,
-                 ghost: bool = False) -> Table | Text:
+                 ghost: bool = False) -> Text:
+    """Plain styled text (a rich Table costs ~10x more to lay out on every key)."""
+    t = Text(no_wrap=True, overflow="ellipsis")
     if vma is None:
-        return Text("No VMA selected.", style="dim")
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
+        t.append("No VMA selected.", "dim")
+        return t
+    width = max([16] + [len(k) for k in vma.smaps])
+
+    def row(key: str, value: str | Text, key_style: str = "bold") -> None:
+        t.append(key.ljust(width + 1), key_style)
+        t.append_text(value) if isinstance(value, Text) else t.append(value)
+        t.append("\n")
+
+    def head(title: str) -> None:
+        t.append(title, "bold underline")
+        t.append("\n")
+
     if ghost:
-        grid.add_row(Text("GONE", style="bold red"), "this VMA was unmapped since the last tick")
-    grid.add_row("range", f"{vma.start:#x}-{vma.end:#x}")
-    grid.add_row("size", f"{human_bytes(vma.size)} ({vma.size:,} bytes)")
-    grid.add_row("perms", vma.perms)
-    grid.add_row("kind", vma.kind)
-    grid.add_row("path", vma.path or Text("(anonymous)", style="dim"))
-    grid.add_row("offset", f"{vma.offset:#x}")
-    grid.add_row("dev/inode", f"{vma.dev} {vma.inode}")
-    grid.add_row(Text("smaps", style="bold underline"), "")
+        row("GONE", "this VMA was unmapped since the last tick", "bold red")
+    row("range", f"{vma.start:#x}-{vma.end:#x}")
+    row("size", f"{human_bytes(vma.size)} ({vma.size:,} bytes)")
+    row("perms", vma.perms)
+    row("kind", vma.kind)
+    row("path", vma.path or Text("(anonymous)", style="dim"))
+    row("offset", f"{vma.offset:#x}")
+    row("dev/inode", f"{vma.dev} {vma.inode}")
+    head("smaps")
     for key, val in vma.smaps.items():
         if key in _RAW_FIELDS:
-            grid.add_row(key, str(val))
+            row(key, str(val), "")
         else:
-            grid.add_row(key, Text(human_bytes(val), style="dim" if not val else ""))
-    grid.add_row(Text("VmFlags", style="bold underline"), "")
+            row(key, Text(human_bytes(val), style="dim" if not val else "bold"), "")
+    head("VmFlags")
     for f in vma.flags:
-        grid.add_row(f, describe_flag(f))
+        row(f, describe_flag(f), "")
     if not vma.flags:
-        grid.add_row("", Text("(none)", style="dim"))
-    grid.add_row(Text("ELF", style="bold underline"), "")
+        t.append("(none)\n", "dim")
+    head("ELF")
     if isinstance(elf, str):
-        grid.add_row("", Text(elf, style="dim"))
+        t.append(elf + "\n", "dim")
     elif elf is None:
-        grid.add_row("", Text("not an ELF file mapping", style="dim"))
+        t.append("not an ELF file mapping\n", "dim")
     else:
         for line in elf:
-            grid.add_row("", line)
+            t.append(line + "\n")
     if caps is not None and caps.notes:
-        grid.add_row(Text("collection", style="bold underline"), "")
+        head("collection notes")
         for n in caps.notes:
-            grid.add_row("", Text(n, style="yellow"))
-    return grid
+            t.append(n + "\n", "yellow")
+    t.rstrip()
+    return t
 
 
 class DetailsPanel(VerticalScroll):
@@ -68,4 +79,13 @@ class DetailsPanel(VerticalScroll):
 
     def show(self, vma: Vma | None, caps: Capabilities | None, elf: list[str] | None | str,
              ghost: bool = False) -> None:
-        self.query_one("#details-body", Static).update(details_text(vma, caps, elf, ghost))
+        text = details_text(vma, caps, elf, ghost)
+        lines = text.plain.count("\n") + 1
+        # The body's height moves in steps of 16 lines, so moving between VMAs
+        # (whose line counts differ a little) rarely re-lays out the screen.
+        body = self.query_one("#details-body", Static)
+        height = -(-lines // 16) * 16
+        if height != getattr(self, "_height", None):
+            self._height = height
+            body.styles.height = height
+        body.update(text, layout=False)

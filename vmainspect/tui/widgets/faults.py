@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.table import Table
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -10,44 +9,41 @@ from textual.widgets import Static
 from ...model import FaultTick, Snapshot
 
 
-def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Table | Text:
+def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Text:
+    t = Text()
     if tick is None:
-        t = Text()
         t.append("Page faults: ", "bold")
         t.append(note or "no fault data for this view (saved snapshots carry none)", "dim")
         return t
-    grid = Table.grid(padding=(0, 1))
-    grid.add_column(no_wrap=True)
-    grid.add_column(no_wrap=True, justify="right")
-    grid.add_column(overflow="ellipsis", no_wrap=True)
     w = tick.window_s or 1.0
-    head = Text()
-    head.append("Page faults ", "bold")
-    head.append(f"[{tick.mode}] ", "cyan")
-    head.append(f"minor {tick.minor:,} ({tick.minor / w:,.0f}/s)  major {tick.major:,} ({tick.major / w:,.0f}/s)"
-                f"  window {w:.2f}s")
+    t.append("Page faults ", "bold")
+    t.append(f"[{tick.mode}] ", "cyan")
+    t.append(f"minor {tick.minor:,} ({tick.minor / w:,.0f}/s)  major {tick.major:,} ({tick.major / w:,.0f}/s)"
+             f"  in {w:.2f}s")
     if tick.lost is not None:
-        head.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
-    grid.add_row(head, "", "")
+        t.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
+    t.append("\n")
     if tick.reason:
-        grid.add_row(Text(f"counters only: {tick.reason}", "yellow"), "", "")
-    if tick.mode != "perf" and not tick.reason:
-        grid.add_row(Text("counters mode: no addresses or symbols", "dim"), "", "")
+        t.append(f"counters only: {tick.reason}\n", "yellow")
+    elif tick.mode != "perf":
+        t.append("counters mode: no addresses or symbols\n", "dim")
     if tick.by_symbol:
-        grid.add_row(Text("top symbols", "bold underline"), Text("count", "bold"), Text("DSO", "bold"))
+        t.append("top symbols (count, DSO)\n", "bold underline")
         for sym, dso, n in tick.by_symbol[:8]:
-            grid.add_row(sym, f"{n:,}", dso)
+            t.append(f"{n:>7,} ", "bold")
+            t.append(sym, "cyan")
+            t.append(f"  {dso}\n", "dim")
     if tick.recent:
-        grid.add_row(Text("recent faults (newest first)", "bold underline"), "", Text("VMA", "bold"))
+        t.append("recent faults, newest first (address, kind, where, VMA)\n", "bold underline")
         for s in reversed(tick.recent[-10:]):
             v = snap.vma_at(s.addr) if snap is not None else None
             where = (v.path or v.kind) if v is not None else "unmapped"
-            kind = Text("MAJ", "bold red") if s.major else Text("min", "dim")
-            label = Text(f"{s.addr:#x} ")
-            label.append_text(kind)
-            label.append(f" {s.symbol or hex(s.ip)}", "cyan")
-            grid.add_row(label, f"tid {s.tid}", where)
-    return grid
+            t.append(f"{s.addr:#x} ")
+            t.append("MAJ" if s.major else "min", "bold red" if s.major else "dim")
+            t.append(f" {s.symbol or hex(s.ip)}", "cyan")
+            t.append(f"  {where}\n", "dim")
+    t.rstrip()
+    return t
 
 
 class FaultsPanel(VerticalScroll):

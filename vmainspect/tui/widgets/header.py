@@ -78,8 +78,8 @@ class ProcessHeader(Horizontal):
 
     def show(self, frame: Frame, state: str, rates: tuple[float, float] | None,
              history: list[float]) -> None:
-        self.query_one("#facts", Static).update(facts_text(frame, state, rates))
+        self.query_one("#facts", Static).update(facts_text(frame, state, rates), layout=False)
         peak = max(history) if history else 0
         self.query_one("#spark-label", Static).update(
-            f"faults/s, 60 s (max {_rate(peak) if history else '–'})")
+            f"faults/s, 60 s (max {_rate(peak) if history else '–'})", layout=False)
         self.query_one(Sparkline).data = list(history)

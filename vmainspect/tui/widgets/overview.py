@@ -77,6 +77,14 @@ def region_name(vmas, exe: str | None) -> str:
     return "+".join(names)
 
 
+def overview_layout(snapshot: Snapshot) -> tuple[list[tuple[int, int]], list[int], list[str]]:
+    """(clusters, VMA starts, region names): O(VMAs), so the worker computes it."""
+    vmas = snapshot.vmas
+    cl = clusters(vmas)
+    names = [region_name(vmas[a:min(b, a + 4096)], snapshot.process.exe) for a, b in cl]
+    return cl, [v.start for v in vmas], names
+
+
 class Overview(Widget):
     """Two lines: the strip and the region labels with the selection marker."""
 
@@ -90,13 +98,16 @@ class Overview(Widget):
         self._lines: tuple[list, list, list[tuple[int, int, int, int]]] | None = None
         self._clusters: list[tuple[int, int]] = []
         self._starts: list[int] = []
+        self._names: list[str] = []
 
-    def show(self, snapshot: Snapshot | None, selected: Vma | None) -> None:
+    def show(self, snapshot: Snapshot | None, selected: Vma | None, layout=None) -> None:
         if snapshot is not self.snapshot:
             self.snapshot = snapshot
-            vmas = snapshot.vmas if snapshot else ()
-            self._clusters = clusters(vmas)
-            self._starts = [v.start for v in vmas]
+            if snapshot is None:
+                layout = ([], [], [])
+            elif layout is None:
+                layout = overview_layout(snapshot)
+            self._clusters, self._starts, self._names = layout
         self.selected = selected
         self.refresh()
 
@@ -108,7 +119,7 @@ class Overview(Widget):
         spans = []
         for a, b in self._clusters:
             lo = vmas[a].start
-            hi = max(v.end for v in vmas[a:b]) if b - a < 64 else vmas[b - 1].end
+            hi = vmas[b - 1].end    # VMAs do not overlap: the last ends highest
             spans.append((lo, hi))
         gaps = []
         prev = 0
@@ -166,7 +177,7 @@ class Overview(Widget):
         sel = self.selected
         if y == 0:
             return self._strip(regions, labels, sel, width, base)
-        return self._names(regions, sel, width, base)
+        return self._label_line(regions, sel, width, base)
 
     def _strip(self, regions, labels, sel, width, base) -> Strip:
         segs: list[Segment] = []
@@ -198,13 +209,11 @@ class Overview(Widget):
             x += w
         return Strip(segs).adjust_cell_length(width, base)
 
-    def _names(self, regions, sel, width, base) -> Strip:
+    def _label_line(self, regions, sel, width, base) -> Strip:
         snap = self.snapshot
         line = [" "] * width
         styles = [base] * width
-        exe = snap.process.exe
-        for (a, b), (rx, w, lo, hi) in zip(self._clusters, regions):
-            name = region_name(snap.vmas[a:b] if b - a <= 4096 else snap.vmas[a:a + 4096], exe)
+        for name, (rx, w, lo, hi) in zip(self._names, regions):
             text = name if len(name) <= w else name[: max(0, w)]
             off = rx + max(0, (w - len(text)) // 2)
             for i, ch in enumerate(text):

@@ -41,7 +41,7 @@ def legend() -> Text:
     return t
 
 
-def capability_notes(caps: Capabilities) -> list[str]:
+def capability_notes(caps: Capabilities, vma: Vma | None = None) -> list[str]:
     """What the page map cannot show in this snapshot, and why."""
     if not caps.pages:
         return ["page state not collected (--no-pages): run without it to see pages"]
@@ -49,7 +49,7 @@ def capability_notes(caps: Capabilities) -> list[str]:
     if caps.kpageflags is False:
         out.append("dirty state of file pages unknown: needs root (kpageflags); "
                    "written file pages show as 'file'")
-    if caps.pfn_visible is False:
+    if caps.pfn_visible is False and (vma is None or vma.pages is None or vma.pages.counts.zero is None):
         out.append("PFNs hidden (needs root): the zero page shows as 'anon'")
     if caps.kpagecount is False:
         out.append("sharing with other mappings unknown: needs root (kpagecount)")
@@ -122,6 +122,8 @@ class PageMapPanel(Vertical):
     DEFAULT_CSS = """
     PageMapPanel { height: 1fr; }
     PageMapPanel > .pm-line { height: auto; }
+    PageMapPanel > #pm-title { height: 1; }
+    PageMapPanel > #pm-counts { height: 2; }
     PageMapPanel > #pm-notes { color: $warning; }
     """
 
@@ -136,12 +138,15 @@ class PageMapPanel(Vertical):
              faults: FaultTick | None, page_size: int) -> None:
         self._vma, self._page_size = vma, page_size
         grid = self.query_one(PageGrid)
-        notes = capability_notes(caps) if caps is not None else []
+        notes = capability_notes(caps, vma) if caps is not None else []
         if vma is not None and caps is not None and caps.pages and vma.pages is None:
             notes.insert(0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)")
-        self.query_one("#pm-notes", Static).update("\n".join(notes))
-        self.query_one("#pm-notes").display = bool(notes)
-        self.query_one("#pm-counts", Static).update(self._counts_text(vma))
+        text = "\n".join(notes)
+        if text != getattr(self, "_notes", None):   # unchanged text: no re-layout
+            self._notes = text
+            self.query_one("#pm-notes", Static).update(text)
+            self.query_one("#pm-notes").display = bool(notes)
+        self.query_one("#pm-counts", Static).update(self._counts_text(vma), layout=False)
         grid.show(vma, prev, faults, page_size)
         self.scale_changed(grid.per)
 
@@ -149,7 +154,7 @@ class PageMapPanel(Vertical):
         vma = getattr(self, "_vma", None)
         title = self.query_one("#pm-title", Static)
         if vma is None:
-            title.update("Pages: no VMA selected")
+            title.update("Pages: no VMA selected", layout=False)
             return
         n = vma.npages(self._page_size)
         scale = "1 cell = 1 page" if per == 1 else \
@@ -158,7 +163,7 @@ class PageMapPanel(Vertical):
         t.append("Pages ", "bold")
         t.append(f"{vma.start:x}-{vma.end:x} ")
         t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
-        title.update(t)
+        title.update(t, layout=False)
 
     @staticmethod
     def _counts_text(vma: Vma | None) -> Text:

@@ -79,6 +79,7 @@ class VmaTable(ScrollView, can_focus=True):
         self.cursor = 0
         self.addr_digits = 12
         self._selected: Vma | None = None
+        self.on_select = None   # optional callback(vma) used instead of the Selected message
 
     # --- data ------------------------------------------------------------
     @property
@@ -166,7 +167,11 @@ class VmaTable(ScrollView, can_focus=True):
         vma = self.selected_vma
         if force or vma is not self._selected:
             self._selected = vma
-            self.post_message(self.Selected(self, vma))
+            if self.on_select is not None:
+                # synchronous: the panels update in the same screen refresh as the cursor
+                self.on_select(vma)
+            else:
+                self.post_message(self.Selected(self, vma))
 
     def action_cursor(self, delta: int) -> None:
         self._move(self.cursor + delta)

@@ -1,0 +1,72 @@
+"""Helpers for the TUI tests: fixture snapshots, a replay source, settling the app."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import os
+
+import pytest
+
+from vmainspect import snapshot_io
+from vmainspect.model import Frame
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    """Run ``async def`` tests in a fresh event loop (no pytest-asyncio here)."""
+    if inspect.iscoroutinefunction(pyfuncitem.obj):
+        args = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
+        asyncio.run(pyfuncitem.obj(**args))
+        return True
+    return None
+
+
+def fixture_path(name: str) -> str:
+    return os.path.join(FIXTURES, f"{name}.json")
+
+
+@pytest.fixture(scope="session")
+def small():
+    return snapshot_io.load(fixture_path("small"))
+
+
+@pytest.fixture(scope="session")
+def small_nonroot():
+    return snapshot_io.load(fixture_path("small-nonroot"))
+
+
+def fixed_describe(vma):
+    """A deterministic stand-in for symbolize.describe_vma (no host files read)."""
+    if vma.path and vma.path.startswith("/") and ".so" in vma.path:
+        return [f"test ELF description of {os.path.basename(vma.path)} at offset {vma.offset:#x}"]
+    return None
+
+
+def make_app(frames, *, live: bool = True, **kw):
+    from vmainspect.tui.app import VmaInspectApp
+    from vmainspect.tui.sources import FramesSource
+
+    frames = [f if isinstance(f, Frame) else Frame(f) for f in frames]
+    kw.setdefault("interval", 3600)
+    kw.setdefault("describe", fixed_describe)
+    return VmaInspectApp(FramesSource(frames, title="test", live=live), **kw)
+
+
+async def wait_frames(app, pilot, n: int = 1, timeout: float = 10.0) -> None:
+    """Wait until ``n`` frames have been applied, and the screen has settled."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while app.frames_seen < n:
+        if loop.time() > deadline:
+            raise TimeoutError(f"only {app.frames_seen} of {n} frames arrived")
+        await asyncio.sleep(0.005)
+    await pilot.pause()
+
+
+async def next_frame(app, pilot) -> None:
+    n = app.frames_seen
+    app.request_frame()
+    await wait_frames(app, pilot, n + 1)
