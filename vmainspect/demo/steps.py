@@ -209,9 +209,11 @@ def check_cold(c: Ctx, b: Snapshot, a: Snapshot, x: dict) -> Check:
              "major faults were taken": major >= 1,
              "more pages resident than read": len(res) > len(x["read"]),
              "the read pages are resident": set(x["read"]) <= res}
+    ra = meas["read_ahead_kb"]
     chk = Check(meas, f"read {len(x['read'])} pages: {major} major faults, {len(res)} pages "
                       f"resident ({len(res) / len(x['read']):.0f} per read), page cache "
-                      f"{x['cached_before']} -> {cached_after} pages", parts)
+                      f"{x['cached_before']} -> {cached_after} pages"
+                      + (f" (read_ahead_kb {ra})" if ra is not None else ""), parts)
     if c.session.on_tmpfs:
         chk.parts["the file was not cached"] = None
         chk.parts["major faults were taken"] = None
@@ -284,8 +286,10 @@ def check_shared_write(c: Ctx, b: Snapshot, a: Snapshot, x: dict) -> Check:
             "dirty": None if dirty is None else len(dirty),
             "extra_dirty_from_folios": None if dirty is None else len(dirty - written),
             "read_sees_new_bytes": seen}
+    extra = meas["extra_dirty_from_folios"]
     summ = (f"wrote {len(written)} pages; dirty pages: "
             + ("? (needs root)" if dirty is None else f"{len(dirty)} ({_pages_text(sorted(dirty))})")
+            + (f", {extra} of them only because they share a folio with a written page" if extra else "")
             + f"; read(2) of the file {'sees' if seen else 'does NOT see'} the new bytes")
     return Check(meas, summ, {"every written page is dirty": None if dirty is None else written <= dirty,
                               "read(2) sees the new bytes at once": seen})
