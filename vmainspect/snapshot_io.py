@@ -37,6 +37,7 @@ from .model import (
 SCHEMA = SNAPSHOT_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
 MAX_ADDRESS = 1 << 64
+MAX_FILE = 1 << 30      # load() refuses larger files (a 20k-VMA snapshot with pages is ~20 MB)
 
 COUNT_FIELDS = ("present", "swapped", "file", "anon", "exclusive",
                 "dirty", "zero", "thp", "ksm", "shared")
@@ -549,9 +550,11 @@ def loads(text: str | bytes) -> Snapshot:
     """Parse snapshot JSON text; BadInput (one line) on anything wrong."""
     if isinstance(text, (bytes, bytearray)):
         try:
-            text = bytes(text).decode("utf-8")
+            text = bytes(text).decode("utf-8-sig")      # a BOM some editors add is fine
         except UnicodeDecodeError as e:
             raise BadInput(f"not a vmainspect snapshot: not UTF-8 text (byte {e.start})") from None
+    elif text.startswith("\ufeff"):
+        text = text[1:]
     if not text.strip():
         raise BadInput("not a vmainspect snapshot: the file is empty")
     with _no_gc():
@@ -576,9 +579,17 @@ def load(path: str) -> Snapshot:
     """Read a snapshot file; BadInput (one line, naming the file) on any failure."""
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            data = f.read(1 << 16)
+            # /dev/zero, a binary or a never-ending pipe: fail at once, not after
+            # reading gigabytes
+            first = data.lstrip(b" \t\r\n\xef\xbb\xbf")[:1]
+            if first not in (b"{", b""):
+                raise BadInput(f"{path}: not a vmainspect snapshot: it does not start with '{{'")
+            data += f.read(MAX_FILE + 1 - len(data))
     except OSError as e:
         raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
+    if len(data) > MAX_FILE:
+        raise BadInput(f"{path}: not a vmainspect snapshot: larger than {MAX_FILE:,} bytes")
     try:
         return loads(data)
     except BadInput as e:

@@ -348,6 +348,22 @@ def test_not_an_object_or_another_schema():
     assert "schema" in one_line_bad(snapshot_io.from_dict, d)
 
 
+def test_load_refuses_endless_and_huge_files(tmp_path, monkeypatch):
+    assert "does not start with '{'" in one_line_bad(snapshot_io.load, "/dev/zero")
+    assert "does not start with '{'" in one_line_bad(snapshot_io.load, "/dev/urandom")
+    assert "empty" in one_line_bad(snapshot_io.load, "/dev/null")
+    monkeypatch.setattr(snapshot_io, "MAX_FILE", 70_000)
+    msg = one_line_bad(snapshot_io.load, fixture_path("small.json"))
+    assert "larger than 70,000 bytes" in msg
+
+
+def test_a_bom_is_accepted():
+    data = open(fixture_path("python.json"), "rb").read()
+    s = snapshot_io.loads(data)
+    assert snapshot_io.loads(b"\xef\xbb\xbf" + data) == s
+    assert snapshot_io.loads("\ufeff" + data.decode()) == s
+
+
 def test_load_unreadable_files(tmp_path):
     missing = str(tmp_path / "nope.json")
     msg = one_line_bad(snapshot_io.load, missing)
