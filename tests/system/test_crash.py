@@ -17,13 +17,32 @@ ENDINGS = ["sigkill", "sigsegv", "abort", "exit"]
 ENDED_BY = {"sigkill": "SIGKILL", "sigsegv": "SIGSEGV", "abort": "SIGABRT", "exit": "exit 0"}
 
 
-def _run(*args: str, user: str | None = None) -> subprocess.CompletedProcess:
+def _run(*args: str, user: str | None = None, path: str = REPO) -> subprocess.CompletedProcess:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     cmd = [sys.executable, "-m", "vmainspect", "crash", *args]
     if user:
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd="/")
+
+
+@pytest.fixture(scope="module")
+def nobody_pythonpath():
+    """A copy of the package that user nobody can read (a CI checkout may sit in a private home)."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
+    try:
+        shutil.copytree(os.path.join(REPO, "vmainspect"), os.path.join(root, "vmainspect"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for d, dirs, files in os.walk(root):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 def _no_leftovers() -> bool:
@@ -61,9 +80,9 @@ def test_whole_matrix_as_root_matches_the_truth_table():
 
 
 @pytest.mark.root
-def test_without_root_dirty_counts_are_unknown_not_zero():
+def test_without_root_dirty_counts_are_unknown_not_zero(nobody_pythonpath):
     p = _run("--json", "--mapping", "shared", "--mapping", "private", "--ending", "sigkill",
-             user="nobody")
+             user="nobody", path=nobody_pythonpath)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     assert doc["root"] is False

@@ -23,18 +23,17 @@ STEP_IDS = ["anon-mmap", "touch-pages", "cold-file-read", "private-write", "shar
 ROOT_STEPS = {"shared-map", "shared-write", "msync", "fork", "fork-cow", "crash"}
 
 
-def _env() -> dict:
+def _env(path: str = REPO) -> dict:
     env = dict(os.environ)
-    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    env["PYTHONPATH"] = path + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     return env
 
 
-def run_script(user: str | None = None, *extra: str) -> tuple[subprocess.CompletedProcess, dict | None]:
-    cmd = [sys.executable, "-m", "vmainspect", "demo", "--script", "--json", *extra]
+def run_script(user: str | None = None, path: str = REPO) -> tuple[subprocess.CompletedProcess, dict | None]:
+    cmd = [sys.executable, "-m", "vmainspect", "demo", "--script", "--json"]
     if user:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user if user != 'nobody' else 'nogroup'}",
-               "--clear-groups"] + cmd
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(), cwd="/")
+        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(path), cwd="/")
     doc = json.loads(p.stdout) if p.stdout.strip() else None
     return p, doc
 
@@ -45,6 +44,25 @@ def _leftover_dirs(pid: int) -> list[str]:
     for root in {tempfile.gettempdir(), "/var/tmp"}:
         out += [n for n in os.listdir(root) if n.startswith(f"vmainspect-demo-{pid}-")]
     return out
+
+
+@pytest.fixture(scope="module")
+def nobody_pythonpath():
+    """A copy of the package that user nobody can read (a CI checkout may sit in a private home)."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
+    try:
+        shutil.copytree(os.path.join(REPO, "vmainspect"), os.path.join(root, "vmainspect"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for d, dirs, files in os.walk(root):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
@@ -95,8 +113,8 @@ def test_measured_numbers_are_the_kernels(root_run):
 
 
 @pytest.mark.root
-def test_script_as_nobody_marks_root_claims_unknown_not_false(root_run):
-    p, doc = run_script("nobody")
+def test_script_as_nobody_marks_root_claims_unknown_not_false(root_run, nobody_pythonpath):
+    p, doc = run_script("nobody", nobody_pythonpath)
     assert p.returncode == 0, p.stderr
     assert doc["root"] is False
     by = {s["id"]: s for s in doc["steps"]}
