@@ -176,12 +176,13 @@ def main_target():
 def read_both(pid: int, vmas: list[Vma]):
     """The scan and the pagemap path's results, read back to back.
 
-    A stopped process still changes in one way: the kernel writes dirty file
+    A stopped process still changes in two ways: the kernel writes dirty file
     pages back (dirty_expire_centisecs, 30 s), so a page can turn from
-    file-dirty to file between two reads. That happens once per page, so if
-    the two reads differ, read again: the second pair agrees.
+    file-dirty to file between two reads; and the exclusive bit (and
+    kpagecount) of a shared library's page cache pages changes while other
+    processes map and unmap it. If the two reads differ, read again.
     """
-    for _ in range(3):
+    for _ in range(5):
         scan = read_pages(ProcReader(pid), vmas, PAGE, use_scan=True)
         plain = read_pages(ProcReader(pid), vmas, PAGE, use_scan=False)
         if scan.infos == plain.infos or not scan.kpageflags:
@@ -517,16 +518,20 @@ for line in open(f"/proc/{pid}/maps"):
     parts = line.split(None, 5)
     s, e = (int(x, 16) for x in parts[0].split("-"))
     vmas.append(Vma(s, e, parts[1], 0, "", 0, None, "anon-private", (), {}))
-out = {"uid": os.geteuid()}
-for name, use in (("scan", True), ("plain", False)):
-    r = read_pages(ProcReader(pid), vmas, os.sysconf("SC_PAGESIZE"), use_scan=use)
-    out[name] = {
-        "caps": [r.pfn_visible, r.kpageflags, r.kpagecount, r.pagemap_scan],
-        "notes": list(r.notes),
-        "infos": [{"start": v.start, "counts": i.counts.__dict__,
-                   "runs": [[x.first, x.count, x.state] for x in i.runs],
-                   "shared_runs": i.shared_runs} for v, i in zip(vmas, r.infos)],
-    }
+out = {"uid": os.geteuid(), "pairs": []}
+for attempt in range(3):        # see test_nonroot_scan_equals_pagemap_except_the_zero_page
+    pair = {}
+    for name, use in (("scan", True), ("plain", False)):
+        r = read_pages(ProcReader(pid), vmas, os.sysconf("SC_PAGESIZE"), use_scan=use)
+        pair[name] = {
+            "caps": [r.pfn_visible, r.kpageflags, r.kpagecount, r.pagemap_scan],
+            "notes": list(r.notes),
+            "infos": [{"start": v.start, "counts": i.counts.__dict__,
+                       "runs": [[x.first, x.count, x.state] for x in i.runs],
+                       "shared_runs": i.shared_runs} for v, i in zip(vmas, r.infos)],
+        }
+    out["pairs"].append(pair)
+out.update(out["pairs"][0])
 print(json.dumps(out))
 '''
 
@@ -568,7 +573,16 @@ def test_nonroot_scan_equals_pagemap_except_the_zero_page(nobody_view):
     """Without root the two paths differ only where PAGE_IS_PFNZERO knows more."""
     t, out = nobody_view
     assert [i["start"] for i in out["scan"]["infos"]] == [i["start"] for i in out["plain"]["infos"]]
-    zero_seen = assert_same_but_zero(out["scan"]["infos"], out["plain"]["infos"])
+    # The exclusive bit of a shared library's page cache pages changes while
+    # other processes map and unmap the library: the reader took 3 pairs of
+    # reads, one pair must agree.
+    for pair in out["pairs"]:
+        try:
+            zero_seen = assert_same_but_zero(pair["scan"]["infos"], pair["plain"]["infos"])
+            break
+        except AssertionError:
+            if pair is out["pairs"][-1]:
+                raise
     assert zero_seen >= 2                            # pages 10 and 11 of the anon mapping, at least
     hz = next(i for i in out["plain"]["infos"] if i["start"] == t.report["hz"])
     if t.report["hz_thp"] and hz["counts"]["present"] == 512:

@@ -24,8 +24,8 @@ Page state codes are indexes into ``model.PAGE_STATES``.
 from __future__ import annotations
 
 import re
-from itertools import accumulate
-from operator import add, itemgetter
+from itertools import accumulate, chain, islice, repeat
+from operator import add, gt, itemgetter
 from typing import Callable, Iterable, Iterator, Sequence
 
 from ..model import PAGE_STATES
@@ -157,24 +157,27 @@ class PfnLookup:
         starts = [mv[0]] if len(ks) == 1 else itemgetter(*ks)(mv)
         ps = list(map(PM_PFN_MASK.__and__, starts))
         self.any_pfn = any(ps)      # without CAP_SYS_ADMIN every PFN reads 0
-        pos = [0] * len(ps)                 # where each run's entries start in the spans read
-        spans = self.spans
-        lo = hi = -1 - gap
-        base = shift = 0
-        for i in sorted(range(len(ps)), key=ps.__getitem__):
-            p = ps[i]
-            if p > hi + gap:                # a new span
-                if hi >= 0:
-                    spans.append((lo, hi))
-                    base += hi - lo
-                lo, hi = p, p + lens[i]
-                shift = base - lo
-            elif p + lens[i] > hi:
-                hi = p + lens[i]
-            pos[i] = p + shift
-        spans.append((lo, hi))
-        self._pos = pos
+        # Sort the runs by PFN, merge those closer than ``gap`` into spans. All
+        # C-level passes: a Python loop per run costs more (52,000 runs here).
+        r = len(ps)
+        order = sorted(range(r), key=ps.__getitem__)
+        sp = list(map(ps.__getitem__, order))
+        cm = list(accumulate(map(add, sp, map(lens.__getitem__, order)), max))
+        brk = bytes(map(gt, islice(sp, 1, None), map(gap.__add__, cm)))   # 1: sorted run j+1 opens a span
+        sizes = list(map((1).__add__, map(len, brk.split(b"\1"))))       # runs per span
+        first = list(accumulate(sizes, initial=0))
+        self.spans = [(sp[a], cm[b - 1]) for a, b in zip(first, first[1:])]
+        self._sorted = (order, sp, sizes)
         self._lens = lens
+
+    def _positions(self) -> list[int]:
+        """Where each run's first entry lies in the spans read back to back (page order)."""
+        order, sp, sizes = self._sorted
+        base = accumulate((hi - lo for lo, hi in self.spans), initial=0)
+        shift = [b - lo for b, (lo, _) in zip(base, self.spans)]
+        span_of = chain.from_iterable(map(repeat, range(len(sizes)), sizes))
+        pos_sorted = list(map(add, sp, map(shift.__getitem__, span_of)))
+        return list(map(pos_sorted.__getitem__, sorted(range(len(order)), key=order.__getitem__)))
 
     def read_facts(self, read_span: Callable[[int, int], bytes],
                    facts: Callable[[bytes], bytes]) -> bytes | None:
@@ -194,7 +197,7 @@ class PfnLookup:
         if f.count(0) == len(f):
             return None
         mv = memoryview(f)
-        pos = self._pos
+        pos = self._positions()
         return b"".join(map(mv.__getitem__, map(slice, pos, map(add, pos, self._lens))))
 
 

@@ -410,21 +410,26 @@ class _Finisher:
         self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
         self._runs: dict[tuple[int, int, int], PageRun] = {}
         self._infos: dict[tuple, PageInfo] = {}
-        # When nothing needs refining, a VMA's info follows from its raw runs:
-        # equal raw runs (common: 20,000 VMAs of a few shapes) are built once.
-        self._shapes: dict[tuple, PageInfo] | None = {} if self.masks is None and self.shared is None else None
+        # A VMA none of whose pages has a kpageflags fact or is shared gets
+        # its info from its raw runs alone: equal raw runs (common: 20,000
+        # VMAs of a few shapes) are built once.
+        self._shapes: dict[tuple, PageInfo] = {}
 
     def info(self, acc: _Acc | None, npages: int) -> PageInfo:
         if acc is None:          # nothing present or swapped
             return self._info((((0, npages, pm.C_ABSENT),) if npages else ()), 0, 0, 0, 0, [])
-        shapes = self._shapes
-        if shapes is not None:
-            key = (npages, acc.exclusive, tuple([p[:3] for p in acc.present]), tuple(acc.runs))
-            info = shapes.get(key)
-            if info is None:
-                info = shapes[key] = self._build(acc, npages)
-            return info
-        return self._build(acc, npages)
+        masks, shared = self.masks, self.shared
+        if masks is not None or shared is not None:
+            facts = masks.facts if masks is not None else None
+            for _, n, _, off, coff in acc.present:
+                if ((facts is not None and off >= 0 and facts.count(0, off, off + n) != n)
+                        or (shared is not None and coff >= 0 and shared.count(0, coff, coff + n) != n)):
+                    return self._build(acc, npages)
+        key = (npages, acc.exclusive, tuple([p[:3] for p in acc.present]), tuple(acc.runs))
+        info = self._shapes.get(key)
+        if info is None:
+            info = self._shapes[key] = self._build(acc, npages)
+        return info
 
     def _build(self, acc: _Acc, npages: int) -> PageInfo:
         masks, shared = self.masks, self.shared
@@ -464,7 +469,7 @@ class _Finisher:
                   thp if use_kf else None,
                   ksm if use_kf else None,
                   nshared if self.use_kc else None)
-        srun = _merge_pairs(shared_runs) if self.use_kc else None
+        srun = (_merge_pairs(shared_runs) if shared_runs else ()) if self.use_kc else None
         key = (merged, counts, srun)
         info = self._infos.get(key)
         if info is None:
