@@ -450,6 +450,84 @@ def test_huge_zero_page_as_root(main_view, main_target):
     assert info.counts.present - info.counts.zero == main_view[3][v.start]["Rss"] // PAGE == 0
 
 
+def naive_pages(pid: int, vmas: list[Vma]) -> list[tuple]:
+    """Per VMA (runs, counts, shared_runs) read the slow, obvious way: one
+    pagemap entry, one kpageflags and one kpagecount read per page."""
+    import struct
+    out = []
+    pm = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
+    kf = os.open("/proc/kpageflags", os.O_RDONLY)
+    kc = os.open("/proc/kpagecount", os.O_RDONLY)
+    try:
+        for v in vmas:
+            n = v.npages(PAGE)
+            raw = os.pread(pm, n * 8, v.start // PAGE * 8).ljust(n * 8, b"\0")   # [vsyscall]: empty
+            states, shared = [], []
+            c = dict.fromkeys(("present", "swapped", "file", "anon", "exclusive", "dirty",
+                               "zero", "thp", "ksm", "shared"), 0)
+            for i, (e,) in enumerate(struct.iter_unpack("<Q", raw)):
+                if not e >> 63:
+                    states.append("swapped" if e >> 62 & 1 and not e >> 58 & 1 else "absent")
+                    c["swapped"] += states[-1] == "swapped"
+                    continue
+                pfn = e & ((1 << 55) - 1)
+                flags = struct.unpack("<Q", os.pread(kf, 8, pfn * 8).ljust(8, b"\0"))[0]
+                count = struct.unpack("<Q", os.pread(kc, 8, pfn * 8).ljust(8, b"\0"))[0]
+                if flags >> 24 & 1:
+                    st = "zero"
+                elif e >> 61 & 1:
+                    st = "file-dirty" if flags >> 4 & 1 else "file"
+                else:
+                    st = "anon"
+                states.append(st)
+                c["present"] += 1
+                c["file" if st.startswith("file") else "anon"] += 1
+                c["exclusive"] += e >> 56 & 1
+                c["dirty"] += st in ("anon", "file-dirty")
+                c["zero"] += st == "zero"
+                c["thp"] += flags >> 22 & 1
+                c["ksm"] += flags >> 21 & 1
+                if count > 1:
+                    c["shared"] += 1
+                    shared.append(i)
+            runs = []
+            for i, st in enumerate(states):
+                if runs and runs[-1][2] == st:
+                    runs[-1][1] += 1
+                else:
+                    runs.append([i, 1, st])
+            sruns = []
+            for i in shared:
+                if sruns and sruns[-1][0] + sruns[-1][1] == i:
+                    sruns[-1][1] += 1
+                else:
+                    sruns.append([i, 1])
+            out.append(([tuple(r) for r in runs], c, [tuple(r) for r in sruns]))
+    finally:
+        for fd in (pm, kf, kc):
+            os.close(fd)
+    return out
+
+
+@pytest.mark.root
+@pytest.mark.parametrize("use_scan", [True, False])
+def test_equals_one_read_per_page_as_root(main_target, use_scan):
+    """The bulk machinery (PAGEMAP_SCAN ranges, PFN spans, skipped kpagecount
+    reads of exclusive anonymous pages) equals reading every page's three
+    entries one by one. Retried: other processes change shared pages."""
+    pid = main_target.pid
+    vmas = vmas_of(pid)
+    for _ in range(5):
+        res = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
+        got = [([(r.first, r.count, r.state) for r in i.runs], dict(i.counts.__dict__),
+                 list(i.shared_runs)) for i in res.infos]
+        want = naive_pages(pid, vmas)
+        if got == want:
+            break
+    for v, g, w in zip(vmas, got, want):
+        assert g == w, f"{v.path} {v.start:#x}"
+
+
 @pytest.mark.root
 def test_transparent_huge_page_as_root(main_view, main_target):
     v, info = info_at(main_view, main_target.report["thp"])
