@@ -69,6 +69,30 @@ class _Window:
         self.tails: dict[int, bytes] = {}          # tid -> the newest raw samples
 
 
+class _PageStates:
+    """State of a page in a snapshot with per-page runs: ``model.PAGE_STATES``, "unmapped" or None."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.page = snapshot.host.page_size
+        self._firsts: dict[int, list[int]] = {}
+
+    def state(self, addr: int) -> str | None:
+        v = self.snapshot.vma_at(addr)
+        if v is None:
+            return "unmapped"
+        if v.pages is None:
+            return None
+        firsts = self._firsts.get(v.start)
+        if firsts is None:
+            firsts = self._firsts[v.start] = [r.first for r in v.pages.runs]
+        i = bisect.bisect_right(firsts, (addr - v.start) // self.page) - 1
+        if i < 0:
+            return None
+        r = v.pages.runs[i]
+        return r.state if (addr - v.start) // self.page < r.first + r.count else None
+
+
 class FaultSampler:
     """Samples one process's page faults; see the module docstring."""
 
@@ -104,6 +128,7 @@ class FaultSampler:
         self._symbolizer = None
         self._sym_cache: dict[int, tuple] = {}
         self._started = False
+        self.previous_snapshot: Snapshot | None = None  # transitions are counted from it; tick() sets it, set it before the first tick
         self._starttime: bytes | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
@@ -382,11 +407,30 @@ class FaultSampler:
                     break
         minor = len(win.addrs[0]) // 8
         major = len(win.addrs[1]) // 8
+        page_list = sorted(pages)
+        transitions = self._transitions(self.previous_snapshot, snapshot, page_list)
+        self.previous_snapshot = snapshot
         return FaultTick(
             mode="perf", window_s=window_s, minor=minor, major=major, lost=win.lost,
             by_vma=by_vma, by_symbol=by_symbol, recent=self._recent(win, snapshot),
             reason=None, by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
-            pages=tuple(sorted(pages)))
+            pages=tuple(page_list), by_transition=transitions)
+
+    @staticmethod
+    def _transitions(before: Snapshot | None, after: Snapshot | None,
+                     pages: list[int]) -> tuple[tuple[str, str, int], ...]:
+        """(state before, state after, pages) of the faulted pages; () unless both snapshots have pages."""
+        if before is None or after is None or before is after or not pages:
+            return ()
+        if not (before.capabilities.pages and after.capabilities.pages):
+            return ()
+        look_b, look_a = _PageStates(before), _PageStates(after)
+        counts: Counter = Counter()
+        for page in pages:
+            b, a = look_b.state(page), look_a.state(page)
+            if b is not None and a is not None:
+                counts[(b, a)] += 1
+        return tuple(sorted(((b, a, n) for (b, a), n in counts.items()), key=lambda t: (-t[2], t[0], t[1])))
 
     @staticmethod
     def _attribute(snapshot: Snapshot, lists):

@@ -349,6 +349,38 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
     assert names and "[kernel]" not in names        # named from /proc/kallsyms (root)
 
 
+@pytest.mark.root
+def test_page_state_transitions_of_faulted_pages():
+    """Read faults map the shared zero page; the writes after them replace it with anon pages."""
+    code = """
+    n = 4 << 20
+    addr = libc.mmap(None, n, 3, 0x22, -1, 0)
+    libc.madvise(addr, n, 15)                 # MADV_NOHUGEPAGE: one fault per page
+    report["addr"] = addr
+    checkpoint(report)
+    for i in range(0, n, PAGE):
+        ctypes.c_char.from_address(addr + i).value
+    checkpoint(report)
+    ctypes.memset(addr, 1, n)
+    """
+    npages = (4 << 20) // PAGE
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            s.previous_snapshot = collect(t.pid, pages=True)
+            t.resume_and_wait_stop()
+            reads = s.tick(collect(t.pid, pages=True))
+            t.resume_and_wait_stop()
+            writes = s.tick(collect(t.pid, pages=True))
+            plain = s.tick(collect(t.pid))            # no page state: no transitions
+        finally:
+            s.close()
+    assert ("absent", "zero", npages) in reads.by_transition
+    assert ("zero", "anon", npages) in writes.by_transition
+    assert plain.by_transition == ()
+
+
 def test_threads_that_appear_later_are_followed():
     code = """
     import threading

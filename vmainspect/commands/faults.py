@@ -59,6 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sample one fault in N (default 1: every fault)")
     p.add_argument("--top", type=_positive_int, default=10, metavar="N",
                    help="rows in each table (default 10)")
+    p.add_argument("--pages", action="store_true",
+                   help="read per-page state every second too, and count the faulted pages' "
+                        "state transitions (absent->anon, zero->anon, file->anon, ...)")
     p.add_argument("--json", action="store_true", help=f"print {SCHEMA} JSON instead of tables")
 
 
@@ -68,6 +71,7 @@ class _Result:
         self.by_symbol: dict[tuple[str, str], list[int]] = {}
         self.by_thread: dict[int, list[int]] = {}
         self.by_data: dict[tuple[str, str], list[int]] = {}
+        self.by_transition: dict[tuple[str, str], int] = {}
         self.minor = self.major = 0
         self.lost = 0
         self.unattributed = 0
@@ -82,6 +86,8 @@ class _Result:
             t[1] += b
         if tick.mode != "perf":
             return
+        for before, after, n in tick.by_transition:
+            self.by_transition[(before, after)] = self.by_transition.get((before, after), 0) + n
         self.unattributed += sampler.unattributed
         vmas = {v.start: v for v in snapshot.vmas} if snapshot is not None else {}
         for start, (a, b) in tick.by_vma.items():
@@ -108,7 +114,7 @@ def _sample(args, sampler, snap, res: _Result, collect):
 
     def refresh():
         try:
-            current[0] = collect(args.pid)
+            current[0] = collect(args.pid, pages=args.pages)
         except (ProcessGone, AccessDenied):
             return None
         return current[0]
@@ -124,6 +130,8 @@ def _sample(args, sampler, snap, res: _Result, collect):
                 time.sleep(wait)
             if sampler.gone or (deadline is not None and time.monotonic() >= deadline):
                 break
+            if args.pages:
+                refresh()
             res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
     except KeyboardInterrupt:
         interrupted = True
@@ -132,6 +140,8 @@ def _sample(args, sampler, snap, res: _Result, collect):
     c1 = sampler.proc_counters()
     sampler.stop()
     elapsed = time.monotonic() - t0
+    if args.pages and not sampler.gone:
+        refresh()
     res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
     return elapsed, interrupted, sampler.gone, c1
 
@@ -143,7 +153,7 @@ def run(args: argparse.Namespace) -> int:
     from ..errors import AccessDenied
 
     try:
-        snap = collect(args.pid)            # ProcessGone (exit 3) if it never existed
+        snap = collect(args.pid, pages=args.pages)  # ProcessGone (exit 3) if it never existed
         denied = None
     except AccessDenied as e:               # another user's process: counters may still be readable
         snap, denied = None, e
@@ -156,6 +166,7 @@ def run(args: argparse.Namespace) -> int:
     res = _Result()
     try:
         sampler.start()
+        sampler.previous_snapshot = snap
         if snap is None and sampler.mode == "perf":
             raise denied                    # samples could not be attributed to mappings
         c0 = sampler.start_counters
@@ -223,6 +234,9 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
                       for (s, d), c in by_sym],
         "by_data_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
                            for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
+        "by_transition": [{"before": b, "after": a, "pages": n}
+                          for (b, a), n in sorted(res.by_transition.items(), key=lambda kv: (-kv[1], kv[0]))]
+        if args.pages else None,
         "by_thread": [{"tid": t, "minor": c[0], "major": c[1]}
                       for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
         "proc_counters": proc,
@@ -284,6 +298,12 @@ def _render(doc: dict, top: int) -> str:
             for r in doc["by_data_symbol"][:top]:
                 out.append(f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['symbol']}  "
                            f"({os.path.basename(r['dso'])})")
+        if doc["by_transition"]:
+            out.append("")
+            out.append("faulted pages by page state, from one second to the next (pages, not faults):")
+            out.append(f"  {'PAGES':>10}  BEFORE -> AFTER")
+            for r in doc["by_transition"][:top]:
+                out.append(f"  {r['pages']:>10,}  {r['before']} -> {r['after']}")
     threads = doc["by_thread"]
     if len(threads) > 1 or doc["mode"] == "counters":
         out.append("")
