@@ -337,6 +337,16 @@ def test_every_vma_agrees_with_smaps(main_view):
         assert c.exclusive <= c.present
 
 
+def test_probe_finds_pagemap_scan(main_target):
+    from vmainspect.procfs.scan import probe
+    r = ProcReader(main_target.pid)
+    fd = r.open("pagemap")
+    try:
+        assert probe(r, fd) is (tuple(map(int, os.uname().release.split(".")[:2])) >= (6, 7))
+    finally:
+        os.close(fd)
+
+
 def test_scan_regions_with_small_buffers_match_pagemap(main_target):
     """The walk_end bug: continue only after a full buffer; never duplicate pages."""
     pid = main_target.pid

@@ -245,6 +245,15 @@ def test_require_scan_on_a_file_without_it_is_unsupported(tmp_path):
         read_pages(r, [_vma(16, 1)], PAGE, use_scan=True)
 
 
+def test_probe_a_file_without_pagemap_scan(tmp_path):
+    r = _fake_proc(tmp_path, {16: P}, None, None)
+    fd = r.open("pagemap")
+    try:
+        assert scan.probe(r, fd) is False          # a regular file: ENOTTY
+    finally:
+        os.close(fd)
+
+
 def test_process_gone_is_a_domain_error(tmp_path):
     from vmainspect.errors import ProcessGone
     r = ProcReader(999_999_999, proc_root=str(tmp_path))
