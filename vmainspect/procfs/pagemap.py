@@ -138,12 +138,12 @@ class PfnLookup:
     PFNs: 80% of neighbours on this kernel) with big-integer arithmetic on
     the whole buffer; the runs, sorted, are grouped into contiguous spans,
     each read with one pread (runs closer than ``gap`` PFNs share a span: a
-    pread costs about as much as reading 4-8 more entries); then each run's
+    pread, with its Python overhead, costs about as much as reading 16 more entries); then each run's
     entries are cut out of the spans. Per page there is no Python loop, per
     run one short one.
     """
 
-    def __init__(self, entries: bytes, gap: int = 8) -> None:
+    def __init__(self, entries: bytes, gap: int = 16) -> None:
         self.n = n = len(entries) // 8
         self.spans: list[tuple[int, int]] = []
         self.any_pfn = False
