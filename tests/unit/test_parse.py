@@ -173,6 +173,9 @@ def test_empty_and_bad_input():
         parse_smaps(b"this is not smaps\n")
     with pytest.raises(BadInput):                    # ParseError is a BadInput: exit code 2
         parse_smaps(b"00400000-00401000 r--p zz 08:02 17\nSize: 4 kB\nVmFlags: rd \n")
+    for bad in (b"0x400000-00401000", b"00400000-", b"1_000-2000", b"00400000+00401000", b"g0-10"):
+        with pytest.raises(ParseError):
+            parse_smaps(bad + b" r--p 00000000 08:02 17 /x\nSize: 4 kB\nVmFlags: rd \n")
 
 
 def test_truncated_last_block_keeps_what_is_there():

@@ -205,8 +205,8 @@ def _make_vmas(headers, flags, smaps) -> list[Vma]:
         return []
     rng_col, _, rest_col = zip(*map(bytes.partition, headers, [b" "] * n))
     se = list(map(bytes.split, rng_col, [b"-"] * n))
-    if set(map(len, se)) != {2}:
-        raise _bad_header(headers)
+    if set(map(len, se)) != {2} or b"".join(rng_col).translate(None, b"0123456789abcdef-"):
+        raise _bad_header(headers)      # int(x, 16) alone would accept "0x10" or "1_0"
     s_col, e_col = zip(*se)
     del se
     paths = _Memo(decode_path)
