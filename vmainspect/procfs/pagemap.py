@@ -98,12 +98,6 @@ _T_ZERO_IS_ONE = bytes([1]) + bytes(255)
 
 
 
-def classify(raw: bytes) -> tuple[bytes, int]:
-    """Page-state codes (one byte per entry) and the number of exclusive present pages."""
-    top = raw[7::8]
-    return top.translate(T_STATE), top.translate(T_EXCL).count(1)
-
-
 def classify_masks(raw: bytes) -> tuple[bytes, bytes]:
     """Page-state codes and the exclusive-present mask (0/1), one byte per entry."""
     top = raw[7::8]
@@ -124,12 +118,6 @@ def iter_ones(mask: bytes, base: int = 0) -> Iterator[tuple[int, int]]:
         yield base + s, e - s
 
 
-def pfns(raw: bytes, start: int, end: int) -> list[int]:
-    """PFNs of entries [start, end) of ``raw`` (a pagemap buffer)."""
-    mv = memoryview(raw).cast("Q")
-    return list(map(PM_PFN_MASK.__and__, mv[start:end]))
-
-
 class PfnLookup:
     """Look up the kpageflags/kpagecount entries of many present pages, in bulk.
 
@@ -138,9 +126,9 @@ class PfnLookup:
     PFNs: 80% of neighbours on this kernel) with big-integer arithmetic on
     the whole buffer; the runs, sorted, are grouped into contiguous spans,
     each read with one pread (runs closer than ``gap`` PFNs share a span: a
-    pread, with its Python overhead, costs about as much as reading 16 more entries); then each run's
-    entries are cut out of the spans. Per page there is no Python loop, per
-    run one short one.
+    pread and its Python overhead cost about as much as the kernel spends on
+    16 more entries, 180 ns each); then each run's entries are cut out of the
+    spans. No Python loop per page or per run: C-level map/sort/split/join.
     """
 
     def __init__(self, entries: bytes, gap: int = 16) -> None:
