@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 from itertools import accumulate, chain, islice, repeat
 from operator import add, gt, itemgetter
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterable, Iterator
 
 from ..model import PAGE_STATES
 
