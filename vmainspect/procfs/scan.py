@@ -18,9 +18,13 @@ What the kernel reports (fs/proc/task_mmu.c, include/uapi/linux/fs.h):
   more than 512 regions and then *completed* (KERNEL-NOTES), so a call that
   returns fewer regions than the buffer holds is the end of the walk, and
   regions that start before the cursor are trimmed (never duplicated);
-- PAGE_IS_PFNZERO marks the shared zero page and works without root.
+- PAGE_IS_PFNZERO marks the shared zero page and the huge zero page (Linux
+  6.18, measured), and works without root;
+- a MADV_GUARD_INSTALL marker is a swap-type entry: SWAPPED (and GUARD on
+  6.14+), though nothing is swapped.
 
-This module only talks to the kernel; ``pages.py`` turns regions into runs.
+This module only talks to the kernel; ``pages.py`` uses the regions to pick
+the pagemap ranges worth reading and to find the zero page without root.
 """
 
 from __future__ import annotations
