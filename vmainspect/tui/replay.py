@@ -320,6 +320,13 @@ class ReplayApp(VmaInspectApp):
         src = self.replay
         if src.shown is not None:
             self._prefetch(src.shown)
+        if frame.gone:
+            self._gone_shown = True
+        elif getattr(self, "_gone_shown", False):
+            # stepped back from the recorded exit: the app's "process exited" status no longer applies
+            self._gone_shown = False
+            self._message = ""
+            self._show_status()
         if src.playing and src.shown == len(src) - 1:
             src.playing = False     # reached the end
             self.pause(True)
