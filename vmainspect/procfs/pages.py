@@ -13,8 +13,14 @@ Two ways to the same answer:
 Either way every page's state comes from its pagemap entry (present, swap,
 file and exclusive bits), so both paths give the same answer. As root the
 PFNs of present pages are looked up in /proc/kpageflags and
-/proc/kpagecount (dirty, zero page, THP, KSM, mapcount), read in contiguous
-PFN spans.
+/proc/kpagecount, read in contiguous PFN spans:
+- dirty: KPF_DIRTY on file/shmem pages (per folio: one write can mark a
+  whole large folio); present anonymous pages are dirty by nature (the
+  kernel does not set KPF_DIRTY on them), the zero page is not;
+- zero: KPF_ZERO_PAGE (the shared zero page and the huge zero page);
+- thp: KPF_THP, which the kernel sets on every page of a large folio: PMD
+  THPs, mTHPs, large page-cache folios and the huge zero page;
+- ksm: KPF_KSM; shared: kpagecount > 1.
 
 What the two paths can know without root differs in one place: PAGEMAP_SCAN's
 PAGE_IS_PFNZERO flags the shared zero page (and the huge zero page) without
