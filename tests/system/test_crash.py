@@ -111,3 +111,36 @@ def test_in_a_folder_it_does_not_own_it_removes_only_its_own_files(tmp_path):
     assert [(r.mapping, r.ended_by, r.in_file_after) for r in res] == [
         ("shared", "exit 0", True), ("anonymous", "exit 0", None)]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.dat"]
+
+
+@pytest.mark.parametrize("sig, code", [(2, 130), (15, 143)])
+def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
+    import time
+
+    import psutil
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
+    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "crash"], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, env=env)
+    try:
+        proc = psutil.Process(p.pid)
+        deadline = time.monotonic() + 30
+        kids: list = []
+        while len(kids) < 2 and time.monotonic() < deadline:
+            kids = proc.children()
+            time.sleep(0.01)
+        assert kids, "no case started"
+        p.send_signal(sig)
+        p.wait(30)
+        assert p.returncode == code
+        assert b"Traceback" not in p.stderr.read()
+        gone, alive = psutil.wait_procs(kids, timeout=10)
+        assert not alive
+        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+        p.stdout.close()
+        p.stderr.close()
