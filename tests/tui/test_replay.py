@@ -99,6 +99,14 @@ async def _step_jump_and_highlighting(rec_path):
         await settle(app, pilot)
         assert shown_k(app) == 1
         assert "frame 2/6" in str(app.timeline.render())
+        # clicking the sparkline seeks: its last column is the last frame, its first the first
+        width = app.timeline.size.width
+        await pilot.click("#timeline", offset=(width - 3, 1))
+        await settle(app, pilot)
+        assert shown_k(app) == N - 1
+        await pilot.click("#timeline", offset=(1, 1))
+        await settle(app, pilot)
+        assert shown_k(app) == 0
 
 
 def test_play_to_the_end_and_restart(rec_path):
