@@ -16,7 +16,10 @@ It reports, side by side in one run, the wall time of
   json                 json.dumps(to_dict(s)): the json module's C encoder over dicts
   naive                json.dumps(dataclasses.asdict(s), indent=1): the obvious way (--naive)
   loads(text)          parse + validate + rebuild the model
-Best of --repeat runs. Usage: python3 benchmarks/bench_json.py [--vmas N] [--repeat R]
+With --target it also times real snapshots (collect(), with and without pages)
+of benchmarks/target_many_vmas.py, the issue's 20,000-VMA 4 GiB target, plain
+and --diverse. Best of --repeat runs.
+Usage: python3 benchmarks/bench_json.py [--vmas N] [--repeat R] [--target] [--naive]
 """
 
 from __future__ import annotations
@@ -81,6 +84,29 @@ def synthetic(src: Snapshot, n: int, pages: str | None) -> Snapshot:
     return dataclasses.replace(src, vmas=tuple(vmas), capabilities=caps)
 
 
+def target_snapshots(diverse: bool) -> list[tuple[str, Snapshot]]:
+    """Real snapshots of benchmarks/target_many_vmas.py (20,000 VMAs, 4 GiB,
+    25% of each chunk written), the issue's benchmark target."""
+    import signal
+    import subprocess
+
+    from vmainspect.collect import collect
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    cmd = [sys.executable, os.path.join(here, "target_many_vmas.py")] + (["--diverse"] if diverse else [])
+    target = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
+    try:
+        info = json.loads(target.stdout.readline())
+        while open(f"/proc/{info['pid']}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+            time.sleep(0.01)
+        tag = "target" + (" div" if diverse else "")
+        return [(f"{tag}, no pages", collect(info["pid"])),
+                (f"{tag}, pages", collect(info["pid"], pages=True))]
+    finally:
+        os.kill(target.pid, signal.SIGKILL)
+        target.wait()
+
+
 def best(fn, repeat: int) -> tuple[float, object]:
     """Lowest wall time of ``repeat`` runs (the machine may be shared: the
     lowest is the one least disturbed), and the last result."""
@@ -99,15 +125,21 @@ def main() -> int:
     ap.add_argument("--from", dest="from_file", help="a snapshot JSON to replicate")
     ap.add_argument("--live", action="store_true", help="replicate a live collect(os.getpid())")
     ap.add_argument("--naive", action="store_true", help="also time dataclasses.asdict + json.dumps (slow)")
+    ap.add_argument("--target", action="store_true",
+                    help="also time real snapshots of benchmarks/target_many_vmas.py (plain and --diverse)")
     args = ap.parse_args()
     src = source_snapshot(args)
     nfields = round(sum(len(v.smaps) for v in src.vmas) / max(1, len(src.vmas)), 1)
     print(f"source: {len(src.vmas)} VMAs, {nfields} smaps fields per VMA; replicated to {args.vmas} VMAs; "
           f"best of {args.repeat}; python {sys.version.split()[0]}")
-    print(f"{'variant':<16}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}")
-    for pages in (None, "block", "stride"):
-        s = synthetic(src, args.vmas, pages)
-        nruns = sum(len(v.pages.runs) for v in s.vmas) if pages else 0
+    print(f"{'variant':<20}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}")
+    cases = [({None: "no pages", "block": "pages, block", "stride": "pages, stride"}[p], p)
+             for p in (None, "block", "stride")]
+    if args.target:
+        cases += target_snapshots(False) + target_snapshots(True)
+    for label, pages in cases:
+        s = pages if isinstance(pages, Snapshot) else synthetic(src, args.vmas, pages)
+        nruns = sum(len(v.pages.runs) for v in s.vmas if v.pages)
         t_compact, text = best(lambda: snapshot_io.dumps(s), args.repeat)
         t_indent, _ = best(lambda: snapshot_io.dumps(s, indent=1), args.repeat)
         t_json, _ = best(lambda: json.dumps(snapshot_io.to_dict(s), separators=(",", ":")), args.repeat)
@@ -117,8 +149,7 @@ def main() -> int:
             t_naive = float("nan")
         t_loads, back = best(lambda: snapshot_io.loads(text), min(args.repeat, 3))
         assert back == s, "round trip failed"
-        label = {None: "no pages", "block": "pages, block", "stride": "pages, stride"}[pages]
-        print(f"{label:<16}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
+        print(f"{label:<20}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
               f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s")
     return 0
 
