@@ -158,7 +158,8 @@ async def test_pause_and_resume():
         await wait_frames(app, pilot, 3)
         await pilot.press("space")
         assert app.paused
-        await pilot.pause(0.05)      # let a poll that was in flight land
+        await app.workers.wait_for_complete()     # a poll that was in flight lands
+        await pilot.pause()
         seen = app.frames_seen
         await pilot.pause(0.3)
         assert app.frames_seen == seen            # nothing polled while paused

@@ -268,8 +268,8 @@ class VmaInspectApp(App):
         self._update_rates(old, frame)
         table = self.table
         view = (table.sort, table.reverse, table.filter_text)
+        self.overview.show(frame.snapshot, table.selected_vma, msg.layout)   # before set_rows re-selects
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
-        self.overview.show(frame.snapshot, table.selected_vma, msg.layout)
         self.faults.show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
         if frame.gone:
             self._message = f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
@@ -514,6 +514,9 @@ class VmaInspectApp(App):
     def action_reverse_sort(self) -> None:
         table = self.table
         self.sort_by(table.sort, not table.reverse)
+
+    def on_vma_table_view_changed(self, msg: VmaTable.ViewChanged) -> None:
+        self._show_status()
 
     def on_vma_table_sort_requested(self, msg: VmaTable.SortRequested) -> None:
         self.sort_by(msg.key)

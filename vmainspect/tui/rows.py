@@ -76,14 +76,18 @@ def build_rows(prev: Snapshot | None, snap: Snapshot, faults: FaultTick | None =
                 j += 1
             else:
                 a, b = cur[i], old[j]
-                if a is not b and a != b:
+                if a is not b:
+                    # compare only what is shown (a dataclass == walks every page run)
                     k = len(out)
-                    d = rss(a) - rss(b)
-                    if d:
-                        rss_d[k] = d
-                    d = dirty(a) - dirty(b)
-                    if d:
-                        dirty_d[k] = d
+                    sa, sb = a.smaps, b.smaps
+                    if sa is not sb:
+                        d = sa.get("rss", 0) - sb.get("rss", 0)
+                        if d:
+                            rss_d[k] = d
+                        d = (sa.get("private_dirty", 0) + sa.get("shared_dirty", 0)
+                             - sb.get("private_dirty", 0) - sb.get("shared_dirty", 0))
+                        if d:
+                            dirty_d[k] = d
                     if a.end != b.end:
                         resized.add(k)
                 out.append(a)

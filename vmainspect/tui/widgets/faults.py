@@ -55,4 +55,7 @@ class FaultsPanel(VerticalScroll):
         yield Static(id="faults-body")
 
     def show(self, tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> None:
-        self.query_one("#faults-body", Static).update(faults_text(tick, snap, note))
+        text = faults_text(tick, snap, note)
+        if text != getattr(self, "_text", None):    # unchanged: no re-layout
+            self._text = text
+            self.query_one("#faults-body", Static).update(text)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import work
 from textual.binding import Binding
 from textual.events import Click
 from textual.geometry import Size
@@ -27,6 +28,9 @@ KIND_COLOURS = {
     "anon-private": "green", "anon-shared": "bright_green", "guard": "bright_black",
     "deleted": "red", "shm": "bright_magenta",
 }
+
+# From this many rows on, sorting and filtering run in a worker thread.
+ASYNC_VIEW_ROWS = 20_000
 
 _HEADER = Style(bold=True, underline=True)
 _CURSOR = Style(bgcolor="#264f78", color="white")
@@ -64,6 +68,9 @@ class VmaTable(ScrollView, can_focus=True):
             self.table = table
             self.vma = vma
 
+    class ViewChanged(Message):
+        """The shown rows changed after a sort or filter (status line counts)."""
+
     class SortRequested(Message):
         def __init__(self, key: str) -> None:
             super().__init__()
@@ -77,8 +84,10 @@ class VmaTable(ScrollView, can_focus=True):
         self.reverse = False
         self.filter_text = ""
         self.cursor = 0
+        self.pending = False    # a sort/filter is being computed in a thread
         self.addr_digits = 12
         self._selected: Vma | None = None
+        self._strips: dict = {}
         self.on_select = None   # optional callback(vma) used instead of the Selected message
 
     # --- data ------------------------------------------------------------
@@ -98,8 +107,15 @@ class VmaTable(ScrollView, can_focus=True):
         """Show a new frame's rows, keeping the selected VMA (by start address)."""
         keep = self._selected.start if self._selected is not None else None
         self.rows = rows
+        self.pending = False
         # 12 hex digits cover user space below 2^48; [vsyscall] (16 digits) is elided
         self.addr_digits = 12
+        if order is None and len(rows) >= ASYNC_VIEW_ROWS and self.is_attached:
+            # the view changed while this frame was prepared: address order until the thread is done
+            self.order = list(range(len(rows)))
+            self._restore(keep)
+            self.set_view()
+            return
         self.order = order if order is not None else R.order(rows, self.sort, self.reverse, self.filter_text)
         self._restore(keep)
 
@@ -112,9 +128,30 @@ class VmaTable(ScrollView, can_focus=True):
             self.reverse = reverse
         if filter_text is not None:
             self.filter_text = filter_text
+        if len(self.rows) >= ASYNC_VIEW_ROWS and self.is_attached:
+            # big tables: sort/filter in a thread; the old order stays until it lands
+            self.pending = True
+            self.refresh_line(0)
+            self._compute_view(self.rows, (self.sort, self.reverse, self.filter_text))
+            return
         keep = self._selected.start if self._selected is not None else None
         self.order = R.order(self.rows, self.sort, self.reverse, self.filter_text)
         self._restore(keep)
+        self.post_message(self.ViewChanged())
+
+    @work(thread=True, exclusive=True, group="table-view", description="sort/filter VMAs")
+    def _compute_view(self, rows: Rows, view: tuple) -> None:
+        order = R.order(rows, *view)
+        self.app.call_from_thread(self._view_ready, rows, view, order)
+
+    def _view_ready(self, rows: Rows, view: tuple, order: list[int]) -> None:
+        if rows is not self.rows or view != (self.sort, self.reverse, self.filter_text):
+            return      # a newer frame or view is on its way
+        self.pending = False
+        keep = self._selected.start if self._selected is not None else None
+        self.order = order
+        self._restore(keep)
+        self.post_message(self.ViewChanged())
 
     def _position_of(self, start: int) -> int | None:
         row = R.find_start(self.rows, start)
@@ -196,6 +233,9 @@ class VmaTable(ScrollView, can_focus=True):
 
     # --- rendering -------------------------------------------------------
     def _layout(self, width: int) -> list[tuple[R.Column, int]]:
+        cached = getattr(self, "_columns_cache", None)
+        if cached is not None and cached[0] == width:
+            return cached[1]
         out = []
         used = 1  # change marker column
         for col in COLUMNS:
@@ -207,6 +247,7 @@ class VmaTable(ScrollView, can_focus=True):
                 w = max(4, width - used - 1)
             out.append((col, w))
             used += w + 1
+        self._columns_cache = (width, out)
         return out
 
     def render_line(self, y: int) -> Strip:
@@ -217,13 +258,23 @@ class VmaTable(ScrollView, can_focus=True):
         pos = int(self.scroll_y) + y - 1
         if pos >= len(self.order):
             return Strip.blank(width, base)
-        return self._row(pos, width, base)
+        # rows are cached per frame: a cursor move or a scroll renders 1-2 new rows, not a page
+        is_cursor = pos == self.cursor
+        key = (self.order[pos], is_cursor and (1 + self.has_focus), width, base)
+        cache = self._strips
+        if cache.get(None) is not self.rows or len(cache) > 4000:
+            cache.clear()
+            cache[None] = self.rows
+        strip = cache.get(key)
+        if strip is None:
+            strip = cache[key] = self._row(pos, width, base)
+        return strip
 
     def _header(self, width: int, base: Style) -> Strip:
         segs = [Segment(" ", base)]
         arrow = "▲" if not self.reverse else "▼"
         for col, w in self._layout(width):
-            title = col.title + (arrow if col.key == self.sort else "")
+            title = col.title + ((("⧗" if self.pending else arrow)) if col.key == self.sort else "")
             text = title.rjust(w) if col.right else title.ljust(w)
             st = base + _HEADER
             if col.key == self.sort:
