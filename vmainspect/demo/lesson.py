@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import VmaInspectError
 from ..model import Snapshot
 from . import steps as s
 from . import steps_late as late
@@ -151,6 +152,16 @@ STEPS: tuple[Step, ...] = (
 )
 
 
+class StepError(VmaInspectError):
+    """A step could not run; names the step."""
+
+    def __init__(self, step_id: str, detail: str, exit_code: int = 1) -> None:
+        self.step_id = step_id
+        self.detail = detail
+        self.exit_code = exit_code
+        super().__init__(f"demo step {step_id!r} could not run: {detail}")
+
+
 @dataclass
 class StepResult:
     index: int
@@ -162,15 +173,12 @@ class StepResult:
     focus: int | None
     pids: tuple[int, ...]
     seconds: float
-    error: str | None = None
 
     def to_json(self) -> dict:
         out = {"id": self.step.id, "title": self.step.title, "claim": self.step.claim,
                "measured": self.measured, "holds": self.holds}
         if self.reason:
             out["reason"] = self.reason
-        if self.error:
-            out["error"] = self.error
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -233,11 +241,16 @@ class Lesson:
         step, ctx, i = self.steps[self.index], self.ctx, self.index
         self.index += 1
         t = time.perf_counter()
-        prep = step.prepare(ctx) if step.prepare else {}
-        before = ctx.snap(ctx.pid)
-        x = {**prep, **step.act(ctx)}
-        after = ctx.snap(ctx.pid)
-        chk = step.check(ctx, before, after, x)
+        try:
+            prep = step.prepare(ctx) if step.prepare else {}
+            before = ctx.snap(ctx.pid)
+            x = {**prep, **step.act(ctx)}
+            after = ctx.snap(ctx.pid)
+            chk = step.check(ctx, before, after, x)
+        except VmaInspectError as e:
+            raise StepError(step.id, str(e), getattr(e, "exit_code", 1)) from None
+        except OSError as e:   # a temp file, a pipe: one line, never a traceback
+            raise StepError(step.id, e.strerror or str(e)) from None
         pids = (ctx.pid,) + ((x["child"],) if x.get("child") else ())
         return StepResult(i, step, chk.measured, chk.holds, chk.reason, chk.summary,
                           x.get("focus"), pids, time.perf_counter() - t)

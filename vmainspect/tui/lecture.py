@@ -258,7 +258,7 @@ class LectureApp(VmaInspectApp):
         try:
             result = self.lesson.run_step()
         except (VmaInspectError, OSError) as e:
-            self.post_message(StepDone(None, str(e) or type(e).__name__))
+            self.post_message(StepDone(None, getattr(e, "detail", None) or str(e) or type(e).__name__))
             return
         except Exception as e:  # a bug: say so in the panel rather than end the lecture
             self.post_message(StepDone(None, f"internal error: {type(e).__name__}: {e}"))
