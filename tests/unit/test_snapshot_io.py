@@ -530,7 +530,7 @@ def _check(text_or_doc) -> None:
     assert snapshot_io.loads(snapshot_io.dumps(s, indent=1)) == s
 
 
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 @FUZZ
