@@ -170,3 +170,21 @@ def test_script_signal_ends_workload_and_removes_folder(sig, code):
             p.wait()
         p.stdout.close()
         p.stderr.close()
+
+
+def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
+    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "demo", "--script"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    try:
+        work = _wait_for(lambda: _workloads(psutil.Process(p.pid)))[0]
+        time.sleep(0.3)
+        work.kill()
+        _, err = p.communicate(timeout=60)
+        assert p.returncode == 1, err
+        lines = err.decode().strip().splitlines()
+        assert len(lines) == 1 and "demo workload" in lines[0] and "exited" in lines[0], lines
+        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
