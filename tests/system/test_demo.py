@@ -56,7 +56,7 @@ def nobody_pythonpath():
     try:
         shutil.copytree(os.path.join(REPO, "vmainspect"), os.path.join(root, "vmainspect"),
                         ignore=shutil.ignore_patterns("__pycache__"))
-        for d, dirs, files in os.walk(root):
+        for d, _dirs, files in os.walk(root):
             os.chmod(d, 0o755)
             for f in files:
                 os.chmod(os.path.join(d, f), 0o644)

@@ -15,7 +15,6 @@ what could not be seen.
 from __future__ import annotations
 
 import os
-import signal
 from dataclasses import dataclass, field
 from typing import Callable
 
