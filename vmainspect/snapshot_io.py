@@ -320,13 +320,29 @@ _KINDS = frozenset(VMA_KINDS)
 _STATES = {s: s for s in PAGE_STATES}   # also interns the state strings
 
 
-def _pages(d: object, where: str, npages: int) -> PageInfo:
-    d = _obj(d, where)
-    cw = f"{where}.counts"
-    c = _obj(_get(d, "counts", where), cw)
+_COUNT_SET = frozenset(COUNT_FIELDS)
+
+
+def _counts_checked(c: object, cw: str, npages: int) -> PageCounts:
+    c = _obj(c, cw)
     vals = [_int(c, k, cw, 0, npages) for k in _COUNTS_KNOWN]
     vals += [_int(c, k, cw, 0, npages, nullable=True) for k in _COUNTS_NULLABLE]
-    counts = PageCounts(*vals)
+    return PageCounts(*vals)
+
+
+def _pages(d: object, where: str, npages: int) -> PageInfo:
+    d = _obj(d, where)
+    c = d.get("counts")
+    if type(c) is dict and c.keys() >= _COUNT_SET:
+        vals = list(map(c.__getitem__, COUNT_FIELDS))
+        known = [x for x in vals if x is not None]
+        if (set(map(type, vals[:5])) == _INT_ONLY and set(map(type, known)) == _INT_ONLY
+                and min(known) >= 0 and max(known) <= npages):
+            counts = PageCounts(*vals)
+        else:
+            counts = _counts_checked(c, f"{where}.counts", npages)
+    else:
+        counts = _counts_checked(_get(d, "counts", where), f"{where}.counts", npages)
 
     runs_in = _get(d, "runs", where)
     if type(runs_in) not in _SEQ:
