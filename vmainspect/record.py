@@ -130,34 +130,61 @@ def make_patch(a: Any, b: Any) -> dict | None:
     return {"=": b}
 
 
-def _value_ops(a: Any, b: Any) -> list | None:
-    """Fast path for long lists of unique tuples in the same order (page runs).
+def _keyed_ops(a: Any, b: Any) -> list | None:
+    """Fast path for long lists: page runs (unique tuples) and VMAs (objects with unique "start").
 
-    Set operations and comprehensions run in C; the Python loop below runs
-    once per *change*, not once per element. None if the lists do not
-    qualify (the general walk in _list_ops handles them).
+    Keys, sets and comparisons run in C; the Python loops run once per
+    *change* (and once per kept element only for VMAs, comparing in C).
+    None if the lists do not qualify (unique keys, common keys in the same
+    order); the general walk in _list_ops handles those.
     """
-    if set(map(type, a)) | set(map(type, b)) != {tuple}:
+    types = set(map(type, a)) | set(map(type, b))
+    if types == {tuple}:
+        ka, kb, by_value = a, b, True
+    elif types == {dict}:
+        ka = [x.get("start") for x in a]
+        kb = [x.get("start") for x in b]
+        if set(map(type, ka)) | set(map(type, kb)) != {int}:
+            return None
+        by_value = False
+    else:
         return None
-    sa, sb = set(a), set(b)
-    if len(sa) != len(a) or len(sb) != len(b):
-        return None                                    # duplicates
+    sa, sb = set(ka), set(kb)
+    if len(sa) != len(ka) or len(sb) != len(kb):
+        return None                                    # duplicate keys
     common = sa & sb
-    if [x for x in a if x in common] != [x for x in b if x in common]:
+    if [x for x in ka if x in common] != [x for x in kb if x in common]:
         return None                                    # common elements out of order
-    dels = [i for i, x in enumerate(a) if x not in common]
-    ins = [j for j, x in enumerate(b) if x not in common]
+    dels = [i for i, x in enumerate(ka) if x not in common]
+    ins = [j for j, x in enumerate(kb) if x not in common]
     ops: list[Any] = []
+
+    def keep(i: int, j: int, n: int) -> None:
+        if by_value:                                   # same key: same value
+            ops.append(n)
+            return
+        run = 0     # elements kept since the last patch op
+        for k in [k for k in range(n) if a[i + k] != b[j + k]]:
+            p = make_patch(a[i + k], b[j + k])
+            if p is None:
+                continue                               # equal as JSON (tuple vs list)
+            if k > run:
+                ops.append(k - run)
+            ops.append(p)
+            run = k + 1
+        if n > run:
+            ops.append(n - run)
+
     i = j = di = ii = 0
     na, nb = len(a), len(b)
     while i < na or j < nb:
         nd = dels[di] if di < len(dels) else na
         ni = ins[ii] if ii < len(ins) else nb
-        keep = min(nd - i, ni - j)
-        if keep:
-            ops.append(keep)
-            i += keep
-            j += keep
+        n = min(nd - i, ni - j)
+        if n:
+            keep(i, j, n)
+            i += n
+            j += n
         if i == nd and i < na:
             k = di
             while k < len(dels) and dels[k] == i + (k - di):
@@ -179,7 +206,7 @@ def _value_ops(a: Any, b: Any) -> list | None:
 
 def _list_ops(a: Any, b: Any) -> list | None:
     if len(a) + len(b) > 64:
-        ops = _value_ops(a, b)
+        ops = _keyed_ops(a, b)
         if ops is not None:
             return ops
     ka = [_key(x) for x in a]
@@ -359,8 +386,8 @@ class RecordingWriter:
             raise OutputError(f"cannot write {path}: {e.strerror}") from None
         return cls(f, fsync=regular)
 
-    def _line(self, obj: dict) -> None:
-        text = self._enc.encode(obj) + "\n"
+    def _line(self, obj: dict | str) -> None:
+        text = (obj if isinstance(obj, str) else self._enc.encode(obj)) + "\n"
         try:
             self._f.write(text)
             self._f.flush()
@@ -390,15 +417,14 @@ class RecordingWriter:
         self._line(h)
 
     def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
-        from .snapshot_io import to_dict
+        from .snapshot_io import dumps, to_dict
         d = to_dict(snapshot)
-        rec: dict[str, Any] = {"t": round(t, 3)}
+        ft = None if faults is None else fault_tick_to_dict(faults)
         if self._prev is None:
-            rec["snapshot"] = d
+            # snapshot_io's own serializer is much faster than encoding the dict (20k+ VMAs)
+            self._line(f'{{"t":{round(t, 3)!r},"snapshot":{dumps(snapshot)},"faults":{self._enc.encode(ft)}}}')
         else:
-            rec["patch"] = make_patch(self._prev, d) or {"{": {}}
-        rec["faults"] = None if faults is None else fault_tick_to_dict(faults)
-        self._line(rec)
+            self._line({"t": round(t, 3), "patch": make_patch(self._prev, d) or {"{": {}}, "faults": ft})
         self._prev = d
         self.frames += 1
 

@@ -109,3 +109,29 @@ def test_fast_path_is_local_for_a_long_run_list():
     p = make_patch({"runs": a}, {"runs": b})
     assert len(json.dumps(p)) < 150
     assert apply_patch({"runs": [list(x) for x in a]}, json.loads(json.dumps(p))) == {"runs": [list(x) for x in b]}
+
+
+def _vmas(spec):
+    return [{"start": s, "end": s + 1, "smaps": {"rss": r}} for s, r in spec]
+
+
+# VMA lists long enough for the fast path: unique starts in order, values that change
+vma_lists = st.lists(st.tuples(st.integers(1, 3), st.integers(0, 2)), min_size=33, max_size=50).map(
+    lambda xs: _vmas([(sum(g for g, _ in xs[:i + 1]), r) for i, (_, r) in enumerate(xs)]))
+
+
+@settings(max_examples=40, deadline=None)
+@given(vma_lists, vma_lists)
+def test_patch_roundtrip_long_vma_lists_fast_path(a, b):
+    assert roundtrip({"vmas": a}, {"vmas": b}) == {"vmas": b}
+
+
+def test_fast_path_on_many_vmas_is_local():
+    a = _vmas([(i * 2, 0) for i in range(40000)])
+    b = [dict(x) for x in a]
+    b[123] = {"start": 246, "end": 247, "smaps": {"rss": 4096}}
+    del b[30000]
+    b.insert(500, {"start": 999, "end": 1000, "smaps": {"rss": 0}})
+    p = make_patch({"vmas": a}, {"vmas": b})
+    assert len(json.dumps(p)) < 250, p
+    assert apply_patch({"vmas": a}, json.loads(json.dumps(p))) == {"vmas": b}
