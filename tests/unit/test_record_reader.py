@@ -199,3 +199,15 @@ def test_diff_cli_truncated_recording_warns(rec, capsys):
     rec.write_bytes(data[:-30])
     rc, out, err = run_cli(["diff", f"{rec}#1", f"{rec}#-1"], capsys)
     assert rc == 1 and "warning" in err and "stopped at line" in err
+
+
+def test_diff_cli_snapshot_file_against_a_recording_moment(rec, tmp_path, capsys):
+    from vmainspect.snapshot_io import save
+    snap = tmp_path / "s.json"
+    save(snapshot(0), str(snap))
+    rc, out, _ = run_cli(["diff", str(snap), f"{rec}#1"], capsys)
+    assert rc == 0 and "no differences" in out
+    rc, out, _ = run_cli(["diff", str(snap), f"{rec}@2"], capsys)
+    assert rc == 1 and "absent->anon 4" in out
+    rc, _, err = run_cli(["diff", f"{snap}#1", f"{rec}#1"], capsys)
+    assert rc == 2 and "not a recording" in err
