@@ -180,9 +180,10 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
         time.sleep(0.3)
         work.kill()
         _, err = p.communicate(timeout=60)
-        assert p.returncode == 1, err
+        # 1: the workload's pipe broke; 3 (ProcessGone): a snapshot found it gone
+        assert p.returncode in (1, 3), err
         lines = err.decode().strip().splitlines()
-        assert len(lines) == 1 and "demo workload" in lines[0] and "exited" in lines[0], lines
+        assert len(lines) == 1 and "exited" in lines[0], lines
         assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
     finally:
         if p.poll() is None:
