@@ -14,6 +14,7 @@ Engineer G's recording source lives in ``tui/replay.py``.
 
 from __future__ import annotations
 
+import gc
 import os
 from typing import Iterable, Protocol, Sequence
 
@@ -40,7 +41,15 @@ class FileSource:
         from .. import snapshot_io
 
         self.path = path
-        self.snapshot = snapshot_io.load(path)
+        # a 65k-VMA snapshot is millions of acyclic objects: the cyclic GC
+        # would rescan them over and over while they are built
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            self.snapshot = snapshot_io.load(path)
+        finally:
+            if enabled:
+                gc.enable()
         self.title = os.path.basename(path)
 
     def next_frame(self) -> Frame:

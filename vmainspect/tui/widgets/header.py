@@ -26,18 +26,29 @@ def _rate(x: float | None) -> str:
 
 
 def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> Text:
+    """Three lines of facts. Spaces between fields are spans of their own, so
+    SVG exports (screenshots) keep them."""
     s = frame.snapshot
     p = s.process
     t = Text(no_wrap=True, overflow="ellipsis")
+
+    def field(label: str, value: str, style: str = "bold") -> None:
+        t.append("  ")
+        t.append(label + " ", "dim")
+        t.append(value, style)
+
     label, style = BADGES.get(state, (state.upper(), "bold"))
     t.append(f" {label} ", style)
-    t.append(f" pid {p.pid} ", "bold")
+    t.append(" ")
+    t.append(f"pid {p.pid}", "bold")
+    t.append(" ")
     t.append(p.name, "bold cyan")
-    t.append(f"  user {p.user if p.user is not None else '?'}  state {p.state}  threads {p.threads}")
-    cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
+    field("user", p.user if p.user is not None else "?", "")
+    field("state", p.state, "")
+    field("threads", str(p.threads), "")
     t.append("\n")
     t.append("cmd ", "dim")
-    t.append(cmd)
+    t.append(" ".join(p.cmdline) if p.cmdline else f"[{p.name}]")
     t.append("\n")
     tot = s.totals
 
@@ -46,25 +57,23 @@ def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> T
 
     t.append("RSS ", "dim")
     t.append(tv("rss"), "bold")
-    t.append("  PSS ", "dim")
-    t.append(tv("pss"), "bold")
-    t.append("  Swap ", "dim")
-    t.append(tv("swap"), "bold")
-    t.append("  VMAs ", "dim")
-    t.append(f"{len(s.vmas):,}", "bold")
-    t.append("  faults ", "dim")
+    field("PSS", tv("pss"))
+    field("Swap", tv("swap"))
+    field("VMAs", f"{len(s.vmas):,}")
     mi, ma = rates if rates is not None else (None, None)
-    t.append(f"min {p.minor_faults:,}", "bold")
-    t.append(f" ({_rate(mi)}/s)")
-    t.append(f"  maj {p.major_faults:,}", "bold")
-    t.append(f" ({_rate(ma)}/s)", "bold red" if ma else "")
+    field("faults min", f"{p.minor_faults:,}")
+    t.append(" ")
+    t.append(f"({_rate(mi)}/s)")
+    field("maj", f"{p.major_faults:,}")
+    t.append(" ")
+    t.append(f"({_rate(ma)}/s)", "bold red" if ma else "")
     return t
 
 
 class ProcessHeader(Horizontal):
     DEFAULT_CSS = """
     ProcessHeader { height: 3; background: $panel; }
-    ProcessHeader > #facts { width: 1fr; height: 3; }
+    ProcessHeader > #facts { width: 1fr; height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
     ProcessHeader > #spark-box { width: 26; height: 3; padding: 0 1; }
     ProcessHeader #spark-label { height: 1; color: $text-muted; }
     ProcessHeader Sparkline { height: 2; }
@@ -82,4 +91,5 @@ class ProcessHeader(Horizontal):
         peak = max(history) if history else 0
         self.query_one("#spark-label", Static).update(
             f"faults/s, 60 s (max {_rate(peak) if history else '–'})", layout=False)
-        self.query_one(Sparkline).data = list(history)
+        # all zeros would draw a solid block: show nothing until something faults
+        self.query_one(Sparkline).data = list(history) if peak > 0 else []

@@ -30,14 +30,17 @@ LEGEND_ORDER = ("absent", "file", "file-dirty", "anon", "zero", "swapped")
 def legend() -> Text:
     t = Text()
     for s in LEGEND_ORDER:
-        t.append("  ", STATE_STYLE[s])
-        t.append(f" {s}  ")
+        t.append(" ", STATE_STYLE[s])
+        t.append(s)
+        t.append(" ")
     t.append("•", "bold")
-    t.append(" shared  ")
+    t.append("shared")
+    t.append(" ")
     t.append("*", "bold bright_white")
-    t.append(" changed  ")
+    t.append("changed")
+    t.append(" ")
     t.append("!", "bold bright_yellow")
-    t.append(" faulted")
+    t.append("faulted")
     return t
 
 

@@ -1,0 +1,125 @@
+"""The TUI on a live process the test spawns, and the commands' one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from targets import spawn_target
+
+from vmainspect.tui.pagegrid import cells
+from vmainspect.tui.sources import LiveSource
+from vmainspect.tui.widgets.vma_table import VmaTable
+
+from conftest import fixture_path, next_frame, wait_frames
+
+TARGET = """
+m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+_keep.append(m)
+for i in range(0, 16):
+    m[i * PAGE] = 1          # the first 16 pages written
+report["addr"] = addr_of(m)
+checkpoint(report)
+for i in range(16, 32):
+    m[i * PAGE] = 1          # stage 2: 16 more
+"""
+
+
+async def test_attach_sees_the_mapping_and_its_pages_change():
+    from vmainspect.tui.app import VmaInspectApp
+
+    with spawn_target(TARGET) as t:
+        addr = t.report["addr"]
+        source = LiveSource(t.pid, interval=3600, faults=False)
+        source.prime()
+        app = VmaInspectApp(source, interval=3600, describe=None)
+        try:
+            async with app.run_test(size=(100, 30)) as pilot:
+                await wait_frames(app, pilot)
+                assert app.select_address(addr + 5 * 4096) is True
+                vma = app.selected_vma
+                assert vma.start == addr and vma.end == addr + 64 * 4096
+                grid = cells(vma, 4096, 1)
+                assert [c.state for c in grid[:16]] == ["anon"] * 16
+                assert {c.state for c in grid[16:]} == {"absent"}
+                # the target writes 16 more pages; the next tick shows them, marked changed
+                t.resume_and_wait_stop()
+                await next_frame(app, pilot)
+                vma = app.selected_vma
+                assert vma.start == addr
+                assert vma.pages.counts.present == 32
+                table = app.query_one(VmaTable)
+                row = table.selected_row
+                assert app.rows.rss_delta[row] == 16 * 4096
+                grid = app.page_map.query_one("#pm-grid")
+                grid.render_line(0)
+                changed = [i for i, c in enumerate(grid._cells) if c.changed]
+                per = grid.per
+                assert changed == list(range(16 // per, 32 // per))
+        finally:
+            source.close()
+
+
+async def test_picker_attaches_to_the_chosen_process():
+    from vmainspect.tui.app import VmaInspectApp
+    from vmainspect.tui.proclist import ProcRow
+
+    with spawn_target(TARGET) as t:
+        rows = [ProcRow(1, "root", "init", "/sbin/init", 1 << 20, 10, 0),
+                ProcRow(t.pid, "root", "python3", "python3 -c target", 1 << 22, 100, 0)]
+        app = VmaInspectApp(None, interval=3600, describe=None, picker_lister=lambda: rows,
+                            live_options={"faults": False})
+        async with app.run_test(size=(100, 30)) as pilot:
+            await pilot.pause()
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+            await pilot.press(*"target")            # filter as you type: one row left
+            table = app.screen.query_one("#picker-table")
+            assert table.row_count == 1
+            await pilot.press("enter")
+            await wait_frames(app, pilot)
+            assert app.current_frame.snapshot.process.pid == t.pid
+            assert app.select_address(t.report["addr"])
+            app.source.close()
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_open_bad_file_is_one_line_exit_2(tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema": "vmainspect/snapshot@1", "vmas": [')
+    r = _cli("open", str(bad))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and r.stderr.startswith("vmainspect: ")
+    r = _cli("open", str(tmp_path / "missing.json"))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1
+
+
+def test_attach_errors_are_one_line():
+    r = _cli("attach", "999999999")
+    assert r.returncode == 3 and r.stderr.count("\n") == 1 and "999999999" in r.stderr
+    r = _cli("attach", "--name", "no-such-process-name-xyzzy")
+    assert r.returncode == 3 and "no process matches" in r.stderr
+    r = _cli("attach", "--interval", "0", "1")
+    assert r.returncode == 2
+
+
+@pytest.mark.root
+def test_attach_other_users_process_without_privilege_says_what_is_missing():
+    with spawn_target("pass") as t:
+        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                            sys.executable, "-m", "vmainspect", "attach", str(t.pid)],
+                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert r.returncode == 4
+    assert r.stderr.count("\n") == 1 and "permission denied" in r.stderr and "ptrace" in r.stderr
+
+
+def test_open_of_a_fixture_builds_a_file_source():
+    from vmainspect.tui.sources import FileSource
+
+    src = FileSource(fixture_path("small"))
+    assert src.live is False and src.next_frame().snapshot.process.name == "python3"
