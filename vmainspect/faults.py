@@ -4,9 +4,10 @@
 every thread (``perf.Ring``), and a background thread drains the rings as they
 fill (poll on the events, woken at a quarter of the ring) into per-window
 buffers of raw addresses and IPs. ``tick(snapshot)`` closes the window: it
-attributes the faulting addresses to the snapshot's VMAs (sort, then one
-bisect per VMA that took faults), counts IPs per symbol (each distinct IP
-symbolized once, ELF files cached), and returns a ``model.FaultTick``.
+counts the distinct faulting addresses (one C-level ``Counter`` pass) and
+attributes them to the snapshot's VMAs (one bisect per VMA that took faults),
+counts IPs per symbol (each distinct IP symbolized once, ELF files cached),
+and returns a ``model.FaultTick``.
 
 Threads that appear later are followed: /proc/PID/task is listed every 0.2 s
 by the drain thread and at every tick (faults of a thread in the first moments
@@ -51,9 +52,8 @@ def parse_stat_faults(data: bytes) -> tuple[int, int]:
 
 def _paranoid(proc_root: str) -> str:
     try:
-        with open(f"{proc_root}/sys/kernel/perf_event_paranoid") as f:
-            return f.read().strip()
-    except OSError:
+        return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
+    except Exception:
         return "?"
 
 
@@ -114,7 +114,9 @@ class FaultSampler:
         self.unattributed = 0               # samples of the last tick outside the snapshot's VMAs
         self.by_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick
         self.by_data_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick: faulting data in ELF .data/.bss
-        self.total_lost = 0
+        self._maj_ids: set[int] = set()     # ids of every major event opened (recent samples of exited threads too)
+        self._closed_counts = [0, 0]        # event counts of rings already closed (exited threads)
+        self._starts: tuple[int, list[int]] | None = None
         self._rings: dict = {}              # tid -> perf.Ring
         self._skipped: set[int] = set()     # threads that could not be opened
         self._lock = threading.Lock()
@@ -125,7 +127,8 @@ class FaultSampler:
         self._last = time.monotonic()
         self._counters: dict[int, tuple[int, int]] = {}
         self._proc_counters: tuple[int, int] | None = None
-        self._symbolizer = None
+        from .symbolize import Symbolizer
+        self._symbolizer = Symbolizer()
         self._sym_cache: dict[int, tuple] = {}
         self._started = False
         self.previous_snapshot: Snapshot | None = None  # transitions are counted from it; tick() sets it, set it before the first tick
@@ -157,6 +160,7 @@ class FaultSampler:
         ring = Ring(tid, period=self.period, ring_bytes=self._ring_bytes(nthreads),
                     exclude_kernel=self.exclude_kernel)
         ring.enable()
+        self._maj_ids.add(ring.id_maj)
         return ring
 
     def _refusal(self, e: OSError) -> str:
@@ -227,8 +231,6 @@ class FaultSampler:
                 break
             self._skipped.add(tid)
         if not self._rings:
-            for r in self._rings.values():
-                r.close()
             if first_error is None:
                 if not self.reader.exists():
                     raise ProcessGone(self.pid)
@@ -333,7 +335,11 @@ class FaultSampler:
             for tid in list(self._rings):
                 if tid not in tids:             # exited: last drain, then close
                     self._drain_all()
-                    self._rings.pop(tid).close()
+                    ring = self._rings.pop(tid)
+                    mi, ma = ring.counts()
+                    self._closed_counts[0] += mi
+                    self._closed_counts[1] += ma
+                    ring.close()
                     changed = True
             self._skipped &= tids
             new = [t for t in tids if t not in self._rings and t not in self._skipped]
@@ -372,7 +378,6 @@ class FaultSampler:
         with self._lock:
             self._drain_all()
             win, self._win = self._win, _Window()
-        self.total_lost += win.lost
         return self._perf_tick(win, window_s, snapshot, refresh)
 
     def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot, refresh) -> FaultTick:
@@ -463,7 +468,9 @@ class FaultSampler:
             return True
         if v.path or v.inode:
             return False
-        i = bisect.bisect_left([x.start for x in snapshot.vmas], v.start) - 1
+        if self._starts is None or self._starts[0] != id(snapshot):
+            self._starts = (id(snapshot), [x.start for x in snapshot.vmas])
+        i = bisect.bisect_left(self._starts[1], v.start) - 1
         return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
 
     def _data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
@@ -474,9 +481,6 @@ class FaultSampler:
             v = snapshot.vma_at(start)
             if v is None or not self._elf_data_vma(v, snapshot):
                 continue
-            if self._symbolizer is None:
-                from .symbolize import Symbolizer
-                self._symbolizer = Symbolizer()
             for kind, (keys, cnt) in enumerate(lists):
                 lo = bisect.bisect_left(keys, v.start)
                 hi = bisect.bisect_left(keys, v.end, lo)
@@ -503,9 +507,6 @@ class FaultSampler:
                 ("[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}")
             self._sym_cache[key] = out
             return out
-        if self._symbolizer is None:
-            from .symbolize import Symbolizer
-            self._symbolizer = Symbolizer()
         s = self._symbolizer.lookup(ip, v, snapshot) if v is not None else None
         if s is None:
             dso = (v.path or "[anon]") if v is not None else "[unknown]"
@@ -534,7 +535,7 @@ class FaultSampler:
         if not self.recent or not win.tails:
             return ()
         from .perf import unpack_samples
-        maj_ids = {r.id_maj for r in self._rings.values()}
+        maj_ids = self._maj_ids
         rows = []
         for tail in win.tails.values():
             rows.extend(unpack_samples(memoryview(tail).cast("Q")))
@@ -545,9 +546,6 @@ class FaultSampler:
             data = None
             v = snapshot.vma_at(a)
             if v is not None and self._elf_data_vma(v, snapshot):
-                if self._symbolizer is None:
-                    from .symbolize import Symbolizer
-                    self._symbolizer = Symbolizer()
                 ds = self._symbolizer.lookup(a, v, snapshot)
                 data = ds.text if ds is not None and ds.name is not None else None
             out.append(FaultSample(time_ns=t, pid=pid, tid=tid, ip=ip, addr=a, major=i in maj_ids,
@@ -606,7 +604,7 @@ class FaultSampler:
 
     def event_counts(self) -> tuple[int, int]:
         """Sum of the perf events' own counts (every fault while enabled, sampled or not)."""
-        mi = ma = 0
+        mi, ma = self._closed_counts
         with self._lock:
             for r in self._rings.values():
                 a, b = r.counts()
