@@ -231,3 +231,37 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
             p.wait()
         if not closed:
             os.close(master)
+
+
+class _PanelHost:
+    """A tiny app showing only the narration panel in a given state (deterministic)."""
+
+    @staticmethod
+    def make(big: bool, holds):
+        from textual.app import App
+
+        class Host(App):
+            CSS = "Screen { background: black; }"
+
+            def compose(self):
+                yield NarrationPanel(len(STEPS), big=big, id="n")
+
+            def on_mount(self):
+                panel = self.query_one(NarrationPanel)
+                panel.intro(STEPS[0], root=holds is not None)
+                panel.running(STEPS[5], 5, STEPS[6].title)
+                reason = None if holds else "every written page is dirty: needs root (kpageflags/kpagecount)"
+                dirty = "3 (0,100,200)" if holds else "? (needs root)"
+                panel.done(StepResult(5, STEPS[5], {}, holds, reason,
+                                      f"wrote 3 pages; dirty pages: {dirty}; read(2) of the file "
+                                      "sees the new bytes", None, (1,), 0.1))
+
+        return Host()
+
+
+def test_narration_panel_verdict_snapshot(snap_compare):
+    assert snap_compare(_PanelHost.make(False, True), terminal_size=(100, 16))
+
+
+def test_narration_panel_unknown_projector_snapshot(snap_compare):
+    assert snap_compare(_PanelHost.make(True, None), terminal_size=(100, 18))
