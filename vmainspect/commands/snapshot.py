@@ -45,7 +45,14 @@ def run(args: argparse.Namespace) -> int:
     from ..snapshot_io import dumps
 
     text = dumps(snap, indent=args.indent)
-    if not text.endswith("\n"):
-        text += "\n"
-    write_text(args.output, text)
+    del snap
+    if args.output == "-":
+        # Straight to stdout: no second copy of a text that can be tens of MB.
+        import sys
+        sys.stdout.write(text)
+        if not text.endswith("\n"):
+            sys.stdout.write("\n")
+        sys.stdout.flush()
+        return 0
+    write_text(args.output, text if text.endswith("\n") else text + "\n")
     return 0
