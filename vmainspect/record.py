@@ -546,7 +546,8 @@ def _check_header(h: Any, path: str) -> dict:
         raise BadInput(f"{path}: not a vmainspect recording (line 1 is not a JSON object)")
     name = h.get("schema")
     if name == SCHEMA:
-        if type(h.get("interval_s")) not in (int, float) or type(h.get("pid")) is not int:
+        iv = h.get("interval_s")
+        if type(iv) not in (int, float) or not 0 < iv < 1e9 or type(h.get("pid")) is not int:
             raise BadInput(f"{path}: malformed recording header (interval_s, pid)")
         return h
     if type(name) is str:
@@ -579,7 +580,7 @@ def read_recording(path: str) -> Recording:
     except OSError as e:
         raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
     with f:
-        first = f.readline(1 << 20)
+        first = f.readline()
         if not first.strip():
             raise BadInput(f"{path}: not a vmainspect recording (the file is empty)")
         try:
