@@ -57,6 +57,18 @@ def _paranoid(proc_root: str) -> str:
         return "?"
 
 
+class _NoVmas:
+    vmas: tuple = ()
+    capabilities = None
+
+    @staticmethod
+    def vma_at(_address: int) -> None:
+        return None
+
+
+_EMPTY = _NoVmas()
+
+
 class _Window:
     __slots__ = ("addrs", "ips", "threads", "lost", "other", "tails")
 
@@ -380,7 +392,9 @@ class FaultSampler:
             win, self._win = self._win, _Window()
         return self._perf_tick(win, window_s, snapshot, refresh)
 
-    def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot, refresh) -> FaultTick:
+    def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot | None, refresh) -> FaultTick:
+        if snapshot is None:                # nothing to attribute to: an empty map (all unattributed)
+            snapshot = _EMPTY
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for raw in win.addrs:
@@ -426,6 +440,8 @@ class FaultSampler:
                      pages: list[int]) -> tuple[tuple[str, str, int], ...]:
         """(state before, state after, pages) of the faulted pages; () unless both snapshots have pages."""
         if before is None or after is None or before is after or not pages:
+            return ()
+        if before.capabilities is None or after.capabilities is None:
             return ()
         if not (before.capabilities.pages and after.capabilities.pages):
             return ()

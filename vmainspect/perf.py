@@ -80,7 +80,7 @@ _WATERMARK = 1 << 14
 _USE_CLOCKID = 1 << 25
 
 CLOCK_MONOTONIC = 1
-ATTR_SIZE = 128             # PERF_ATTR_SIZE_VER7 (Linux 5.x+); older kernels accept larger with zeroed tail? no: E2BIG -> retried at VER5
+ATTR_SIZE = 128             # PERF_ATTR_SIZE_VER7 (Linux 5.12+; older kernels accept a larger attr whose tail is zero)
 
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
