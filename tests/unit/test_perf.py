@@ -96,3 +96,22 @@ def test_drain_handles_wrap_around_and_frees_space():
     assert got == second
     assert [x[4] for x in rows(perf.split_records(got)[0])] == [100, 101, 102, 103, 104]
     assert r.drain() == b""
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from([sample(), sample(misc=1), lost(5), throttle(), b"\0" * 8,
+                                 struct.pack("<IHH", 9, 2, 40), b"\xff" * 8]), max_size=40),
+       st.integers(min_value=0, max_value=64))
+def test_any_ring_bytes_never_crash(parts, cut):
+    data = b"".join(parts)
+    data = data[: len(data) - cut] if cut < len(data) else data
+    runs, nlost, other = perf.split_records(data)
+    assert nlost >= 0 and other >= 0
+    for q in runs:
+        assert len(q) % perf.SAMPLE_WORDS == 0
+        for h in q[0::perf.SAMPLE_WORDS]:
+            assert h in perf.SAMPLE_HEADERS
