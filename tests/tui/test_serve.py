@@ -218,3 +218,9 @@ def test_serve_port_in_use_is_one_line(recording, capsys):
         rc = cli.main(["serve", "--port", str(s.getsockname()[1]), "open", recording])
     err = capsys.readouterr().err
     assert rc == 2 and "cannot listen" in err and err.count("\n") == 1
+
+
+def test_loopback_detection():
+    from vmainspect.commands.serve import _loopback
+    assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and _loopback("127.1.2.3")
+    assert not _loopback("0.0.0.0") and not _loopback("::") and not _loopback("192.168.1.5")
