@@ -18,7 +18,7 @@ by page, when both snapshots carry page runs (``--pages``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Iterable, Mapping
 
 from .model import Snapshot, Vma

@@ -44,7 +44,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import stat
 import threading
 import time
@@ -399,22 +398,15 @@ class RecordingWriter:
             raise OutputError(f"cannot write the recording: {e.strerror}") from None
         self.bytes += len(text.encode("utf-8"))
 
-    def header(self, snapshot_or_pid: Snapshot | int, *, interval_s: float, pages: bool,
-               faults: bool, started_at: str | None = None) -> None:
-        h: dict[str, Any] = {"schema": SCHEMA, "started_at": started_at or _now_iso(),
-                             "interval_s": interval_s}
-        if isinstance(snapshot_or_pid, Snapshot):
-            s = snapshot_or_pid
-            h.update(pid=s.process.pid, name=s.process.name, cmdline=list(s.process.cmdline),
-                     create_time=s.process.create_time,
-                     host={"kernel": s.host.kernel, "page_size": s.host.page_size,
-                           "hostname": s.host.hostname})
-        else:
-            h.update(pid=snapshot_or_pid, host={"kernel": os.uname().release,
-                                                "page_size": os.sysconf("SC_PAGE_SIZE"),
-                                                "hostname": socket.gethostname()})
-        h.update(pages=pages, faults=faults, vmainspect=__version__)
-        self._line(h)
+    def header(self, s: Snapshot, *, interval_s: float, pages: bool, faults: bool,
+               started_at: str | None = None) -> None:
+        """Line 1: what is recorded (from the first snapshot) and how."""
+        self._line({"schema": SCHEMA, "started_at": started_at or _now_iso(), "interval_s": interval_s,
+                    "pid": s.process.pid, "name": s.process.name, "cmdline": list(s.process.cmdline),
+                    "create_time": s.process.create_time,
+                    "host": {"kernel": s.host.kernel, "page_size": s.host.page_size,
+                             "hostname": s.host.hostname},
+                    "pages": pages, "faults": faults, "vmainspect": __version__})
 
     def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
         from .snapshot_io import dumps, to_dict
