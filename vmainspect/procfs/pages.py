@@ -335,9 +335,9 @@ class _Pfns:
     __slots__ = ("parts", "n", "cparts", "cn")
 
     def __init__(self) -> None:
-        self.parts: list[bytes] = []
+        self.parts: list[memoryview] = []
         self.n = 0
-        self.cparts: list[bytes] = []
+        self.cparts: list[memoryview] = []
         self.cn = 0
 
 
@@ -345,14 +345,19 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
             pfns: _Pfns | None) -> None:
     """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
     codes, excl = pm.classify_masks(raw)
+    view = memoryview(raw) if pfns is not None else None
+    count = excl.count
+    C_ABSENT, C_SWAPPED, C_FILE = pm.C_ABSENT, pm.C_SWAPPED, pm.C_FILE
     pit = iter(group)
     piece = next(pit)
     ps = piece[0] - start
     pe = ps + piece[1]
-    for s, n, code in pm.iter_runs(codes):
-        if code == pm.C_ABSENT:
+    acc = None                   # made when the piece has a page that is not absent
+    for m in pm.RUN_RE.finditer(codes):
+        s, e = m.span()
+        code = codes[s]
+        if code == C_ABSENT:
             continue             # merge_runs fills gaps with absent
-        e = s + n
         while s < e:
             while pe <= s:
                 piece = next(pit, None)
@@ -360,24 +365,26 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
                     return
                 ps = piece[0] - start
                 pe = ps + piece[1]
+                acc = None
             if ps >= e:
                 break            # between pieces: the scan said absent here
             a = s if s > ps else ps
             b = e if e < pe else pe
-            acc = accs[piece[2]]
             first = piece[3] + a - ps
-            if code == pm.C_SWAPPED:
+            if acc is None:
+                acc = accs[piece[2]]
+            if code == C_SWAPPED:
                 acc.runs.append((first, b - a, code))
             else:
-                nexcl = excl.count(1, a, b)
+                nexcl = count(1, a, b)
                 acc.exclusive += nexcl
                 off = coff = -1
-                if pfns is not None:
-                    part = raw[a * 8: b * 8]
+                if view is not None:
+                    part = view[a * 8: b * 8]
                     off = pfns.n
                     pfns.parts.append(part)
                     pfns.n += b - a
-                    if code == pm.C_FILE or nexcl < b - a:
+                    if code == C_FILE or nexcl < b - a:
                         coff = pfns.cn
                         pfns.cparts.append(part)
                         pfns.cn += b - a
