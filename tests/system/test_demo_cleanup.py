@@ -189,3 +189,22 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_on_tmpfs_the_cold_read_claim_is_unknown_not_false(monkeypatch):
+    """tmpfs pages cannot be evicted: no major faults to show, and the step says so."""
+    from vmainspect.demo import control
+    from vmainspect.demo.lesson import Lesson
+
+    if control._fs_type("/dev/shm") != control.TMPFS_MAGIC:
+        pytest.skip("/dev/shm is not tmpfs here")
+    monkeypatch.setattr(control, "temp_root", lambda: "/dev/shm")
+    with Lesson() as lesson:
+        assert lesson.session.on_tmpfs and lesson.session.dir.startswith("/dev/shm/")
+        results = [lesson.run_step() for _ in range(3)]
+        folder = lesson.session.dir
+    cold = results[2]
+    assert cold.step.id == "cold-file-read"
+    assert cold.holds is None and "tmpfs" in cold.reason
+    assert cold.measured["tmpfs"] is True
+    assert not os.path.exists(folder)
