@@ -135,7 +135,7 @@ def test_readable_report_and_usage_errors():
     env = _env()
     p = subprocess.run([sys.executable, "-m", "vmainspect", "demo", "--json"],
                        capture_output=True, text=True, env=env)
-    assert p.returncode == 2 and "needs --script" in p.stderr and "Traceback" not in p.stderr
+    assert p.returncode == 2 and "need --script" in p.stderr and "Traceback" not in p.stderr
     p = subprocess.run([sys.executable, "-m", "vmainspect", "demo", "--auto", "0"],
                        capture_output=True, text=True, env=env)
     assert p.returncode == 2 and "--auto" in p.stderr

@@ -28,7 +28,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--auto", type=_seconds, metavar="SECONDS",
                    help="lecture: advance to the next step every SECONDS by itself (restarts at the end)")
     p.add_argument("--lecture", action="store_true",
-                   help="projector mode: high contrast, bold, a large narration panel, fewer columns")
+                   help="projector mode: high contrast, bold, a large narration panel, less else on screen")
     p.add_argument("--interval", type=_interval, default=0.5, metavar="SECONDS",
                    help="lecture: refresh interval of the live view (default 0.5 s)")
     p.add_argument("--no-faults", action="store_true", help="lecture: do not sample page faults")
@@ -58,8 +58,10 @@ def _interval(text: str) -> float:
 def run(args: argparse.Namespace) -> int:
     from ..errors import BadInput
 
-    if args.json and not args.script:
-        raise BadInput("--json needs --script (the lecture is interactive)")
+    if not args.script and (args.json or args.output != "-"):
+        raise BadInput("--json and --output need --script (the lecture is interactive)")
+    if args.script and (args.auto or args.lecture):
+        raise BadInput("--auto and --lecture are for the lecture, not --script")
     if args.list:
         from ..demo.lesson import STEPS
         for i, st in enumerate(STEPS, 1):
