@@ -104,7 +104,7 @@ class Timeline(Widget):
 
     DEFAULT_CSS = """
     Timeline {
-        height: 3;
+        height: 2;
         padding: 0 1;
         background: $panel;
     }
@@ -135,14 +135,17 @@ class Timeline(Widget):
             t.append(" ❚❚ PAUSED ", "bold black on yellow")
         t.append(f"  frame {i + 1}/{n}", "bold")
         t.append(f"  t {rec.times[i]:.1f}s / {rec.duration:.1f}s")
-        rss = self._rss[i]
-        t.append(f"  RSS {human_bytes(rss)}", "bold")
-        if rec.end:
-            t.append(f"  · recording ended: {rec.notes[-1][1] if rec.notes else rec.end}", "dim")
+        t.append(f"  RSS {human_bytes(self._rss[i])}", "bold")
+        hint = "  ←/→ step  p play  t jump"
         if rec.truncated_at_line is not None:
             t.append(f"  · file stops at line {rec.truncated_at_line} ({rec.truncation})", "yellow")
-        t.append("\n")
+        elif rec.end and i == n - 1:
+            t.append(f"  · {rec.notes[-1][1] if rec.notes else rec.end}", "dim")
+        if t.cell_len + len(hint) <= width:
+            t.append(hint, "dim")
+        t.truncate(width, overflow="ellipsis")
         # sparkline of RSS, one column per frame (or per group of frames)
+        line = Text(no_wrap=True)
         known = [v for v in self._rss if v is not None]
         lo, hi = (min(known), max(known)) if known else (0, 0)
         cursor = i * width // n if n > width else None
@@ -156,11 +159,8 @@ class Timeline(Widget):
             else:
                 ch = _BARS[1 + (v - lo) * 7 // (hi - lo)]
             here = (x == cursor) if cursor is not None else (f == i)
-            t.append(ch, "bold reverse bright_cyan" if here else ("cyan" if f <= i else "bright_black"))
-        t.append("\n")
-        t.append("←/→ step  shift+←/→ ×10  [ ] ends  p play/pause  +/- speed  t jump  (click to seek)",
-                 "dim")
-        return t
+            line.append(ch, "bold reverse bright_cyan" if here else ("cyan" if f <= i else "bright_black"))
+        return Text("\n").join([t, line])
 
     def on_click(self, event: Click) -> None:
         if event.y == 1:
