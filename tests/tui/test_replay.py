@@ -83,7 +83,7 @@ async def _step_jump_and_highlighting(rec_path):
         await pilot.press("left")
         await settle(app, pilot)
         assert shown_k(app) == 4 and not app.current_frame.gone
-        assert "exited" not in app._message        # the exit belongs to the last frame only
+        assert "exited" not in getattr(app, "_message", "")   # the exit belongs to the last frame only
         assert {app.rows.vmas[r].start for r in app.rows.ghost} == {P + 0x40000}
         assert app.rows.rss_delta  # VMA 2 grew by a page since frame 3
         # back to 3: compared with 2, nothing new
