@@ -74,6 +74,9 @@ def test_diff_matches_the_kernel(two_snapshots):
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
     assert d["schema"] == "vmainspect/diff@1" and d["different"]
+    import jsonschema
+    from vmainspect.diff import JSON_SCHEMA
+    jsonschema.validate(d, JSON_SCHEMA)
     by_b = {(v["b"]["start"], v["b"]["end"]): v for v in d["vmas"] if v["b"]}
     by_a = {(v["a"]["start"], v["a"]["end"]): v for v in d["vmas"] if v["a"] and not v["b"]}
 

@@ -125,3 +125,18 @@ def test_unknown_metric_is_null_not_zero():
     (c,) = diff_snapshots(snap(v1), snap(v2)).changes
     assert c.metrics["swap"].delta is None
     assert "?" in render_text(diff_snapshots(snap(v1), snap(v2)))
+
+
+def test_json_matches_its_schema():
+    import jsonschema
+    from vmainspect.diff import JSON_SCHEMA
+    a = snap(vma(P, 8, runs=[(8, "absent")]), vma(P + 0x40000, 2, rss=4096))
+    b = snap(vma(P, 4, perms="r--p", runs=[(4, "absent")]), vma(P + 4 * PS, 4, runs=[(1, "anon"), (3, "absent")]),
+             vma(P + 0x90000, 1))
+    for x, y in ((a, b), (b, a), (a, a)):
+        doc = json.loads(json.dumps(to_dict(diff_snapshots(x, y))))
+        jsonschema.validate(doc, JSON_SCHEMA)
+    bad = json.loads(json.dumps(to_dict(diff_snapshots(a, b))))
+    bad["vmas"][0]["rss"]["delta"] = "12"
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, JSON_SCHEMA)
