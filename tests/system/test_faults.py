@@ -381,6 +381,42 @@ def test_page_state_transitions_of_faulted_pages():
     assert plain.by_transition == ()
 
 
+def test_mapping_made_during_the_window_is_found_by_a_fresh_look():
+    code = """
+    checkpoint(report)
+    n = 2 << 20
+    a = libc.mmap(None, n, 3, 0x22, -1, 0)
+    libc.madvise(a, n, 15)
+    ctypes.memset(a, 1, n)
+    report["addr"] = a
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            old = collect(t.pid)
+            t.resume_and_wait_stop()
+            calls = []
+
+            def refresh():
+                calls.append(1)
+                return collect(t.pid)
+
+            tick = s.tick(old, refresh=refresh)
+        finally:
+            s.close()
+    addr = t.report["addr"]
+    assert old.vma_at(addr) is None and calls == [1]
+    assert tick.by_vma[addr] == ((2 << 20) // PAGE, 0)
+    assert s.unattributed == 0
+
+
+def test_sampler_modules_do_not_import_textual():
+    code = ("import sys, vmainspect.faults, vmainspect.perf, vmainspect.symbolize, vmainspect.commands.faults\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual imported'\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
 def test_threads_that_appear_later_are_followed():
     code = """
     import threading
