@@ -13,8 +13,11 @@ and as nobody. Then, in one run, best of --runs after one warm-up:
   beforehand, not timed);
 - the same in a subprocess running as nobody (PFNs hidden, no kpageflags).
 
-Prints a table with each figure's ratio to `pmap -X`. Writes nothing, kills
-the target. Not a test: no assertions on time.
+Then a sparse target (``--sparse``, default one 64 GiB VMA with one page
+written every 16 MiB), where PAGEMAP_SCAN skips what plain pagemap reads
+must wade through. Prints tables with each figure's ratio to `pmap -X`
+(wall and CPU time: on a loaded machine CPU time is the steadier figure).
+Writes nothing, kills the targets. Not a test: no assertions on time.
 """
 
 from __future__ import annotations
