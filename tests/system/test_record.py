@@ -197,3 +197,41 @@ def test_existing_file_is_not_replaced_without_force(tmp_path):
     res = vmainspect("record", str(os.getpid()), "-o", str(out), "--duration", "0.1")
     assert res.returncode == 5 and "--force" in res.stderr and res.stderr.count("\n") == 1
     assert out.read_text() == "precious\n"
+
+
+def test_sigterm_ends_cleanly(tmp_path):
+    out = tmp_path / "term.jsonl"
+    with spawn_target(BUSY) as t:
+        os.kill(t.pid, signal.SIGCONT)
+        rec = recorder(t.pid, out, "--interval", "0.05", "--no-faults")
+        try:
+            wait_frames(out, 2, rec)
+            rec.send_signal(signal.SIGTERM)
+            assert rec.wait(30) == 0, rec.stderr.read()
+        finally:
+            if rec.poll() is None:
+                rec.kill()
+                rec.wait()
+            rec.stdout.close()
+            rec.stderr.close()
+    r = read_recording(str(out))
+    assert r.end == "interrupted" and r.notes[-1][1] == "stopped by SIGTERM" and r.truncated_at_line is None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the recorder as nobody")
+def test_no_permission_is_exit_4_and_no_file(tmp_path):
+    import tempfile
+    d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
+    os.chmod(d, 0o777)
+    out = os.path.join(d, "denied.jsonl")
+    try:
+        res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+                              sys.executable, "-m", "vmainspect", "record", str(os.getpid()), "-o", out],
+                             capture_output=True, text=True, timeout=60)
+        assert res.returncode == 4, res.stderr
+        assert res.stderr.count("\n") == 1 and "permission denied" in res.stderr
+        assert not os.path.exists(out)
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+        os.rmdir(d)
