@@ -120,6 +120,19 @@ def test_pfn_lookup_returns_each_pfns_fact_in_order(pfns, bitmap, monkeypatch):
     assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
 
 
+@pytest.mark.parametrize("bitmap", [True, False])
+def test_pfn_lookup_few_facts_among_many(bitmap, monkeypatch):
+    if not bitmap:
+        monkeypatch.setattr(PfnLookup, "MAX_BITMAP", 0)
+    shared = {1234, 1700, 1701, 2999}
+
+    def read(lo, hi):            # kpagecount: 2 for a few PFNs, 1 elsewhere
+        return entries(*[2 if p in shared else 1 for p in range(lo, hi)])
+    pfns = list(range(1000, 3000, 3)) + list(range(1701, 1690, -1)) + [2999, 1234]
+    got = PfnLookup(entries(*(P | p for p in pfns))).read_facts(read, pm.kpagecount_facts)
+    assert list(got) == [1 if p in shared else 0 for p in pfns]
+
+
 def test_pfn_lookup_all_zero_facts_is_none():
     assert PfnLookup(entries(30, 60, 90, 31)).read_facts(_fake_read([]), pm.kpagecount_facts) is None
     assert PfnLookup(b"").read_facts(_fake_read([]), pm.kpagecount_facts) is None

@@ -24,6 +24,7 @@ Page state codes are indexes into ``model.PAGE_STATES``.
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from collections import deque
 from itertools import accumulate, chain, islice, repeat
 from operator import add, sub
@@ -93,6 +94,7 @@ T_EXCL = _table(lambda t: 1 if (t & _T_PRESENT and t & _T_EXCL) else 0)
 # repeat (SRE runs those in a tight C loop; a backreference would not).
 RUN_RE = re.compile(b"|".join(re.escape(bytes([c])) + b"+" for c in range(len(PAGE_STATES))))
 ONES_RE = re.compile(b"\x01+")
+_NONZERO_RE = re.compile(b"[^\x00]")
 _T_GT1 = bytes([0, 0]) + bytes([1]) * 254
 _T_NONZERO = bytes([0]) + bytes([1]) * 255
 
@@ -177,10 +179,18 @@ class PfnLookup:
         if self._sorted is None:    # bitmap coordinates
             lo0 = self._lo
             at = bytearray(self.spans[-1][1] - lo0)
-            pos = 0
-            for lo, hi in self.spans:
-                at[lo - lo0: hi - lo0] = f[pos: pos + hi - lo]
-                pos += hi - lo
+            nonzero = len(f) - f.count(0)
+            if nonzero * 64 < len(f):       # a few facts: place just those
+                base = list(accumulate((hi - lo for lo, hi in self.spans), initial=0))
+                for m in _NONZERO_RE.finditer(f):
+                    pos = m.start()
+                    k = bisect_right(base, pos) - 1
+                    at[self.spans[k][0] - lo0 + pos - base[k]] = f[pos]
+            else:
+                pos = 0
+                for lo, hi in self.spans:
+                    at[lo - lo0: hi - lo0] = f[pos: pos + hi - lo]
+                    pos += hi - lo
             return bytes(map(at.__getitem__, self._idx))
         pfns, u, sizes = self._sorted
         base = accumulate((hi - lo for lo, hi in self.spans), initial=0)
