@@ -50,6 +50,18 @@ def parse_stat_faults(data: bytes) -> tuple[int, int]:
     return int(rest[7]), int(rest[9])
 
 
+def _raise_nofile(need: int) -> None:
+    """Raise the soft open-file limit toward the hard one when ``need`` fds may not fit (as perf does)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < need:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard == resource.RLIM_INFINITY
+                                                        else min(hard, max(need, soft)), hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def _paranoid(proc_root: str) -> str:
     try:
         return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
@@ -131,6 +143,7 @@ class FaultSampler:
         self._starts: tuple[int, list[int]] | None = None
         self._rings: dict = {}              # tid -> perf.Ring
         self._skipped: set[int] = set()     # threads that could not be opened
+        self._skip_reasons: set[str] = set()
         self._lock = threading.Lock()
         self._win = _Window()
         self._stop = threading.Event()
@@ -163,7 +176,8 @@ class FaultSampler:
         if self.ring_bytes:
             return self.ring_bytes
         if os.geteuid() == 0:
-            return 1 << 20          # 1 MiB: ~21,800 samples, ~50 ms at 436k faults/s
+            # 1 MiB (~21,800 samples, ~50 ms at 436k faults/s) per thread, 64 MiB in all at most
+            return max(64 << 10, min(1 << 20, (64 << 20) // max(1, nthreads)))
         # unprivileged: kernel.perf_event_mlock_kb (516 KiB) is shared by all our rings
         return max(8192, (512 << 10) // max(1, nthreads))
 
@@ -218,6 +232,7 @@ class FaultSampler:
             self._counters_mode(f"perf_event_open unavailable ({e}): showing /proc fault counters instead")
             return
         tids = sorted(self._tids())
+        _raise_nofile(2 * len(tids) + 64)       # two events per thread
         first_error: OSError | None = None
         for tid in tids:
             try:
@@ -242,6 +257,9 @@ class FaultSampler:
                 first_error = err
                 break
             self._skipped.add(tid)
+            self._skip_reasons.add("open file limit (RLIMIT_NOFILE)" if err.errno in (errno.EMFILE, errno.ENFILE)
+                                   else "perf ring memory limit (kernel.perf_event_mlock_kb)"
+                                   if err.errno in (errno.EPERM, errno.ENOMEM) else os.strerror(err.errno or 0))
         if not self._rings:
             if first_error is None:
                 if not self.reader.exists():
@@ -251,8 +269,8 @@ class FaultSampler:
             return
         self.start_counters = self.proc_counters()
         if self._skipped:
-            self.notes.append(f"{len(self._skipped)} thread(s) could not be sampled "
-                              "(perf ring memory limit: kernel.perf_event_mlock_kb)")
+            self.notes.append(f"{len(self._skipped)} thread(s) could not be sampled: "
+                              + ", ".join(sorted(self._skip_reasons)))
         self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
         self._thread.start()
 

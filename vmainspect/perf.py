@@ -99,6 +99,14 @@ _SYSCALL_NR = {"x86_64": 298, "aarch64": 241, "i686": 336, "i386": 336, "ppc64le
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
 _syscall.restype = ctypes.c_long
+# the ring is mapped with libc's mmap, not Python's mmap module, which dup()s the fd:
+# a third descriptor per thread would run into RLIMIT_NOFILE on processes with many threads
+_mmap = _libc.mmap
+_mmap.restype = ctypes.c_void_p
+_mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+_munmap = _libc.munmap
+_munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+_MAP_FAILED = ctypes.c_void_p(-1).value
 
 
 class PerfError(OSError):
@@ -149,12 +157,13 @@ class Ring:
         self.exclude_kernel = exclude_kernel
         self.clockid = clockid
         self.fd_min = self.fd_maj = -1
-        self.mm: mmap.mmap | None = None
+        self.base: int | None = None     # address of the mapped perf_event_mmap_page + data
+        self.map_size = 0
         npages = max(1, ring_bytes // PAGE)
         npages = 1 << (npages.bit_length() - 1)          # a power of two
         try:
             self.fd_min = self._open(PERF_COUNT_SW_PAGE_FAULTS_MIN, period, npages * PAGE // 4)
-            self.mm = self._mmap(npages)
+            npages = self._map(npages)
             self.fd_maj = self._open(PERF_COUNT_SW_PAGE_FAULTS_MAJ, period, 0)
             fcntl.ioctl(self.fd_maj, PERF_EVENT_IOC_SET_OUTPUT, self.fd_min)
             self.id_min = _event_id(self.fd_min)
@@ -162,9 +171,15 @@ class Ring:
         except BaseException:
             self.close()
             raise
-        self.data_offset = struct.unpack_from("<Q", self.mm, _DATA_OFFSET)[0] or PAGE
-        self.data_size = struct.unpack_from("<Q", self.mm, _DATA_SIZE)[0] or npages * PAGE
-        self.tail = struct.unpack_from("<Q", self.mm, _DATA_TAIL)[0]
+        self._attach(npages)
+
+    def _attach(self, npages: int) -> None:
+        base = self.base
+        self._head = ctypes.c_uint64.from_address(base + _DATA_HEAD)   # aligned 8-byte loads/stores
+        self._tail = ctypes.c_uint64.from_address(base + _DATA_TAIL)
+        self.data_offset = ctypes.c_uint64.from_address(base + _DATA_OFFSET).value or PAGE
+        self.data_size = ctypes.c_uint64.from_address(base + _DATA_SIZE).value or npages * PAGE
+        self.tail = self._tail.value
 
     def _open(self, config: int, period: int, watermark: int) -> int:
         attr = _attr(config, period, exclude_kernel=self.exclude_kernel,
@@ -177,17 +192,20 @@ class Ring:
                 return self._open(config, period, watermark)
             raise
 
-    def _mmap(self, npages: int) -> mmap.mmap:
+    def _map(self, npages: int) -> int:
+        """Map 1 + npages pages of the ring (halving on the unprivileged mlock limit); returns npages."""
         while True:
-            try:
-                return mmap.mmap(self.fd_min, (1 + npages) * PAGE, mmap.MAP_SHARED,
-                                 mmap.PROT_READ | mmap.PROT_WRITE)
-            except OSError as e:
-                # unprivileged users share kernel.perf_event_mlock_kb (516 KiB by default)
-                if e.errno in (errno.EPERM, errno.ENOMEM) and npages > 1:
-                    npages //= 2
-                    continue
-                raise PerfError(e.errno, f"mmap of the perf ring: {e.strerror}") from None
+            size = (1 + npages) * PAGE
+            addr = _mmap(None, size, mmap.PROT_READ | mmap.PROT_WRITE, mmap.MAP_SHARED, self.fd_min, 0)
+            if addr is not None and addr != _MAP_FAILED:
+                self.base, self.map_size = addr, size
+                return npages
+            e = ctypes.get_errno()
+            # unprivileged users share kernel.perf_event_mlock_kb (516 KiB by default)
+            if e in (errno.EPERM, errno.ENOMEM) and npages > 1:
+                npages //= 2
+                continue
+            raise PerfError(e, f"mmap of the perf ring: {os.strerror(e)}")
 
     @property
     def fds(self) -> tuple[int, int]:
@@ -217,33 +235,30 @@ class Ring:
 
     def drain(self) -> bytes:
         """Copy out every complete record written since the last drain and free the space."""
-        mm = self.mm
-        if mm is None:
+        if self.base is None:
             return b""
-        head = struct.unpack_from("<Q", mm, _DATA_HEAD)[0]
+        head = self._head.value
         tail = self.tail
         if head == tail:
             return b""
         size = self.data_size
-        base = self.data_offset
+        start = self.base + self.data_offset
         a = tail % size
         n = head - tail
         if a + n <= size:
-            data = mm[base + a: base + a + n]
+            data = ctypes.string_at(start + a, n)
         else:
-            data = mm[base + a: base + size] + mm[base: base + (a + n - size)]
+            data = ctypes.string_at(start + a, size - a) + ctypes.string_at(start, a + n - size)
         self.tail = head
-        struct.pack_into("<Q", mm, _DATA_TAIL, head)
+        self._tail.value = head
         return data
 
     def close(self) -> None:
         self.disable()
-        if self.mm is not None:
-            try:
-                self.mm.close()
-            except (BufferError, ValueError):
-                pass
-            self.mm = None
+        if self.base is not None:
+            base, self.base = self.base, None
+            if self.map_size:
+                _munmap(base, self.map_size)
         for name in ("fd_maj", "fd_min"):
             fd = getattr(self, name)
             if fd >= 0:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import struct
 
 from vmainspect import perf
@@ -69,19 +70,23 @@ def test_unpack_last():
 
 
 class FakeRing(perf.Ring):
-    """A Ring over a bytearray laid out like perf_event_mmap_page + data (no kernel)."""
+    """A Ring over a ctypes buffer laid out like perf_event_mmap_page + data (no kernel)."""
 
     def __init__(self, size: int) -> None:     # noqa: D107 - no perf_event_open here
-        self.mm = bytearray(perf.PAGE + size)
-        struct.pack_into("<QQ", self.mm, 1040, perf.PAGE, size)
-        self.data_offset, self.data_size, self.tail = perf.PAGE, size, 0
+        self.buf = ctypes.create_string_buffer(perf.PAGE + size)
+        struct.pack_into("<QQ", self.buf, 1040, perf.PAGE, size)
+        self.base, self.map_size = ctypes.addressof(self.buf), 0      # 0: nothing to munmap
         self.fd_min = self.fd_maj = -1
+        self._attach(size // perf.PAGE)
 
     def write(self, payload: bytes) -> None:
-        head = struct.unpack_from("<Q", self.mm, 1024)[0]
+        head = struct.unpack_from("<Q", self.buf, 1024)[0]
         for i, b in enumerate(payload):
-            self.mm[perf.PAGE + (head + i) % self.data_size] = b
-        struct.pack_into("<Q", self.mm, 1024, head + len(payload))
+            self.buf[perf.PAGE + (head + i) % self.data_size] = b
+        struct.pack_into("<Q", self.buf, 1024, head + len(payload))
+
+    def tail_word(self) -> int:
+        return struct.unpack_from("<Q", self.buf, 1032)[0]
 
 
 def test_drain_handles_wrap_around_and_frees_space():
@@ -89,7 +94,7 @@ def test_drain_handles_wrap_around_and_frees_space():
     first = b"".join(sample(t=i) for i in range(20))       # 960 bytes
     r.write(first)
     assert r.drain() == first
-    assert struct.unpack_from("<Q", r.mm, 1032)[0] == 960  # data_tail advanced
+    assert r.tail_word() == 960                             # data_tail advanced
     second = b"".join(sample(t=100 + i) for i in range(5))  # wraps past the end of the ring
     r.write(second)
     got = r.drain()
