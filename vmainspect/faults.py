@@ -81,12 +81,17 @@ class _NoVmas:
 _EMPTY = _NoVmas()
 
 
+FOLD_BYTES = 32 << 20      # raw addresses kept before folding them into counts (bounds memory between ticks)
+
+
 class _Window:
-    __slots__ = ("addrs", "ips", "threads", "lost", "other", "tails")
+    __slots__ = ("addrs", "ips", "threads", "lost", "other", "tails", "folded", "n")
 
     def __init__(self) -> None:
         self.addrs = (bytearray(), bytearray())   # minor, major: raw little-endian u64s
         self.ips = (bytearray(), bytearray())
+        self.folded = ((Counter(), Counter()), (Counter(), Counter()))  # (addrs, ips) counts per kind
+        self.n = [0, 0]                           # samples per kind
         self.threads: dict[int, list[int]] = {}   # tid -> [minor, major]
         self.lost = 0
         self.other = 0
@@ -343,6 +348,12 @@ class FaultSampler:
                     win.addrs[0].extend(q[5::SAMPLE_WORDS].tobytes())
                     win.ips[0].extend(q[2::SAMPLE_WORDS].tobytes())
                     counts[0] += len(ids)
+            for k in (0, 1):
+                if len(win.addrs[k]) >= FOLD_BYTES:      # nobody ticked for a while: keep counts only
+                    win.folded[k][0].update(memoryview(win.addrs[k]).cast("Q"))
+                    win.folded[k][1].update(memoryview(win.ips[k]).cast("Q"))
+                    win.n[k] += len(win.addrs[k]) // 8
+                    del win.addrs[k][:], win.ips[k][:]
             if keep and runs:
                 last = runs[-1]
                 tail = last[-keep:].tobytes() if len(last) >= keep else \
@@ -415,8 +426,10 @@ class FaultSampler:
             snapshot = _EMPTY
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
-        for raw in win.addrs:
+        for k, raw in enumerate(win.addrs):
             cnt = Counter(memoryview(raw).cast("Q")) if raw else Counter()
+            if win.folded[k][0]:
+                cnt.update(win.folded[k][0])
             keys = list(cnt)
             keys.sort()
             lists.append((keys, cnt))
@@ -431,7 +444,7 @@ class FaultSampler:
                 by_vma, missing = self._attribute(snapshot, lists)
         self.unattributed = missing
         self.by_data_symbol_split = self._data_symbols(snapshot, by_vma, lists)
-        sym_split = self._symbols(snapshot, win.ips)
+        sym_split = self._symbols(snapshot, win)
         self.by_symbol_split = sym_split
         by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
                                  key=lambda t: (-t[2], t[0], t[1])))
@@ -442,8 +455,8 @@ class FaultSampler:
                 pages.add(a & mask)
                 if len(pages) >= MAX_PAGES:
                     break
-        minor = len(win.addrs[0]) // 8
-        major = len(win.addrs[1]) // 8
+        minor = win.n[0] + len(win.addrs[0]) // 8
+        major = win.n[1] + len(win.addrs[1]) // 8
         page_list = sorted(pages)
         transitions = self._transitions(self.previous_snapshot, snapshot, page_list)
         self.previous_snapshot = snapshot
@@ -554,13 +567,13 @@ class FaultSampler:
         self._sym_cache[key] = out
         return out
 
-    def _symbols(self, snapshot: Snapshot, ips) -> dict[tuple[str, str], tuple[int, int]]:
+    def _symbols(self, snapshot: Snapshot, win: _Window) -> dict[tuple[str, str], tuple[int, int]]:
         out: dict[tuple[str, str], list[int]] = {}
         for kind in (0, 1):
-            raw = ips[kind]
-            if not raw:
-                continue
-            for ip, c in Counter(memoryview(raw).cast("Q")).items():
+            raw = win.ips[kind]
+            counts = Counter(memoryview(raw).cast("Q")) if raw else Counter()
+            counts.update(win.folded[kind][1])
+            for ip, c in counts.items():
                 name, dso, _ = self._symbol_of(ip, snapshot)
                 out.setdefault((name, dso), [0, 0])[kind] += c
         return {k: (a, b) for k, (a, b) in out.items()}
