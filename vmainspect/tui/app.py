@@ -45,6 +45,7 @@ from ..errors import VmaInspectError
 from ..model import Frame, Snapshot, Vma
 from . import rows as R
 from .rows import COLUMNS, COLUMN_KEYS, DESCENDING_FIRST, Rows
+from .sources import settle_gc
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
@@ -62,7 +63,13 @@ def _default_describe() -> Callable[[Vma], list[str] | None] | None:
         from ..symbolize import describe_vma
     except ImportError:
         return None
-    return describe_vma
+
+    def describe(vma: Vma, snapshot: Snapshot | None = None) -> list[str] | None:
+        # with the snapshot, the load bias comes from the file's lowest mapping (unambiguous)
+        return describe_vma(vma, snapshot=snapshot)
+
+    describe.takes_snapshot = True  # type: ignore[attr-defined]
+    return describe
 
 
 def _parse_time(text: str) -> float | None:
@@ -244,6 +251,7 @@ class VmaInspectApp(App):
         rows = R.build_rows(prev, frame.snapshot, frame.faults)
         order = R.order(rows, *view)
         layout = overview_layout(frame.snapshot)
+        settle_gc()     # here, in the worker, not in the UI thread
         self.post_message(FrameReady(frame, rows, prev, view, order, layout))
 
     def on_frame_failed(self, msg: FrameFailed) -> None:
@@ -279,10 +287,11 @@ class VmaInspectApp(App):
             self._message = f"[yellow]{frame.message}[/]"
         self._show_header()
         self._show_status()
-        # A frame is ~10 objects per VMA: move them out of the cyclic GC's reach
-        # (they hold no cycles; refcounting frees them) so full collections of
-        # millions of objects do not stall keys on 65k-VMA processes.
-        gc.freeze()
+        if self.frames_seen % 600 == 0 and len(frame.snapshot.vmas) < 5000:
+            # small processes: now and then, let the GC see everything again
+            gc.unfreeze()
+            gc.collect()
+            gc.freeze()
         updater = getattr(self.extra_panel, "update_frame", None)
         if updater is not None:
             updater(frame)
@@ -387,14 +396,17 @@ class VmaInspectApp(App):
         key = (vma.path, vma.start, vma.end, vma.offset)
         if key in self._elf_cache:
             return self._elf_cache[key]
-        self._describe(vma, key)
+        self._describe(vma, key, self.current_frame.snapshot if self.current_frame else None)
         return "reading ELF headers…"
 
     @work(thread=True, group="elf", description="describe ELF")
-    def _describe(self, vma: Vma, key: tuple) -> None:
+    def _describe(self, vma: Vma, key: tuple, snapshot: Snapshot | None) -> None:
         try:
-            lines = self.describe(vma)
-        except (VmaInspectError, OSError, ValueError) as e:
+            if getattr(self.describe, "takes_snapshot", False):
+                lines = self.describe(vma, snapshot=snapshot)
+            else:
+                lines = self.describe(vma)
+        except Exception as e:  # noqa: BLE001 - a hostile or odd ELF file must not take the UI down
             lines = f"cannot read ELF: {e}"
         self.call_from_thread(self._described, vma, key, lines)
 
@@ -503,7 +515,7 @@ class VmaInspectApp(App):
         table = self.table
         if reverse is None:
             reverse = (not table.reverse) if key == table.sort else key in DESCENDING_FIRST
-        table.set_view(sort=key, reverse=reverse)
+        table.set_view(sort=key, reverse=reverse, to_top=True)
         self._show_status()
 
     def action_next_sort(self) -> None:

@@ -120,8 +120,10 @@ class VmaTable(ScrollView, can_focus=True):
         self._restore(keep)
 
     def set_view(self, sort: str | None = None, reverse: bool | None = None,
-                 filter_text: str | None = None) -> None:
-        """Change sort/filter; recomputes the index list and keeps the selection."""
+                 filter_text: str | None = None, to_top: bool = False) -> None:
+        """Change sort/filter; recomputes the index list and keeps the selection
+        (``to_top``: put the cursor on the first row instead, as after a new sort)."""
+        self._to_top = to_top
         if sort is not None:
             self.sort = sort
         if reverse is not None:
@@ -165,6 +167,10 @@ class VmaTable(ScrollView, can_focus=True):
             return None
 
     def _restore(self, keep: int | None) -> None:
+        if getattr(self, "_to_top", False):
+            self._to_top = False
+            keep = None
+            self.cursor = 0
         pos = self._position_of(keep) if keep is not None else None
         if pos is None:
             pos = min(self.cursor, len(self.order) - 1) if self.order else 0
