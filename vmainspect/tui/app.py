@@ -46,6 +46,7 @@ from ..model import Frame, Snapshot, Vma
 from . import rows as R
 from .rows import COLUMNS, COLUMN_KEYS, DESCENDING_FIRST, Rows
 from .sources import settle_gc
+from .palette import palette_commands
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
@@ -551,19 +552,7 @@ class VmaInspectApp(App):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
-        yield SystemCommand("Pause / resume", "Stop or restart live refresh (space)", self.action_toggle_pause)
-        yield SystemCommand("Save snapshot", "Write the current snapshot as JSON (s)", self.action_save)
-        yield SystemCommand("Filter VMAs", "Filter by path, kind or perms (/)", self.action_filter)
-        yield SystemCommand("Go to address", "Select the VMA containing an address (g)", self.action_goto)
-        yield SystemCommand("Refresh now", "Collect a new snapshot now (r)", self.action_refresh)
-        yield SystemCommand("Key help", "Keys, colours and marks (?)", self.action_help)
-        for col in COLUMNS:
-            yield SystemCommand(f"Sort by {col.title}", f"Sort the VMA table by {col.title}",
-                                lambda k=col.key: self.sort_by(k, k in DESCENDING_FIRST))
-        yield SystemCommand("Reverse sort order", "Flip the sort direction (O)", self.action_reverse_sort)
-        for i, p in enumerate(PANELS, 1):
-            yield SystemCommand(f"Show {PANEL_TITLES[p]} panel", f"Narrow layout: show {PANEL_TITLES[p]} ({i})",
-                                lambda p=p: self.action_panel(p))
+        yield from palette_commands(self)
 
     # --- process picker ---------------------------------------------------------
     def _pick(self) -> None:
