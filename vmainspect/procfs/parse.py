@@ -269,14 +269,17 @@ def parse_smaps(data: bytes) -> list[Vma]:
 
 _NOT_DIGIT = bytes(c if 48 <= c <= 57 else 32 for c in range(256))  # translate: keep digits, rest -> space
 _SKELETON_DELETE = b"0123456789 \t"
-_FLAGS_SEP = b"\nVmFlags: "   # a path cannot contain a newline (the kernel prints it as \\012)
+# "\nVmFlags: FLAGS\n" and the next header line: a path cannot contain a newline
+# (the kernel prints it as \\012), so this only matches real VmFlags lines.
+_BLOCKS = re.compile(rb"\nVmFlags: ([^\n]*)\n(?:([^\n]*)\n)?")
 
 
 def _parse_columnar(data: bytes) -> list[Vma] | None:
     """The fast path, or None when the blocks do not all share one layout.
 
-    Splitting at ``\\nVmFlags: `` gives one chunk per VMA: the previous
-    VMA's flags, this VMA's header, its field lines. Blocks whose field text
+    One regex split at the ``VmFlags`` lines (and the header line after each)
+    cuts the buffer into flags, headers and field texts, copying it once.
+    Blocks whose field text
     is identical (many VMAs of a big process have the same figures) are
     parsed once and share one smaps dict. The distinct field texts are
     joined into one buffer; deleting digits and blanks from it must give the
@@ -288,18 +291,18 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     """
     if not data.endswith(b"\n"):
         return None
-    chunks = data.split(_FLAGS_SEP)
-    n = len(chunks) - 1
-    if n < 1:
+    # [header0 + fields0, flags0, header1, fields1, flags1, ..., flagsN-1, None, b""]
+    pieces = _BLOCKS.split(data)
+    n = len(pieces) // 3
+    if n < 1 or pieces[-1] or pieces[-2] is not None:
         return None
-    chunks[0] = b"\n" + chunks[0]           # no flags before the first header
-    chunks[-1] += b"\n"                     # flags of the last VMA, then nothing
-    parts = list(map(bytes.split, chunks, [b"\n"] * (n + 1), [2] * (n + 1)))
-    del chunks
-    if parts[-1][1:] != [b"", b""] or set(map(len, parts)) != {3}:
+    head, sep, fields0 = pieces[0].partition(b"\n")
+    header_col = [head] + pieces[2:-2:3]
+    field_col = [fields0] + pieces[3:-1:3]
+    flag_col = pieces[1::3]
+    del pieces
+    if not sep or None in header_col or len(header_col) != n or len(field_col) != n:
         return None
-    flag_col, header_col, field_col = zip(*parts)
-    del parts
     first = field_col[0].split(b"\n")
     keys: list[str] = []
     kb: list[bool] = []
@@ -312,7 +315,6 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     m = len(keys)
     if len(set(keys)) != m:
         return None
-    field_col = field_col[:n]
     distinct = list(dict.fromkeys(field_col))
     u = len(distinct)
     body = b"\n".join(distinct)
@@ -331,8 +333,8 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     by_text = dict(zip(distinct, dicts))
     smaps = list(map(by_text.__getitem__, field_col))
     memo = _Memo(_flags_of)
-    flags = list(map(memo.__getitem__, flag_col[1:]))
-    return _make_vmas(header_col[:n], flags, smaps)
+    flags = list(map(memo.__getitem__, flag_col))
+    return _make_vmas(header_col, flags, smaps)
 
 
 def _kb_value(token: bytes) -> int:
