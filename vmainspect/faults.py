@@ -62,6 +62,17 @@ def _raise_nofile(need: int) -> None:
         pass
 
 
+COUNT_STEP = 16384          # samples per C-level Counter call: lets the drain thread take the GIL in between
+
+
+def _count(raw: bytearray, into: Counter) -> Counter:
+    """Add the u64s in ``raw`` to ``into``, in steps, so that draining goes on meanwhile."""
+    mv = memoryview(raw).cast("Q")
+    for i in range(0, len(mv), COUNT_STEP):
+        into.update(mv[i:i + COUNT_STEP])
+    return into
+
+
 def _paranoid(proc_root: str) -> str:
     try:
         return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
@@ -181,8 +192,9 @@ class FaultSampler:
         if self.ring_bytes:
             return self.ring_bytes
         if os.geteuid() == 0:
-            # 1 MiB (~21,800 samples, ~50 ms at 436k faults/s) per thread, 64 MiB in all at most
-            return max(64 << 10, min(1 << 20, (64 << 20) // max(1, nthreads)))
+            # 4 MiB (~87,000 samples, 200 ms at 436k faults/s: a busy machine can keep this
+            # process off the CPU that long) per thread, 64 MiB in all at most
+            return max(64 << 10, min(4 << 20, (64 << 20) // max(1, nthreads)))
         # unprivileged: kernel.perf_event_mlock_kb (516 KiB) is shared by all our rings
         return max(8192, (512 << 10) // max(1, nthreads))
 
@@ -350,8 +362,8 @@ class FaultSampler:
                     counts[0] += len(ids)
             for k in (0, 1):
                 if len(win.addrs[k]) >= FOLD_BYTES:      # nobody ticked for a while: keep counts only
-                    win.folded[k][0].update(memoryview(win.addrs[k]).cast("Q"))
-                    win.folded[k][1].update(memoryview(win.ips[k]).cast("Q"))
+                    _count(win.addrs[k], win.folded[k][0])      # rare: nobody ticked for seconds
+                    _count(win.ips[k], win.folded[k][1])
                     win.n[k] += len(win.addrs[k]) // 8
                     del win.addrs[k][:], win.ips[k][:]
             if keep and runs:
@@ -427,7 +439,7 @@ class FaultSampler:
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for k, raw in enumerate(win.addrs):
-            cnt = Counter(memoryview(raw).cast("Q")) if raw else Counter()
+            cnt = _count(raw, Counter())
             if win.folded[k][0]:
                 cnt.update(win.folded[k][0])
             keys = list(cnt)
@@ -571,7 +583,7 @@ class FaultSampler:
         out: dict[tuple[str, str], list[int]] = {}
         for kind in (0, 1):
             raw = win.ips[kind]
-            counts = Counter(memoryview(raw).cast("Q")) if raw else Counter()
+            counts = _count(raw, Counter())
             counts.update(win.folded[kind][1])
             for ip, c in counts.items():
                 name, dso, _ = self._symbol_of(ip, snapshot)
