@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
@@ -32,7 +34,7 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         for sym, dso, n in tick.by_symbol[:8]:
             t.append(f"{n:>7,} ", "bold")
             t.append(sym, "cyan")
-            t.append(f"  {dso}\n", "dim")
+            t.append(f"  {os.path.basename(dso) if dso else '?'}\n", "dim")
     if tick.recent:
         t.append("recent faults, newest first (address, kind, where, VMA)\n", "bold underline")
         for s in reversed(tick.recent[-10:]):
