@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import signal
 import subprocess
 import sys
 
@@ -59,6 +62,34 @@ async def test_attach_sees_the_mapping_and_its_pages_change():
                 assert changed == list(range(16 // per, 32 // per))
         finally:
             source.close()
+
+
+async def test_exit_of_the_live_process_keeps_the_last_snapshot():
+    from vmainspect.tui.app import VmaInspectApp
+
+    with spawn_target(TARGET) as t:
+        source = LiveSource(t.pid, interval=3600, faults=False)
+        source.prime()
+        app = VmaInspectApp(source, interval=3600, describe=None)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_frames(app, pilot)
+            before = app.current_frame.snapshot
+            os.kill(t.pid, signal.SIGKILL)          # not reaped yet: a zombie
+            while _state(t.pid) not in ("Z", "X"):
+                await asyncio.sleep(0.01)
+            await next_frame(app, pilot)
+            assert app.current_frame.gone and "has exited" in app.current_frame.message
+            assert app.current_frame.snapshot is before and len(app.rows) == len(before.vmas)
+            t.proc.wait()                           # reaped: the PID is gone for good
+            await pilot.press("r")                  # no more polling once gone
+            await pilot.pause()
+            assert app.frames_seen == 2
+        source.close()
+
+
+def _state(pid: int) -> str:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0].decode()
 
 
 async def test_picker_attaches_to_the_chosen_process():

@@ -187,6 +187,9 @@ class LiveSource:
         old = self._last.process.create_time
         if old is not None and snap.process.create_time not in (None, old):
             return self._went(f"process {self.pid} exited and its PID was reused by {snap.process.name!r}")
+        if snap.process.state in ("Z", "X") and self._last.process.state not in ("Z", "X"):
+            # its memory is gone; keep the last view that had it
+            return self._went(f"process {self.pid} has exited (a zombie until its parent reaps it)")
         self._last = snap
         return Frame(snap, self._tick_faults(snap))
 
