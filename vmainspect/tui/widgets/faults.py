@@ -29,6 +29,17 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         t.append(f"counters only: {tick.reason}\n", "yellow")
     elif tick.mode != "perf":
         t.append("counters mode: no addresses or symbols\n", "dim")
+    transitions = getattr(tick, "by_transition", ())
+    if transitions:
+        t.append("faulted pages went (state before → after)\n", "bold underline")
+        for before, after, n in transitions[:6]:
+            t.append(f"{n:>7,} ", "bold")
+            t.append(f"{before} → {after}\n")
+    threads = getattr(tick, "by_thread", {})
+    if len(threads) > 1:
+        top = sorted(threads.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:5]
+        t.append("by thread: ", "bold")
+        t.append("  ".join(f"tid {tid} {mi:,}/{ma:,}" for tid, (mi, ma) in top) + "  (minor/major)\n")
     if tick.by_symbol:
         t.append("top symbols (count, DSO)\n", "bold underline")
         for sym, dso, n in tick.by_symbol[:8]:
