@@ -116,6 +116,23 @@ def test_describe_vma_names_segments_and_sections(proc):
     assert describe_vma(stack) is None
 
 
+def test_relro_page_shared_with_the_previous_segment(proc):
+    """Two r--p VMAs at the same file offset: the bias from the file's first mapping tells them apart."""
+    t, snap = proc
+    exe = os.path.realpath(snap.process.exe or "")
+    vmas = [v for v in snap.vmas if v.path == exe]
+    pairs = [(a, b) for a, b in zip(vmas, vmas[1:]) if a.offset == b.offset and a.perms == b.perms == "r--p"]
+    if not pairs:
+        pytest.skip("this Python binary has no page shared by two segments")
+    first, relro = pairs[0]
+    a = describe_vma(first, snapshot=snap)
+    b = describe_vma(relro, snapshot=snap)
+    assert any(line.startswith("segment LOAD r-- ") for line in a)
+    assert not any("GNU_RELRO" in line for line in a)
+    assert any(line.startswith("segment LOAD rw- ") for line in b)
+    assert any(line.startswith("segment GNU_RELRO") for line in b)
+
+
 def test_non_pie_executable(tmp_path):
     """/usr/bin/python3 on Debian is ET_EXEC: loaded at its link addresses, bias 0."""
     exe = shutil.which("python3", path="/usr/bin")
