@@ -151,12 +151,16 @@ class PageMapPanel(Vertical):
             self.query_one("#pm-notes").display = bool(notes)
         self.query_one("#pm-counts", Static).update(self._counts_text(vma), layout=False)
         grid.show(vma, prev, faults, page_size)
-        self.scale_changed(grid.per)
+        size = grid.size
+        per = scale_for(vma.npages(page_size), size.width * size.height) \
+            if vma is not None and size.width and size.height else grid.per
+        self.scale_changed(per)
 
     def scale_changed(self, per: int) -> None:
         vma = getattr(self, "_vma", None)
         title = self.query_one("#pm-title", Static)
         if vma is None:
+            self._title = None
             title.update("Pages: no VMA selected", layout=False)
             return
         n = vma.npages(self._page_size)
@@ -166,7 +170,9 @@ class PageMapPanel(Vertical):
         t.append("Pages ", "bold")
         t.append(f"{vma.start:x}-{vma.end:x} ")
         t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
-        title.update(t, layout=False)
+        if t != getattr(self, "_title", None):     # called from the grid's render: no needless repaint
+            self._title = t
+            title.update(t, layout=False)
 
     @staticmethod
     def _counts_text(vma: Vma | None) -> Text:
