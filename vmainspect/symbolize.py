@@ -359,10 +359,13 @@ def _describe(vma, bias: int | None) -> list[str] | None:
     elf = load_elf(path)
     if elf is None or not elf.loads:
         return None
+    ambiguous = False
     if bias is None:
         bias = elf.bias_for(vma.start, vma.offset, vma.perms)
         if bias is None:
             return None
+        ambiguous = len({vma.start - vma.offset + s.offset - s.vaddr for s in elf.loads
+                         if (s.offset & ~(PAGE - 1)) <= vma.offset < s.offset + max(s.filesz, 1)}) > 1
     lo, hi = vma.start - bias, vma.end - bias
     kind = {"ET_EXEC": "executable (not PIE: loaded at its link addresses)",
             "ET_DYN": "PIE executable or shared library (loaded at a bias)"}.get(elf.etype, elf.etype)
@@ -376,6 +379,9 @@ def _describe(vma, bias: int | None) -> list[str] | None:
                          f"file offset {s.offset:#x} filesz {s.filesz:#x}{bss}{part}")
     if len(lines) == 1:
         return None
+    if ambiguous:
+        lines.append("note: this file page belongs to two segments; without the other mappings "
+                     "of the file the choice above is a guess")
     for s in elf.segments:
         if s.type in (PT_LOAD, 6) or not s.memsz:
             continue

@@ -131,6 +131,9 @@ def test_relro_page_shared_with_the_previous_segment(proc):
     assert not any("GNU_RELRO" in line for line in a)
     assert any(line.startswith("segment LOAD rw- ") for line in b)
     assert any(line.startswith("segment GNU_RELRO") for line in b)
+    # from the VMA alone it cannot be told: said so, not guessed silently
+    assert not any(line.startswith("note:") for line in b)
+    assert describe_vma(relro)[-1].startswith("note: this file page belongs to two segments")
 
 
 def test_non_pie_executable(tmp_path):
