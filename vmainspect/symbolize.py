@@ -379,9 +379,6 @@ def _describe(vma, bias: int | None) -> list[str] | None:
                          f"file offset {s.offset:#x} filesz {s.filesz:#x}{bss}{part}")
     if len(lines) == 1:
         return None
-    if ambiguous:
-        lines.append("note: this file page belongs to two segments; without the other mappings "
-                     "of the file the choice above is a guess")
     for s in elf.segments:
         if s.type in (PT_LOAD, 6) or not s.memsz:
             continue
@@ -392,6 +389,9 @@ def _describe(vma, bias: int | None) -> list[str] | None:
             nb = " (NOBITS: zero-filled)" if sec.type == SHT_NOBITS else ""
             lines.append(f"section {sec.name or '?'} vaddr {sec.addr:#x}-{sec.addr + sec.size:#x} "
                          f"size {sec.size:#x}{nb}")
+    if ambiguous:
+        lines.append("note: this file page belongs to two segments; without the other mappings "
+                     "of the file the choice above is a guess")
     return lines
 
 
