@@ -206,7 +206,7 @@ def _check_hostile(data: bytes) -> None:
             info.section_at(0x1100)
 
 
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+FUZZ = settings(max_examples=100, deadline=None, suppress_health_check=list(HealthCheck))
 
 
 @FUZZ
