@@ -110,7 +110,11 @@ def spawn_target(code: str, *, timeout: float = 30.0, user: str | None = None,
     src = PRELUDE + textwrap.dedent(code) + EPILOGUE
     cmd = [sys.executable, "-c", src]
     if user is not None:
-        cmd = ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups"] + cmd
+        import pwd
+        # the user's own group: nobody's is "nogroup" on Debian
+        entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
+        gid = entry.pw_gid
+        cmd = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups"] + cmd
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             stdin=subprocess.DEVNULL, text=True, env=env)
     t = Target(proc)
