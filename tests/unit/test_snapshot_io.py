@@ -586,3 +586,67 @@ def test_states_and_kinds_are_the_models():
         d["vmas"][0]["kind"] = kind
         assert snapshot_io.from_dict(d).vmas[0].kind == kind
     assert re.fullmatch(r"[a-z]+/snapshot@\d+", snapshot_io.SCHEMA)
+
+
+# ---------------------------------------------------------------- generated snapshots
+
+texts = st.text(max_size=12)          # any Unicode, including quotes, %, controls, surrogates
+page_states = st.sampled_from(model.PAGE_STATES)
+
+
+@st.composite
+def page_infos(draw, npages: int):
+    cuts = sorted(draw(st.sets(st.integers(1, npages - 1), max_size=6))) if npages > 1 else []
+    bounds = [0] + cuts + [npages]
+    runs = tuple(PageRun(a, b - a, draw(page_states)) for a, b in zip(bounds, bounds[1:]))
+    nullable = st.none() | st.integers(0, npages)
+    counts = PageCounts(*[draw(st.integers(0, npages)) for _ in range(5)],
+                        *[draw(nullable) for _ in range(5)])
+    shared = draw(st.none() | st.just(()) | st.just(((0, 1),)))
+    return PageInfo(counts, runs, shared)
+
+
+@st.composite
+def snapshots(draw):
+    pages = draw(st.booleans())
+    keys = draw(st.lists(st.from_regex(r"[a-z][a-z0-9_]{0,10}", fullmatch=True), max_size=5, unique=True))
+    addr, vmas = draw(st.integers(0, 1 << 40)) * 4096, []
+    for _ in range(draw(st.integers(0, 5))):
+        addr += draw(st.integers(0, 4)) * 4096
+        n = draw(st.integers(1, 40))
+        vmas.append(Vma(
+            start=addr, end=addr + n * 4096, perms=draw(st.sampled_from(["rw-p", "r--s", "---p", "r-xp"])),
+            offset=draw(st.integers(0, (1 << 64) - 1)), dev=draw(st.sampled_from(["00:00", "fe:01", "103:2a"])),
+            inode=draw(st.integers(0, (1 << 64) - 1)), path=draw(st.none() | texts),
+            kind=draw(st.sampled_from(model.VMA_KINDS)), flags=tuple(draw(st.lists(texts, max_size=3))),
+            smaps={k: draw(st.integers(0, (1 << 64) - 1)) for k in keys},
+            pages=draw(page_infos(n)) if pages else None))
+        addr += n * 4096
+    return Snapshot(
+        taken_at=draw(st.sampled_from(["2026-11-25T07:40:25.123456Z", "2026-01-01T00:00:00+00:00"])),
+        host=HostInfo(draw(texts), 4096, draw(texts)),
+        process=ProcessInfo(draw(st.integers(0, 1 << 22)), draw(st.none() | st.integers(0, 1 << 22)),
+                            draw(texts), tuple(draw(st.lists(texts, max_size=3))), draw(st.none() | texts),
+                            draw(st.none() | texts), draw(st.none() | st.integers(0, (1 << 32) - 1)),
+                            draw(st.sampled_from("RSDTtZI")), draw(st.integers(0, 9999)),
+                            draw(st.integers(0, 1 << 40)), draw(st.integers(0, 1 << 40)),
+                            draw(st.none() | st.floats(0, 4e9))),
+        capabilities=Capabilities(draw(st.booleans()), pages, *[draw(st.none() | st.booleans()) for _ in range(4)],
+                                  tuple(draw(st.lists(texts, max_size=2)))),
+        totals={k: draw(st.integers(0, 1 << 50)) for k in keys},
+        vmas=tuple(vmas),
+    )
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(snapshots(), st.sampled_from([None, 0, 1, 3]))
+def test_any_snapshot_round_trips(s, indent):
+    """Whatever the model can hold (odd strings, 64-bit values, nulls) survives
+    dumps -> loads, the text is ASCII JSON, equal to what the json module makes
+    of to_dict, and it validates against the schema."""
+    text = snapshot_io.dumps(s, indent=indent)
+    assert text.isascii()
+    doc = json.loads(text)
+    assert doc == json.loads(json.dumps(snapshot_io.to_dict(s)))
+    assert VALIDATOR.is_valid(doc)
+    assert snapshot_io.loads(text) == s
