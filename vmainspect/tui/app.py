@@ -150,7 +150,7 @@ class VmaInspectApp(App):
         self.header = ProcessHeader(id="header")
         self.overview = Overview(id="overview")
         self.table = VmaTable(id="vmas")
-        self.filter_box = Input(placeholder="filter: path, kind or perms (Enter keeps, Esc clears)",
+        self.filter_box = Input(placeholder="/ filter: path, kind or perms (Enter keeps, Esc clears)",
                                 id="filter", compact=True)
         self.tabs = Static(id="tabs")
         self.page_map = PageMapPanel(id="pages", classes="panel -shown")

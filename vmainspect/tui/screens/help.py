@@ -22,7 +22,7 @@ KEYS = (
     ("r", "refresh now"),
     ("s", "save the current snapshot as JSON (atomic write; the path is shown)"),
     ("ctrl+p", "command palette: every action, including sort by any column"),
-    ("?", "this help"),
+    ("?", "this help (Esc closes it)"),
     ("q", "quit"),
 )
 
