@@ -24,7 +24,7 @@ import math
 import re
 from contextlib import contextmanager
 from datetime import datetime
-from itertools import accumulate
+from itertools import accumulate, chain
 from operator import attrgetter
 
 from . import fileio
@@ -132,56 +132,72 @@ class _Memo(dict):
         return v
 
 
-def _vma_template(keys: tuple[str, ...]) -> str:
-    """%-template of a VMA object up to the end of "smaps", for one smaps key tuple."""
-    return ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
-            '"path":%s,"kind":%s,"flags":%s,"smaps":{'
-            + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
+def _vma_template(keys: tuple[str, ...]) -> tuple[str, str]:
+    """%-templates of a VMA object for one smaps key tuple: (closed, open before "pages")."""
+    t = ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
+         '"path":%s,"kind":%s,"flags":%s,"smaps":{'
+         + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
+    return t + "}", t
+
+
+def _pages_template(states: tuple[str, ...]) -> tuple[str, str]:
+    """%-templates of a VMA's "pages" (closing the VMA object too) for one sequence
+    of run states: (all counts known: %d, some null: %s)."""
+    runs = ",".join("[%d,%d," + _json_str(x).replace("%", "%%") + "]" for x in states)
+    tail = '},"runs":[' + runs + '],"shared_runs":%s}}'
+    return (',"pages":{"counts":{' + ",".join(f'"{k}":%d' for k in COUNT_FIELDS) + tail,
+            ',"pages":{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS) + tail)
 
 
 _json_str = json.encoder.encode_basestring_ascii   # C; ASCII output survives lone surrogates
 _STR = _Memo(lambda k: "null" if k is None else _json_str(k))
 _FLAGS = _Memo(lambda k: "[" + ",".join(map(_json_str, k)) + "]")
 _VMA_TPL = _Memo(_vma_template)
+_PAGES_TPL = _Memo(_pages_template)
 _RUN_TPL = _Memo(lambda state: "[%d,%d," + _json_str(state).replace("%", "%%") + "]")
-_PAGES_TPL = (',"pages":{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS)
-              + '},"runs":[%s],"shared_runs":%s}}')   # ends the VMA object too
+_run_fc = attrgetter("first", "count")
+_run_state = attrgetter("state")
+_TEMPLATE_RUNS = 64     # VMAs with more runs than this format them one by one
 
 
 def _pages_json(p: PageInfo) -> str:
     counts = _counts_tuple(p.counts)
-    if None in counts:
-        counts = tuple(["null" if x is None else x for x in counts])
-    tpl = _RUN_TPL
-    runs = ",".join([tpl[r.state] % (r.first, r.count) for r in p.runs])
     sr = p.shared_runs
     shared = ("null" if sr is None else "[]" if not sr
               else "[" + ",".join(["[%d,%d]" % tuple(x) for x in sr]) + "]")
-    return _PAGES_TPL % (*counts, runs, shared)
+    runs = p.runs
+    if len(runs) <= _TEMPLATE_RUNS:     # one template per state sequence: the loops stay in C
+        known, some_null = _PAGES_TPL[tuple(map(_run_state, runs))]
+        if None in counts:
+            return some_null % (*["null" if x is None else x for x in counts],
+                                *chain.from_iterable(map(_run_fc, runs)), shared)
+        return known % (*counts, *chain.from_iterable(map(_run_fc, runs)), shared)
+    tpl = _RUN_TPL
+    text = ",".join([tpl[r.state] % (r.first, r.count) for r in runs])
+    head, _, _ = _PAGES_TPL[()][1].partition('"runs":[')
+    return (head % tuple(["null" if x is None else x for x in counts])
+            + '"runs":[' + text + '],"shared_runs":' + shared + "}}")
 
 
 def _vma_texts(vmas: tuple[Vma, ...]) -> list[str]:
     """Each VMA as compact JSON text, from %-templates (2-3x faster than the json
     encoder over dicts: no per-VMA dict, no per-key escaping)."""
     tpl, st, fl = _VMA_TPL, _STR, _FLAGS
-    heads = [tpl[tuple(sm)] % (v.start, v.end, st[v.perms], v.offset, st[v.dev], v.inode,
-                               st[v.path], st[v.kind], fl[v.flags], *sm.values())
+    texts = [tpl[tuple(sm)][v.pages is not None]
+             % (v.start, v.end, st[v.perms], v.offset, st[v.dev], v.inode,
+                st[v.path], st[v.kind], fl[v.flags], *sm.values())
              for v in vmas for sm in (v.smaps,)]
     # The collector shares equal PageInfo objects between VMAs (same size, same
     # state): encode each object once. Keyed by id(): all stay alive meanwhile.
     done: dict[int, str] = {}
-    out = []
-    append = out.append
-    for head, v in zip(heads, vmas):
+    for i, v in enumerate(vmas):
         p = v.pages
-        if p is None:
-            append(head + "}")
-            continue
-        text = done.get(id(p))
-        if text is None:
-            text = done[id(p)] = _pages_json(p)
-        append(head + text)
-    return out
+        if p is not None:
+            text = done.get(id(p))
+            if text is None:
+                text = done[id(p)] = _pages_json(p)
+            texts[i] += text
+    return texts
 
 
 def dumps(s: Snapshot, *, indent: int | None = None) -> str:

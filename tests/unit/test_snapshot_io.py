@@ -227,6 +227,25 @@ def test_fast_encoder_equals_the_json_module():
     assert json.loads(snapshot_io.dumps(s2)) == json.loads(json.dumps(snapshot_io.to_dict(s2)))
 
 
+@pytest.mark.parametrize("nruns", [1, 64, 65, 1000])
+@pytest.mark.parametrize("null_counts", [False, True])
+def test_many_runs_and_shared_page_infos(nruns, null_counts):
+    """Both encoders of page runs (a template per state sequence up to 64 runs,
+    run by run beyond) and a PageInfo shared by several VMAs, as the collector
+    makes them."""
+    states = [model.PAGE_STATES[i % len(model.PAGE_STATES)] for i in range(nruns)]
+    runs = tuple(PageRun(i * 2, 2, st_) for i, st_ in enumerate(states))
+    n = 2 * nruns
+    counts = PageCounts(2, 0, 1, 1, 2, *([None] * 5 if null_counts else [1, 0, 0, 0, 2]))
+    info = PageInfo(counts, runs, None if null_counts else ((0, 1),) if n < 5 else ((0, 2), (4, 1)))
+    vmas = tuple(Vma(0x10000 + k * n * 4096, 0x10000 + (k + 1) * n * 4096, "rw-p", 0, "00:00", 0,
+                     None, "anon-private", ("rd",), {"rss": 4096}, info) for k in range(3))
+    s = make_snapshot(vmas=vmas, pages=True)
+    text = snapshot_io.dumps(s)
+    assert json.loads(text) == json.loads(json.dumps(snapshot_io.to_dict(s)))
+    assert snapshot_io.loads(text) == s
+
+
 def test_indent_layout_one_vma_per_line():
     s = snapshot_io.load(fixture_path("python.json"))
     text = snapshot_io.dumps(s, indent=2)
