@@ -77,6 +77,9 @@ async def test_filter(small):
         assert table.has_focus and len(table.order) == len(expected)
         await pilot.press("slash", "escape")             # clear it
         assert len(table.order) == len(small.vmas)
+        # keys type into the filter, not into bindings: q does not quit, backspace deletes
+        await pilot.press("slash", "q", "backspace", "enter")
+        assert app.is_running and len(table.order) == len(small.vmas)
         # kind and perms match too; all words must match
         await pilot.press("slash", *"rw-s file-shared")
         assert [table.rows.vmas[i] for i in table.order] == [

@@ -71,6 +71,14 @@ class VmaTable(ScrollView, can_focus=True):
     class ViewChanged(Message):
         """The shown rows changed after a sort or filter (status line counts)."""
 
+    class FilterTyped(Message):
+        """While filtering: the new text; ``text=None``: Esc (clear); ``done``: Enter (keep)."""
+
+        def __init__(self, text: str | None, done: bool = False) -> None:
+            super().__init__()
+            self.text = text
+            self.done = done
+
     class SortRequested(Message):
         def __init__(self, key: str) -> None:
             super().__init__()
@@ -85,6 +93,7 @@ class VmaTable(ScrollView, can_focus=True):
         self.filter_text = ""
         self.cursor = 0
         self.pending = False    # a sort/filter is being computed in a thread
+        self.filtering = False  # keys type into the filter (the app shows it)
         self.addr_digits = 12
         self._selected: Vma | None = None
         self._strips: dict = {}
@@ -215,6 +224,27 @@ class VmaTable(ScrollView, can_focus=True):
                 self.on_select(vma)
             else:
                 self.post_message(self.Selected(self, vma))
+
+    async def _on_key(self, event) -> None:
+        """While filtering, printable keys, Backspace, Enter and Esc edit the filter
+        (before any binding sees them: 'q' types a q)."""
+        if not self.filtering:
+            return
+        key = event.key
+        text = self.filter_text
+        if key == "escape":
+            msg = self.FilterTyped(None)
+        elif key == "enter":
+            msg = self.FilterTyped(text, done=True)
+        elif key == "backspace":
+            msg = self.FilterTyped(text[:-1])
+        elif event.character and event.is_printable:
+            msg = self.FilterTyped(text + event.character)
+        else:
+            return          # arrows etc. still move the cursor
+        event.stop()
+        event.prevent_default()
+        self.post_message(msg)
 
     def action_cursor(self, delta: int) -> None:
         self._move(self.cursor + delta)
