@@ -471,7 +471,7 @@ class VmaInspectApp(App):
     # screen, which cost ~0.3 s a key on a 220x60 screen.
     def action_filter(self) -> None:
         self.table.focus()
-        self.table.filtering = True
+        self.table.start_filter()
         self._show_filter()
 
     def _set_filter(self, text: str) -> None:
@@ -498,13 +498,13 @@ class VmaInspectApp(App):
 
     def on_vma_table_filter_typed(self, msg: VmaTable.FilterTyped) -> None:
         if msg.text is None:        # Esc
-            self.table.filtering = False
             self._set_filter("")
         elif msg.done:              # Enter
-            self.table.filtering = False
-            self._show_filter()
-        else:
             self._set_filter(msg.text)
+        elif msg.text != self.table.filter_text:
+            self._set_filter(msg.text)
+        else:
+            self._show_filter()
 
     def action_goto(self) -> None:
         from .screens.goto import GotoScreen

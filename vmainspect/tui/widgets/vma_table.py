@@ -225,23 +225,37 @@ class VmaTable(ScrollView, can_focus=True):
             else:
                 self.post_message(self.Selected(self, vma))
 
+    def start_filter(self) -> None:
+        self.filtering = True
+        self._typed = self.filter_text
+
     async def _on_key(self, event) -> None:
         """While filtering, printable keys, Backspace, Enter and Esc edit the filter
-        (before any binding sees them: 'q' types a q)."""
-        if not self.filtering:
-            return
+        (before any binding sees them: 'q' types a q). The text is kept here and
+        updated at once, so fast typing (a paste, tmux send-keys) loses nothing."""
         key = event.key
-        text = self.filter_text
+        if not self.filtering:
+            if key == "slash":      # start here too: keys right behind it must not reach bindings
+                self.start_filter()
+                event.stop()
+                event.prevent_default()
+                self.post_message(self.FilterTyped(self._typed))
+            return
         if key == "escape":
+            self._typed = ""
             msg = self.FilterTyped(None)
         elif key == "enter":
-            msg = self.FilterTyped(text, done=True)
+            msg = self.FilterTyped(self._typed, done=True)
         elif key == "backspace":
-            msg = self.FilterTyped(text[:-1])
+            self._typed = self._typed[:-1]
+            msg = self.FilterTyped(self._typed)
         elif event.character and event.is_printable:
-            msg = self.FilterTyped(text + event.character)
+            self._typed += event.character
+            msg = self.FilterTyped(self._typed)
         else:
             return          # arrows etc. still move the cursor
+        if msg.text is None or msg.done:
+            self.filtering = False
         event.stop()
         event.prevent_default()
         self.post_message(msg)
