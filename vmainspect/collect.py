@@ -56,25 +56,6 @@ def _boot_time(reader: ProcReader, parse) -> int | None:
     return _btime_cache[root]
 
 
-def _read_big(reader: ProcReader, name: str) -> bytes:
-    """Read a large /proc file (smaps) to EOF with few allocations.
-
-    A seq_file read returns about one page per call whatever the buffer
-    size, so a loop of 1 MiB ``os.read`` calls allocates and shrinks a 1 MiB
-    bytes object per 4 KiB (3,700 times for a 15 MB smaps). ``FileIO.readall``
-    reads into one growing buffer: about as fast as ``cat``. Errors are
-    mapped by retrying through ``reader.read``, which raises the domain error.
-    """
-    fd = reader.open(name)
-    try:
-        with open(fd, "rb", buffering=0, closefd=False) as f:
-            return f.readall()
-    except OSError:
-        return reader.read(name)
-    finally:
-        os.close(fd)
-
-
 def _read_small(reader: ProcReader) -> tuple:
     """smaps_rollup, status, cmdline and the exe link."""
     try:
@@ -122,7 +103,7 @@ def _read_files(reader: ProcReader) -> tuple:
     try:
         small = _in_thread(_read_small, reader)
         try:
-            smaps_raw = _read_big(reader, "smaps")
+            smaps_raw = reader.read("smaps")
         finally:
             small.thread.join()
         rollup_raw, status_raw, cmdline_raw, exe = small.result()

@@ -17,6 +17,7 @@ import pytest
 from cli_helpers import REPO, free_pid, one_line_error, run_cli
 from targets import spawn_target
 
+from vmainspect.procfs.reader import ProcReader
 from vmainspect import collect as collect_mod
 from vmainspect import snapshot_io
 from vmainspect.cli import main
@@ -105,15 +106,17 @@ def test_process_of_another_user_exits_4(target):
 
 def test_process_that_exits_while_being_read_exits_3(monkeypatch, capsys):
     t = spawn_target("")
-    real = collect_mod._read_big
+    real = ProcReader.read
 
     def read_then_kill(reader, name):
         data = real(reader, name)
+        if name != "smaps":
+            return data
         os.kill(t.pid, signal.SIGKILL)
         t.proc.wait()
         return data
 
-    monkeypatch.setattr(collect_mod, "_read_big", read_then_kill)
+    monkeypatch.setattr(ProcReader, "read", read_then_kill)
     try:
         rc = main(["snapshot", str(t.pid)])
     finally:

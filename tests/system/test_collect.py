@@ -24,6 +24,7 @@ from vmainspect.model import (
     ANON, KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE,
     KIND_FILE_SHARED, KIND_GUARD, KIND_SHM,
 )
+from vmainspect.procfs.reader import ProcReader
 from vmainspect.procfs.vmflags import VMFLAG_MEANINGS
 
 PAGE = mmap.PAGESIZE
@@ -333,15 +334,17 @@ def test_nonexistent_pid():
 
 def test_process_that_exits_while_being_read(monkeypatch):
     t = spawn_target("")
-    real = collect_mod._read_big
+    real = ProcReader.read
 
     def read_then_kill(reader, name):
         data = real(reader, name)
+        if name != "smaps":
+            return data
         os.kill(t.pid, signal.SIGKILL)
         t.proc.wait()               # reaped: the PID is gone
         return data
 
-    monkeypatch.setattr(collect_mod, "_read_big", read_then_kill)
+    monkeypatch.setattr(ProcReader, "read", read_then_kill)
     try:
         with pytest.raises(ProcessGone):
             collect(t.pid)
@@ -351,10 +354,12 @@ def test_process_that_exits_while_being_read(monkeypatch):
 
 def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
     t = spawn_target("")
-    real = collect_mod._read_big
+    real = ProcReader.read
 
     def read_then_kill(reader, name):
         data = real(reader, name)
+        if name != "smaps":
+            return data
         os.kill(t.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:   # not reaped: a zombie with the same PID
@@ -364,7 +369,7 @@ def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
             time.sleep(0.005)
         return data
 
-    monkeypatch.setattr(collect_mod, "_read_big", read_then_kill)
+    monkeypatch.setattr(ProcReader, "read", read_then_kill)
     try:
         with pytest.raises(ProcessGone, match="exited while being read"):
             collect(t.pid)

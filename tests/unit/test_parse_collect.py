@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from vmainspect.procfs.reader import ProcReader
 from vmainspect.collect import collect
 from vmainspect.errors import BadInput, ProcessGone
 from vmainspect.procfs.parse import parse_smaps, parse_smaps_fields
@@ -55,13 +56,15 @@ def test_missing_process_and_corrupt_files(tree):
 def test_vanishing_process_during_read(tree, monkeypatch):
     root, pid = tree
     from vmainspect import collect as collect_mod
-    real = collect_mod._read_big
+    real = ProcReader.read
 
     def read_then_vanish(reader, name):
         data = real(reader, name)
+        if name != "smaps":
+            return data
         shutil.rmtree(root / str(pid))
         return data
 
-    monkeypatch.setattr(collect_mod, "_read_big", read_then_vanish)
+    monkeypatch.setattr(ProcReader, "read", read_then_vanish)
     with pytest.raises(ProcessGone, match="exited while being read"):
         collect(pid, proc_root=str(root))

@@ -31,18 +31,16 @@ PRIVILEGE_FOR = {
     "kpagecount": _ROOT_ONLY,
 }
 
-_CHUNK = 1 << 20
-
-
 def read_all_fd(fd: int) -> bytes:
-    """Read an fd to EOF. /proc files report size 0, so read in large chunks."""
-    parts = []
-    while True:
-        b = os.read(fd, _CHUNK)
-        if not b:
-            break
-        parts.append(b)
-    return b"".join(parts)
+    """Read an fd to EOF (the fd stays open).
+
+    /proc files report size 0 and a seq_file read returns about one page per
+    call whatever the buffer size, so a loop of large ``os.read`` calls would
+    allocate and shrink a big buffer per 4 KiB. ``FileIO.readall`` reads into
+    one growing buffer: about as fast as ``cat`` on a 15 MB smaps.
+    """
+    with open(fd, "rb", buffering=0, closefd=False) as f:
+        return f.readall()
 
 
 class ProcReader:
