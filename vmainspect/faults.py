@@ -7,7 +7,8 @@ buffers of raw addresses and IPs. ``tick(snapshot)`` closes the window: it
 counts the distinct faulting addresses (one C-level ``Counter`` pass) and
 attributes them to the snapshot's VMAs (one bisect per VMA that took faults),
 counts IPs per symbol (each distinct IP symbolized once, ELF files cached),
-and returns a ``model.FaultTick``.
+and returns a ``model.FaultTick``. The attribution itself (addresses to VMAs,
+page-state transitions, IPs and data to symbols) is in ``fault_attrib``.
 
 Threads that appear later are followed: /proc/PID/task is listed every 0.2 s
 by the drain thread and at every tick (faults of a thread in the first moments
@@ -25,7 +26,6 @@ ProcReader has no call for) is done here with the same error translation.
 
 from __future__ import annotations
 
-import bisect
 import errno
 import os
 import select
@@ -35,13 +35,13 @@ import time
 from collections import Counter
 
 from .errors import AccessDenied, ProcessGone
-from .model import FaultSample, FaultTick, Snapshot
+from .fault_attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
+from .model import FaultTick, Snapshot
 from .procfs.reader import ProcReader
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_PAGES = 65536           # FaultTick.pages bound
 SCAN_INTERVAL = 0.2         # seconds between /proc/PID/task listings in the drain thread
-KERNEL_START = 0xFFFF800000000000
 
 
 def parse_stat_faults(data: bytes) -> tuple[int, int]:
@@ -62,34 +62,11 @@ def _raise_nofile(need: int) -> None:
         pass
 
 
-COUNT_STEP = 16384          # samples per C-level Counter call: lets the drain thread take the GIL in between
-
-
-def _count(raw: bytearray, into: Counter) -> Counter:
-    """Add the u64s in ``raw`` to ``into``, in steps, so that draining goes on meanwhile."""
-    mv = memoryview(raw).cast("Q")
-    for i in range(0, len(mv), COUNT_STEP):
-        into.update(mv[i:i + COUNT_STEP])
-    return into
-
-
 def _paranoid(proc_root: str) -> str:
     try:
         return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
     except Exception:
         return "?"
-
-
-class _NoVmas:
-    vmas: tuple = ()
-    capabilities = None
-
-    @staticmethod
-    def vma_at(_address: int) -> None:
-        return None
-
-
-_EMPTY = _NoVmas()
 
 
 FOLD_BYTES = 32 << 20      # raw addresses kept before folding them into counts (bounds memory between ticks)
@@ -107,30 +84,6 @@ class _Window:
         self.lost = 0
         self.other = 0
         self.tails: dict[int, bytes] = {}          # tid -> the newest raw samples
-
-
-class _PageStates:
-    """State of a page in a snapshot with per-page runs: ``model.PAGE_STATES``, "unmapped" or None."""
-
-    def __init__(self, snapshot: Snapshot) -> None:
-        self.snapshot = snapshot
-        self.page = snapshot.host.page_size
-        self._firsts: dict[int, list[int]] = {}
-
-    def state(self, addr: int) -> str | None:
-        v = self.snapshot.vma_at(addr)
-        if v is None:
-            return "unmapped"
-        if v.pages is None:
-            return None
-        firsts = self._firsts.get(v.start)
-        if firsts is None:
-            firsts = self._firsts[v.start] = [r.first for r in v.pages.runs]
-        i = bisect.bisect_right(firsts, (addr - v.start) // self.page) - 1
-        if i < 0:
-            return None
-        r = v.pages.runs[i]
-        return r.state if (addr - v.start) // self.page < r.first + r.count else None
 
 
 class FaultSampler:
@@ -156,7 +109,6 @@ class FaultSampler:
         self.by_data_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick: faulting data in ELF .data/.bss
         self._maj_ids: set[int] = set()     # ids of every major event opened (recent samples of exited threads too)
         self._closed_counts = [0, 0]        # event counts of rings already closed (exited threads)
-        self._starts: tuple[int, list[int]] | None = None
         self._rings: dict = {}              # tid -> perf.Ring
         self._skipped: set[int] = set()     # threads that could not be opened
         self._skip_reasons: set[str] = set()
@@ -168,9 +120,7 @@ class FaultSampler:
         self._last = time.monotonic()
         self._counters: dict[int, tuple[int, int]] = {}
         self._proc_counters: tuple[int, int] | None = None
-        from .symbolize import Symbolizer
-        self._symbolizer = Symbolizer()
-        self._sym_cache: dict[int, tuple] = {}
+        self._symbols = FaultSymbols(proc_root)
         self._started = False
         self.previous_snapshot: Snapshot | None = None  # transitions are counted from it; tick() sets it, set it before the first tick
         self._starttime: bytes | None = None
@@ -362,8 +312,8 @@ class FaultSampler:
                     counts[0] += len(ids)
             for k in (0, 1):
                 if len(win.addrs[k]) >= FOLD_BYTES:      # nobody ticked for a while: keep counts only
-                    _count(win.addrs[k], win.folded[k][0])      # rare: nobody ticked for seconds
-                    _count(win.ips[k], win.folded[k][1])
+                    count_u64(win.addrs[k], win.folded[k][0])      # rare: nobody ticked for seconds
+                    count_u64(win.ips[k], win.folded[k][1])
                     win.n[k] += len(win.addrs[k]) // 8
                     del win.addrs[k][:], win.ips[k][:]
             if keep and runs:
@@ -435,17 +385,17 @@ class FaultSampler:
 
     def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot | None, refresh) -> FaultTick:
         if snapshot is None:                # nothing to attribute to: an empty map (all unattributed)
-            snapshot = _EMPTY
+            snapshot = NO_VMAS
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for k, raw in enumerate(win.addrs):
-            cnt = _count(raw, Counter())
+            cnt = count_u64(raw, Counter())
             if win.folded[k][0]:
                 cnt.update(win.folded[k][0])
             keys = list(cnt)
             keys.sort()
             lists.append((keys, cnt))
-        by_vma, missing = self._attribute(snapshot, lists)
+        by_vma, missing = attribute(snapshot, lists)
         if missing and refresh is not None:
             try:
                 fresh = refresh()
@@ -453,10 +403,10 @@ class FaultSampler:
                 fresh = None
             if fresh is not None:
                 snapshot = fresh
-                by_vma, missing = self._attribute(snapshot, lists)
+                by_vma, missing = attribute(snapshot, lists)
         self.unattributed = missing
-        self.by_data_symbol_split = self._data_symbols(snapshot, by_vma, lists)
-        sym_split = self._symbols(snapshot, win)
+        self.by_data_symbol_split = self._symbols.data_symbols(snapshot, by_vma, lists)
+        sym_split = self._symbols.ip_symbols(snapshot, win.ips, (win.folded[0][1], win.folded[1][1]))
         self.by_symbol_split = sym_split
         by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
                                  key=lambda t: (-t[2], t[0], t[1])))
@@ -470,148 +420,13 @@ class FaultSampler:
         minor = win.n[0] + len(win.addrs[0]) // 8
         major = win.n[1] + len(win.addrs[1]) // 8
         page_list = sorted(pages)
-        transitions = self._transitions(self.previous_snapshot, snapshot, page_list)
+        by_transition = transitions(self.previous_snapshot, snapshot, page_list)
         self.previous_snapshot = snapshot
         return FaultTick(
             mode="perf", window_s=window_s, minor=minor, major=major, lost=win.lost,
-            by_vma=by_vma, by_symbol=by_symbol, recent=self._recent(win, snapshot),
+            by_vma=by_vma, by_symbol=by_symbol, recent=self._symbols.samples(win.tails.values(), self._maj_ids, self.recent, snapshot),
             reason=None, by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
-            pages=tuple(page_list), by_transition=transitions)
-
-    @staticmethod
-    def _transitions(before: Snapshot | None, after: Snapshot | None,
-                     pages: list[int]) -> tuple[tuple[str, str, int], ...]:
-        """(state before, state after, pages) of the faulted pages; () unless both snapshots have pages."""
-        if before is None or after is None or before is after or not pages:
-            return ()
-        if before.capabilities is None or after.capabilities is None:
-            return ()
-        if not (before.capabilities.pages and after.capabilities.pages):
-            return ()
-        look_b, look_a = _PageStates(before), _PageStates(after)
-        counts: Counter = Counter()
-        for page in pages:
-            b, a = look_b.state(page), look_a.state(page)
-            if b is not None and a is not None:
-                counts[(b, a)] += 1
-        return tuple(sorted(((b, a, n) for (b, a), n in counts.items()), key=lambda t: (-t[2], t[0], t[1])))
-
-    @staticmethod
-    def _attribute(snapshot: Snapshot, lists):
-        """Per-VMA (minor, major) from sorted distinct addresses and their counts; and the unplaced count."""
-        by_vma: dict[int, list[int]] = {}
-        missing = 0
-        starts = None
-        for kind, (keys, cnt) in enumerate(lists):
-            p, n = 0, len(keys)
-            get = cnt.__getitem__
-            while p < n:
-                v = snapshot.vma_at(keys[p])
-                if v is not None:
-                    q = bisect.bisect_left(keys, v.end, p)
-                    by_vma.setdefault(v.start, [0, 0])[kind] += sum(map(get, keys[p:q]))
-                else:
-                    if starts is None:
-                        starts = [x.start for x in snapshot.vmas]
-                    i = bisect.bisect_right(starts, keys[p])
-                    nxt = starts[i] if i < len(starts) else 1 << 64
-                    q = bisect.bisect_left(keys, nxt, p)
-                    missing += sum(map(get, keys[p:q]))
-                p = q
-        return {k: (a, b) for k, (a, b) in by_vma.items()}, missing
-
-    def _elf_data_vma(self, v, snapshot: Snapshot) -> bool:
-        """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
-        from .symbolize import elf_path
-        if elf_path(v) is not None:
-            return True
-        if v.path or v.inode:
-            return False
-        if self._starts is None or self._starts[0] != id(snapshot):
-            self._starts = (id(snapshot), [x.start for x in snapshot.vmas])
-        i = bisect.bisect_left(self._starts[1], v.start) - 1
-        return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
-
-    def _data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
-        """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
-        out: dict[tuple[str, str], list[int]] = {}
-        budget = 20000          # distinct addresses symbolized per tick
-        for start in by_vma:
-            v = snapshot.vma_at(start)
-            if v is None or not self._elf_data_vma(v, snapshot):
-                continue
-            for kind, (keys, cnt) in enumerate(lists):
-                lo = bisect.bisect_left(keys, v.start)
-                hi = bisect.bisect_left(keys, v.end, lo)
-                for a in keys[lo:hi]:
-                    if budget <= 0:
-                        break
-                    budget -= 1
-                    sym = self._symbolizer.lookup(a, v, snapshot)
-                    if sym is not None and sym.name is not None:
-                        out.setdefault((sym.name, sym.dso), [0, 0])[kind] += cnt[a]
-        return {k: (a, b) for k, (a, b) in out.items()}
-
-    def _symbol_of(self, ip: int, snapshot: Snapshot) -> tuple[str, str, str]:
-        """(function, dso, "function+0xoff") for an IP; cached per IP and mapping."""
-        v = snapshot.vma_at(ip) if ip < KERNEL_START else None
-        key = (ip, v.start if v else None, v.inode if v else None)
-        hit = self._sym_cache.get(key)
-        if hit is not None:
-            return hit
-        if ip >= KERNEL_START:              # a fault taken in kernel mode (copy_to_user, ...)
-            from .symbolize import kernel_symbol
-            k = kernel_symbol(ip, self.proc_root)
-            out = (k[0], "[kernel.kallsyms]", f"{k[0]}+{k[1]:#x}") if k else \
-                ("[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}")
-            self._sym_cache[key] = out
-            return out
-        s = self._symbolizer.lookup(ip, v, snapshot) if v is not None else None
-        if s is None:
-            dso = (v.path or "[anon]") if v is not None else "[unknown]"
-            out = ("[unknown]", dso, f"{ip:#x}")
-        elif s.name is None:
-            out = ("[unknown]", s.dso, s.text)
-        else:
-            out = (s.name, s.dso, s.text)
-        if len(self._sym_cache) > 100_000:
-            self._sym_cache.clear()
-        self._sym_cache[key] = out
-        return out
-
-    def _symbols(self, snapshot: Snapshot, win: _Window) -> dict[tuple[str, str], tuple[int, int]]:
-        out: dict[tuple[str, str], list[int]] = {}
-        for kind in (0, 1):
-            raw = win.ips[kind]
-            counts = _count(raw, Counter())
-            counts.update(win.folded[kind][1])
-            for ip, c in counts.items():
-                name, dso, _ = self._symbol_of(ip, snapshot)
-                out.setdefault((name, dso), [0, 0])[kind] += c
-        return {k: (a, b) for k, (a, b) in out.items()}
-
-    def _recent(self, win: _Window, snapshot: Snapshot) -> tuple[FaultSample, ...]:
-        if not self.recent or not win.tails:
-            return ()
-        from .perf import unpack_samples
-        maj_ids = self._maj_ids
-        rows = []
-        for tail in win.tails.values():
-            rows.extend(unpack_samples(memoryview(tail).cast("Q")))
-        rows.sort(key=lambda r: r[4])
-        out = []
-        for i, ip, pid, tid, t, a in rows[-self.recent:]:
-            _name, dso, text = self._symbol_of(ip, snapshot)
-            data = None
-            v = snapshot.vma_at(a)
-            if v is not None and self._elf_data_vma(v, snapshot):
-                ds = self._symbolizer.lookup(a, v, snapshot)
-                data = ds.text if ds is not None and ds.name is not None else None
-            out.append(FaultSample(time_ns=t, pid=pid, tid=tid, ip=ip, addr=a, major=i in maj_ids,
-                                   symbol=None if text.startswith("0x") else text,
-                                   dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso,
-                                   data_symbol=data))
-        return tuple(out)
+            pages=tuple(page_list), by_transition=by_transition)
 
     # ------------------------------------------------------------ counters mode
     def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
