@@ -5,7 +5,7 @@ import json
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from vmainspect.record import PatchError, apply_patch, make_patch
+from vmainspect.record_patch import PatchError, apply_patch, make_patch
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("ab", max_size=2))
 json_values = st.recursive(
