@@ -296,51 +296,13 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
 
 # --- JSON -------------------------------------------------------------------
 
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_DELTA = {"type": "object", "required": ["a", "b", "delta"], "additionalProperties": False,
-          "properties": {"a": _INT_OR_NULL, "b": _INT_OR_NULL, "delta": _INT_OR_NULL}}
-_REF = {"type": ["object", "null"], "required": ["start", "end", "perms", "path", "kind"],
-        "properties": {"start": {"type": "integer"}, "end": {"type": "integer"},
-                       "perms": {"type": "string"}, "path": {"type": ["string", "null"]},
-                       "kind": {"type": "string"}}}
-_SIDE = {"type": "object", "required": ["source", "pid", "name", "taken_at", "create_time", "pages"],
-         "properties": {"source": {"type": "string"}, "pid": {"type": "integer"},
-                        "name": {"type": "string"}, "taken_at": {"type": "string"},
-                        "create_time": {"type": ["number", "null"]}, "pages": {"type": "boolean"}}}
-# JSON Schema (draft 2020-12) of ``vmainspect diff --json``. Additive fields keep @1.
-JSON_SCHEMA = {
-    "$schema": "https://json-schema.org/draft/2020-12/schema",
-    "title": DIFF_SCHEMA,
-    "type": "object",
-    "required": ["schema", "a", "b", "different", "page_size", "summary", "totals", "vmas", "notes"],
-    "properties": {
-        "schema": {"const": DIFF_SCHEMA},
-        "a": _SIDE, "b": _SIDE,
-        "different": {"type": "boolean"},
-        "page_size": {"type": "integer", "minimum": 1},
-        "summary": {"type": "object",
-                    "required": ["added", "removed", "resized", "perms_changed", "changed", "unchanged"],
-                    "additionalProperties": {"type": "integer", "minimum": 0}},
-        "totals": {"type": "object", "additionalProperties": _DELTA},
-        "vmas": {"type": "array", "items": {
-            "type": "object",
-            "required": ["status", "a", "b", "resized", "perms_changed", "path_changed", "rss", "dirty",
-                         "swap", "overlap_pages", "transitions", "overlaps"],
-            "properties": {
-                "status": {"enum": [ADDED, REMOVED, CHANGED]},
-                "a": _REF, "b": _REF, "overlaps": _REF,
-                "resized": {"type": "boolean"}, "perms_changed": {"type": "boolean"},
-                "path_changed": {"type": "boolean"},
-                "rss": _DELTA, "dirty": _DELTA, "swap": _DELTA,
-                "overlap_pages": _INT_OR_NULL,
-                "transitions": {"type": ["array", "null"], "items": {
-                    "type": "object", "required": ["from", "to", "pages"],
-                    "properties": {"from": {"type": "string"}, "to": {"type": "string"},
-                                   "pages": {"type": "integer", "minimum": 1}}}},
-            }}},
-        "notes": {"type": "array", "items": {"type": "string"}},
-    },
-}
+def __getattr__(name: str) -> Any:
+    # JSON_SCHEMA: the JSON Schema (draft 2020-12) of ``vmainspect diff --json``,
+    # shipped as vmainspect/schemas/diff-1.json (loaded on first use)
+    if name == "JSON_SCHEMA":
+        from .json_schemas import load
+        return load(DIFF_SCHEMA)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def _ref(r: VmaRef | None) -> dict[str, Any] | None:
