@@ -161,8 +161,8 @@ async def test_pause_and_resume():
         await wait_frames(app, pilot, 3)
         await pilot.press("space")
         assert app.paused
-        await app.workers.wait_for_complete()     # a poll that was in flight lands
-        await pilot.pause()
+        while app.polling:                        # a poll that was in flight lands
+            await pilot.pause(0.01)
         seen = app.frames_seen
         await pilot.pause(0.3)
         assert app.frames_seen == seen            # nothing polled while paused

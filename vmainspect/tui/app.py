@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import gc
 import os
+import threading
 from collections import deque
 from datetime import datetime
 from typing import Callable, Iterable
@@ -240,15 +241,26 @@ class VmaInspectApp(App):
         table = self.table
         view = (table.sort, table.reverse, table.filter_text)
         prev = self.current_frame.snapshot if self.current_frame else None
-        self._poll(self.source, prev, view)
+        # A daemon thread, not a Textual worker: quitting must not wait for a
+        # collect in flight (seconds on a 65k-VMA process).
+        threading.Thread(target=self._poll, args=(self.source, prev, view), daemon=True,
+                         name="vmainspect-poll").start()
 
-    @work(thread=True, exclusive=True, group="poll", description="poll the source")
+    @property
+    def polling(self) -> bool:
+        """A frame is being fetched (tests and benchmarks wait on it)."""
+        return self._polling
+
     def _poll(self, source, prev: Snapshot | None, view: tuple) -> None:
+        """Runs in the poll thread: fetch, merge with the previous frame, post."""
         try:
             frame = source.next_frame()
         except (VmaInspectError, OSError) as e:
             self.post_message(FrameFailed(str(e)))
             return
+        except Exception as e:  # noqa: BLE001 - a bug, but say so on screen rather than hang
+            self.post_message(FrameFailed(f"unexpected {type(e).__name__} from the source: {e}"))
+            raise
         rows = R.build_rows(prev, frame.snapshot, frame.faults)
         order = R.order(rows, *view)
         layout = overview_layout(frame.snapshot)
