@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 
-import pytest
 
 from vmainspect import snapshot_io
 from vmainspect.model import Frame
