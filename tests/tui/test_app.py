@@ -178,8 +178,7 @@ async def test_save_writes_a_valid_snapshot(small, tmp_path):
         await app.workers.wait_for_complete()
         await pilot.pause()
         files = list(tmp_path.iterdir())
-        assert len(files) == 1 and files[0].name == "vmainspect-4242-20261125-075616.json" \
-            or files[0].name.startswith(f"vmainspect-{small.process.pid}-")
+        assert [f.name for f in files] == [f"vmainspect-{small.process.pid}-20261125-075616.json"]
         assert snapshot_io.load(str(files[0])) == small
         assert str(files[0]) in text_of(app.query_one("#status"))
         assert not [f for f in os.listdir(tmp_path) if f.endswith(".tmp")]
