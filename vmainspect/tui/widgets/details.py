@@ -20,6 +20,8 @@ def details_text(vma: Vma | None, caps: Capabilities | None, elf: list[str] | No
     t = Text(no_wrap=True, overflow="ellipsis")
     if vma is None:
         t.append("No VMA selected.", "dim")
+        for n in (caps.notes if caps is not None else ()):
+            t.append("\n" + n, "yellow")     # e.g. a kernel thread or a zombie has no memory map
         return t
     width = max([16] + [len(k) for k in vma.smaps])
 
