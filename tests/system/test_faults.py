@@ -17,6 +17,7 @@ import time
 
 import pytest
 
+from schema_check import validate as validate_schema
 from targets import spawn_target
 from vmainspect import perf
 from vmainspect.collect import collect
@@ -499,34 +500,8 @@ def _run_cli(*args, user=None, timeout=60):
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
 
 
-FAULTS_SCHEMA = {
-    "type": "object",
-    "required": ["schema", "duration_s", "samples", "lost", "by_vma", "by_symbol", "proc_counters"],
-    "properties": {
-        "schema": {"const": "vmainspect/faults@1"},
-        "duration_s": {"type": "number", "minimum": 0},
-        "samples": {"type": ["integer", "null"], "minimum": 0},
-        "lost": {"type": ["integer", "null"], "minimum": 0},
-        "mode": {"enum": ["perf", "counters"]},
-        "by_vma": {"type": "array", "items": {
-            "type": "object", "required": ["start", "end", "perms", "path", "minor", "major"],
-            "properties": {"start": {"type": "integer"}, "end": {"type": "integer"},
-                           "perms": {"type": "string"}, "path": {"type": ["string", "null"]},
-                           "minor": {"type": "integer"}, "major": {"type": "integer"}}}},
-        "by_symbol": {"type": "array", "items": {
-            "type": "object", "required": ["symbol", "dso", "count"],
-            "properties": {"symbol": {"type": "string"}, "dso": {"type": "string"},
-                           "count": {"type": "integer", "minimum": 1}}}},
-        "proc_counters": {"type": ["object", "null"], "required": ["minor", "major"],
-                          "properties": {"minor": {"type": "integer"}, "major": {"type": "integer"}}},
-    },
-}
-
-
 def test_cli_json_against_the_kernel(faulter):
     import json
-
-    import jsonschema
     size = 4 << 20
     t = Faulter(faulter, size, -1)
     try:
@@ -536,7 +511,7 @@ def test_cli_json_against_the_kernel(faulter):
         t.kill()
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    jsonschema.validate(doc, FAULTS_SCHEMA)
+    validate_schema(doc, "vmainspect/faults@1")       # the schema file shipped in the package
     assert doc["mode"] == "perf" and doc["lost"] == 0
     assert doc["samples"] > 1000
     # the kernel's counter over the same window (a running target: the edges can be off by a
@@ -589,11 +564,13 @@ def test_cli_process_exits_mid_run(faulter):
     t = Faulter(faulter, 1 << 20, 600, then_exit=True)
     try:
         os.kill(t.pid, signal.SIGCONT)
-        r = _run_cli(t.pid, "--duration", "30", "--json")
+        r = _run_cli(t.pid, "--duration", "30", "--json", "--pages")
     finally:
         t.kill()
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
+    validate_schema(doc, "vmainspect/faults@1")
+    assert isinstance(doc["by_transition"], list)      # --pages: counted (null without it)
     assert doc["duration_s"] < 20
     assert any("exited" in n for n in doc["notes"])
     assert doc["samples"] > 0 and doc["by_symbol"][0]["symbol"] == "touch_pages"
@@ -619,8 +596,8 @@ def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
         r = _run_cli(t.pid, "--duration", "0.3", "--json", user="nobody")
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    jsonschema_ok = doc["schema"] == "vmainspect/faults@1"
-    assert jsonschema_ok and doc["mode"] == "counters"
+    validate_schema(doc, "vmainspect/faults@1")
+    assert doc["mode"] == "counters"
     assert "another user" in doc["reason"] and "/proc fault counters" in doc["reason"]
     assert doc["samples"] is None and doc["lost"] is None and doc["by_vma"] == []
     assert doc["proc_counters"] == {"minor": 0, "major": 0}     # stopped: no faults
@@ -657,6 +634,7 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
         shutil.rmtree(d, ignore_errors=True)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
+    validate_schema(doc, "vmainspect/faults@1")
     assert doc["mode"] == "perf" and doc["lost"] == 0
     if paranoid >= 2:
         assert any("kernel mode" in n for n in doc["notes"])
