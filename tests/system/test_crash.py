@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from schema_check import validate as validate_schema
 from vmainspect.demo.control import PREFIX, temp_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,6 +56,7 @@ def test_whole_matrix_as_root_matches_the_truth_table():
     p = _run("--json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
+    validate_schema(doc, "vmainspect/crash@1")          # against the shipped schemas/crash-1.json
     assert doc["schema"] == "vmainspect/crash@1" and doc["root"] is True
     cases = {(c["mapping"], c["ending"]): c for c in doc["cases"]}
     assert list(cases) == [(m, e) for m in MAPPINGS for e in ENDINGS]
@@ -85,6 +87,7 @@ def test_without_root_dirty_counts_are_unknown_not_zero(nobody_pythonpath):
              user="nobody", path=nobody_pythonpath)
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
+    validate_schema(doc, "vmainspect/crash@1")
     assert doc["root"] is False
     by = {c["mapping"]: c for c in doc["cases"]}
     assert set(by) == {"shared", "private"}

@@ -15,6 +15,8 @@ import sys
 
 import pytest
 
+from schema_check import validate as validate_schema
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 STEP_IDS = ["anon-mmap", "touch-pages", "cold-file-read", "private-write", "shared-map",
             "shared-write", "msync", "close-fd", "mprotect", "munmap-hole", "mremap-grow",
@@ -35,6 +37,8 @@ def run_script(user: str | None = None, path: str = REPO) -> tuple[subprocess.Co
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(path), cwd="/")
     doc = json.loads(p.stdout) if p.stdout.strip() else None
+    if doc is not None:
+        validate_schema(doc, "vmainspect/demo@1")      # every real output, against the shipped file
     return p, doc
 
 
