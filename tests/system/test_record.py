@@ -14,6 +14,7 @@ import time
 
 import pytest
 
+from schema_check import validate as validate_schema, validate_recording
 from targets import read_smaps_kb, spawn_target
 from vmainspect.record import read_recording
 
@@ -106,6 +107,7 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
             rec.stderr.close()
     r = read_recording(str(out))
     assert r.end == "interrupted" and r.truncated_at_line is None
+    assert validate_recording(str(out)) == len(r)      # every line and rebuilt frame vs the shipped schemas
     assert kernel == [0, 8 * PAGE, 16 * PAGE, 24 * PAGE]
     seen = [region_rss(r.snapshot(i), addr) for i in range(len(r))]
     # every stage the kernel reported appears in the recording, in order (a frame taken
@@ -121,6 +123,7 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
     res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
+    validate_schema(d, "vmainspect/diff@1")
     (v,) = [x for x in d["vmas"] if x["b"] and x["b"]["start"] <= addr < x["b"]["end"]]
     assert v["rss"]["delta"] == kernel[-1] - kernel[0]
     assert v["transitions"] == [{"from": "absent", "to": "anon", "pages": 24}]
@@ -173,6 +176,7 @@ def test_duration_and_faults(tmp_path):
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""                        # no progress line when stderr is not a terminal
     r = read_recording(str(out))
+    assert validate_recording(str(out)) == len(r)
     # t = 0, 0.2, ... 1.0; a slot is skipped (not bunched up) when a collect overruns on a busy machine
     assert r.end == "duration" and 3 <= len(r) <= 6, r.times
     assert all(b - a > 0.1 for a, b in zip(r.times, r.times[1:])), r.times

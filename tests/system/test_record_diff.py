@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from schema_check import validate as validate_schema, validate_recording
 from targets import read_smaps_kb, spawn_target
 from vmainspect.collect import collect
 from vmainspect.snapshot_io import save
@@ -74,9 +75,7 @@ def test_diff_matches_the_kernel(two_snapshots):
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
     assert d["schema"] == "vmainspect/diff@1" and d["different"]
-    import jsonschema
-    from vmainspect.diff import JSON_SCHEMA
-    jsonschema.validate(d, JSON_SCHEMA)
+    validate_schema(d, "vmainspect/diff@1")            # the shipped schemas/diff-1.json
     by_b = {(v["b"]["start"], v["b"]["end"]): v for v in d["vmas"] if v["b"]}
     by_a = {(v["a"]["start"], v["a"]["end"]): v for v in d["vmas"] if v["a"] and not v["b"]}
 
@@ -154,6 +153,7 @@ def test_record_without_root(nobody_dir):
     assert res.returncode == 0, res.stderr
     from vmainspect.record import read_recording
     r = read_recording(str(out))
+    assert validate_recording(str(out)) == len(r)      # nulls where root is needed: still valid
     s = r.snapshot(-1)
     assert not s.capabilities.root and s.capabilities.kpageflags in (False, None)
     v = s.vma_at(t.report["a"])
@@ -161,6 +161,7 @@ def test_record_without_root(nobody_dir):
     assert v.pages is not None and v.pages.counts.dirty is None
     res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
     assert res.returncode in (0, 1) and json.loads(res.stdout)["a"]["pages"] is True
+    validate_schema(json.loads(res.stdout), "vmainspect/diff@1")
 
 
 def test_progress_line_on_a_terminal(tmp_path):

@@ -106,7 +106,7 @@ def test_a_recording_of_this_process_validates_line_by_line(live, tmp_path):
     w.frame(1.0, after, tick)               # unchanged: {"{": {}}
     w.note(1.0, "stopped", end="interrupted")
     w.close()
-    assert validate_recording(path) == 3
+    assert validate_recording(path, every_frame=True) == 3
     if tick.mode == "perf":
         assert tick.minor >= 32 and tick.recent      # the sampled tick is really in there
 
