@@ -72,6 +72,7 @@ def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
         "reason": ft.reason,
         "by_thread": [[tid, mn, mj] for tid, (mn, mj) in ft.by_thread.items()],
         "pages": list(ft.pages),
+        "by_transition": [list(x) for x in ft.by_transition],
     }
 
 
@@ -91,9 +92,10 @@ def fault_tick_from_dict(d: Any) -> FaultTick:
         reason = d.get("reason")
         by_thread = {int(t): (int(mn), int(mj)) for t, mn, mj in d.get("by_thread", ())}
         pages = tuple(int(a) for a in d.get("pages", ()))
+        by_transition = tuple((str(b), str(a), int(n)) for b, a, n in d.get("by_transition", ()))
         return FaultTick(d["mode"], float(d["window_s"]), d["minor"], d["major"], d["lost"],
                          by_vma, by_symbol, recent, None if reason is None else str(reason),
-                         by_thread, pages)
+                         by_thread, pages, by_transition)
     except (KeyError, TypeError, ValueError):
         raise BadInput("malformed fault record") from None
 

@@ -36,7 +36,7 @@ def snapshot(k: int) -> Snapshot:
 
 TICK = FaultTick("perf", 0.5, 3, 1, 0, {P: (3, 1)}, (("main+0x1", "/usr/bin/t", 4),),
                  (FaultSample(1, 42, 42, 0x1000, P, True, "main+0x1", "/usr/bin/t"),),
-                 None, {42: (3, 1)}, (P,))
+                 None, {42: (3, 1)}, (P,), (("absent", "anon", 1),))
 
 
 def write(path, n=5, end="exited"):
@@ -68,6 +68,8 @@ def test_round_trip(rec):
     assert r.end == "exited" and r.truncated_at_line is None and r.warning() is None
     assert r.frame(-1).gone and not r.frame(0).gone
     assert r.header["schema"] == SCHEMA and r.pid == 42
+    from schema_check import validate_recording
+    assert validate_recording(str(rec), every_frame=True) == 5      # the shipped recording-1.json
 
 
 def test_delta_records_are_small(rec):
@@ -211,3 +213,10 @@ def test_diff_cli_snapshot_file_against_a_recording_moment(rec, tmp_path, capsys
     assert rc == 1 and "absent->anon 4" in out
     rc, _, err = run_cli(["diff", f"{snap}#1", f"{rec}#1"], capsys)
     assert rc == 2 and "not a recording" in err
+
+
+def test_fault_ticks_keep_page_state_transitions_and_read_older_records_without_them():
+    d = json.loads(json.dumps(fault_tick_to_dict(TICK)))
+    assert d["by_transition"] == [["absent", "anon", 1]]
+    del d["by_transition"]                  # a recording written before the field existed
+    assert fault_tick_from_dict(d).by_transition == ()
