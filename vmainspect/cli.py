@@ -93,5 +93,32 @@ def pid_arg(text: str) -> int:
     return pid
 
 
+def seconds_arg(low: float, high: float):
+    """argparse type for a duration in seconds between ``low`` and ``high``."""
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not low <= v <= high:      # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"wants {low:g} to {high:g} seconds, got {text}")
+        return v
+    return parse
+
+
+def int_arg(low: int, high: int | None = None, what: str = "a whole number"):
+    """argparse type for an integer of at least ``low`` (and at most ``high``)."""
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if v < low or (high is not None and v > high):
+            bound = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"wants {bound}, got {text}")
+        return v
+    return parse
+
+
 if __name__ == "__main__":
     sys.exit(main())

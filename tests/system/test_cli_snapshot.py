@@ -18,7 +18,6 @@ from cli_helpers import REPO, free_pid, one_line_error, run_cli
 from targets import spawn_target
 
 from vmainspect.procfs.reader import ProcReader
-from vmainspect import collect as collect_mod
 from vmainspect import snapshot_io
 from vmainspect.cli import main
 

@@ -17,7 +17,6 @@ import pytest
 from known_mappings import KNOWN_MAPPINGS
 from targets import read_smaps_kb, spawn_target
 
-from vmainspect import collect as collect_mod
 from vmainspect.collect import collect
 from vmainspect.errors import ProcessGone
 from vmainspect.model import (

@@ -55,7 +55,6 @@ def test_missing_process_and_corrupt_files(tree):
 
 def test_vanishing_process_during_read(tree, monkeypatch):
     root, pid = tree
-    from vmainspect import collect as collect_mod
     real = ProcReader.read
 
     def read_then_vanish(reader, name):

@@ -1,7 +1,6 @@
 """Recordings read back: round trip, and every kind of bad file (no /proc needed)."""
 
 import json
-import os
 
 import pytest
 

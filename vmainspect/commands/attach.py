@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import pid_arg
+from ..cli import pid_arg, seconds_arg
 from ..errors import EXIT_NO_PROCESS, BadInput, VmaInspectError
 
 HELP = "watch a process's VMAs, pages and faults live in a terminal UI"
@@ -19,21 +19,13 @@ Keys: arrows/PgUp/PgDn move, o sort, / filter, g go to address, space pause,
 s save JSON, ? help, q quit, ctrl+p command palette."""
 
 
-def _interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.05 <= v <= 3600:
-        raise argparse.ArgumentTypeError(f"interval must be between 0.05 and 3600 seconds, not {text}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", nargs="?", type=pid_arg, help="process id (omit to pick from a list)")
     p.add_argument("--name", metavar="PATTERN",
                    help="attach to the process whose name or command line matches PATTERN (regex)")
-    p.add_argument("--interval", type=_interval, default=1.0, metavar="SECONDS",
+    p.add_argument("--interval", type=seconds_arg(0.05, 3600), default=1.0, metavar="SECONDS",
                    help="refresh interval (default 1 s)")
     p.add_argument("--no-pages", action="store_true",
                    help="do not read per-page state (faster on huge processes; no page map)")

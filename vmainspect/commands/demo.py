@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from ..cli import seconds_arg
+
 HELP = "narrated lecture: watch mmap and page faults happen step by step (start here)"
 DESCRIPTION = """\
 Starts a demo workload and attaches the live TUI to it, with a narration
@@ -25,34 +27,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="with --script: print vmainspect/demo@1 JSON")
     p.add_argument("-o", "--output", metavar="FILE", default="-",
                    help="with --script: write the report to FILE (atomically)")
-    p.add_argument("--auto", type=_seconds, metavar="SECONDS",
+    p.add_argument("--auto", type=seconds_arg(0.5, 3600), metavar="SECONDS",
                    help="lecture: advance to the next step every SECONDS by itself (restarts at the end)")
     p.add_argument("--lecture", action="store_true",
                    help="projector mode: high contrast, bold, a large narration panel, less else on screen")
-    p.add_argument("--interval", type=_interval, default=0.5, metavar="SECONDS",
+    p.add_argument("--interval", type=seconds_arg(0.05, 60), default=0.5, metavar="SECONDS",
                    help="lecture: refresh interval of the live view (default 0.5 s)")
     p.add_argument("--no-faults", action="store_true", help="lecture: do not sample page faults")
     p.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.5 <= v <= 3600:
-        raise argparse.ArgumentTypeError(f"--auto wants 0.5 to 3600 seconds, got {text}")
-    return v
 
 
-def _interval(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0.05 <= v <= 60:
-        raise argparse.ArgumentTypeError(f"--interval wants 0.05 to 60 seconds, got {text}")
-    return v
 
 
 def run(args: argparse.Namespace) -> int:

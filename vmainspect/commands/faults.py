@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from ..cli import pid_arg
+from ..cli import int_arg, pid_arg, seconds_arg
 
 HELP = "sample a process's page faults: top mappings and functions, minor/major"
 DESCRIPTION = """Sample every page fault of a process (perf_event_open software events
@@ -31,33 +31,17 @@ examples:
 SCHEMA = "vmainspect/faults@1"
 
 
-def _seconds(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < v < 1e9:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return v
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1: {text!r}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to sample")
-    p.add_argument("--duration", type=_seconds, default=None, metavar="S",
+    p.add_argument("--duration", type=seconds_arg(0.001, 1e9), default=None, metavar="S",
                    help="sample for S seconds (default: until Ctrl+C or the process exits)")
-    p.add_argument("--period", type=_positive_int, default=1, metavar="N",
+    p.add_argument("--period", type=int_arg(1), default=1, metavar="N",
                    help="sample one fault in N (default 1: every fault)")
-    p.add_argument("--top", type=_positive_int, default=10, metavar="N",
+    p.add_argument("--top", type=int_arg(1), default=10, metavar="N",
                    help="rows in each table (default 10)")
     p.add_argument("--pages", action="store_true",
                    help="read per-page state every second too, and count the faulted pages' "

@@ -8,7 +8,7 @@ import signal
 import sys
 import time
 
-from ..cli import pid_arg
+from ..cli import pid_arg, seconds_arg
 
 HELP = "record a process's memory over time into a file (replay with open, compare with diff)"
 DESCRIPTION = """Record snapshots of a process every --interval seconds (with --pages, its
@@ -25,22 +25,14 @@ examples:
   vmainspect diff run.jsonl#1 run.jsonl#-1  # first vs last frame"""
 
 
-def _positive(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-    if not 0 < v < 1e9:
-        raise argparse.ArgumentTypeError(f"must be a positive number of seconds: {text!r}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to record")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording file to write")
-    p.add_argument("--interval", type=_positive, default=1.0, metavar="S",
+    p.add_argument("--interval", type=seconds_arg(0.001, 1e9), default=1.0, metavar="S",
                    help="seconds between snapshots (default 1)")
-    p.add_argument("--duration", type=_positive, default=None, metavar="S",
+    p.add_argument("--duration", type=seconds_arg(0.001, 1e9), default=None, metavar="S",
                    help="stop after S seconds (default: until Ctrl+C or the process exits)")
     p.add_argument("--pages", action="store_true",
                    help="record per-page state too (page runs are delta-encoded)")

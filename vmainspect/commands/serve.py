@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+
+from ..cli import int_arg
 import ipaddress
 import os
 import shlex
@@ -31,19 +33,11 @@ examples:
 COMMANDS = ("demo", "open", "attach")
 
 
-def _port(text: str) -> int:
-    try:
-        v = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
-    if not 0 < v < 65536:
-        raise argparse.ArgumentTypeError(f"port must be 1-65535: {text!r}")
-    return v
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=_port, default=8000, help="port to listen on (default 8000)")
+    p.add_argument("--port", type=int_arg(1, 65535, "a port number"), default=8000, help="port to listen on (default 8000)")
     p.add_argument("--public-url", metavar="URL", default=None,
                    help="the URL browsers use to reach this server (default http://HOST:PORT); "
                         "needed behind a proxy or with --host 0.0.0.0")

@@ -210,7 +210,6 @@ class Overview(Widget):
         return Strip(segs).adjust_cell_length(width, base)
 
     def _label_line(self, regions, sel, width, base) -> Strip:
-        snap = self.snapshot
         line = [" "] * width
         styles = [base] * width
         for name, (rx, w, lo, hi) in zip(self._names, regions):
