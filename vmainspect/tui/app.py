@@ -368,7 +368,12 @@ class VmaInspectApp(App):
         if self._message:
             t.append(" · ")
             t.append_text(Text.from_markup(self._message))
-        self.status.update(t, layout=False)
+        # unchanged text (e.g. the ViewChanged echo of a sort already shown): no
+        # repaint, which would cost a second screen update ~30 ms after the first
+        key = (t.plain, tuple(t.spans))
+        if key != getattr(self, "_status_key", None):
+            self._status_key = key
+            self.status.update(t, layout=False)
 
     def _show_tabs(self) -> None:
         t = Text()

@@ -87,8 +87,18 @@ def cells(vma: Vma, page_size: int, per: int, prev: Vma | None = None,
             if vma.start <= a < vma.end:
                 faulted.add((a - vma.start) // page_size // per)
     out = []
+    made: dict[tuple, Cell] = {}    # few distinct cells: share them (and hash them once)
+    marked = shared or changed or faulted
     for c, counts in enumerate(acc):
-        best = max(range(len(counts)), key=counts.__getitem__)
-        mixed = sum(1 for x in counts if x) > 1
-        out.append(Cell(PAGE_STATES[best], c in shared, c in changed, c in faulted, mixed))
+        used = [i for i, x in enumerate(counts) if x]
+        if len(used) == 1:
+            best, mixed = used[0], False
+        else:
+            best = max(range(len(counts)), key=counts.__getitem__)
+            mixed = len(used) > 1
+        key = (best, c in shared, c in changed, c in faulted, mixed) if marked else (best, False, False, False, mixed)
+        cell = made.get(key)
+        if cell is None:
+            cell = made[key] = Cell(PAGE_STATES[best], *key[1:])
+        out.append(cell)
     return out

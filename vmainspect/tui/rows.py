@@ -39,6 +39,8 @@ class Rows:
     resized: set[int] = field(default_factory=set)   # same start, different end
     faults: dict[int, tuple[float, float]] = field(default_factory=dict)  # row -> (minor/s, major/s)
     _hay: list[str] | None = None
+    _keys: dict = field(default_factory=dict)       # column key -> sort keys (built on first use)
+    _orders: dict = field(default_factory=dict)     # (sort, reverse, filter) -> row indices
 
     def __len__(self) -> int:
         return len(self.vmas)
@@ -185,24 +187,37 @@ DESCENDING_FIRST = frozenset({"size", "rss", "dirty", "swap", "flt"})
 
 
 def order(rows: Rows, sort: str = "address", reverse: bool = False, filter_text: str = "") -> list[int]:
-    """Row indices to show: filtered (all words must occur in path/kind/perms), then sorted."""
-    n = len(rows.vmas)
+    """Row indices to show: filtered (all words must occur in path/kind/perms), then sorted.
+
+    Results (and each column's sort keys) are kept on ``rows`` for the frame's
+    life: flipping between sorts or filters costs a lookup the second time.
+    The caller must not modify the returned list."""
     words = filter_text.lower().split()
+    view = (sort, reverse, " ".join(words))
+    cached = rows._orders.get(view)
+    if cached is not None:
+        return cached
+    n = len(rows.vmas)
     if words:
         hay = rows.haystack()
         if len(words) == 1:
             w = words[0]
-            idx = [k for k in range(n) if w in hay[k]]
+            idx = [k for k, h in enumerate(hay) if w in h]
         else:
-            idx = [k for k in range(n) if all(w in hay[k] for w in words)]
+            idx = [k for k, h in enumerate(hay) if all(w in h for w in words)]
     else:
         idx = list(range(n))
     if sort == "address":
         # rows are already in address order (ghosts merged in)
         if reverse:
             idx.reverse()
-        return idx
-    keys = _BY_KEY[sort].sort_key(rows)
-    # stable: ties stay in address order
-    idx.sort(key=keys.__getitem__, reverse=reverse)
+    else:
+        keys = rows._keys.get(sort)
+        if keys is None:
+            keys = rows._keys[sort] = _BY_KEY[sort].sort_key(rows)
+        # stable: ties stay in address order
+        idx.sort(key=keys.__getitem__, reverse=reverse)
+    if len(rows._orders) >= 16:
+        rows._orders.clear()
+    rows._orders[view] = idx
     return idx

@@ -59,6 +59,29 @@ def capability_notes(caps: Capabilities, vma: Vma | None = None) -> list[str]:
     return out
 
 
+def _segment(c: Cell, base: Style) -> Segment:
+    st = STATE_STYLE[c.state]
+    if c.faulted:
+        glyph, st = "!", st + Style(color="bright_yellow", bold=True)
+    elif c.changed:
+        glyph, st = "*", st + Style(color="bright_white", bold=True)
+    elif c.shared:
+        glyph, st = "•", st + Style(bold=True)
+    elif c.mixed:
+        glyph = "░" if c.state != "absent" else "∙"
+    else:
+        glyph = STATE_GLYPH.get(c.state, " ")
+    return Segment(glyph, base + st)
+
+
+def _run(known: dict, c: Cell, n: int, base: Style) -> Segment:
+    """``n`` cells ``c`` in a row as one segment (identical cells merged)."""
+    seg = known.get(c)
+    if seg is None:
+        seg = known[c] = _segment(c, base)
+    return seg if n == 1 else Segment(seg.text * n, seg.style)
+
+
 class PageGrid(Widget):
     """The grid itself; picks its scale from its size."""
 
@@ -73,6 +96,8 @@ class PageGrid(Widget):
         self.per = 1
         self._cells: list[Cell] = []
         self._key: tuple | None = None
+        self._seg_base: Style | None = None
+        self._segs: dict[Cell, Segment] = {}
 
     def show(self, vma: Vma | None, prev: Vma | None, faults: FaultTick | None, page_size: int) -> None:
         self.vma, self.prev, self.faults, self.page_size = vma, prev, faults, page_size
@@ -102,20 +127,23 @@ class PageGrid(Widget):
         start = y * w
         if start >= len(self._cells):
             return Strip.blank(w, base)
-        segs = []
+        # a grid has a handful of distinct cells: style each once per base style
+        if self._seg_base != base:
+            self._seg_base = base
+            self._segs = {}
+        known = self._segs
+        segs: list[Segment] = []
+        last = None
+        run = 0
         for c in self._cells[start:start + w]:
-            st = STATE_STYLE[c.state]
-            if c.faulted:
-                glyph, st = "!", st + Style(color="bright_yellow", bold=True)
-            elif c.changed:
-                glyph, st = "*", st + Style(color="bright_white", bold=True)
-            elif c.shared:
-                glyph, st = "•", st + Style(bold=True)
-            elif c.mixed:
-                glyph = "░" if c.state != "absent" else "∙"
-            else:
-                glyph = STATE_GLYPH.get(c.state, " ")
-            segs.append(Segment(glyph, base + st))
+            if c is last:
+                run += 1
+                continue
+            if last is not None:
+                segs.append(_run(known, last, run, base))
+            last, run = c, 1
+        if last is not None:
+            segs.append(_run(known, last, run, base))
         return Strip(segs).adjust_cell_length(w, base)
 
 

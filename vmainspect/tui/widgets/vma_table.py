@@ -183,8 +183,25 @@ class VmaTable(ScrollView, can_focus=True):
         pos = self._position_of(keep) if keep is not None else None
         if pos is None:
             pos = min(self.cursor, len(self.order) - 1) if self.order else 0
-        self.virtual_size = Size(self.size.width or 80, len(self.order) + 1)
+        self._set_virtual_rows(len(self.order) + 1)
         self._move(max(pos, 0), force=True)
+        self.refresh()
+
+    def _set_virtual_rows(self, lines: int) -> None:
+        """Set the scrollable height. ``virtual_size`` is a layout reactive: a
+        changed row count (every filter key) would re-lay out the whole screen
+        (~50 ms at 220x60). Unless the scrollbar appears or disappears, only the
+        scrollbar and this widget need updating."""
+        size = Size(self.size.width or 80, lines)
+        if size == self.virtual_size:
+            return
+        height = self.scrollable_content_region.height
+        old_bar = self.virtual_size.height > height
+        if not self.is_attached or not height or old_bar != (lines > height):
+            self.virtual_size = size
+            return
+        self.set_reactive(VmaTable.virtual_size, size)
+        self._scroll_update(size)
         self.refresh()
 
     def select_row(self, row: int) -> bool:
