@@ -88,7 +88,7 @@ def vma_at(snap, addr):
 PSS_KEYS = ("pss", "pss_dirty", "pss_anon", "pss_file", "pss_shmem", "swap_pss")
 
 
-def settled(read_both, tries=5):
+def settled(read_both, tries=10):
     """Read ours and the kernel's until they agree, return the last pair.
 
     The target is stopped, but the PSS of *shared* pages (libc, libpython)
@@ -104,11 +104,17 @@ def settled(read_both, tries=5):
 
 
 def without_racy_pss(fields: dict) -> dict:
-    """The fields, minus PSS where the kernel reports shared pages (PSS = private +
-    shared / mapcount, and other processes change the mapcount at any time)."""
+    """The fields, minus what other processes change where the kernel reports
+    shared pages: PSS (private + shared / mapcount) and the shared/private split
+    (a library page is private until another process maps it). Clean and dirty
+    totals (shared + private) stay compared; one smaps read is compared field by
+    field, with no race, in test_every_field_of_one_smaps_read_exactly."""
     if fields.get("shared_clean", 0) + fields.get("shared_dirty", 0) == 0:
         return dict(fields)
-    return {k: v for k, v in fields.items() if k not in PSS_KEYS}
+    out = {k: v for k, v in fields.items() if k not in PSS_KEYS}
+    for kind in ("clean", "dirty"):
+        out[kind] = out.pop(f"shared_{kind}", 0) + out.pop(f"private_{kind}", 0)
+    return out
 
 
 def naive_smaps(raw: bytes) -> list[tuple[int, int, dict[str, int]]]:
