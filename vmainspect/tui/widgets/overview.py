@@ -19,6 +19,7 @@ from textual.widget import Widget
 
 from ...model import Snapshot, Vma
 from ...units import human_bytes
+from .basestyle import base_style
 
 GAP_MIN = 1 << 30    # gaps this big or bigger are compressed
 
@@ -165,7 +166,7 @@ class Overview(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = self.rich_style
+        base = base_style(self)
         snap = self.snapshot
         if snap is None or not snap.vmas:
             return Strip.blank(width, base)

@@ -14,6 +14,7 @@ from textual.widgets import Static
 from ...model import Capabilities, FaultTick, Vma
 from ...units import human_bytes
 from ..pagegrid import Cell, cells, scale_for
+from .basestyle import base_style
 
 STATE_STYLE = {
     "absent": Style(color="grey35", bgcolor="grey15"),
@@ -123,7 +124,7 @@ class PageGrid(Widget):
     def render_line(self, y: int) -> Strip:
         self._compute()
         w = self.size.width
-        base = self.rich_style
+        base = base_style(self)
         start = y * w
         if start >= len(self._cells):
             return Strip.blank(w, base)

@@ -21,6 +21,8 @@ from ...model import Vma
 from ...units import human_bytes
 from .. import rows as R
 from ..rows import COLUMNS, Rows
+from ..sources import settle_gc
+from .basestyle import base_style
 
 KIND_COLOURS = {
     "heap": "yellow", "stack": "magenta", "vdso": "bright_black", "vvar": "bright_black",
@@ -153,6 +155,9 @@ class VmaTable(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="table-view", description="sort/filter VMAs")
     def _compute_view(self, rows: Rows, view: tuple) -> None:
         order = R.order(rows, *view)
+        # the new 65k-long lists (order, sort keys, filter haystack) would otherwise
+        # be rescanned by every full GC pass, ~35 ms each, in whatever thread runs it
+        settle_gc()
         self.app.call_from_thread(self._view_ready, rows, view, order)
 
     def _view_ready(self, rows: Rows, view: tuple, order: list[int]) -> None:
@@ -319,7 +324,7 @@ class VmaTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = self.rich_style
+        base = base_style(self)
         if y == 0:
             return self._header(width, base)
         pos = int(self.scroll_y) + y - 1
