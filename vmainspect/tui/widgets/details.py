@@ -82,6 +82,10 @@ class DetailsPanel(VerticalScroll):
     def show(self, vma: Vma | None, caps: Capabilities | None, elf: list[str] | None | str,
              ghost: bool = False) -> None:
         text = details_text(vma, caps, elf, ghost)
+        key = (text.plain, tuple(text.spans))
+        if key == getattr(self, "_shown_key", None):
+            return      # same text (most refresh ticks): no repaint of the whole panel
+        self._shown_key = key
         lines = text.plain.count("\n") + 1
         # The body's height moves in steps of 16 lines, so moving between VMAs
         # (whose line counts differ a little) rarely re-lays out the screen.

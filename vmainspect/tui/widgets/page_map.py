@@ -101,8 +101,17 @@ class PageGrid(Widget):
         self._segs: dict[Cell, Segment] = {}
 
     def show(self, vma: Vma | None, prev: Vma | None, faults: FaultTick | None, page_size: int) -> None:
+        # identity: a Vma's == walks all its page runs
+        same = vma is self.vma and prev is self.prev and faults is self.faults and page_size == self.page_size
         self.vma, self.prev, self.faults, self.page_size = vma, prev, faults, page_size
+        if same and self._key is not None:
+            return
+        old = (self._cells, self.per) if self._key is not None else None
         self._key = None
+        if old is not None and self.size.width and self.size.height:
+            self._compute()
+            if (self._cells, self.per) == old:
+                return      # a new frame, same grid (most refresh ticks): no repaint
         self.refresh()
 
     def _compute(self) -> None:
@@ -178,7 +187,10 @@ class PageMapPanel(Vertical):
             self._notes = text
             self.query_one("#pm-notes", Static).update(text)
             self.query_one("#pm-notes").display = bool(notes)
-        self.query_one("#pm-counts", Static).update(self._counts_text(vma), layout=False)
+        counts = self._counts_text(vma)
+        if counts.plain != getattr(self, "_counts", None):
+            self._counts = counts.plain
+            self.query_one("#pm-counts", Static).update(counts, layout=False)
         grid.show(vma, prev, faults, page_size)
         size = grid.size
         per = scale_for(vma.npages(page_size), size.width * size.height) \

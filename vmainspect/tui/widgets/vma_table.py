@@ -12,7 +12,7 @@ from rich.style import Style
 from textual import work
 from textual.binding import Binding
 from textual.events import Click
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
@@ -99,6 +99,7 @@ class VmaTable(ScrollView, can_focus=True):
         self.addr_digits = 12
         self._selected: Vma | None = None
         self._strips: dict = {}
+        self._shown: dict = {}  # screen line -> row key drawn there; "scroll"/"size"/"base" of that drawing
         self.on_select = None   # optional callback(vma) used instead of the Selected message
 
     # --- data ------------------------------------------------------------
@@ -144,7 +145,7 @@ class VmaTable(ScrollView, can_focus=True):
         if len(self.rows) >= ASYNC_VIEW_ROWS and self.is_attached:
             # big tables: sort/filter in a thread; the old order stays until it lands
             self.pending = True
-            self.refresh_line(0)
+            self._refresh_visible_line(0)
             self._compute_view(self.rows, (self.sort, self.reverse, self.filter_text))
             return
         keep = self._selected.start if self._selected is not None else None
@@ -190,7 +191,30 @@ class VmaTable(ScrollView, can_focus=True):
             pos = min(self.cursor, len(self.order) - 1) if self.order else 0
         self._set_virtual_rows(len(self.order) + 1)
         self._move(max(pos, 0), force=True)
-        self.refresh()
+        self._refresh_changed()
+
+    def _refresh_visible_line(self, y: int) -> None:
+        """Repaint screen line ``y`` of the widget (0 = the column header).
+        (``ScrollView.refresh_line`` takes a virtual line and subtracts the
+        scroll offset: not what is wanted here.)"""
+        self.refresh(Region(0, y, max(1, self.size.width), 1))
+
+    def _refresh_changed(self) -> None:
+        """Repaint only the lines whose row content differs from what was last
+        drawn there (a refresh tick changes a few rows, not the whole page)."""
+        shown = self._shown
+        if shown.get("scroll") != int(self.scroll_y) or shown.get("size") != self.size \
+                or shown.get("base") != base_style(self):
+            self.refresh()
+            return
+        top = int(self.scroll_y)
+        n = len(self.order)
+        self._refresh_visible_line(0)
+        for y in range(1, self.scrollable_content_region.height):
+            pos = top + y - 1
+            key = self._row_key(pos) if pos < n else None
+            if shown.get(y) != key:
+                self._refresh_visible_line(y)
 
     def _set_virtual_rows(self, lines: int) -> None:
         """Set the scrollable height. ``virtual_size`` is a layout reactive: a
@@ -236,8 +260,9 @@ class VmaTable(ScrollView, can_focus=True):
         elif pos >= top + h:
             self.scroll_to(y=pos - h + 1, animate=False, immediate=True)
         if old != pos:
-            self.refresh_line(old - int(self.scroll_y) + 1)
-            self.refresh_line(pos - int(self.scroll_y) + 1)
+            top = int(self.scroll_y)
+            self._refresh_visible_line(old - top + 1)
+            self._refresh_visible_line(pos - top + 1)
         vma = self.selected_vma
         if force or vma is not self._selected:
             self._selected = vma
@@ -330,17 +355,33 @@ class VmaTable(ScrollView, can_focus=True):
         pos = int(self.scroll_y) + y - 1
         if pos >= len(self.order):
             return Strip.blank(width, base)
-        # rows are cached per frame: a cursor move or a scroll renders 1-2 new rows, not a page
-        is_cursor = pos == self.cursor
-        key = (self.order[pos], is_cursor and (1 + self.has_focus), width, base)
+        # rows are cached by what they show: a cursor move, a scroll or a refresh
+        # tick renders only the rows that are new or changed, not a page
+        key = self._row_key(pos)
+        shown = self._shown
+        shown[y] = key
+        if y == 1:
+            shown["scroll"], shown["size"], shown["base"] = int(self.scroll_y), self.size, base
         cache = self._strips
-        if cache.get(None) is not self.rows or len(cache) > 4000:
-            cache.clear()
-            cache[None] = self.rows
-        strip = cache.get(key)
+        ckey = (key, width, base, self.addr_digits)
+        strip = cache.get(ckey)
         if strip is None:
-            strip = cache[key] = self._row(pos, width, base)
+            if len(cache) > 4000:
+                cache.clear()
+            strip = cache[ckey] = self._row(pos, width, base)
         return strip
+
+    def _row_key(self, pos: int) -> tuple:
+        """Everything row ``pos`` shows (its strip is cached under this)."""
+        rows = self.rows
+        k = self.order[pos]
+        v = rows.vmas[k]
+        s = v.smaps
+        rd, dd = rows.rss_delta.get(k, 0), rows.dirty_delta.get(k, 0)
+        return (v.start, v.end, v.perms, v.kind, v.path, s.get("rss", 0), R.dirty(v), s.get("swap", 0),
+                rows.faults.get(k), k in rows.ghost, k in rows.new, k in rows.resized,
+                (rd > 0) - (rd < 0), (dd > 0) - (dd < 0),
+                pos == self.cursor and (1 + self.has_focus))
 
     def _header(self, width: int, base: Style) -> Strip:
         segs = [Segment(" ", base)]
