@@ -263,6 +263,7 @@ class VmaInspectApp(App):
             raise
         rows = R.build_rows(prev, frame.snapshot, frame.faults)
         order = R.order(rows, *view)
+        rows.haystack()     # the filter's text, here rather than on the first '/' key
         layout = overview_layout(frame.snapshot)
         settle_gc()     # here, in the worker, not in the UI thread
         self.post_message(FrameReady(frame, rows, prev, view, order, layout))
