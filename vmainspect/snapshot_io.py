@@ -435,32 +435,6 @@ _OK_PERMS = frozenset(r + w + x + p for r in "r-" for w in "w-" for x in "x-" fo
 _good_devs: set[str] = set()
 
 
-def _vma(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -> Vma:
-    """One VMA: a fast check of the common case, else the field-by-field one
-    that names what is wrong."""
-    if type(d) is dict:
-        g = d.get
-        start, end, perms, offset, dev = g("start"), g("end"), g("perms"), g("offset"), g("dev")
-        inode, path, kind, flags = g("inode"), g("path", _bad), g("kind"), g("flags")
-        if (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
-                and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
-                and 0 <= offset < MAX_ADDRESS and 0 <= inode < MAX_ADDRESS
-                and type(perms) is str and perms in _OK_PERMS
-                and type(dev) is str and dev in _good_devs
-                and type(kind) is str and kind in _KINDS
-                and (path is None or type(path) is str)          # (a missing path is _bad)
-                and type(flags) in _SEQ and (not flags or set(map(type, flags)) == _STR_ONLY)):
-            smaps = _fields(_get(d, "smaps", where), f"{where}.smaps")
-            pages_in = g("pages")
-            pages = None
-            if pages_in is not None:
-                if not pages_ok:
-                    raise _bad(f"{where}.pages", "present, but capabilities.pages is false")
-                pages = _pages(pages_in, f"{where}.pages", (end - start) // page_size)
-            return Vma(start, end, perms, offset, dev, inode, path, kind, tuple(flags), smaps, pages)
-    return _vma_checked(d, where, page_size, pages_ok, prev_end)
-
-
 def _vma_checked(d: object, where: str, page_size: int, pages_ok: bool, prev_end: int) -> Vma:
     d = _obj(d, where)
     start = _int(d, "start", where, 0, MAX_ADDRESS - 1)
@@ -496,6 +470,101 @@ def _vma_checked(d: object, where: str, page_size: int, pages_ok: bool, prev_end
     return Vma(start, end, perms, offset, dev, inode, path, kind, flags, smaps, pages)
 
 
+_new = object.__new__
+_setattr = object.__setattr__
+
+
+def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool) -> list[Vma]:
+    """All VMAs, in order (each must start at or after the previous one's end).
+
+    When ``owned`` (JSON types only), a "pages" object equal in repr() to one
+    already checked for the same page count shares its PageInfo: the collector
+    shares equal PageInfo objects between VMAs (20,000 VMAs usually have a few
+    dozen distinct ones), so each is validated and built once, and the
+    snapshot keeps that sharing. Only valid results are cached.
+    """
+    out = []
+    append = out.append
+    prev_end = 0
+    cache: dict | None = {} if owned else None
+    for i, v in enumerate(vmas_in):
+        vma = _vma_fast(v, page_size, pages_ok, prev_end, cache)
+        if vma is None:
+            vma = _vma_checked(v, f"vmas[{i}]", page_size, pages_ok, prev_end)
+        elif vma is _PAGES_BAD:   # everything but "pages" is fine: check that, naming the VMA
+            if not pages_ok:
+                raise _bad(f"vmas[{i}].pages", "present, but capabilities.pages is false")
+            vma = _vma_checked(v, f"vmas[{i}]", page_size, pages_ok, prev_end)
+        prev_end = vma.end
+        append(vma)
+    return out
+
+
+_PAGES_BAD = object()
+
+
+def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: dict | None):
+    """One VMA when all is well (built with ``object.__new__`` and an assigned
+    ``__dict__``: exactly what the frozen ``__init__`` sets, at a fraction of
+    its cost; see procfs/parse.py); None or _PAGES_BAD when not (the caller
+    then runs the checks that name the problem). The smaps dict is kept, not
+    copied, when ``cache`` is given (the document is loads()' own)."""
+    if type(d) is not dict:
+        return None
+    g = d.get
+    start, end, perms, offset, dev = g("start"), g("end"), g("perms"), g("offset"), g("dev")
+    inode, path, kind, flags, sm = g("inode"), g("path", _bad), g("kind"), g("flags"), g("smaps")
+    if not (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
+            and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
+            and 0 <= offset < MAX_ADDRESS and 0 <= inode < MAX_ADDRESS
+            and type(perms) is str and perms in _OK_PERMS
+            and type(dev) is str and dev in _good_devs
+            and type(kind) is str and kind in _KINDS
+            and (path is None or type(path) is str)          # (a missing path is _bad)
+            and type(flags) in _SEQ and (not flags or set(map(type, flags)) == _STR_ONLY)
+            and type(sm) is dict):
+        return None
+    if sm:
+        vals = sm.values()
+        if not (set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and max(vals) < MAX_ADDRESS
+                and _good_keys.issuperset(sm)):
+            return None
+        if cache is None:
+            sm = sm.copy()      # the Snapshot must not share a dict its caller may change
+    else:
+        sm = {}
+    pages = g("pages")
+    if pages is not None:
+        if not pages_ok:
+            return _PAGES_BAD
+        npages = (end - start) // page_size
+        if cache is not None:
+            try:
+                key = (npages, repr(pages))
+            except RecursionError:
+                return _PAGES_BAD
+            info = cache.get(key)
+            if info is None:
+                try:
+                    info = _pages(pages, "", npages)
+                except BadInput:
+                    return _PAGES_BAD
+                if len(cache) < 100_000:
+                    cache[key] = info
+            pages = info
+        else:
+            try:
+                pages = _pages(pages, "", npages)
+            except BadInput:
+                return _PAGES_BAD
+    vma = _new(Vma)
+    _setattr(vma, "__dict__", {
+        "start": start, "end": end, "perms": perms, "offset": offset, "dev": dev,
+        "inode": inode, "path": path, "kind": kind, "flags": tuple(flags), "smaps": sm,
+        "pages": pages})
+    return vma
+
+
 def check_schema(d: object) -> None:
     """Raise BadInput unless ``d`` claims to be a snapshot this version reads."""
     if type(d) is not dict:
@@ -515,6 +584,13 @@ def check_schema(d: object) -> None:
 
 def from_dict(d: dict) -> Snapshot:
     """Rebuild a Snapshot from plain data; BadInput (one line) on anything wrong."""
+    return _from_dict(d, owned=False)
+
+
+def _from_dict(d: dict, owned: bool) -> Snapshot:
+    """``owned``: ``d`` comes straight from json.loads and nobody else holds it, so
+    it holds JSON types only (their repr() is faithful: it tells 1, 1.0 and true
+    apart) and its smaps dicts can go into the Snapshot without a copy."""
     check_schema(d)
     taken_at = _str(d, "taken_at", "")
     if not _TIME_RE.match(taken_at):
@@ -569,12 +645,7 @@ def from_dict(d: dict) -> Snapshot:
     vmas_in = _get(d, "vmas", "")
     if type(vmas_in) not in _SEQ:
         raise _bad("vmas", f"expected a list, got {_show(vmas_in)}")
-    vmas = []
-    prev_end = 0
-    for i, v in enumerate(vmas_in):
-        vma = _vma(v, f"vmas[{i}]", page_size, caps.pages, prev_end)
-        prev_end = vma.end
-        vmas.append(vma)
+    vmas = _vmas(vmas_in, page_size, caps.pages, owned)
     return Snapshot(taken_at=taken_at, host=host, process=process, capabilities=caps,
                     totals=totals, vmas=tuple(vmas), schema=SCHEMA)
 
@@ -602,10 +673,10 @@ def loads(text: str | bytes) -> Snapshot:
             raise BadInput(f"not a vmainspect snapshot: not UTF-8 text (byte {e.start})") from None
     elif text.startswith("\ufeff"):
         text = text[1:]
-    if not text.strip():
+    if not text or text.isspace():
         raise BadInput("not a vmainspect snapshot: the file is empty")
     with _no_gc():
-        return from_dict(_parse(text))
+        return _from_dict(_parse(text), owned=True)
 
 
 def _parse(text: str) -> object:

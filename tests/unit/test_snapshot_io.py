@@ -246,6 +246,29 @@ def test_many_runs_and_shared_page_infos(nruns, null_counts):
     assert snapshot_io.loads(text) == s
 
 
+
+@pytest.mark.parametrize("bad", [True, 1.0])
+def test_repeated_pages_are_each_checked(bad):
+    """loads() validates equal "pages" objects once; one that equals a valid one
+    in Python (true == 1.0 == 1) but has the wrong JSON type must still fail,
+    naming its own VMA."""
+    info = PageInfo(PageCounts(1, 0, 0, 1, 1, 1, 0, 0, 0, 0),
+                    (PageRun(0, 1, "anon"), PageRun(1, 1, "absent")), ())
+    vmas = tuple(Vma(0x10000 + k * 0x2000, 0x12000 + k * 0x2000, "rw-p", 0, "00:00", 0, None,
+                     "anon-private", ("rd",), {"rss": 4096}, info) for k in range(3))
+    s = make_snapshot(vmas=vmas, pages=True)
+    loaded = snapshot_io.loads(snapshot_io.dumps(s))
+    assert loaded == s
+    assert loaded.vmas[0].pages is loaded.vmas[2].pages      # shared, as the collector makes them
+    d = json.loads(snapshot_io.dumps(s))
+    d["vmas"][2]["pages"]["counts"]["present"] = bad
+    msg = one_line_bad(snapshot_io.loads, json.dumps(d))
+    assert msg.startswith("vmas[2].pages.counts.present"), msg
+    d = json.loads(snapshot_io.dumps(s))
+    d["vmas"][1]["pages"]["runs"][0][1] = bad
+    msg = one_line_bad(snapshot_io.loads, json.dumps(d))
+    assert msg.startswith("vmas[1].pages.runs[0]"), msg
+
 def test_indent_layout_one_vma_per_line():
     s = snapshot_io.load(fixture_path("python.json"))
     text = snapshot_io.dumps(s, indent=2)
