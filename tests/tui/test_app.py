@@ -266,3 +266,58 @@ async def test_help_and_palette_list_the_actions(small):
         titles = [c.title for c in app.get_system_commands(app.screen)]
         for t in ("Pause / resume", "Save snapshot", "Go to address", "Filter VMAs", "Sort by RSS"):
             assert t in titles
+
+
+def _cursor_lines(table) -> list[int]:
+    """Screen lines of the table drawn (through Textual's line cache, as they are
+    on screen) with the cursor's background."""
+    from textual.geometry import Region
+
+    from vmainspect.tui.widgets.vma_table import _CURSOR
+
+    w, h = table.size
+    strips = table.render_lines(Region(0, 0, w, h))
+    return [y for y, strip in enumerate(strips)
+            if any(seg.style is not None and seg.style.bgcolor == _CURSOR.bgcolor for seg in strip)]
+
+
+async def test_cursor_repaints_when_scrolled(small):
+    """Moving the cursor after a scroll repaints the old and the new row (only
+    changed lines are repainted, so a wrong line number leaves a stale cursor)."""
+    app = make_app([small])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_frames(app, pilot)
+        table = app.query_one(VmaTable)
+        await pilot.press("pagedown", "pagedown")
+        await pilot.pause()
+        assert table.scroll_y > 0
+        for key in ("down", "up", "up"):
+            await pilot.press(key)
+            await pilot.pause()
+            assert _cursor_lines(table) == [table.cursor - int(table.scroll_y) + 1]
+
+
+async def test_tick_repaints_changed_row(small):
+    """A tick repaints the rows whose data changed, also when scrolled."""
+    vmas = list(small.vmas)
+    k = len(vmas) // 2
+    v = vmas[k]
+    vmas[k] = dataclasses.replace(v, smaps={**v.smaps, "rss": v.smaps.get("rss", 0) + (7 << 20)})
+    grown = dataclasses.replace(small, vmas=tuple(vmas))
+    app = make_app([small, grown])
+    async with app.run_test(size=(100, 30)) as pilot:
+        await wait_frames(app, pilot)
+        table = app.query_one(VmaTable)
+        assert app.select_address(v.start)
+        await pilot.press("down")           # the changed row is not the cursor's
+        await pilot.pause()
+        assert table.scroll_y > 0 and app.selected_vma is not v
+        await next_frame(app, pilot)
+        from textual.geometry import Region
+
+        w, h = table.size
+        shown = [s.text for s in table.render_lines(Region(0, 0, w, h))]
+        row = next(line for line in shown if line[1:].startswith(f"{v.start:012x}-"))
+        from vmainspect.units import human_bytes
+
+        assert human_bytes(v.smaps.get("rss", 0) + (7 << 20)) in row
