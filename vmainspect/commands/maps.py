@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from operator import attrgetter, sub as _sub
 
 HELP = "print a process's memory regions as a table (like pmap -X), with totals"
 DESCRIPTION = """\
@@ -26,6 +27,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    + " (sizes largest first; default: address)")
     p.add_argument("--kind", action="append", metavar="K", default=None,
                    help="only VMAs of kind K (repeat or comma-separate; 'file' and 'anon' match both variants)")
+
+
+_start, _end, _perms, _kind, _path = map(attrgetter, ("start", "end", "perms", "kind", "path"))
+
+
+class _Memo(dict):
+    """key -> make(key), each distinct key made once (sizes and paths repeat a lot)."""
+
+    def __init__(self, make) -> None:
+        super().__init__()
+        self.make = make
+
+    def __missing__(self, key):
+        value = self[key] = self.make(key)
+        return value
 
 
 def _dirty(sm) -> int:
@@ -58,12 +74,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     """The table for a Snapshot, as text (used by the command and its tests)."""
     from ..units import human_bytes
 
-    class _Sizes(dict):          # sizes repeat a lot: format each distinct value once
-        def __missing__(self, n):
-            text = self[n] = human_bytes(n)
-            return text
-
-    hb = _Sizes().__getitem__
+    hb = _Memo(human_bytes).__getitem__    # sizes repeat a lot: each formatted once
 
     vmas = [v for v in snap.vmas if kinds is None or v.kind in kinds]
     if sort != "address":
@@ -79,20 +90,29 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
                 return getattr(v, sort)
         vmas.sort(key=key)   # stable: ties stay in address order
     p = snap.process
-    aw = max([12] + [len(f"{v.end:x}") for v in vmas])
+    n = len(vmas)
+    starts = list(map(_start, vmas))
+    ends = list(map(_end, vmas))
+    aw = max(12, len(f"{max(ends):x}") if ends else 0)
     head = (f"{'Start':>{aw}} {'End':>{aw}} Perm {'Kind':<12} {'Size':>6} {'RSS':>6} "
             f"{'PSS':>6} {'Dirty':>6} {'Swap':>6}  Path")
     cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
     out = [f"{p.pid}:   {_safe(cmd)}", head]
-    for v in vmas:
-        sm = v.smaps
-        out.append(
-            f"{v.start:>{aw}x} {v.end:>{aw}x} {v.perms} {v.kind:<12} {hb(v.size):>6} "
-            f"{hb(sm.get('rss')):>6} {hb(sm.get('pss')):>6} {hb(_dirty(sm)):>6} "
-            f"{hb(sm.get('swap')):>6}  {_safe(v.path) if v.path else ''}"
-        )
+    if n:
+        # Column by column, each a C-level map; one %-template for all rows.
+        smaps = [v.smaps for v in vmas]
+        rss = [sm.get("rss") for sm in smaps]
+        pss = [sm.get("pss") for sm in smaps]
+        dirty = [sm.get("shared_dirty", 0) + sm.get("private_dirty", 0) for sm in smaps]
+        swap = [sm.get("swap") for sm in smaps]
+        paths = _Memo(lambda path: _safe(path) if path else "")
+        row = f"%{aw}x %{aw}x %s %-12s %6s %6s %6s %6s %6s  %s"
+        out += map(row.__mod__, zip(
+            starts, ends, map(_perms, vmas), map(_kind, vmas), map(hb, map(_sub, ends, starts)),
+            map(hb, rss), map(hb, pss), map(hb, dirty), map(hb, swap),
+            map(paths.__getitem__, map(_path, vmas))))
     t = snap.totals
-    size = sum(v.size for v in snap.vmas)
+    size = sum(map(_sub, map(_end, snap.vmas), map(_start, snap.vmas)))
     if not snap.vmas:
         out.append("(no VMAs: " + (" ".join(n for n in snap.capabilities.notes if "VMAs" in n)
                                    or "the process has no user address space") + ")")
