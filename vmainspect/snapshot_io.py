@@ -474,21 +474,24 @@ _new = object.__new__
 _setattr = object.__setattr__
 
 
-def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool) -> list[Vma]:
+def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool, plain: bool) -> list[Vma]:
     """All VMAs, in order (each must start at or after the previous one's end).
 
     When ``owned`` (JSON types only), a "pages" object equal in repr() to one
     already checked for the same page count shares its PageInfo: the collector
     shares equal PageInfo objects between VMAs (20,000 VMAs usually have a few
     dozen distinct ones), so each is validated and built once, and the
-    snapshot keeps that sharing. Only valid results are cached.
+    snapshot keeps that sharing. Only valid results are cached. ``plain``: the
+    document has no true, false or float in its VMAs, so equal tuples of the
+    parsed values are as faithful as repr() and cheaper (_plain_key).
     """
     out = []
     append = out.append
     prev_end = 0
     cache: dict | None = {} if owned else None
+    key = _plain_key if plain else repr
     for i, v in enumerate(vmas_in):
-        vma = _vma_fast(v, page_size, pages_ok, prev_end, cache)
+        vma = _vma_fast(v, page_size, pages_ok, prev_end, cache, key)
         if vma is None:
             vma = _vma_checked(v, f"vmas[{i}]", page_size, pages_ok, prev_end)
         elif vma is _PAGES_BAD:   # everything but "pages" is fine: check that, naming the VMA
@@ -503,7 +506,20 @@ def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool) -> list[Vm
 _PAGES_BAD = object()
 
 
-def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: dict | None):
+def _plain_key(p: object) -> object:
+    """A cache key for a "pages" object of a document without true, false or
+    floats in its VMAs: there, equal tuples mean equal JSON (1 == true == 1.0 cannot
+    happen); anything else is keyed by repr(). May be unhashable (TypeError)."""
+    if type(p) is not dict:
+        return repr(p)
+    c, r, sr = p.get("counts"), p.get("runs"), p.get("shared_runs")
+    return (tuple(c.items()) if type(c) is dict else repr(c),
+            tuple(map(tuple, r)) if type(r) is list else repr(r),
+            sr if sr is None else tuple(map(tuple, sr)) if type(sr) is list else repr(sr))
+
+
+def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: dict | None,
+              pages_key=repr):
     """One VMA when all is well (built with ``object.__new__`` and an assigned
     ``__dict__``: exactly what the frozen ``__init__`` sets, at a fraction of
     its cost; see procfs/parse.py); None or _PAGES_BAD when not (the caller
@@ -540,10 +556,10 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
         npages = (end - start) // page_size
         if cache is not None:
             try:
-                key = (npages, repr(pages))
-            except RecursionError:
+                key = (npages, pages_key(pages))
+                info = cache.get(key)
+            except (RecursionError, TypeError):    # (TypeError: unhashable, from _plain_key)
                 return _PAGES_BAD
-            info = cache.get(key)
             if info is None:
                 try:
                     info = _pages(pages, "", npages)
@@ -587,7 +603,7 @@ def from_dict(d: dict) -> Snapshot:
     return _from_dict(d, owned=False)
 
 
-def _from_dict(d: dict, owned: bool) -> Snapshot:
+def _from_dict(d: dict, owned: bool, plain: bool = False) -> Snapshot:
     """``owned``: ``d`` comes straight from json.loads and nobody else holds it, so
     it holds JSON types only (their repr() is faithful: it tells 1, 1.0 and true
     apart) and its smaps dicts can go into the Snapshot without a copy."""
@@ -645,7 +661,7 @@ def _from_dict(d: dict, owned: bool) -> Snapshot:
     vmas_in = _get(d, "vmas", "")
     if type(vmas_in) not in _SEQ:
         raise _bad("vmas", f"expected a list, got {_show(vmas_in)}")
-    vmas = _vmas(vmas_in, page_size, caps.pages, owned)
+    vmas = _vmas(vmas_in, page_size, caps.pages, owned, plain)
     return Snapshot(taken_at=taken_at, host=host, process=process, capabilities=caps,
                     totals=totals, vmas=tuple(vmas), schema=SCHEMA)
 
@@ -676,12 +692,32 @@ def loads(text: str | bytes) -> Snapshot:
     if not text or text.isspace():
         raise BadInput("not a vmainspect snapshot: the file is empty")
     with _no_gc():
-        return _from_dict(_parse(text), owned=True)
+        floats: list = []
+        d = _parse(text, floats)
+        return _from_dict(d, owned=True, plain=_plain(text, d, len(floats)))
 
 
-def _parse(text: str) -> object:
+def _plain(text: str, d: object, nfloats: int) -> bool:
+    """No true, false or float in the document but the capabilities' booleans and
+    the process's create_time: every "true"/"false" in the text (strings included,
+    so this errs on the safe side) is one of those, and so is every float parsed."""
+    if type(d) is not dict:
+        return False
+    caps, proc = d.get("capabilities"), d.get("process")
+    nbools = sum(type(x) is bool for x in caps.values()) if type(caps) is dict else 0
+    ct_float = type(proc) is dict and type(proc.get("create_time")) is float
+    return nfloats == ct_float and text.count("true") + text.count("false") == nbools
+
+
+def _parse(text: str, floats: list | None = None) -> object:
+    """json.loads; each float parsed is appended to ``floats``."""
+    def parse_float(s: str) -> float:
+        f = float(s)
+        floats.append(f)
+        return f
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        return json.loads(text, parse_constant=_reject_constant,
+                          parse_float=float if floats is None else parse_float)
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
         if _ends_early(text, e):

@@ -247,11 +247,12 @@ def test_many_runs_and_shared_page_infos(nruns, null_counts):
 
 
 
-@pytest.mark.parametrize("bad", [True, 1.0])
+@pytest.mark.parametrize("bad", [True, 1.0, "1", [1]])
 def test_repeated_pages_are_each_checked(bad):
     """loads() validates equal "pages" objects once; one that equals a valid one
-    in Python (true == 1.0 == 1) but has the wrong JSON type must still fail,
-    naming its own VMA."""
+    in Python (true == 1.0 == 1) or looks alike but has the wrong JSON type must
+    still fail, naming its own VMA (both cache keys: repr() when the document
+    has true/false/floats in its VMAs, value tuples when not)."""
     info = PageInfo(PageCounts(1, 0, 0, 1, 1, 1, 0, 0, 0, 0),
                     (PageRun(0, 1, "anon"), PageRun(1, 1, "absent")), ())
     vmas = tuple(Vma(0x10000 + k * 0x2000, 0x12000 + k * 0x2000, "rw-p", 0, "00:00", 0, None,
