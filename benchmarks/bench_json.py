@@ -16,6 +16,7 @@ It reports, side by side in one run, the wall time of
   json                 json.dumps(to_dict(s)): the json module's C encoder over dicts
   naive                json.dumps(dataclasses.asdict(s), indent=1): the obvious way (--naive)
   loads(text)          parse + validate + rebuild the model
+  json.loads           json.loads(text) alone (GC off, as loads runs): the floor for loads
 With --target it also times real snapshots (collect(), with and without pages)
 of benchmarks/target_many_vmas.py, the issue's 20,000-VMA 4 GiB target, plain
 and --diverse. Best of --repeat runs.
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import gc
 import json
 import os
 import sys
@@ -118,6 +120,14 @@ def best(fn, repeat: int) -> tuple[float, object]:
     return t_best, out
 
 
+def _json_loads_no_gc(text: str) -> object:
+    gc.disable()
+    try:
+        return json.loads(text)
+    finally:
+        gc.enable()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--vmas", type=int, default=20_000)
@@ -132,7 +142,7 @@ def main() -> int:
     nfields = round(sum(len(v.smaps) for v in src.vmas) / max(1, len(src.vmas)), 1)
     print(f"source: {len(src.vmas)} VMAs, {nfields} smaps fields per VMA; replicated to {args.vmas} VMAs; "
           f"best of {args.repeat}; python {sys.version.split()[0]}")
-    print(f"{'variant':<20}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}")
+    print(f"{'variant':<20}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}{'json.loads':>11}")
     cases = [({None: "no pages", "block": "pages, block", "stride": "pages, stride"}[p], p)
              for p in (None, "block", "stride")]
     if args.target:
@@ -149,8 +159,10 @@ def main() -> int:
             t_naive = float("nan")
         t_loads, back = best(lambda: snapshot_io.loads(text), min(args.repeat, 3))
         assert back == s, "round trip failed"
+        del back
+        t_jl, _ = best(lambda: _json_loads_no_gc(text), min(args.repeat, 3))
         print(f"{label:<20}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
-              f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s")
+              f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s{t_jl:>10.3f}s")
     return 0
 
 

@@ -25,7 +25,7 @@ import re
 from contextlib import contextmanager
 from datetime import datetime
 from itertools import accumulate, chain
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 
 from . import fileio
 from .errors import BadInput
@@ -504,6 +504,7 @@ def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool, plain: boo
 
 
 _PAGES_BAD = object()
+_vma_row = itemgetter("start", "end", "perms", "offset", "dev", "inode", "path", "kind", "flags", "smaps")
 
 
 def _plain_key(p: object) -> object:
@@ -527,16 +528,17 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
     copied, when ``cache`` is given (the document is loads()' own)."""
     if type(d) is not dict:
         return None
-    g = d.get
-    start, end, perms, offset, dev = g("start"), g("end"), g("perms"), g("offset"), g("dev")
-    inode, path, kind, flags, sm = g("inode"), g("path", _bad), g("kind"), g("flags"), g("smaps")
+    try:
+        start, end, perms, offset, dev, inode, path, kind, flags, sm = _vma_row(d)
+    except KeyError:
+        return None
     if not (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
             and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
             and 0 <= offset < MAX_ADDRESS and 0 <= inode < MAX_ADDRESS
             and type(perms) is str and perms in _OK_PERMS
             and type(dev) is str and dev in _good_devs
             and type(kind) is str and kind in _KINDS
-            and (path is None or type(path) is str)          # (a missing path is _bad)
+            and (path is None or type(path) is str)
             and type(flags) in _SEQ and (not flags or set(map(type, flags)) == _STR_ONLY)
             and type(sm) is dict):
         return None
@@ -549,7 +551,7 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
             sm = sm.copy()      # the Snapshot must not share a dict its caller may change
     else:
         sm = {}
-    pages = g("pages")
+    pages = d.get("pages")
     if pages is not None:
         if not pages_ok:
             return _PAGES_BAD
