@@ -30,6 +30,7 @@ import struct
 import threading
 import zlib
 from dataclasses import dataclass
+from operator import attrgetter
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 DEBUG_ROOT = "/usr/lib/debug"
@@ -324,6 +325,9 @@ def load_elf(path: str) -> ElfInfo | None:
     return info
 
 
+_start = attrgetter("start")
+
+
 def elf_path(vma) -> str | None:
     """The file behind a VMA if it could be an ELF we can open: an absolute, existing path."""
     p = vma.path
@@ -478,6 +482,20 @@ class Symbolizer:
             if snapshot is not None and not vma.path and vma.inode == 0:
                 return self._bss(address, vma, snapshot)
             return None
+        return self._in_elf(address, vma, path, snapshot)
+
+    def _bss(self, address: int, vma, snapshot) -> Symbol | None:
+        i = bisect.bisect_left(snapshot.vmas, vma.start, key=_start) - 1
+        if i < 0:
+            return None
+        prev = snapshot.vmas[i]
+        path = elf_path(prev)
+        if prev.end != vma.start or path is None:
+            return None
+        return self._in_elf(address, prev, path, snapshot)
+
+    def _in_elf(self, address: int, vma, path: str, snapshot) -> Symbol | None:
+        """``address`` in the ELF file ``path`` that ``vma`` maps (its load bias from ``vma``)."""
         elf = load_elf(path)
         if elf is None:
             return None
@@ -491,27 +509,6 @@ class Symbolizer:
         if hit is None:
             return Symbol(None, vaddr, path, vaddr)
         return Symbol(hit[0], hit[1], path, vaddr)
-
-    def _bss(self, address: int, vma, snapshot) -> Symbol | None:
-        i = bisect.bisect_left([v.start for v in snapshot.vmas], vma.start) - 1
-        if i < 0:
-            return None
-        prev = snapshot.vmas[i]
-        if prev.end != vma.start or elf_path(prev) is None:
-            return None
-        elf = load_elf(prev.path)
-        if elf is None:
-            return None
-        bias = self._bias(elf, prev, snapshot)
-        if bias is None:
-            return None
-        vaddr = address - bias
-        if not elf.in_image(vaddr):
-            return None
-        hit = elf.symbol_at(vaddr)
-        if hit is None:
-            return Symbol(None, vaddr, prev.path, vaddr)
-        return Symbol(hit[0], hit[1], prev.path, vaddr)
 
     def symbolize(self, address: int, vma, snapshot=None) -> tuple[str, str] | None:
         """("func+0x12", dso) for a named address, else None."""
