@@ -25,15 +25,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import signal
 import subprocess
 import sys
-import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(HERE)
 sys.path.insert(0, REPO)
+
+from bench_snapshot import best_of, wait_stopped  # noqa: E402  (same folder)
 
 MEASURE = r'''
 import gc, json, os, sys, time
@@ -89,29 +89,12 @@ while True:
 '''
 
 
-def wait_stopped(pid: int, timeout: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
-                return
-        time.sleep(0.01)
-    raise TimeoutError(f"target {pid} did not stop")
-
-
 def time_cmd(cmd: list[str], runs: int) -> tuple[float, float]:
-    """Best wall time and best CPU time (user+sys of the child) of ``runs`` runs after a warm-up."""
-    best_wall = best_cpu = float("inf")
-    for i in range(runs + 1):
-        r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        t0 = time.perf_counter()
-        subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True)
-        dt = time.perf_counter() - t0
-        r1 = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
-        if i:
-            best_wall, best_cpu = min(best_wall, dt), min(best_cpu, cpu)
-    return best_wall, best_cpu
+    """Best wall and CPU time of ``cmd`` (bench_snapshot.best_of); it must succeed."""
+    wall, cpu, rc = best_of(cmd, runs)
+    if rc:
+        raise SystemExit(f"{cmd[0]} exited {rc}")
+    return wall, cpu
 
 
 def main() -> int:

@@ -33,6 +33,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
+from bench_snapshot import wait_stopped  # noqa: E402  (same folder: the script's own)
+
 TARGET = r'''
 import ctypes, ctypes.util, json, mmap, os, signal, sys
 n = int(sys.argv[1])
@@ -66,17 +68,8 @@ while True:
 def spawn(n: int) -> tuple[subprocess.Popen, dict]:
     p = subprocess.Popen([sys.executable, "-c", TARGET, str(n)], stdout=subprocess.PIPE, text=True)
     info = json.loads(p.stdout.readline())
-    _wait_stopped(p.pid)
+    wait_stopped(p.pid)
     return p, info
-
-
-def _wait_stopped(pid: int) -> None:
-    for _ in range(5000):
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
-                return
-        time.sleep(0.002)
-    raise TimeoutError("target did not stop")
 
 
 def timed(fn, *a, **kw):
@@ -197,7 +190,7 @@ def main() -> int:
             _, t_pmap = timed(subprocess.run, ["pmap", "-X", str(pid)], stdout=subprocess.DEVNULL)
             s1, t_c = timed(collect, pid, pages=True)
             os.kill(pid, signal.SIGCONT)
-            _wait_stopped(pid)
+            wait_stopped(pid)
             s2, _ = timed(collect, pid, pages=True)
             settle_gc()     # what LiveSource.prime() does after its first collect
         finally:
