@@ -1,5 +1,7 @@
 import os
+import shutil
 import sys
+import tempfile
 
 import pytest
 
@@ -13,3 +15,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "root" in item.keywords and not IS_ROOT:
             item.add_marker(skip_root)
+
+
+@pytest.fixture(scope="session")
+def nobody_pythonpath():
+    """A copy of the package that user nobody can read (a CI checkout may sit in a private home)."""
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
+    try:
+        shutil.copytree(os.path.join(repo, "vmainspect"), os.path.join(root, "vmainspect"),
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        for d, _dirs, files in os.walk(root):
+            os.chmod(d, 0o755)
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
+        yield root
+    finally:
+        shutil.rmtree(root, ignore_errors=True)

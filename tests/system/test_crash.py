@@ -27,25 +27,6 @@ def _run(*args: str, user: str | None = None, path: str = REPO) -> subprocess.Co
     return subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env, cwd="/")
 
 
-@pytest.fixture(scope="module")
-def nobody_pythonpath():
-    """A copy of the package that user nobody can read (a CI checkout may sit in a private home)."""
-    import shutil
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
-    try:
-        shutil.copytree(os.path.join(REPO, "vmainspect"), os.path.join(root, "vmainspect"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        for d, _dirs, files in os.walk(root):
-            os.chmod(d, 0o755)
-            for f in files:
-                os.chmod(os.path.join(d, f), 0o644)
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
 def _no_leftovers() -> bool:
     return not [n for n in os.listdir(temp_root()) if n.startswith(PREFIX) and "-crash-" in n
                 and not os.path.exists(f"/proc/{n[len(PREFIX):].split('-')[0]}")]

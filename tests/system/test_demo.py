@@ -51,25 +51,6 @@ def _leftover_dirs(pid: int) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def nobody_pythonpath():
-    """A copy of the package that user nobody can read (a CI checkout may sit in a private home)."""
-    import shutil
-    import tempfile
-
-    root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
-    try:
-        shutil.copytree(os.path.join(REPO, "vmainspect"), os.path.join(root, "vmainspect"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
-        for d, _dirs, files in os.walk(root):
-            os.chmod(d, 0o755)
-            for f in files:
-                os.chmod(os.path.join(d, f), 0o644)
-        yield root
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
 def root_run():
     if os.geteuid() != 0:
         pytest.skip("needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only")
