@@ -126,6 +126,21 @@ def spawn_target(code: str, *, timeout: float = 30.0, user: str | None = None,
     return t
 
 
+def after_reading(monkeypatch, name: str, action) -> None:
+    """Make vmainspect's ProcReader call ``action()`` right after it reads
+    /proc/PID/NAME: a process that exits (or vanishes) in the middle of a collect."""
+    from vmainspect.procfs.reader import ProcReader
+    real = ProcReader.read
+
+    def read(reader, what):
+        data = real(reader, what)
+        if what == name:
+            action()
+        return data
+
+    monkeypatch.setattr(ProcReader, "read", read)
+
+
 def read_smaps_kb(pid: int) -> list[tuple[int, int, dict[str, int]]]:
     """The kernel's own smaps, parsed the simplest possible way, for comparisons.
 

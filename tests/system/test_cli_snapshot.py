@@ -15,9 +15,8 @@ import jsonschema
 import pytest
 
 from cli_helpers import REPO, free_pid, one_line_error, run_cli
-from targets import spawn_target
+from targets import after_reading, spawn_target
 
-from vmainspect.procfs.reader import ProcReader
 from vmainspect import snapshot_io
 from vmainspect.cli import main
 
@@ -105,17 +104,12 @@ def test_process_of_another_user_exits_4(target):
 
 def test_process_that_exits_while_being_read_exits_3(monkeypatch, capsys):
     t = spawn_target("")
-    real = ProcReader.read
 
-    def read_then_kill(reader, name):
-        data = real(reader, name)
-        if name != "smaps":
-            return data
+    def kill():
         os.kill(t.pid, signal.SIGKILL)
         t.proc.wait()
-        return data
 
-    monkeypatch.setattr(ProcReader, "read", read_then_kill)
+    after_reading(monkeypatch, "smaps", kill)
     try:
         rc = main(["snapshot", str(t.pid)])
     finally:

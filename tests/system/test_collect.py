@@ -15,7 +15,7 @@ import time
 import pytest
 
 from known_mappings import KNOWN_MAPPINGS
-from targets import read_smaps_kb, spawn_target
+from targets import after_reading, read_smaps_kb, spawn_target
 
 from vmainspect.collect import collect
 from vmainspect.errors import ProcessGone
@@ -23,7 +23,6 @@ from vmainspect.model import (
     ANON, KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE,
     KIND_FILE_SHARED, KIND_GUARD, KIND_SHM,
 )
-from vmainspect.procfs.reader import ProcReader
 from vmainspect.procfs.vmflags import VMFLAG_MEANINGS
 
 PAGE = mmap.PAGESIZE
@@ -341,17 +340,12 @@ def test_nonexistent_pid():
 
 def test_process_that_exits_while_being_read(monkeypatch):
     t = spawn_target("")
-    real = ProcReader.read
 
-    def read_then_kill(reader, name):
-        data = real(reader, name)
-        if name != "smaps":
-            return data
+    def kill():
         os.kill(t.pid, signal.SIGKILL)
         t.proc.wait()               # reaped: the PID is gone
-        return data
 
-    monkeypatch.setattr(ProcReader, "read", read_then_kill)
+    after_reading(monkeypatch, "smaps", kill)
     try:
         with pytest.raises(ProcessGone):
             collect(t.pid)
@@ -361,12 +355,8 @@ def test_process_that_exits_while_being_read(monkeypatch):
 
 def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
     t = spawn_target("")
-    real = ProcReader.read
 
-    def read_then_kill(reader, name):
-        data = real(reader, name)
-        if name != "smaps":
-            return data
+    def kill():
         os.kill(t.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:   # not reaped: a zombie with the same PID
@@ -374,9 +364,8 @@ def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
                 if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
                     break
             time.sleep(0.005)
-        return data
 
-    monkeypatch.setattr(ProcReader, "read", read_then_kill)
+    after_reading(monkeypatch, "smaps", kill)
     try:
         with pytest.raises(ProcessGone, match="exited while being read"):
             collect(t.pid)

@@ -6,8 +6,8 @@ import os
 import shutil
 
 import pytest
+from targets import after_reading
 
-from vmainspect.procfs.reader import ProcReader
 from vmainspect.collect import collect
 from vmainspect.errors import BadInput, ProcessGone
 from vmainspect.procfs.parse import parse_smaps, parse_smaps_fields
@@ -55,15 +55,10 @@ def test_missing_process_and_corrupt_files(tree):
 
 def test_vanishing_process_during_read(tree, monkeypatch):
     root, pid = tree
-    real = ProcReader.read
 
-    def read_then_vanish(reader, name):
-        data = real(reader, name)
-        if name != "smaps":
-            return data
+    def vanish():
         shutil.rmtree(root / str(pid))
-        return data
 
-    monkeypatch.setattr(ProcReader, "read", read_then_vanish)
+    after_reading(monkeypatch, "smaps", vanish)
     with pytest.raises(ProcessGone, match="exited while being read"):
         collect(pid, proc_root=str(root))
