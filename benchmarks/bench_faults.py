@@ -94,19 +94,27 @@ def baseline(pid: int, seconds: float) -> dict:
 
 
 def vmainspect(pid: int, seconds: float) -> dict:
-    r, wall, cpu = run_measured([sys.executable, "-m", "vmainspect", "faults", str(pid),
-                                 "--duration", str(seconds), "--json"])
+    r, wall, cpu = run_measured(
+        [sys.executable, "-m", "vmainspect", "faults", str(pid), "--duration", str(seconds), "--json"]
+    )
     if r.returncode != 0:
         raise SystemExit(f"vmainspect faults failed: {r.stderr.strip()}")
     d = json.loads(r.stdout)
     kernel = d["proc_counters"]["minor"] + d["proc_counters"]["major"]
     return {
-        "window_s": d["duration_s"], "samples": d["samples"], "lost": d["lost"],
+        "window_s": d["duration_s"],
+        "samples": d["samples"],
+        "lost": d["lost"],
         "samples_per_s": d["samples"] / d["duration_s"],
         "lost_pct": 100.0 * d["lost"] / max(1, d["samples"] + d["lost"]),
-        "kernel_faults": kernel, "samples_vs_kernel_pct": 100.0 * d["samples"] / max(1, kernel),
-        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
-        "top_vma_share_pct": 100.0 * (d["by_vma"][0]["minor"] + d["by_vma"][0]["major"]) / max(1, d["samples"]),
+        "kernel_faults": kernel,
+        "samples_vs_kernel_pct": 100.0 * d["samples"] / max(1, kernel),
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_pct_of_core": 100.0 * cpu / wall,
+        "top_vma_share_pct": 100.0
+        * (d["by_vma"][0]["minor"] + d["by_vma"][0]["major"])
+        / max(1, d["samples"]),
         "top_symbol": d["by_symbol"][0]["symbol"] if d["by_symbol"] else None,
     }
 
@@ -114,8 +122,8 @@ def vmainspect(pid: int, seconds: float) -> dict:
 def in_process(pid: int, seconds: float) -> dict:
     """The sampler as the TUI runs it: in this process, a tick every second."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from vmainspect.collect import collect
-    from vmainspect.faults import FaultSampler
+    from vmainspect.faults.sampler import FaultSampler
+    from vmainspect.snapshot.collect import collect
 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
@@ -145,10 +153,16 @@ def in_process(pid: int, seconds: float) -> dict:
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     kernel = (c1[0] - c0[0]) + (c1[1] - c0[1])
     return {
-        "window_s": window, "samples": samples, "lost": lost, "samples_per_s": samples / window,
-        "lost_pct": 100.0 * lost / max(1, samples + lost), "kernel_faults": kernel,
+        "window_s": window,
+        "samples": samples,
+        "lost": lost,
+        "samples_per_s": samples / window,
+        "lost_pct": 100.0 * lost / max(1, samples + lost),
+        "kernel_faults": kernel,
         "samples_vs_kernel_pct": 100.0 * samples / max(1, kernel),
-        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_pct_of_core": 100.0 * cpu / wall,
     }
 
 
@@ -161,9 +175,30 @@ def perf_record(pid: int, seconds: float, tmp: str) -> dict:
     out = os.path.join(tmp, "perf.data")
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    proc = subprocess.Popen(["perf", "record", "-q", "-k", "CLOCK_MONOTONIC", "-e", "page-faults",
-                             "-c", "1", "-d", "-p", str(pid), "-o", out, "--", "sleep", str(seconds + 1)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            "perf",
+            "record",
+            "-q",
+            "-k",
+            "CLOCK_MONOTONIC",
+            "-e",
+            "page-faults",
+            "-c",
+            "1",
+            "-d",
+            "-p",
+            str(pid),
+            "-o",
+            out,
+            "--",
+            "sleep",
+            str(seconds + 1),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     readings = []
     while proc.poll() is None:
         readings.append((time.monotonic_ns() / 1e9, minflt(pid), target_cpu(pid)))
@@ -182,8 +217,9 @@ def perf_record(pid: int, seconds: float, tmp: str) -> dict:
         return int(m.group(1)) if m else 0
 
     samples, lost = count("SAMPLE"), count("LOST") + count("LOST_SAMPLES")
-    script = subprocess.run(["perf", "script", "-F", "time", "--ns", "-i", out],
-                            capture_output=True, text=True)
+    script = subprocess.run(
+        ["perf", "script", "-F", "time", "--ns", "-i", out], capture_output=True, text=True
+    )
     ts = []
     for word in script.stdout.split():
         try:
@@ -198,11 +234,16 @@ def perf_record(pid: int, seconds: float, tmp: str) -> dict:
     lo, hi = bisect.bisect_left(ts, ta), bisect.bisect_left(ts, tb)
     in_window, kernel = hi - lo, fb - fa
     return {
-        "window_s": tb - ta, "samples": samples, "lost": lost,
+        "window_s": tb - ta,
+        "samples": samples,
+        "lost": lost,
         "samples_per_s": in_window / (tb - ta),
         "lost_pct": 100.0 * lost / max(1, samples + lost),
-        "kernel_faults": kernel, "samples_vs_kernel_pct": 100.0 * in_window / max(1, kernel),
-        "cpu_s": cpu, "wall_s": wall, "cpu_pct_of_core": 100.0 * cpu / wall,
+        "kernel_faults": kernel,
+        "samples_vs_kernel_pct": 100.0 * in_window / max(1, kernel),
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_pct_of_core": 100.0 * cpu / wall,
         "window_target_cpu_us_per_fault": 1e6 * (cb - ca) / max(1, kernel),
         "sampling_started_after_s": ts[0] - (readings[0][0] if readings else ts[0]),
     }
@@ -230,13 +271,15 @@ def main() -> int:
             pid = target.pid
             for i in range(args.rounds):
                 r = {}
-                for name, fn in (("baseline", lambda: baseline(pid, args.seconds)),
-                                 ("vmainspect", lambda: vmainspect(pid, args.seconds)),
-                                 ("in_process", lambda: in_process(pid, args.seconds)),
-                                 ("perf", lambda: perf_record(pid, args.seconds, tmp))):
+                for name, fn in (
+                    ("baseline", lambda: baseline(pid, args.seconds)),
+                    ("vmainspect", lambda: vmainspect(pid, args.seconds)),
+                    ("in_process", lambda: in_process(pid, args.seconds)),
+                    ("perf", lambda: perf_record(pid, args.seconds, tmp)),
+                ):
                     cost = TargetCost(pid)
                     r[name] = cost.done(fn())
-                    if "window_target_cpu_us_per_fault" in r[name]:   # perf: its sampling window only
+                    if "window_target_cpu_us_per_fault" in r[name]:  # perf: its sampling window only
                         r[name]["target_cpu_us_per_fault"] = r[name]["window_target_cpu_us_per_fault"]
                 rounds.append(r)
                 print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
@@ -246,31 +289,46 @@ def main() -> int:
     if args.json:
         print(json.dumps(rounds, indent=1))
         return 0
-    print(f"target: 64 MiB anonymous MAP_PRIVATE, memset + MADV_DONTNEED loop; {args.seconds:g} s per "
-          f"measurement, {args.rounds} rounds; {os.cpu_count()} CPUs, Linux {os.uname().release}")
-    print(f"{'':22} {'faults/s':>10} {'samples/s':>10} {'lost %':>7} {'samples/kernel':>15} "
-          f"{'CPU % core':>11} {'CPU us/sample':>14} {'target us/fault':>16}")
-    labels = {"vmainspect": "vmainspect faults CLI", "in_process": "sampler in-process",
-              "perf": "perf record"}
+    print(
+        f"target: 64 MiB anonymous MAP_PRIVATE, memset + MADV_DONTNEED loop; {args.seconds:g} s per "
+        f"measurement, {args.rounds} rounds; {os.cpu_count()} CPUs, Linux {os.uname().release}"
+    )
+    print(
+        f"{'':22} {'faults/s':>10} {'samples/s':>10} {'lost %':>7} {'samples/kernel':>15} "
+        f"{'CPU % core':>11} {'CPU us/sample':>14} {'target us/fault':>16}"
+    )
+    labels = {
+        "vmainspect": "vmainspect faults CLI",
+        "in_process": "sampler in-process",
+        "perf": "perf record",
+    }
     for name in ("baseline", "vmainspect", "in_process", "perf"):
         rows = [r[name] for r in rounds]
         med = lambda k: statistics.median(x[k] for x in rows)  # noqa: E731
         if name == "baseline":
-            print(f"{'no sampler':22} {med('faults_per_s'):>10,.0f} {'':>10} {'':>7} {'':>15} {'':>11} {'':>14} "
-                  f"{med('target_cpu_us_per_fault'):>16.2f}")
+            print(
+                f"{'no sampler':22} {med('faults_per_s'):>10,.0f} {'':>10} {'':>7} {'':>15} {'':>11} {'':>14} "
+                f"{med('target_cpu_us_per_fault'):>16.2f}"
+            )
             continue
         per = statistics.median(1e6 * x["cpu_s"] / max(1, x["samples"]) for x in rows)
-        print(f"{labels[name]:22} {med('kernel_faults') / med('window_s'):>10,.0f} {med('samples_per_s'):>10,.0f} "
-              f"{med('lost_pct'):>7.3f} {med('samples_vs_kernel_pct'):>14.2f}% {med('cpu_pct_of_core'):>10.1f}% "
-              f"{per:>14.2f} {med('target_cpu_us_per_fault'):>16.2f}")
-    print("(medians; 'target us/fault': the target's own CPU per fault, i.e. the in-kernel cost of"
-          " sampling, robust on a loaded machine; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
-          " perf is compared over the middle of its run (perf script timestamps vs /proc);"
-          " perf records PERF_COUNT_SW_PAGE_FAULTS, vmainspect the _MIN and _MAJ events)")
+        print(
+            f"{labels[name]:22} {med('kernel_faults') / med('window_s'):>10,.0f} {med('samples_per_s'):>10,.0f} "
+            f"{med('lost_pct'):>7.3f} {med('samples_vs_kernel_pct'):>14.2f}% {med('cpu_pct_of_core'):>10.1f}% "
+            f"{per:>14.2f} {med('target_cpu_us_per_fault'):>16.2f}"
+        )
+    print(
+        "(medians; 'target us/fault': the target's own CPU per fault, i.e. the in-kernel cost of"
+        " sampling, robust on a loaded machine; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
+        " perf is compared over the middle of its run (perf script timestamps vs /proc);"
+        " perf records PERF_COUNT_SW_PAGE_FAULTS, vmainspect the _MIN and _MAJ events)"
+    )
     v = [r["vmainspect"] for r in rounds]
-    print(f"vmainspect per round: samples {[x['samples'] for x in v]}, lost {[x['lost'] for x in v]}, "
-          f"kernel {[x['kernel_faults'] for x in v]}, CPU s {[round(x['cpu_s'], 2) for x in v]}, "
-          f"top VMA share {[round(x['top_vma_share_pct'], 2) for x in v]}%, top symbol {v[0]['top_symbol']}")
+    print(
+        f"vmainspect per round: samples {[x['samples'] for x in v]}, lost {[x['lost'] for x in v]}, "
+        f"kernel {[x['kernel_faults'] for x in v]}, CPU s {[round(x['cpu_s'], 2) for x in v]}, "
+        f"top VMA share {[round(x['top_vma_share_pct'], 2) for x in v]}%, top symbol {v[0]['top_symbol']}"
+    )
     return 0
 
 

@@ -35,18 +35,19 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from vmainspect import snapshot_io  # noqa: E402
-from vmainspect.model import PageCounts, PageInfo, PageRun, Snapshot, Vma  # noqa: E402
+from vmainspect.model import PageCounts, PageInfo, PageRun, Snapshot, Vma
+from vmainspect.snapshot import io as snapshot_io
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "python.json")
-PAGES_PER_VMA = 52          # 20,000 x 52 = 1.04M pages (about 4 GiB)
+PAGES_PER_VMA = 52  # 20,000 x 52 = 1.04M pages (about 4 GiB)
 
 
 def source_snapshot(args) -> Snapshot:
     if args.from_file:
         return snapshot_io.load(args.from_file)
     if args.live or not os.path.exists(FIXTURE):
-        from vmainspect.collect import collect
+        from vmainspect.snapshot.collect import collect
+
         return collect(os.getpid(), pages=True)
     return snapshot_io.load(FIXTURE)
 
@@ -61,8 +62,18 @@ def _pages(npages: int, stride: bool) -> PageInfo:
                 runs.append(PageRun(i + 1, min(3, npages - i - 1), "absent"))
     else:
         runs = [PageRun(0, written, "anon"), PageRun(written, npages - written, "absent")]
-    counts = PageCounts(present=written, swapped=0, file=0, anon=written, exclusive=written,
-                        dirty=written, zero=0, thp=0, ksm=0, shared=0)
+    counts = PageCounts(
+        present=written,
+        swapped=0,
+        file=0,
+        anon=written,
+        exclusive=written,
+        dirty=written,
+        zero=0,
+        thp=0,
+        ksm=0,
+        shared=0,
+    )
     return PageInfo(counts=counts, runs=tuple(runs), shared_runs=())
 
 
@@ -76,12 +87,23 @@ def synthetic(src: Snapshot, n: int, pages: str | None) -> Snapshot:
         v = protos[i % len(protos)]
         size = PAGES_PER_VMA * ps if pages else v.size
         start = base
-        base += size + ps          # a hole between VMAs, as the kernel would not merge them
-        vmas.append(Vma(start=start, end=start + size, perms=v.perms, offset=v.offset, dev=v.dev,
-                        inode=v.inode, path=v.path, kind=v.kind, flags=v.flags,
-                        smaps=dict(v.smaps),
-                        # fresh objects per VMA, as a collector makes them (shared ones would be cache-hot)
-                        pages=_pages(PAGES_PER_VMA, pages == "stride") if pages else None))
+        base += size + ps  # a hole between VMAs, as the kernel would not merge them
+        vmas.append(
+            Vma(
+                start=start,
+                end=start + size,
+                perms=v.perms,
+                offset=v.offset,
+                dev=v.dev,
+                inode=v.inode,
+                path=v.path,
+                kind=v.kind,
+                flags=v.flags,
+                smaps=dict(v.smaps),
+                # fresh objects per VMA, as a collector makes them (shared ones would be cache-hot)
+                pages=_pages(PAGES_PER_VMA, pages == "stride") if pages else None,
+            )
+        )
     caps = dataclasses.replace(src.capabilities, pages=bool(pages))
     return dataclasses.replace(src, vmas=tuple(vmas), capabilities=caps)
 
@@ -92,7 +114,7 @@ def target_snapshots(diverse: bool) -> list[tuple[str, Snapshot]]:
     import signal
     import subprocess
 
-    from vmainspect.collect import collect
+    from vmainspect.snapshot.collect import collect
 
     here = os.path.dirname(os.path.abspath(__file__))
     cmd = [sys.executable, os.path.join(here, "target_many_vmas.py")] + (["--diverse"] if diverse else [])
@@ -102,8 +124,10 @@ def target_snapshots(diverse: bool) -> list[tuple[str, Snapshot]]:
         while open(f"/proc/{info['pid']}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
             time.sleep(0.01)
         tag = "target" + (" div" if diverse else "")
-        return [(f"{tag}, no pages", collect(info["pid"])),
-                (f"{tag}, pages", collect(info["pid"], pages=True))]
+        return [
+            (f"{tag}, no pages", collect(info["pid"])),
+            (f"{tag}, pages", collect(info["pid"], pages=True)),
+        ]
     finally:
         os.kill(target.pid, signal.SIGKILL)
         target.wait()
@@ -135,16 +159,25 @@ def main() -> int:
     ap.add_argument("--from", dest="from_file", help="a snapshot JSON to replicate")
     ap.add_argument("--live", action="store_true", help="replicate a live collect(os.getpid())")
     ap.add_argument("--naive", action="store_true", help="also time dataclasses.asdict + json.dumps (slow)")
-    ap.add_argument("--target", action="store_true",
-                    help="also time real snapshots of benchmarks/target_many_vmas.py (plain and --diverse)")
+    ap.add_argument(
+        "--target",
+        action="store_true",
+        help="also time real snapshots of benchmarks/target_many_vmas.py (plain and --diverse)",
+    )
     args = ap.parse_args()
     src = source_snapshot(args)
     nfields = round(sum(len(v.smaps) for v in src.vmas) / max(1, len(src.vmas)), 1)
-    print(f"source: {len(src.vmas)} VMAs, {nfields} smaps fields per VMA; replicated to {args.vmas} VMAs; "
-          f"best of {args.repeat}; python {sys.version.split()[0]}")
-    print(f"{'variant':<20}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}{'json.loads':>11}")
-    cases = [({None: "no pages", "block": "pages, block", "stride": "pages, stride"}[p], p)
-             for p in (None, "block", "stride")]
+    print(
+        f"source: {len(src.vmas)} VMAs, {nfields} smaps fields per VMA; replicated to {args.vmas} VMAs; "
+        f"best of {args.repeat}; python {sys.version.split()[0]}"
+    )
+    print(
+        f"{'variant':<20}{'runs':>9}{'MB':>7}{'dumps':>9}{'indent=1':>10}{'json':>9}{'naive':>9}{'loads':>9}{'json.loads':>11}"
+    )
+    cases = [
+        ({None: "no pages", "block": "pages, block", "stride": "pages, stride"}[p], p)
+        for p in (None, "block", "stride")
+    ]
     if args.target:
         cases += target_snapshots(False) + target_snapshots(True)
     for label, pages in cases:
@@ -161,8 +194,10 @@ def main() -> int:
         assert back == s, "round trip failed"
         del back
         t_jl, _ = best(lambda: _json_loads_no_gc(text), min(args.repeat, 3))
-        print(f"{label:<20}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
-              f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s{t_jl:>10.3f}s")
+        print(
+            f"{label:<20}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
+            f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s{t_jl:>10.3f}s"
+        )
     return 0
 
 

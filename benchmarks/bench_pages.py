@@ -35,7 +35,7 @@ sys.path.insert(0, REPO)
 
 from bench_snapshot import best_of, wait_stopped  # noqa: E402  (same folder)
 
-MEASURE = r'''
+MEASURE = r"""
 import gc, json, os, sys, time
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
@@ -71,10 +71,10 @@ def measure(pid, runs):
 
 if __name__ == "__main__":
     print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]))))
-'''
+"""
 
 
-SPARSE = r'''
+SPARSE = r"""
 import ctypes, ctypes.util, json, os, signal, sys
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
 libc.mmap.restype = ctypes.c_void_p
@@ -86,7 +86,7 @@ for off in range(0, size, step):
 print(json.dumps({"pid": os.getpid(), "size": size, "written_pages": size // step}), flush=True)
 while True:
     os.kill(os.getpid(), signal.SIGSTOP)
-'''
+"""
 
 
 def time_cmd(cmd: list[str], runs: int) -> tuple[float, float]:
@@ -103,8 +103,9 @@ def main() -> int:
     ap.add_argument("--size", default="4G")
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--runs", type=int, default=5)
-    ap.add_argument("--sparse", default="64G",
-                    help="also: one VMA this big with one page written every 16 MiB (0: skip)")
+    ap.add_argument(
+        "--sparse", default="64G", help="also: one VMA this big with one page written every 16 MiB (0: skip)"
+    )
     a = ap.parse_args()
     rc = dense(a)
     if a.sparse not in ("0", ""):
@@ -120,24 +121,33 @@ def _size(text: str) -> int:
 
 def _measure(pid: int, runs: int, prefix: list[str]) -> dict:
     env = dict(os.environ, PYTHONPATH=REPO)
-    p = subprocess.run(prefix + [sys.executable, "-c", MEASURE, str(pid), str(runs)],
-                       capture_output=True, text=True, env=env, cwd="/", check=True)
+    p = subprocess.run(
+        prefix + [sys.executable, "-c", MEASURE, str(pid), str(runs)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
+        check=True,
+    )
     return json.loads(p.stdout)
 
 
 def sparse(a) -> None:
     """A mostly empty address space: where PAGEMAP_SCAN pays off."""
     size = _size(a.sparse)
-    target = subprocess.Popen([sys.executable, "-c", SPARSE, str(size), str(16 << 20)],
-                              stdout=subprocess.PIPE, text=True, cwd="/")
+    target = subprocess.Popen(
+        [sys.executable, "-c", SPARSE, str(size), str(16 << 20)], stdout=subprocess.PIPE, text=True, cwd="/"
+    )
     try:
         info = json.loads(target.stdout.readline())
         wait_stopped(info["pid"])
         pm_wall, pm_cpu = time_cmd(["pmap", "-X", str(info["pid"])], a.runs)
         res = _measure(info["pid"], a.runs, [])
         print()
-        print(f"sparse target: one {size / (1 << 30):.0f} GiB VMA, {info['written_pages']} pages "
-              f"written (one per 16 MiB); best of {a.runs} runs")
+        print(
+            f"sparse target: one {size / (1 << 30):.0f} GiB VMA, {info['written_pages']} pages "
+            f"written (one per 16 MiB); best of {a.runs} runs"
+        )
         print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}")
         print(f"{'pmap -X PID (whole process)':<34} {pm_wall:7.3f} {pm_cpu:7.3f} {1:8.2f}x")
         for name in ("scan", "pagemap"):
@@ -157,9 +167,21 @@ def dense(a) -> int:
     root = os.geteuid() == 0
     drop = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] if root else []
     target = subprocess.Popen(
-        drop + [sys.executable, os.path.join(HERE, "target_many_vmas.py"), "--vmas", str(a.vmas),
-                "--size", a.size, "--written", str(a.written)],
-        stdout=subprocess.PIPE, text=True, cwd="/")
+        drop
+        + [
+            sys.executable,
+            os.path.join(HERE, "target_many_vmas.py"),
+            "--vmas",
+            str(a.vmas),
+            "--size",
+            a.size,
+            "--written",
+            str(a.written),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd="/",
+    )
     try:
         info = json.loads(target.stdout.readline())
         pid = info["pid"]
@@ -174,13 +196,17 @@ def dense(a) -> int:
             res = _measure(pid, a.runs, prefix)
             for name in ("scan", "pagemap"):
                 r = res[name]
-                what = (f"{r['present']} present pages, {r['runs']} runs, "
-                        f"kpageflags={'yes' if r['kpageflags'] else 'no'}, "
-                        f"PAGEMAP_SCAN={'yes' if r['pagemap_scan'] else 'no'}")
+                what = (
+                    f"{r['present']} present pages, {r['runs']} runs, "
+                    f"kpageflags={'yes' if r['kpageflags'] else 'no'}, "
+                    f"PAGEMAP_SCAN={'yes' if r['pagemap_scan'] else 'no'}"
+                )
                 rows.append((f"read_pages {name}, {label}", r["wall"], r["cpu"], what))
-        print(f"target: {res['scan']['vmas']} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
-              f"{info['written_pages']} pages written ({a.written:.0%}); best of {a.runs} runs; "
-              f"kernel {os.uname().release}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}")
+        print(
+            f"target: {res['scan']['vmas']} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
+            f"{info['written_pages']} pages written ({a.written:.0%}); best of {a.runs} runs; "
+            f"kernel {os.uname().release}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}"
+        )
         print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}  details")
         for name, wall, cpu, what in rows:
             print(f"{name:<34} {wall:7.3f} {cpu:7.3f} {wall / pm_wall:8.2f}x  {what}")

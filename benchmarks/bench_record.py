@@ -60,17 +60,36 @@ def main() -> int:
     ap.add_argument("--duration", type=float, default=60.0)
     ap.add_argument("--interval", type=float, default=0.5)
     ap.add_argument("--resident-mib", type=int, default=1024)
-    ap.add_argument("--touch", type=int, default=256, help="random sparse pages touched per tick (default 256)")
-    ap.add_argument("--drop", type=int, default=64, help="random pages of the 1 GiB dropped per tick (default 64)")
-    ap.add_argument("--user", default=None,
-                    help="run target and recorder as this user (e.g. 65534): no kpageflags, faster collection")
+    ap.add_argument(
+        "--touch", type=int, default=256, help="random sparse pages touched per tick (default 256)"
+    )
+    ap.add_argument(
+        "--drop", type=int, default=64, help="random pages of the 1 GiB dropped per tick (default 64)"
+    )
+    ap.add_argument(
+        "--user",
+        default=None,
+        help="run target and recorder as this user (e.g. 65534): no kpageflags, faster collection",
+    )
     args = ap.parse_args()
 
-    as_user = (["setpriv", f"--reuid={args.user}", f"--regid={args.user}", "--clear-groups"]
-               if args.user else [])
-    target = subprocess.Popen(as_user + [sys.executable, "-c", TARGET, str(args.resident_mib), str(args.interval),
-                               str(args.touch), str(args.drop)],
-                              stdout=subprocess.PIPE, text=True)
+    as_user = (
+        ["setpriv", f"--reuid={args.user}", f"--regid={args.user}", "--clear-groups"] if args.user else []
+    )
+    target = subprocess.Popen(
+        as_user
+        + [
+            sys.executable,
+            "-c",
+            TARGET,
+            str(args.resident_mib),
+            str(args.interval),
+            str(args.touch),
+            str(args.drop),
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     out_dir = tempfile.mkdtemp(prefix="bench-record-")
     os.chmod(out_dir, 0o777)
     out = os.path.join(out_dir, "rec.jsonl")
@@ -79,12 +98,30 @@ def main() -> int:
             raise SystemExit("target failed")
         with open(f"/proc/{target.pid}/smaps_rollup") as f:
             rss_kb = next(int(line.split()[1]) for line in f if line.startswith("Rss:"))
-        print(f"target pid {target.pid}: Rss {rss_kb / 1024:.0f} MiB; recording {args.duration:g} s "
-              f"at {1 / args.interval:g} Hz with --pages as {args.user or os.getuid()} ...", flush=True)
+        print(
+            f"target pid {target.pid}: Rss {rss_kb / 1024:.0f} MiB; recording {args.duration:g} s "
+            f"at {1 / args.interval:g} Hz with --pages as {args.user or os.getuid()} ...",
+            flush=True,
+        )
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t0 = time.perf_counter()
-        rc = subprocess.call(as_user + [sys.executable, "-m", "vmainspect", "record", str(target.pid), "-o", out,
-                              "--interval", str(args.interval), "--duration", str(args.duration), "--pages"])
+        rc = subprocess.call(
+            as_user
+            + [
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "record",
+                str(target.pid),
+                "-o",
+                out,
+                "--interval",
+                str(args.interval),
+                "--duration",
+                str(args.duration),
+                "--pages",
+            ]
+        )
         wall = time.perf_counter() - t0
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         if rc != 0:
@@ -93,8 +130,8 @@ def main() -> int:
         target.kill()
         target.wait()
 
-    from vmainspect.record import read_recording
-    from vmainspect.snapshot_io import dumps
+    from vmainspect.recording.io import read_recording
+    from vmainspect.snapshot.io import dumps
 
     size = os.path.getsize(out)
     with open(out, "rb") as f:
@@ -114,21 +151,31 @@ def main() -> int:
     patch_sizes = [len(x) for x in lines[2:] if b'"patch"' in x[:60]]
 
     mb = 1e6
-    print(f"frames: {len(rec)} over {rec.duration:.1f} s; page runs in the last frame: {runs:,}; "
-          f"VMAs: {len(last.vmas)}")
+    print(
+        f"frames: {len(rec)} over {rec.duration:.1f} s; page runs in the last frame: {runs:,}; "
+        f"VMAs: {len(last.vmas)}"
+    )
     print(f"{'':34} {'bytes':>14} {'MB':>8}")
-    print(f"{'vmainspect record (delta JSONL)':34} {size:>14,} {size / mb:>8.2f}   budget 20 MB: "
-          f"{'OK' if size < 20 * mb else 'OVER'}")
+    print(
+        f"{'vmainspect record (delta JSONL)':34} {size:>14,} {size / mb:>8.2f}   budget 20 MB: "
+        f"{'OK' if size < 20 * mb else 'OVER'}"
+    )
     first = next(x for x in lines[1:] if b'"snapshot"' in x[:40])
     print(f"{'  first frame (full snapshot)':34} {len(first):>14,} {len(first) / mb:>8.2f}")
     if patch_sizes:
-        print(f"{'  later frames (patches), mean':34} {sum(patch_sizes) // len(patch_sizes):>14,} "
-              f"{sum(patch_sizes) / len(patch_sizes) / mb:>8.3f}   max {max(patch_sizes):,}")
-    print(f"{'full snapshot per frame (JSONL)':34} {full_bytes:>14,} {full_bytes / mb:>8.2f}   "
-          f"{full_bytes / size:.1f}x the recording")
+        print(
+            f"{'  later frames (patches), mean':34} {sum(patch_sizes) // len(patch_sizes):>14,} "
+            f"{sum(patch_sizes) / len(patch_sizes) / mb:>8.3f}   max {max(patch_sizes):,}"
+        )
+    print(
+        f"{'full snapshot per frame (JSONL)':34} {full_bytes:>14,} {full_bytes / mb:>8.2f}   "
+        f"{full_bytes / size:.1f}x the recording"
+    )
     print(f"{'  the same, gzip -6':34} {full_gz:>14,} {full_gz / mb:>8.2f}")
-    print(f"recorder: {wall:.1f} s wall, {cpu:.2f} s CPU ({cpu / len(frames) * 1000:.0f} ms per frame: "
-          f"collect with --pages + encode + write)")
+    print(
+        f"recorder: {wall:.1f} s wall, {cpu:.2f} s CPU ({cpu / len(frames) * 1000:.0f} ms per frame: "
+        f"collect with --pages + encode + write)"
+    )
     print(f"reader: load {load_s * 1000:.0f} ms; rebuild one frame as a Snapshot {rebuild_s * 1000:.1f} ms")
     os.unlink(out)
     os.rmdir(out_dir)

@@ -75,17 +75,33 @@ def main() -> int:
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--diverse", action="store_true", help="vary VMA sizes and written pages")
-    ap.add_argument("--priority", type=int, default=0, metavar="N",
-                    help="raise the scheduling priority of every timed command by N (root; "
-                         "keeps a busy shared machine from skewing the runs)")
+    ap.add_argument(
+        "--priority",
+        type=int,
+        default=0,
+        metavar="N",
+        help="raise the scheduling priority of every timed command by N (root; "
+        "keeps a busy shared machine from skewing the runs)",
+    )
     a = ap.parse_args()
     if a.priority:
-        os.nice(-a.priority)   # inherited by every timed command alike
+        os.nice(-a.priority)  # inherited by every timed command alike
 
     target = subprocess.Popen(
-        [sys.executable, os.path.join(HERE, "target_many_vmas.py"), "--vmas", str(a.vmas),
-         "--size", a.size, "--written", str(a.written)] + (["--diverse"] if a.diverse else []),
-        stdout=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            os.path.join(HERE, "target_many_vmas.py"),
+            "--vmas",
+            str(a.vmas),
+            "--size",
+            a.size,
+            "--written",
+            str(a.written),
+        ]
+        + (["--diverse"] if a.diverse else []),
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(target.stdout.readline())
         pid = info["pid"]
@@ -99,6 +115,7 @@ def main() -> int:
         vmi = [script] if os.access(script, os.X_OK) else [py, "-m", "vmainspect"]
         try:
             import vmainspect.procfs.pages  # noqa: F401
+
             have_pages = True
         except ImportError:
             have_pages = False
@@ -111,8 +128,10 @@ def main() -> int:
             cases.append(("vmainspect snapshot PID --pages", vmi + ["snapshot", str(pid), "--pages"]))
         cases += [
             ("vmainspect maps PID", vmi + ["maps", str(pid)]),
-            ("psutil memory_maps(grouped=False)",
-             [py, "-c", f"import psutil; psutil.Process({pid}).memory_maps(grouped=False)"]),
+            (
+                "psutil memory_maps(grouped=False)",
+                [py, "-c", f"import psutil; psutil.Process({pid}).memory_maps(grouped=False)"],
+            ),
             ("python3 -c pass (start-up only)", [py, "-c", "pass"]),
         ]
         if shutil.which("pmap") is None:
@@ -129,12 +148,14 @@ def main() -> int:
         finally:
             shutil.rmtree(cache_dir, ignore_errors=True)
         pmap_t, pmap_cpu = next((t, c) for name, t, c, _ in results if name.startswith("pmap"))
-        print(f"target: {nvmas} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
-              f"{info['written_pages']} pages written ({a.written:.0%}"
-              f"{', diverse VMAs' if a.diverse else ', uniform VMAs'}); "
-              f"best of {a.runs} runs; kernel {os.uname().release}, {os.cpu_count()} CPUs, "
-              f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
-              + (f", priority +{a.priority}" if a.priority else ""))
+        print(
+            f"target: {nvmas} VMAs, {info['size'] / (1 << 30):.2f} GiB mapped, "
+            f"{info['written_pages']} pages written ({a.written:.0%}"
+            f"{', diverse VMAs' if a.diverse else ', uniform VMAs'}); "
+            f"best of {a.runs} runs; kernel {os.uname().release}, {os.cpu_count()} CPUs, "
+            f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+            + (f", priority +{a.priority}" if a.priority else "")
+        )
         print(f"{'command':<36} {'wall s':>7} {'vs pmap':>8} {'CPU s':>7} {'vs pmap':>8}")
         for name, t, cpu, rc in results:
             flag = "" if rc == 0 else f"  (exit {rc})"

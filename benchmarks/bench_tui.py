@@ -33,9 +33,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from bench_snapshot import wait_stopped  # noqa: E402  (same folder: the script's own)
+from bench_snapshot import wait_stopped
 
-TARGET = r'''
+TARGET = r"""
 import ctypes, ctypes.util, json, mmap, os, signal, sys
 n = int(sys.argv[1])
 libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
@@ -62,7 +62,7 @@ while True:
     for i in range(0, chunks, 97):
         if i % 2 == 0:
             ctypes.memset(base + i * per * PAGE + PAGE, 2, 1)
-'''
+"""
 
 
 def spawn(n: int) -> tuple[subprocess.Popen, dict]:
@@ -79,10 +79,10 @@ def timed(fn, *a, **kw):
 
 
 async def drive(frames, size: tuple[int, int], ticks: int) -> dict:
+    from textual import events
+
     from vmainspect.tui.app import VmaInspectApp
     from vmainspect.tui.sources import FramesSource
-
-    from textual import events
 
     handle_times: list[float] = []
     marks = {"key": 0.0, "display": 0.0}
@@ -125,19 +125,25 @@ async def drive(frames, size: tuple[int, int], ticks: int) -> dict:
             return total
 
         lat: dict[str, list[float]] = {}
-        for name, keys, n in (("down", ("down",), 5), ("pagedown", ("pagedown",), 5), ("up", ("up",), 5),
-                              ("end", ("end",), 1), ("home", ("home",), 1)):
+        for name, keys, n in (
+            ("down", ("down",), 5),
+            ("pagedown", ("pagedown",), 5),
+            ("up", ("up",), 5),
+            ("end", ("end",), 1),
+            ("home", ("home",), 1),
+        ):
             lat[name] = [await key(*keys) for _ in range(n)]
         lat["sort by RSS (o x4)"] = []
         for _ in range(3):
             lat["sort by RSS (o x4)"].append(await key("o", "o", "o", "o") / 4)
             for _ in range(5):
-                await pilot.press("o")      # back round to address order
+                await pilot.press("o")  # back round to address order
         lat["filter: open + type 'rw' (per key)"] = [await key("slash", "r", "w") / 3]
         lat["filter: clear (escape)"] = [await key("escape")]
         vma = app.rows.vmas[len(app.rows.vmas) // 2]
         lat["go to address (g, type, enter) per key"] = [
-            await key("g", *f"{vma.start + 4096:x}", "enter") / (len(f"{vma.start:x}") + 2)]
+            await key("g", *f"{vma.start + 4096:x}", "enter") / (len(f"{vma.start:x}") + 2)
+        ]
         out["keys_ms"] = {k: (statistics.median(v) * 1000, max(v) * 1000) for k, v in lat.items()}
 
         # ticks: measure UI handling time and the longest event-loop stall
@@ -177,13 +183,13 @@ def main() -> int:
     a = ap.parse_args()
     w, h = (int(x) for x in a.size.split("x"))
 
-    from vmainspect.collect import collect
     from vmainspect.model import Frame
+    from vmainspect.snapshot.collect import collect
     from vmainspect.tui.sources import settle_gc
 
     results = {}
     for n in (a.vmas, a.small):
-        proc, info = spawn(n)
+        proc, _info = spawn(n)
         try:
             pid = proc.pid
             nvmas = sum(1 for _ in open(f"/proc/{pid}/maps"))
@@ -192,28 +198,34 @@ def main() -> int:
             os.kill(pid, signal.SIGCONT)
             wait_stopped(pid)
             s2, _ = timed(collect, pid, pages=True)
-            settle_gc()     # what LiveSource.prime() does after its first collect
+            settle_gc()  # what LiveSource.prime() does after its first collect
         finally:
             proc.kill()
             proc.wait()
-        print(f"target with {nvmas:,} VMAs: pmap -X {t_pmap:.2f} s; vmainspect collect(pages=True) "
-              f"{t_c:.2f} s (reference only: not part of the TUI figures)")
+        print(
+            f"target with {nvmas:,} VMAs: pmap -X {t_pmap:.2f} s; vmainspect collect(pages=True) "
+            f"{t_c:.2f} s (reference only: not part of the TUI figures)"
+        )
         results[nvmas] = asyncio.run(drive([Frame(s1), Frame(s2), Frame(s1)], (w, h), a.ticks))
         del s1, s2
     big, small = list(results)
     rb, rs = results[big], results[small]
     print(f"\nterminal {w}x{h}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"{'':46s} {big:>10,} VMAs {small:>8,} VMAs")
-    print(f"{'first screen after the collector returned (s)':46s} {rb['first_screen_s']:15.2f} "
-          f"{rs['first_screen_s']:13.2f}")
+    print(
+        f"{'first screen after the collector returned (s)':46s} {rb['first_screen_s']:15.2f} "
+        f"{rs['first_screen_s']:13.2f}"
+    )
     print("key latency, median / max ms (key received -> updated screen written):")
     for k in rb["keys_ms"]:
         (mb, xb), (ms, xs) = rb["keys_ms"][k], rs["keys_ms"][k]
         print(f"  {k:44s} {mb:6.0f} / {xb:6.0f} {ms:6.0f} / {xs:5.0f}")
     (mb, xb), (ms, xs) = rb["tick_ui_ms"], rs["tick_ui_ms"]
     print(f"{'refresh tick: UI-thread time per frame (ms)':46s} {mb:6.1f} / {xb:6.1f} {ms:6.1f} / {xs:5.1f}")
-    print(f"{'longest UI event-loop stall during ticks (ms)':46s} {rb['tick_stall_ms']:15.0f} "
-          f"{rs['tick_stall_ms']:13.0f}")
+    print(
+        f"{'longest UI event-loop stall during ticks (ms)':46s} {rb['tick_stall_ms']:15.0f} "
+        f"{rs['tick_stall_ms']:13.0f}"
+    )
     return 0
 
 

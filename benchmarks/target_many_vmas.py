@@ -40,14 +40,19 @@ def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
     page = mmap.PAGESIZE
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
     libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     pages_total = max(size // page, vmas)
     chunk_pages, extra = divmod(pages_total, vmas)  # the first `extra` chunks get one page more
     length = pages_total * page
-    base = libc.mmap(None, length, PROT_READ | PROT_WRITE,
-                     MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
+    base = libc.mmap(None, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
     if base in (None, ctypes.c_void_p(-1).value):
         raise OSError(ctypes.get_errno(), "mmap failed")
     # No transparent huge pages: the point is many 4 KiB pages and VMAs.
@@ -55,7 +60,7 @@ def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
     libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE
     sizes = [chunk_pages + (1 if i < extra else 0) for i in range(vmas)]
     rng = random.Random(20000)
-    if diverse:   # pairs trade pages, so the total is unchanged
+    if diverse:  # pairs trade pages, so the total is unchanged
         for i in range(0, vmas - 1, 2):
             d = rng.randint(0, min(sizes[i], sizes[i + 1]) - 1)
             sizes[i] += d
@@ -73,8 +78,7 @@ def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
         if i % 2 and libc.mprotect(addr, npages * page, PROT_READ) != 0:
             raise OSError(ctypes.get_errno(), "mprotect failed")
         addr += npages * page
-    return {"pid": os.getpid(), "start": base, "vmas": vmas, "size": length,
-            "written_pages": written_total}
+    return {"pid": os.getpid(), "start": base, "vmas": vmas, "size": length, "written_pages": written_total}
 
 
 def main() -> None:

@@ -44,13 +44,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(REPO, "tests", "fixtures")
 SCRIPT = os.path.abspath(__file__)
 MAX_BYTES = 300_000
-FOLDER = "/tmp/vmainspect-fixture"      # a fixed path: it shows in the fixtures' file paths
+FOLDER = "/tmp/vmainspect-fixture"  # a fixed path: it shows in the fixtures' file paths
 # The distribution's python3 runs the workloads (short, stable library paths);
 # the collector runs under the current interpreter.
 WORKLOAD_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
 
 
 # ---------------------------------------------------------------- workloads (children)
+
 
 def _small(folder: str) -> dict:
     import ctypes
@@ -59,13 +60,19 @@ def _small(folder: str) -> dict:
 
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                          ctypes.c_int, ctypes.c_long]
+    libc.mmap.argtypes = [
+        ctypes.c_void_p,
+        ctypes.c_size_t,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_int,
+        ctypes.c_long,
+    ]
     libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     libc.shmat.restype = ctypes.c_void_p
     libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
     page = mmap.PAGESIZE
-    prot_rw, map_private, map_shared, map_anon = 3, 0x02, 0x01, 0x20
+    prot_rw, map_private, _map_shared, map_anon = 3, 0x02, 0x01, 0x20
     keep = []
     report = {"page_size": page}
 
@@ -86,8 +93,8 @@ def _small(folder: str) -> dict:
     b = buf(a, 64)
     for i in list(range(8)) + [20, 40, 41, 42, 43, 62]:
         b[i * page] = b"x"
-    _ = b[60 * page]                                   # read: the shared zero page
-    libc.madvise(a + 62 * page, page, 4)               # MADV_DONTNEED: absent again
+    _ = b[60 * page]  # read: the shared zero page
+    libc.madvise(a + 62 * page, page, 4)  # MADV_DONTNEED: absent again
     report["anon"] = a
 
     # a 32-page file
@@ -121,10 +128,10 @@ def _small(folder: str) -> dict:
     keep.append(shm)
 
     # SysV shm, marked for removal once attached (nothing leaks if we are killed)
-    sid = libc.shmget(0, 4 * page, 0o600 | 0o1000)     # IPC_PRIVATE, IPC_CREAT
+    sid = libc.shmget(0, 4 * page, 0o600 | 0o1000)  # IPC_PRIVATE, IPC_CREAT
     if sid >= 0:
         addr = libc.shmat(sid, None, 0)
-        libc.shmctl(sid, 0, None)                      # IPC_RMID
+        libc.shmctl(sid, 0, None)  # IPC_RMID
         if addr not in (None, ctypes.c_void_p(-1).value):
             buf(addr, 4)[0] = b"s"
             report["sysv"] = addr
@@ -140,8 +147,8 @@ def _python(folder: str) -> dict:
 
     data = {f"key{i}": [i, str(i), decimal.Decimal(i) / 7] for i in range(20_000)}
     words = collections.Counter(re.findall(r"\w+", json.dumps(list(data)[:5000])))
-    big = bytearray(8 << 20)                          # 8 MiB: its own mmap'd VMA
-    for i in range(0, len(big), 4 * 4096):           # every 4th page written
+    big = bytearray(8 << 20)  # 8 MiB: its own mmap'd VMA
+    for i in range(0, len(big), 4 * 4096):  # every 4th page written
         big[i] = 1
     globals()["_keep"] = (data, words, big)
     return {"entries": len(data)}
@@ -152,10 +159,11 @@ def workload(name: str, folder: str) -> None:
     sys.stdout.write(json.dumps(report) + "\n")
     sys.stdout.flush()
     os.kill(os.getpid(), signal.SIGSTOP)
-    time.sleep(3600)                                 # resumed only to be killed
+    time.sleep(3600)  # resumed only to be killed
 
 
 # ---------------------------------------------------------------- capture (parent)
+
 
 def _wait_stopped(pid: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
@@ -170,8 +178,12 @@ def _wait_stopped(pid: int, timeout: float = 20.0) -> None:
 def _as(user: str | None) -> list[str]:
     if user is None:
         return []
-    return ["setpriv", f"--reuid={user}", f"--regid={'nogroup' if user == 'nobody' else user}",
-            "--clear-groups"]
+    return [
+        "setpriv",
+        f"--reuid={user}",
+        f"--regid={'nogroup' if user == 'nobody' else user}",
+        "--clear-groups",
+    ]
 
 
 def capture(name: str, user: str | None, out: str, folder: str) -> None:
@@ -179,7 +191,7 @@ def capture(name: str, user: str | None, out: str, folder: str) -> None:
     import shutil
     import subprocess
 
-    from vmainspect import snapshot_io
+    from vmainspect.snapshot import io as snapshot_io
 
     # ASLR off, so addresses repeat between captures (setarch first: it may not
     # be allowed to exec a root-only path once privileges are dropped).
@@ -187,16 +199,25 @@ def capture(name: str, user: str | None, out: str, folder: str) -> None:
     flags = ["-S"] if name == "small" else []
     cmd = arch + _as(user) + [WORKLOAD_PYTHON, *flags, SCRIPT, "--workload", name, folder]
     env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "PYTHONPATH": REPO}
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=env, cwd=folder)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=folder
+    )
     try:
         line = proc.stdout.readline()
         if not line:
             raise RuntimeError(f"workload {name} failed: {proc.stderr.read().strip()}")
         report = json.loads(line)
         _wait_stopped(proc.pid)
-        snap_cmd = _as(user) + [sys.executable, "-m", "vmainspect", "snapshot", str(proc.pid),
-                                "--pages", "--indent", "1"]
+        snap_cmd = _as(user) + [
+            sys.executable,
+            "-m",
+            "vmainspect",
+            "snapshot",
+            str(proc.pid),
+            "--pages",
+            "--indent",
+            "1",
+        ]
         r = subprocess.run(snap_cmd, capture_output=True, text=True, env=env, cwd=REPO)
         if r.returncode != 0:
             raise RuntimeError(f"snapshot failed ({r.returncode}): {r.stderr.strip()}")
@@ -208,9 +229,11 @@ def capture(name: str, user: str | None, out: str, folder: str) -> None:
     snap = snapshot_io.loads(r.stdout)
     snapshot_io.save(snap, out)
     size = os.path.getsize(out)
-    print(f"{os.path.relpath(out, REPO)}: {len(snap.vmas)} VMAs, {size} bytes, "
-          f"root={snap.capabilities.root} pfn_visible={snap.capabilities.pfn_visible}, "
-          f"report={report}")
+    print(
+        f"{os.path.relpath(out, REPO)}: {len(snap.vmas)} VMAs, {size} bytes, "
+        f"root={snap.capabilities.root} pfn_visible={snap.capabilities.pfn_visible}, "
+        f"report={report}"
+    )
     if size > MAX_BYTES:
         print(f"warning: {out} is over {MAX_BYTES} bytes", file=sys.stderr)
 
@@ -220,8 +243,11 @@ def main() -> int:
         workload(sys.argv[2], sys.argv[3])
         return 0
     if os.geteuid() != 0:
-        print("capture_fixtures: run as root (small.json needs kpageflags, and small-nonroot.json "
-              "is taken by dropping to nobody)", file=sys.stderr)
+        print(
+            "capture_fixtures: run as root (small.json needs kpageflags, and small-nonroot.json "
+            "is taken by dropping to nobody)",
+            file=sys.stderr,
+        )
         return 4
     import shutil
 
@@ -232,10 +258,12 @@ def main() -> int:
     os.mkdir(folder)
     os.chmod(folder, 0o1777)
     try:
-        for name, user, out in (("small", None, "small.json"),
-                                ("small", "nobody", "small-nonroot.json"),
-                                ("python", None, "python.json")):
-            sub = os.path.join(folder, name)      # the same path for both "small" captures
+        for name, user, out in (
+            ("small", None, "small.json"),
+            ("small", "nobody", "small-nonroot.json"),
+            ("python", None, "python.json"),
+        ):
+            sub = os.path.join(folder, name)  # the same path for both "small" captures
             shutil.rmtree(sub, ignore_errors=True)
             os.mkdir(sub)
             os.chmod(sub, 0o1777)

@@ -24,8 +24,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from vmainspect.demo.lesson import Lesson  # noqa: E402
-from vmainspect.tui.lecture import LectureApp  # noqa: E402
+from vmainspect.demo.lesson import Lesson
+from vmainspect.tui.lecture import LectureApp
 
 # step id -> screenshot name
 SHOTS = {
@@ -83,16 +83,29 @@ def to_png(svg: str) -> str | None:
     if not browser:
         return None
     png = svg[:-4] + ".png"
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={png}",
-                    "--window-size=1560,1120", "file://" + os.path.abspath(svg)],
-                   capture_output=True, timeout=120, check=False)
+    subprocess.run(
+        [
+            browser,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            f"--screenshot={png}",
+            "--window-size=1560,1120",
+            "file://" + os.path.abspath(svg),
+        ],
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
     return png if os.path.exists(png) else None
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                                  "screenshots"))
+    ap.add_argument(
+        "--out",
+        default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots"),
+    )
     ap.add_argument("--png", action="store_true", help="also render PNGs with headless chromium")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)

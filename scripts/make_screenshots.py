@@ -20,8 +20,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vmainspect import snapshot_io  # noqa: E402
 from vmainspect.model import Frame, Snapshot  # noqa: E402
+from vmainspect.snapshot import io as snapshot_io
 from vmainspect.tui.app import VmaInspectApp  # noqa: E402
 from vmainspect.tui.sources import FramesSource  # noqa: E402
 
@@ -39,21 +39,26 @@ def _grown(snap: Snapshot) -> Snapshot:
     del vmas[5]
     i = next(k for k, v in enumerate(vmas) if v.kind == "heap")
     h = vmas[i]
-    vmas[i] = dataclasses.replace(h, smaps=dict(h.smaps, rss=h.smaps["rss"] + 65536,
-                                                private_dirty=h.smaps["private_dirty"] + 65536))
+    vmas[i] = dataclasses.replace(
+        h, smaps=dict(h.smaps, rss=h.smaps["rss"] + 65536, private_dirty=h.smaps["private_dirty"] + 65536)
+    )
     return dataclasses.replace(snap, vmas=tuple(vmas), taken_at=snap.taken_at[:17] + "18.000000Z")
 
 
-async def shoot(name: str, frames, size, out: str, select: str | None = None,
-                keys: tuple[str, ...] = (), ticks: int = 0) -> str:
+async def shoot(
+    name: str, frames, size, out: str, select: str | None = None, keys: tuple[str, ...] = (), ticks: int = 0
+) -> str:
     app = VmaInspectApp(FramesSource(frames, title=name), interval=3600, describe=_describe)
     async with app.run_test(size=size) as pilot:
         while app.frames_seen < 1:
             await asyncio.sleep(0.01)
         await pilot.pause()
         if select:
-            v = next(v for v in app.current_frame.snapshot.vmas
-                     if v.kind == select or (v.path or "").endswith(select))
+            v = next(
+                v
+                for v in app.current_frame.snapshot.vmas
+                if v.kind == select or (v.path or "").endswith(select)
+            )
             app.select_address(v.start)
         for _ in range(ticks):
             n = app.frames_seen
@@ -82,9 +87,17 @@ async def main_async(out: str) -> list[str]:
         await shoot("changes-220x60", [small, _grown(small)], (220, 60), out, select="heap", ticks=1),
         await shoot("nonroot-100x30", [nonroot], (100, 30), out, select="data.bin"),
         await shoot("help-100x30", [small], (100, 30), out, keys=("question_mark",)),
-        await shoot("exited-100x30", [small, Frame(small, gone=True,
-                    message=f"process {small.process.pid} does not exist or has exited")],
-                    (100, 30), out, select="heap", ticks=1),
+        await shoot(
+            "exited-100x30",
+            [
+                small,
+                Frame(small, gone=True, message=f"process {small.process.pid} does not exist or has exited"),
+            ],
+            (100, 30),
+            out,
+            select="heap",
+            ticks=1,
+        ),
     ]
     return shots
 

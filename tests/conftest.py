@@ -11,7 +11,9 @@ IS_ROOT = os.geteuid() == 0
 
 
 def pytest_collection_modifyitems(config, items):
-    skip_root = pytest.mark.skip(reason="needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only")
+    skip_root = pytest.mark.skip(
+        reason="needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only"
+    )
     for item in items:
         if "root" in item.keywords and not IS_ROOT:
             item.add_marker(skip_root)
@@ -23,8 +25,11 @@ def nobody_pythonpath():
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     root = tempfile.mkdtemp(prefix="vmainspect-pkg-")
     try:
-        shutil.copytree(os.path.join(repo, "vmainspect"), os.path.join(root, "vmainspect"),
-                        ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            os.path.join(repo, "vmainspect"),
+            os.path.join(root, "vmainspect"),
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
         for d, _dirs, files in os.walk(root):
             os.chmod(d, 0o755)
             for f in files:

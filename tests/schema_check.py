@@ -9,13 +9,13 @@ snapshot) resolve through a registry of those same files.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from vmainspect import json_schemas
+from vmainspect import schemas as json_schemas
 
 
 def shipped() -> dict[str, dict]:
@@ -24,18 +24,19 @@ def shipped() -> dict[str, dict]:
     return {p.name: json.loads(p.read_text("utf-8")) for p in d.iterdir() if p.name.endswith(".json")}
 
 
-@lru_cache(maxsize=None)
+@cache
 def registry() -> Registry:
     """The shipped schemas by their $id."""
-    return Registry().with_resources(
-        (s["$id"], Resource.from_contents(s)) for s in shipped().values())
+    return Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in shipped().values())
 
 
-@lru_cache(maxsize=None)
+@cache
 def validator(name: str) -> Draft202012Validator:
     """A validator for a schema name (``vmainspect/faults@1``) or file name (``faults-1.json``)."""
     schema = shipped()[json_schemas.file_name(name)]
-    return Draft202012Validator(schema, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
+    return Draft202012Validator(
+        schema, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
 
 
 def validate(doc, name: str | None = None) -> None:
@@ -51,7 +52,8 @@ def validate_recording(path: str, *, every_frame: bool = False) -> int:
     ``every_frame`` (jsonschema takes ~0.25 s per 150-VMA snapshot with pages).
     Returns the number of frames.
     """
-    from vmainspect.record_patch import apply_patch
+    from vmainspect.recording.patch import apply_patch
+
     rec_v, snap_v = validator("recording-1.json"), validator("snapshot-1.json")
     frames = 0
     doc = None
@@ -71,12 +73,12 @@ def validate_recording(path: str, *, every_frame: bool = False) -> int:
                 assert frames == 1, f"line {i + 1}: a second whole snapshot"
                 doc = r["snapshot"]
                 continue
-            if r["patch"] != {"{": {}}:     # an unchanged snapshot was checked a frame ago
+            if r["patch"] != {"{": {}}:  # an unchanged snapshot was checked a frame ago
                 doc = apply_patch(doc, r["patch"])
                 checked = False
                 if every_frame:
                     snap_v.validate(doc)
                     checked = True
     if not checked:
-        snap_v.validate(doc)                # the last frame, rebuilt from every patch
+        snap_v.validate(doc)  # the last frame, rebuilt from every patch
     return frames

@@ -49,9 +49,9 @@ def checkpoint(report):
 report = {}
 '''
 
-EPILOGUE = r'''
+EPILOGUE = r"""
 checkpoint(report)
-'''
+"""
 
 
 @dataclass
@@ -86,7 +86,7 @@ class Target:
             if f:
                 f.close()
 
-    def __enter__(self) -> "Target":
+    def __enter__(self) -> Target:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -104,19 +104,22 @@ def _wait_stopped(pid: int, timeout: float) -> None:
     raise TimeoutError(f"target {pid} did not stop")
 
 
-def spawn_target(code: str, *, timeout: float = 30.0, user: str | None = None,
-                 env: dict | None = None) -> Target:
+def spawn_target(
+    code: str, *, timeout: float = 30.0, user: str | None = None, env: dict | None = None
+) -> Target:
     """Run ``code`` in a fresh Python, wait for its first checkpoint (stopped)."""
     src = PRELUDE + textwrap.dedent(code) + EPILOGUE
     cmd = [sys.executable, "-c", src]
     if user is not None:
         import pwd
+
         # the user's own group: nobody's is "nogroup" on Debian
         entry = pwd.getpwuid(int(user)) if user.isdigit() else pwd.getpwnam(user)
         gid = entry.pw_gid
         cmd = ["setpriv", f"--reuid={user}", f"--regid={gid}", "--clear-groups"] + cmd
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            stdin=subprocess.DEVNULL, text=True, env=env)
+    proc = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True, env=env
+    )
     t = Target(proc)
     try:
         t._read_report(timeout)
@@ -130,6 +133,7 @@ def after_reading(monkeypatch, name: str, action) -> None:
     """Make vmainspect's ProcReader call ``action()`` right after it reads
     /proc/PID/NAME: a process that exits (or vanishes) in the middle of a collect."""
     from vmainspect.procfs.reader import ProcReader
+
     real = ProcReader.read
 
     def read(reader, what):

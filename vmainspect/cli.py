@@ -52,8 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
             if e.name == f"vmainspect.commands.{name}":
                 continue
             raise
-        p = sub.add_parser(name, help=mod.HELP, description=getattr(mod, "DESCRIPTION", mod.HELP),
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=mod.HELP,
+            description=getattr(mod, "DESCRIPTION", mod.HELP),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         mod.add_arguments(p)
         p.set_defaults(_run=mod.run)
     return parser
@@ -95,19 +99,22 @@ def pid_arg(text: str) -> int:
 
 def seconds_arg(low: float, high: float):
     """argparse type for a duration in seconds between ``low`` and ``high``."""
+
     def parse(text: str) -> float:
         try:
             v = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not low <= v <= high:      # also refuses nan and inf
+        if not low <= v <= high:  # also refuses nan and inf
             raise argparse.ArgumentTypeError(f"wants {low:g} to {high:g} seconds, got {text}")
         return v
+
     return parse
 
 
 def int_arg(low: int, high: int | None = None, what: str = "a whole number"):
     """argparse type for an integer of at least ``low`` (and at most ``high``)."""
+
     def parse(text: str) -> int:
         try:
             v = int(text, 10)
@@ -117,6 +124,7 @@ def int_arg(low: int, high: int | None = None, what: str = "a whole number"):
             bound = f"{low} to {high}" if high is not None else f"at least {low}"
             raise argparse.ArgumentTypeError(f"wants {bound}, got {text}")
         return v
+
     return parse
 
 

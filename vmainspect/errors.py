@@ -7,12 +7,12 @@ codes; a traceback is a bug. The codes are documented in the README.
 from __future__ import annotations
 
 EXIT_OK = 0
-EXIT_DIFFERENT = 1      # `diff`: the snapshots differ (like diff(1))
-EXIT_USAGE = 2          # bad arguments, bad or corrupt input file, wrong schema
-EXIT_NO_PROCESS = 3     # no such process, or it exited / was replaced while being read
-EXIT_ACCESS = 4         # permission denied (says which privilege is missing)
-EXIT_OUTPUT = 5         # the output file could not be written (nothing was replaced)
-EXIT_UNSUPPORTED = 6    # the kernel or system lacks a needed feature
+EXIT_DIFFERENT = 1  # `diff`: the snapshots differ (like diff(1))
+EXIT_USAGE = 2  # bad arguments, bad or corrupt input file, wrong schema
+EXIT_NO_PROCESS = 3  # no such process, or it exited / was replaced while being read
+EXIT_ACCESS = 4  # permission denied (says which privilege is missing)
+EXIT_OUTPUT = 5  # the output file could not be written (nothing was replaced)
+EXIT_UNSUPPORTED = 6  # the kernel or system lacks a needed feature
 EXIT_INTERRUPTED = 130  # Ctrl+C
 
 

@@ -39,7 +39,7 @@ def write_text(path: str, text: str) -> str:
     data = text.encode("utf-8", "backslashreplace")
     if path == "-":
         out = getattr(sys.stdout, "buffer", None)
-        if out is None:             # a replaced stdout (tests, embedding): text only
+        if out is None:  # a replaced stdout (tests, embedding): text only
             sys.stdout.write(data.decode("utf-8"))
             sys.stdout.flush()
         else:
@@ -76,12 +76,12 @@ def write_text(path: str, text: str) -> str:
         if st is not None:
             os.chmod(tmp, stat.S_IMODE(st.st_mode))
             if (st.st_uid, st.st_gid) != (os.geteuid(), os.getegid()):
-                try:    # root replacing a user's file: keep its owner, as editors do
+                try:  # root replacing a user's file: keep its owner, as editors do
                     os.chown(tmp, st.st_uid, st.st_gid)
                 except OSError:
                     pass
         os.replace(tmp, target)
-    except BaseException as e:      # also Ctrl+C or an encoding error: never leave the temp file
+    except BaseException as e:  # also Ctrl+C or an encoding error: never leave the temp file
         try:
             os.unlink(tmp)
         except OSError:

@@ -5,8 +5,7 @@ from __future__ import annotations
 import re
 
 _UNITS = ("K", "M", "G", "T", "P", "E")
-_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30,
-           "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
+_SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTPE]?)(?:i?B)?\s*\Z", re.IGNORECASE)
 
 

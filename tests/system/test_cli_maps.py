@@ -6,7 +6,6 @@ import os
 import re
 
 import pytest
-
 from cli_helpers import free_pid, one_line_error, run_cli
 from targets import spawn_target
 
@@ -59,8 +58,7 @@ def test_one_row_per_vma_in_address_order(target, table):
     for line, m in zip(got, maps):
         start, end, perms = line.split()[:3]
         rng, mperms = m.split()[:2]
-        assert (int(start, 16), int(end, 16), perms) == tuple(
-            [int(x, 16) for x in rng.split("-")] + [mperms])
+        assert (int(start, 16), int(end, 16), perms) == tuple([int(x, 16) for x in rng.split("-")] + [mperms])
         path = m.split(None, 5)[5] if len(m.split(None, 5)) == 6 else ""
         assert line.endswith("  " + path) if path else True
 
@@ -71,8 +69,8 @@ def test_big_region_row(target, table):
     f = line.split()
     assert f[3] == "anon-private"
     assert f[4] == human_bytes(64 * 4096) == "256K"
-    assert f[5] == human_bytes(32 * 4096) == "128K"   # RSS: every other page written
-    assert f[7] == "128K"                              # dirty
+    assert f[5] == human_bytes(32 * 4096) == "128K"  # RSS: every other page written
+    assert f[7] == "128K"  # dirty
 
 
 def test_totals_line_is_smaps_rollup(target, table):

@@ -13,12 +13,11 @@ import tempfile
 
 import jsonschema
 import pytest
-
 from cli_helpers import REPO, free_pid, one_line_error, run_cli
 from targets import after_reading, spawn_target
 
-from vmainspect import snapshot_io
 from vmainspect.cli import main
+from vmainspect.snapshot import io as snapshot_io
 
 ROOT = os.geteuid() == 0
 needs_root = pytest.mark.skipif(not ROOT, reason="needs root: runs vmainspect as nobody via setpriv")
@@ -34,8 +33,9 @@ def target():
 def nobody_target():
     if not ROOT:
         pytest.skip("needs root to start a process as nobody")
-    with spawn_target("buf = mmap.mmap(-1, 16 * PAGE, flags=mmap.MAP_PRIVATE); buf[0] = 1",
-                      user="65534") as t:   # numeric: Debian has no group "nobody"
+    with spawn_target(
+        "buf = mmap.mmap(-1, 16 * PAGE, flags=mmap.MAP_PRIVATE); buf[0] = 1", user="65534"
+    ) as t:  # numeric: Debian has no group "nobody"
         yield t
 
 
@@ -95,11 +95,11 @@ def test_nonexistent_pid_exits_3():
 
 @needs_root
 def test_process_of_another_user_exits_4(target):
-    r = run_cli("snapshot", target.pid, user="nobody")      # nobody against a root-owned target
+    r = run_cli("snapshot", target.pid, user="nobody")  # nobody against a root-owned target
     assert r.returncode == 4 and r.stdout == ""
     line = one_line_error(r)
     assert "permission denied" in line and "smaps" in line
-    assert "ptrace" in line and "root" in line               # names the missing privilege
+    assert "ptrace" in line and "root" in line  # names the missing privilege
 
 
 def test_process_that_exits_while_being_read_exits_3(monkeypatch, capsys):
@@ -116,8 +116,9 @@ def test_process_that_exits_while_being_read_exits_3(monkeypatch, capsys):
         t.kill()
     out, err = capsys.readouterr()
     assert rc == 3 and out == ""
-    assert err.strip().splitlines() == [f"vmainspect: process {t.pid} does not exist or has exited: "
-                                        "it exited while being read"]
+    assert err.strip().splitlines() == [
+        f"vmainspect: process {t.pid} does not exist or has exited: it exited while being read"
+    ]
 
 
 def test_kernel_thread_is_an_empty_valid_snapshot():
@@ -131,9 +132,9 @@ def test_kernel_thread_is_an_empty_valid_snapshot():
 def test_unwritable_output_exits_5(target, workdir):
     r = run_cli("snapshot", target.pid, "-o", os.path.join(workdir, "no such dir", "x.json"))
     assert r.returncode == 5 and "cannot write" in one_line_error(r)
-    r = run_cli("snapshot", target.pid, "-o", workdir)               # a directory
+    r = run_cli("snapshot", target.pid, "-o", workdir)  # a directory
     assert r.returncode == 5 and "directory" in one_line_error(r)
-    assert os.listdir(workdir) == []                                 # no temporary left behind
+    assert os.listdir(workdir) == []  # no temporary left behind
 
 
 @needs_root
@@ -141,8 +142,8 @@ def test_unwritable_output_leaves_the_old_file_untouched(nobody_target, workdir)
     old = os.path.join(workdir, "old.json")
     with open(old, "w") as f:
         f.write("previous snapshot\n")
-    os.chmod(workdir, 0o755)             # root's directory: nobody may not create files in it
-    os.chmod(old, 0o666)                 # the file itself is writable, but rename needs the dir
+    os.chmod(workdir, 0o755)  # root's directory: nobody may not create files in it
+    os.chmod(old, 0o666)  # the file itself is writable, but rename needs the dir
     r = run_cli("snapshot", nobody_target.pid, "-o", old, user="nobody")
     assert r.returncode == 5 and "cannot write" in one_line_error(r)
     with open(old) as f:
@@ -160,7 +161,7 @@ def test_output_file_is_written_atomically(target, workdir):
     with open(out) as f:
         doc = json.load(f)
     assert doc["process"]["pid"] == target.pid
-    assert stat.S_IMODE(os.stat(out).st_mode) == 0o640              # mode kept
+    assert stat.S_IMODE(os.stat(out).st_mode) == 0o640  # mode kept
     assert sorted(os.listdir(workdir)) == ["snap.json"]
 
 
@@ -178,9 +179,9 @@ def test_symlink_is_written_through(target, workdir):
     os.symlink("real.json", link)
     r = run_cli("snapshot", target.pid, "-o", link)
     assert r.returncode == 0, r.stderr
-    assert os.path.islink(link) and os.readlink(link) == "real.json"   # the link stays a link
+    assert os.path.islink(link) and os.readlink(link) == "real.json"  # the link stays a link
     with open(real) as f:
-        assert json.load(f)["process"]["pid"] == target.pid            # its target got the snapshot
+        assert json.load(f)["process"]["pid"] == target.pid  # its target got the snapshot
 
 
 @needs_root
@@ -202,7 +203,7 @@ def test_non_root_snapshot_marks_root_only_fields_unknown(nobody_target):
         # PAGEMAP_SCAN reports the zero page without privileges; plain pagemap cannot
         assert (c["zero"] is None) == (not caps["pagemap_scan"])
         assert isinstance(c["present"], int)
-    r = run_cli("snapshot", nobody_target.pid, user="nobody")        # and without --pages
+    r = run_cli("snapshot", nobody_target.pid, user="nobody")  # and without --pages
     assert r.returncode == 0, r.stderr
     assert json.loads(r.stdout)["capabilities"]["root"] is False
 
@@ -216,6 +217,12 @@ def test_snapshot_does_not_import_the_tui_or_heavy_libraries(target):
         "bad = [m for m in ('textual', 'rich', 'psutil', 'elftools', 'numpy') if m in sys.modules]\n"
         "print(rc, bad)\n"
     )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO,
-                       env=dict(os.environ, PYTHONPATH=REPO), timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env=dict(os.environ, PYTHONPATH=REPO),
+        timeout=120,
+    )
     assert r.stdout.strip().splitlines()[-1] == "0 []", r.stdout + r.stderr

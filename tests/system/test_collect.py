@@ -13,31 +13,53 @@ import tempfile
 import time
 
 import pytest
-
 from known_mappings import KNOWN_MAPPINGS
 from targets import after_reading, read_smaps_kb, spawn_target
 
-from vmainspect.collect import collect
 from vmainspect.errors import ProcessGone
 from vmainspect.model import (
-    ANON, KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE,
-    KIND_FILE_SHARED, KIND_GUARD, KIND_SHM,
+    ANON,
+    KIND_ANON_PRIVATE,
+    KIND_ANON_SHARED,
+    KIND_DELETED,
+    KIND_FILE_PRIVATE,
+    KIND_FILE_SHARED,
+    KIND_GUARD,
+    KIND_SHM,
 )
 from vmainspect.procfs.vmflags import VMFLAG_MEANINGS
+from vmainspect.snapshot.collect import collect
 
 PAGE = mmap.PAGESIZE
 
 # The kernel's field names, spelled out here (not taken from the code under test).
 KERNEL_NAMES = {
-    "Size": "size", "KernelPageSize": "kernel_page_size", "MMUPageSize": "mmu_page_size",
-    "Rss": "rss", "Pss": "pss", "Pss_Dirty": "pss_dirty", "Pss_Anon": "pss_anon",
-    "Pss_File": "pss_file", "Pss_Shmem": "pss_shmem", "Shared_Clean": "shared_clean",
-    "Shared_Dirty": "shared_dirty", "Private_Clean": "private_clean",
-    "Private_Dirty": "private_dirty", "Referenced": "referenced", "Anonymous": "anonymous",
-    "KSM": "ksm", "LazyFree": "lazy_free", "AnonHugePages": "anon_huge_pages",
-    "ShmemPmdMapped": "shmem_pmd_mapped", "FilePmdMapped": "file_pmd_mapped",
-    "Shared_Hugetlb": "shared_hugetlb", "Private_Hugetlb": "private_hugetlb", "Swap": "swap",
-    "SwapPss": "swap_pss", "Locked": "locked", "THPeligible": "thp_eligible",
+    "Size": "size",
+    "KernelPageSize": "kernel_page_size",
+    "MMUPageSize": "mmu_page_size",
+    "Rss": "rss",
+    "Pss": "pss",
+    "Pss_Dirty": "pss_dirty",
+    "Pss_Anon": "pss_anon",
+    "Pss_File": "pss_file",
+    "Pss_Shmem": "pss_shmem",
+    "Shared_Clean": "shared_clean",
+    "Shared_Dirty": "shared_dirty",
+    "Private_Clean": "private_clean",
+    "Private_Dirty": "private_dirty",
+    "Referenced": "referenced",
+    "Anonymous": "anonymous",
+    "KSM": "ksm",
+    "LazyFree": "lazy_free",
+    "AnonHugePages": "anon_huge_pages",
+    "ShmemPmdMapped": "shmem_pmd_mapped",
+    "FilePmdMapped": "file_pmd_mapped",
+    "Shared_Hugetlb": "shared_hugetlb",
+    "Private_Hugetlb": "private_hugetlb",
+    "Swap": "swap",
+    "SwapPss": "swap_pss",
+    "Locked": "locked",
+    "THPeligible": "thp_eligible",
     "ProtectionKey": "protection_key",
 }
 
@@ -108,8 +130,10 @@ def without_racy_pss(fields: dict, other: dict | None = None) -> dict:
     (a library page is private until another process maps it). Clean and dirty
     totals (shared + private) stay compared; one smaps read is compared field by
     field, with no race, in test_every_field_of_one_smaps_read_exactly."""
+
     def shared(f: dict) -> int:
         return f.get("shared_clean", 0) + f.get("shared_dirty", 0)
+
     if shared(fields) == 0 and (other is None or shared(other) == 0):
         return dict(fields)
     out = {k: v for k, v in fields.items() if k not in PSS_KEYS}
@@ -135,6 +159,7 @@ def naive_smaps(raw: bytes) -> list[tuple[int, int, dict[str, int]]]:
 def test_every_field_of_one_smaps_read_exactly(target):
     """One read of the kernel's smaps, parsed by vmainspect and naively: no race at all."""
     from vmainspect.procfs.parse import parse_smaps
+
     with open(f"/proc/{target.pid}/smaps", "rb") as f:
         raw = f.read()
     assert [(v.start, v.end, dict(v.smaps)) for v in parse_smaps(raw)] == naive_smaps(raw)
@@ -144,6 +169,7 @@ def test_every_vma_and_every_field_equals_the_kernels(target):
     def both():
         s = collect(target.pid)
         return ([(v.start, v.end, dict(v.smaps)) for v in s.vmas], kernel_vmas(target.pid))
+
     ours, theirs = settled(both)
     assert [(a, b) for a, b, _ in ours] == [(a, b) for a, b, _ in theirs]
     for (start, _, fields), (_, _, kernel) in zip(ours, theirs):
@@ -158,10 +184,11 @@ def test_totals_equal_smaps_rollup(target):
     def both():
         s = collect(target.pid)
         return dict(s.totals), kernel_rollup(target.pid)
+
     ours, theirs = settled(both)
     assert without_racy_pss(ours, theirs) == without_racy_pss(theirs, ours)
     s = collect(target.pid)
-    assert s.totals["rss"] == sum(v.smaps["rss"] for v in s.vmas)   # RSS does not depend on others
+    assert s.totals["rss"] == sum(v.smaps["rss"] for v in s.vmas)  # RSS does not depend on others
 
 
 def test_maps_header_fields_equal_proc_maps(target, snap):
@@ -169,7 +196,7 @@ def test_maps_header_fields_equal_proc_maps(target, snap):
         lines = f.read().splitlines()
     assert len(lines) == len(snap.vmas)
     for v, line in zip(snap.vmas, lines):
-        rng, perms, off, dev, ino, *rest = line.split(None, 5)
+        _rng, perms, off, dev, ino, *rest = line.split(None, 5)
         assert (v.perms, v.offset, v.dev, v.inode) == (perms, int(off, 16), dev, int(ino))
         assert v.path == (rest[0] if rest else None)
 
@@ -187,13 +214,13 @@ def test_private_file_mapping_with_written_pages(target, snap):
     v = vma_at(snap, addr)
     assert (v.start, v.size, v.perms, v.kind, v.path) == (addr, n * PAGE, "rw-p", KIND_FILE_PRIVATE, path)
     assert v.inode == os.stat(path).st_ino
-    assert v.smaps["rss"] == n * PAGE                     # every page was read
-    assert v.smaps["anonymous"] == len(written) * PAGE     # written pages were copied (COW)
-    assert v.smaps["private_dirty"] == len(written) * PAGE   # the file was fsynced: its cache is clean
+    assert v.smaps["rss"] == n * PAGE  # every page was read
+    assert v.smaps["anonymous"] == len(written) * PAGE  # written pages were copied (COW)
+    assert v.smaps["private_dirty"] == len(written) * PAGE  # the file was fsynced: its cache is clean
 
 
 def test_shared_file_mapping_with_a_written_page(target, snap):
-    addr, n, written, path = target.report["file_shared"]
+    addr, n, _written, path = target.report["file_shared"]
     v = vma_at(snap, addr)
     assert (v.size, v.perms, v.kind, v.path) == (n * PAGE, "rw-s", KIND_FILE_SHARED, path)
     assert v.inode == os.stat(path).st_ino
@@ -209,8 +236,10 @@ def test_mprotect_split_gives_three_vmas(target, snap):
     third = n // 3 * PAGE
     parts = [vma_at(snap, addr + i * third) for i in range(3)]
     assert [(p.start, p.end, p.perms) for p in parts] == [
-        (addr, addr + third, "rw-p"), (addr + third, addr + 2 * third, "r--p"),
-        (addr + 2 * third, addr + 3 * third, "rw-p")]
+        (addr, addr + third, "rw-p"),
+        (addr + third, addr + 2 * third, "r--p"),
+        (addr + 2 * third, addr + 3 * third, "rw-p"),
+    ]
     assert all(p.smaps["rss"] == third and p.kind == KIND_ANON_PRIVATE for p in parts)
     assert "wr" not in parts[1].flags and "wr" in parts[0].flags
 
@@ -239,11 +268,11 @@ def test_shared_anonymous_and_sysv_shm_and_memfd(target, snap):
     assert v.smaps["rss"] == len(touched) * PAGE
     if "shm" not in target.report:
         pytest.skip("SysV shm unavailable: " + str(target.report.get("skipped")))
-    addr, n, touched, shmid = target.report["shm"]
+    addr, _n, _touched, shmid = target.report["shm"]
     v = vma_at(snap, addr)
     assert v.kind == KIND_SHM and v.path.startswith("/SYSV") and v.path.endswith(" (deleted)")
     assert v.inode == shmid and v.smaps["rss"] == PAGE
-    addr, n, _ = target.report["memfd"]
+    addr, _n, _ = target.report["memfd"]
     v = vma_at(snap, addr)
     assert v.kind == KIND_FILE_SHARED and v.path == "/memfd:vmainspect-memfd (deleted)"
 
@@ -251,7 +280,7 @@ def test_shared_anonymous_and_sysv_shm_and_memfd(target, snap):
 def test_named_anonymous_region(target, snap):
     if "anon_named" not in target.report:
         pytest.skip("this kernel has no CONFIG_ANON_VMA_NAME (prctl PR_SET_VMA_ANON_NAME failed)")
-    addr, n, touched, name = target.report["anon_named"]
+    addr, _n, _touched, name = target.report["anon_named"]
     v = vma_at(snap, addr)
     assert (v.kind, v.path) == (KIND_ANON_PRIVATE, f"[anon:{name}]")
 
@@ -265,6 +294,7 @@ def test_vmflags_are_all_explained(snap):
 
 def test_process_facts(target, snap):
     import psutil
+
     p = snap.process
     ps = psutil.Process(target.pid)
     assert (p.pid, p.ppid, p.name, p.state, p.threads) == (target.pid, os.getpid(), "odd) (name", "T", 1)
@@ -310,6 +340,7 @@ def test_pages_attach_per_vma_runs(target):
 
 # ------------------------------------------------------------------ no mm, gone, reused
 
+
 def test_kernel_thread_gives_an_empty_valid_snapshot():
     s = collect(2)
     assert s.process.name == "kthreadd" and s.vmas == () and dict(s.totals) == {}
@@ -343,7 +374,7 @@ def test_process_that_exits_while_being_read(monkeypatch):
 
     def kill():
         os.kill(t.pid, signal.SIGKILL)
-        t.proc.wait()               # reaped: the PID is gone
+        t.proc.wait()  # reaped: the PID is gone
 
     after_reading(monkeypatch, "smaps", kill)
     try:
@@ -359,7 +390,7 @@ def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
     def kill():
         os.kill(t.pid, signal.SIGKILL)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:   # not reaped: a zombie with the same PID
+        while time.monotonic() < deadline:  # not reaped: a zombie with the same PID
             with open(f"/proc/{t.pid}/stat", "rb") as f:
                 if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
                     break
@@ -376,6 +407,7 @@ def test_process_that_becomes_a_zombie_while_being_read(monkeypatch):
 def test_pid_reused_while_being_read(monkeypatch, target):
     """Simulated: the second stat read shows another start time (a new process with this PID)."""
     from vmainspect.procfs.reader import ProcReader
+
     real = ProcReader.read
     calls = {"stat": 0}
 
@@ -407,10 +439,14 @@ def test_many_vmas_every_field_equals_the_kernels():
     """2,000 VMAs (benchmarks/target_many_vmas.py --diverse): the columnar fast path,
     shared dicts for equal blocks and templates for equal header tails, against the kernel."""
     import json
+
     here = os.path.dirname(os.path.abspath(__file__))
     script = os.path.join(os.path.dirname(os.path.dirname(here)), "benchmarks", "target_many_vmas.py")
-    proc = subprocess.Popen([sys.executable, script, "--vmas", "2000", "--size", "64M", "--diverse"],
-                            stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, script, "--vmas", "2000", "--size", "64M", "--diverse"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         info = json.loads(proc.stdout.readline())
         deadline = time.monotonic() + 30
@@ -422,15 +458,20 @@ def test_many_vmas_every_field_equals_the_kernels():
 
         def both():
             s = collect(proc.pid)
-            return ([(v.start, v.end, v.perms, dict(v.smaps)) for v in s.vmas],
-                    [(a, b, None, f) for a, b, f in kernel_vmas(proc.pid)])
+            return (
+                [(v.start, v.end, v.perms, dict(v.smaps)) for v in s.vmas],
+                [(a, b, None, f) for a, b, f in kernel_vmas(proc.pid)],
+            )
+
         ours, theirs = settled(both)
         assert len(ours) >= 2000 and len(ours) == len(theirs)
-        assert ([(a, b, without_racy_pss(f, g)) for (a, b, _, f), (_, _, _, g) in zip(ours, theirs)]
-                == [(a, b, without_racy_pss(g, f)) for (_, _, _, f), (a, b, _, g) in zip(ours, theirs)])
+        assert [(a, b, without_racy_pss(f, g)) for (a, b, _, f), (_, _, _, g) in zip(ours, theirs)] == [
+            (a, b, without_racy_pss(g, f)) for (_, _, _, f), (a, b, _, g) in zip(ours, theirs)
+        ]
         with open(f"/proc/{proc.pid}/smaps", "rb") as f:
             raw = f.read()
         from vmainspect.procfs.parse import parse_smaps
+
         assert [(v.start, v.end, dict(v.smaps)) for v in parse_smaps(raw)] == naive_smaps(raw)
         region = [o for o in ours if info["start"] <= o[0] < info["start"] + info["size"]]
         assert len(region) == 2000

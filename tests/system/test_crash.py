@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-
 from schema_check import validate as validate_schema
+
 from vmainspect.demo.control import PREFIX, temp_root
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -28,8 +28,13 @@ def _run(*args: str, user: str | None = None, path: str = REPO) -> subprocess.Co
 
 
 def _no_leftovers() -> bool:
-    return not [n for n in os.listdir(temp_root()) if n.startswith(PREFIX) and "-crash-" in n
-                and not os.path.exists(f"/proc/{n[len(PREFIX):].split('-')[0]}")]
+    return not [
+        n
+        for n in os.listdir(temp_root())
+        if n.startswith(PREFIX)
+        and "-crash-" in n
+        and not os.path.exists(f"/proc/{n[len(PREFIX) :].split('-')[0]}")
+    ]
 
 
 @pytest.mark.root
@@ -37,7 +42,7 @@ def test_whole_matrix_as_root_matches_the_truth_table():
     p = _run("--json")
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
-    validate_schema(doc, "vmainspect/crash@1")          # against the shipped schemas/crash-1.json
+    validate_schema(doc, "vmainspect/crash@1")  # against the shipped schemas/crash-1.json
     assert doc["schema"] == "vmainspect/crash@1" and doc["root"] is True
     cases = {(c["mapping"], c["ending"]): c for c in doc["cases"]}
     assert list(cases) == [(m, e) for m in MAPPINGS for e in ENDINGS]
@@ -64,8 +69,17 @@ def test_whole_matrix_as_root_matches_the_truth_table():
 
 @pytest.mark.root
 def test_without_root_dirty_counts_are_unknown_not_zero(nobody_pythonpath):
-    p = _run("--json", "--mapping", "shared", "--mapping", "private", "--ending", "sigkill",
-             user="nobody", path=nobody_pythonpath)
+    p = _run(
+        "--json",
+        "--mapping",
+        "shared",
+        "--mapping",
+        "private",
+        "--ending",
+        "sigkill",
+        user="nobody",
+        path=nobody_pythonpath,
+    )
     assert p.returncode == 0, p.stderr
     doc = json.loads(p.stdout)
     validate_schema(doc, "vmainspect/crash@1")
@@ -93,7 +107,9 @@ def test_in_a_folder_it_does_not_own_it_removes_only_its_own_files(tmp_path):
     keep.write_bytes(b"the lecture's own file")
     res = crash.run_matrix(["shared", "anonymous"], ["exit"], folder=str(tmp_path))
     assert [(r.mapping, r.ended_by, r.in_file_after) for r in res] == [
-        ("shared", "exit 0", True), ("anonymous", "exit 0", None)]
+        ("shared", "exit 0", True),
+        ("anonymous", "exit 0", None),
+    ]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["shared.dat"]
 
 
@@ -105,8 +121,9 @@ def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
 
     env = dict(os.environ)
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "crash"], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, env=env)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "crash"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
     try:
         proc = psutil.Process(p.pid)
         deadline = time.monotonic() + 30
@@ -119,7 +136,7 @@ def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
         p.wait(30)
         assert p.returncode == code
         assert b"Traceback" not in p.stderr.read()
-        gone, alive = psutil.wait_procs(kids, timeout=10)
+        _gone, alive = psutil.wait_procs(kids, timeout=10)
         assert not alive
         assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
     finally:

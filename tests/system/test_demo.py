@@ -14,13 +14,27 @@ import subprocess
 import sys
 
 import pytest
-
 from schema_check import validate as validate_schema
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-STEP_IDS = ["anon-mmap", "touch-pages", "cold-file-read", "private-write", "shared-map",
-            "shared-write", "msync", "close-fd", "mprotect", "munmap-hole", "mremap-grow",
-            "madvise-dontneed", "fork", "fork-cow", "sigbus", "crash"]
+STEP_IDS = [
+    "anon-mmap",
+    "touch-pages",
+    "cold-file-read",
+    "private-write",
+    "shared-map",
+    "shared-write",
+    "msync",
+    "close-fd",
+    "mprotect",
+    "munmap-hole",
+    "mremap-grow",
+    "madvise-dontneed",
+    "fork",
+    "fork-cow",
+    "sigbus",
+    "crash",
+]
 # steps whose claim has a part only root can see (kpageflags / kpagecount)
 ROOT_STEPS = {"shared-map", "shared-write", "msync", "fork", "fork-cow", "crash"}
 
@@ -38,12 +52,13 @@ def run_script(user: str | None = None, path: str = REPO) -> tuple[subprocess.Co
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=_env(path), cwd="/")
     doc = json.loads(p.stdout) if p.stdout.strip() else None
     if doc is not None:
-        validate_schema(doc, "vmainspect/demo@1")      # every real output, against the shipped file
+        validate_schema(doc, "vmainspect/demo@1")  # every real output, against the shipped file
     return p, doc
 
 
 def _leftover_dirs(pid: int) -> list[str]:
     import tempfile
+
     out = []
     for root in {tempfile.gettempdir(), "/var/tmp"}:
         out += [n for n in os.listdir(root) if n.startswith(f"vmainspect-demo-{pid}-")]
@@ -110,29 +125,34 @@ def test_script_as_nobody_marks_root_claims_unknown_not_false(root_run, nobody_p
             assert "needs root" in s["reason"]
         else:
             assert s["holds"] is True, (sid, s)
-    assert by["shared-write"]["measured"]["dirty"] is None          # unknown, not 0
+    assert by["shared-write"]["measured"]["dirty"] is None  # unknown, not 0
     assert by["shared-write"]["measured"]["read_sees_new_bytes"] is True
-    assert by["fork"]["measured"]["exclusive_after"] == 0            # pagemap bit 56: no root needed
+    assert by["fork"]["measured"]["exclusive_after"] == 0  # pagemap bit 56: no root needed
     assert by["crash"]["measured"]["shared"]["dirty_in_cache_after"] is None
 
 
 def test_readable_report_and_usage_errors():
     env = _env()
-    p = subprocess.run([sys.executable, "-m", "vmainspect", "demo", "--json"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "vmainspect", "demo", "--json"], capture_output=True, text=True, env=env
+    )
     assert p.returncode == 2 and "need --script" in p.stderr and "Traceback" not in p.stderr
-    p = subprocess.run([sys.executable, "-m", "vmainspect", "demo", "--auto", "0"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "vmainspect", "demo", "--auto", "0"], capture_output=True, text=True, env=env
+    )
     assert p.returncode == 2 and "--auto" in p.stderr
-    p = subprocess.run([sys.executable, "-m", "vmainspect", "demo", "--list"],
-                       capture_output=True, text=True, env=env)
+    p = subprocess.run(
+        [sys.executable, "-m", "vmainspect", "demo", "--list"], capture_output=True, text=True, env=env
+    )
     assert p.returncode == 0
     assert [line.split()[1] for line in p.stdout.splitlines()] == STEP_IDS
 
 
 def test_scripted_mode_and_crash_never_import_textual():
-    code = ("import sys; from vmainspect.demo import lesson, crash, workload; "
-            "from vmainspect.commands import demo, crash as c; "
-            "assert 'textual' not in sys.modules, 'textual imported'")
+    code = (
+        "import sys; from vmainspect.demo import lesson, crash, workload; "
+        "from vmainspect.commands import demo, crash as c; "
+        "assert 'textual' not in sys.modules, 'textual imported'"
+    )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=_env())
     assert p.returncode == 0, p.stderr

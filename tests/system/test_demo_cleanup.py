@@ -17,8 +17,8 @@ import time
 import psutil
 import pytest
 
-from vmainspect.collect import collect
 from vmainspect.demo.control import PREFIX, DemoSession, WorkloadError, remove_stale, temp_root
+from vmainspect.snapshot.collect import collect
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,7 +58,7 @@ def _workloads(proc: psutil.Process) -> list[psutil.Process]:
         try:
             if "demo.workload" in " ".join(c.cmdline()):
                 found.append(c)
-        except psutil.Error:      # a short-lived helper that already went
+        except psutil.Error:  # a short-lived helper that already went
             pass
     return found
 
@@ -77,7 +77,10 @@ def test_workload_changes_nothing_on_its_own(session):
     time.sleep(0.3)
     b = collect(session.pid, pages=True)
     assert [(v.start, v.end, v.perms) for v in a.vmas] == [(v.start, v.end, v.perms) for v in b.vmas]
-    assert (a.process.minor_faults, a.process.major_faults) == (b.process.minor_faults, b.process.major_faults)
+    assert (a.process.minor_faults, a.process.major_faults) == (
+        b.process.minor_faults,
+        b.process.major_faults,
+    )
     va, vb = a.vma_at(r["addr"]), b.vma_at(r["addr"])
     assert va.pages.runs == vb.pages.runs and va.pages.counts.present == 64
 
@@ -86,7 +89,7 @@ def test_bad_commands_are_errors_and_the_workload_survives(session):
     with pytest.raises(WorkloadError, match="unknown op"):
         session.request("format-disk")
     with pytest.raises(WorkloadError, match="munmap"):
-        session.request("munmap", addr=12345, len=4096)   # EINVAL: not page aligned
+        session.request("munmap", addr=12345, len=4096)  # EINVAL: not page aligned
     assert session.request("anon", len=4096)["ok"]
 
 
@@ -99,14 +102,13 @@ def test_close_kills_workload_and_its_children_and_removes_the_folder():
     s.close()
     assert _gone(pid) and _gone(child)
     assert not os.path.exists(folder)
-    s.close()   # idempotent
+    s.close()  # idempotent
 
 
 def test_exception_inside_the_session_still_cleans_up():
-    with pytest.raises(RuntimeError):
-        with DemoSession() as s:
-            folder, pid = s.dir, s.pid
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), DemoSession() as s:
+        folder, pid = s.dir, s.pid
+        raise RuntimeError("boom")
     assert _gone(pid) and not os.path.exists(folder)
 
 
@@ -125,13 +127,14 @@ def test_sigkill_of_vmainspect_kills_the_workload_and_the_next_demo_removes_the_
     p = subprocess.Popen([sys.executable, "-c", DRIVER], stdout=subprocess.PIPE, text=True, env=_env())
     try:
         import json
+
         info = json.loads(p.stdout.readline())
         p.kill()
         p.wait()
-        assert _gone(info["pid"]) and _gone(info["child"])      # PR_SET_PDEATHSIG
-        assert os.path.isdir(info["dir"])                       # nobody could remove it...
+        assert _gone(info["pid"]) and _gone(info["child"])  # PR_SET_PDEATHSIG
+        assert os.path.isdir(info["dir"])  # nobody could remove it...
         removed = remove_stale(os.path.dirname(info["dir"]))
-        assert info["dir"] in removed and not os.path.exists(info["dir"])   # ...until the next demo
+        assert info["dir"] in removed and not os.path.exists(info["dir"])  # ...until the next demo
     finally:
         p.kill()
         p.wait()
@@ -148,11 +151,17 @@ def test_remove_stale_keeps_folders_of_live_processes(tmp_path):
     assert mine.exists() and other.exists()
 
 
-@pytest.mark.parametrize("sig, code", [(signal.SIGHUP, 128 + signal.SIGHUP), (signal.SIGINT, 130),
-                                       (signal.SIGTERM, 128 + signal.SIGTERM)])
+@pytest.mark.parametrize(
+    "sig, code",
+    [(signal.SIGHUP, 128 + signal.SIGHUP), (signal.SIGINT, 130), (signal.SIGTERM, 128 + signal.SIGTERM)],
+)
 def test_script_signal_ends_workload_and_removes_folder(sig, code):
-    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "demo", "--script", "--json"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "demo", "--script", "--json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
     try:
         proc = psutil.Process(p.pid)
         work = _wait_for(lambda: _workloads(proc))[0]
@@ -173,8 +182,12 @@ def test_script_signal_ends_workload_and_removes_folder(sig, code):
 
 
 def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
-    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "demo", "--script"],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env())
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "demo", "--script"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=_env(),
+    )
     try:
         work = _wait_for(lambda: _workloads(psutil.Process(p.pid)))[0]
         time.sleep(0.3)

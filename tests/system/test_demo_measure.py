@@ -3,18 +3,28 @@
 from __future__ import annotations
 
 from vmainspect.demo import measure as m
-from vmainspect.model import (Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo,
-                              Snapshot, Vma)
+from vmainspect.model import Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo, Snapshot, Vma
 
 PS = 4096
-BASE = 0x7f0000000000
+BASE = 0x7F0000000000
 
 
 def vma(start_page: int, runs: list[tuple[int, int, str]], shared_runs=None) -> Vma:
     n = sum(c for _, c, _ in runs)
     counts = PageCounts(0, 0, 0, 0, 0, None, None, None, None, None)
-    return Vma(BASE + start_page * PS, BASE + (start_page + n) * PS, "rw-p", 0, "00:00", 0, None,
-               "anon-private", (), {}, PageInfo(counts, tuple(PageRun(*r) for r in runs), shared_runs))
+    return Vma(
+        BASE + start_page * PS,
+        BASE + (start_page + n) * PS,
+        "rw-p",
+        0,
+        "00:00",
+        0,
+        None,
+        "anon-private",
+        (),
+        {},
+        PageInfo(counts, tuple(PageRun(*r) for r in runs), shared_runs),
+    )
 
 
 def snap(vmas, *, root: bool, minor: int = 0, major: int = 0) -> Snapshot:
@@ -30,7 +40,7 @@ B = vma(10, [(0, 1, "swapped"), (1, 3, "anon")], ())
 
 def test_ranges_are_clipped_and_numbered_from_the_address():
     s = snap([A, B], root=True)
-    assert m.present(s, BASE + 3 * PS, 10 * PS) == {1, 2, 3, 4, 8, 9}   # pages 3..12
+    assert m.present(s, BASE + 3 * PS, 10 * PS) == {1, 2, 3, 4, 8, 9}  # pages 3..12
     assert m.pages_in(s, BASE, 14 * PS, ("anon",)) == {0, 1, 11, 12, 13}
     assert m.dirty_file(s, BASE + 5 * PS, 2 * PS) == {0}
     assert m.shared(s, BASE, 14 * PS) == {0, 1, 6}
@@ -41,7 +51,7 @@ def test_vma_cover_and_overlap():
     s = snap([A, B], root=True)
     assert [v.start for v in m.overlapping(s, BASE + 7 * PS, 4 * PS)] == [A.start, B.start]
     assert m.covered(s, BASE, 8 * PS) and m.covered(s, BASE + 10 * PS, 4 * PS)
-    assert not m.covered(s, BASE + 7 * PS, 4 * PS)      # the hole at pages 8-9
+    assert not m.covered(s, BASE + 7 * PS, 4 * PS)  # the hole at pages 8-9
     assert m.overlapping(s, BASE + 8 * PS, 2 * PS) == []
 
 

@@ -16,12 +16,12 @@ import sys
 import time
 
 import pytest
-
 from schema_check import validate as validate_schema
 from targets import spawn_target
-from vmainspect import perf
-from vmainspect.collect import collect
-from vmainspect.faults import FaultSampler, parse_stat_faults
+
+from vmainspect.faults import perf
+from vmainspect.faults.sampler import FaultSampler, parse_stat_faults
+from vmainspect.snapshot.collect import collect
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -184,7 +184,7 @@ def test_faulting_data_is_named_by_its_elf_object(tmp_path):
     t = Faulter.__new__(Faulter)
     t.proc = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
     t.pid = t.proc.pid
-    bss, data = (int(x, 16) for x in t.proc.stdout.readline().split())
+    bss, _data = (int(x, 16) for x in t.proc.stdout.readline().split())
     _wait_state(t.pid)
     s = FaultSampler(t.pid, recent=300)
     try:
@@ -197,12 +197,12 @@ def test_faulting_data_is_named_by_its_elf_object(tmp_path):
         t.kill()
     split = s.by_data_symbol_split
     # every page of both arrays faulted once, and is named by its symbol in the executable
-    assert split[("bss_buf", exe)][0] >= 255          # the first page may share the file's last page
+    assert split[("bss_buf", exe)][0] >= 255  # the first page may share the file's last page
     # data_buf's first page is shared with .got/.data the loader already wrote (COWed before the window)
     assert split[("data_buf", exe)] in ((15, 0), (16, 0))
     named = {r.data_symbol.split("+")[0] for r in tick.recent if r.data_symbol}
     assert {"bss_buf", "data_buf"} <= named
-    assert snap.vma_at(bss + 100 * 4096).path is None         # .bss beyond the file: anonymous VMA
+    assert snap.vma_at(bss + 100 * 4096).path is None  # .bss beyond the file: anonymous VMA
 
 
 def test_period_samples_one_fault_in_n(faulter):
@@ -220,7 +220,7 @@ def test_period_samples_one_fault_in_n(faulter):
     finally:
         s.close()
         t.kill()
-    assert events == (c1[0] - c0[0], c1[1] - c0[1])         # the events still count every fault
+    assert events == (c1[0] - c0[0], c1[1] - c0[1])  # the events still count every fault
     assert tick.lost == 0
     assert tick.minor == events[0] // period
     assert tick.by_vma[t.addr][0] == rounds * (size // PAGE) // period
@@ -253,6 +253,7 @@ def test_ring_decodes_every_fault_of_this_thread():
     import ctypes
     import mmap
     import threading
+
     r = perf.Ring(threading.get_native_id(), ring_bytes=1 << 20)
     m = mmap.mmap(-1, 4 << 20, flags=mmap.MAP_PRIVATE)
     try:
@@ -347,7 +348,7 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
     kernel = sum(c for _s, d, c in tick.by_symbol if d == "[kernel.kallsyms]")
     assert kernel >= 256
     names = {sym for sym, d, _c in tick.by_symbol if d == "[kernel.kallsyms]"}
-    assert names and "[kernel]" not in names        # named from /proc/kallsyms (root)
+    assert names and "[kernel]" not in names  # named from /proc/kallsyms (root)
 
 
 @pytest.mark.root
@@ -374,7 +375,7 @@ def test_page_state_transitions_of_faulted_pages():
             reads = s.tick(collect(t.pid, pages=True))
             t.resume_and_wait_stop()
             writes = s.tick(collect(t.pid, pages=True))
-            plain = s.tick(collect(t.pid))            # no page state: no transitions
+            plain = s.tick(collect(t.pid))  # no page state: no transitions
         finally:
             s.close()
     assert ("absent", "zero", npages) in reads.by_transition
@@ -413,8 +414,10 @@ def test_mapping_made_during_the_window_is_found_by_a_fresh_look():
 
 
 def test_sampler_modules_do_not_import_textual():
-    code = ("import sys, vmainspect.faults, vmainspect.perf, vmainspect.symbolize, vmainspect.commands.faults\n"
-            "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual imported'\n")
+    code = (
+        "import sys, vmainspect.faults.sampler, vmainspect.faults.perf, vmainspect.faults.symbolize, vmainspect.commands.faults\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] == 'textual'], 'textual imported'\n"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -502,6 +505,7 @@ def _run_cli(*args, user=None, timeout=60):
 
 def test_cli_json_against_the_kernel(faulter):
     import json
+
     size = 4 << 20
     t = Faulter(faulter, size, -1)
     try:
@@ -511,7 +515,7 @@ def test_cli_json_against_the_kernel(faulter):
         t.kill()
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
-    validate_schema(doc, "vmainspect/faults@1")       # the schema file shipped in the package
+    validate_schema(doc, "vmainspect/faults@1")  # the schema file shipped in the package
     assert doc["mode"] == "perf" and doc["lost"] == 0
     assert doc["samples"] > 1000
     # the kernel's counter over the same window (a running target: the edges can be off by a
@@ -542,8 +546,12 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
     t = Faulter(faulter, 1 << 20, -1)
     try:
         os.kill(t.pid, signal.SIGCONT)
-        p = subprocess.Popen([sys.executable, "-m", "vmainspect", "faults", str(t.pid)],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "vmainspect", "faults", str(t.pid)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         # interrupt once it is sampling (its perf events are open), and a little later
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and not _has_perf_fd(p.pid):
@@ -561,6 +569,7 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
 
 def test_cli_process_exits_mid_run(faulter):
     import json
+
     t = Faulter(faulter, 1 << 20, 600, then_exit=True)
     try:
         os.kill(t.pid, signal.SIGCONT)
@@ -570,7 +579,7 @@ def test_cli_process_exits_mid_run(faulter):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     validate_schema(doc, "vmainspect/faults@1")
-    assert isinstance(doc["by_transition"], list)      # --pages: counted (null without it)
+    assert isinstance(doc["by_transition"], list)  # --pages: counted (null without it)
     assert doc["duration_s"] < 20
     assert any("exited" in n for n in doc["notes"])
     assert doc["samples"] > 0 and doc["by_symbol"][0]["symbol"] == "touch_pages"
@@ -592,6 +601,7 @@ def test_cli_bad_arguments():
 @pytest.mark.root
 def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
     import json
+
     with spawn_target("m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)\n") as t:
         r = _run_cli(t.pid, "--duration", "0.3", "--json", user="nobody")
     assert r.returncode == 0, r.stderr
@@ -600,7 +610,7 @@ def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
     assert doc["mode"] == "counters"
     assert "another user" in doc["reason"] and "/proc fault counters" in doc["reason"]
     assert doc["samples"] is None and doc["lost"] is None and doc["by_vma"] == []
-    assert doc["proc_counters"] == {"minor": 0, "major": 0}     # stopped: no faults
+    assert doc["proc_counters"] == {"minor": 0, "major": 0}  # stopped: no faults
 
 
 @pytest.mark.root
@@ -608,6 +618,7 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     """kernel.perf_event_paranoid=2 lets a user sample its own processes, user mode only."""
     import json
     import tempfile
+
     with open("/proc/sys/kernel/perf_event_paranoid") as f:
         paranoid = int(f.read())
     if paranoid > 2:
@@ -619,8 +630,11 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
         shutil.copy(faulter, exe)
         os.chmod(exe, 0o755)
         size = 4 << 20
-        proc = subprocess.Popen(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                                 exe, str(size), "-1"], stdout=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", exe, str(size), "-1"],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         try:
             addr = int(proc.stdout.readline().split()[0], 16)
             _wait_state(proc.pid)
@@ -644,6 +658,16 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     top = doc["by_symbol"][0]
     assert top["dso"] == exe and top["count"] >= 0.95 * doc["samples"]
     # as nobody this Python may not see pyelftools (it lives under /root here): then unnamed, never misnamed
-    probe = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                            sys.executable, "-c", "import elftools"], capture_output=True)
+    probe = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            "import elftools",
+        ],
+        capture_output=True,
+    )
     assert top["symbol"] == ("touch_pages" if probe.returncode == 0 else "[unknown]")

@@ -7,16 +7,20 @@ import os
 import pytest
 
 from vmainspect.errors import ProcessGone
-from vmainspect.faults import FaultSampler, parse_stat_faults
+from vmainspect.faults.sampler import FaultSampler, parse_stat_faults
 
 PID = 4242
 
 
-def stat_line(pid: int, minflt: int, majflt: int, state: str = "S", start: int = 777, comm: str = "a) b") -> str:
+def stat_line(
+    pid: int, minflt: int, majflt: int, state: str = "S", start: int = 777, comm: str = "a) b"
+) -> str:
     # pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt majflt cmajflt utime stime
     # cutime cstime priority nice num_threads itrealvalue starttime ...
-    return (f"{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 {minflt} 5 {majflt} 6 1 2 0 0 20 0 "
-            f"2 0 {start} 1000 100 18446744073709551615\n")
+    return (
+        f"{pid} ({comm}) {state} 1 {pid} {pid} 0 -1 4194560 {minflt} 5 {majflt} 6 1 2 0 0 20 0 "
+        f"2 0 {start} 1000 100 18446744073709551615\n"
+    )
 
 
 def write_tree(root, threads: dict[int, tuple[int, int]], *, state="S", start=777) -> None:
@@ -49,7 +53,7 @@ def test_counters_deltas_per_process_and_thread(tmp_path):
     assert (t.mode, t.minor, t.major, t.lost) == ("counters", 47, 2, None)
     assert t.by_thread == {PID: (30, 2), PID + 1: (10, 0), PID + 2: (7, 0)}
     assert t.by_vma == {} and t.by_symbol == () and t.reason == s.reason
-    write_tree(tmp_path, {PID: (131, 3), PID + 2: (9, 0)})                  # a thread exited
+    write_tree(tmp_path, {PID: (131, 3), PID + 2: (9, 0)})  # a thread exited
     t = s.tick(None)
     assert t.by_thread == {PID: (1, 0), PID + 2: (2, 0)}
     assert not s.gone
@@ -68,7 +72,7 @@ def test_pid_reuse_is_not_counted(tmp_path):
     write_tree(tmp_path, {PID: (10, 0)})
     s = FaultSampler(PID, proc_root=str(tmp_path))
     s.start()
-    write_tree(tmp_path, {PID: (99999, 0)}, start=888)       # another process with the same PID
+    write_tree(tmp_path, {PID: (99999, 0)}, start=888)  # another process with the same PID
     t = s.tick(None)
     assert (t.minor, t.major) == (0, 0) and s.gone
 

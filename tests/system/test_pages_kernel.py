@@ -30,8 +30,8 @@ import shutil
 import time
 
 import pytest
-
 from targets import read_smaps_kb, spawn_target
+
 from vmainspect.model import PageInfo, Vma
 from vmainspect.procfs import pages as pages_mod
 from vmainspect.procfs.pages import read_pages
@@ -108,7 +108,7 @@ if swaps:
     report["swapped"] = SW
 '''
 
-FORK = r'''
+FORK = r"""
 def reserve(n, prot=3):
     base = libc.mmap(None, (n + 2) * PAGE, 0, 0x22, -1, 0)
     assert libc.mprotect(base + PAGE, n * PAGE, prot) == 0
@@ -123,7 +123,7 @@ if child == 0:
 bf[0] = b"c"                                           # copy-on-write: page 0 is ours again
 report["fork"] = F
 report["child"] = child
-'''
+"""
 
 
 def vmas_of(pid: int) -> list[Vma]:
@@ -134,8 +134,9 @@ def vmas_of(pid: int) -> list[Vma]:
             parts = line.split(None, 5)
             s, e = (int(x, 16) for x in parts[0].split("-"))
             path = parts[5].strip() if len(parts) > 5 else None
-            out.append(Vma(s, e, parts[1], int(parts[2], 16), parts[3], int(parts[4]), path,
-                           "anon-private", (), {}))
+            out.append(
+                Vma(s, e, parts[1], int(parts[2], 16), parts[3], int(parts[4]), path, "anon-private", (), {})
+            )
     return out
 
 
@@ -206,6 +207,7 @@ def info_at(view, addr: int) -> tuple[Vma, PageInfo]:
 
 # -- always (root or not) ----------------------------------------------------
 
+
 def test_runs_cover_every_vma_exactly_and_are_merged(main_view):
     vmas, scan, plain, _ = main_view
     for res in (scan, plain):
@@ -256,9 +258,13 @@ def assert_same_but_zero(scan_infos, plain_infos) -> int:
 def test_scan_path_equals_pagemap_path(main_view):
     _, scan, plain, _ = main_view
     assert scan.pagemap_scan and not plain.pagemap_scan
-    assert (scan.pfn_visible, scan.kpageflags, scan.kpagecount) == (plain.pfn_visible, plain.kpageflags, plain.kpagecount)
+    assert (scan.pfn_visible, scan.kpageflags, scan.kpagecount) == (
+        plain.pfn_visible,
+        plain.kpageflags,
+        plain.kpagecount,
+    )
     if scan.kpageflags:
-        assert scan.infos == plain.infos            # as root: identical, page for page
+        assert scan.infos == plain.infos  # as root: identical, page for page
     else:
         assert_same_but_zero(scan.infos, plain.infos)
 
@@ -266,26 +272,32 @@ def test_scan_path_equals_pagemap_path(main_view):
 def test_anon_private_pages_exactly(main_view, main_target):
     _, info = info_at(main_view, main_target.report["anon"])
     st = states(info)
-    written = {0, 1, 5, 17, 40, 63}                 # 30 was written, then MADV_DONTNEED
+    written = {0, 1, 5, 17, 40, 63}  # 30 was written, then MADV_DONTNEED
     for i, s in enumerate(st):
         if i in written:
             assert s == "anon", i
-        elif i in (10, 11):                         # read only: the shared zero page
-            assert s == "zero", i                   # kpageflags or PAGE_IS_PFNZERO say so
+        elif i in (10, 11):  # read only: the shared zero page
+            assert s == "zero", i  # kpageflags or PAGE_IS_PFNZERO say so
         else:
             assert s == "absent", i
     c = info.counts
-    assert (c.present, c.anon, c.file, c.swapped, c.exclusive) == (8, 8, 0, 0, 6)   # the zero page is not exclusive
+    assert (c.present, c.anon, c.file, c.swapped, c.exclusive) == (
+        8,
+        8,
+        0,
+        0,
+        6,
+    )  # the zero page is not exclusive
 
 
 def test_private_file_read_and_copy_on_write(main_view, main_target):
     v, info = info_at(main_view, main_target.report["fpriv"])
     st = states(info)
-    assert st[3] == "file"                          # read: the page cache page, clean
-    assert st[20] == "anon"                         # written: a private anonymous copy
+    assert st[3] == "file"  # read: the page cache page, clean
+    assert st[20] == "anon"  # written: a private anonymous copy
     assert info.counts.anon == 1
     # fault-around mapped neighbours of page 3 (same 16-page window), never page 20's
-    assert set(i for i, s in enumerate(st) if s == "file") <= set(range(0, 20)) | set(range(21, 64))
+    assert {i for i, s in enumerate(st) if s == "file"} <= set(range(0, 20)) | set(range(21, 64))
     assert info.counts.present == main_view[3][v.start]["Rss"] // PAGE
 
 
@@ -313,7 +325,7 @@ def test_guard_region_is_absent_not_swapped(main_view, main_target):
 def test_shared_anonymous_is_file_backed(main_view, main_target):
     _, info = info_at(main_view, main_target.report["shmem"])
     st = states(info)
-    assert st[0] in ("file", "file-dirty") and st[5] in ("file", "file-dirty")   # bit 61: shmem
+    assert st[0] in ("file", "file-dirty") and st[5] in ("file", "file-dirty")  # bit 61: shmem
     assert info.counts.file == 2 and info.counts.anon == 0
 
 
@@ -335,6 +347,7 @@ def test_every_vma_agrees_with_smaps(main_view):
 
 def test_probe_finds_pagemap_scan(main_target):
     from vmainspect.procfs.scan import probe
+
     r = ProcReader(main_target.pid)
     fd = r.open("pagemap")
     try:
@@ -378,7 +391,7 @@ def test_small_chunks_and_gaps_give_the_same_answer(main_target, monkeypatch, us
     """Reads split and merged differently (chunks of 7 pages, gaps of 3) change nothing."""
     pid = main_target.pid
     vmas = vmas_of(pid)
-    for _ in range(3):          # see read_both: writeback may clean a page in between
+    for _ in range(3):  # see read_both: writeback may clean a page in between
         want = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
         with monkeypatch.context() as m:
             m.setattr(pages_mod, "CHUNK_PAGES", 7)
@@ -421,6 +434,7 @@ def test_process_exiting_mid_read_is_process_gone(use_scan):
 
 def test_vanished_process_is_process_gone():
     from vmainspect.errors import ProcessGone
+
     t = spawn_target("")
     vmas = vmas_of(t.pid)
     _cleanup(t)

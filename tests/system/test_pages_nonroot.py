@@ -12,14 +12,12 @@ import subprocess
 import sys
 
 import pytest
-
 from targets import read_smaps_kb, spawn_target
 from test_pages_kernel import IS_ROOT, MAIN, PAGE, REPO, _cleanup, assert_same_but_zero
 
-
 NOBODY = "65534"
 
-READER = r'''
+READER = r"""
 import json, os, sys
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
@@ -45,12 +43,12 @@ for attempt in range(3):        # see test_nonroot_scan_equals_pagemap_except_th
     out["pairs"].append(pair)
 out.update(out["pairs"][0])
 print(json.dumps(out))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
 def nobody_view():
-    user = NOBODY if IS_ROOT else None               # not root already: run as ourselves
+    user = NOBODY if IS_ROOT else None  # not root already: run as ourselves
     t = spawn_target(MAIN, user=user)
     try:
         cmd = [sys.executable, "-c", READER, str(t.pid)]
@@ -65,7 +63,7 @@ def nobody_view():
 
 
 def test_nonroot_pfn_fields_unknown(nobody_view):
-    t, out = nobody_view
+    _t, out = nobody_view
     assert out["uid"] != 0
     assert out["scan"]["caps"] == [False, False, False, True]
     assert out["plain"]["caps"] == [False, False, False, False]
@@ -76,9 +74,9 @@ def test_nonroot_pfn_fields_unknown(nobody_view):
             assert c["dirty"] is None and c["thp"] is None and c["ksm"] is None and c["shared"] is None
             assert info["shared_runs"] is None
     for info in out["plain"]["infos"]:
-        assert info["counts"]["zero"] is None        # plain pagemap cannot see the zero page
+        assert info["counts"]["zero"] is None  # plain pagemap cannot see the zero page
     for info in out["scan"]["infos"]:
-        assert info["counts"]["zero"] is not None    # PAGE_IS_PFNZERO needs no root
+        assert info["counts"]["zero"] is not None  # PAGE_IS_PFNZERO needs no root
 
 
 def test_nonroot_scan_equals_pagemap_except_the_zero_page(nobody_view):
@@ -95,7 +93,7 @@ def test_nonroot_scan_equals_pagemap_except_the_zero_page(nobody_view):
         except AssertionError:
             if pair is out["pairs"][-1]:
                 raise
-    assert zero_seen >= 2                            # pages 10 and 11 of the anon mapping, at least
+    assert zero_seen >= 2  # pages 10 and 11 of the anon mapping, at least
     hz = next(i for i in out["plain"]["infos"] if i["start"] == t.report["hz"])
     if t.report["hz_thp"] and hz["counts"]["present"] == 512:
         # the huge zero page: pagemap alone says "file" (bit 61), and a note explains it

@@ -11,10 +11,20 @@ import signal
 import struct
 
 import pytest
-
 from targets import spawn_target
-from test_pages_kernel import (FORK, PAGE, _cleanup, _wait_stopped, info_at, main_target, main_view,  # noqa: F401
-                               read_both, states, vmas_of)
+from test_pages_kernel import (  # noqa: F401
+    FORK,
+    PAGE,
+    _cleanup,
+    _wait_stopped,
+    info_at,
+    main_target,
+    main_view,
+    read_both,
+    states,
+    vmas_of,
+)
+
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
 from vmainspect.procfs.reader import ProcReader
@@ -32,7 +42,7 @@ def test_zero_pages_as_root(main_view, main_target):
     _, info = info_at(main_view, main_target.report["anon"])
     assert [i for i, s in enumerate(states(info)) if s == "zero"] == [10, 11]
     c = info.counts
-    assert (c.zero, c.dirty, c.shared) == (2, 6, 0)   # the 6 written anon pages are dirty by nature
+    assert (c.zero, c.dirty, c.shared) == (2, 6, 0)  # the 6 written anon pages are dirty by nature
 
 
 @pytest.mark.root
@@ -41,15 +51,14 @@ def test_huge_zero_page_as_root(main_view, main_target):
     st = states(info)
     assert st[0] == "zero"
     if main_target.report["hz_thp"] and info.counts.present == 512:
-        assert st == ["zero"] * 512 and info.counts.thp == 512   # KPF_THP is set on the huge zero page
-    assert info.counts.file == 0                      # pagemap's bit 61 on it is not believed
+        assert st == ["zero"] * 512 and info.counts.thp == 512  # KPF_THP is set on the huge zero page
+    assert info.counts.file == 0  # pagemap's bit 61 on it is not believed
     assert info.counts.present - info.counts.zero == main_view[3][v.start]["Rss"] // PAGE == 0
 
 
 def naive_pages(pid: int, vmas: list[Vma]) -> list[tuple]:
     """Per VMA (runs, counts, shared_runs) read the slow, obvious way: one
     pagemap entry, one kpageflags and one kpagecount read per page."""
-    import struct
     out = []
     pm = os.open(f"/proc/{pid}/pagemap", os.O_RDONLY)
     kf = os.open("/proc/kpageflags", os.O_RDONLY)
@@ -57,10 +66,12 @@ def naive_pages(pid: int, vmas: list[Vma]) -> list[tuple]:
     try:
         for v in vmas:
             n = v.npages(PAGE)
-            raw = os.pread(pm, n * 8, v.start // PAGE * 8).ljust(n * 8, b"\0")   # [vsyscall]: empty
+            raw = os.pread(pm, n * 8, v.start // PAGE * 8).ljust(n * 8, b"\0")  # [vsyscall]: empty
             states, shared = [], []
-            c = dict.fromkeys(("present", "swapped", "file", "anon", "exclusive", "dirty",
-                               "zero", "thp", "ksm", "shared"), 0)
+            c = dict.fromkeys(
+                ("present", "swapped", "file", "anon", "exclusive", "dirty", "zero", "thp", "ksm", "shared"),
+                0,
+            )
             for i, (e,) in enumerate(struct.iter_unpack("<Q", raw)):
                 if not e >> 63:
                     states.append("swapped" if e >> 62 & 1 and not e >> 58 & 1 else "absent")
@@ -115,8 +126,10 @@ def test_equals_one_read_per_page_as_root(main_target, use_scan):
     vmas = vmas_of(pid)
     for _ in range(5):
         res = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
-        got = [([(r.first, r.count, r.state) for r in i.runs], dict(i.counts.__dict__),
-                 list(i.shared_runs)) for i in res.infos]
+        got = [
+            ([(r.first, r.count, r.state) for r in i.runs], dict(i.counts.__dict__), list(i.shared_runs))
+            for i in res.infos
+        ]
         want = naive_pages(pid, vmas)
         if got == want:
             break
@@ -127,8 +140,8 @@ def test_equals_one_read_per_page_as_root(main_target, use_scan):
 @pytest.mark.root
 def test_transparent_huge_page_as_root(main_view, main_target):
     v, info = info_at(main_view, main_target.report["thp"])
-    huge = main_view[3][v.start]["AnonHugePages"] // PAGE   # the kernel's own count
-    assert states(info) == ["anon"] * 512                    # written: every page present
+    huge = main_view[3][v.start]["AnonHugePages"] // PAGE  # the kernel's own count
+    assert states(info) == ["anon"] * 512  # written: every page present
     assert info.counts.thp >= huge
     if huge == 512:
         assert info.counts.thp == 512 and info.counts.exclusive == 512
@@ -149,7 +162,7 @@ def test_shared_file_write_is_dirty_as_root(main_view, main_target):
 @pytest.mark.root
 def test_private_file_dirty_counts_only_the_copy(main_view, main_target):
     _, info = info_at(main_view, main_target.report["fpriv"])
-    assert info.counts.dirty == 1                     # the CoW copy; the fsync'ed page cache is clean
+    assert info.counts.dirty == 1  # the CoW copy; the fsync'ed page cache is clean
     assert "file-dirty" not in states(info)
 
 
@@ -158,15 +171,15 @@ def test_fork_shared_pages_as_root():
     t = spawn_target(FORK)
     try:
         pid = t.pid
-        _wait_stopped(t.report["child"])              # its copy-on-write faults are over
+        _wait_stopped(t.report["child"])  # its copy-on-write faults are over
         vmas = vmas_of(pid)
         res, plain = read_both(pid, vmas)
         assert res.infos == plain.infos
         info = next(i for v, i in zip(vmas, res.infos) if v.start == t.report["fork"])
         assert states(info) == ["anon"] * 4 + ["absent"] * 4
-        assert info.shared_runs == ((1, 3),)          # pages 1-3: parent and child (kpagecount 2)
+        assert info.shared_runs == ((1, 3),)  # pages 1-3: parent and child (kpagecount 2)
         assert info.counts.shared == 3
-        assert info.counts.exclusive == 1             # page 0 was copied on write after fork
+        assert info.counts.exclusive == 1  # page 0 was copied on write after fork
     finally:
         child = t.report.get("child")
         if child:

@@ -13,10 +13,11 @@ import sys
 import time
 
 import pytest
-
-from schema_check import validate as validate_schema, validate_recording
+from schema_check import validate as validate_schema
+from schema_check import validate_recording
 from targets import read_smaps_kb, spawn_target
-from vmainspect.record import read_recording
+
+from vmainspect.recording.io import read_recording
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -47,13 +48,18 @@ while True:
 
 
 def recorder(pid, out, *extra):
-    return subprocess.Popen([sys.executable, "-m", "vmainspect", "record", str(pid), "-o", str(out), *extra],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "record", str(pid), "-o", str(out), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
 
 
 def vmainspect(*args):
-    return subprocess.run([sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True, timeout=120
+    )
 
 
 def frames_written(path) -> int:
@@ -97,7 +103,7 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
                 kernel.append(kernel_rss(t.pid, addr))
                 # a frame being taken right now may predate the stop; the 3 after it do not
                 wait_frames(out, frames_written(out) + 4, rec)
-            rec.send_signal(signal.SIGINT)         # Ctrl+C: clean end, exit 0
+            rec.send_signal(signal.SIGINT)  # Ctrl+C: clean end, exit 0
             assert rec.wait(30) == 0, rec.stderr.read()
         finally:
             if rec.poll() is None:
@@ -107,7 +113,7 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
             rec.stderr.close()
     r = read_recording(str(out))
     assert r.end == "interrupted" and r.truncated_at_line is None
-    assert validate_recording(str(out)) == len(r)      # every line and rebuilt frame vs the shipped schemas
+    assert validate_recording(str(out)) == len(r)  # every line and rebuilt frame vs the shipped schemas
     assert kernel == [0, 8 * PAGE, 16 * PAGE, 24 * PAGE]
     seen = [region_rss(r.snapshot(i), addr) for i in range(len(r))]
     # every stage the kernel reported appears in the recording, in order (a frame taken
@@ -136,7 +142,7 @@ def test_sigkill_mid_run_leaves_a_file_that_opens(tmp_path):
         rec = recorder(t.pid, out, "--interval", "0.05", "--pages")
         try:
             wait_frames(out, 4, rec)
-            rec.kill()                              # SIGKILL: no chance to write an end note
+            rec.kill()  # SIGKILL: no chance to write an end note
             rec.wait()
         finally:
             rec.stdout.close()
@@ -148,6 +154,7 @@ def test_sigkill_mid_run_leaves_a_file_that_opens(tmp_path):
     assert res.returncode in (0, 1) and "Traceback" not in res.stderr
     # the file also opens in the replay source (what `vmainspect open` uses)
     from vmainspect.tui.replay import RecordingSource
+
     src = RecordingSource.open(str(out))
     assert src.next_frame().snapshot.process.pid == t.pid
 
@@ -156,8 +163,23 @@ def test_recording_ends_when_the_process_exits(tmp_path):
     out = tmp_path / "exit.jsonl"
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])
     try:
-        res = subprocess.run([sys.executable, "-m", "vmainspect", "record", str(child.pid), "-o", str(out),
-                              "--interval", "0.1", "--no-faults"], capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "record",
+                str(child.pid),
+                "-o",
+                str(out),
+                "--interval",
+                "0.1",
+                "--no-faults",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     finally:
         child.kill()
         child.wait()
@@ -174,7 +196,7 @@ def test_duration_and_faults(tmp_path):
         os.kill(t.pid, signal.SIGCONT)
         res = vmainspect("record", str(t.pid), "-o", str(out), "--interval", "0.2", "--duration", "1")
     assert res.returncode == 0, res.stderr
-    assert res.stderr == ""                        # no progress line when stderr is not a terminal
+    assert res.stderr == ""  # no progress line when stderr is not a terminal
     r = read_recording(str(out))
     assert validate_recording(str(out)) == len(r)
     # t = 0, 0.2, ... 1.0; a slot is skipped (not bunched up) when a collect overruns on a busy machine
@@ -225,13 +247,29 @@ def test_sigterm_ends_cleanly(tmp_path):
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the recorder as nobody")
 def test_no_permission_is_exit_4_and_no_file(tmp_path):
     import tempfile
+
     d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
     os.chmod(d, 0o777)
     out = os.path.join(d, "denied.jsonl")
     try:
-        res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                              sys.executable, "-m", "vmainspect", "record", str(os.getpid()), "-o", out],
-                             capture_output=True, text=True, timeout=60)
+        res = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "record",
+                str(os.getpid()),
+                "-o",
+                out,
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert res.returncode == 4, res.stderr
         assert res.stderr.count("\n") == 1 and "permission denied" in res.stderr
         assert not os.path.exists(out)

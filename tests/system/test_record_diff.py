@@ -11,11 +11,12 @@ import sys
 import time
 
 import pytest
-
-from schema_check import validate as validate_schema, validate_recording
+from schema_check import validate as validate_schema
+from schema_check import validate_recording
 from targets import read_smaps_kb, spawn_target
-from vmainspect.collect import collect
-from vmainspect.snapshot_io import save
+
+from vmainspect.snapshot.collect import collect
+from vmainspect.snapshot.io import save
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
@@ -50,8 +51,9 @@ def ranges(pid):
 
 
 def vmainspect(*args, **kw):
-    return subprocess.run([sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True,
-                          timeout=120, **kw)
+    return subprocess.run(
+        [sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True, timeout=120, **kw
+    )
 
 
 @pytest.fixture(scope="module")
@@ -75,7 +77,7 @@ def test_diff_matches_the_kernel(two_snapshots):
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
     assert d["schema"] == "vmainspect/diff@1" and d["different"]
-    validate_schema(d, "vmainspect/diff@1")            # the shipped schemas/diff-1.json
+    validate_schema(d, "vmainspect/diff@1")  # the shipped schemas/diff-1.json
     by_b = {(v["b"]["start"], v["b"]["end"]): v for v in d["vmas"] if v["b"]}
     by_a = {(v["a"]["start"], v["a"]["end"]): v for v in d["vmas"] if v["a"] and not v["b"]}
 
@@ -121,8 +123,12 @@ def test_diff_bad_inputs(two_snapshots, tmp_path):
     a, *_ = two_snapshots
     (tmp_path / "junk").write_bytes(b"\x7fELF\x00\x00")
     (tmp_path / "cut.json").write_text(a.read_text()[:500])
-    for args in ([str(a), str(tmp_path / "missing.json")], [str(a), str(tmp_path / "junk")],
-                 [str(a), str(tmp_path / "cut.json")], [str(a), f"{a}#2"]):
+    for args in (
+        [str(a), str(tmp_path / "missing.json")],
+        [str(a), str(tmp_path / "junk")],
+        [str(a), str(tmp_path / "cut.json")],
+        [str(a), f"{a}#2"],
+    ):
         res = vmainspect("diff", *args)
         assert res.returncode == 2, args
         assert res.stdout == "" and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
@@ -134,6 +140,7 @@ def nobody_dir():
     import shutil
     import tempfile
     from pathlib import Path
+
     d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
     os.chmod(d, 0o777)
     yield Path(d)
@@ -144,20 +151,40 @@ def nobody_dir():
 def test_record_without_root(nobody_dir):
     """As nobody, recording a process of nobody works; page flags are unknown (null), not zero."""
     out = nobody_dir / "nobody.jsonl"
-    with spawn_target(CHANGES, user="65534") as t:   # numeric: Debian has no group "nobody"
-        res = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                              sys.executable, "-m", "vmainspect", "record", str(t.pid), "-o", str(out),
-                              "--interval", "0.1", "--duration", "0.3", "--pages"],
-                             capture_output=True, text=True, timeout=60)
+    with spawn_target(CHANGES, user="65534") as t:  # numeric: Debian has no group "nobody"
+        res = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "record",
+                str(t.pid),
+                "-o",
+                str(out),
+                "--interval",
+                "0.1",
+                "--duration",
+                "0.3",
+                "--pages",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         kernel = ranges(t.pid)
     assert res.returncode == 0, res.stderr
-    from vmainspect.record import read_recording
+    from vmainspect.recording.io import read_recording
+
     r = read_recording(str(out))
-    assert validate_recording(str(out)) == len(r)      # nulls where root is needed: still valid
+    assert validate_recording(str(out)) == len(r)  # nulls where root is needed: still valid
     s = r.snapshot(-1)
     assert not s.capabilities.root and s.capabilities.kpageflags in (False, None)
     v = s.vma_at(t.report["a"])
-    assert v.smaps["rss"] == kernel[(v.start, v.end)]["Rss"] == 4 * PAGE   # the target is stopped
+    assert v.smaps["rss"] == kernel[(v.start, v.end)]["Rss"] == 4 * PAGE  # the target is stopped
     assert v.pages is not None and v.pages.counts.dirty is None
     res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
     assert res.returncode in (0, 1) and json.loads(res.stdout)["a"]["pages"] is True
@@ -169,9 +196,23 @@ def test_progress_line_on_a_terminal(tmp_path):
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
     master, slave = pty.openpty()
     try:
-        rec = subprocess.Popen([sys.executable, "-m", "vmainspect", "record", str(child.pid), "-o", str(out),
-                                "--interval", "0.1", "--no-faults"],
-                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=slave)
+        rec = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "record",
+                str(child.pid),
+                "-o",
+                str(out),
+                "--interval",
+                "0.1",
+                "--no-faults",
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=slave,
+        )
         os.close(slave)
         buf = b""
         deadline = time.monotonic() + 30
@@ -201,11 +242,13 @@ def test_progress_line_on_a_terminal(tmp_path):
 
 def test_import_hygiene():
     """diff and the recording reader import neither textual nor the collector."""
-    code = ("import sys\n"
-            "from vmainspect import cli\n"
-            "import vmainspect.record, vmainspect.diff, vmainspect.commands.diff\n"
-            "cli.build_parser()\n"
-            "bad = [m for m in ('textual', 'vmainspect.collect') if m in sys.modules]\n"
-            "assert not bad, bad\n")
+    code = (
+        "import sys\n"
+        "from vmainspect import cli\n"
+        "import vmainspect.recording.io, vmainspect.snapshot.diff, vmainspect.commands.diff\n"
+        "cli.build_parser()\n"
+        "bad = [m for m in ('textual', 'vmainspect.snapshot.collect') if m in sys.modules]\n"
+        "assert not bad, bad\n"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.returncode == 0, res.stderr

@@ -8,8 +8,8 @@ import os
 
 import pytest
 
-from vmainspect import snapshot_io
 from vmainspect.model import Frame
+from vmainspect.snapshot import io as snapshot_io
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 

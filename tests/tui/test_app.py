@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from conftest import fixture_path, make_app, next_frame, wait_frames
 
-from vmainspect import snapshot_io
 from vmainspect.model import Frame
+from vmainspect.snapshot import io as snapshot_io
 from vmainspect.tui.widgets.page_map import PageMapPanel
 from vmainspect.tui.widgets.vma_table import VmaTable
 
-from conftest import fixture_path, make_app, next_frame, wait_frames
 
 def text_of(widget) -> str:
     """The plain text a Static currently shows."""
@@ -45,8 +45,8 @@ async def test_sort_by_rss_and_back(small):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot)
         table = app.query_one(VmaTable)
-        await pilot.press("o", "o", "o", "o")           # address -> perms -> kind -> size -> rss
-        assert table.sort == "rss" and table.reverse     # numbers sort biggest first
+        await pilot.press("o", "o", "o", "o")  # address -> perms -> kind -> size -> rss
+        assert table.sort == "rss" and table.reverse  # numbers sort biggest first
         shown = [table.rows.vmas[i].smaps["rss"] for i in table.order]
         assert shown == sorted((v.smaps["rss"] for v in small.vmas), reverse=True)
         assert "RSS▼" in table_lines(app)[0]
@@ -71,9 +71,9 @@ async def test_filter(small):
         assert expected and [table.rows.vmas[i] for i in table.order] == expected
         assert app.selected_vma in expected
         assert f"{len(expected)} of {len(small.vmas)} VMAs" in text_of(app.query_one("#status"))
-        await pilot.press("enter")                       # keep the filter, back to the table
+        await pilot.press("enter")  # keep the filter, back to the table
         assert table.has_focus and len(table.order) == len(expected)
-        await pilot.press("slash", "escape")             # clear it
+        await pilot.press("slash", "escape")  # clear it
         assert len(table.order) == len(small.vmas)
         # keys type into the filter, not into bindings: q does not quit, backspace deletes
         await pilot.press("slash", "q", "backspace", "enter")
@@ -81,7 +81,8 @@ async def test_filter(small):
         # kind and perms match too; all words must match
         await pilot.press("slash", *"rw-s file-shared")
         assert [table.rows.vmas[i] for i in table.order] == [
-            v for v in small.vmas if v.perms == "rw-s" and v.kind == "file-shared"]
+            v for v in small.vmas if v.perms == "rw-s" and v.kind == "file-shared"
+        ]
 
 
 async def test_goto_address(small):
@@ -118,16 +119,27 @@ async def test_select_address_clears_a_hiding_filter(small):
 def _changed(snap):
     """A next tick: one VMA unmapped, one new, one grown (built from the fixture)."""
     vmas = list(snap.vmas)
-    removed = vmas.pop(5)                                   # the anon VMA after the exe
+    removed = vmas.pop(5)  # the anon VMA after the exe
     grow_i = next(i for i, v in enumerate(vmas) if v.kind == "heap")
     heap = vmas[grow_i]
     smaps = dict(heap.smaps, rss=heap.smaps["rss"] + 65536, private_dirty=heap.smaps["private_dirty"] + 65536)
     vmas[grow_i] = dataclasses.replace(heap, smaps=smaps)
     last_user = vmas[-2]
-    new = dataclasses.replace(vmas[-3], start=last_user.start - 0x100000, end=last_user.start - 0xff000,
-                              path=None, kind="anon-private", pages=None)
-    vmas.insert(len(vmas) - 2, new)     # between ld.so and the stack
-    return dataclasses.replace(snap, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z"), removed, heap, new
+    new = dataclasses.replace(
+        vmas[-3],
+        start=last_user.start - 0x100000,
+        end=last_user.start - 0xFF000,
+        path=None,
+        kind="anon-private",
+        pages=None,
+    )
+    vmas.insert(len(vmas) - 2, new)  # between ld.so and the stack
+    return (
+        dataclasses.replace(snap, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z"),
+        removed,
+        heap,
+        new,
+    )
 
 
 async def test_changes_are_highlighted_for_one_tick(small):
@@ -153,17 +165,19 @@ async def test_changes_are_highlighted_for_one_tick(small):
 
 async def test_pause_and_resume():
     small = snapshot_io.load(fixture_path("small"))
-    frames = [dataclasses.replace(small, taken_at=f"2026-11-25T07:56:{10 + i:02d}.000000Z") for i in range(50)]
+    frames = [
+        dataclasses.replace(small, taken_at=f"2026-11-25T07:56:{10 + i:02d}.000000Z") for i in range(50)
+    ]
     app = make_app(frames, interval=0.02)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot, 3)
         await pilot.press("space")
         assert app.paused
-        while app.polling:                        # a poll that was in flight lands
+        while app.polling:  # a poll that was in flight lands
             await pilot.pause(0.01)
         seen = app.frames_seen
         await pilot.pause(0.3)
-        assert app.frames_seen == seen            # nothing polled while paused
+        assert app.frames_seen == seen  # nothing polled while paused
         assert "PAUSED" in text_of(app.query_one("#facts"))
         await pilot.press("space")
         assert not app.paused
@@ -200,12 +214,12 @@ async def test_process_exit_keeps_the_last_snapshot(small, tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot, 2)
         await pilot.pause(0.1)
-        assert app.frames_seen == 2                    # polling stopped
+        assert app.frames_seen == 2  # polling stopped
         assert app.current_frame.gone
         assert "EXITED" in text_of(app.query_one("#facts"))
         assert "has exited" in text_of(app.query_one("#status"))
-        assert len(app.query_one(VmaTable).order) == len(small.vmas)   # still on screen
-        await pilot.press("s")                         # and still saveable
+        assert len(app.query_one(VmaTable).order) == len(small.vmas)  # still on screen
+        await pilot.press("s")  # and still saveable
         await app.workers.wait_for_complete()
         assert len(list(tmp_path.iterdir())) == 1
 
@@ -218,7 +232,7 @@ async def test_permission_message_without_root(small_nonroot):
         assert "dirty state of file pages unknown: needs root (kpageflags)" in notes
         assert "needs root (kpagecount)" in notes
         counts = text_of(app.query_one("#pm-counts"))
-        assert "dirty ?" in counts and "shared ?" in counts       # unknown, not 0
+        assert "dirty ?" in counts and "shared ?" in counts  # unknown, not 0
         assert "not root" in text_of(app.query_one("#status"))
 
 
@@ -237,9 +251,10 @@ async def test_page_map_cells_follow_the_runs(small):
         for r in heap.pages.runs:
             states.extend([r.state] * r.count)
         for c, cell in enumerate(grid._cells):
-            chunk = states[c * per:(c + 1) * per]
+            chunk = states[c * per : (c + 1) * per]
             assert cell.state == max(set(chunk), key=chunk.count) or chunk.count(cell.state) == max(
-                chunk.count(s) for s in set(chunk))
+                chunk.count(s) for s in set(chunk)
+            )
         assert f"{len(states):,} pages" in text_of(app.query_one("#pm-title"))
 
 
@@ -277,8 +292,11 @@ def _cursor_lines(table) -> list[int]:
 
     w, h = table.size
     strips = table.render_lines(Region(0, 0, w, h))
-    return [y for y, strip in enumerate(strips)
-            if any(seg.style is not None and seg.style.bgcolor == _CURSOR.bgcolor for seg in strip)]
+    return [
+        y
+        for y, strip in enumerate(strips)
+        if any(seg.style is not None and seg.style.bgcolor == _CURSOR.bgcolor for seg in strip)
+    ]
 
 
 async def test_cursor_repaints_when_scrolled(small):
@@ -309,7 +327,7 @@ async def test_tick_repaints_changed_row(small):
         await wait_frames(app, pilot)
         table = app.query_one(VmaTable)
         assert app.select_address(v.start)
-        await pilot.press("down")           # the changed row is not the cursor's
+        await pilot.press("down")  # the changed row is not the cursor's
         await pilot.pause()
         assert table.scroll_y > 0 and app.selected_vma is not v
         await next_frame(app, pilot)

@@ -57,7 +57,7 @@ async def _three_steps_then_restart() -> None:
             text = app.narration.text().plain
             assert "Press n or space for step 1" in text and STEPS[0].title in text
 
-            await run_steps(app, pilot, ["n", "space", "n"])   # mmap, touch, cold file read
+            await run_steps(app, pilot, ["n", "space", "n"])  # mmap, touch, cold file read
             assert [r.step.id for r in app.results] == ["anon-mmap", "touch-pages", "cold-file-read"]
             assert all(r.holds is True for r in app.results), [(r.step.id, r.reason) for r in app.results]
             text = app.narration.text().plain
@@ -79,9 +79,15 @@ async def _three_steps_then_restart() -> None:
             assert _gone(old_pid) and not os.path.exists(old_dir)
             assert "Press n or space for step 1" in app.narration.text().plain
             # a clean frame of the new workload: the old one's VMAs are not shown as removed
-            await wait_until(pilot, lambda: app.current_frame is not None
-                             and app.current_frame.snapshot.process.pid == lesson.pid
-                             and not app.rows.ghost and app._prev is None)
+            await wait_until(
+                pilot,
+                lambda: (
+                    app.current_frame is not None
+                    and app.current_frame.snapshot.process.pid == lesson.pid
+                    and not app.rows.ghost
+                    and app._prev is None
+                ),
+            )
             await run_steps(app, pilot, ["n"])
             assert app.results[0].step.id == "anon-mmap" and app.results[0].holds is True
             pid, folder = lesson.pid, lesson.session.dir
@@ -128,8 +134,9 @@ def test_a_killed_workload_is_reported_and_r_recovers():
 
 
 def _result(holds, reason=None) -> StepResult:
-    return StepResult(4, STEPS[4], {"dirty": None}, holds, reason, "256 of 256 pages resident",
-                      None, (1,), 0.1)
+    return StepResult(
+        4, STEPS[4], {"dirty": None}, holds, reason, "256 of 256 pages resident", None, (1,), 0.1
+    )
 
 
 async def _panel_states() -> None:
@@ -176,7 +183,7 @@ def _workloads(proc: psutil.Process) -> list[psutil.Process]:
         try:
             if "demo.workload" in " ".join(c.cmdline()):
                 found.append(c)
-        except psutil.Error:      # a short-lived helper that already went
+        except psutil.Error:  # a short-lived helper that already went
             pass
     return found
 
@@ -185,12 +192,19 @@ def _workloads(proc: psutil.Process) -> list[psutil.Process]:
 def test_vmainspect_demo_in_a_terminal_cleans_up(how):
     """`vmainspect demo` in a pty: closing the terminal, SIGTERM or q end the workload and remove files."""
     master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x28\x00\x78\x00\x00\x00\x00\x00")   # 40 x 120
-    env = dict(os.environ, TERM="xterm-256color",
-               PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.Popen([sys.executable, "-m", "vmainspect", "demo"], stdin=slave, stdout=slave,
-                         stderr=slave, env=env, start_new_session=True,
-                         preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, b"\x28\x00\x78\x00\x00\x00\x00\x00")  # 40 x 120
+    env = dict(
+        os.environ, TERM="xterm-256color", PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", "")
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "demo"],
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        env=env,
+        start_new_session=True,
+        preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+    )
     os.close(slave)
     stop = threading.Event()
     screen = bytearray()
@@ -213,7 +227,7 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
         assert b"Next step" in screen, bytes(screen[-2000:])
         time.sleep(0.3)
         if how == "close-terminal":
-            os.close(master)     # the kernel sends SIGHUP to the session leader
+            os.close(master)  # the kernel sends SIGHUP to the session leader
             closed = True
         elif how == "sigterm":
             p.send_signal(signal.SIGTERM)
@@ -252,9 +266,19 @@ class _PanelHost:
                 panel.running(STEPS[5], 5, STEPS[6].title)
                 reason = None if holds else "every written page is dirty: needs root (kpageflags/kpagecount)"
                 dirty = "3 (0,100,200)" if holds else "? (needs root)"
-                panel.done(StepResult(5, STEPS[5], {}, holds, reason,
-                                      f"wrote 3 pages; dirty pages: {dirty}; read(2) of the file "
-                                      "sees the new bytes", None, (1,), 0.1))
+                panel.done(
+                    StepResult(
+                        5,
+                        STEPS[5],
+                        {},
+                        holds,
+                        reason,
+                        f"wrote 3 pages; dirty pages: {dirty}; read(2) of the file sees the new bytes",
+                        None,
+                        (1,),
+                        0.1,
+                    )
+                )
 
         return Host()
 

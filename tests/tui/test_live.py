@@ -9,13 +9,12 @@ import subprocess
 import sys
 
 import pytest
+from conftest import fixture_path, next_frame, wait_frames
 from targets import spawn_target
 
 from vmainspect.tui.pagegrid import cells
 from vmainspect.tui.sources import LiveSource
 from vmainspect.tui.widgets.vma_table import VmaTable
-
-from conftest import fixture_path, next_frame, wait_frames
 
 TARGET = """
 m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
@@ -74,14 +73,14 @@ async def test_exit_of_the_live_process_keeps_the_last_snapshot():
         async with app.run_test(size=(100, 30)) as pilot:
             await wait_frames(app, pilot)
             before = app.current_frame.snapshot
-            os.kill(t.pid, signal.SIGKILL)          # not reaped yet: a zombie
+            os.kill(t.pid, signal.SIGKILL)  # not reaped yet: a zombie
             while _state(t.pid) not in ("Z", "X"):
                 await asyncio.sleep(0.01)
             await next_frame(app, pilot)
             assert app.current_frame.gone and "has exited" in app.current_frame.message
             assert app.current_frame.snapshot is before and len(app.rows) == len(before.vmas)
-            t.proc.wait()                           # reaped: the PID is gone for good
-            await pilot.press("r")                  # no more polling once gone
+            t.proc.wait()  # reaped: the PID is gone for good
+            await pilot.press("r")  # no more polling once gone
             await pilot.pause()
             assert app.frames_seen == 2
         source.close()
@@ -97,15 +96,18 @@ async def test_picker_attaches_to_the_chosen_process():
     from vmainspect.tui.proclist import ProcRow
 
     with spawn_target(TARGET) as t:
-        rows = [ProcRow(1, "root", "init", "/sbin/init", 1 << 20, 10, 0),
-                ProcRow(t.pid, "root", "python3", "python3 -c target", 1 << 22, 100, 0)]
-        app = VmaInspectApp(None, interval=3600, describe=None, picker_lister=lambda: rows,
-                            live_options={"faults": False})
+        rows = [
+            ProcRow(1, "root", "init", "/sbin/init", 1 << 20, 10, 0),
+            ProcRow(t.pid, "root", "python3", "python3 -c target", 1 << 22, 100, 0),
+        ]
+        app = VmaInspectApp(
+            None, interval=3600, describe=None, picker_lister=lambda: rows, live_options={"faults": False}
+        )
         async with app.run_test(size=(100, 30)) as pilot:
             await pilot.pause()
             await app.workers.wait_for_complete()
             await pilot.pause()
-            await pilot.press(*"target")            # filter as you type: one row left
+            await pilot.press(*"target")  # filter as you type: one row left
             table = app.screen.query_one("#picker-table")
             assert table.row_count == 1
             await pilot.press("enter")
@@ -116,8 +118,13 @@ async def test_picker_attaches_to_the_chosen_process():
 
 
 def _cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+    return subprocess.run(
+        [sys.executable, "-m", "vmainspect", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
 
 
 def test_open_bad_file_is_one_line_exit_2(tmp_path):
@@ -142,9 +149,23 @@ def test_attach_errors_are_one_line():
 @pytest.mark.root
 def test_attach_other_users_process_without_privilege_says_what_is_missing():
     with spawn_target("pass") as t:
-        r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                            sys.executable, "-m", "vmainspect", "attach", str(t.pid)],
-                           capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        r = subprocess.run(
+            [
+                "setpriv",
+                "--reuid=nobody",
+                "--regid=nogroup",
+                "--clear-groups",
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "attach",
+                str(t.pid),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
     assert r.returncode == 4
     assert r.stderr.count("\n") == 1 and "permission denied" in r.stderr and "ptrace" in r.stderr
 

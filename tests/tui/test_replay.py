@@ -5,33 +5,50 @@ import asyncio
 import pytest
 
 from vmainspect.errors import BadInput
-from vmainspect.model import (Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo,
-                              Snapshot, Vma)
-from vmainspect.record import RecordingWriter, read_recording
+from vmainspect.model import Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo, Snapshot, Vma
+from vmainspect.recording.io import RecordingWriter, read_recording
 from vmainspect.tui.replay import RecordingSource, ReplayApp, parse_jump
 
 PS = 4096
-P = 0x7f0000000000
+P = 0x7F0000000000
 N = 6
 
 
 def snapshot(k: int) -> Snapshot:
     """Frame k: VMA 2 gains a page per frame; a VMA at P+0x40000 exists only in frames 2 and 3."""
+
     def v(start, n, touched):
         runs = [PageRun(0, touched, "anon")] if touched else []
         if touched < n:
             runs.append(PageRun(touched, n - touched, "absent"))
         counts = PageCounts(touched, 0, 0, touched, touched, None, None, None, None, None)
-        return Vma(start, start + n * PS, "rw-p", 0, "00:00", 0, None, "anon-private", ("rd", "wr"),
-                   {"rss": touched * PS, "private_dirty": touched * PS, "swap": 0},
-                   PageInfo(counts, tuple(runs)))
+        return Vma(
+            start,
+            start + n * PS,
+            "rw-p",
+            0,
+            "00:00",
+            0,
+            None,
+            "anon-private",
+            ("rd", "wr"),
+            {"rss": touched * PS, "private_dirty": touched * PS, "swap": 0},
+            PageInfo(counts, tuple(runs)),
+        )
+
     vmas = [v(P, 4, 4), v(P + 0x10000, 16, k)]
     if k in (2, 3):
         vmas.append(v(P + 0x40000, 2, 1))
     caps = Capabilities(True, True, True, True, True, True)
     proc = ProcessInfo(42, 1, "demo", ("demo",), "/usr/bin/demo", "root", 0, "S", 1, 10 * k, 0, 1000.0)
-    return Snapshot(f"2026-11-25T07:00:{k:02d}Z", HostInfo("6.18", PS, "h"), proc, caps,
-                    {"rss": sum(x.smaps["rss"] for x in vmas), "pss": 0, "swap": 0}, tuple(vmas))
+    return Snapshot(
+        f"2026-11-25T07:00:{k:02d}Z",
+        HostInfo("6.18", PS, "h"),
+        proc,
+        caps,
+        {"rss": sum(x.smaps["rss"] for x in vmas), "pss": 0, "swap": 0},
+        tuple(vmas),
+    )
 
 
 @pytest.fixture(scope="module")
@@ -83,7 +100,7 @@ async def _step_jump_and_highlighting(rec_path):
         await pilot.press("left")
         await settle(app, pilot)
         assert shown_k(app) == 4 and not app.current_frame.gone
-        assert "exited" not in getattr(app, "_message", "")   # the exit belongs to the last frame only
+        assert "exited" not in getattr(app, "_message", "")  # the exit belongs to the last frame only
         assert {app.rows.vmas[r].start for r in app.rows.ghost} == {P + 0x40000}
         assert app.rows.rss_delta  # VMA 2 grew by a page since frame 3
         # back to 3: compared with 2, nothing new
@@ -124,7 +141,7 @@ async def _play_to_the_end_and_restart(rec_path):
     app = Recorder(RecordingSource.open(rec_path), describe=None)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
-        await pilot.press("p")              # plays every recorded frame in order, then stops
+        await pilot.press("p")  # plays every recorded frame in order, then stops
         for _ in range(300):
             if not app.replay.playing:
                 break
@@ -134,7 +151,7 @@ async def _play_to_the_end_and_restart(rec_path):
         assert seen == list(range(N))
         assert "PAUSED" in str(app.timeline.render())
         seen.clear()
-        await pilot.press("space")          # at the end: plays again from the start
+        await pilot.press("space")  # at the end: plays again from the start
         for _ in range(300):
             if not app.replay.playing:
                 break
@@ -160,6 +177,7 @@ def test_replay_needs_no_proc(rec_path, tmp_path):
     """Replaying a recording in the app never opens anything under /proc nor imports the collector."""
     import subprocess
     import sys
+
     code = (
         "import asyncio, builtins, os, sys\n"
         "real_open, real_os_open = builtins.open, os.open\n"
@@ -179,7 +197,7 @@ def test_replay_needs_no_proc(rec_path, tmp_path):
         "            for _ in range(20): await pilot.pause()\n"
         "        print(len(app.current_frame.snapshot.vmas))\n"
         "asyncio.run(main())\n"
-        "assert 'vmainspect.collect' not in sys.modules, 'collector imported'\n"
+        "assert 'vmainspect.snapshot.collect' not in sys.modules, 'collector imported'\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -188,6 +206,7 @@ def test_replay_needs_no_proc(rec_path, tmp_path):
 
 def test_open_command_dispatches_recordings(rec_path, tmp_path, monkeypatch, capsys):
     from vmainspect import cli
+
     started = []
     monkeypatch.setattr(ReplayApp, "run", lambda self: started.append(self))
     assert cli.main(["open", rec_path + "#2"]) == 0
@@ -195,7 +214,7 @@ def test_open_command_dispatches_recordings(rec_path, tmp_path, monkeypatch, cap
     # a cut-off recording opens, with a one-line warning saying where it stops
     cut = tmp_path / "cut.jsonl"
     data = open(rec_path, "rb").read()
-    cut.write_bytes(data[:data.rindex(b'{"t"') + 20])
+    cut.write_bytes(data[: data.rindex(b'{"t"') + 20])
     assert cli.main(["open", str(cut)]) == 0
     err = capsys.readouterr().err
     assert "warning" in err and "stopped at line" in err and err.count("\n") == 1

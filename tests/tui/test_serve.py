@@ -66,9 +66,9 @@ def png_pixels(data: bytes):
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     pos, idat, width = 8, b"", 0
     while pos < len(data):
-        n = int.from_bytes(data[pos:pos + 4], "big")
-        kind = data[pos + 4:pos + 8]
-        body = data[pos + 8:pos + 8 + n]
+        n = int.from_bytes(data[pos : pos + 4], "big")
+        kind = data[pos + 4 : pos + 8]
+        body = data[pos + 8 : pos + 8 + n]
         if kind == b"IHDR":
             width, height, depth, ctype = body[0:4], body[4:8], body[8], body[9]
             width, height = int.from_bytes(width, "big"), int.from_bytes(height, "big")
@@ -82,7 +82,7 @@ def png_pixels(data: bytes):
     rows, prev = [], bytearray(stride)
     for y in range(height):
         f = raw[y * (stride + 1)]
-        line = bytearray(raw[y * (stride + 1) + 1:(y + 1) * (stride + 1)])
+        line = bytearray(raw[y * (stride + 1) + 1 : (y + 1) * (stride + 1)])
         for i in range(stride):
             a = line[i - bpp] if i >= bpp else 0
             b = prev[i]
@@ -124,17 +124,26 @@ async def cdp_check(devtools_port: int, url: str, timeout: float = 40.0) -> tupl
             deadline = time.monotonic() + timeout
             cls = ""
             while time.monotonic() < deadline:
-                res = await call("Runtime.evaluate", expression="document.body ? document.body.className : ''",
-                                 returnByValue=True)
+                res = await call(
+                    "Runtime.evaluate",
+                    expression="document.body ? document.body.className : ''",
+                    returnByValue=True,
+                )
                 cls = res["result"].get("value", "")
                 if "-first-byte" in cls:
                     break
                 await asyncio.sleep(0.25)
-            await asyncio.sleep(2.0)    # let the first full frame paint
-            shot = await call("Page.captureScreenshot", format="png",
-                              clip={"x": 0, "y": 0, "width": 800, "height": 500, "scale": 0.25})
-            html = (await call("Runtime.evaluate", expression="document.documentElement.outerHTML",
-                               returnByValue=True))["result"]["value"]
+            await asyncio.sleep(2.0)  # let the first full frame paint
+            shot = await call(
+                "Page.captureScreenshot",
+                format="png",
+                clip={"x": 0, "y": 0, "width": 800, "height": 500, "scale": 0.25},
+            )
+            html = (
+                await call(
+                    "Runtime.evaluate", expression="document.documentElement.outerHTML", returnByValue=True
+                )
+            )["result"]["value"]
             return cls + "\n" + html, base64.b64decode(shot["data"])
 
 
@@ -143,7 +152,8 @@ def recording(tmp_path_factory):
     """A small recording to serve (written by the recorder's own writer)."""
     sys.path.insert(0, os.path.dirname(__file__))
     from test_replay import snapshot
-    from vmainspect.record import RecordingWriter
+
+    from vmainspect.recording.io import RecordingWriter
 
     path = tmp_path_factory.mktemp("serve") / "rec.jsonl"
     w = RecordingWriter.create(str(path))
@@ -154,21 +164,43 @@ def recording(tmp_path_factory):
     return str(path)
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does)")
+@pytest.mark.skipif(
+    CHROMIUM is None, reason="chromium is not installed (apt-get install chromium; .ci/run does)"
+)
 def test_served_tui_renders_in_headless_chromium(recording):
     port = free_port()
-    serve = subprocess.Popen([sys.executable, "-m", "vmainspect", "serve", "--port", str(port), "open", recording],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    serve = subprocess.Popen(
+        [sys.executable, "-m", "vmainspect", "serve", "--port", str(port), "open", recording],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     profile = tempfile.mkdtemp(prefix="vmainspect-chromium-")
     chrome = None
     try:
         wait_port(port, serve)
         chrome = subprocess.Popen(
-            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=800,500",
-             "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+            [
+                CHROMIUM,
+                "--headless",
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                f"--user-data-dir={profile}",
+                "--remote-debugging-port=0",
+                "--window-size=800,500",
+                "about:blank",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
         devtools = None
         deadline = time.monotonic() + 30
         while devtools is None and time.monotonic() < deadline:
@@ -184,8 +216,8 @@ def test_served_tui_renders_in_headless_chromium(recording):
         assert "xterm-screen" in html
         assert html.split("\n", 1)[0].count("-first-byte"), "no output from the TUI session reached the page"
         # the terminal is drawn: many distinct colours, not a blank page
-        w, h, bpp, rows = png_pixels(png)
-        colours = {row[i:i + 3] for row in rows for i in range(0, len(row), bpp)}
+        _w, _h, bpp, rows = png_pixels(png)
+        colours = {row[i : i + 3] for row in rows for i in range(0, len(row), bpp)}
         assert len(colours) > 20, f"screenshot looks blank ({len(colours)} colours)"
     finally:
         if chrome is not None:
@@ -222,5 +254,6 @@ def test_serve_port_in_use_is_one_line(recording, capsys):
 
 def test_loopback_detection():
     from vmainspect.commands.serve import _loopback
+
     assert _loopback("127.0.0.1") and _loopback("::1") and _loopback("localhost") and _loopback("127.1.2.3")
     assert not _loopback("0.0.0.0") and not _loopback("::") and not _loopback("192.168.1.5")

@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import dataclasses
 
-from vmainspect.model import Frame
-
 from conftest import make_app, next_frame, wait_frames
+
+from vmainspect.model import Frame
 
 
 def _select(kind_or_path: str):
     async def run_before(pilot) -> None:
         app = pilot.app
         await wait_frames(app, pilot)
-        v = next(v for v in app.current_frame.snapshot.vmas
-                 if v.kind == kind_or_path or (v.path or "").endswith(kind_or_path))
+        v = next(
+            v
+            for v in app.current_frame.snapshot.vmas
+            if v.kind == kind_or_path or (v.path or "").endswith(kind_or_path)
+        )
         app.select_address(v.start)
         await pilot.pause()
+
     return run_before
 
 
@@ -41,6 +45,7 @@ def test_help_100x30(snap_compare, small):
         await wait_frames(pilot.app, pilot)
         await pilot.press("question_mark")
         await pilot.pause()
+
     assert snap_compare(make_app([small]), terminal_size=(100, 30), run_before=run_before)
 
 
@@ -59,5 +64,6 @@ def test_changes_and_exit_220x60(snap_compare, small):
         app.select_address(removed.start)
         await next_frame(app, pilot)
         await pilot.pause()
+
     assert removed.end <= heap.start
     assert snap_compare(make_app([small, gone]), terminal_size=(220, 60), run_before=run_before)

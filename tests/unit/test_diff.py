@@ -4,12 +4,11 @@ import json
 
 import pytest
 
-from vmainspect.diff import DIFF_SCHEMA, diff_snapshots, page_transitions, render_text, to_dict
-from vmainspect.model import (Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo,
-                              Snapshot, Vma)
+from vmainspect.model import Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo, Snapshot, Vma
+from vmainspect.snapshot.diff import DIFF_SCHEMA, diff_snapshots, page_transitions, render_text, to_dict
 
 PS = 4096
-P = 0x7f0000000000
+P = 0x7F0000000000
 
 
 def vma(start, npages, perms="rw-p", rss=0, dirty=0, swap=0, runs=None, path=None, inode=0):
@@ -22,8 +21,7 @@ def vma(start, npages, perms="rw-p", rss=0, dirty=0, swap=0, runs=None, path=Non
         assert first == npages
         pages = PageInfo(PageCounts(0, 0, 0, 0, 0, None, None, None, None, None), tuple(out))
     smaps = {"rss": rss, "private_dirty": dirty, "shared_dirty": 0, "swap": swap}
-    return Vma(start, start + npages * PS, perms, 0, "00:00", inode, path,
-               "anon-private", (), smaps, pages)
+    return Vma(start, start + npages * PS, perms, 0, "00:00", inode, path, "anon-private", (), smaps, pages)
 
 
 def snap(*vmas, pid=100, pages=None, totals=None):
@@ -31,8 +29,14 @@ def snap(*vmas, pid=100, pages=None, totals=None):
         pages = any(v.pages is not None for v in vmas)
     caps = Capabilities(True, pages, None, None, None, None)
     proc = ProcessInfo(pid, 1, "t", ("t",), None, "root", 0, "S", 1, 0, 0, 1000.0)
-    return Snapshot("2026-11-25T07:00:00Z", HostInfo("6.18", PS), proc, caps,
-                    totals or {"rss": sum(v.smaps["rss"] for v in vmas)}, tuple(vmas))
+    return Snapshot(
+        "2026-11-25T07:00:00Z",
+        HostInfo("6.18", PS),
+        proc,
+        caps,
+        totals or {"rss": sum(v.smaps["rss"] for v in vmas)},
+        tuple(vmas),
+    )
 
 
 def test_identical_snapshots_have_no_differences():
@@ -45,16 +49,18 @@ def test_identical_snapshots_have_no_differences():
 
 def test_added_removed_resized_and_perms():
     a = snap(vma(P, 4), vma(P + 0x10000, 4), vma(P + 0x20000, 4, perms="r--p"), vma(P + 0x40000, 4))
-    b = snap(vma(P, 4),                                  # same
-             vma(P + 0x10000, 8),                        # grew at its end
-             vma(P + 0x20000, 4, perms="rw-p"),          # mprotect
-             vma(P + 0x3e000, 6),                        # grew down (same end as old P+0x40000)
-             vma(P + 0x90000, 1))                        # new
+    b = snap(
+        vma(P, 4),  # same
+        vma(P + 0x10000, 8),  # grew at its end
+        vma(P + 0x20000, 4, perms="rw-p"),  # mprotect
+        vma(P + 0x3E000, 6),  # grew down (same end as old P+0x40000)
+        vma(P + 0x90000, 1),
+    )  # new
     d = diff_snapshots(a, b)
     by = {(c.status, (c.b or c.a).start): c for c in d.changes}
     assert by[("changed", P + 0x10000)].resized
     assert by[("changed", P + 0x20000)].perms_changed and not by[("changed", P + 0x20000)].resized
-    assert by[("changed", P + 0x3e000)].resized and by[("changed", P + 0x3e000)].a.start == P + 0x40000
+    assert by[("changed", P + 0x3E000)].resized and by[("changed", P + 0x3E000)].a.start == P + 0x40000
     assert ("added", P + 0x90000) in by
     assert d.count("added") == 1 and d.count("removed") == 0 and d.count("resized") == 2
     assert d.count("perms") == 1 and d.unchanged == 1
@@ -81,7 +87,7 @@ def test_page_transitions_over_the_overlap():
     # overlap: pages 2..7 of a = [absent, absent, anon, anon, anon, anon]
     #          pages 0..5 of b = [anon,   anon,   file, file, file, file]
     assert n == 6
-    assert dict(((f, t), k) for f, t, k in tr) == {("absent", "anon"): 2, ("anon", "file"): 4}
+    assert {(f, t): k for f, t, k in tr} == {("absent", "anon"): 2, ("anon", "file"): 4}
 
 
 def test_page_transitions_need_pages_on_both_sides():
@@ -99,9 +105,11 @@ def test_only_page_state_changed_is_a_difference():
 
 def test_split_vma_is_compared_with_the_vma_it_came_from():
     a = snap(vma(P, 8, runs=[(8, "absent")]))
-    b = snap(vma(P, 4, perms="r--p", runs=[(4, "absent")]), vma(P + 4 * PS, 4, runs=[(1, "anon"), (3, "absent")]))
+    b = snap(
+        vma(P, 4, perms="r--p", runs=[(4, "absent")]), vma(P + 4 * PS, 4, runs=[(1, "anon"), (3, "absent")])
+    )
     d = diff_snapshots(a, b)
-    added = [c for c in d.changes if c.status == "added"][0]
+    added = next(c for c in d.changes if c.status == "added")
     assert added.overlaps.start == P and added.transitions == (("absent", "anon", 1),)
 
 
@@ -114,9 +122,9 @@ def test_json_is_schema_tagged_and_serialisable():
     assert d["a"]["source"] == "x.json" and d["b"]["pid"] == 101
     assert d["summary"]["added"] == 1
     assert any("different processes" in n for n in d["notes"])
-    ch = [v for v in d["vmas"] if v["status"] == "changed"][0]
+    ch = next(v for v in d["vmas"] if v["status"] == "changed")
     assert ch["rss"] == {"a": 0, "b": 4096, "delta": 4096}
-    assert ch["transitions"] is None      # no pages: unknown, not "no transitions"
+    assert ch["transitions"] is None  # no pages: unknown, not "no transitions"
 
 
 def test_unknown_metric_is_null_not_zero():
@@ -129,10 +137,15 @@ def test_unknown_metric_is_null_not_zero():
 
 def test_json_matches_its_schema():
     import jsonschema
-    from vmainspect.diff import JSON_SCHEMA
+
+    from vmainspect.snapshot.diff import JSON_SCHEMA
+
     a = snap(vma(P, 8, runs=[(8, "absent")]), vma(P + 0x40000, 2, rss=4096))
-    b = snap(vma(P, 4, perms="r--p", runs=[(4, "absent")]), vma(P + 4 * PS, 4, runs=[(1, "anon"), (3, "absent")]),
-             vma(P + 0x90000, 1))
+    b = snap(
+        vma(P, 4, perms="r--p", runs=[(4, "absent")]),
+        vma(P + 4 * PS, 4, runs=[(1, "anon"), (3, "absent")]),
+        vma(P + 0x90000, 1),
+    )
     for x, y in ((a, b), (b, a), (a, a)):
         doc = json.loads(json.dumps(to_dict(diff_snapshots(x, y))))
         jsonschema.validate(doc, JSON_SCHEMA)

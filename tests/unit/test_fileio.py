@@ -43,7 +43,7 @@ def test_replace_keeps_mode_and_is_a_new_inode(tmp_path):
     fileio.write_text(str(p), "new\n")
     assert p.read_text() == "new\n"
     assert stat.S_IMODE(p.stat().st_mode) == 0o604
-    assert p.stat().st_ino != ino           # renamed over, not rewritten in place
+    assert p.stat().st_ino != ino  # renamed over, not rewritten in place
     assert leftovers(tmp_path) == []
 
 
@@ -92,12 +92,12 @@ def test_symlink_target_is_replaced_and_the_link_kept(tmp_path):
     target.write_text("old")
     os.chmod(target, 0o600)
     link = tmp_path / "link.json"
-    os.symlink("real/target.json", link)        # relative link
+    os.symlink("real/target.json", link)  # relative link
     fileio.write_text(str(link), "new")
     assert os.path.islink(link) and os.readlink(link) == "real/target.json"
     assert target.read_text() == "new"
     assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert leftovers(tmp_path) == [] and leftovers(sub) == []   # temp file made beside the target
+    assert leftovers(tmp_path) == [] and leftovers(sub) == []  # temp file made beside the target
 
 
 def test_dangling_symlink_creates_its_target(tmp_path):
@@ -159,7 +159,7 @@ def test_failure_mid_write_keeps_the_old_file(tmp_path, monkeypatch, fail):
                 self.f.close()
 
             def write(self, data):
-                self.f.write(data[: len(data) // 2])    # half the data, then the disk fails
+                self.f.write(data[: len(data) // 2])  # half the data, then the disk fails
                 boom()
 
         monkeypatch.setattr(os, "fdopen", lambda fd, *a, **k: Broken(real_fdopen(fd, *a, **k)))
@@ -199,21 +199,39 @@ def test_unwritable_folder_as_nobody_keeps_the_old_file(tmp_path):
     old = folder / "snap.json"
     old.write_text("precious")
     os.chmod(old, 0o666)
-    code = ("import sys\n"
-            "from vmainspect import fileio\n"
-            "from vmainspect.errors import OutputError\n"
-            "for path in sys.argv[1:]:\n"
-            "    try:\n"
-            "        fileio.write_text(path, 'replaced')\n"
-            "        print('written', path)\n"
-            "    except OutputError as e:\n"
-            "        print(e)\n")
-    r = subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
-                        sys.executable, "-c", code, str(old), str(folder / "new.json")],
-                       capture_output=True, text=True, env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"},
-                       cwd="/", timeout=60)
+    code = (
+        "import sys\n"
+        "from vmainspect import fileio\n"
+        "from vmainspect.errors import OutputError\n"
+        "for path in sys.argv[1:]:\n"
+        "    try:\n"
+        "        fileio.write_text(path, 'replaced')\n"
+        "        print('written', path)\n"
+        "    except OutputError as e:\n"
+        "        print(e)\n"
+    )
+    r = subprocess.run(
+        [
+            "setpriv",
+            "--reuid=nobody",
+            "--regid=nogroup",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            code,
+            str(old),
+            str(folder / "new.json"),
+        ],
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"},
+        cwd="/",
+        timeout=60,
+    )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.splitlines() == [f"cannot write {old}: Permission denied",
-                                     f"cannot write {folder / 'new.json'}: Permission denied"]
+    assert r.stdout.splitlines() == [
+        f"cannot write {old}: Permission denied",
+        f"cannot write {folder / 'new.json'}: Permission denied",
+    ]
     assert old.read_text() == "precious"
     assert sorted(os.listdir(folder)) == ["snap.json"]

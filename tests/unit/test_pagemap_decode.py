@@ -7,6 +7,7 @@ PAGEMAP_SCAN ioctl fails there (ENOTTY), so it also checks the fallback.
 
 from __future__ import annotations
 
+import itertools
 import os
 import struct
 
@@ -20,11 +21,11 @@ from vmainspect.procfs.pagemap import PfnLookup
 from vmainspect.procfs.pages import read_pages
 from vmainspect.procfs.reader import ProcReader
 
-P = 1 << 63          # present
-S = 1 << 62          # swapped
-F = 1 << 61          # file / shared anon
-G = 1 << 58          # guard region marker (comes with S)
-X = 1 << 56          # exclusively mapped
+P = 1 << 63  # present
+S = 1 << 62  # swapped
+F = 1 << 61  # file / shared anon
+G = 1 << 58  # guard region marker (comes with S)
+X = 1 << 56  # exclusively mapped
 
 
 def entries(*vals: int) -> bytes:
@@ -32,13 +33,19 @@ def entries(*vals: int) -> bytes:
 
 
 def test_bit_positions_match_the_kernel_docs():
-    assert (pm.PM_PRESENT, pm.PM_SWAP, pm.PM_FILE, pm.PM_GUARD_REGION, pm.PM_MMAP_EXCLUSIVE) == (P, S, F, G, X)
+    assert (pm.PM_PRESENT, pm.PM_SWAP, pm.PM_FILE, pm.PM_GUARD_REGION, pm.PM_MMAP_EXCLUSIVE) == (
+        P,
+        S,
+        F,
+        G,
+        X,
+    )
     assert pm.PM_PFN_MASK == (1 << 55) - 1
     assert (pm.KPF_DIRTY, pm.KPF_ANON, pm.KPF_KSM, pm.KPF_THP, pm.KPF_ZERO_PAGE) == (4, 12, 21, 22, 24)
 
 
 def test_pagemap_scan_ioctl_number_and_struct():
-    assert scan.PAGEMAP_SCAN == 0xC0606610      # _IOWR('f', 16, struct pm_scan_arg)
+    assert scan.PAGEMAP_SCAN == 0xC0606610  # _IOWR('f', 16, struct pm_scan_arg)
     assert scan._ARG.size == 96
     assert scan.PAGE_IS_PRESENT == 8 and scan.PAGE_IS_PFNZERO == 32 and scan.PAGE_IS_GUARD == 256
 
@@ -46,10 +53,17 @@ def test_pagemap_scan_ioctl_number_and_struct():
 def test_classify_each_state():
     raw = entries(0, P | 0x1234, P | F | 0x99, S | 0x5, S | G, P | X | 7, P | F | X | 8, X)
     codes, excl = pm.classify_masks(raw)
-    assert list(codes) == [pm.C_ABSENT, pm.C_ANON, pm.C_FILE, pm.C_SWAPPED,
-                           pm.C_ABSENT,          # guard marker: nothing is swapped
-                           pm.C_ANON, pm.C_FILE, pm.C_ABSENT]
-    assert list(excl) == [0, 0, 0, 0, 0, 1, 1, 0]   # bit 56 counts only on present pages
+    assert list(codes) == [
+        pm.C_ABSENT,
+        pm.C_ANON,
+        pm.C_FILE,
+        pm.C_SWAPPED,
+        pm.C_ABSENT,  # guard marker: nothing is swapped
+        pm.C_ANON,
+        pm.C_FILE,
+        pm.C_ABSENT,
+    ]
+    assert list(excl) == [0, 0, 0, 0, 0, 1, 1, 0]  # bit 56 counts only on present pages
 
 
 def test_soft_dirty_and_pfn_bits_do_not_change_the_state():
@@ -60,7 +74,14 @@ def test_soft_dirty_and_pfn_bits_do_not_change_the_state():
 
 def test_iter_runs_and_ones():
     codes = bytes([0, 0, 4, 4, 4, 2, 0, 5, 5, 3])
-    assert list(pm.iter_runs(codes, 10)) == [(10, 2, 0), (12, 3, 4), (15, 1, 2), (16, 1, 0), (17, 2, 5), (19, 1, 3)]
+    assert list(pm.iter_runs(codes, 10)) == [
+        (10, 2, 0),
+        (12, 3, 4),
+        (15, 1, 2),
+        (16, 1, 0),
+        (17, 2, 5),
+        (19, 1, 3),
+    ]
     assert list(pm.iter_runs(b"")) == []
     assert list(pm.iter_ones(bytes([1, 1, 0, 1, 0, 0, 1]), 5)) == [(5, 2), (8, 1), (11, 1)]
 
@@ -71,7 +92,12 @@ def test_iter_runs_on_a_million_pages_is_one_run():
 
 def test_merge_runs_covers_exactly_and_merges():
     runs = [(5, 2, pm.C_ANON), (0, 2, pm.C_ANON), (2, 3, pm.C_ANON), (9, 1, pm.C_SWAPPED)]
-    assert pm.merge_runs(runs, 12) == [(0, 7, pm.C_ANON), (7, 2, pm.C_ABSENT), (9, 1, pm.C_SWAPPED), (10, 2, pm.C_ABSENT)]
+    assert pm.merge_runs(runs, 12) == [
+        (0, 7, pm.C_ANON),
+        (7, 2, pm.C_ABSENT),
+        (9, 1, pm.C_SWAPPED),
+        (10, 2, pm.C_ABSENT),
+    ]
     assert pm.merge_runs([], 3) == [(0, 3, pm.C_ABSENT)]
     # overlaps are trimmed, and nothing goes past the end
     assert pm.merge_runs([(0, 4, pm.C_FILE), (2, 4, pm.C_ANON)], 5) == [(0, 4, pm.C_FILE), (4, 1, pm.C_ANON)]
@@ -82,7 +108,13 @@ def test_flag_masks_refine_dirty_zero_thp_ksm():
     facts = pm.kpageflags_facts(entries(0, dirty, zero | thp, ksm | dirty, thp, (1 << 12) | (1 << 5)))
     assert list(facts) == [0, pm.F_DIRTY, pm.F_ZERO | pm.F_THP, pm.F_KSM | pm.F_DIRTY, pm.F_THP, 0]
     fm = pm.FlagMasks(facts)
-    assert list(fm.refine(pm.C_FILE, 0, 5)) == [pm.C_FILE, pm.C_FILE_DIRTY, pm.C_ZERO, pm.C_FILE_DIRTY, pm.C_FILE]
+    assert list(fm.refine(pm.C_FILE, 0, 5)) == [
+        pm.C_FILE,
+        pm.C_FILE_DIRTY,
+        pm.C_ZERO,
+        pm.C_FILE_DIRTY,
+        pm.C_FILE,
+    ]
     # anonymous pages: DIRTY is ignored (never set for them), the zero page wins
     assert list(fm.refine(pm.C_ANON, 0, 5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
     assert list(fm.refine(pm.C_ZERO, 1, 2)) == [pm.C_ANON, pm.C_ZERO]
@@ -95,29 +127,33 @@ def test_kpagecount_facts_handle_big_counts():
 
 
 def _fake_read(calls):
-    def read(lo, hi):            # fake kpagecount: the count of PFN p is p % 3; memory ends at 6000
+    def read(lo, hi):  # fake kpagecount: the count of PFN p is p % 3; memory ends at 6000
         calls.append((lo, hi))
         return entries(*[p % 3 for p in range(lo, min(hi, 6000))])
+
     return read
 
 
-@pytest.mark.parametrize("pfns", [
-    [500, 501, 10, 11, 12, 40, 10, 5000],
-    [8],
-    [10, 11, 12, 50, 49, 50, 51, 7, 7],
-    list(range(100, 0, -1)),
-    [5999, 6000, 6001, 5998],           # past the end of memory: nothing (0)
-])
+@pytest.mark.parametrize(
+    "pfns",
+    [
+        [500, 501, 10, 11, 12, 40, 10, 5000],
+        [8],
+        [10, 11, 12, 50, 49, 50, 51, 7, 7],
+        list(range(100, 0, -1)),
+        [5999, 6000, 6001, 5998],  # past the end of memory: nothing (0)
+    ],
+)
 @pytest.mark.parametrize("bitmap", [True, False])
 def test_pfn_lookup_returns_each_pfns_fact_in_order(pfns, bitmap, monkeypatch):
-    if not bitmap:               # the sort taken for a PFN range too wide for a bitmap
+    if not bitmap:  # the sort taken for a PFN range too wide for a bitmap
         monkeypatch.setattr(PfnLookup, "MAX_BITMAP", 0)
     calls = []
     got = PfnLookup(entries(*(P | X | p for p in pfns))).read_facts(_fake_read(calls), pm.kpagecount_facts)
     assert list(got) == [1 if p < 6000 and p % 3 == 2 else 0 for p in pfns]
     # every PFN is read once at most: spans never overlap
     spans = sorted(calls)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))
 
 
 @pytest.mark.parametrize("bitmap", [True, False])
@@ -126,8 +162,9 @@ def test_pfn_lookup_few_facts_among_many(bitmap, monkeypatch):
         monkeypatch.setattr(PfnLookup, "MAX_BITMAP", 0)
     shared = {1234, 1700, 1701, 2999}
 
-    def read(lo, hi):            # kpagecount: 2 for a few PFNs, 1 elsewhere
+    def read(lo, hi):  # kpagecount: 2 for a few PFNs, 1 elsewhere
         return entries(*[2 if p in shared else 1 for p in range(lo, hi)])
+
     pfns = list(range(1000, 3000, 3)) + list(range(1701, 1690, -1)) + [2999, 1234]
     got = PfnLookup(entries(*(P | p for p in pfns))).read_facts(read, pm.kpagecount_facts)
     assert list(got) == [1 if p in shared else 0 for p in pfns]
@@ -139,7 +176,7 @@ def test_pfn_lookup_all_zero_facts_is_none():
 
 
 def test_pfn_lookup_without_pfns():
-    assert not PfnLookup(entries(P, P | X, P)).any_pfn     # PFNs hidden: all 0
+    assert not PfnLookup(entries(P, P | X, P)).any_pfn  # PFNs hidden: all 0
     assert PfnLookup(entries(P, P | 5)).any_pfn
 
 
@@ -148,7 +185,9 @@ def test_pfn_lookup_groups_close_pfns_into_spans(bitmap, monkeypatch):
     if not bitmap:
         monkeypatch.setattr(PfnLookup, "MAX_BITMAP", 0)
     calls = []
-    PfnLookup(entries(500, 501, 10, 11, 12, 40, 10, 5000), gap=64).read_facts(_fake_read(calls), pm.kpagecount_facts)
+    PfnLookup(entries(500, 501, 10, 11, 12, 40, 10, 5000), gap=64).read_facts(
+        _fake_read(calls), pm.kpagecount_facts
+    )
     assert sorted(calls) == [(10, 41), (500, 502), (5000, 5001)]
     calls = []
     PfnLookup(entries(10, 11, 30), gap=8).read_facts(_fake_read(calls), pm.kpagecount_facts)
@@ -161,12 +200,18 @@ PAGE = 4096
 
 
 def _vma(start_page: int, npages: int, path: str | None = None) -> Vma:
-    return Vma(start_page * PAGE, (start_page + npages) * PAGE, "rw-p", 0, "00:00", 0, path,
-               "anon-private", (), {})
+    return Vma(
+        start_page * PAGE, (start_page + npages) * PAGE, "rw-p", 0, "00:00", 0, path, "anon-private", (), {}
+    )
 
 
-def _fake_proc(tmp_path, pagemap: dict[int, int], kflags: dict[int, int] | None,
-               kcount: dict[int, int] | None, pid: int = 4242) -> ProcReader:
+def _fake_proc(
+    tmp_path,
+    pagemap: dict[int, int],
+    kflags: dict[int, int] | None,
+    kcount: dict[int, int] | None,
+    pid: int = 4242,
+) -> ProcReader:
     d = tmp_path / str(pid)
     d.mkdir()
 
@@ -175,6 +220,7 @@ def _fake_proc(tmp_path, pagemap: dict[int, int], kflags: dict[int, int] | None,
             for idx, val in table.items():
                 f.seek(idx * 8)
                 f.write(struct.pack("<Q", val))
+
     write(d / "pagemap", pagemap)
     if kflags is not None:
         write(tmp_path / "kpageflags", kflags)
@@ -186,25 +232,36 @@ def _fake_proc(tmp_path, pagemap: dict[int, int], kflags: dict[int, int] | None,
 def test_read_pages_root_view_on_fake_proc(tmp_path):
     # VMA A: pages 16..24; VMA B: pages 30..34 (a 5-page hole between them)
     pmap = {
-        16: P | X | 100, 17: P | X | 101, 18: P | 7,               # anon, anon, zero page
-        20: P | F | 200, 21: P | F | X | 201, 22: S | 3, 23: S | G,  # file, file-dirty, swapped, guard
-        30: P | F | 300, 31: P | F | 301,                          # shared file pages
-        34: 0,                                                     # (the file's end)
+        16: P | X | 100,
+        17: P | X | 101,
+        18: P | 7,  # anon, anon, zero page
+        20: P | F | 200,
+        21: P | F | X | 201,
+        22: S | 3,
+        23: S | G,  # file, file-dirty, swapped, guard
+        30: P | F | 300,
+        31: P | F | 301,  # shared file pages
+        34: 0,  # (the file's end)
     }
-    flags = {100: 1 << 12, 101: (1 << 12) | (1 << 22), 7: 1 << 24,
-             200: 0, 201: 1 << 4, 300: 1 << 21, 301: 0}
+    flags = {100: 1 << 12, 101: (1 << 12) | (1 << 22), 7: 1 << 24, 200: 0, 201: 1 << 4, 300: 1 << 21, 301: 0}
     counts = {100: 1, 101: 1, 7: 0, 200: 1, 201: 1, 300: 2, 301: 3}
     r = _fake_proc(tmp_path, pmap, flags, counts)
     res = read_pages(r, [_vma(16, 9), _vma(30, 5)], PAGE)
-    assert not res.pagemap_scan              # a regular file has no PAGEMAP_SCAN: fallback
+    assert not res.pagemap_scan  # a regular file has no PAGEMAP_SCAN: fallback
     assert res.pfn_visible and res.kpageflags and res.kpagecount
     a, b = res.infos
-    assert a.runs == (PageRun(0, 2, "anon"), PageRun(2, 1, "zero"), PageRun(3, 1, "absent"),
-                      PageRun(4, 1, "file"), PageRun(5, 1, "file-dirty"), PageRun(6, 1, "swapped"),
-                      PageRun(7, 2, "absent"))
+    assert a.runs == (
+        PageRun(0, 2, "anon"),
+        PageRun(2, 1, "zero"),
+        PageRun(3, 1, "absent"),
+        PageRun(4, 1, "file"),
+        PageRun(5, 1, "file-dirty"),
+        PageRun(6, 1, "swapped"),
+        PageRun(7, 2, "absent"),
+    )
     c = a.counts
     assert (c.present, c.swapped, c.file, c.anon, c.exclusive) == (5, 1, 2, 3, 3)
-    assert (c.dirty, c.zero, c.thp, c.ksm, c.shared) == (3, 1, 1, 0, 0)   # dirty: 2 anon + 1 file
+    assert (c.dirty, c.zero, c.thp, c.ksm, c.shared) == (3, 1, 1, 0, 0)  # dirty: 2 anon + 1 file
     assert a.shared_runs == ()
     assert b.runs == (PageRun(0, 2, "file"), PageRun(2, 3, "absent"))
     assert (b.counts.ksm, b.counts.shared, b.counts.dirty) == (1, 2, 0)
@@ -212,12 +269,17 @@ def test_read_pages_root_view_on_fake_proc(tmp_path):
 
 
 def test_read_pages_without_kpageflags_marks_unknown(tmp_path):
-    pmap = {16: P | X, 17: P | F, 18: S, 19: 0}     # PFNs hidden (0), as without root
+    pmap = {16: P | X, 17: P | F, 18: S, 19: 0}  # PFNs hidden (0), as without root
     r = _fake_proc(tmp_path, pmap, None, None)
     res = read_pages(r, [_vma(16, 4)], PAGE, use_scan=False)
     assert (res.pfn_visible, res.kpageflags, res.kpagecount, res.pagemap_scan) == (False, False, False, False)
     (info,) = res.infos
-    assert info.runs == (PageRun(0, 1, "anon"), PageRun(1, 1, "file"), PageRun(2, 1, "swapped"), PageRun(3, 1, "absent"))
+    assert info.runs == (
+        PageRun(0, 1, "anon"),
+        PageRun(1, 1, "file"),
+        PageRun(2, 1, "swapped"),
+        PageRun(3, 1, "absent"),
+    )
     c = info.counts
     assert (c.present, c.swapped, c.file, c.anon, c.exclusive) == (2, 1, 1, 1, 1)
     assert (c.dirty, c.zero, c.thp, c.ksm, c.shared) == (None, None, None, None, None)
@@ -237,6 +299,7 @@ def test_read_pages_vsyscall_reads_empty_and_is_absent(tmp_path):
 def test_read_pages_short_read_below_the_top_is_process_gone(tmp_path):
     # an exited process's open pagemap reads empty: never report "absent" for it
     from vmainspect.errors import ProcessGone
+
     r = _fake_proc(tmp_path, {16: P | X}, None, None)
     with pytest.raises(ProcessGone):
         read_pages(r, [_vma(16, 3)], PAGE)
@@ -244,6 +307,7 @@ def test_read_pages_short_read_below_the_top_is_process_gone(tmp_path):
 
 def test_read_pages_huge_vma_is_read_in_chunks(tmp_path, monkeypatch):
     from vmainspect.procfs import pages
+
     monkeypatch.setattr(pages, "CHUNK_PAGES", 4)
     pmap = {16 + i: P | X | (1000 + i) for i in range(3, 11)}
     pmap[28] = 0
@@ -262,13 +326,14 @@ def test_probe_a_file_without_pagemap_scan(tmp_path):
     r = _fake_proc(tmp_path, {16: P}, None, None)
     fd = r.open("pagemap")
     try:
-        assert scan.probe(r, fd) is False          # a regular file: ENOTTY
+        assert scan.probe(r, fd) is False  # a regular file: ENOTTY
     finally:
         os.close(fd)
 
 
 def test_process_gone_is_a_domain_error(tmp_path):
     from vmainspect.errors import ProcessGone
+
     r = ProcReader(999_999_999, proc_root=str(tmp_path))
     with pytest.raises(ProcessGone):
         read_pages(r, [_vma(16, 1)], PAGE)
@@ -277,7 +342,8 @@ def test_process_gone_is_a_domain_error(tmp_path):
 
 # -- properties: random page states through the whole pipeline -------------
 
-from hypothesis import given, settings, strategies as st  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st
 
 # a page as (pagemap entry without PFN, kpageflags, kpagecount, expected state)
 _KINDS = [
@@ -286,7 +352,7 @@ _KINDS = [
     (S | G, None, None, "absent"),
     (P | X, 1 << 12, 1, "anon"),
     (P, 1 << 24, 0, "zero"),
-    (P | F, 1 << 24, 0, "zero"),            # the huge zero page: pagemap says file
+    (P | F, 1 << 24, 0, "zero"),  # the huge zero page: pagemap says file
     (P | F, 0, 2, "file"),
     (P | F | X, 1 << 4, 1, "file-dirty"),
     (P | F, (1 << 4) | (1 << 22), 3, "file-dirty"),
@@ -304,10 +370,14 @@ def _rle(states):
 
 
 @settings(max_examples=60, deadline=None)
-@given(st.lists(st.lists(st.integers(0, len(_KINDS) - 1), min_size=1, max_size=40), min_size=1, max_size=4),
-       st.integers(1, 6), st.randoms(use_true_random=False))
+@given(
+    st.lists(st.lists(st.integers(0, len(_KINDS) - 1), min_size=1, max_size=40), min_size=1, max_size=4),
+    st.integers(1, 6),
+    st.randoms(use_true_random=False),
+)
 def test_random_pages_decode_to_their_states(tmp_path_factory, vma_pages, chunk, rnd):
     from vmainspect.procfs import pages
+
     tmp = tmp_path_factory.mktemp("proc")
     pmap, flags, counts = {}, {}, {}
     vmas, expect = [], []
@@ -319,15 +389,15 @@ def test_random_pages_decode_to_their_states(tmp_path_factory, vma_pages, chunk,
             entry, kf, kc, _ = _KINDS[k]
             if entry & P:
                 pfn = rnd.choice([1000 + page + i, 5000 - page - i, rnd.randrange(100, 9000)])
-                while pfn in flags:                           # one state per PFN
+                while pfn in flags:  # one state per PFN
                     pfn = rnd.randrange(10000, 20000)
                 pmap[page + i] = entry | pfn
                 flags[pfn], counts[pfn] = kf, kc
             else:
                 pmap[page + i] = entry
-        page += len(kinds) + rnd.choice([0, 0, 1, 100])     # adjacent VMAs, or a hole
+        page += len(kinds) + rnd.choice([0, 0, 1, 100])  # adjacent VMAs, or a hole
     old = pages.CHUNK_PAGES
-    pages.CHUNK_PAGES = chunk                                 # also exercise chunked reads
+    pages.CHUNK_PAGES = chunk  # also exercise chunked reads
     try:
         res = read_pages(_fake_proc(tmp, pmap, flags, counts), vmas, PAGE, use_scan=False)
     finally:

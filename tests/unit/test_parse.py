@@ -9,13 +9,33 @@ import pytest
 
 from vmainspect.errors import BadInput
 from vmainspect.model import (
-    KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE, KIND_FILE_SHARED,
-    KIND_GUARD, KIND_HEAP, KIND_SHM, KIND_STACK, KIND_VDSO, KIND_VSYSCALL, KIND_VVAR, Vma,
+    KIND_ANON_PRIVATE,
+    KIND_ANON_SHARED,
+    KIND_DELETED,
+    KIND_FILE_PRIVATE,
+    KIND_FILE_SHARED,
+    KIND_GUARD,
+    KIND_HEAP,
+    KIND_SHM,
+    KIND_STACK,
+    KIND_VDSO,
+    KIND_VSYSCALL,
+    KIND_VVAR,
+    Vma,
 )
 from vmainspect.procfs import parse
 from vmainspect.procfs.parse import (
-    VMFLAG_MEANINGS, ParseError, describe_flag, field_key, parse_btime, parse_cmdline,
-    parse_smaps, parse_smaps_fields, parse_stat, parse_status_uid, vma_kind,
+    VMFLAG_MEANINGS,
+    ParseError,
+    describe_flag,
+    field_key,
+    parse_btime,
+    parse_cmdline,
+    parse_smaps,
+    parse_smaps_fields,
+    parse_stat,
+    parse_status_uid,
+    vma_kind,
 )
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
@@ -46,6 +66,7 @@ def naive_blocks(data: bytes) -> list[tuple[bytes, dict[bytes, bytes], bytes]]:
 
 # ------------------------------------------------------------------ smaps
 
+
 @pytest.fixture(scope="module")
 def known() -> list[Vma]:
     return parse_smaps(fixture("known_smaps"))
@@ -60,7 +81,13 @@ def test_every_block_becomes_a_vma_in_address_order(known):
         rng, perms, off, dev, ino = header.split()[:5]
         s, e = rng.split("-")
         assert (v.start, v.end, v.perms, v.offset, v.dev, v.inode) == (
-            int(s, 16), int(e, 16), perms, int(off, 16), dev, int(ino))
+            int(s, 16),
+            int(e, 16),
+            perms,
+            int(off, 16),
+            dev,
+            int(ino),
+        )
 
 
 def test_every_field_in_bytes_and_snake_case(known):
@@ -73,9 +100,26 @@ def test_every_field_in_bytes_and_snake_case(known):
         assert v.smaps["size"] == v.end - v.start
         assert v.flags == tuple(flags_line.split()[1:])
     sample = known[0].smaps
-    for key in ("rss", "pss", "pss_dirty", "shared_clean", "shared_dirty", "private_clean",
-                "private_dirty", "referenced", "anonymous", "ksm", "lazy_free", "anon_huge_pages",
-                "swap", "swap_pss", "locked", "thp_eligible", "kernel_page_size", "mmu_page_size"):
+    for key in (
+        "rss",
+        "pss",
+        "pss_dirty",
+        "shared_clean",
+        "shared_dirty",
+        "private_clean",
+        "private_dirty",
+        "referenced",
+        "anonymous",
+        "ksm",
+        "lazy_free",
+        "anon_huge_pages",
+        "swap",
+        "swap_pss",
+        "locked",
+        "thp_eligible",
+        "kernel_page_size",
+        "mmu_page_size",
+    ):
         assert key in sample, key
     assert sample["kernel_page_size"] == 4096
 
@@ -84,7 +128,7 @@ def test_paths_kinds_and_odd_names(known):
     by_path = {v.path: v for v in known if v.path and not v.perms.startswith("---")}
     spaced = [p for p in by_path if p.endswith("/private file (copy).bin")]
     assert len(spaced) == 1 and by_path[spaced[0]].kind == KIND_FILE_PRIVATE
-    assert " fixture " in spaced[0]           # the directory name has spaces too
+    assert " fixture " in spaced[0]  # the directory name has spaces too
     deleted = [v for v in known if v.path and v.path.endswith("gone soon.bin (deleted)")]
     assert len(deleted) == 1 and deleted[0].kind == KIND_DELETED
     shared = [v for v in known if v.path and v.path.endswith("/shared.bin")]
@@ -102,7 +146,7 @@ def test_paths_kinds_and_odd_names(known):
     assert anon and all(v.inode == 0 for v in anon)
     assert {v.kind for v in anon} == {KIND_ANON_PRIVATE, KIND_GUARD}
     fences = [v for v in known if v.path == "/dev/zero (deleted)" and v.perms == "---s"]
-    assert fences and all(v.kind == KIND_GUARD for v in fences)   # no permissions wins over the path
+    assert fences and all(v.kind == KIND_GUARD for v in fences)  # no permissions wins over the path
     assert all(v.kind == KIND_GUARD for v in anon if v.perms.startswith("---"))
 
 
@@ -112,8 +156,8 @@ def test_fast_path_equals_general_path():
         lines = data.split(b"\n")
         lines.pop()
         assert parse._parse_general(lines) == parse_smaps(data), name
-    assert parse._parse_columnar(fixture("known_smaps")) is not None      # the fast path was used
-    assert parse._parse_columnar(fixture("handmade_smaps")) is None       # blocks differ: general
+    assert parse._parse_columnar(fixture("known_smaps")) is not None  # the fast path was used
+    assert parse._parse_columnar(fixture("handmade_smaps")) is None  # blocks differ: general
 
 
 def test_handmade_unknown_fields_are_kept():
@@ -121,20 +165,28 @@ def test_handmade_unknown_fields_are_kept():
     assert len(vmas) == 3
     a, b, c = vmas
     assert a.path == "/usr/bin/with space/odd name (deleted)" and a.kind == KIND_DELETED
-    assert a.smaps["future_thing"] == 12 * 1024     # new kB field: bytes
-    assert a.smaps["future_count"] == 7             # new plain field: as is
+    assert a.smaps["future_thing"] == 12 * 1024  # new kB field: bytes
+    assert a.smaps["future_count"] == 7  # new plain field: as is
     assert a.smaps["thp_eligible"] == 0
     assert a.flags == ("rd", "ex", "mr", "mw", "me", "zz")
     assert b.path == "[anon:my buffer]" and b.kind == KIND_ANON_PRIVATE
-    assert b.smaps == {"size": 12288, "rss": 8192, "pss": 8192, "private_dirty": 8192,
-                       "anonymous": 8192, "swap": 4096}
+    assert b.smaps == {
+        "size": 12288,
+        "rss": 8192,
+        "pss": 8192,
+        "private_dirty": 8192,
+        "anonymous": 8192,
+        "swap": 4096,
+    }
     assert c.path is None and c.kind == KIND_GUARD and c.flags == ("mr", "mw", "me")
 
 
 def test_unknown_field_on_the_fast_path():
-    block = (b"00400000-00401000 r--p 00000000 08:02 17 /bin/x\n"
-             b"Size:                  4 kB\nBrandNewField:        8 kB\nNewCount:       3\n"
-             b"VmFlags: rd mr \n")
+    block = (
+        b"00400000-00401000 r--p 00000000 08:02 17 /bin/x\n"
+        b"Size:                  4 kB\nBrandNewField:        8 kB\nNewCount:       3\n"
+        b"VmFlags: rd mr \n"
+    )
     data = block + block.replace(b"00400000-00401000", b"00401000-00402000")
     assert parse._parse_columnar(data) is not None
     vmas = parse_smaps(data)
@@ -142,24 +194,34 @@ def test_unknown_field_on_the_fast_path():
 
 
 def test_a_block_with_one_more_field_falls_back_and_still_parses():
-    one = (b"00400000-00401000 r--p 00000000 08:02 17 /bin/x\n"
-           b"Size:                  4 kB\nRss:                   4 kB\nVmFlags: rd \n")
-    two = (b"00401000-00402000 r--p 00000000 08:02 17 /bin/x\n"
-           b"Size:                  4 kB\nRss:                   4 kB\nPss:                   2 kB\n"
-           b"VmFlags: rd \n")
+    one = (
+        b"00400000-00401000 r--p 00000000 08:02 17 /bin/x\n"
+        b"Size:                  4 kB\nRss:                   4 kB\nVmFlags: rd \n"
+    )
+    two = (
+        b"00401000-00402000 r--p 00000000 08:02 17 /bin/x\n"
+        b"Size:                  4 kB\nRss:                   4 kB\nPss:                   2 kB\n"
+        b"VmFlags: rd \n"
+    )
     # same line count per block would be required by the fast path: it must notice
     assert parse._parse_columnar(one + two) is None
     assert [v.smaps for v in parse_smaps(one + two)] == [
-        {"size": 4096, "rss": 4096}, {"size": 4096, "rss": 4096, "pss": 2048}]
-    swapped = two.replace(b"Rss:                   4 kB\nPss:                   2 kB",
-                          b"Pss:                   2 kB\nRss:                   4 kB")
+        {"size": 4096, "rss": 4096},
+        {"size": 4096, "rss": 4096, "pss": 2048},
+    ]
+    swapped = two.replace(
+        b"Rss:                   4 kB\nPss:                   2 kB",
+        b"Pss:                   2 kB\nRss:                   4 kB",
+    )
     assert parse._parse_columnar(two + swapped) is None
     assert parse_smaps(two + swapped)[1].smaps == {"size": 4096, "pss": 2048, "rss": 4096}
 
 
 def test_path_containing_vmflags_text_does_not_confuse_the_fast_path():
-    block = (b"00400000-00401000 r--p 00000000 08:02 17 /tmp/VmFlags: rd wr \n"
-             b"Size:                  4 kB\nVmFlags: rd mr \n")
+    block = (
+        b"00400000-00401000 r--p 00000000 08:02 17 /tmp/VmFlags: rd wr \n"
+        b"Size:                  4 kB\nVmFlags: rd mr \n"
+    )
     vmas = parse_smaps(block * 1 + block.replace(b"00400000-00401000", b"00401000-00402000"))
     assert [v.path for v in vmas] == ["/tmp/VmFlags: rd wr "] * 2
     assert [v.flags for v in vmas] == [("rd", "mr")] * 2
@@ -168,10 +230,10 @@ def test_path_containing_vmflags_text_does_not_confuse_the_fast_path():
 def test_empty_and_bad_input():
     assert parse_smaps(b"") == []
     with pytest.raises(ParseError):
-        parse_smaps(b"Rss: 4 kB\n")                 # a field before any header
+        parse_smaps(b"Rss: 4 kB\n")  # a field before any header
     with pytest.raises(ParseError):
         parse_smaps(b"this is not smaps\n")
-    with pytest.raises(BadInput):                    # ParseError is a BadInput: exit code 2
+    with pytest.raises(BadInput):  # ParseError is a BadInput: exit code 2
         parse_smaps(b"00400000-00401000 r--p zz 08:02 17\nSize: 4 kB\nVmFlags: rd \n")
     for bad in (b"0x400000-00401000", b"00400000-", b"1_000-2000", b"00400000+00401000", b"g0-10"):
         with pytest.raises(ParseError):
@@ -180,7 +242,7 @@ def test_empty_and_bad_input():
 
 def test_truncated_last_block_keeps_what_is_there():
     data = fixture("known_smaps")
-    cut = data[: data.rindex(b"\nRss:") + 1]        # the last block loses all fields from Rss on
+    cut = data[: data.rindex(b"\nRss:") + 1]  # the last block loses all fields from Rss on
     vmas = parse_smaps(cut)
     assert len(vmas) == len(parse_smaps(data))
     assert "rss" not in vmas[-1].smaps and vmas[-1].flags == ()
@@ -197,52 +259,123 @@ def test_vmas_are_real_dataclass_instances(known):
 
 def test_with_pages_equals_dataclasses_replace(known):
     from vmainspect.model import PageCounts, PageInfo, PageRun
-    infos = [PageInfo(PageCounts(i, 0, 0, i, 0, None, None, None, None, None),
-                      (PageRun(0, v.npages(4096), "absent"),)) for i, v in enumerate(known)]
+
+    infos = [
+        PageInfo(
+            PageCounts(i, 0, 0, i, 0, None, None, None, None, None), (PageRun(0, v.npages(4096), "absent"),)
+        )
+        for i, v in enumerate(known)
+    ]
     got = parse.with_pages(known, infos)
     assert got == [dataclasses.replace(v, pages=p) for v, p in zip(known, infos)]
-    assert all(type(v) is Vma for v in got) and known[0].pages is None   # originals untouched
+    assert all(type(v) is Vma for v in got) and known[0].pages is None  # originals untouched
 
 
 # ------------------------------------------------------------------ names, kinds, flags
 
-@pytest.mark.parametrize("name,key", [
-    ("Rss", "rss"), ("Pss_Dirty", "pss_dirty"), ("Shared_Clean", "shared_clean"), ("KSM", "ksm"),
-    ("AnonHugePages", "anon_huge_pages"), ("THPeligible", "thp_eligible"),
-    ("ProtectionKey", "protection_key"), ("MMUPageSize", "mmu_page_size"),
-    ("SwapPss", "swap_pss"), ("LazyFree", "lazy_free"), ("FilePmdMapped", "file_pmd_mapped"),
-    ("BrandNewThing", "brand_new_thing"), ("Foo_BAR", "foo_bar"), (b"Private_Hugetlb", "private_hugetlb"),
-])
+
+@pytest.mark.parametrize(
+    "name,key",
+    [
+        ("Rss", "rss"),
+        ("Pss_Dirty", "pss_dirty"),
+        ("Shared_Clean", "shared_clean"),
+        ("KSM", "ksm"),
+        ("AnonHugePages", "anon_huge_pages"),
+        ("THPeligible", "thp_eligible"),
+        ("ProtectionKey", "protection_key"),
+        ("MMUPageSize", "mmu_page_size"),
+        ("SwapPss", "swap_pss"),
+        ("LazyFree", "lazy_free"),
+        ("FilePmdMapped", "file_pmd_mapped"),
+        ("BrandNewThing", "brand_new_thing"),
+        ("Foo_BAR", "foo_bar"),
+        (b"Private_Hugetlb", "private_hugetlb"),
+    ],
+)
 def test_field_key(name, key):
     assert field_key(name) == key
 
 
-@pytest.mark.parametrize("perms,path,kind", [
-    ("rw-p", "[heap]", KIND_HEAP), ("rw-p", "[stack]", KIND_STACK), ("rw-p", "[stack:123]", KIND_STACK),
-    ("r-xp", "[vdso]", KIND_VDSO), ("r--p", "[vvar]", KIND_VVAR), ("--xp", "[vsyscall]", KIND_VSYSCALL),
-    ("r--p", "/usr/lib/libc.so.6", KIND_FILE_PRIVATE), ("rw-s", "/data/x", KIND_FILE_SHARED),
-    ("rw-p", None, KIND_ANON_PRIVATE), ("rw-s", None, KIND_ANON_SHARED),
-    ("---p", None, KIND_GUARD), ("---p", "/usr/lib/libc.so.6", KIND_GUARD),
-    ("r--p", "/tmp/x (deleted)", KIND_DELETED), ("rw-s", "/SYSV0000002a (deleted)", KIND_SHM),
-    ("rw-s", "/dev/zero (deleted)", KIND_ANON_SHARED), ("rw-p", "[anon:buf]", KIND_ANON_PRIVATE),
-    ("rw-s", "[anon_shmem:x]", KIND_ANON_SHARED), ("rw-s", "/memfd:x (deleted)", KIND_FILE_SHARED),
-])
+@pytest.mark.parametrize(
+    "perms,path,kind",
+    [
+        ("rw-p", "[heap]", KIND_HEAP),
+        ("rw-p", "[stack]", KIND_STACK),
+        ("rw-p", "[stack:123]", KIND_STACK),
+        ("r-xp", "[vdso]", KIND_VDSO),
+        ("r--p", "[vvar]", KIND_VVAR),
+        ("--xp", "[vsyscall]", KIND_VSYSCALL),
+        ("r--p", "/usr/lib/libc.so.6", KIND_FILE_PRIVATE),
+        ("rw-s", "/data/x", KIND_FILE_SHARED),
+        ("rw-p", None, KIND_ANON_PRIVATE),
+        ("rw-s", None, KIND_ANON_SHARED),
+        ("---p", None, KIND_GUARD),
+        ("---p", "/usr/lib/libc.so.6", KIND_GUARD),
+        ("r--p", "/tmp/x (deleted)", KIND_DELETED),
+        ("rw-s", "/SYSV0000002a (deleted)", KIND_SHM),
+        ("rw-s", "/dev/zero (deleted)", KIND_ANON_SHARED),
+        ("rw-p", "[anon:buf]", KIND_ANON_PRIVATE),
+        ("rw-s", "[anon_shmem:x]", KIND_ANON_SHARED),
+        ("rw-s", "/memfd:x (deleted)", KIND_FILE_SHARED),
+    ],
+)
 def test_vma_kind(perms, path, kind):
     assert vma_kind(perms, path) == kind
 
 
 def test_vmflag_meanings_cover_the_documented_codes():
-    documented = ("rd wr ex sh mr mw me ms gd pf dw lo io sr rr dc de ac nr ht sf ar wf dd sd mm hg "
-                  "nh mg bt mt um uw ui ss sl lf dp gu").split()
+    documented = [
+        "rd",
+        "wr",
+        "ex",
+        "sh",
+        "mr",
+        "mw",
+        "me",
+        "ms",
+        "gd",
+        "pf",
+        "dw",
+        "lo",
+        "io",
+        "sr",
+        "rr",
+        "dc",
+        "de",
+        "ac",
+        "nr",
+        "ht",
+        "sf",
+        "ar",
+        "wf",
+        "dd",
+        "sd",
+        "mm",
+        "hg",
+        "nh",
+        "mg",
+        "bt",
+        "mt",
+        "um",
+        "uw",
+        "ui",
+        "ss",
+        "sl",
+        "lf",
+        "dp",
+        "gu",
+    ]
     assert set(documented) <= set(VMFLAG_MEANINGS)
     assert VMFLAG_MEANINGS["rd"] == "readable" and VMFLAG_MEANINGS["ac"] == "area is accountable"
     assert "unknown" in describe_flag("zz")
     for v in parse_smaps(fixture("known_smaps")):
         for f in v.flags:
-            assert f in VMFLAG_MEANINGS, f      # this kernel prints nothing we cannot explain
+            assert f in VMFLAG_MEANINGS, f  # this kernel prints nothing we cannot explain
 
 
 # ------------------------------------------------------------------ rollup, stat, status, cmdline
+
 
 def test_smaps_rollup_fixture():
     totals = parse_smaps_fields(fixture("known_smaps_rollup"))
@@ -250,7 +383,7 @@ def test_smaps_rollup_fixture():
         assert key in totals
     assert totals["pss"] == totals["pss_anon"] + totals["pss_file"] + totals["pss_shmem"]
     rss = sum(v.smaps["rss"] for v in parse_smaps(fixture("known_smaps")))
-    assert totals["rss"] == rss     # captured together from a stopped process
+    assert totals["rss"] == rss  # captured together from a stopped process
     assert parse_smaps_fields(b"") == {}
 
 
@@ -259,15 +392,22 @@ def test_stat_is_parsed_after_the_last_paren():
     assert st.comm == "odd) (name"
     assert st.state == "T"
     raw = fixture("known_stat").decode()
-    fields = raw[raw.rindex(")") + 2:].split()
+    fields = raw[raw.rindex(")") + 2 :].split()
     assert (st.ppid, st.minflt, st.majflt, st.num_threads, st.starttime) == (
-        int(fields[1]), int(fields[7]), int(fields[9]), int(fields[17]), int(fields[19]))
+        int(fields[1]),
+        int(fields[7]),
+        int(fields[9]),
+        int(fields[17]),
+        int(fields[19]),
+    )
     assert st.pid == int(raw.split()[0])
     assert st.flags == int(fields[6]) and not st.kernel_thread
     assert parse_stat(b"2 (kthreadd) S 0 0 0 0 -1 2129984 0 0 0 0 0 0 0 0 20 0 1 0 6 0 0").kernel_thread
 
 
-@pytest.mark.parametrize("bad", [b"", b"123", b"12 (x) S 1", b"12 (x) S a b c d e f g h i j k l m n o p q r s t"])
+@pytest.mark.parametrize(
+    "bad", [b"", b"123", b"12 (x) S 1", b"12 (x) S a b c d e f g h i j k l m n o p q r s t"]
+)
 def test_bad_stat(bad):
     with pytest.raises(ParseError):
         parse_stat(bad)
@@ -291,4 +431,4 @@ def test_non_utf8_path_is_kept_printable():
     block = b"00400000-00401000 r--p 00000000 08:02 17 /tmp/\xff\xfe.bin\nSize: 4 kB\nVmFlags: rd \n"
     (v,) = parse_smaps(block)
     assert v.path == "/tmp/\\xff\\xfe.bin"
-    v.path.encode("utf-8")    # always encodable: JSON output cannot fail on it
+    v.path.encode("utf-8")  # always encodable: JSON output cannot fail on it

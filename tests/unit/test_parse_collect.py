@@ -8,9 +8,9 @@ import shutil
 import pytest
 from targets import after_reading
 
-from vmainspect.collect import collect
 from vmainspect.errors import BadInput, ProcessGone
 from vmainspect.procfs.parse import parse_smaps, parse_smaps_fields
+from vmainspect.snapshot.collect import collect
 
 FIX = os.path.join(os.path.dirname(__file__), "fixtures")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import ctypes
 import struct
 
-from vmainspect import perf
+from vmainspect.faults import perf
 
 SAMPLE = perf.PERF_RECORD_SAMPLE
 
@@ -34,7 +34,9 @@ def test_attr_layout():
     typ, size, config, period, stype, rfmt, flags, wm = struct.unpack_from("<IIQQQQQI", raw)
     assert (typ, size, config, period) == (perf.PERF_TYPE_SOFTWARE, perf.ATTR_SIZE, 5, 7)
     assert stype == perf.SAMPLE_TYPE and rfmt == 0 and wm == 4096
-    assert flags & 1 and flags & (1 << 5) and flags & (1 << 14) and flags & (1 << 25)   # disabled, exclude_kernel, watermark, use_clockid
+    assert (
+        flags & 1 and flags & (1 << 5) and flags & (1 << 14) and flags & (1 << 25)
+    )  # disabled, exclude_kernel, watermark, use_clockid
     assert struct.unpack_from("<i", raw, 92)[0] == perf.CLOCK_MONOTONIC
 
 
@@ -56,8 +58,12 @@ def test_lost_and_other_records_between_samples():
 
 def test_truncated_and_malformed_tails_stop_the_walk():
     good = sample(t=1) + sample(t=2)
-    for bad in (good + sample()[:20], good + struct.pack("<IHH", 9, 0, 0), good + struct.pack("<IHH", 7, 0, 200)):
-        runs, nlost, other = perf.split_records(bad)
+    for bad in (
+        good + sample()[:20],
+        good + struct.pack("<IHH", 9, 0, 0),
+        good + struct.pack("<IHH", 7, 0, 200),
+    ):
+        runs, _nlost, _other = perf.split_records(bad)
         assert [r[4] for r in rows(runs)] == [1, 2]
     assert perf.split_records(b"") == ([], 0, 0)
 
@@ -72,10 +78,10 @@ def test_unpack_last():
 class FakeRing(perf.Ring):
     """A Ring over a ctypes buffer laid out like perf_event_mmap_page + data (no kernel)."""
 
-    def __init__(self, size: int) -> None:     # noqa: D107 - no perf_event_open here
+    def __init__(self, size: int) -> None:
         self.buf = ctypes.create_string_buffer(perf.PAGE + size)
         struct.pack_into("<QQ", self.buf, 1040, perf.PAGE, size)
-        self.base, self.map_size = ctypes.addressof(self.buf), 0      # 0: nothing to munmap
+        self.base, self.map_size = ctypes.addressof(self.buf), 0  # 0: nothing to munmap
         self.fd_min = self.fd_maj = -1
         self._attach(size // perf.PAGE)
 
@@ -91,10 +97,10 @@ class FakeRing(perf.Ring):
 
 def test_drain_handles_wrap_around_and_frees_space():
     r = FakeRing(1024)
-    first = b"".join(sample(t=i) for i in range(20))       # 960 bytes
+    first = b"".join(sample(t=i) for i in range(20))  # 960 bytes
     r.write(first)
     assert r.drain() == first
-    assert r.tail_word() == 960                             # data_tail advanced
+    assert r.tail_word() == 960  # data_tail advanced
     second = b"".join(sample(t=100 + i) for i in range(5))  # wraps past the end of the ring
     r.write(second)
     got = r.drain()
@@ -108,9 +114,23 @@ from hypothesis import strategies as st  # noqa: E402
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.lists(st.sampled_from([sample(), sample(misc=1), lost(5), throttle(), b"\0" * 8,
-                                 struct.pack("<IHH", 9, 2, 40), b"\xff" * 8]), max_size=40),
-       st.integers(min_value=0, max_value=64))
+@given(
+    st.lists(
+        st.sampled_from(
+            [
+                sample(),
+                sample(misc=1),
+                lost(5),
+                throttle(),
+                b"\0" * 8,
+                struct.pack("<IHH", 9, 2, 40),
+                b"\xff" * 8,
+            ]
+        ),
+        max_size=40,
+    ),
+    st.integers(min_value=0, max_value=64),
+)
 def test_any_ring_bytes_never_crash(parts, cut):
     data = b"".join(parts)
     data = data[: len(data) - cut] if cut < len(data) else data
@@ -118,5 +138,5 @@ def test_any_ring_bytes_never_crash(parts, cut):
     assert nlost >= 0 and other >= 0
     for q in runs:
         assert len(q) % perf.SAMPLE_WORDS == 0
-        for h in q[0::perf.SAMPLE_WORDS]:
+        for h in q[0 :: perf.SAMPLE_WORDS]:
             assert h in perf.SAMPLE_HEADERS

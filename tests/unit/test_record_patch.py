@@ -3,16 +3,19 @@
 import json
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from vmainspect.record_patch import PatchError, apply_patch, make_patch
+from vmainspect.recording.patch import PatchError, apply_patch, make_patch
 
 scalars = st.one_of(st.none(), st.booleans(), st.integers(-5, 5), st.text("ab", max_size=2))
 json_values = st.recursive(
     scalars,
-    lambda inner: st.one_of(st.lists(inner, max_size=6),
-                            st.dictionaries(st.text("abst", max_size=3), inner, max_size=4)),
-    max_leaves=30)
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=6), st.dictionaries(st.text("abst", max_size=3), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
 
 
 def roundtrip(a, b):
@@ -30,8 +33,9 @@ def test_patch_roundtrip_any_json(a, b):
     assert roundtrip(a, b) == json.loads(json.dumps(b))
 
 
-runs = st.lists(st.tuples(st.integers(0, 50), st.integers(1, 9), st.sampled_from(["anon", "file", "absent"])),
-                max_size=30)
+runs = st.lists(
+    st.tuples(st.integers(0, 50), st.integers(1, 9), st.sampled_from(["anon", "file", "absent"])), max_size=30
+)
 
 
 @settings(max_examples=150, deadline=None)
@@ -41,8 +45,12 @@ def test_patch_roundtrip_runs(a, b):
 
 
 def vma(start, rss, runs=((0, 4, "anon"),)):
-    return {"start": start, "end": start + 0x4000, "smaps": {"rss": rss, "pss": rss},
-            "pages": {"runs": list(runs)}}
+    return {
+        "start": start,
+        "end": start + 0x4000,
+        "smaps": {"rss": rss, "pss": rss},
+        "pages": {"runs": list(runs)},
+    }
 
 
 def test_unchanged_vmas_cost_nothing_and_changed_runs_are_local():
@@ -60,22 +68,25 @@ def test_unchanged_vmas_cost_nothing_and_changed_runs_are_local():
 
 def test_vma_added_removed_and_moved():
     a = {"vmas": [vma(0x1000, 1), vma(0x5000, 2), vma(0x9000, 3)]}
-    b = {"vmas": [vma(0x1000, 1), vma(0x7000, 9), vma(0x9000, 3), vma(0xd000, 4)]}
+    b = {"vmas": [vma(0x1000, 1), vma(0x7000, 9), vma(0x9000, 3), vma(0xD000, 4)]}
     assert roundtrip(a, b) == json.loads(json.dumps(b))
 
 
-@pytest.mark.parametrize("base,patch", [
-    ([1, 2], {"[": [5]}),            # keeps past the end
-    ([1, 2], {"[": [-3]}),           # drops past the end
-    ({"a": 1}, {"[": [1]}),          # list patch on an object
-    ([1], {"{": {}}),                # object patch on a list
-    ({"a": 1}, {"{": {}, "-": ["b"]}),
-    ({"a": 1}, {"{": {"b": {"{": {}}}}),
-    ([1], {"[": [0]}),
-    ([1], {"[": ["x"]}),
-    ([1], "nonsense"),
-    ([1], {"?": 1}),
-])
+@pytest.mark.parametrize(
+    "base,patch",
+    [
+        ([1, 2], {"[": [5]}),  # keeps past the end
+        ([1, 2], {"[": [-3]}),  # drops past the end
+        ({"a": 1}, {"[": [1]}),  # list patch on an object
+        ([1], {"{": {}}),  # object patch on a list
+        ({"a": 1}, {"{": {}, "-": ["b"]}),
+        ({"a": 1}, {"{": {"b": {"{": {}}}}),
+        ([1], {"[": [0]}),
+        ([1], {"[": ["x"]}),
+        ([1], "nonsense"),
+        ([1], {"?": 1}),
+    ],
+)
 def test_patch_that_does_not_fit_is_refused(base, patch):
     with pytest.raises(PatchError):
         apply_patch(base, patch)
@@ -90,8 +101,9 @@ def _as_runs(pieces):
 
 
 # covering run lists like the collector's: 40+ runs (the fast path), shared prefixes likely
-long_runs = st.lists(st.tuples(st.integers(1, 3), st.sampled_from(["anon", "file"])),
-                     min_size=33, max_size=50).map(_as_runs)
+long_runs = st.lists(
+    st.tuples(st.integers(1, 3), st.sampled_from(["anon", "file"])), min_size=33, max_size=50
+).map(_as_runs)
 
 
 @settings(max_examples=40, deadline=None)
@@ -108,7 +120,9 @@ def test_fast_path_is_local_for_a_long_run_list():
     del b[40000]
     p = make_patch({"runs": a}, {"runs": b})
     assert len(json.dumps(p)) < 150
-    assert apply_patch({"runs": [list(x) for x in a]}, json.loads(json.dumps(p))) == {"runs": [list(x) for x in b]}
+    assert apply_patch({"runs": [list(x) for x in a]}, json.loads(json.dumps(p))) == {
+        "runs": [list(x) for x in b]
+    }
 
 
 def _vmas(spec):
@@ -117,7 +131,8 @@ def _vmas(spec):
 
 # VMA lists long enough for the fast path: unique starts in order, values that change
 vma_lists = st.lists(st.tuples(st.integers(1, 3), st.integers(0, 2)), min_size=33, max_size=50).map(
-    lambda xs: _vmas([(sum(g for g, _ in xs[:i + 1]), r) for i, (_, r) in enumerate(xs)]))
+    lambda xs: _vmas([(sum(g for g, _ in xs[: i + 1]), r) for i, (_, r) in enumerate(xs)])
+)
 
 
 @settings(max_examples=40, deadline=None)

@@ -6,36 +6,83 @@ import pytest
 
 from vmainspect import cli
 from vmainspect.errors import BadInput
-from vmainspect.model import (Capabilities, FaultSample, FaultTick, HostInfo, PageCounts, PageInfo,
-                              PageRun, ProcessInfo, Snapshot, Vma)
-from vmainspect.record import (SCHEMA, RecordingWriter, fault_tick_from_dict, fault_tick_to_dict,
-                               moment_index, read_recording, split_moment)
+from vmainspect.model import (
+    Capabilities,
+    FaultSample,
+    FaultTick,
+    HostInfo,
+    PageCounts,
+    PageInfo,
+    PageRun,
+    ProcessInfo,
+    Snapshot,
+    Vma,
+)
+from vmainspect.recording.io import (
+    SCHEMA,
+    RecordingWriter,
+    fault_tick_from_dict,
+    fault_tick_to_dict,
+    moment_index,
+    read_recording,
+    split_moment,
+)
 
 PS = 4096
-P = 0x7f0000000000
+P = 0x7F0000000000
 
 
 def snapshot(k: int) -> Snapshot:
     """Frame k of a made-up process: VMA 2 gains a page per frame, VMA 3 appears at k >= 2."""
+
     def v(start, n, touched, perms="rw-p"):
         runs = [PageRun(0, touched, "anon")] if touched else []
         if touched < n:
             runs.append(PageRun(touched, n - touched, "absent"))
         counts = PageCounts(touched, 0, 0, touched, touched, None, None, None, None, None)
-        return Vma(start, start + n * PS, perms, 0, "00:00", 0, None, "anon-private", ("rd", "wr"),
-                   {"rss": touched * PS, "private_dirty": touched * PS}, PageInfo(counts, tuple(runs)))
+        return Vma(
+            start,
+            start + n * PS,
+            perms,
+            0,
+            "00:00",
+            0,
+            None,
+            "anon-private",
+            ("rd", "wr"),
+            {"rss": touched * PS, "private_dirty": touched * PS},
+            PageInfo(counts, tuple(runs)),
+        )
+
     vmas = [v(P, 4, 4), v(P + 0x10000, 16, min(k, 16))]
     if k >= 2:
         vmas.append(v(P + 0x40000, 2, 1, "r--p"))
     caps = Capabilities(True, True, True, True, True, True)
     proc = ProcessInfo(42, 1, "t", ("t", "x"), "/usr/bin/t", "root", 0, "S", 1, 10 + k, 0, 1000.0)
-    return Snapshot(f"2026-11-25T07:00:{k:02d}Z", HostInfo("6.18", PS, "h"), proc, caps,
-                    {"rss": sum(x.smaps["rss"] for x in vmas)}, tuple(vmas))
+    return Snapshot(
+        f"2026-11-25T07:00:{k:02d}Z",
+        HostInfo("6.18", PS, "h"),
+        proc,
+        caps,
+        {"rss": sum(x.smaps["rss"] for x in vmas)},
+        tuple(vmas),
+    )
 
 
-TICK = FaultTick("perf", 0.5, 3, 1, 0, {P: (3, 1)}, (("main+0x1", "/usr/bin/t", 4),),
-                 (FaultSample(1, 42, 42, 0x1000, P, True, "main+0x1", "/usr/bin/t"),),
-                 None, {42: (3, 1)}, (P,), (("absent", "anon", 1),))
+TICK = FaultTick(
+    "perf",
+    0.5,
+    3,
+    1,
+    0,
+    {P: (3, 1)},
+    (("main+0x1", "/usr/bin/t", 4),),
+    (FaultSample(1, 42, 42, 0x1000, P, True, "main+0x1", "/usr/bin/t"),),
+    None,
+    {42: (3, 1)},
+    (P,),
+    (("absent", "anon", 1),),
+)
 
 
 def write(path, n=5, end="exited"):
@@ -68,7 +115,8 @@ def test_round_trip(rec):
     assert r.frame(-1).gone and not r.frame(0).gone
     assert r.header["schema"] == SCHEMA and r.pid == 42
     from schema_check import validate_recording
-    assert validate_recording(str(rec), every_frame=True) == 5      # the shipped recording-1.json
+
+    assert validate_recording(str(rec), every_frame=True) == 5  # the shipped recording-1.json
 
 
 def test_delta_records_are_small(rec):
@@ -76,14 +124,15 @@ def test_delta_records_are_small(rec):
     assert b'"snapshot"' in ls[1]
     assert all(b'"patch"' in x for x in ls[2:6])
     full = len(json.dumps(json.loads(ls[1])["snapshot"]))
-    patch = json.loads(ls[2])["patch"]              # frame 1: one VMA gained a page
+    patch = json.loads(ls[2])["patch"]  # frame 1: one VMA gained a page
     assert len(json.dumps(patch)) < full / 3
-    assert patch["{"]["vmas"]["["][0] == 1         # the unchanged first VMA: "keep 1"
+    assert patch["{"]["vmas"]["["][0] == 1  # the unchanged first VMA: "keep 1"
     assert "host" not in patch["{"] and "capabilities" not in patch["{"]
 
 
 def test_refuses_to_replace_a_file_without_force(rec):
     from vmainspect.errors import OutputError
+
     with pytest.raises(OutputError, match="--force"):
         RecordingWriter.create(str(rec))
 
@@ -92,8 +141,8 @@ def test_refuses_to_replace_a_file_without_force(rec):
 def test_truncated_file_loads_to_last_complete_record(rec, cut):
     data = rec.read_bytes()
     ls = lines(rec)
-    keep = sum(len(x) for x in ls[:4])          # header + 3 frames
-    rec.write_bytes(data[:keep + cut])
+    keep = sum(len(x) for x in ls[:4])  # header + 3 frames
+    rec.write_bytes(data[: keep + cut])
     r = read_recording(str(rec))
     assert len(r) == 3 and r.truncated_at_line == 5
     assert r.end is None
@@ -103,7 +152,7 @@ def test_truncated_file_loads_to_last_complete_record(rec, cut):
 
 def test_corrupt_record_in_the_middle_stops_there(rec):
     ls = lines(rec)
-    ls[3] = b'{"t": 1.0, "patch": {"[": [5]}}\n'       # a patch that does not fit
+    ls[3] = b'{"t": 1.0, "patch": {"[": [5]}}\n'  # a patch that does not fit
     rec.write_bytes(b"".join(ls))
     r = read_recording(str(rec))
     assert len(r) == 2 and r.truncated_at_line == 4 and "bad record" in r.truncation
@@ -122,19 +171,26 @@ def test_frame_that_is_not_a_valid_snapshot_names_its_line(rec):
         r.snapshot(1)
 
 
-@pytest.mark.parametrize("content,message", [
-    (b"", "empty"),
-    (b"not json at all\n", "line 1 is not JSON"),
-    (b"[1, 2]\n", "not a JSON object"),
-    (b'{"schema": "vmainspect/recording@2", "interval_s": 1, "pid": 1}\n', "reads @1"),
-    (b'{"schema": "something/else@1"}\n', "not a vmainspect recording"),
-    (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n', "no frames"),
-    (b'{"schema": "vmainspect/recording@1", "interval_s": "x", "pid": 1}\n', "malformed"),
-    (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "patch": {}}\n',
-     "line 2: bad record"),
-    (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "snapshot": {"schema": 1}}\n',
-     "line 2"),
-])
+@pytest.mark.parametrize(
+    "content,message",
+    [
+        (b"", "empty"),
+        (b"not json at all\n", "line 1 is not JSON"),
+        (b"[1, 2]\n", "not a JSON object"),
+        (b'{"schema": "vmainspect/recording@2", "interval_s": 1, "pid": 1}\n', "reads @1"),
+        (b'{"schema": "something/else@1"}\n', "not a vmainspect recording"),
+        (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n', "no frames"),
+        (b'{"schema": "vmainspect/recording@1", "interval_s": "x", "pid": 1}\n', "malformed"),
+        (
+            b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "patch": {}}\n',
+            "line 2: bad record",
+        ),
+        (
+            b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "snapshot": {"schema": 1}}\n',
+            "line 2",
+        ),
+    ],
+)
 def test_bad_files_are_refused_with_one_line(tmp_path, content, message):
     p = tmp_path / "bad.jsonl"
     p.write_bytes(content)
@@ -144,7 +200,8 @@ def test_bad_files_are_refused_with_one_line(tmp_path, content, message):
 
 
 def test_a_snapshot_is_not_a_recording(tmp_path):
-    from vmainspect.snapshot_io import save
+    from vmainspect.snapshot.io import save
+
     p = tmp_path / "s.json"
     save(snapshot(1), str(p))
     with pytest.raises(BadInput, match="snapshot, not a recording"):
@@ -198,12 +255,13 @@ def test_diff_cli_bad_input_is_one_line_exit_2(tmp_path, capsys, content):
 def test_diff_cli_truncated_recording_warns(rec, capsys):
     data = rec.read_bytes()
     rec.write_bytes(data[:-30])
-    rc, out, err = run_cli(["diff", f"{rec}#1", f"{rec}#-1"], capsys)
+    rc, _out, err = run_cli(["diff", f"{rec}#1", f"{rec}#-1"], capsys)
     assert rc == 1 and "warning" in err and "stopped at line" in err
 
 
 def test_diff_cli_snapshot_file_against_a_recording_moment(rec, tmp_path, capsys):
-    from vmainspect.snapshot_io import save
+    from vmainspect.snapshot.io import save
+
     snap = tmp_path / "s.json"
     save(snapshot(0), str(snap))
     rc, out, _ = run_cli(["diff", str(snap), f"{rec}#1"], capsys)
@@ -217,5 +275,5 @@ def test_diff_cli_snapshot_file_against_a_recording_moment(rec, tmp_path, capsys
 def test_fault_ticks_keep_page_state_transitions_and_read_older_records_without_them():
     d = json.loads(json.dumps(fault_tick_to_dict(TICK)))
     assert d["by_transition"] == [["absent", "anon", 1]]
-    del d["by_transition"]                  # a recording written before the field existed
+    del d["by_transition"]  # a recording written before the field existed
     assert fault_tick_from_dict(d).by_transition == ()

@@ -17,11 +17,18 @@ import tomllib
 
 import jsonschema
 import pytest
-
 from schema_check import registry, shipped, validate, validate_recording, validator
-from vmainspect import json_schemas
 
-EXPECTED = {"snapshot-1.json", "recording-1.json", "diff-1.json", "faults-1.json", "demo-1.json", "crash-1.json"}
+from vmainspect import schemas as json_schemas
+
+EXPECTED = {
+    "snapshot-1.json",
+    "recording-1.json",
+    "diff-1.json",
+    "faults-1.json",
+    "demo-1.json",
+    "crash-1.json",
+}
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -33,17 +40,20 @@ def test_every_shipped_schema_is_a_valid_draft_2020_12_schema():
         assert s["$schema"] == "https://json-schema.org/draft/2020-12/schema", name
         jsonschema.Draft202012Validator.check_schema(s)
         assert s["$id"] == json_schemas.BASE_URI + name, name
-        assert json_schemas.file_name(s["title"]) == name, name     # vmainspect/faults@1 <-> faults-1.json
-        consts = [d["properties"]["schema"]["const"] for d in [s, *s.get("$defs", {}).values()]
-                  if isinstance(d, dict) and "const" in d.get("properties", {}).get("schema", {})]
-        assert consts == [s["title"]], name                      # the document names its own schema
+        assert json_schemas.file_name(s["title"]) == name, name  # vmainspect/faults@1 <-> faults-1.json
+        consts = [
+            d["properties"]["schema"]["const"]
+            for d in [s, *s.get("$defs", {}).values()]
+            if isinstance(d, dict) and "const" in d.get("properties", {}).get("schema", {})
+        ]
+        assert consts == [s["title"]], name  # the document names its own schema
 
 
 def test_every_ref_resolves():
     for name, s in shipped().items():
         resolver = registry().resolver(base_uri=s["$id"])
         for ref in set(_refs(s)):
-            assert resolver.lookup(ref).contents is not None, (name, ref)    # Unresolvable otherwise
+            assert resolver.lookup(ref).contents is not None, (name, ref)  # Unresolvable otherwise
 
 
 def _refs(node):
@@ -66,22 +76,29 @@ def test_pyproject_ships_every_schema_file():
 
 
 def test_json_schemas_load_by_schema_name_and_file_name():
-    assert json_schemas.load("vmainspect/faults@1") == json_schemas.load("faults-1.json") == shipped()["faults-1.json"]
+    assert (
+        json_schemas.load("vmainspect/faults@1")
+        == json_schemas.load("faults-1.json")
+        == shipped()["faults-1.json"]
+    )
     assert json_schemas.file_name("vmainspect/recording@1") == "recording-1.json"
     assert set(json_schemas.names()) == set(shipped())
     with pytest.raises(ValueError):
         json_schemas.file_name("faults")
-    from vmainspect.diff import JSON_SCHEMA
-    assert JSON_SCHEMA == shipped()["diff-1.json"]
+    from vmainspect.snapshot.diff import JSON_SCHEMA
+
+    assert shipped()["diff-1.json"] == JSON_SCHEMA
 
 
 # --- real outputs, in-process ------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def live():
     """Snapshots of this process before and after mapping and touching 32 pages, and a perf tick of it."""
-    from vmainspect.collect import collect
-    from vmainspect.faults import FaultSampler
+    from vmainspect.faults.sampler import FaultSampler
+    from vmainspect.snapshot.collect import collect
+
     before = collect(os.getpid(), pages=True)
     m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)
     with FaultSampler(os.getpid(), recent=16) as sampler:
@@ -95,7 +112,8 @@ def live():
 
 
 def test_a_recording_of_this_process_validates_line_by_line(live, tmp_path):
-    from vmainspect.record import RecordingWriter
+    from vmainspect.recording.io import RecordingWriter
+
     before, after, tick, _m = live
     path = str(tmp_path / "self.jsonl")
     w = RecordingWriter.create(path)
@@ -103,33 +121,47 @@ def test_a_recording_of_this_process_validates_line_by_line(live, tmp_path):
     w.note(0.0, "a note")
     w.frame(0.0, before, None)
     w.frame(0.5, after, tick)
-    w.frame(1.0, after, tick)               # unchanged: {"{": {}}
+    w.frame(1.0, after, tick)  # unchanged: {"{": {}}
     w.note(1.0, "stopped", end="interrupted")
     w.close()
     assert validate_recording(path, every_frame=True) == 3
     if tick.mode == "perf":
-        assert tick.minor >= 32 and tick.recent      # the sampled tick is really in there
+        assert tick.minor >= 32 and tick.recent  # the sampled tick is really in there
 
 
 def test_recording_schema_rejects_what_the_reader_rejects(live, tmp_path):
     v = validator("vmainspect/recording@1")
-    header = {"schema": "vmainspect/recording@1", "started_at": "2026-11-25T07:00:00Z", "interval_s": 0.5,
-              "pid": 1, "name": "x", "cmdline": [], "create_time": None,
-              "host": {"kernel": "6.18", "page_size": 4096, "hostname": "h"},
-              "pages": False, "faults": False, "vmainspect": "0.1.0"}
+    header = {
+        "schema": "vmainspect/recording@1",
+        "started_at": "2026-11-25T07:00:00Z",
+        "interval_s": 0.5,
+        "pid": 1,
+        "name": "x",
+        "cmdline": [],
+        "create_time": None,
+        "host": {"kernel": "6.18", "page_size": 4096, "hostname": "h"},
+        "pages": False,
+        "faults": False,
+        "vmainspect": "0.1.0",
+    }
     v.validate(header)
-    for bad in ({**header, "interval_s": 0}, {**header, "interval_s": "1"}, {**header, "pid": "1"},
-                {"t": 1.0, "patch": {"=": {}}, "faults": None},           # the root is an object patch
-                {"t": 1.0, "patch": {"[": [0]}, "faults": None},
-                {"t": 1.0, "patch": {"{": {"a": {"[": [0]}}}, "faults": None},   # op 0
-                {"t": 1.0, "patch": {"{": {"a": 5}}, "faults": None},            # not a node
-                {"t": 1.0, "note": "x", "end": "finished"},
-                {"t": -1, "note": "x"}):
+    for bad in (
+        {**header, "interval_s": 0},
+        {**header, "interval_s": "1"},
+        {**header, "pid": "1"},
+        {"t": 1.0, "patch": {"=": {}}, "faults": None},  # the root is an object patch
+        {"t": 1.0, "patch": {"[": [0]}, "faults": None},
+        {"t": 1.0, "patch": {"{": {"a": {"[": [0]}}}, "faults": None},  # op 0
+        {"t": 1.0, "patch": {"{": {"a": 5}}, "faults": None},  # not a node
+        {"t": 1.0, "note": "x", "end": "finished"},
+        {"t": -1, "note": "x"},
+    ):
         assert not v.is_valid(bad), bad
 
 
 def test_diff_of_this_process_validates(live):
-    from vmainspect.diff import diff_snapshots, to_dict
+    from vmainspect.snapshot.diff import diff_snapshots, to_dict
+
     before, after, _tick, _m = live
     doc = json.loads(json.dumps(to_dict(diff_snapshots(before, after, label_a="before", label_b="after"))))
     validate(doc)
@@ -140,12 +172,29 @@ def test_diff_of_this_process_validates(live):
 
 
 def _faults_doc(**over):
-    doc = {"schema": "vmainspect/faults@1", "pid": 7, "name": "x", "mode": "counters",
-           "reason": "perf_event_open refused: showing /proc fault counters instead", "period": None,
-           "duration_s": 0.3, "samples": None, "minor": None, "major": None, "lost": None,
-           "faults_per_s": 0.0, "event_counts": None, "unattributed": None, "by_vma": [], "by_symbol": [],
-           "by_data_symbol": [], "by_transition": None, "by_thread": [{"tid": 7, "minor": 0, "major": 0}],
-           "proc_counters": {"minor": 0, "major": 0}, "notes": []}
+    doc = {
+        "schema": "vmainspect/faults@1",
+        "pid": 7,
+        "name": "x",
+        "mode": "counters",
+        "reason": "perf_event_open refused: showing /proc fault counters instead",
+        "period": None,
+        "duration_s": 0.3,
+        "samples": None,
+        "minor": None,
+        "major": None,
+        "lost": None,
+        "faults_per_s": 0.0,
+        "event_counts": None,
+        "unattributed": None,
+        "by_vma": [],
+        "by_symbol": [],
+        "by_data_symbol": [],
+        "by_transition": None,
+        "by_thread": [{"tid": 7, "minor": 0, "major": 0}],
+        "proc_counters": {"minor": 0, "major": 0},
+        "notes": [],
+    }
     doc.update(over)
     return doc
 
@@ -153,20 +202,37 @@ def _faults_doc(**over):
 def test_faults_schema_keeps_unknown_apart_from_zero():
     v = validator("vmainspect/faults@1")
     v.validate(_faults_doc())
-    assert not v.is_valid(_faults_doc(samples=0))           # counters mode: not sampled is null, not 0
-    assert not v.is_valid(_faults_doc(mode="perf"))         # perf mode: samples are counted
+    assert not v.is_valid(_faults_doc(samples=0))  # counters mode: not sampled is null, not 0
+    assert not v.is_valid(_faults_doc(mode="perf"))  # perf mode: samples are counted
     assert not v.is_valid(_faults_doc(proc_counters={"minor": -1, "major": 0}))
 
 
 def test_crash_and_demo_schemas_hold_their_invariants():
-    case = {"mapping": "anonymous", "ending": "exit", "written_pages": 4, "dirty_before": 4,
-            "in_file_after": None, "dirty_in_cache_after": None, "ended_by": "exit 0"}
+    case = {
+        "mapping": "anonymous",
+        "ending": "exit",
+        "written_pages": 4,
+        "dirty_before": 4,
+        "in_file_after": None,
+        "dirty_in_cache_after": None,
+        "ended_by": "exit 0",
+    }
     crash = {"schema": "vmainspect/crash@1", "root": True, "file_pages": 16, "cases": [case]}
     validate(crash)
-    for over in ({"in_file_after": False}, {"ended_by": "killed"}, {"mapping": "shared", "in_file_after": None}):
+    for over in (
+        {"in_file_after": False},
+        {"ended_by": "killed"},
+        {"mapping": "shared", "in_file_after": None},
+    ):
         assert not validator("vmainspect/crash@1").is_valid({**crash, "cases": [{**case, **over}]}), over
-    step = {"id": "touch-pages", "title": "t", "claim": "c", "measured": {"present_after": 64}, "holds": True,
-            "seconds": 0.1}
+    step = {
+        "id": "touch-pages",
+        "title": "t",
+        "claim": "c",
+        "measured": {"present_after": 64},
+        "holds": True,
+        "seconds": 0.1,
+    }
     demo = {"schema": "vmainspect/demo@1", "root": False, "steps": [step]}
     validate(demo)
     for over in ({"holds": False}, {"holds": None}, {"reason": "why"}, {"measured": {}}):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import os
 import re
@@ -18,11 +19,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from vmainspect import model, snapshot_io
+from vmainspect import model
 from vmainspect.errors import BadInput, OutputError
 from vmainspect.model import (
-    Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo, Snapshot, Vma,
+    Capabilities,
+    HostInfo,
+    PageCounts,
+    PageInfo,
+    PageRun,
+    ProcessInfo,
+    Snapshot,
+    Vma,
 )
+from vmainspect.snapshot import io as snapshot_io
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
 FIXTURE_NAMES = ("small.json", "small-nonroot.json", "python.json")
@@ -80,11 +89,13 @@ STRICT_VALIDATOR = jsonschema.Draft202012Validator(strict(snapshot_io.schema()))
 
 @pytest.fixture(scope="module")
 def live():
-    from vmainspect.collect import collect
+    from vmainspect.snapshot.collect import collect
+
     return {False: collect(os.getpid()), True: collect(os.getpid(), pages=True)}
 
 
 # ---------------------------------------------------------------- round trips
+
 
 @pytest.mark.parametrize("name", FIXTURE_NAMES)
 def test_fixture_round_trip(name):
@@ -132,13 +143,36 @@ def test_fixture_small_has_the_workload_mappings():
     """The fixture really holds what capture_fixtures.py's workload built."""
     s = snapshot_io.load(fixture_path("small.json"))
     kinds = {v.kind for v in s.vmas}
-    assert {"heap", "stack", "guard", "file-private", "file-shared", "anon-private",
-            "anon-shared", "deleted", "shm", "vdso", "vvar", "vsyscall"} <= kinds
-    (anon,) = [v for v in s.vmas if v.kind == "anon-private" and v.size == 64 * 4096
-               and v.pages.runs[0] == PageRun(0, 8, "anon")]
+    assert {
+        "heap",
+        "stack",
+        "guard",
+        "file-private",
+        "file-shared",
+        "anon-private",
+        "anon-shared",
+        "deleted",
+        "shm",
+        "vdso",
+        "vvar",
+        "vsyscall",
+    } <= kinds
+    (anon,) = [
+        v
+        for v in s.vmas
+        if v.kind == "anon-private" and v.size == 64 * 4096 and v.pages.runs[0] == PageRun(0, 8, "anon")
+    ]
     runs = [(r.first, r.count, r.state) for r in anon.pages.runs]
-    assert runs == [(0, 8, "anon"), (8, 12, "absent"), (20, 1, "anon"), (21, 19, "absent"),
-                    (40, 4, "anon"), (44, 16, "absent"), (60, 1, "zero"), (61, 3, "absent")]
+    assert runs == [
+        (0, 8, "anon"),
+        (8, 12, "absent"),
+        (20, 1, "anon"),
+        (21, 19, "absent"),
+        (40, 4, "anon"),
+        (44, 16, "absent"),
+        (60, 1, "zero"),
+        (61, 3, "absent"),
+    ]
     shared = [v for v in s.vmas if v.kind == "file-shared" and v.path.endswith("/data.bin")]
     assert shared and any(r.state == "file-dirty" for r in shared[0].pages.runs)
 
@@ -148,12 +182,27 @@ def test_cli_output_loads_and_validates(tmp_path):
     against the strict schema, and describes the process asked for."""
     import subprocess
     import sys
+
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
         out = tmp_path / "snap.json"
-        r = subprocess.run([sys.executable, "-m", "vmainspect", "snapshot", str(child.pid),
-                            "--pages", "--indent", "1", "-o", str(out)],
-                           capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "vmainspect",
+                "snapshot",
+                str(child.pid),
+                "--pages",
+                "--indent",
+                "1",
+                "-o",
+                str(out),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert r.returncode == 0, r.stderr
         s = snapshot_io.load(str(out))
         STRICT_VALIDATOR.validate(json.loads(out.read_text()))
@@ -168,11 +217,15 @@ def test_import_hygiene():
     """The contract module is stdlib only: no textual, no collector."""
     import subprocess
     import sys
-    code = ("import sys, vmainspect.snapshot_io as m; m.loads(open(sys.argv[1]).read()); "
-            "bad = [n for n in sys.modules if n.split('.')[0] in ('textual', 'psutil', 'elftools')"
-            " or n in ('vmainspect.collect', 'vmainspect.procfs')]; print(bad)")
-    r = subprocess.run([sys.executable, "-c", code, fixture_path("small.json")],
-                       capture_output=True, text=True, timeout=60)
+
+    code = (
+        "import sys, vmainspect.snapshot.io as m; m.loads(open(sys.argv[1]).read()); "
+        "bad = [n for n in sys.modules if n.split('.')[0] in ('textual', 'psutil', 'elftools')"
+        " or n in ('vmainspect.snapshot.collect', 'vmainspect.procfs')]; print(bad)"
+    )
+    r = subprocess.run(
+        [sys.executable, "-c", code, fixture_path("small.json")], capture_output=True, text=True, timeout=60
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
 
@@ -188,11 +241,27 @@ def test_empty_snapshot_round_trip():
 
 def make_snapshot(vmas=None, totals=None, pages=False) -> Snapshot:
     if vmas is None:
-        vmas = (Vma(0x1000, 0x5000, "rw-p", 0, "00:00", 0, None, "anon-private", ("rd", "wr"),
-                    {"rss": 8192, "pss": 8192},
-                    PageInfo(PageCounts(2, 0, 0, 2, 2, None, 0, None, None, None),
-                             (PageRun(0, 2, "anon"), PageRun(2, 2, "absent")), None)
-                    if pages else None),)
+        vmas = (
+            Vma(
+                0x1000,
+                0x5000,
+                "rw-p",
+                0,
+                "00:00",
+                0,
+                None,
+                "anon-private",
+                ("rd", "wr"),
+                {"rss": 8192, "pss": 8192},
+                PageInfo(
+                    PageCounts(2, 0, 0, 2, 2, None, 0, None, None, None),
+                    (PageRun(0, 2, "anon"), PageRun(2, 2, "absent")),
+                    None,
+                )
+                if pages
+                else None,
+            ),
+        )
     return Snapshot(
         taken_at="2026-11-25T07:40:25.123456Z",
         host=HostInfo("6.18.0", 4096, "box"),
@@ -205,8 +274,7 @@ def make_snapshot(vmas=None, totals=None, pages=False) -> Snapshot:
 
 def test_odd_strings_survive_and_output_is_ascii():
     path = '/tmp/we"ird\\ pa%th\n\t\u00e9\u4e2d\U0001f600 \udcff (deleted)'
-    v = Vma(0x1000, 0x2000, "r--p", 0x3000, "fe:01", 77, path, "deleted", ("rd", "m%d"),
-            {"rss": 4096})
+    v = Vma(0x1000, 0x2000, "r--p", 0x3000, "fe:01", 77, path, "deleted", ("rd", "m%d"), {"rss": 4096})
     s = make_snapshot(vmas=(v,))
     for indent in (None, 2):
         text = snapshot_io.dumps(s, indent=indent)
@@ -221,6 +289,7 @@ def test_fast_encoder_equals_the_json_module():
     assert json.loads(snapshot_io.dumps(s, indent=3)) == generic
     # unusual but legal inputs (list flags, a mapping proxy, odd keys) take the general path
     from types import MappingProxyType
+
     v = s.vmas[0]
     odd = dataclasses.replace(v, flags=list(v.flags), smaps=MappingProxyType({"a%s": 1, **v.smaps}))
     s2 = dataclasses.replace(s, vmas=(odd,) + s.vmas[1:])
@@ -238,13 +307,26 @@ def test_many_runs_and_shared_page_infos(nruns, null_counts):
     n = 2 * nruns
     counts = PageCounts(2, 0, 1, 1, 2, *([None] * 5 if null_counts else [1, 0, 0, 0, 2]))
     info = PageInfo(counts, runs, None if null_counts else ((0, 1),) if n < 5 else ((0, 2), (4, 1)))
-    vmas = tuple(Vma(0x10000 + k * n * 4096, 0x10000 + (k + 1) * n * 4096, "rw-p", 0, "00:00", 0,
-                     None, "anon-private", ("rd",), {"rss": 4096}, info) for k in range(3))
+    vmas = tuple(
+        Vma(
+            0x10000 + k * n * 4096,
+            0x10000 + (k + 1) * n * 4096,
+            "rw-p",
+            0,
+            "00:00",
+            0,
+            None,
+            "anon-private",
+            ("rd",),
+            {"rss": 4096},
+            info,
+        )
+        for k in range(3)
+    )
     s = make_snapshot(vmas=vmas, pages=True)
     text = snapshot_io.dumps(s)
     assert json.loads(text) == json.loads(json.dumps(snapshot_io.to_dict(s)))
     assert snapshot_io.loads(text) == s
-
 
 
 @pytest.mark.parametrize("bad", [True, 1.0, "1", [1]])
@@ -253,14 +335,29 @@ def test_repeated_pages_are_each_checked(bad):
     in Python (true == 1.0 == 1) or looks alike but has the wrong JSON type must
     still fail, naming its own VMA (both cache keys: repr() when the document
     has true/false/floats in its VMAs, value tuples when not)."""
-    info = PageInfo(PageCounts(1, 0, 0, 1, 1, 1, 0, 0, 0, 0),
-                    (PageRun(0, 1, "anon"), PageRun(1, 1, "absent")), ())
-    vmas = tuple(Vma(0x10000 + k * 0x2000, 0x12000 + k * 0x2000, "rw-p", 0, "00:00", 0, None,
-                     "anon-private", ("rd",), {"rss": 4096}, info) for k in range(3))
+    info = PageInfo(
+        PageCounts(1, 0, 0, 1, 1, 1, 0, 0, 0, 0), (PageRun(0, 1, "anon"), PageRun(1, 1, "absent")), ()
+    )
+    vmas = tuple(
+        Vma(
+            0x10000 + k * 0x2000,
+            0x12000 + k * 0x2000,
+            "rw-p",
+            0,
+            "00:00",
+            0,
+            None,
+            "anon-private",
+            ("rd",),
+            {"rss": 4096},
+            info,
+        )
+        for k in range(3)
+    )
     s = make_snapshot(vmas=vmas, pages=True)
     loaded = snapshot_io.loads(snapshot_io.dumps(s))
     assert loaded == s
-    assert loaded.vmas[0].pages is loaded.vmas[2].pages      # shared, as the collector makes them
+    assert loaded.vmas[0].pages is loaded.vmas[2].pages  # shared, as the collector makes them
     d = json.loads(snapshot_io.dumps(s))
     d["vmas"][2]["pages"]["counts"]["present"] = bad
     msg = one_line_bad(snapshot_io.loads, json.dumps(d))
@@ -269,6 +366,7 @@ def test_repeated_pages_are_each_checked(bad):
     d["vmas"][1]["pages"]["runs"][0][1] = bad
     msg = one_line_bad(snapshot_io.loads, json.dumps(d))
     assert msg.startswith("vmas[1].pages.runs[0]"), msg
+
 
 def test_indent_layout_one_vma_per_line():
     s = snapshot_io.load(fixture_path("python.json"))
@@ -324,6 +422,7 @@ def test_save_and_load(tmp_path):
 
 # ---------------------------------------------------------------- schema
 
+
 def test_schema_is_valid_draft_2020_12():
     sch = snapshot_io.schema()
     jsonschema.Draft202012Validator.check_schema(sch)
@@ -361,6 +460,7 @@ def test_schema_rejects_what_the_loader_rejects():
 
 # ---------------------------------------------------------------- bad input
 
+
 def test_not_json_empty_truncated(tmp_path):
     assert "empty" in one_line_bad(snapshot_io.loads, "")
     assert "empty" in one_line_bad(snapshot_io.loads, b"  \n")
@@ -382,11 +482,15 @@ def test_not_an_object_or_another_schema():
     assert 'no "schema"' in one_line_bad(snapshot_io.loads, '{"vmas": []}')
     d = small_doc()
     d["schema"] = "vmainspect/snapshot@2"
-    assert one_line_bad(snapshot_io.from_dict, d) == \
-        "this file is vmainspect/snapshot@2; this vmainspect reads @1"
+    assert (
+        one_line_bad(snapshot_io.from_dict, d)
+        == "this file is vmainspect/snapshot@2; this vmainspect reads @1"
+    )
     d["schema"] = "vmainspect/recording@1"
-    assert one_line_bad(snapshot_io.from_dict, d) == \
-        "not a vmainspect snapshot: this file is vmainspect/recording@1"
+    assert (
+        one_line_bad(snapshot_io.from_dict, d)
+        == "not a vmainspect snapshot: this file is vmainspect/recording@1"
+    )
     d["schema"] = 1
     assert "schema" in one_line_bad(snapshot_io.from_dict, d)
 
@@ -438,8 +542,13 @@ def test_every_missing_field_is_named():
     base = small_doc()
     checked = 0
     for path, _ in list(_paths(base)):
-        if not isinstance(path[-1], str) or path[-2:] in OPTIONAL or "smaps" in path \
-                or "totals" in path or path[-1] == "pages":
+        if (
+            not isinstance(path[-1], str)
+            or path[-2:] in OPTIONAL
+            or "smaps" in path
+            or "totals" in path
+            or path[-1] == "pages"
+        ):
             continue
         d = copy.deepcopy(base)
         _set(d, path, delete=True)
@@ -449,7 +558,7 @@ def test_every_missing_field_is_named():
     assert checked > 100
 
 
-WRONG = ["1", 1.5, True, None, [], {}, -1, 2 ** 70]
+WRONG = ["1", 1.5, True, None, [], {}, -1, 2**70]
 
 
 def test_wrong_types_everywhere():
@@ -482,17 +591,20 @@ def _mutate_runs(fn):
     return d
 
 
-@pytest.mark.parametrize("fn,words", [
-    (lambda r: r.pop(), "cover"),                                   # too short
-    (lambda r: r.append([r[-1][0] + r[-1][1], 1, "anon"]), "past"),  # too long
-    (lambda r: r.pop(1), "expected"),                               # a gap
-    (lambda r: r[1].__setitem__(0, r[1][0] - 1), "expected"),       # overlap
-    (lambda r: r.reverse(), "expected"),                            # out of order
-    (lambda r: r.insert(1, [r[1][0], 0, "anon"]), "not positive"),  # empty run
-    (lambda r: r[0].__setitem__(2, "dirty"), "unknown page state"),
-    (lambda r: r[0].append(1), "first, count, state"),
-    (lambda r: r.__setitem__(0, {"first": 0}), "first, count, state"),
-])
+@pytest.mark.parametrize(
+    "fn,words",
+    [
+        (lambda r: r.pop(), "cover"),  # too short
+        (lambda r: r.append([r[-1][0] + r[-1][1], 1, "anon"]), "past"),  # too long
+        (lambda r: r.pop(1), "expected"),  # a gap
+        (lambda r: r[1].__setitem__(0, r[1][0] - 1), "expected"),  # overlap
+        (lambda r: r.reverse(), "expected"),  # out of order
+        (lambda r: r.insert(1, [r[1][0], 0, "anon"]), "not positive"),  # empty run
+        (lambda r: r[0].__setitem__(2, "dirty"), "unknown page state"),
+        (lambda r: r[0].append(1), "first, count, state"),
+        (lambda r: r.__setitem__(0, {"first": 0}), "first, count, state"),
+    ],
+)
 def test_runs_must_cover_the_vma_exactly(fn, words):
     assert words in one_line_bad(snapshot_io.from_dict, _mutate_runs(fn))
 
@@ -523,7 +635,7 @@ def test_structural_rules():
     d["vmas"][0]["smaps"]["Bad Key"] = 1
     assert "snake_case" in one_line_bad(snapshot_io.from_dict, d)
     d = small_doc()
-    d["totals"][5] = 1                  # plain data from Python code, not JSON
+    d["totals"][5] = 1  # plain data from Python code, not JSON
     assert "snake_case" in one_line_bad(snapshot_io.from_dict, d)
 
 
@@ -550,8 +662,12 @@ def test_hostile_json():
 # ---------------------------------------------------------------- fuzzing
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-2 ** 65, 2 ** 65) | st.floats(allow_nan=False)
-    | st.text(max_size=8) | st.sampled_from(list(model.PAGE_STATES) + list(model.VMA_KINDS)),
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**65), 2**65)
+    | st.floats(allow_nan=False)
+    | st.text(max_size=8)
+    | st.sampled_from(list(model.PAGE_STATES) + list(model.VMA_KINDS)),
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4),
     max_leaves=12,
 )
@@ -561,8 +677,11 @@ BASE_PATHS = [p for p, _ in _paths(BASE)]
 
 def _check(text_or_doc) -> None:
     try:
-        s = (snapshot_io.loads(text_or_doc) if isinstance(text_or_doc, (str, bytes))
-             else snapshot_io.from_dict(text_or_doc))
+        s = (
+            snapshot_io.loads(text_or_doc)
+            if isinstance(text_or_doc, (str, bytes))
+            else snapshot_io.from_dict(text_or_doc)
+        )
     except BadInput as e:
         assert str(e) and "\n" not in str(e)
         return
@@ -577,8 +696,13 @@ FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCh
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.sampled_from(BASE_PATHS), st.sampled_from(["set", "del", "dup"]),
-                          json_values), min_size=1, max_size=3))
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(BASE_PATHS), st.sampled_from(["set", "del", "dup"]), json_values),
+        min_size=1,
+        max_size=3,
+    )
+)
 def test_fuzz_document_mutations(edits):
     d = copy.deepcopy(BASE)
     for path, op, value in edits:
@@ -596,7 +720,7 @@ def test_fuzz_document_mutations(edits):
             else:
                 parent[key + "_"] = copy.deepcopy(parent[key])
         except (KeyError, IndexError, TypeError):
-            pass        # an earlier edit removed or replaced this path
+            pass  # an earlier edit removed or replaced this path
     _check(d)
     if VALIDATOR.is_valid(d) is False:
         with pytest.raises(BadInput):
@@ -607,14 +731,22 @@ BASE_TEXT = snapshot_io.dumps(snapshot_io.from_dict(BASE), indent=1)
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(0, len(BASE_TEXT)), st.integers(0, 8),
-                          st.text(alphabet='{}[]",:0123456789-.truefalsn \\ae', max_size=4)),
-                min_size=1, max_size=4),
-       st.integers(0, len(BASE_TEXT)))
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, len(BASE_TEXT)),
+            st.integers(0, 8),
+            st.text(alphabet='{}[]",:0123456789-.truefalsn \\ae', max_size=4),
+        ),
+        min_size=1,
+        max_size=4,
+    ),
+    st.integers(0, len(BASE_TEXT)),
+)
 def test_fuzz_text_mutations(splices, cut):
     text = BASE_TEXT
     for pos, n, ins in splices:
-        text = text[:pos] + ins + text[pos + n:]
+        text = text[:pos] + ins + text[pos + n :]
     _check(text)
     _check(text[:cut])
     _check(text.encode()[:cut] + b"\xc3")
@@ -633,7 +765,7 @@ def test_states_and_kinds_are_the_models():
 
 # ---------------------------------------------------------------- generated snapshots
 
-texts = st.text(max_size=12)          # any Unicode, including quotes, %, controls, surrogates
+texts = st.text(max_size=12)  # any Unicode, including quotes, %, controls, surrogates
 page_states = st.sampled_from(model.PAGE_STATES)
 
 
@@ -641,10 +773,11 @@ page_states = st.sampled_from(model.PAGE_STATES)
 def page_infos(draw, npages: int):
     cuts = sorted(draw(st.sets(st.integers(1, npages - 1), max_size=6))) if npages > 1 else []
     bounds = [0] + cuts + [npages]
-    runs = tuple(PageRun(a, b - a, draw(page_states)) for a, b in zip(bounds, bounds[1:]))
+    runs = tuple(PageRun(a, b - a, draw(page_states)) for a, b in itertools.pairwise(bounds))
     nullable = st.none() | st.integers(0, npages)
-    counts = PageCounts(*[draw(st.integers(0, npages)) for _ in range(5)],
-                        *[draw(nullable) for _ in range(5)])
+    counts = PageCounts(
+        *[draw(st.integers(0, npages)) for _ in range(5)], *[draw(nullable) for _ in range(5)]
+    )
     shared = draw(st.none() | st.just(()) | st.just(((0, 1),)))
     return PageInfo(counts, runs, shared)
 
@@ -657,25 +790,45 @@ def snapshots(draw):
     for _ in range(draw(st.integers(0, 5))):
         addr += draw(st.integers(0, 4)) * 4096
         n = draw(st.integers(1, 40))
-        vmas.append(Vma(
-            start=addr, end=addr + n * 4096, perms=draw(st.sampled_from(["rw-p", "r--s", "---p", "r-xp"])),
-            offset=draw(st.integers(0, (1 << 64) - 1)), dev=draw(st.sampled_from(["00:00", "fe:01", "103:2a"])),
-            inode=draw(st.integers(0, (1 << 64) - 1)), path=draw(st.none() | texts),
-            kind=draw(st.sampled_from(model.VMA_KINDS)), flags=tuple(draw(st.lists(texts, max_size=3))),
-            smaps={k: draw(st.integers(0, (1 << 64) - 1)) for k in keys},
-            pages=draw(page_infos(n)) if pages else None))
+        vmas.append(
+            Vma(
+                start=addr,
+                end=addr + n * 4096,
+                perms=draw(st.sampled_from(["rw-p", "r--s", "---p", "r-xp"])),
+                offset=draw(st.integers(0, (1 << 64) - 1)),
+                dev=draw(st.sampled_from(["00:00", "fe:01", "103:2a"])),
+                inode=draw(st.integers(0, (1 << 64) - 1)),
+                path=draw(st.none() | texts),
+                kind=draw(st.sampled_from(model.VMA_KINDS)),
+                flags=tuple(draw(st.lists(texts, max_size=3))),
+                smaps={k: draw(st.integers(0, (1 << 64) - 1)) for k in keys},
+                pages=draw(page_infos(n)) if pages else None,
+            )
+        )
         addr += n * 4096
     return Snapshot(
         taken_at=draw(st.sampled_from(["2026-11-25T07:40:25.123456Z", "2026-01-01T00:00:00+00:00"])),
         host=HostInfo(draw(texts), 4096, draw(texts)),
-        process=ProcessInfo(draw(st.integers(0, 1 << 22)), draw(st.none() | st.integers(0, 1 << 22)),
-                            draw(texts), tuple(draw(st.lists(texts, max_size=3))), draw(st.none() | texts),
-                            draw(st.none() | texts), draw(st.none() | st.integers(0, (1 << 32) - 1)),
-                            draw(st.sampled_from("RSDTtZI")), draw(st.integers(0, 9999)),
-                            draw(st.integers(0, 1 << 40)), draw(st.integers(0, 1 << 40)),
-                            draw(st.none() | st.floats(0, 4e9))),
-        capabilities=Capabilities(draw(st.booleans()), pages, *[draw(st.none() | st.booleans()) for _ in range(4)],
-                                  tuple(draw(st.lists(texts, max_size=2)))),
+        process=ProcessInfo(
+            draw(st.integers(0, 1 << 22)),
+            draw(st.none() | st.integers(0, 1 << 22)),
+            draw(texts),
+            tuple(draw(st.lists(texts, max_size=3))),
+            draw(st.none() | texts),
+            draw(st.none() | texts),
+            draw(st.none() | st.integers(0, (1 << 32) - 1)),
+            draw(st.sampled_from("RSDTtZI")),
+            draw(st.integers(0, 9999)),
+            draw(st.integers(0, 1 << 40)),
+            draw(st.integers(0, 1 << 40)),
+            draw(st.none() | st.floats(0, 4e9)),
+        ),
+        capabilities=Capabilities(
+            draw(st.booleans()),
+            pages,
+            *[draw(st.none() | st.booleans()) for _ in range(4)],
+            tuple(draw(st.lists(texts, max_size=2))),
+        ),
         totals={k: draw(st.integers(0, 1 << 50)) for k in keys},
         vmas=tuple(vmas),
     )

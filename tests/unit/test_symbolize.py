@@ -6,6 +6,7 @@ linker's answer for a symbol), and must come back as the same names.
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import subprocess
@@ -15,11 +16,11 @@ from types import SimpleNamespace
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from targets import spawn_target
-from vmainspect import symbolize
-from vmainspect.collect import collect
-from vmainspect.symbolize import Symbolizer, describe_vma, load_elf, parse_elf
+
+from vmainspect.faults import symbolize
+from vmainspect.faults.symbolize import Symbolizer, describe_vma, load_elf, parse_elf
+from vmainspect.snapshot.collect import collect
 
 CODE = """
 libc.memset.restype = ctypes.c_void_p
@@ -93,8 +94,8 @@ def test_bss_object_in_the_anonymous_vma_after_the_file(proc):
     vma = snap.vma_at(addr)
     d = _lookup(snap, addr)
     assert d is not None and d.name == "environ" and d.dso.endswith("/libc.so.6")
-    if vma.path is None:        # .bss past the file's last page: the anonymous VMA after it
-        assert Symbolizer().lookup(addr, vma, None) is None     # needs the snapshot to find the ELF
+    if vma.path is None:  # .bss past the file's last page: the anonymous VMA after it
+        assert Symbolizer().lookup(addr, vma, None) is None  # needs the snapshot to find the ELF
 
 
 def test_describe_vma_names_segments_and_sections(proc):
@@ -117,10 +118,12 @@ def test_describe_vma_names_segments_and_sections(proc):
 
 def test_relro_page_shared_with_the_previous_segment(proc):
     """Two r--p VMAs at the same file offset: the bias from the file's first mapping tells them apart."""
-    t, snap = proc
+    _t, snap = proc
     exe = os.path.realpath(snap.process.exe or "")
     vmas = [v for v in snap.vmas if v.path == exe]
-    pairs = [(a, b) for a, b in zip(vmas, vmas[1:]) if a.offset == b.offset and a.perms == b.perms == "r--p"]
+    pairs = [
+        (a, b) for a, b in itertools.pairwise(vmas) if a.offset == b.offset and a.perms == b.perms == "r--p"
+    ]
     if not pairs:
         pytest.skip("this Python binary has no page shared by two segments")
     first, relro = pairs[0]
@@ -143,9 +146,11 @@ def test_non_pie_executable(tmp_path):
     elf = parse_elf(os.path.realpath(exe))
     if elf is None or elf.etype != "ET_EXEC":
         pytest.skip("/usr/bin/python3 is not a non-PIE executable here")
-    code = ("import ctypes, os, signal\n"
-            "print(ctypes.cast(ctypes.pythonapi.PyLong_FromLong, ctypes.c_void_p).value, flush=True)\n"
-            "os.kill(os.getpid(), signal.SIGSTOP)\n")
+    code = (
+        "import ctypes, os, signal\n"
+        "print(ctypes.cast(ctypes.pythonapi.PyLong_FromLong, ctypes.c_void_p).value, flush=True)\n"
+        "os.kill(os.getpid(), signal.SIGSTOP)\n"
+    )
     p = subprocess.Popen([exe, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
         addr = int(p.stdout.readline())
@@ -158,11 +163,12 @@ def test_non_pie_executable(tmp_path):
     s = Symbolizer().lookup(addr, vma, snap)
     assert s.name == "PyLong_FromLong" and s.offset == 0
     if os.path.realpath(vma.path) == os.path.realpath(exe):
-        assert s.vaddr == addr       # bias 0
+        assert s.vaddr == addr  # bias 0
         assert describe_vma(vma, snapshot=snap)[0].startswith("ELF executable (not PIE")
 
 
 # ---------------------------------------------------------------- hostile files
+
 
 def _small_elf() -> bytes:
     for cand in ("/bin/true", "/usr/bin/true"):
@@ -183,8 +189,9 @@ def _seed() -> bytes:
 
 
 def _fake_vma(path: str, perms="r-xp", offset=0x1000):
-    return SimpleNamespace(start=0x555500001000, end=0x555500003000, perms=perms, offset=offset,
-                           inode=1, path=path, dev="00:00")
+    return SimpleNamespace(
+        start=0x555500001000, end=0x555500003000, perms=perms, offset=offset, inode=1, path=path, dev="00:00"
+    )
 
 
 def _check_hostile(data: bytes) -> None:
@@ -192,7 +199,7 @@ def _check_hostile(data: bytes) -> None:
         path = os.path.join(d, "x.so")
         with open(path, "wb") as f:
             f.write(data)
-        info = parse_elf(path)            # must not raise
+        info = parse_elf(path)  # must not raise
         symbolize._cache.clear()
         for perms, off in (("r-xp", 0x1000), ("r--p", 0), ("rw-p", 0x3000)):
             vma = _fake_vma(path, perms, off)
@@ -222,12 +229,15 @@ def test_truncated_elf_never_crashes(n):
 
 
 @FUZZ
-@given(st.lists(st.tuples(st.integers(min_value=0, max_value=1 << 20), st.integers(0, 255)),
-                min_size=1, max_size=16))
+@given(
+    st.lists(
+        st.tuples(st.integers(min_value=0, max_value=1 << 20), st.integers(0, 255)), min_size=1, max_size=16
+    )
+)
 def test_byte_flips_never_crash(flips):
     data = bytearray(_seed())
     for pos, val in flips:
-        data[pos % 4096 if pos % 3 else pos % len(data)] = val     # mostly headers
+        data[pos % 4096 if pos % 3 else pos % len(data)] = val  # mostly headers
     _check_hostile(bytes(data))
 
 

@@ -19,16 +19,25 @@ Keys: arrows/PgUp/PgDn move, o sort, / filter, g go to address, space pause,
 s save JSON, ? help, q quit, ctrl+p command palette."""
 
 
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", nargs="?", type=pid_arg, help="process id (omit to pick from a list)")
-    p.add_argument("--name", metavar="PATTERN",
-                   help="attach to the process whose name or command line matches PATTERN (regex)")
-    p.add_argument("--interval", type=seconds_arg(0.05, 3600), default=1.0, metavar="SECONDS",
-                   help="refresh interval (default 1 s)")
-    p.add_argument("--no-pages", action="store_true",
-                   help="do not read per-page state (faster on huge processes; no page map)")
+    p.add_argument(
+        "--name",
+        metavar="PATTERN",
+        help="attach to the process whose name or command line matches PATTERN (regex)",
+    )
+    p.add_argument(
+        "--interval",
+        type=seconds_arg(0.05, 3600),
+        default=1.0,
+        metavar="SECONDS",
+        help="refresh interval (default 1 s)",
+    )
+    p.add_argument(
+        "--no-pages",
+        action="store_true",
+        help="do not read per-page state (faster on huge processes; no page map)",
+    )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves snapshots (default: .)")
 
@@ -53,11 +62,17 @@ def run(args: argparse.Namespace) -> int:
         from ..tui.sources import LiveSource
 
         source = LiveSource(args.pid, **options)
-        source.prime()      # ProcessGone / AccessDenied: one line, before the UI starts
+        source.prime()  # ProcessGone / AccessDenied: one line, before the UI starts
     from ..tui.app import VmaInspectApp
 
-    app = VmaInspectApp(source, interval=args.interval, save_dir=args.save_dir,
-                        picker_filter=picker_filter, picker_only=only, live_options=options)
+    app = VmaInspectApp(
+        source,
+        interval=args.interval,
+        save_dir=args.save_dir,
+        picker_filter=picker_filter,
+        picker_only=only,
+        live_options=options,
+    )
     try:
         app.run()
     finally:

@@ -20,12 +20,27 @@ ENDINGS = ("sigkill", "sigsegv", "abort", "exit")
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the vmainspect/crash@1 JSON document")
-    p.add_argument("-o", "--output", metavar="FILE", default="-",
-                   help="write the report or JSON to FILE (atomically) instead of stdout")
-    p.add_argument("--mapping", action="append", choices=MAPPINGS, metavar="KIND",
-                   help="only this mapping (repeatable): " + ", ".join(MAPPINGS))
-    p.add_argument("--ending", action="append", choices=ENDINGS, metavar="HOW",
-                   help="only this ending (repeatable): " + ", ".join(ENDINGS))
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="-",
+        help="write the report or JSON to FILE (atomically) instead of stdout",
+    )
+    p.add_argument(
+        "--mapping",
+        action="append",
+        choices=MAPPINGS,
+        metavar="KIND",
+        help="only this mapping (repeatable): " + ", ".join(MAPPINGS),
+    )
+    p.add_argument(
+        "--ending",
+        action="append",
+        choices=ENDINGS,
+        metavar="HOW",
+        help="only this ending (repeatable): " + ", ".join(ENDINGS),
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,8 +52,9 @@ def run(args: argparse.Namespace) -> int:
     from ..fileio import write_text
 
     with exit_on_signals():
-        results, seconds = crash.timed_matrix(mappings=args.mapping or MAPPINGS,
-                                              endings=args.ending or ENDINGS)
+        results, seconds = crash.timed_matrix(
+            mappings=args.mapping or MAPPINGS, endings=args.ending or ENDINGS
+        )
     # dirty counts were visible (kpageflags): root, or at least what root may read
     root = results[0].dirty_before is not None if results else os.geteuid() == 0
     if args.json:

@@ -25,20 +25,33 @@ mapping counts) are "unknown" (null in JSON) without it, never false."""
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--script", action="store_true", help="run every step without the UI and report")
     p.add_argument("--json", action="store_true", help="with --script: print vmainspect/demo@1 JSON")
-    p.add_argument("-o", "--output", metavar="FILE", default="-",
-                   help="with --script: write the report to FILE (atomically)")
-    p.add_argument("--auto", type=seconds_arg(0.5, 3600), metavar="SECONDS",
-                   help="lecture: advance to the next step every SECONDS by itself (restarts at the end)")
-    p.add_argument("--lecture", action="store_true",
-                   help="projector mode: high contrast, bold, a large narration panel, less else on screen")
-    p.add_argument("--interval", type=seconds_arg(0.05, 60), default=0.5, metavar="SECONDS",
-                   help="lecture: refresh interval of the live view (default 0.5 s)")
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="-",
+        help="with --script: write the report to FILE (atomically)",
+    )
+    p.add_argument(
+        "--auto",
+        type=seconds_arg(0.5, 3600),
+        metavar="SECONDS",
+        help="lecture: advance to the next step every SECONDS by itself (restarts at the end)",
+    )
+    p.add_argument(
+        "--lecture",
+        action="store_true",
+        help="projector mode: high contrast, bold, a large narration panel, less else on screen",
+    )
+    p.add_argument(
+        "--interval",
+        type=seconds_arg(0.05, 60),
+        default=0.5,
+        metavar="SECONDS",
+        help="lecture: refresh interval of the live view (default 0.5 s)",
+    )
     p.add_argument("--no-faults", action="store_true", help="lecture: do not sample page faults")
     p.add_argument("--list", action="store_true", help="list the steps and exit")
-
-
-
-
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,14 +63,17 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--auto and --lecture are for the lecture, not --script")
     if args.list:
         from ..demo.lesson import STEPS
+
         for i, st in enumerate(STEPS, 1):
             print(f"{i:2}. {st.id:17} {st.title}")
         return 0
     if args.script:
         return _script(args)
     from ..tui.lecture import run_lecture
-    return run_lecture(auto=args.auto, lecture=args.lecture, interval=args.interval,
-                       faults=not args.no_faults)
+
+    return run_lecture(
+        auto=args.auto, lecture=args.lecture, interval=args.interval, faults=not args.no_faults
+    )
 
 
 def _script(args: argparse.Namespace) -> int:
@@ -72,8 +88,10 @@ def _script(args: argparse.Namespace) -> int:
 
     progress = None
     if sys.stderr.isatty():
+
         def progress(r):
             print(f"\r{r.index + 1:2}/{len(STEPS)} {r.step.id:20}", end="", file=sys.stderr, flush=True)
+
     t = time.perf_counter()
     with exit_on_signals(), Lesson() as lesson:
         pid = lesson.pid
@@ -94,18 +112,22 @@ def render(results, *, pid: int, root: bool, seconds: float) -> str:
     import textwrap
 
     word = {True: "HOLDS", False: "FAILED", None: "UNKNOWN"}
-    lines = [f"vmainspect demo: {len(results)} steps on workload {pid} "
-             f"({'as root' if root else 'not root: page flags and mapping counts are hidden'})", ""]
+    lines = [
+        f"vmainspect demo: {len(results)} steps on workload {pid} "
+        f"({'as root' if root else 'not root: page flags and mapping counts are hidden'})",
+        "",
+    ]
     for r in results:
         lines.append(f"{r.index + 1:2}. {r.step.title}  [{word[r.holds]}]")
-        for label, text in (("claim", r.step.claim), ("measured", r.summary),
-                            ("note", r.reason)):
+        for label, text in (("claim", r.step.claim), ("measured", r.summary), ("note", r.reason)):
             if text:
                 wrapped = textwrap.wrap(text, 74 - 12) or [""]
                 lines.append(f"    {label + ':':10}{wrapped[0]}")
                 lines.extend(f"    {'':10}{w}" for w in wrapped[1:])
         lines.append("")
     n = {k: sum(1 for r in results if r.holds is k) for k in (True, False, None)}
-    lines.append(f"{n[True]} of {len(results)} claims hold, {n[False]} failed, "
-                 f"{n[None]} unknown (need root); {seconds:.1f} s")
+    lines.append(
+        f"{n[True]} of {len(results)} claims hold, {n[False]} failed, "
+        f"{n[None]} unknown (need root); {seconds:.1f} s"
+    )
     return "\n".join(lines) + "\n"

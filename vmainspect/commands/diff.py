@@ -31,8 +31,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _loader():
-    from .. import record, snapshot_io
     from ..errors import BadInput
+    from ..recording import io as record
+    from ..snapshot import io as snapshot_io
 
     recordings: dict[str, record.Recording] = {}
 
@@ -47,8 +48,10 @@ def _loader():
                 if warning:
                     print(f"vmainspect: warning: {warning}", file=sys.stderr)
             if moment is None:
-                raise BadInput(f"{path} is a recording: name a moment, {path}@SECONDS or {path}#FRAME "
-                               f"(#1..#{len(rec)}, {rec.duration:.1f}s long)")
+                raise BadInput(
+                    f"{path} is a recording: name a moment, {path}@SECONDS or {path}#FRAME "
+                    f"(#1..#{len(rec)}, {rec.duration:.1f}s long)"
+                )
             i = record.moment_index(rec, moment)
             label = f"{path}#{i + 1} (t={rec.times[i]:.1f}s)"
             return label, rec.snapshot(i)
@@ -60,7 +63,7 @@ def _loader():
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..diff import diff_snapshots, render_text, to_dict
+    from ..snapshot.diff import diff_snapshots, render_text, to_dict
 
     load = _loader()
     label_a, a = load(args.a)

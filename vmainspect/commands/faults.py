@@ -31,21 +31,29 @@ examples:
 SCHEMA = "vmainspect/faults@1"
 
 
-
-
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to sample")
-    p.add_argument("--duration", type=seconds_arg(0.001, 1e9), default=None, metavar="S",
-                   help="sample for S seconds (default: until Ctrl+C or the process exits)")
-    p.add_argument("--period", type=int_arg(1), default=1, metavar="N",
-                   help="sample one fault in N (default 1: every fault)")
-    p.add_argument("--top", type=int_arg(1), default=10, metavar="N",
-                   help="rows in each table (default 10)")
-    p.add_argument("--pages", action="store_true",
-                   help="read per-page state every second too, and count the faulted pages' "
-                        "state transitions (absent->anon, zero->anon, file->anon, ...)")
+    p.add_argument(
+        "--duration",
+        type=seconds_arg(0.001, 1e9),
+        default=None,
+        metavar="S",
+        help="sample for S seconds (default: until Ctrl+C or the process exits)",
+    )
+    p.add_argument(
+        "--period",
+        type=int_arg(1),
+        default=1,
+        metavar="N",
+        help="sample one fault in N (default 1: every fault)",
+    )
+    p.add_argument("--top", type=int_arg(1), default=10, metavar="N", help="rows in each table (default 10)")
+    p.add_argument(
+        "--pages",
+        action="store_true",
+        help="read per-page state every second too, and count the faulted pages' "
+        "state transitions (absent->anon, zero->anon, file->anon, ...)",
+    )
     p.add_argument("--json", action="store_true", help=f"print {SCHEMA} JSON instead of tables")
 
 
@@ -131,15 +139,14 @@ def _sample(args, sampler, snap, res: _Result, collect):
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import collect
-    from ..faults import FaultSampler
-
     from ..errors import AccessDenied
+    from ..faults.sampler import FaultSampler
+    from ..snapshot.collect import collect
 
     try:
         snap = collect(args.pid, pages=args.pages)  # ProcessGone (exit 3) if it never existed
         denied = None
-    except AccessDenied as e:               # another user's process: counters may still be readable
+    except AccessDenied as e:  # another user's process: counters may still be readable
         snap, denied = None, e
     sampler = FaultSampler(args.pid, period=args.period)
     prev_term = signal.getsignal(signal.SIGTERM)
@@ -152,7 +159,7 @@ def run(args: argparse.Namespace) -> int:
         sampler.start()
         sampler.previous_snapshot = snap
         if snap is None and sampler.mode == "perf":
-            raise denied                    # samples could not be attributed to mappings
+            raise denied  # samples could not be attributed to mappings
         c0 = sampler.start_counters
         if not args.json and sys.stderr.isatty() and args.duration is None:
             print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
@@ -185,8 +192,10 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
     if interrupted:
         notes.append(f"interrupted after {elapsed:.2f} s")
     if res.unattributed:
-        notes.append(f"{res.unattributed} sampled faults lie in mappings that were gone by the time "
-                     "the memory map was read (made and unmapped within one second)")
+        notes.append(
+            f"{res.unattributed} sampled faults lie in mappings that were gone by the time "
+            "the memory map was read (made and unmapped within one second)"
+        )
     if proc is None:
         notes.append("the kernel's counters could not be read at the end (the process exited)")
     if snap is not None:
@@ -209,20 +218,32 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
         "major": res.major if perf else None,
         "lost": res.lost if perf else None,
         "faults_per_s": round((res.minor + res.major) * (args.period if perf else 1) / elapsed, 1)
-        if elapsed > 0 else None,
+        if elapsed > 0
+        else None,
         "event_counts": {"minor": events[0], "major": events[1]} if events else None,
         "unattributed": res.unattributed if perf else None,
-        "by_vma": [{"start": s, "end": e, "perms": p, "path": path, "minor": c[0], "major": c[1]}
-                   for (s, e, p, path), c in by_vma],
-        "by_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
-                      for (s, d), c in by_sym],
-        "by_data_symbol": [{"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
-                           for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
-        "by_transition": [{"before": b, "after": a, "pages": n}
-                          for (b, a), n in sorted(res.by_transition.items(), key=lambda kv: (-kv[1], kv[0]))]
-        if args.pages else None,
-        "by_thread": [{"tid": t, "minor": c[0], "major": c[1]}
-                      for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))],
+        "by_vma": [
+            {"start": s, "end": e, "perms": p, "path": path, "minor": c[0], "major": c[1]}
+            for (s, e, p, path), c in by_vma
+        ],
+        "by_symbol": [
+            {"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+            for (s, d), c in by_sym
+        ],
+        "by_data_symbol": [
+            {"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+            for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
+        ],
+        "by_transition": [
+            {"before": b, "after": a, "pages": n}
+            for (b, a), n in sorted(res.by_transition.items(), key=lambda kv: (-kv[1], kv[0]))
+        ]
+        if args.pages
+        else None,
+        "by_thread": [
+            {"tid": t, "minor": c[0], "major": c[1]}
+            for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
+        ],
         "proc_counters": proc,
         "notes": notes,
     }
@@ -242,46 +263,65 @@ def _render(doc: dict, top: int) -> str:
     out = []
     head = f"page faults of {doc['pid']} ({doc['name']}) over {doc['duration_s']:.2f} s"
     proc = doc["proc_counters"]
-    kern = (f"kernel counters (/proc/{doc['pid']}/stat) over the same window: "
-            f"{_n(proc['minor'])} minor, {_n(proc['major'])} major" if proc else
-            "kernel counters: unavailable (the process exited)")
+    kern = (
+        f"kernel counters (/proc/{doc['pid']}/stat) over the same window: "
+        f"{_n(proc['minor'])} minor, {_n(proc['major'])} major"
+        if proc
+        else "kernel counters: unavailable (the process exited)"
+    )
     if doc["mode"] == "counters":
         out.append(f"{head}: /proc counters (not sampled)")
         out.append(f"  {doc['reason']}")
         total = (proc["minor"] + proc["major"]) if proc else None
-        out.append(f"  {kern}" + (f"; {total / doc['duration_s']:,.0f} faults/s" if total is not None
-                                   and doc["duration_s"] > 0 else ""))
+        out.append(
+            f"  {kern}"
+            + (
+                f"; {total / doc['duration_s']:,.0f} faults/s"
+                if total is not None and doc["duration_s"] > 0
+                else ""
+            )
+        )
     else:
         s, lost = doc["samples"], doc["lost"]
         lost_pct = f" ({100.0 * lost / (s + lost):.2f}%)" if s + lost else ""
         period = "" if doc["period"] == 1 else f", one in {doc['period']} sampled"
         out.append(f"{head}: sampled with perf_event_open{period}")
-        out.append(f"  {_n(s)} samples: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
-                   f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}")
+        out.append(
+            f"  {_n(s)} samples: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
+            f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}"
+        )
         out.append(f"  {kern}")
         if doc["by_vma"]:
             out.append("")
             out.append(f"top mappings ({min(top, len(doc['by_vma']))} of {len(doc['by_vma'])}):")
-            out.append(f"  {'FAULTS':>10} {'SHARE':>6} {'MINOR':>10} {'MAJOR':>8}  {'ADDRESS':<29} PERMS {'SIZE':>7}  PATH")
+            out.append(
+                f"  {'FAULTS':>10} {'SHARE':>6} {'MINOR':>10} {'MAJOR':>8}  {'ADDRESS':<29} PERMS {'SIZE':>7}  PATH"
+            )
             for r in doc["by_vma"][:top]:
                 c = r["minor"] + r["major"]
                 size = human_bytes(r["end"] - r["start"])
-                out.append(f"  {c:>10,} {_pct(c, s):>6} {r['minor']:>10,} {r['major']:>8,}  "
-                           f"{r['start']:012x}-{r['end']:012x}  {r['perms']:<5} {size:>7}  {r['path'] or '[anon]'}")
+                out.append(
+                    f"  {c:>10,} {_pct(c, s):>6} {r['minor']:>10,} {r['major']:>8,}  "
+                    f"{r['start']:012x}-{r['end']:012x}  {r['perms']:<5} {size:>7}  {r['path'] or '[anon]'}"
+                )
         if doc["by_symbol"]:
             out.append("")
             out.append(f"top functions ({min(top, len(doc['by_symbol']))} of {len(doc['by_symbol'])}):")
             out.append(f"  {'FAULTS':>10} {'SHARE':>6} {'MINOR':>10} {'MAJOR':>8}  SYMBOL  (DSO)")
             for r in doc["by_symbol"][:top]:
-                out.append(f"  {r['count']:>10,} {_pct(r['count'], s):>6} {r['minor']:>10,} {r['major']:>8,}  "
-                           f"{r['symbol']}  ({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})")
+                out.append(
+                    f"  {r['count']:>10,} {_pct(r['count'], s):>6} {r['minor']:>10,} {r['major']:>8,}  "
+                    f"{r['symbol']}  ({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})"
+                )
         if doc["by_data_symbol"]:
             out.append("")
             out.append("faulting data in ELF images (.data, .bss, .rodata):")
             out.append(f"  {'FAULTS':>10} {'MINOR':>10} {'MAJOR':>8}  OBJECT  (DSO)")
             for r in doc["by_data_symbol"][:top]:
-                out.append(f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['symbol']}  "
-                           f"({os.path.basename(r['dso'])})")
+                out.append(
+                    f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['symbol']}  "
+                    f"({os.path.basename(r['dso'])})"
+                )
         if doc["by_transition"]:
             out.append("")
             out.append("faulted pages by page state, from one second to the next (pages, not faults):")

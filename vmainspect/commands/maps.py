@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from operator import attrgetter, sub as _sub
+from operator import attrgetter
+from operator import sub as _sub
 
 HELP = "print a process's memory regions as a table (like pmap -X), with totals"
 DESCRIPTION = """\
@@ -21,12 +22,22 @@ _NUMERIC = {"size", "rss", "pss", "dirty", "swap"}
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..cli import pid_arg
+
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process id")
-    p.add_argument("--sort", choices=SORT_KEYS, default="address", metavar="COLUMN",
-                   help="sort by COLUMN: " + ", ".join(SORT_KEYS)
-                   + " (sizes largest first; default: address)")
-    p.add_argument("--kind", action="append", metavar="K", default=None,
-                   help="only VMAs of kind K (repeat or comma-separate; 'file' and 'anon' match both variants)")
+    p.add_argument(
+        "--sort",
+        choices=SORT_KEYS,
+        default="address",
+        metavar="COLUMN",
+        help="sort by COLUMN: " + ", ".join(SORT_KEYS) + " (sizes largest first; default: address)",
+    )
+    p.add_argument(
+        "--kind",
+        action="append",
+        metavar="K",
+        default=None,
+        help="only VMAs of kind K (repeat or comma-separate; 'file' and 'anon' match both variants)",
+    )
 
 
 _start, _end, _perms, _kind, _path = map(attrgetter, ("start", "end", "perms", "kind", "path"))
@@ -58,6 +69,7 @@ def _safe(text: str) -> str:
 def _kind_filter(kinds: list[str] | None):
     from ..errors import BadInput
     from ..model import VMA_KINDS
+
     if not kinds:
         return None
     wanted: set[str] = set()
@@ -74,28 +86,34 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     """The table for a Snapshot, as text (used by the command and its tests)."""
     from ..units import human_bytes
 
-    hb = _Memo(human_bytes).__getitem__    # sizes repeat a lot: each formatted once
+    hb = _Memo(human_bytes).__getitem__  # sizes repeat a lot: each formatted once
 
     vmas = [v for v in snap.vmas if kinds is None or v.kind in kinds]
     if sort != "address":
         if sort in _NUMERIC:
+
             def key(v):
                 sm = v.smaps
                 return -(v.size if sort == "size" else _dirty(sm) if sort == "dirty" else sm.get(sort, 0))
         elif sort == "path":
+
             def key(v):
                 return (v.path is None, v.path or "")
         else:
+
             def key(v):
                 return getattr(v, sort)
-        vmas.sort(key=key)   # stable: ties stay in address order
+
+        vmas.sort(key=key)  # stable: ties stay in address order
     p = snap.process
     n = len(vmas)
     starts = list(map(_start, vmas))
     ends = list(map(_end, vmas))
     aw = max(12, len(f"{max(ends):x}") if ends else 0)
-    head = (f"{'Start':>{aw}} {'End':>{aw}} Perm {'Kind':<12} {'Size':>6} {'RSS':>6} "
-            f"{'PSS':>6} {'Dirty':>6} {'Swap':>6}  Path")
+    head = (
+        f"{'Start':>{aw}} {'End':>{aw}} Perm {'Kind':<12} {'Size':>6} {'RSS':>6} "
+        f"{'PSS':>6} {'Dirty':>6} {'Swap':>6}  Path"
+    )
     cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
     out = [f"{p.pid}:   {_safe(cmd)}", head]
     if n:
@@ -107,15 +125,32 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
         swap = [sm.get("swap") for sm in smaps]
         paths = _Memo(lambda path: _safe(path) if path else "")
         row = f"%{aw}x %{aw}x %s %-12s %6s %6s %6s %6s %6s  %s"
-        out += map(row.__mod__, zip(
-            starts, ends, map(_perms, vmas), map(_kind, vmas), map(hb, map(_sub, ends, starts)),
-            map(hb, rss), map(hb, pss), map(hb, dirty), map(hb, swap),
-            map(paths.__getitem__, map(_path, vmas))))
+        out += map(
+            row.__mod__,
+            zip(
+                starts,
+                ends,
+                map(_perms, vmas),
+                map(_kind, vmas),
+                map(hb, map(_sub, ends, starts)),
+                map(hb, rss),
+                map(hb, pss),
+                map(hb, dirty),
+                map(hb, swap),
+                map(paths.__getitem__, map(_path, vmas)),
+            ),
+        )
     t = snap.totals
     size = sum(map(_sub, map(_end, snap.vmas), map(_start, snap.vmas)))
     if not snap.vmas:
-        out.append("(no VMAs: " + (" ".join(n for n in snap.capabilities.notes if "VMAs" in n)
-                                   or "the process has no user address space") + ")")
+        out.append(
+            "(no VMAs: "
+            + (
+                " ".join(n for n in snap.capabilities.notes if "VMAs" in n)
+                or "the process has no user address space"
+            )
+            + ")"
+        )
     if not t and not snap.vmas:
         t = {"rss": 0, "pss": 0, "shared_dirty": 0, "private_dirty": 0, "swap": 0}
     dirty = t.get("shared_dirty", 0) + t.get("private_dirty", 0) if "private_dirty" in t else None
@@ -123,10 +158,12 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     if kinds is not None:
         what = f"{len(vmas)} of {len(snap.vmas)} VMAs shown; totals are of all VMAs (smaps_rollup)"
     out.append(
-        f"{'':>{aw}} {'':>{aw}} {'':4} {'':12} {'------':>6} {'------':>6} {'------':>6} {'------':>6} {'------':>6}")
+        f"{'':>{aw}} {'':>{aw}} {'':4} {'':12} {'------':>6} {'------':>6} {'------':>6} {'------':>6} {'------':>6}"
+    )
     out.append(
         f"{'total':<{2 * aw + 18}} {hb(size):>6} {hb(t.get('rss')):>6} {hb(t.get('pss')):>6} "
-        f"{hb(dirty):>6} {hb(t.get('swap')):>6}  {what}")
+        f"{hb(dirty):>6} {hb(t.get('swap')):>6}  {what}"
+    )
     return "\n".join(out) + "\n"
 
 
@@ -134,13 +171,16 @@ def run(args: argparse.Namespace) -> int:
     import os
     import sys
 
-    from ..collect import collect
+    from ..snapshot.collect import collect
 
     kinds = _kind_filter(args.kind)
     snap = collect(args.pid)
     sys.stdout.write(render(snap, sort=args.sort, kinds=kinds))
     sys.stdout.flush()
     if not snap.capabilities.root and os.geteuid() != 0:
-        print("vmainspect: note: not root: only your own processes can be read; per-page PFNs "
-              "and page flags (snapshot --pages) need root", file=sys.stderr)
+        print(
+            "vmainspect: note: not root: only your own processes can be read; per-page PFNs "
+            "and page flags (snapshot --pages) need root",
+            file=sys.stderr,
+        )
     return 0

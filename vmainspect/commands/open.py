@@ -14,11 +14,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..tui import replay  # engineer G: a recording (REC, REC@T, REC#N) opens with a timeline
+
     if replay.is_recording(args.snapshot):
         return replay.run(args.snapshot, save_dir=args.save_dir)
     from ..tui.sources import FileSource
 
-    source = FileSource(args.snapshot)   # BadInput: one line, exit 2, before the UI starts
+    source = FileSource(args.snapshot)  # BadInput: one line, exit 2, before the UI starts
     from ..tui.app import VmaInspectApp
 
     app = VmaInspectApp(source, save_dir=args.save_dir)

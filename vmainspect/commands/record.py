@@ -25,17 +25,26 @@ examples:
   vmainspect diff run.jsonl#1 run.jsonl#-1  # first vs last frame"""
 
 
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to record")
     p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording file to write")
-    p.add_argument("--interval", type=seconds_arg(0.001, 1e9), default=1.0, metavar="S",
-                   help="seconds between snapshots (default 1)")
-    p.add_argument("--duration", type=seconds_arg(0.001, 1e9), default=None, metavar="S",
-                   help="stop after S seconds (default: until Ctrl+C or the process exits)")
-    p.add_argument("--pages", action="store_true",
-                   help="record per-page state too (page runs are delta-encoded)")
+    p.add_argument(
+        "--interval",
+        type=seconds_arg(0.001, 1e9),
+        default=1.0,
+        metavar="S",
+        help="seconds between snapshots (default 1)",
+    )
+    p.add_argument(
+        "--duration",
+        type=seconds_arg(0.001, 1e9),
+        default=None,
+        metavar="S",
+        help="stop after S seconds (default: until Ctrl+C or the process exits)",
+    )
+    p.add_argument(
+        "--pages", action="store_true", help="record per-page state too (page runs are delta-encoded)"
+    )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
@@ -52,7 +61,7 @@ class _Stop:
     def _handler(self, signum: int, frame: object) -> None:
         self.reason = signal.Signals(signum).name
 
-    def __enter__(self) -> "_Stop":
+    def __enter__(self) -> _Stop:
         for s in self.SIGNALS:
             self._old[s] = signal.signal(s, self._handler)
         return self
@@ -72,8 +81,9 @@ class _Stop:
 def _start_sampler(pid: int):
     """E's FaultSampler, or (None, why) if faults cannot be sampled here."""
     from ..errors import VmaInspectError
+
     try:
-        from ..faults import FaultSampler
+        from ..faults.sampler import FaultSampler
     except ImportError as e:
         return None, f"page faults not recorded: {e}"
     try:
@@ -90,26 +100,27 @@ _DEAD = ("Z", "X", "x")
 def _tick(sampler, snapshot):
     """The sampler's FaultTick for the window ending now; None if it has nothing to say."""
     from ..errors import VmaInspectError
+
     if sampler is None:
         return None
     try:
         return sampler.tick(snapshot)
-    except (VmaInspectError, OSError):     # the process went away: the collect will say so
+    except (VmaInspectError, OSError):  # the process went away: the collect will say so
         return None
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..collect import collect
     from ..errors import ProcessGone, VmaInspectError
-    from ..record import (END_DURATION, END_ERROR, END_EXITED, END_INTERRUPTED, RecordingWriter)
+    from ..recording.io import END_DURATION, END_ERROR, END_EXITED, END_INTERRUPTED, RecordingWriter
+    from ..snapshot.collect import collect
     from ..units import human_bytes
 
     pid = args.pid
     t0 = time.monotonic()
-    snapshot = collect(pid, pages=args.pages)   # no such process / no access: fail before creating FILE
+    snapshot = collect(pid, pages=args.pages)  # no such process / no access: fail before creating FILE
     if snapshot.process.state in _DEAD:
         raise ProcessGone(pid, "it is a zombie: it has exited and has no memory left to record")
-    taken = 0.0                                 # when the snapshot's collect started (s since t0)
+    taken = 0.0  # when the snapshot's collect started (s since t0)
     identity = snapshot.process.create_time
     writer = RecordingWriter.create(args.output, force=args.force)
     sampler, why = (None, None) if args.no_faults else _start_sampler(pid)
@@ -121,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
             return
         t = time.monotonic() - t0
         limit = f" / {args.duration:g}s" if args.duration else ""
-        line = (f"recording pid {pid} ({snapshot.process.name}) to {args.output}: {writer.frames} frames, "
-                f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)")
-        sys.stderr.write("\r\x1b[K" + ("" if final else line))   # the final summary replaces it
+        line = (
+            f"recording pid {pid} ({snapshot.process.name}) to {args.output}: {writer.frames} frames, "
+            f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)"
+        )
+        sys.stderr.write("\r\x1b[K" + ("" if final else line))  # the final summary replaces it
         sys.stderr.flush()
 
     try:
@@ -158,13 +171,13 @@ def run(args: argparse.Namespace) -> int:
                 except ProcessGone:
                     end, end_note = END_EXITED, f"process {pid} exited"
                     break
-                if snapshot.process.state in _DEAD:     # exited, not yet reaped: nothing left to show
+                if snapshot.process.state in _DEAD:  # exited, not yet reaped: nothing left to show
                     end, end_note = END_EXITED, f"process {pid} exited"
                     break
                 if snapshot.process.create_time != identity:
                     end, end_note = END_EXITED, f"process {pid} exited (the PID now names another process)"
                     break
-                if stop.reason:     # signalled during the collect: keep what we have, then stop
+                if stop.reason:  # signalled during the collect: keep what we have, then stop
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
                     writer.frame(taken, snapshot, _tick(sampler, snapshot))
                     break
@@ -187,7 +200,9 @@ def run(args: argparse.Namespace) -> int:
         raise error
     if not tty:
         return 0
-    print(f"vmainspect: {end_note}; {writer.frames} frames in {args.output} "
-          f"({human_bytes(os.path.getsize(args.output)) if os.path.isfile(args.output) else '?'})",
-          file=sys.stderr)
+    print(
+        f"vmainspect: {end_note}; {writer.frames} frames in {args.output} "
+        f"({human_bytes(os.path.getsize(args.output)) if os.path.isfile(args.output) else '?'})",
+        file=sys.stderr,
+    )
     return 0

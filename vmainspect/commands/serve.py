@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-
-from ..cli import int_arg
 import ipaddress
 import os
 import shlex
 import socket
 import sys
+
+from ..cli import int_arg
 
 HELP = "serve the terminal UI to a web browser (loopback by default)"
 DESCRIPTION = """Serve the TUI to web browsers with textual-serve. Every browser tab that opens
@@ -33,17 +33,27 @@ examples:
 COMMANDS = ("demo", "open", "attach")
 
 
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int_arg(1, 65535, "a port number"), default=8000, help="port to listen on (default 8000)")
-    p.add_argument("--public-url", metavar="URL", default=None,
-                   help="the URL browsers use to reach this server (default http://HOST:PORT); "
-                        "needed behind a proxy or with --host 0.0.0.0")
-    p.add_argument("command", nargs=argparse.REMAINDER, metavar="COMMAND ...",
-                   help="vmainspect command to run per browser session: demo (default), "
-                        "open FILE, attach PID")
+    p.add_argument(
+        "--port",
+        type=int_arg(1, 65535, "a port number"),
+        default=8000,
+        help="port to listen on (default 8000)",
+    )
+    p.add_argument(
+        "--public-url",
+        metavar="URL",
+        default=None,
+        help="the URL browsers use to reach this server (default http://HOST:PORT); "
+        "needed behind a proxy or with --host 0.0.0.0",
+    )
+    p.add_argument(
+        "command",
+        nargs=argparse.REMAINDER,
+        metavar="COMMAND ...",
+        help="vmainspect command to run per browser session: demo (default), open FILE, attach PID",
+    )
 
 
 def session_command(args: list[str]) -> list[str]:
@@ -55,8 +65,9 @@ def session_command(args: list[str]) -> list[str]:
     if not args:
         args = ["demo"]
     if args[0] not in COMMANDS:
-        raise BadInput(f"serve runs one of {', '.join(COMMANDS)}, not {args[0]!r} "
-                       "(e.g. vmainspect serve open run.jsonl)")
+        raise BadInput(
+            f"serve runs one of {', '.join(COMMANDS)}, not {args[0]!r} (e.g. vmainspect serve open run.jsonl)"
+        )
     if args[0] == "open":
         _check_open(args[1:])
     return [sys.executable, "-m", "vmainspect", *args]
@@ -69,8 +80,8 @@ def _check_open(rest: list[str]) -> None:
     files = [a for a in rest if not a.startswith("-")]
     if not files:
         raise BadInput("serve open: name the snapshot or recording file")
-    from ..record import read_recording, sniff, split_moment, moment_index
-    from ..snapshot_io import load
+    from ..recording.io import moment_index, read_recording, sniff, split_moment
+    from ..snapshot.io import load
 
     path, moment = split_moment(files[0])
     if os.path.isfile(path) and sniff(path) == "recording":
@@ -126,13 +137,17 @@ def run(args: argparse.Namespace) -> int:
             host = f"[{host}]"
         public = f"http://{host}:{args.port}"
     if not _loopback(args.host):
-        print(f"vmainspect: warning: serving on {args.host}, not loopback: anyone who can reach "
-              f"port {args.port} can use this session", file=sys.stderr)
+        print(
+            f"vmainspect: warning: serving on {args.host}, not loopback: anyone who can reach "
+            f"port {args.port} can use this session",
+            file=sys.stderr,
+        )
     title = "vmainspect " + " ".join(cmd[3:])
     server = Server(shlex.join(cmd), host=args.host, port=args.port, title=title, public_url=public)
     try:
         server.serve()
     except OSError as e:
         from ..errors import BadInput
+
         raise BadInput(f"cannot serve on {args.host}:{args.port}: {e.strerror or e}") from None
     return 0

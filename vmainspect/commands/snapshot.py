@@ -21,34 +21,50 @@ link stays); /dev/null or a FIFO is written directly."""
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from ..cli import pid_arg
+
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process id")
-    p.add_argument("--pages", action="store_true",
-                   help="also collect per-page state from pagemap (kpageflags/kpagecount as root)")
-    p.add_argument("-o", "--output", metavar="FILE", default="-",
-                   help="write to FILE (atomically) instead of stdout; '-' is stdout")
-    p.add_argument("--indent", type=int, metavar="N", default=None,
-                   help="indent the JSON by N spaces (default: compact, one line)")
+    p.add_argument(
+        "--pages",
+        action="store_true",
+        help="also collect per-page state from pagemap (kpageflags/kpagecount as root)",
+    )
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="-",
+        help="write to FILE (atomically) instead of stdout; '-' is stdout",
+    )
+    p.add_argument(
+        "--indent",
+        type=int,
+        metavar="N",
+        default=None,
+        help="indent the JSON by N spaces (default: compact, one line)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     import gc
-    gc.disable()    # short-lived, acyclic data: the cyclic GC would only cost time
 
-    from ..collect import collect      # light: collect starts reading /proc, then imports the model
+    gc.disable()  # short-lived, acyclic data: the cyclic GC would only cost time
+
     from ..errors import BadInput
+    from ..snapshot.collect import collect  # light: collect starts reading /proc, then imports the model
 
     if args.indent is not None and not 0 <= args.indent <= 16:
         raise BadInput(f"--indent must be between 0 and 16, not {args.indent}")
     snap = collect(args.pid, pages=args.pages)
 
     from ..fileio import write_text
-    from ..snapshot_io import dumps
+    from ..snapshot.io import dumps
 
     text = dumps(snap, indent=args.indent)
     del snap
     if args.output == "-":
         # Straight to stdout: no second copy of a text that can be tens of MB.
         import sys
+
         sys.stdout.write(text)
         if not text.endswith("\n"):
             sys.stdout.write("\n")

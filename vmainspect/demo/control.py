@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import Unsupported, VmaInspectError
 
@@ -43,7 +43,7 @@ def _fs_type(path: str) -> int | None:
     """statfs(2) f_type of ``path``, or None if it cannot be read."""
     try:
         libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-        buf = ctypes.create_string_buffer(256)   # struct statfs is 120 bytes on x86-64
+        buf = ctypes.create_string_buffer(256)  # struct statfs is 120 bytes on x86-64
         if libc.statfs(path.encode(), buf) != 0:
             return None
         return ctypes.c_long.from_buffer(buf).value
@@ -59,8 +59,7 @@ def temp_root() -> str:
     """
     first = tempfile.gettempdir()
     for cand in (first, "/var/tmp"):
-        if os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK) \
-                and _fs_type(cand) != TMPFS_MAGIC:
+        if os.path.isdir(cand) and os.access(cand, os.W_OK | os.X_OK) and _fs_type(cand) != TMPFS_MAGIC:
             return cand
     return first
 
@@ -85,7 +84,7 @@ def remove_stale(root: str) -> list[str]:
     for name in names:
         if not name.startswith(PREFIX):
             continue
-        pid_text = name[len(PREFIX):].split("-", 1)[0]
+        pid_text = name[len(PREFIX) :].split("-", 1)[0]
         path = os.path.join(root, name)
         try:
             if not pid_text.isdigit() or os.lstat(path).st_uid != os.geteuid():
@@ -153,8 +152,13 @@ class DemoSession:
         try:
             self.proc = subprocess.Popen(
                 argv,
-                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err,
-                cwd=self.dir, env=env, start_new_session=True)
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=err,
+                cwd=self.dir,
+                env=env,
+                start_new_session=True,
+            )
         except OSError as e:
             raise Unsupported(f"cannot start the demo workload: {e.strerror}") from None
         finally:
@@ -196,8 +200,7 @@ class DemoSession:
             chunk = os.read(fd, 65536)
             if not chunk:
                 tail = self._stderr_tail()
-                raise WorkloadError(f"demo workload {self.pid} exited"
-                                    + (f": {tail}" if tail else ""))
+                raise WorkloadError(f"demo workload {self.pid} exited" + (f": {tail}" if tail else ""))
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
@@ -234,7 +237,7 @@ class DemoSession:
         if proc is None:
             return
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(proc.pid, signal.SIGKILL)   # its own session: pgid == pid
+            os.killpg(proc.pid, signal.SIGKILL)  # its own session: pgid == pid
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
         proc.wait()
@@ -248,7 +251,7 @@ class DemoSession:
         if self.dir and os.path.isdir(self.dir):
             shutil.rmtree(self.dir, ignore_errors=True)
 
-    def __enter__(self) -> "DemoSession":
+    def __enter__(self) -> DemoSession:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -263,6 +266,7 @@ def exit_on_signals(on_signal=None) -> Iterator[None]:
     blocks (session clean-up) run. ``on_signal(signo)`` replaces that, e.g.
     to ask a running TUI to exit. Only usable from the main thread.
     """
+
     def handler(signo, _frame):
         if on_signal is not None:
             on_signal(signo)

@@ -27,8 +27,8 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
-from typing import Callable, Iterable
 
 from ..errors import VmaInspectError
 from ..model import ANON, FILE_DIRTY, Snapshot
@@ -51,7 +51,7 @@ class CaseResult:
     dirty_before: int | None
     in_file_after: bool | None
     dirty_in_cache_after: int | None
-    ended_by: str            # "SIGKILL", "SIGSEGV", "SIGABRT", "exit 0"
+    ended_by: str  # "SIGKILL", "SIGSEGV", "SIGABRT", "exit 0"
 
 
 def _before_bytes(p: int) -> bytes:
@@ -82,8 +82,10 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> dict:
         err = b""
         if proc.poll() is not None and proc.stderr:
             err = proc.stderr.read()
-        raise VmaInspectError("crash experiment child did not report"
-                              + (f": {err.decode(errors='replace').strip().splitlines()[-1]}" if err.strip() else ""))
+        raise VmaInspectError(
+            "crash experiment child did not report"
+            + (f": {err.decode(errors='replace').strip().splitlines()[-1]}" if err.strip() else "")
+        )
     return json.loads(line)
 
 
@@ -96,19 +98,27 @@ def start_case(mapping: str, ending: str, folder: str, page: int) -> tuple[subpr
     path = _case_path(folder, mapping, ending)
     if mapping != "anonymous":
         _make_file(path, page)
-    argv, env = module_command("crash_child", mapping, ending, path, str(FILE_PAGES), DATA,
-                               ",".join(map(str, WRITE_PAGES)))
-    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env, cwd=folder)
+    argv, env = module_command(
+        "crash_child", mapping, ending, path, str(FILE_PAGES), DATA, ",".join(map(str, WRITE_PAGES))
+    )
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=folder
+    )
     return proc, (path if mapping != "anonymous" else None)
 
 
-def finish_case(mapping: str, ending: str, proc: subprocess.Popen, path: str | None,
-                collect_fn: Callable[..., Snapshot], page: int) -> CaseResult:
+def finish_case(
+    mapping: str,
+    ending: str,
+    proc: subprocess.Popen,
+    path: str | None,
+    collect_fn: Callable[..., Snapshot],
+    page: int,
+) -> CaseResult:
     """Measure the stopped child, let it end, read the file back (dirty_in_cache_after: None)."""
     try:
         where = _read_line(proc, 30.0)
-        _, status = os.waitpid(proc.pid, os.WUNTRACED)      # the kernel says: it is stopped
+        _, status = os.waitpid(proc.pid, os.WUNTRACED)  # the kernel says: it is stopped
         if not os.WIFSTOPPED(status):
             raise VmaInspectError(f"crash experiment child ended early: {_status_text(status)}")
         snap = collect_fn(proc.pid, pages=True)
@@ -168,12 +178,16 @@ def dirty_in_cache(paths: list[str], collect_fn: Callable[..., Snapshot]) -> dic
             libc.munmap(addr, n)
 
 
-def run_matrix(mappings: Iterable[str] = MAPPINGS, endings: Iterable[str] = ENDINGS, *,
-               folder: str | None = None, collect_fn: Callable[..., Snapshot] | None = None
-               ) -> list[CaseResult]:
+def run_matrix(
+    mappings: Iterable[str] = MAPPINGS,
+    endings: Iterable[str] = ENDINGS,
+    *,
+    folder: str | None = None,
+    collect_fn: Callable[..., Snapshot] | None = None,
+) -> list[CaseResult]:
     """Run every (mapping, ending) case in throwaway children; temp files are removed."""
     if collect_fn is None:
-        from ..collect import collect as collect_fn
+        from ..snapshot.collect import collect as collect_fn
     page = os.sysconf("SC_PAGE_SIZE")
     own = folder is None
     if own:
@@ -188,8 +202,9 @@ def run_matrix(mappings: Iterable[str] = MAPPINGS, endings: Iterable[str] = ENDI
         # start every child first: they start up in parallel and stop themselves
         for mp, e in cases:
             started.append(start_case(mp, e, folder, page))
-        results = [finish_case(mp, e, proc, path, collect_fn, page)
-                   for (mp, e), (proc, path) in zip(cases, started)]
+        results = [
+            finish_case(mp, e, proc, path, collect_fn, page) for (mp, e), (proc, path) in zip(cases, started)
+        ]
         files = [path for _, path in started]
         dirty = dirty_in_cache([p for p in files if p], collect_fn)
         if dirty is not None:
@@ -202,15 +217,14 @@ def run_matrix(mappings: Iterable[str] = MAPPINGS, endings: Iterable[str] = ENDI
             _end(proc)
         if own:
             shutil.rmtree(folder, ignore_errors=True)
-        else:   # a folder someone else owns (the lecture's): remove exactly our files
+        else:  # a folder someone else owns (the lecture's): remove exactly our files
             for mp, e in cases:
                 with contextlib.suppress(OSError):
                     os.unlink(_case_path(folder, mp, e))
 
 
 def to_json(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> dict:
-    out = {"schema": SCHEMA, "root": root, "file_pages": FILE_PAGES,
-           "cases": [asdict(r) for r in results]}
+    out = {"schema": SCHEMA, "root": root, "file_pages": FILE_PAGES, "cases": [asdict(r) for r in results]}
     if seconds is not None:
         out["seconds"] = round(seconds, 3)
     return out
@@ -239,14 +253,22 @@ def _cell(v) -> str:
 
 
 def render_table(results: list[CaseResult], *, root: bool) -> str:
-    head = ("mapping", "ending", "written", "dirty before", "ended by", "in file after",
-            "dirty in cache after")
+    head = (
+        "mapping",
+        "ending",
+        "written",
+        "dirty before",
+        "ended by",
+        "in file after",
+        "dirty in cache after",
+    )
     rows = [head]
     for r in results:
         in_file = "n/a" if r.mapping == "anonymous" else _cell(r.in_file_after)
         cache = "n/a" if r.mapping == "anonymous" else _cell(r.dirty_in_cache_after)
-        rows.append((r.mapping, r.ending, str(r.written_pages), _cell(r.dirty_before),
-                     r.ended_by, in_file, cache))
+        rows.append(
+            (r.mapping, r.ending, str(r.written_pages), _cell(r.dirty_before), r.ended_by, in_file, cache)
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
     lines.insert(1, "  ".join("-" * w for w in widths))

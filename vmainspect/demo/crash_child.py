@@ -57,7 +57,7 @@ def main(argv: list[str]) -> int:
         libc.read_byte(0)
     elif ending == "abort":
         os.abort()
-    return 0   # "exit": a normal exit; the kernel tears the mapping down
+    return 0  # "exit": a normal exit; the kernel tears the mapping down
 
 
 if __name__ == "__main__":

@@ -29,8 +29,14 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
-_libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
-                       ctypes.c_int, ctypes.c_long]
+_libc.mmap.argtypes = [
+    ctypes.c_void_p,
+    ctypes.c_size_t,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_int,
+    ctypes.c_long,
+]
 _libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
@@ -38,8 +44,7 @@ _libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.mremap.restype = ctypes.c_void_p
 _libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
 _libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
-_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong,
-                        ctypes.c_ulong]
+_libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
 
 
 def _check(ret: int, what: str) -> int:
@@ -98,8 +103,9 @@ def set_pdeathsig(sig: int) -> None:
 def name_anon(addr: int, length: int, name: str) -> bool:
     """Name an anonymous mapping ([anon:NAME] in maps); False if the kernel lacks it."""
     buf = ctypes.create_string_buffer(name.encode())
-    ret = _libc.prctl(PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length,
-                      ctypes.cast(buf, ctypes.c_void_p).value or 0)
+    ret = _libc.prctl(
+        PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, ctypes.cast(buf, ctypes.c_void_p).value or 0
+    )
     return ret == 0
 
 

@@ -38,8 +38,14 @@ def covered(snap: Snapshot, addr: int, length: int) -> bool:
     return at >= addr + length
 
 
-def pages_in(snap: Snapshot, addr: int, length: int, states: tuple[str, ...] | None = None,
-             *, exclude: tuple[str, ...] = ()) -> set[int]:
+def pages_in(
+    snap: Snapshot,
+    addr: int,
+    length: int,
+    states: tuple[str, ...] | None = None,
+    *,
+    exclude: tuple[str, ...] = (),
+) -> set[int]:
     """Page numbers (from ``addr``) of the range whose state is in ``states`` (or not in ``exclude``)."""
     ps = page_size(snap)
     first_page, last_page = addr // ps, (addr + length + ps - 1) // ps
@@ -91,8 +97,10 @@ def vma_at(snap: Snapshot, addr: int) -> Vma | None:
 
 def faults(before: Snapshot, after: Snapshot) -> tuple[int, int]:
     """(minor, major) page faults the process took between the two snapshots."""
-    return (after.process.minor_faults - before.process.minor_faults,
-            after.process.major_faults - before.process.major_faults)
+    return (
+        after.process.minor_faults - before.process.minor_faults,
+        after.process.major_faults - before.process.major_faults,
+    )
 
 
 def fd_target(pid: int, fd: int, proc_root: str = "/proc") -> str | None:

@@ -29,23 +29,21 @@ import sys
 from . import libc
 from .libc import PAGE
 
-PROTS = {"---": libc.PROT_NONE, "r--": libc.PROT_READ,
-         "rw-": libc.PROT_READ | libc.PROT_WRITE}
+PROTS = {"---": libc.PROT_NONE, "r--": libc.PROT_READ, "rw-": libc.PROT_READ | libc.PROT_WRITE}
 ADVICE = {"dontneed": libc.MADV_DONTNEED, "nohugepage": libc.MADV_NOHUGEPAGE}
 ANON_NAME = "vmainspect demo"
 
 
 class Workload:
     def __init__(self) -> None:
-        self.fds: dict[int, int] = {}        # mapping address -> fd still open for it
-        self.fork_child: tuple[int, int, int] | None = None   # pid, cmd write fd, reply read fd
-        self.zombies: list[int] = []         # dead children left for vmainspect to look at
+        self.fds: dict[int, int] = {}  # mapping address -> fd still open for it
+        self.fork_child: tuple[int, int, int] | None = None  # pid, cmd write fd, reply read fd
+        self.zombies: list[int] = []  # dead children left for vmainspect to look at
 
     # --- operations: each returns (addr, len, info) ---------------------
     def op_anon(self, c: dict) -> tuple[int, int, dict]:
         n = c["len"]
-        addr = libc.mmap_(n, libc.PROT_READ | libc.PROT_WRITE,
-                          libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
+        addr = libc.mmap_(n, libc.PROT_READ | libc.PROT_WRITE, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
         info = {"named": libc.name_anon(addr, n, c.get("name", ANON_NAME))}
         # No transparent huge pages here: one touch must fault one 4 KiB page,
         # whatever /sys/kernel/mm/transparent_hugepage/enabled says.
@@ -145,7 +143,7 @@ class Workload:
         if self.fork_child:
             pid, w, r = self.fork_child
             self.fork_child = None
-            os.close(w)   # the child exits on EOF
+            os.close(w)  # the child exits on EOF
             os.close(r)
             os.waitpid(pid, 0)
             return 0, 0, {"child": pid}
@@ -158,8 +156,7 @@ class Workload:
         until the next command, so vmainspect can read the kernel's own
         record of how it died from /proc/PID/stat.
         """
-        addr, n, _ = self.op_map_file({"path": c["path"], "shared": True, "len": c["len"],
-                                       "writable": False})
+        addr, n, _ = self.op_map_file({"path": c["path"], "shared": True, "len": c["len"], "writable": False})
         me = os.getpid()
         pid = os.fork()
         if pid == 0:
@@ -167,7 +164,7 @@ class Workload:
                 _become_quiet_child(me)
                 libc.read_byte(addr + c["touch_page"] * PAGE)
             finally:
-                os._exit(0)   # only reached if no signal came
+                os._exit(0)  # only reached if no signal came
         os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
         self.zombies.append(pid)
         return addr, n, {"child": pid}
@@ -219,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--parent", type=int, required=True, help="pid of vmainspect; exit if it is gone")
     args = ap.parse_args(argv)
     libc.set_pdeathsig(signal.SIGKILL)
-    if os.getppid() != args.parent:   # the parent died before prctl took effect
+    if os.getppid() != args.parent:  # the parent died before prctl took effect
         return 1
-    signal.signal(signal.SIGINT, signal.SIG_IGN)   # vmainspect decides when we end
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # vmainspect decides when we end
     out = sys.stdout
     w = Workload()
     out.write(json.dumps({"ready": True, "pid": os.getpid(), "page_size": PAGE}) + "\n")

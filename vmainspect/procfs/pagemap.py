@@ -26,9 +26,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_right
 from collections import deque
-from itertools import accumulate, chain, islice, repeat
+from collections.abc import Callable, Iterable, Iterator
+from itertools import accumulate, chain, islice, pairwise, repeat
 from operator import add, sub
-from typing import Callable, Iterable, Iterator
 
 from ..model import PAGE_STATES
 
@@ -84,7 +84,7 @@ def _top_state(t: int) -> int:
         return C_FILE if t & _T_FILE else C_ANON
     if t & _T_SWAP and not t & _T_GUARD:
         return C_SWAPPED
-    return C_ABSENT          # not mapped, or a guard-region marker
+    return C_ABSENT  # not mapped, or a guard-region marker
 
 
 T_STATE = _table(_top_state)
@@ -97,7 +97,6 @@ ONES_RE = re.compile(b"\x01+")
 _NONZERO_RE = re.compile(b"[^\x00]")
 _T_GT1 = bytes([0, 0]) + bytes([1]) * 254
 _T_NONZERO = bytes([0]) + bytes([1]) * 255
-
 
 
 def classify_masks(raw: bytes) -> tuple[bytes, bytes]:
@@ -134,7 +133,7 @@ class PfnLookup:
     A PFN range too wide for a bitmap (``MAX_BITMAP``) takes a sort instead.
     """
 
-    MAX_BITMAP = 1 << 25            # PFNs (128 GiB of physical address range)
+    MAX_BITMAP = 1 << 25  # PFNs (128 GiB of physical address range)
 
     def __init__(self, entries: bytes, gap: int = 16) -> None:
         self.n = n = len(entries) // 8
@@ -144,25 +143,28 @@ class PfnLookup:
             return
         pfns = list(map(PM_PFN_MASK.__and__, memoryview(entries).cast("Q")))
         lo, hi = min(pfns), max(pfns)
-        self.any_pfn = hi > 0       # without CAP_SYS_ADMIN every PFN reads 0
+        self.any_pfn = hi > 0  # without CAP_SYS_ADMIN every PFN reads 0
         self._lo = lo
         if hi - lo < self.MAX_BITMAP:
             self._idx = idx = list(map(sub, pfns, repeat(lo)))
             marks = bytearray(hi - lo + 1)
             deque(map(marks.__setitem__, idx, repeat(1)), maxlen=0)
-            self.spans = [(lo + m.start(), lo + m.end())
-                          for m in re.finditer(b"\\x01(?:\\x00{0,%d}\\x01)*" % gap, marks)]
+            self.spans = [
+                (lo + m.start(), lo + m.end())
+                for m in re.finditer(b"\\x01(?:\\x00{0,%d}\\x01)*" % gap, marks)
+            ]
             self._sorted = None
         else:
             u = sorted(set(pfns))
-            far = bytes(map(gap.__lt__, map(sub, islice(u, 1, None), u)))   # 1: u[j+1] opens a span
+            far = bytes(map(gap.__lt__, map(sub, islice(u, 1, None), u)))  # 1: u[j+1] opens a span
             sizes = list(map((1).__add__, map(len, far.split(b"\1"))))
             first = list(accumulate(sizes, initial=0))
-            self.spans = [(u[a], u[b - 1] + 1) for a, b in zip(first, first[1:])]
+            self.spans = [(u[a], u[b - 1] + 1) for a, b in pairwise(first)]
             self._sorted = (pfns, u, sizes)
 
-    def read_facts(self, read_span: Callable[[int, int], bytes],
-                   facts: Callable[[bytes], bytes]) -> bytes | None:
+    def read_facts(
+        self, read_span: Callable[[int, int], bytes], facts: Callable[[bytes], bytes]
+    ) -> bytes | None:
         """One fact byte per page, in the order given, or None when every fact is 0.
 
         ``read_span(lo, hi)`` returns the 8-byte entries of PFNs [lo, hi)
@@ -176,11 +178,11 @@ class PfnLookup:
         f = facts(b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0") for lo, hi in self.spans))
         if f.count(0) == len(f):
             return None
-        if self._sorted is None:    # bitmap coordinates
+        if self._sorted is None:  # bitmap coordinates
             lo0 = self._lo
             at = bytearray(self.spans[-1][1] - lo0)
             nonzero = len(f) - f.count(0)
-            if nonzero * 64 < len(f):       # a few facts: place just those
+            if nonzero * 64 < len(f):  # a few facts: place just those
                 base = list(accumulate((hi - lo for lo, hi in self.spans), initial=0))
                 for m in _NONZERO_RE.finditer(f):
                     pos = m.start()
@@ -189,7 +191,7 @@ class PfnLookup:
             else:
                 pos = 0
                 for lo, hi in self.spans:
-                    at[lo - lo0: hi - lo0] = f[pos: pos + hi - lo]
+                    at[lo - lo0 : hi - lo0] = f[pos : pos + hi - lo]
                     pos += hi - lo
             return bytes(map(at.__getitem__, self._idx))
         pfns, u, sizes = self._sorted
@@ -208,7 +210,9 @@ def _or_bytes(a: bytes, b: bytes) -> bytes:
 # kpageflags facts: one byte per page
 F_ZERO, F_DIRTY, F_THP, F_KSM = 1, 2, 4, 8
 _T_B0 = _table(lambda b: F_DIRTY if b & (1 << KPF_DIRTY) else 0)
-_T_B2 = _table(lambda b: (F_THP if b & (1 << (KPF_THP - 16)) else 0) | (F_KSM if b & (1 << (KPF_KSM - 16)) else 0))
+_T_B2 = _table(
+    lambda b: (F_THP if b & (1 << (KPF_THP - 16)) else 0) | (F_KSM if b & (1 << (KPF_KSM - 16)) else 0)
+)
 _T_B3 = _table(lambda b: F_ZERO if b & (1 << (KPF_ZERO_PAGE - 24)) else 0)
 _T_THP = _table(lambda f: 1 if f & F_THP else 0)
 _T_KSM = _table(lambda f: 1 if f & F_KSM else 0)
@@ -221,9 +225,11 @@ REFINE_ANON = _table(lambda f: C_ZERO if f & F_ZERO else C_ANON)
 def kpageflags_facts(fb: bytes) -> bytes:
     """kpageflags u64s (little-endian) -> one byte each: F_ZERO | F_DIRTY | F_THP | F_KSM."""
     n = len(fb) // 8
-    v = (int.from_bytes(fb[0::8].translate(_T_B0), "little")
-         | int.from_bytes(fb[2::8].translate(_T_B2), "little")
-         | int.from_bytes(fb[3::8].translate(_T_B3), "little"))
+    v = (
+        int.from_bytes(fb[0::8].translate(_T_B0), "little")
+        | int.from_bytes(fb[2::8].translate(_T_B2), "little")
+        | int.from_bytes(fb[3::8].translate(_T_B3), "little")
+    )
     return v.to_bytes(n, "little")
 
 
@@ -246,7 +252,7 @@ class FlagMasks:
     THP, no KSM): ``trivial``, and nothing needs refining.
     """
 
-    __slots__ = ("facts", "trivial", "thp", "ksm")
+    __slots__ = ("facts", "ksm", "thp", "trivial")
 
     def __init__(self, facts: bytes | None) -> None:
         self.facts = facts
@@ -256,7 +262,7 @@ class FlagMasks:
 
     def refine(self, code: int, k: int, n: int) -> bytes:
         """Codes of present pages k..k+n (pagemap said ``code``) refined by kpageflags."""
-        return self.facts[k:k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
+        return self.facts[k : k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
 
 
 def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[int, int, int]]:
@@ -266,8 +272,8 @@ def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[
     never produces) are trimmed in favour of the earlier run.
     """
     out: list[tuple[int, int, int]] = []
-    pos = 0                      # end of what ``out`` covers
-    cf = cn = 0                  # the run being built: first, count, code (-1: none)
+    pos = 0  # end of what ``out`` covers
+    cf = cn = 0  # the run being built: first, count, code (-1: none)
     cc = -1
     for first, count, code in sorted(runs):
         if first < pos:
@@ -277,7 +283,7 @@ def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[
             count = npages - first
         if count <= 0:
             continue
-        if first > pos:          # a gap: absent
+        if first > pos:  # a gap: absent
             if cc == C_ABSENT:
                 cn += first - pos
             else:

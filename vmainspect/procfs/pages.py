@@ -35,28 +35,35 @@ from __future__ import annotations
 import gc
 import os
 from bisect import bisect_right
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
 from . import pagemap as pm
 from .reader import ProcReader
-from .scan import DEFAULT_VEC_LEN, PAGE_IS_PFNZERO, PAGE_IS_PRESENT, PAGE_IS_SWAPPED, PageScanner, ScanUnsupported
+from .scan import (
+    DEFAULT_VEC_LEN,
+    PAGE_IS_PFNZERO,
+    PAGE_IS_PRESENT,
+    PAGE_IS_SWAPPED,
+    PageScanner,
+    ScanUnsupported,
+)
 
-CHUNK_PAGES = 1 << 18       # pages per pagemap read (2 MiB of entries)
-GAP_PAGES = 64              # read across holes this small rather than issue another pread
+CHUNK_PAGES = 1 << 18  # pages per pagemap read (2 MiB of entries)
+GAP_PAGES = 64  # read across holes this small rather than issue another pread
 SCAN_VEC_LEN = DEFAULT_VEC_LEN  # regions per PAGEMAP_SCAN call
-_TOP_USER = 1 << 47         # PAGEMAP_SCAN refuses ranges outside the user address space ([vsyscall])
+_TOP_USER = 1 << 47  # PAGEMAP_SCAN refuses ranges outside the user address space ([vsyscall])
 
 
 @dataclass(frozen=True)
 class PageResult:
-    infos: list[PageInfo]        # one per VMA, same order as the vmas passed in
+    infos: list[PageInfo]  # one per VMA, same order as the vmas passed in
     pfn_visible: bool
     kpageflags: bool
     kpagecount: bool
-    pagemap_scan: bool           # True when the PAGEMAP_SCAN ioctl was used
+    pagemap_scan: bool  # True when the PAGEMAP_SCAN ioctl was used
     notes: tuple[str, ...]
 
 
@@ -69,10 +76,10 @@ _Piece = tuple
 class _Acc:
     """Per-VMA accumulator."""
 
-    __slots__ = ("runs", "present", "exclusive")
+    __slots__ = ("exclusive", "present", "runs")
 
     def __init__(self) -> None:
-        self.runs: list[tuple[int, int, int]] = []            # non-present runs (final)
+        self.runs: list[tuple[int, int, int]] = []  # non-present runs (final)
         self.present: list[tuple[int, int, int, int, int]] = []  # (first, n, code, pfn offset, count offset)
         self.exclusive = 0
 
@@ -85,8 +92,9 @@ class _Accs(dict):
         return acc
 
 
-def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
-               use_scan: bool | None = None) -> PageResult:
+def read_pages(
+    reader: ProcReader, vmas: Sequence[Vma], page_size: int, *, use_scan: bool | None = None
+) -> PageResult:
     """Per-page state of ``vmas`` (address order) of ``reader``'s process.
 
     ``use_scan``: None = PAGEMAP_SCAN when the kernel has it (Linux 6.7+),
@@ -106,8 +114,7 @@ def read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, *,
             gc.enable()
 
 
-def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
-                use_scan: bool | None) -> PageResult:
+def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_scan: bool | None) -> PageResult:
     notes: list[str] = []
     kf = _open_optional(reader, "kpageflags")
     kc = _open_optional(reader, "kpagecount")
@@ -143,8 +150,10 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
         look = pm.PfnLookup(b"".join(pfns.parts)) if pfns is not None and pfns.n else None
         pfn_visible = look.any_pfn if look is not None else (want_pfn and not has_present)
         if look is not None and not pfn_visible:
-            notes.append("PFNs hidden although /proc/kpageflags is readable "
-                         "(CAP_SYS_ADMIN missing in this user namespace)")
+            notes.append(
+                "PFNs hidden although /proc/kpageflags is readable "
+                "(CAP_SYS_ADMIN missing in this user namespace)"
+            )
         masks = shared = None
         if pfn_visible and look is not None:
             masks, shared = _enrich(reader, look, pfns, kf, kc)
@@ -156,7 +165,7 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
     use_kf = bool(pfn_visible and kf is not None)
     use_kc = bool(pfn_visible and kc is not None)
     zero_known = use_kf or used_scan
-    if zero_ranges and not use_kf:   # kpageflags, when readable, says it for every page
+    if zero_ranges and not use_kf:  # kpageflags, when readable, says it for every page
         _mark_zero(accs, vmas, zero_ranges, page_size)
     fin = _Finisher(masks, shared, use_kf, use_kc, zero_known)
     get = accs.get
@@ -175,8 +184,10 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
     if not zero_known:
         odd = sum(i.counts.file for v, i in zip(vmas, infos) if _private_anon(v))
         if odd:
-            notes.append(f"{odd} pages of private anonymous memory carry pagemap's file bit: the huge "
-                         "zero page looks like that; root or PAGEMAP_SCAN can tell them apart")
+            notes.append(
+                f"{odd} pages of private anonymous memory carry pagemap's file bit: the huge "
+                "zero page looks like that; root or PAGEMAP_SCAN can tell them apart"
+            )
     if use_kf:
         notes.append("anonymous pages count as dirty (kpageflags DIRTY is set only on file pages)")
     return PageResult(infos, bool(pfn_visible), use_kf, use_kc, used_scan, tuple(notes))
@@ -184,8 +195,11 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int,
 
 def _private_anon(v: Vma) -> bool:
     p = v.path
-    return (v.inode == 0 and v.perms.endswith("p")
-            and (p is None or p in ("[heap]", "[stack]") or p.startswith("[anon:")))
+    return (
+        v.inode == 0
+        and v.perms.endswith("p")
+        and (p is None or p in ("[heap]", "[stack]") or p.startswith("[anon:"))
+    )
 
 
 def _open_optional(reader: ProcReader, name: str) -> int | None:
@@ -198,6 +212,7 @@ def _open_optional(reader: ProcReader, name: str) -> int | None:
 
 # -- which pages need pagemap reads --------------------------------------------
 
+
 def _all_pieces(vmas: Sequence[Vma], page_size: int, index: Sequence[int] | None = None) -> list[_Piece]:
     """Every page of ``vmas`` (``index``: their VMA indexes, default 0, 1, ...)."""
     pieces = []
@@ -209,19 +224,25 @@ def _all_pieces(vmas: Sequence[Vma], page_size: int, index: Sequence[int] | None
     return pieces
 
 
-def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma],
-                 page_size: int) -> tuple[list[_Piece], list[tuple[int, int]]]:
+def _scan_pieces(
+    reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int
+) -> tuple[list[_Piece], list[tuple[int, int]]]:
     """PAGEMAP_SCAN: the pieces of VMAs that hold present or swapped pages, and
     the address ranges of the zero page."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
     pieces: list[_Piece] = []
     zero: list[tuple[int, int]] = []
-    ranges: list[list[int]] = []      # page ranges worth reading, nearby ones merged
+    ranges: list[list[int]] = []  # page ranges worth reading, nearby ones merged
     if scannable:
         # Only pages present or swapped (guard markers count as swapped) come
         # back, and only the zero-page category splits regions: few regions.
-        sc = PageScanner(reader, fd, vec_len=SCAN_VEC_LEN,
-                         anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED, return_mask=PAGE_IS_PFNZERO)
+        sc = PageScanner(
+            reader,
+            fd,
+            vec_len=SCAN_VEC_LEN,
+            anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            return_mask=PAGE_IS_PFNZERO,
+        )
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
         last = None
         for s, e, cat in sc.regions(lo, hi):
@@ -247,7 +268,7 @@ def _scan_pieces(reader: ProcReader, fd: int, vmas: Sequence[Vma],
                 for c in range(s, e, CHUNK_PAGES):
                     pieces.append((c, min(CHUNK_PAGES, e - c), vi, c - vs))
                 if ranges[j][1] > ve:
-                    break            # the range continues into the next VMA
+                    break  # the range continues into the next VMA
                 j += 1
             ri = j
     # Above 128 TiB (the [vsyscall] page; with 5-level paging maybe more) the
@@ -280,15 +301,19 @@ def _mark_zero(accs: _Accs, vmas: Sequence[Vma], zero: list[tuple[int, int]], pa
                     for x, y, c in ((first, a, code), (a, b, pm.C_ZERO), (b, end, code)):
                         if y > x:
                             d = x - first
-                            out.append((x, y - x, c, off + d if off >= 0 else -1, coff + d if coff >= 0 else -1))
+                            out.append(
+                                (x, y - x, c, off + d if off >= 0 else -1, coff + d if coff >= 0 else -1)
+                            )
                 acc.present = out
             vi += 1
 
 
 # -- reading -----------------------------------------------------------------
 
-def _fetch(reader: ProcReader, fd: int, pieces: list[_Piece],
-           top_page: int) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
+
+def _fetch(
+    reader: ProcReader, fd: int, pieces: list[_Piece], top_page: int
+) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
     """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread.
 
     Below ``top_page`` (the end of the user address space) the kernel always
@@ -312,7 +337,7 @@ def _fetch(reader: ProcReader, fd: int, pieces: list[_Piece],
         try:
             raw: bytes | None = reader.pread(fd, want, start * 8, "pagemap")
         except OSError:
-            raw = None           # e.g. a VM_IO area the kernel refuses: absent
+            raw = None  # e.g. a VM_IO area the kernel refuses: absent
         if raw is not None and len(raw) < want:
             if start + len(raw) // 8 < top_page:
                 raise ProcessGone(reader.pid, "it exited while its pages were read")
@@ -332,7 +357,7 @@ class _Pfns:
     it is not looked up. That skips kpagecount for most anonymous memory.
     """
 
-    __slots__ = ("parts", "n", "cparts", "cn")
+    __slots__ = ("cn", "cparts", "n", "parts")
 
     def __init__(self) -> None:
         self.parts: list[memoryview] = []
@@ -341,8 +366,7 @@ class _Pfns:
         self.cn = 0
 
 
-def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
-            pfns: _Pfns | None) -> None:
+def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs, pfns: _Pfns | None) -> None:
     """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
     codes, excl = pm.classify_masks(raw)
     view = memoryview(raw) if pfns is not None else None
@@ -352,12 +376,12 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
     piece = next(pit)
     ps = piece[0] - start
     pe = ps + piece[1]
-    acc = None                   # made when the piece has a page that is not absent
+    acc = None  # made when the piece has a page that is not absent
     for m in pm.RUN_RE.finditer(codes):
         s, e = m.span()
         code = codes[s]
         if code == C_ABSENT:
-            continue             # merge_runs fills gaps with absent
+            continue  # merge_runs fills gaps with absent
         while s < e:
             while pe <= s:
                 piece = next(pit, None)
@@ -367,7 +391,7 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
                 pe = ps + piece[1]
                 acc = None
             if ps >= e:
-                break            # between pieces: the scan said absent here
+                break  # between pieces: the scan said absent here
             a = s if s > ps else ps
             b = e if e < pe else pe
             first = piece[3] + a - ps
@@ -380,7 +404,7 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
                 acc.exclusive += nexcl
                 off = coff = -1
                 if view is not None:
-                    part = view[a * 8: b * 8]
+                    part = view[a * 8 : b * 8]
                     off = pfns.n
                     pfns.parts.append(part)
                     pfns.n += b - a
@@ -392,32 +416,40 @@ def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs,
             s = b
 
 
-def _enrich(reader: ProcReader, look: pm.PfnLookup, pfns: _Pfns, kf: int | None,
-            kc: int | None) -> tuple[pm.FlagMasks | None, bytes | None]:
+def _enrich(
+    reader: ProcReader, look: pm.PfnLookup, pfns: _Pfns, kf: int | None, kc: int | None
+) -> tuple[pm.FlagMasks | None, bytes | None]:
     """kpageflags facts (aligned with pfns.parts) and the kpagecount>1 mask (with pfns.cparts).
 
     The shared mask is None when no page is shared.
     """
     masks = shared = None
     if kf is not None:
-        masks = pm.FlagMasks(look.read_facts(
-            lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"), pm.kpageflags_facts))
+        masks = pm.FlagMasks(
+            look.read_facts(
+                lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"),
+                pm.kpageflags_facts,
+            )
+        )
     if kc is not None and pfns.cn:
         shared = pm.PfnLookup(b"".join(pfns.cparts)).read_facts(
-            lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"), pm.kpagecount_facts)
+            lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"), pm.kpagecount_facts
+        )
     return masks, shared
 
 
 # -- results -----------------------------------------------------------------
 
+
 class _Finisher:
     """Builds each VMA's PageInfo. Equal runs, counts and infos are built once
     and shared (they are frozen): 20,000 VMAs often have only a few shapes."""
 
-    def __init__(self, masks: pm.FlagMasks | None, shared: bytes | None,
-                 use_kf: bool, use_kc: bool, zero_known: bool) -> None:
+    def __init__(
+        self, masks: pm.FlagMasks | None, shared: bytes | None, use_kf: bool, use_kc: bool, zero_known: bool
+    ) -> None:
         if masks is not None and masks.trivial:
-            masks = None         # no page has a kpageflags fact: nothing to refine
+            masks = None  # no page has a kpageflags fact: nothing to refine
         self.masks = masks if use_kf else None
         self.shared = shared if use_kc else None
         self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
@@ -429,14 +461,15 @@ class _Finisher:
         self._shapes: dict[tuple, PageInfo] = {}
 
     def info(self, acc: _Acc | None, npages: int) -> PageInfo:
-        if acc is None:          # nothing present or swapped
+        if acc is None:  # nothing present or swapped
             return self._info((((0, npages, pm.C_ABSENT),) if npages else ()), 0, 0, 0, 0, [])
         masks, shared = self.masks, self.shared
         if masks is not None or shared is not None:
             facts = masks.facts if masks is not None else None
             for _, n, _, off, coff in acc.present:
-                if ((facts is not None and off >= 0 and facts.count(0, off, off + n) != n)
-                        or (shared is not None and coff >= 0 and shared.count(0, coff, coff + n) != n)):
+                if (facts is not None and off >= 0 and facts.count(0, off, off + n) != n) or (
+                    shared is not None and coff >= 0 and shared.count(0, coff, coff + n) != n
+                ):
                     return self._build(acc, npages)
         key = (npages, acc.exclusive, tuple([p[:3] for p in acc.present]), tuple(acc.runs))
         info = self._shapes.get(key)
@@ -464,31 +497,44 @@ class _Finisher:
                 k = shared.count(1, coff, coff + n)
                 if k:
                     nshared += k
-                    shared_runs.extend(pm.iter_ones(shared[coff: coff + n], first))
+                    shared_runs.extend(pm.iter_ones(shared[coff : coff + n], first))
         merged = tuple(pm.merge_runs(runs, npages))
         return self._info(merged, acc.exclusive, thp, ksm, nshared, shared_runs)
 
-    def _info(self, merged: tuple[tuple[int, int, int], ...], exclusive: int, thp: int, ksm: int,
-              nshared: int, shared_runs: list[tuple[int, int]]) -> PageInfo:
+    def _info(
+        self,
+        merged: tuple[tuple[int, int, int], ...],
+        exclusive: int,
+        thp: int,
+        ksm: int,
+        nshared: int,
+        shared_runs: list[tuple[int, int]],
+    ) -> PageInfo:
         by = [0] * len(PAGE_STATES)
         for _, n, c in merged:
             by[c] += n
         use_kf = self.use_kf
         file = by[pm.C_FILE] + by[pm.C_FILE_DIRTY]
         anon = by[pm.C_ANON] + by[pm.C_ZERO]
-        counts = (file + anon, by[pm.C_SWAPPED], file, anon, exclusive,
-                  by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
-                  by[pm.C_ZERO] if self.zero_known else None,
-                  thp if use_kf else None,
-                  ksm if use_kf else None,
-                  nshared if self.use_kc else None)
+        counts = (
+            file + anon,
+            by[pm.C_SWAPPED],
+            file,
+            anon,
+            exclusive,
+            by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
+            by[pm.C_ZERO] if self.zero_known else None,
+            thp if use_kf else None,
+            ksm if use_kf else None,
+            nshared if self.use_kc else None,
+        )
         srun = (_merge_pairs(shared_runs) if shared_runs else ()) if self.use_kc else None
         key = (merged, counts, srun)
         info = self._infos.get(key)
         if info is None:
-            info = PageInfo(counts=PageCounts(*counts),
-                            runs=tuple(self._run(r) for r in merged),
-                            shared_runs=srun)
+            info = PageInfo(
+                counts=PageCounts(*counts), runs=tuple(self._run(r) for r in merged), shared_runs=srun
+            )
             self._infos[key] = info
         return info
 

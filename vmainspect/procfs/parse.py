@@ -20,16 +20,37 @@ from operator import attrgetter
 
 from ..errors import BadInput
 from ..model import (
-    KIND_ANON_PRIVATE, KIND_ANON_SHARED, KIND_DELETED, KIND_FILE_PRIVATE,
-    KIND_FILE_SHARED, KIND_GUARD, KIND_HEAP, KIND_SHM, KIND_STACK, KIND_VDSO,
-    KIND_VSYSCALL, KIND_VVAR, Vma,
+    KIND_ANON_PRIVATE,
+    KIND_ANON_SHARED,
+    KIND_DELETED,
+    KIND_FILE_PRIVATE,
+    KIND_FILE_SHARED,
+    KIND_GUARD,
+    KIND_HEAP,
+    KIND_SHM,
+    KIND_STACK,
+    KIND_VDSO,
+    KIND_VSYSCALL,
+    KIND_VVAR,
+    Vma,
 )
-from .vmflags import VMFLAG_MEANINGS, describe_flag  # noqa: F401  (re-exported for the TUI)
+from .vmflags import VMFLAG_MEANINGS, describe_flag
 
 __all__ = [
-    "ParseError", "StatInfo", "VMFLAG_MEANINGS", "describe_flag", "field_key",
-    "vma_kind", "parse_smaps", "with_pages", "parse_smaps_fields", "parse_stat",
-    "parse_status_uid", "parse_cmdline", "parse_btime", "decode_path",
+    "VMFLAG_MEANINGS",
+    "ParseError",
+    "StatInfo",
+    "decode_path",
+    "describe_flag",
+    "field_key",
+    "parse_btime",
+    "parse_cmdline",
+    "parse_smaps",
+    "parse_smaps_fields",
+    "parse_stat",
+    "parse_status_uid",
+    "vma_kind",
+    "with_pages",
 ]
 
 
@@ -95,6 +116,7 @@ def field_key(name: bytes | str) -> str:
 
 # ---------------------------------------------------------------- paths, kinds
 
+
 def decode_path(raw: bytes) -> str:
     """A path as the kernel prints it. Bytes that are not UTF-8 become ``\\xNN``
     (backslashreplace): JSON text must be valid Unicode, and a lone surrogate
@@ -127,7 +149,7 @@ def vma_kind(perms: str, path: str | None) -> str:
         kind = _SPECIAL_KINDS.get(path)
         if kind is not None:
             return kind
-        if path.startswith("[stack:"):          # old kernels: thread stacks
+        if path.startswith("[stack:"):  # old kernels: thread stacks
             return KIND_STACK
     shared = perms[3:4] == "s"
     if perms[:3] == "---":
@@ -138,7 +160,7 @@ def vma_kind(perms: str, path: str | None) -> str:
         return KIND_SHM
     if path.startswith("[anon_shmem:") or path == "/dev/zero (deleted)":
         return KIND_ANON_SHARED
-    if path.startswith("["):                     # [anon:NAME] and other kernel names
+    if path.startswith("["):  # [anon:NAME] and other kernel names
         return KIND_ANON_SHARED if shared else KIND_ANON_PRIVATE
     if path.endswith(_DELETED) and not path.startswith("/memfd:"):
         return KIND_DELETED
@@ -206,7 +228,7 @@ def _make_vmas(headers, flags, smaps) -> list[Vma]:
     rng_col, _, rest_col = zip(*map(bytes.partition, headers, [b" "] * n))
     se = list(map(bytes.split, rng_col, [b"-"] * n))
     if set(map(len, se)) != {2} or b"".join(rng_col).translate(None, b"0123456789abcdef-"):
-        raise _bad_header(headers)      # int(x, 16) alone would accept "0x10" or "1_0"
+        raise _bad_header(headers)  # int(x, 16) alone would accept "0x10" or "1_0"
     s_col, e_col = zip(*se)
     del se
     paths = _Memo(decode_path)
@@ -218,9 +240,19 @@ def _make_vmas(headers, flags, smaps) -> list[Vma]:
         perms_b, off, dev, ino, path_b = m.groups()
         perms = perms_b.decode()
         path = paths[path_b] if path_b else None
-        return {"start": 0, "end": 0, "perms": perms, "offset": int(off, 16), "dev": dev.decode(),
-                "inode": int(ino), "path": path, "kind": vma_kind(perms, path), "flags": (),
-                "smaps": None, "pages": None}
+        return {
+            "start": 0,
+            "end": 0,
+            "perms": perms,
+            "offset": int(off, 16),
+            "dev": dev.decode(),
+            "inode": int(ino),
+            "path": path,
+            "kind": vma_kind(perms, path),
+            "flags": (),
+            "smaps": None,
+            "pages": None,
+        }
 
     dicts = list(map(dict.copy, map(_Memo(template).__getitem__, rest_col)))
     try:
@@ -369,7 +401,7 @@ def _parse_general(lines: list[bytes]) -> list[Vma]:
                 flags[-1] = memo[line]
                 continue
             value = _field_value(rest)
-            if value is not None:     # a non-numeric field would break the int contract: skipped
+            if value is not None:  # a non-numeric field would break the int contract: skipped
                 cur[field_key(name)] = value
             continue
         if _HEADER.match(line) is None:
@@ -400,6 +432,7 @@ def parse_smaps_fields(data: bytes) -> dict[str, int]:
 
 # ---------------------------------------------------------------- stat & co
 
+
 @dataclass(frozen=True)
 class StatInfo:
     """The fields of /proc/PID/stat that vmainspect uses."""
@@ -411,8 +444,8 @@ class StatInfo:
     minflt: int
     majflt: int
     num_threads: int
-    starttime: int      # clock ticks after boot
-    flags: int = 0      # PF_* bits (field 9)
+    starttime: int  # clock ticks after boot
+    flags: int = 0  # PF_* bits (field 9)
 
     @property
     def kernel_thread(self) -> bool:
@@ -428,11 +461,11 @@ def parse_stat(data: bytes) -> StatInfo:
     close = data.rfind(b")")
     if open_ < 0 or close < open_:
         raise ParseError(f"stat: no (comm) in {data[:80]!r}")
-    f = data[close + 1:].split()
+    f = data[close + 1 :].split()
     try:
         return StatInfo(
             pid=int(data[:open_]),
-            comm=data[open_ + 1:close].decode("utf-8", "backslashreplace"),
+            comm=data[open_ + 1 : close].decode("utf-8", "backslashreplace"),
             state=f[0].decode("ascii", "replace"),
             ppid=int(f[1]),
             minflt=int(f[7]),

@@ -17,8 +17,10 @@ _GONE = (errno.ENOENT, errno.ESRCH)
 _DENIED = (errno.EACCES, errno.EPERM)
 
 # What the kernel wants before it lets us read each file.
-_PTRACE_READ = ("needs to be the process's user or root "
-                "(ptrace read access: CAP_SYS_PTRACE; kernel.yama.ptrace_scope may forbid it)")
+_PTRACE_READ = (
+    "needs to be the process's user or root "
+    "(ptrace read access: CAP_SYS_PTRACE; kernel.yama.ptrace_scope may forbid it)"
+)
 _ROOT_ONLY = "needs root (CAP_SYS_ADMIN)"
 PRIVILEGE_FOR = {
     "maps": _PTRACE_READ,
@@ -30,6 +32,7 @@ PRIVILEGE_FOR = {
     "kpageflags": _ROOT_ONLY,
     "kpagecount": _ROOT_ONLY,
 }
+
 
 def read_all_fd(fd: int) -> bytes:
     """Read an fd to EOF (the fd stays open).
@@ -54,13 +57,15 @@ class ProcReader:
     # -- errors ---------------------------------------------------------
     def _error(self, e: OSError, name: str, *, global_file: bool = False) -> Exception:
         if e.errno in _DENIED:
-            return AccessDenied(None if global_file else self.pid, name,
-                                PRIVILEGE_FOR.get(name, _PTRACE_READ))
+            return AccessDenied(
+                None if global_file else self.pid, name, PRIVILEGE_FOR.get(name, _PTRACE_READ)
+            )
         if e.errno in _GONE and not global_file:
             return ProcessGone(self.pid)
         if global_file and e.errno == errno.ENOENT:
-            return AccessDenied(None, f"{self.proc_root}/{name}",
-                                "the kernel does not provide it (CONFIG_PROC_PAGE_MONITOR)")
+            return AccessDenied(
+                None, f"{self.proc_root}/{name}", "the kernel does not provide it (CONFIG_PROC_PAGE_MONITOR)"
+            )
         # a process that exits during a read can also surface as EINVAL/EIO
         if not global_file and not os.path.exists(self.base):
             return ProcessGone(self.pid)

@@ -33,7 +33,7 @@ import ctypes
 import errno
 import fcntl
 import struct
-from typing import Iterator
+from collections.abc import Iterator
 
 from ..errors import AccessDenied, ProcessGone
 from .reader import PRIVILEGE_FOR, ProcReader
@@ -47,23 +47,23 @@ PAGE_IS_SWAPPED = 1 << 4
 PAGE_IS_PFNZERO = 1 << 5
 PAGE_IS_HUGE = 1 << 6
 PAGE_IS_SOFT_DIRTY = 1 << 7
-PAGE_IS_GUARD = 1 << 8      # Linux 6.14+: MADV_GUARD_INSTALL marker (a swap-type pte, not swapped)
+PAGE_IS_GUARD = 1 << 8  # Linux 6.14+: MADV_GUARD_INSTALL marker (a swap-type pte, not swapped)
 
 # What we ask for. Unknown bits in return_mask make older kernels fail with
 # EINVAL, so PAGE_IS_GUARD is only requested when the kernel accepts it.
 RETURN_BASE = PAGE_IS_FILE | PAGE_IS_PRESENT | PAGE_IS_SWAPPED | PAGE_IS_PFNZERO
 
-_ARG = struct.Struct("=12Q")     # struct pm_scan_arg: 12 x __u64 = 96 bytes
-_REGION_WORDS = 3                # struct page_region {start, end, categories}
+_ARG = struct.Struct("=12Q")  # struct pm_scan_arg: 12 x __u64 = 96 bytes
+_REGION_WORDS = 3  # struct page_region {start, end, categories}
 
 
 def _iowr(type_: int, nr: int, size: int) -> int:
     return (3 << 30) | (size << 16) | (type_ << 8) | nr
 
 
-PAGEMAP_SCAN = _iowr(ord("f"), 16, _ARG.size)   # 0xc0606610
+PAGEMAP_SCAN = _iowr(ord("f"), 16, _ARG.size)  # 0xc0606610
 
-DEFAULT_VEC_LEN = 1 << 15        # regions per call (768 KiB buffer)
+DEFAULT_VEC_LEN = 1 << 15  # regions per call (768 KiB buffer)
 
 
 class ScanUnsupported(Exception):
@@ -73,9 +73,14 @@ class ScanUnsupported(Exception):
 class PageScanner:
     """PAGEMAP_SCAN on an open pagemap fd; reusable for several ranges."""
 
-    def __init__(self, reader: ProcReader, fd: int, vec_len: int = DEFAULT_VEC_LEN,
-                 anyof: int = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
-                 return_mask: int = RETURN_BASE | PAGE_IS_GUARD) -> None:
+    def __init__(
+        self,
+        reader: ProcReader,
+        fd: int,
+        vec_len: int = DEFAULT_VEC_LEN,
+        anyof: int = PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+        return_mask: int = RETURN_BASE | PAGE_IS_GUARD,
+    ) -> None:
         """``anyof``: report only pages with one of these categories (0: every
         page); ``return_mask``: the categories reported (regions split where they change)."""
         self.reader = reader
@@ -89,8 +94,11 @@ class PageScanner:
         self.calls = 0
 
     def _ioctl(self, start: int, end: int) -> tuple[int, int]:
-        arg = bytearray(_ARG.pack(_ARG.size, 0, start, end, 0, self._addr, self.vec_len,
-                                  0, 0, 0, self.anyof, self.return_mask))
+        arg = bytearray(
+            _ARG.pack(
+                _ARG.size, 0, start, end, 0, self._addr, self.vec_len, 0, 0, 0, self.anyof, self.return_mask
+            )
+        )
         try:
             n = fcntl.ioctl(self.fd, PAGEMAP_SCAN, arg, True)
         except OSError as e:
@@ -126,16 +134,16 @@ class PageScanner:
             last = cursor
             for i in range(0, n * _REGION_WORDS, _REGION_WORDS):
                 s, e, cat = words[i], words[i + 1], words[i + 2]
-                if s < cursor:           # defensive: never report a page twice
+                if s < cursor:  # defensive: never report a page twice
                     s = cursor
                 if e <= s:
                     continue
                 yield s, e, cat
                 last = e
             if n < self.vec_len:
-                return                   # the walk completed (walk_end may be stale)
+                return  # the walk completed (walk_end may be stale)
             nxt = max(walk_end, last)
-            if nxt <= cursor:            # no progress: should not happen; do not loop
+            if nxt <= cursor:  # no progress: should not happen; do not loop
                 return
             cursor = nxt
 

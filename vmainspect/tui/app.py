@@ -29,8 +29,8 @@ import gc
 import os
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from datetime import datetime
-from typing import Callable, Iterable
 
 from rich.text import Text
 from textual import work
@@ -45,9 +45,9 @@ from textual.widgets import Footer, Static
 from ..errors import VmaInspectError
 from ..model import Frame, Snapshot, Vma
 from . import rows as R
-from .rows import COLUMNS, COLUMN_KEYS, DESCENDING_FIRST, Rows
-from .sources import settle_gc
 from .palette import palette_commands
+from .rows import COLUMN_KEYS, COLUMNS, DESCENDING_FIRST, Rows
+from .sources import settle_gc
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
@@ -62,7 +62,7 @@ PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "
 
 def _default_describe() -> Callable[[Vma], list[str] | None] | None:
     try:
-        from ..symbolize import describe_vma
+        from ..faults.symbolize import describe_vma
     except ImportError:
         return None
 
@@ -82,8 +82,9 @@ def _parse_time(text: str) -> float | None:
 
 
 class FrameReady(Message):
-    def __init__(self, frame: Frame, rows: Rows, prev: Snapshot | None, view: tuple,
-                 order: list[int], layout) -> None:
+    def __init__(
+        self, frame: Frame, rows: Rows, prev: Snapshot | None, view: tuple, order: list[int], layout
+    ) -> None:
         super().__init__()
         self.frame, self.rows, self.prev, self.view, self.order = frame, rows, prev, view, order
         self.layout = layout
@@ -117,11 +118,19 @@ class VmaInspectApp(App):
         Binding("question_mark", "help", "Help"),
     ]
 
-    def __init__(self, source=None, *, interval: float | None = None,
-                 extra_panel: Widget | None = None,
-                 describe: Callable[[Vma], list[str] | None] | None | str = "default",
-                 save_dir: str = ".", picker_lister=None, picker_filter: str = "",
-                 picker_only: set[int] | None = None, live_options: dict | None = None) -> None:
+    def __init__(
+        self,
+        source=None,
+        *,
+        interval: float | None = None,
+        extra_panel: Widget | None = None,
+        describe: Callable[[Vma], list[str] | None] | str | None = "default",
+        save_dir: str = ".",
+        picker_lister=None,
+        picker_filter: str = "",
+        picker_only: set[int] | None = None,
+        live_options: dict | None = None,
+    ) -> None:
         super().__init__()
         self.source = source
         self.interval = interval if interval is not None else getattr(source, "interval", 1.0)
@@ -133,7 +142,7 @@ class VmaInspectApp(App):
         self.picker_only = picker_only
         self.live_options = live_options or {}
         self.current_frame: Frame | None = None
-        self.frames_seen = 0          # frames applied so far (tests and benchmarks wait on it)
+        self.frames_seen = 0  # frames applied so far (tests and benchmarks wait on it)
         self.paused = False
         self.rows: Rows = Rows([])
         self._prev: Snapshot | None = None
@@ -141,8 +150,8 @@ class VmaInspectApp(App):
         self._timer = None
         self._message = ""
         self._rates: tuple[float, float] | None = None
-        self._history: deque[float] = deque(maxlen=max(2, int(round(60 / max(self.interval, 0.05)))))
-        self._elf_cache: dict[tuple, list[str] | None | str] = {}
+        self._history: deque[float] = deque(maxlen=max(2, round(60 / max(self.interval, 0.05))))
+        self._elf_cache: dict[tuple, list[str] | str | None] = {}
         self._panel = "pages"
 
     # --- layout ------------------------------------------------------------
@@ -243,8 +252,9 @@ class VmaInspectApp(App):
         prev = self.current_frame.snapshot if self.current_frame else None
         # A daemon thread, not a Textual worker: quitting must not wait for a
         # collect in flight (seconds on a 65k-VMA process).
-        threading.Thread(target=self._poll, args=(self.source, prev, view), daemon=True,
-                         name="vmainspect-poll").start()
+        threading.Thread(
+            target=self._poll, args=(self.source, prev, view), daemon=True, name="vmainspect-poll"
+        ).start()
 
     @property
     def polling(self) -> bool:
@@ -258,14 +268,14 @@ class VmaInspectApp(App):
         except (VmaInspectError, OSError) as e:
             self.post_message(FrameFailed(str(e)))
             return
-        except Exception as e:  # noqa: BLE001 - a bug, but say so on screen rather than hang
+        except Exception as e:
             self.post_message(FrameFailed(f"unexpected {type(e).__name__} from the source: {e}"))
             raise
         rows = R.build_rows(prev, frame.snapshot, frame.faults)
         order = R.order(rows, *view)
-        rows.haystack()     # the filter's text, here rather than on the first '/' key
+        rows.haystack()  # the filter's text, here rather than on the first '/' key
         layout = overview_layout(frame.snapshot)
-        settle_gc()     # here, in the worker, not in the UI thread
+        settle_gc()  # here, in the worker, not in the UI thread
         self.post_message(FrameReady(frame, rows, prev, view, order, layout))
 
     def on_frame_failed(self, msg: FrameFailed) -> None:
@@ -290,13 +300,17 @@ class VmaInspectApp(App):
         self._update_rates(old, frame)
         table = self.table
         view = (table.sort, table.reverse, table.filter_text)
-        self.overview.show(frame.snapshot, table.selected_vma, msg.layout)   # before set_rows re-selects
+        self.overview.show(frame.snapshot, table.selected_vma, msg.layout)  # before set_rows re-selects
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
         self.faults.show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
         if frame.gone:
-            self._message = f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
+            self._message = (
+                f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
+            )
             if old is None or not old.gone:
-                self.notify(frame.message or "the process has exited", title="process exited", severity="warning")
+                self.notify(
+                    frame.message or "the process has exited", title="process exited", severity="warning"
+                )
         elif frame.message:
             self._message = f"[yellow]{frame.message}[/]"
         self._show_header()
@@ -346,8 +360,7 @@ class VmaInspectApp(App):
 
     def _show_header(self) -> None:
         if self.current_frame is not None:
-            self.header.show(self.current_frame, self._state(), self._rates,
-                                               list(self._history))
+            self.header.show(self.current_frame, self._state(), self._rates, list(self._history))
 
     def _show_status(self) -> None:
         table = self.table
@@ -401,8 +414,7 @@ class VmaInspectApp(App):
         if vma is not None and self._prev is not None and self._prev is not snap and not ghost:
             p = self._prev.vma_at(vma.start)
             prev_vma = p if p is not None and p.start == vma.start else None
-        self.page_map.show(vma, prev_vma, snap.capabilities, frame.faults,
-                                          snap.host.page_size)
+        self.page_map.show(vma, prev_vma, snap.capabilities, frame.faults, snap.host.page_size)
         self.overview.show(snap, vma)
         self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost)
 
@@ -425,7 +437,7 @@ class VmaInspectApp(App):
                 lines = self.describe(vma, snapshot=snapshot)
             else:
                 lines = self.describe(vma)
-        except Exception as e:  # noqa: BLE001 - a hostile or odd ELF file must not take the UI down
+        except Exception as e:
             lines = f"cannot read ELF: {e}"
         self.call_from_thread(self._described, vma, key, lines)
 
@@ -435,8 +447,9 @@ class VmaInspectApp(App):
         self._elf_cache[key] = lines
         if self.selected_vma is vma and self.current_frame is not None:
             table = self.table
-            self.details.show(vma, self.current_frame.snapshot.capabilities, lines,
-                                              table.selected_row in self.rows.ghost)
+            self.details.show(
+                vma, self.current_frame.snapshot.capabilities, lines, table.selected_row in self.rows.ghost
+            )
 
     # --- actions -----------------------------------------------------------------
     def action_toggle_pause(self) -> None:
@@ -463,7 +476,7 @@ class VmaInspectApp(App):
 
     @work(thread=True, group="save", description="save snapshot")
     def _save(self, snapshot: Snapshot, path: str) -> None:
-        from .. import snapshot_io
+        from ..snapshot import io as snapshot_io
 
         try:
             written = snapshot_io.save(snapshot, path)
@@ -515,11 +528,9 @@ class VmaInspectApp(App):
         self.filter_box.update(t, layout=False)
 
     def on_vma_table_filter_typed(self, msg: VmaTable.FilterTyped) -> None:
-        if msg.text is None:        # Esc
+        if msg.text is None:  # Esc
             self._set_filter("")
-        elif msg.done:              # Enter
-            self._set_filter(msg.text)
-        elif msg.text != self.table.filter_text:
+        elif msg.done or msg.text != self.table.filter_text:  # Enter
             self._set_filter(msg.text)
         else:
             self._show_filter()
@@ -586,8 +597,9 @@ class VmaInspectApp(App):
         from .screens.picker import PickerScreen
 
         lister = self.picker_lister or list_processes
-        self.push_screen(PickerScreen(lister, initial_filter=self.picker_filter, only=self.picker_only),
-                         self._picked)
+        self.push_screen(
+            PickerScreen(lister, initial_filter=self.picker_filter, only=self.picker_only), self._picked
+        )
 
     def _picked(self, pid: int | None) -> None:
         if pid is None:

@@ -15,7 +15,7 @@ import contextlib
 import os
 import signal
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from threading import Lock
 
 from rich.text import Text
@@ -32,16 +32,27 @@ from ..model import Frame
 from .app import VmaInspectApp
 from .sources import LiveSource
 
-VERDICT = {True: ("✔ HOLDS", "bold black on green"), False: ("✘ DID NOT HOLD", "bold white on red"),
-           None: ("? UNKNOWN", "bold black on yellow")}
+VERDICT = {
+    True: ("✔ HOLDS", "bold black on green"),
+    False: ("✘ DID NOT HOLD", "bold white on red"),
+    None: ("? UNKNOWN", "bold black on yellow"),
+}
 
 
 # --lecture: black background, white text, yellow and cyan accents, for projectors
 LECTURE_THEME = Theme(
-    name="vmainspect-lecture", dark=True,
-    primary="#ffd400", secondary="#00e5ff", accent="#ffd400", foreground="#ffffff",
-    background="#000000", surface="#000000", panel="#202020",
-    success="#00e000", warning="#ffd400", error="#ff3030",
+    name="vmainspect-lecture",
+    dark=True,
+    primary="#ffd400",
+    secondary="#00e5ff",
+    accent="#ffd400",
+    foreground="#ffffff",
+    background="#000000",
+    surface="#000000",
+    panel="#202020",
+    success="#00e000",
+    warning="#ffd400",
+    error="#ff3030",
 )
 
 
@@ -63,8 +74,10 @@ class LectureSource:
 
     def retarget(self, pid: int) -> None:
         with self._lock:
-            old, self._src = self._src, LiveSource(pid, interval=self.interval, pages=True,
-                                                   faults=self.faults)
+            old, self._src = (
+                self._src,
+                LiveSource(pid, interval=self.interval, pages=True, faults=self.faults),
+            )
             self.title = f"demo workload {pid}"
         old.close()
 
@@ -92,7 +105,7 @@ class NarrationPanel(Static):
         self.step: Step | None = None
         self.index = 0
         self.result: StepResult | None = None
-        self.state = "intro"          # intro | running | done | error | finished
+        self.state = "intro"  # intro | running | done | error | finished
         self.error: str | None = None
         self.next_title: str | None = None
         self.root_hidden = False
@@ -125,12 +138,17 @@ class NarrationPanel(Static):
         b = "bold " if self.big else ""
         if self.state == "intro":
             t.append("vmainspect lecture: how mmap and page faults work\n", b + "bold")
-            t.append(f"{self.total} steps. Each makes the demo workload do one thing; vmainspect then "
-                     "checks the step's claim against the kernel's own accounting.\n", b)
+            t.append(
+                f"{self.total} steps. Each makes the demo workload do one thing; vmainspect then "
+                "checks the step's claim against the kernel's own accounting.\n",
+                b,
+            )
             if self.root_hidden:
-                t.append("Not root: dirty pages and mapping counts cannot be read "
-                         "(/proc/kpageflags, /proc/kpagecount); those claims show as unknown.\n",
-                         "bold yellow")
+                t.append(
+                    "Not root: dirty pages and mapping counts cannot be read "
+                    "(/proc/kpageflags, /proc/kpagecount); those claims show as unknown.\n",
+                    "bold yellow",
+                )
             t.append(f"\nPress n or space for step 1: {self.next_title}", "bold")
             return t
         step = self.step
@@ -187,8 +205,15 @@ class LectureApp(VmaInspectApp):
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
     ]
 
-    def __init__(self, lesson: Lesson, *, auto: float | None = None, big: bool = False,
-                 interval: float = 0.5, faults: bool = True) -> None:
+    def __init__(
+        self,
+        lesson: Lesson,
+        *,
+        auto: float | None = None,
+        big: bool = False,
+        interval: float = 0.5,
+        faults: bool = True,
+    ) -> None:
         self.lesson = lesson
         self.narration = NarrationPanel(len(lesson.steps), big=big, id="narration")
         source = LectureSource(lesson.pid, interval=interval, faults=faults)
@@ -197,7 +222,7 @@ class LectureApp(VmaInspectApp):
         self.big = big
         self.step_running = False
         self.results: list[StepResult] = []
-        self._focus: tuple[int, str] | None = None     # (address, step finished at, ISO)
+        self._focus: tuple[int, str] | None = None  # (address, step finished at, ISO)
         self._auto_timer = None
         self.root = os.geteuid() == 0
 
@@ -220,6 +245,7 @@ class LectureApp(VmaInspectApp):
 
     def _exit_on_signal(self, sig: int) -> None:
         """Exit; if the UI cannot shut down within 3 s (terminal gone), clean up and go."""
+
         def force() -> None:
             self.lesson.close()
             os._exit(128 + sig)
@@ -278,7 +304,7 @@ class LectureApp(VmaInspectApp):
         if self.lesson.done:
             self.narration.finished()
         if result.focus:
-            now = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+            now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             self._focus = (result.focus, now)
         self.request_frame()
 
@@ -346,8 +372,9 @@ class LectureApp(VmaInspectApp):
         await super().action_quit()
 
 
-def run_lecture(*, auto: float | None = None, lecture: bool = False, interval: float = 0.5,
-                faults: bool = True) -> int:
+def run_lecture(
+    *, auto: float | None = None, lecture: bool = False, interval: float = 0.5, faults: bool = True
+) -> int:
     """`vmainspect demo`: start the workload, run the lecture app, always clean up.
 
     Before and after the event loop runs, SIGHUP/SIGTERM raise SystemExit
@@ -355,11 +382,10 @@ def run_lecture(*, auto: float | None = None, lecture: bool = False, interval: f
     """
     from ..demo.control import exit_on_signals
 
-    with exit_on_signals():
-        with Lesson(wait=False) as lesson:     # spawned here, on the main thread
-            app = LectureApp(lesson, auto=auto, big=lecture, interval=interval, faults=faults)
-            try:
-                app.run()
-            finally:
-                app.source.close()
+    with exit_on_signals(), Lesson(wait=False) as lesson:  # spawned here, on the main thread
+        app = LectureApp(lesson, auto=auto, big=lecture, interval=interval, faults=faults)
+        try:
+            app.run()
+        finally:
+            app.source.close()
     return app.return_code or 0

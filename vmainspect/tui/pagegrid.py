@@ -21,7 +21,7 @@ class Cell:
     shared: bool = False
     changed: bool = False
     faulted: bool = False
-    mixed: bool = False     # the cell's pages are not all in one state
+    mixed: bool = False  # the cell's pages are not all in one state
 
 
 def scale_for(npages: int, ncells: int) -> int:
@@ -65,16 +65,21 @@ def _marks(ranges, npages: int, per: int) -> set[int]:
     return out
 
 
-def cells(vma: Vma, page_size: int, per: int, prev: Vma | None = None,
-          faults: FaultTick | None = None) -> list[Cell]:
+def cells(
+    vma: Vma, page_size: int, per: int, prev: Vma | None = None, faults: FaultTick | None = None
+) -> list[Cell]:
     """The grid for ``vma`` (which must have ``pages``) at ``per`` pages a cell."""
     assert vma.pages is not None
     npages = vma.npages(page_size)
     acc = _counts(vma.pages, npages, per)
     shared = _marks(vma.pages.shared_runs or (), npages, per)
     changed: set[int] = set()
-    if prev is not None and prev.pages is not None and prev.start == vma.start \
-            and prev.pages.runs != vma.pages.runs:
+    if (
+        prev is not None
+        and prev.pages is not None
+        and prev.start == vma.start
+        and prev.pages.runs != vma.pages.runs
+    ):
         old = _counts(prev.pages, prev.npages(page_size), per)
         for c in range(len(acc)):
             if c >= len(old) or old[c] != acc[c]:
@@ -87,7 +92,7 @@ def cells(vma: Vma, page_size: int, per: int, prev: Vma | None = None,
             if vma.start <= a < vma.end:
                 faulted.add((a - vma.start) // page_size // per)
     out = []
-    made: dict[tuple, Cell] = {}    # few distinct cells: share them (and hash them once)
+    made: dict[tuple, Cell] = {}  # few distinct cells: share them (and hash them once)
     marked = shared or changed or faulted
     for c, counts in enumerate(acc):
         used = [i for i, x in enumerate(counts) if x]
@@ -96,7 +101,11 @@ def cells(vma: Vma, page_size: int, per: int, prev: Vma | None = None,
         else:
             best = max(range(len(counts)), key=counts.__getitem__)
             mixed = len(used) > 1
-        key = (best, c in shared, c in changed, c in faulted, mixed) if marked else (best, False, False, False, mixed)
+        key = (
+            (best, c in shared, c in changed, c in faulted, mixed)
+            if marked
+            else (best, False, False, False, mixed)
+        )
         cell = made.get(key)
         if cell is None:
             cell = made[key] = Cell(PAGE_STATES[best], *key[1:])

@@ -19,7 +19,7 @@ class ProcRow:
     user: str
     name: str
     cmdline: str
-    rss: int | None          # None: not readable
+    rss: int | None  # None: not readable
     minor_faults: int | None
     major_faults: int | None
 
@@ -46,8 +46,17 @@ def list_processes(*, include_self: bool = False) -> list[ProcRow]:
         if not cmd and (mem is None or mem.vms == 0):
             continue  # kernel thread
         mi, ma = _faults(pid)
-        out.append(ProcRow(pid, info.get("username") or "?", info.get("name") or "?",
-                           " ".join(cmd or ()), mem.rss if mem is not None else None, mi, ma))
+        out.append(
+            ProcRow(
+                pid,
+                info.get("username") or "?",
+                info.get("name") or "?",
+                " ".join(cmd or ()),
+                mem.rss if mem is not None else None,
+                mi,
+                ma,
+            )
+        )
     return out
 
 

@@ -32,7 +32,7 @@ from textual.widgets import Input, Label
 
 from ..errors import BadInput
 from ..model import Frame
-from ..record import Recording, moment_index, read_recording, sniff, split_moment
+from ..recording.io import Recording, moment_index, read_recording, sniff, split_moment
 from ..units import human_bytes
 from .app import VmaInspectApp
 
@@ -47,7 +47,7 @@ class RecordingSource:
     on, so the app's own polling timer plays the recording.
     """
 
-    live = True     # the app keeps polling (that is playback); pause stops it
+    live = True  # the app keeps polling (that is playback); pause stops it
 
     def __init__(self, recording: Recording, start: int = 0) -> None:
         self.recording = recording
@@ -58,16 +58,18 @@ class RecordingSource:
         self.playing = False
         self.interval = float(recording.header.get("interval_s") or 1.0)
         name = recording.header.get("name") or "?"
-        self.title = (f"{os.path.basename(recording.path)}: recording of pid {recording.pid} {name}, "
-                      f"{n} frames, {recording.duration:.1f}s")
+        self.title = (
+            f"{os.path.basename(recording.path)}: recording of pid {recording.pid} {name}, "
+            f"{n} frames, {recording.duration:.1f}s"
+        )
         notes = [text for t, text in recording.notes if "fault" in text]
         if not recording.header.get("faults"):
             self.faults_note = notes[0] if notes else "page faults were not recorded"
-        else:   # e.g. "page faults from /proc counters: ..." written when the recording started
+        else:  # e.g. "page faults from /proc counters: ..." written when the recording started
             self.faults_note = notes[0] if notes else None
 
     @classmethod
-    def open(cls, spec: str) -> "RecordingSource":
+    def open(cls, spec: str) -> RecordingSource:
         """``REC``, ``REC@T`` or ``REC#N``; BadInput (one line) on a bad file."""
         path, moment = split_moment(spec)
         rec = read_recording(path)
@@ -116,7 +118,7 @@ class Timeline(Widget):
         self.speed = 1.0
         self._rss = source.recording.series("rss")
 
-    def update_frame(self, frame: Frame) -> None:   # D's extra-panel hook
+    def update_frame(self, frame: Frame) -> None:  # D's extra-panel hook
         self.refresh()
 
     def _column_frame(self, x: int, width: int) -> int:
@@ -227,7 +229,7 @@ class ReplayApp(VmaInspectApp):
     def __init__(self, source: RecordingSource, **kw) -> None:
         self.timeline = Timeline(source, id="timeline")
         super().__init__(source, extra_panel=self.timeline, **kw)
-        self.paused = True      # start on the first frame, paused (space / p plays)
+        self.paused = True  # start on the first frame, paused (space / p plays)
         self._base_interval = source.interval
 
     @property
@@ -241,15 +243,15 @@ class ReplayApp(VmaInspectApp):
     # previous tick".
     def request_frame(self) -> None:
         if self._polling:
-            return      # frame_applied asks again if the cursor moved meanwhile
-        i = self.replay.upcoming        # the frame next_frame() will return
+            return  # frame_applied asks again if the cursor moved meanwhile
+        i = self.replay.upcoming  # the frame next_frame() will return
         shown = self.current_frame
         try:
             self.current_frame = Frame(self.replay.recording.snapshot(i - 1)) if i > 0 else None
         except BadInput:
-            self.current_frame = None   # a damaged previous frame: no highlighting
+            self.current_frame = None  # a damaged previous frame: no highlighting
         try:
-            super().request_frame()     # reads current_frame synchronously, then polls in a worker
+            super().request_frame()  # reads current_frame synchronously, then polls in a worker
         finally:
             self.current_frame = shown
 
@@ -271,9 +273,9 @@ class ReplayApp(VmaInspectApp):
         src = self.replay
         cur = src.shown if src.shown is not None else src.upcoming
         if playing:
-            src.seek(0 if cur >= len(src) - 1 else cur + 1)   # at the end: play from the start
+            src.seek(0 if cur >= len(src) - 1 else cur + 1)  # at the end: play from the start
             src.playing = True
-            self.pause(False)           # polls now, then every interval
+            self.pause(False)  # polls now, then every interval
         else:
             src.playing = False
             src.seek(cur)
@@ -328,10 +330,10 @@ class ReplayApp(VmaInspectApp):
             self._message = ""
             self._show_status()
         if src.playing and src.shown == len(src) - 1:
-            src.playing = False     # reached the end
+            src.playing = False  # reached the end
             self.pause(True)
         elif not src.playing and src.upcoming != src.shown:
-            self.request_frame()    # the user stepped while that frame was on its way
+            self.request_frame()  # the user stepped while that frame was on its way
         self.timeline.refresh()
 
     def _can_poll(self) -> bool:

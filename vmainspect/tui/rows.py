@@ -8,8 +8,8 @@ Sorting and filtering work on lists of row indices, never on widgets.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Callable, Mapping
 
 from ..model import FaultTick, Snapshot, Vma
 
@@ -31,16 +31,16 @@ def swap(v: Vma) -> int:
 class Rows:
     """Rows of the table for one frame: the snapshot's VMAs plus ghosts."""
 
-    vmas: list[Vma]                                  # address order; ghosts merged in
-    ghost: set[int] = field(default_factory=set)     # row indices of VMAs removed since the last tick
-    new: set[int] = field(default_factory=set)       # row indices of VMAs that appeared
-    rss_delta: dict[int, int] = field(default_factory=dict)    # row -> bytes (changed rows only)
+    vmas: list[Vma]  # address order; ghosts merged in
+    ghost: set[int] = field(default_factory=set)  # row indices of VMAs removed since the last tick
+    new: set[int] = field(default_factory=set)  # row indices of VMAs that appeared
+    rss_delta: dict[int, int] = field(default_factory=dict)  # row -> bytes (changed rows only)
     dirty_delta: dict[int, int] = field(default_factory=dict)
-    resized: set[int] = field(default_factory=set)   # same start, different end
+    resized: set[int] = field(default_factory=set)  # same start, different end
     faults: dict[int, tuple[float, float]] = field(default_factory=dict)  # row -> (minor/s, major/s)
     _hay: list[str] | None = None
-    _keys: dict = field(default_factory=dict)       # column key -> sort keys (built on first use)
-    _orders: dict = field(default_factory=dict)     # (sort, reverse, filter) -> row indices
+    _keys: dict = field(default_factory=dict)  # column key -> sort keys (built on first use)
+    _orders: dict = field(default_factory=dict)  # (sort, reverse, filter) -> row indices
 
     def __len__(self) -> int:
         return len(self.vmas)
@@ -86,8 +86,12 @@ def build_rows(prev: Snapshot | None, snap: Snapshot, faults: FaultTick | None =
                         d = sa.get("rss", 0) - sb.get("rss", 0)
                         if d:
                             rss_d[k] = d
-                        d = (sa.get("private_dirty", 0) + sa.get("shared_dirty", 0)
-                             - sb.get("private_dirty", 0) - sb.get("shared_dirty", 0))
+                        d = (
+                            sa.get("private_dirty", 0)
+                            + sa.get("shared_dirty", 0)
+                            - sb.get("private_dirty", 0)
+                            - sb.get("shared_dirty", 0)
+                        )
                         if d:
                             dirty_d[k] = d
                     if a.end != b.end:
@@ -98,8 +102,11 @@ def build_rows(prev: Snapshot | None, snap: Snapshot, faults: FaultTick | None =
         rows = Rows(out, ghost, new, rss_d, dirty_d, resized)
     if faults is not None and faults.by_vma:
         w = faults.window_s or 1.0
-        starts = {v.start: k for k, v in enumerate(rows.vmas) if k not in rows.ghost} \
-            if len(faults.by_vma) > 64 else None
+        starts = (
+            {v.start: k for k, v in enumerate(rows.vmas) if k not in rows.ghost}
+            if len(faults.by_vma) > 64
+            else None
+        )
         for start, (mi, ma) in faults.by_vma.items():
             if starts is not None:
                 k = starts.get(start)
@@ -151,12 +158,13 @@ def find_address(rows: Rows, address: int) -> tuple[int | None, bool]:
 
 # --- columns -----------------------------------------------------------
 
+
 @dataclass(frozen=True)
 class Column:
     key: str
     title: str
-    width: int          # 0: takes the rest of the line
-    right: bool         # right-aligned (numbers)
+    width: int  # 0: takes the rest of the line
+    right: bool  # right-aligned (numbers)
     sort_key: Callable[[Rows], list]
 
 

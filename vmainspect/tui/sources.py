@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import gc
 import os
-from typing import Iterable, Protocol, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..model import Frame, Snapshot
@@ -50,7 +51,7 @@ class FileSource:
     live = False
 
     def __init__(self, path: str) -> None:
-        from .. import snapshot_io
+        from ..snapshot import io as snapshot_io
 
         self.path = path
         # a 65k-VMA snapshot is millions of acyclic objects: the cyclic GC
@@ -75,8 +76,9 @@ class FileSource:
 class FramesSource:
     """Replays ``frames`` in order, then keeps returning the last one."""
 
-    def __init__(self, frames: Sequence[Frame] | Iterable[Snapshot], *, title: str = "replay",
-                 live: bool = True) -> None:
+    def __init__(
+        self, frames: Sequence[Frame] | Iterable[Snapshot], *, title: str = "replay", live: bool = True
+    ) -> None:
         items = [f if isinstance(f, Frame) else Frame(f) for f in frames]
         if not items:
             raise ValueError("FramesSource needs at least one frame")
@@ -98,7 +100,7 @@ class FramesSource:
 def _fault_sampler_class():
     """E's FaultSampler if the module is there, else None (faults then off)."""
     try:
-        from ..faults import FaultSampler
+        from ..faults.sampler import FaultSampler
     except ImportError:
         return None
     return FaultSampler
@@ -115,8 +117,15 @@ class LiveSource:
 
     live = True
 
-    def __init__(self, pid: int, *, interval: float = 1.0, pages: bool = True,
-                 faults: bool = True, proc_root: str = "/proc") -> None:
+    def __init__(
+        self,
+        pid: int,
+        *,
+        interval: float = 1.0,
+        pages: bool = True,
+        faults: bool = True,
+        proc_root: str = "/proc",
+    ) -> None:
         self.pid = pid
         self.interval = interval
         self.pages = pages
@@ -130,7 +139,7 @@ class LiveSource:
         self._gone: Frame | None = None
 
     def _collect(self) -> Snapshot:
-        from ..collect import collect
+        from ..snapshot.collect import collect
 
         return collect(self.pid, pages=self.pages, proc_root=self.proc_root)
 

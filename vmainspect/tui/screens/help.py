@@ -64,8 +64,10 @@ def help_body() -> Table:
     t.add_row(Text("!", style="bold bright_yellow"), "faulted in the last tick (perf sampling)")
     t.add_row(Text("░", style="bold"), "a cell whose pages are in several states (majority shown)")
     t.add_row("", "")
-    t.add_row(Text("Overview", style="bold underline"),
-              "the whole user address space: regions to scale, ┈12T┈ = a compressed gap; ▲ = selected VMA")
+    t.add_row(
+        Text("Overview", style="bold underline"),
+        "the whole user address space: regions to scale, ┈12T┈ = a compressed gap; ▲ = selected VMA",
+    )
     return t
 
 

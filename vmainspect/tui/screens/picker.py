@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual import work
 from textual.app import ComposeResult
@@ -14,10 +14,21 @@ from textual.widgets import DataTable, Footer, Input, Static
 from ...units import human_bytes
 from ..proclist import ProcRow
 
-COLUMNS = (("pid", "PID"), ("user", "USER"), ("name", "NAME"), ("rss", "RSS"),
-           ("minor_faults", "MINFLT"), ("major_faults", "MAJFLT"), ("cmdline", "COMMAND"))
-_MOVES = {"up": "action_cursor_up", "down": "action_cursor_down",
-          "pageup": "action_page_up", "pagedown": "action_page_down"}
+COLUMNS = (
+    ("pid", "PID"),
+    ("user", "USER"),
+    ("name", "NAME"),
+    ("rss", "RSS"),
+    ("minor_faults", "MINFLT"),
+    ("major_faults", "MAJFLT"),
+    ("cmdline", "COMMAND"),
+)
+_MOVES = {
+    "up": "action_cursor_up",
+    "down": "action_cursor_down",
+    "pageup": "action_page_up",
+    "pagedown": "action_page_down",
+}
 NUMERIC = {"pid", "rss", "minor_faults", "major_faults"}
 
 
@@ -36,8 +47,9 @@ class PickerScreen(Screen[int | None]):
     PickerScreen DataTable { height: 1fr; }
     """
 
-    def __init__(self, lister: Callable[[], list[ProcRow]], *, initial_filter: str = "",
-                 only: set[int] | None = None) -> None:
+    def __init__(
+        self, lister: Callable[[], list[ProcRow]], *, initial_filter: str = "", only: set[int] | None = None
+    ) -> None:
         super().__init__()
         self.lister = lister
         self.only = only
@@ -49,8 +61,9 @@ class PickerScreen(Screen[int | None]):
     def compose(self) -> ComposeResult:
         with Vertical():
             yield Static("Pick a process to attach to (Enter). Type to filter.", id="picker-title")
-            yield Input(value=self._initial, placeholder="filter: name, command line, user or pid",
-                        id="picker-filter")
+            yield Input(
+                value=self._initial, placeholder="filter: name, command line, user or pid", id="picker-filter"
+            )
             yield DataTable(id="picker-table", cursor_type="row", zebra_stripes=True)
         yield Footer()
 
@@ -82,17 +95,26 @@ class PickerScreen(Screen[int | None]):
 
         rows = [r for r in self.rows if ok(r)]
         key = self.sort
-        rows.sort(key=lambda r: (getattr(r, key) is None, getattr(r, key) or (0 if key in NUMERIC else "")),
-                  reverse=self.reverse)
+        rows.sort(
+            key=lambda r: (getattr(r, key) is None, getattr(r, key) or (0 if key in NUMERIC else "")),
+            reverse=self.reverse,
+        )
         table.clear()
         for r in rows:
-            table.add_row(str(r.pid), r.user, r.name, human_bytes(r.rss),
-                          "?" if r.minor_faults is None else f"{r.minor_faults:,}",
-                          "?" if r.major_faults is None else f"{r.major_faults:,}",
-                          r.cmdline[:200], key=str(r.pid))
+            table.add_row(
+                str(r.pid),
+                r.user,
+                r.name,
+                human_bytes(r.rss),
+                "?" if r.minor_faults is None else f"{r.minor_faults:,}",
+                "?" if r.major_faults is None else f"{r.major_faults:,}",
+                r.cmdline[:200],
+                key=str(r.pid),
+            )
         self.query_one("#picker-title", Static).update(
             f"Pick a process to attach to (Enter). {len(rows)} of {len(self.rows)} shown, "
-            f"sorted by {key}{' (descending)' if self.reverse else ''}. Type to filter.")
+            f"sorted by {key}{' (descending)' if self.reverse else ''}. Type to filter."
+        )
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._fill()

@@ -16,7 +16,7 @@ from textual.widget import Widget
 def base_style(widget: Widget) -> Style:
     try:
         key = (widget.app.theme,) + tuple(n.styles._cache_key for n in widget.ancestors_with_self)
-    except AttributeError:      # a textual without the private counter: no cache
+    except AttributeError:  # a textual without the private counter: no cache
         return widget.rich_style
     cached = getattr(widget, "_vi_base_style", None)
     if cached is not None and cached[0] == key:

@@ -14,14 +14,15 @@ from ...units import human_bytes
 _RAW_FIELDS = {"thp_eligible", "protection_key"}
 
 
-def details_text(vma: Vma | None, caps: Capabilities | None, elf: list[str] | None | str,
-                 ghost: bool = False) -> Text:
+def details_text(
+    vma: Vma | None, caps: Capabilities | None, elf: list[str] | str | None, ghost: bool = False
+) -> Text:
     """Plain styled text (a rich Table costs ~10x more to lay out on every key)."""
     t = Text(no_wrap=True, overflow="ellipsis")
     if vma is None:
         t.append("No VMA selected.", "dim")
-        for n in (caps.notes if caps is not None else ()):
-            t.append("\n" + n, "yellow")     # e.g. a kernel thread or a zombie has no memory map
+        for n in caps.notes if caps is not None else ():
+            t.append("\n" + n, "yellow")  # e.g. a kernel thread or a zombie has no memory map
         return t
     width = max([16] + [len(k) for k in vma.smaps])
 
@@ -79,12 +80,13 @@ class DetailsPanel(VerticalScroll):
     def compose(self):
         yield Static(id="details-body")
 
-    def show(self, vma: Vma | None, caps: Capabilities | None, elf: list[str] | None | str,
-             ghost: bool = False) -> None:
+    def show(
+        self, vma: Vma | None, caps: Capabilities | None, elf: list[str] | str | None, ghost: bool = False
+    ) -> None:
         text = details_text(vma, caps, elf, ghost)
         key = (text.plain, tuple(text.spans))
         if key == getattr(self, "_shown_key", None):
-            return      # same text (most refresh ticks): no repaint of the whole panel
+            return  # same text (most refresh ticks): no repaint of the whole panel
         self._shown_key = key
         lines = text.plain.count("\n") + 1
         # The body's height moves in steps of 16 lines, so moving between VMAs

@@ -20,8 +20,10 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
     w = tick.window_s or 1.0
     t.append("Page faults ", "bold")
     t.append(f"[{tick.mode}] ", "cyan")
-    t.append(f"minor {tick.minor:,} ({tick.minor / w:,.0f}/s)  major {tick.major:,} ({tick.major / w:,.0f}/s)"
-             f"  in {w:.2f}s")
+    t.append(
+        f"minor {tick.minor:,} ({tick.minor / w:,.0f}/s)  major {tick.major:,} ({tick.major / w:,.0f}/s)"
+        f"  in {w:.2f}s"
+    )
     if tick.lost is not None:
         t.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
     t.append("\n")
@@ -69,6 +71,6 @@ class FaultsPanel(VerticalScroll):
 
     def show(self, tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> None:
         text = faults_text(tick, snap, note)
-        if text != getattr(self, "_text", None):    # unchanged: no re-layout
+        if text != getattr(self, "_text", None):  # unchanged: no re-layout
             self._text = text
             self.query_one("#faults-body", Static).update(text)

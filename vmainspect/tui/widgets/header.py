@@ -85,11 +85,11 @@ class ProcessHeader(Horizontal):
             yield Static("faults/s, last minute", id="spark-label")
             yield Sparkline([], id="spark")
 
-    def show(self, frame: Frame, state: str, rates: tuple[float, float] | None,
-             history: list[float]) -> None:
+    def show(self, frame: Frame, state: str, rates: tuple[float, float] | None, history: list[float]) -> None:
         self.query_one("#facts", Static).update(facts_text(frame, state, rates), layout=False)
         peak = max(history) if history else 0
         self.query_one("#spark-label", Static).update(
-            f"faults/s, 60 s (max {_rate(peak) if history else '–'})", layout=False)
+            f"faults/s, 60 s (max {_rate(peak) if history else '–'})", layout=False
+        )
         # all zeros would draw a solid block: show nothing until something faults
         self.query_one(Sparkline).data = list(history) if peak > 0 else []

@@ -21,12 +21,21 @@ from ...model import Snapshot, Vma
 from ...units import human_bytes
 from .basestyle import base_style
 
-GAP_MIN = 1 << 30    # gaps this big or bigger are compressed
+GAP_MIN = 1 << 30  # gaps this big or bigger are compressed
 
 KIND_BG = {
-    "heap": "#b58900", "stack": "#a33ea0", "vdso": "grey50", "vvar": "grey42", "vsyscall": "grey42",
-    "file-private": "#2f6db5", "file-shared": "#4fa3d9", "anon-private": "#3f9a45",
-    "anon-shared": "#6cc070", "guard": "grey27", "deleted": "#b03030", "shm": "#c060c0",
+    "heap": "#b58900",
+    "stack": "#a33ea0",
+    "vdso": "grey50",
+    "vvar": "grey42",
+    "vsyscall": "grey42",
+    "file-private": "#2f6db5",
+    "file-shared": "#4fa3d9",
+    "anon-private": "#3f9a45",
+    "anon-shared": "#6cc070",
+    "guard": "grey27",
+    "deleted": "#b03030",
+    "shm": "#c060c0",
 }
 
 
@@ -71,9 +80,7 @@ def region_name(vmas, exe: str | None) -> str:
             add("libs")
         if len(names) >= 4:
             break
-    if not names:
-        names.append("mmap")
-    elif len(vmas) > 8 and "libs" in names:
+    if not names or (len(vmas) > 8 and "libs" in names):
         names.append("mmap")
     return "+".join(names)
 
@@ -82,7 +89,7 @@ def overview_layout(snapshot: Snapshot) -> tuple[list[tuple[int, int]], list[int
     """(clusters, VMA starts, region names): O(VMAs), so the worker computes it."""
     vmas = snapshot.vmas
     cl = clusters(vmas)
-    names = [region_name(vmas[a:min(b, a + 4096)], snapshot.process.exe) for a, b in cl]
+    names = [region_name(vmas[a : min(b, a + 4096)], snapshot.process.exe) for a, b in cl]
     return cl, [v.start for v in vmas], names
 
 
@@ -120,7 +127,7 @@ class Overview(Widget):
         spans = []
         for a, b in self._clusters:
             lo = vmas[a].start
-            hi = vmas[b - 1].end    # VMAs do not overlap: the last ends highest
+            hi = vmas[b - 1].end  # VMAs do not overlap: the last ends highest
             spans.append((lo, hi))
         gaps = []
         prev = 0
@@ -185,7 +192,7 @@ class Overview(Widget):
         x = 0
         label_at = dict(labels)
         gap_style = base + Style(color="grey50")
-        for rx, w, lo, hi in regions:
+        for _rx, w, lo, hi in regions:
             if x in label_at:
                 segs.append(Segment(label_at[x], gap_style))
                 x += len(label_at[x])

@@ -51,8 +51,9 @@ def capability_notes(caps: Capabilities, vma: Vma | None = None) -> list[str]:
         return ["page state not collected (--no-pages): run without it to see pages"]
     out = []
     if caps.kpageflags is False:
-        out.append("dirty state of file pages unknown: needs root (kpageflags); "
-                   "written file pages show as 'file'")
+        out.append(
+            "dirty state of file pages unknown: needs root (kpageflags); written file pages show as 'file'"
+        )
     if caps.pfn_visible is False and (vma is None or vma.pages is None or vma.pages.counts.zero is None):
         out.append("PFNs hidden (needs root): the zero page shows as 'anon'")
     if caps.kpagecount is False:
@@ -111,7 +112,7 @@ class PageGrid(Widget):
         if old is not None and self.size.width and self.size.height:
             self._compute()
             if (self._cells, self.per) == old:
-                return      # a new frame, same grid (most refresh ticks): no repaint
+                return  # a new frame, same grid (most refresh ticks): no repaint
         self.refresh()
 
     def _compute(self) -> None:
@@ -145,7 +146,7 @@ class PageGrid(Widget):
         segs: list[Segment] = []
         last = None
         run = 0
-        for c in self._cells[start:start + w]:
+        for c in self._cells[start : start + w]:
             if c is last:
                 run += 1
                 continue
@@ -175,15 +176,23 @@ class PageMapPanel(Vertical):
         yield PageGrid(id="pm-grid")
         yield Static(id="pm-counts", classes="pm-line")
 
-    def show(self, vma: Vma | None, prev: Vma | None, caps: Capabilities | None,
-             faults: FaultTick | None, page_size: int) -> None:
+    def show(
+        self,
+        vma: Vma | None,
+        prev: Vma | None,
+        caps: Capabilities | None,
+        faults: FaultTick | None,
+        page_size: int,
+    ) -> None:
         self._vma, self._page_size = vma, page_size
         grid = self.query_one(PageGrid)
         notes = capability_notes(caps, vma) if caps is not None else []
         if vma is not None and caps is not None and caps.pages and vma.pages is None:
-            notes.insert(0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)")
+            notes.insert(
+                0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)"
+            )
         text = "\n".join(notes)
-        if text != getattr(self, "_notes", None):   # unchanged text: no re-layout
+        if text != getattr(self, "_notes", None):  # unchanged text: no re-layout
             self._notes = text
             self.query_one("#pm-notes", Static).update(text)
             self.query_one("#pm-notes").display = bool(notes)
@@ -193,8 +202,11 @@ class PageMapPanel(Vertical):
             self.query_one("#pm-counts", Static).update(counts, layout=False)
         grid.show(vma, prev, faults, page_size)
         size = grid.size
-        per = scale_for(vma.npages(page_size), size.width * size.height) \
-            if vma is not None and size.width and size.height else grid.per
+        per = (
+            scale_for(vma.npages(page_size), size.width * size.height)
+            if vma is not None and size.width and size.height
+            else grid.per
+        )
         self.scale_changed(per)
 
     def scale_changed(self, per: int) -> None:
@@ -205,13 +217,14 @@ class PageMapPanel(Vertical):
             title.update("Pages: no VMA selected", layout=False)
             return
         n = vma.npages(self._page_size)
-        scale = "1 cell = 1 page" if per == 1 else \
-            f"1 cell = {per} pages ({human_bytes(per * self._page_size)})"
+        scale = (
+            "1 cell = 1 page" if per == 1 else f"1 cell = {per} pages ({human_bytes(per * self._page_size)})"
+        )
         t = Text()
         t.append("Pages ", "bold")
         t.append(f"{vma.start:x}-{vma.end:x} ")
         t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
-        if t != getattr(self, "_title", None):     # called from the grid's render: no needless repaint
+        if t != getattr(self, "_title", None):  # called from the grid's render: no needless repaint
             self._title = t
             title.update(t, layout=False)
 
@@ -225,7 +238,9 @@ class PageMapPanel(Vertical):
         def q(x: int | None) -> str:
             return "?" if x is None else f"{x:,}"
 
-        t.append(f"present {c.present:,} (file {c.file:,}, anon {c.anon:,}) · swapped {c.swapped:,}"
-                 f" · exclusive {c.exclusive:,} · dirty {q(c.dirty)} · zero {q(c.zero)}"
-                 f" · shared {q(c.shared)} · thp {q(c.thp)} · ksm {q(c.ksm)}")
+        t.append(
+            f"present {c.present:,} (file {c.file:,}, anon {c.anon:,}) · swapped {c.swapped:,}"
+            f" · exclusive {c.exclusive:,} · dirty {q(c.dirty)} · zero {q(c.zero)}"
+            f" · shared {q(c.shared)} · thp {q(c.thp)} · ksm {q(c.ksm)}"
+        )
         return t

@@ -25,10 +25,18 @@ from ..sources import settle_gc
 from .basestyle import base_style
 
 KIND_COLOURS = {
-    "heap": "yellow", "stack": "magenta", "vdso": "bright_black", "vvar": "bright_black",
-    "vsyscall": "bright_black", "file-private": "cyan", "file-shared": "bright_cyan",
-    "anon-private": "green", "anon-shared": "bright_green", "guard": "bright_black",
-    "deleted": "red", "shm": "bright_magenta",
+    "heap": "yellow",
+    "stack": "magenta",
+    "vdso": "bright_black",
+    "vvar": "bright_black",
+    "vsyscall": "bright_black",
+    "file-private": "cyan",
+    "file-shared": "bright_cyan",
+    "anon-private": "green",
+    "anon-shared": "bright_green",
+    "guard": "bright_black",
+    "deleted": "red",
+    "shm": "bright_magenta",
 }
 
 # From this many rows on, sorting and filtering run in a worker thread.
@@ -65,7 +73,7 @@ class VmaTable(ScrollView, can_focus=True):
     class Selected(Message):
         """The VMA under the cursor changed (or its data did)."""
 
-        def __init__(self, table: "VmaTable", vma: Vma | None) -> None:
+        def __init__(self, table: VmaTable, vma: Vma | None) -> None:
             super().__init__()
             self.table = table
             self.vma = vma
@@ -94,13 +102,13 @@ class VmaTable(ScrollView, can_focus=True):
         self.reverse = False
         self.filter_text = ""
         self.cursor = 0
-        self.pending = False    # a sort/filter is being computed in a thread
+        self.pending = False  # a sort/filter is being computed in a thread
         self.filtering = False  # keys type into the filter (the app shows it)
         self.addr_digits = 12
         self._selected: Vma | None = None
         self._strips: dict = {}
         self._shown: dict = {}  # screen line -> row key drawn there; "scroll"/"size"/"base" of that drawing
-        self.on_select = None   # optional callback(vma) used instead of the Selected message
+        self.on_select = None  # optional callback(vma) used instead of the Selected message
 
     # --- data ------------------------------------------------------------
     @property
@@ -131,8 +139,13 @@ class VmaTable(ScrollView, can_focus=True):
         self.order = order if order is not None else R.order(rows, self.sort, self.reverse, self.filter_text)
         self._restore(keep)
 
-    def set_view(self, sort: str | None = None, reverse: bool | None = None,
-                 filter_text: str | None = None, to_top: bool = False) -> None:
+    def set_view(
+        self,
+        sort: str | None = None,
+        reverse: bool | None = None,
+        filter_text: str | None = None,
+        to_top: bool = False,
+    ) -> None:
         """Change sort/filter; recomputes the index list and keeps the selection
         (``to_top``: put the cursor on the first row instead, as after a new sort)."""
         self._to_top = to_top
@@ -163,7 +176,7 @@ class VmaTable(ScrollView, can_focus=True):
 
     def _view_ready(self, rows: Rows, view: tuple, order: list[int]) -> None:
         if rows is not self.rows or view != (self.sort, self.reverse, self.filter_text):
-            return      # a newer frame or view is on its way
+            return  # a newer frame or view is on its way
         self.pending = False
         keep = self._selected.start if self._selected is not None else None
         self.order = order
@@ -203,8 +216,11 @@ class VmaTable(ScrollView, can_focus=True):
         """Repaint only the lines whose row content differs from what was last
         drawn there (a refresh tick changes a few rows, not the whole page)."""
         shown = self._shown
-        if shown.get("scroll") != int(self.scroll_y) or shown.get("size") != self.size \
-                or shown.get("base") != base_style(self):
+        if (
+            shown.get("scroll") != int(self.scroll_y)
+            or shown.get("size") != self.size
+            or shown.get("base") != base_style(self)
+        ):
             self.refresh()
             return
         top = int(self.scroll_y)
@@ -236,8 +252,11 @@ class VmaTable(ScrollView, can_focus=True):
     def select_row(self, row: int) -> bool:
         """Put the cursor on row index ``row`` of ``self.rows`` (if it is shown)."""
         try:
-            pos = self.order.index(row) if not (self.sort == "address" and not self.filter_text
-                                                 and not self.reverse) else row
+            pos = (
+                self.order.index(row)
+                if not (self.sort == "address" and not self.filter_text and not self.reverse)
+                else row
+            )
         except ValueError:
             return False
         self._move(pos)
@@ -282,7 +301,7 @@ class VmaTable(ScrollView, can_focus=True):
         updated at once, so fast typing (a paste, tmux send-keys) loses nothing."""
         key = event.key
         if not self.filtering:
-            if key == "slash":      # start here too: keys right behind it must not reach bindings
+            if key == "slash":  # start here too: keys right behind it must not reach bindings
                 self.start_filter()
                 event.stop()
                 event.prevent_default()
@@ -300,7 +319,7 @@ class VmaTable(ScrollView, can_focus=True):
             self._typed += event.character
             msg = self.FilterTyped(self._typed)
         else:
-            return          # arrows etc. still move the cursor
+            return  # arrows etc. still move the cursor
         if msg.text is None or msg.done:
             self.filtering = False
         event.stop()
@@ -378,16 +397,29 @@ class VmaTable(ScrollView, can_focus=True):
         v = rows.vmas[k]
         s = v.smaps
         rd, dd = rows.rss_delta.get(k, 0), rows.dirty_delta.get(k, 0)
-        return (v.start, v.end, v.perms, v.kind, v.path, s.get("rss", 0), R.dirty(v), s.get("swap", 0),
-                rows.faults.get(k), k in rows.ghost, k in rows.new, k in rows.resized,
-                (rd > 0) - (rd < 0), (dd > 0) - (dd < 0),
-                pos == self.cursor and (1 + self.has_focus))
+        return (
+            v.start,
+            v.end,
+            v.perms,
+            v.kind,
+            v.path,
+            s.get("rss", 0),
+            R.dirty(v),
+            s.get("swap", 0),
+            rows.faults.get(k),
+            k in rows.ghost,
+            k in rows.new,
+            k in rows.resized,
+            (rd > 0) - (rd < 0),
+            (dd > 0) - (dd < 0),
+            pos == self.cursor and (1 + self.has_focus),
+        )
 
     def _header(self, width: int, base: Style) -> Strip:
         segs = [Segment(" ", base)]
         arrow = "▲" if not self.reverse else "▼"
         for col, w in self._layout(width):
-            title = col.title + ((("⧗" if self.pending else arrow)) if col.key == self.sort else "")
+            title = col.title + (("⧗" if self.pending else arrow) if col.key == self.sort else "")
             text = title.rjust(w) if col.right else title.ljust(w)
             st = base + _HEADER
             if col.key == self.sort:
@@ -419,7 +451,7 @@ class VmaTable(ScrollView, can_focus=True):
                 text = f"{v.start:0{d}x}-{v.end:0{d}x}"
                 if len(text) > w:
                     head = f"{v.start:x}-…"
-                    text = head + f"{v.end:x}"[-(w - len(head)):]
+                    text = head + f"{v.end:x}"[-(w - len(head)) :]
             elif key == "perms":
                 text = v.perms
                 if not ghost and "x" in v.perms:
@@ -454,7 +486,7 @@ class VmaTable(ScrollView, can_focus=True):
             else:
                 text = v.path or ""
                 if len(text) > w > 1:
-                    text = "…" + text[len(text) - w + 1:]   # keep the file name
+                    text = "…" + text[len(text) - w + 1 :]  # keep the file name
             if len(text) > w:
                 text = text[: w - 1] + "…" if w > 1 else text[:w]
             text = text.rjust(w) if col.right else text.ljust(w)

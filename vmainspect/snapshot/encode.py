@@ -16,16 +16,17 @@ from contextlib import contextmanager
 from itertools import chain
 from operator import attrgetter
 
-from .model import SNAPSHOT_SCHEMA as SCHEMA, PageInfo, Snapshot, Vma
+from ..model import SNAPSHOT_SCHEMA as SCHEMA
+from ..model import PageInfo, Snapshot, Vma
 
-COUNT_FIELDS = ("present", "swapped", "file", "anon", "exclusive",
-                "dirty", "zero", "thp", "ksm", "shared")
+COUNT_FIELDS = ("present", "swapped", "file", "anon", "exclusive", "dirty", "zero", "thp", "ksm", "shared")
 _run_tuple = attrgetter("first", "count", "state")
 _counts_tuple = attrgetter(*COUNT_FIELDS)
 
 
 # --------------------------------------------------------------------------
 # model -> plain data
+
 
 def _pages_dict(p: PageInfo) -> dict:
     return {
@@ -38,9 +39,16 @@ def _pages_dict(p: PageInfo) -> dict:
 
 def _vma_dict(v: Vma) -> dict:
     d = {
-        "start": v.start, "end": v.end, "perms": v.perms, "offset": v.offset,
-        "dev": v.dev, "inode": v.inode, "path": v.path, "kind": v.kind,
-        "flags": v.flags, "smaps": dict(v.smaps),
+        "start": v.start,
+        "end": v.end,
+        "perms": v.perms,
+        "offset": v.offset,
+        "dev": v.dev,
+        "inode": v.inode,
+        "path": v.path,
+        "kind": v.kind,
+        "flags": v.flags,
+        "smaps": dict(v.smaps),
     }
     if v.pages is not None:
         d["pages"] = _pages_dict(v.pages)
@@ -54,15 +62,27 @@ def _head_dict(s: Snapshot) -> dict:
         "taken_at": s.taken_at,
         "host": {"kernel": h.kernel, "page_size": h.page_size, "hostname": h.hostname},
         "process": {
-            "pid": p.pid, "ppid": p.ppid, "name": p.name, "cmdline": list(p.cmdline),
-            "exe": p.exe, "user": p.user, "uid": p.uid, "state": p.state,
-            "threads": p.threads, "minor_faults": p.minor_faults,
-            "major_faults": p.major_faults, "create_time": p.create_time,
+            "pid": p.pid,
+            "ppid": p.ppid,
+            "name": p.name,
+            "cmdline": list(p.cmdline),
+            "exe": p.exe,
+            "user": p.user,
+            "uid": p.uid,
+            "state": p.state,
+            "threads": p.threads,
+            "minor_faults": p.minor_faults,
+            "major_faults": p.major_faults,
+            "create_time": p.create_time,
         },
         "capabilities": {
-            "root": c.root, "pages": c.pages, "pfn_visible": c.pfn_visible,
-            "kpageflags": c.kpageflags, "kpagecount": c.kpagecount,
-            "pagemap_scan": c.pagemap_scan, "notes": list(c.notes),
+            "root": c.root,
+            "pages": c.pages,
+            "pfn_visible": c.pfn_visible,
+            "kpageflags": c.kpageflags,
+            "kpagecount": c.kpagecount,
+            "pagemap_scan": c.pagemap_scan,
+            "notes": list(c.notes),
         },
         "totals": dict(s.totals),
     }
@@ -111,9 +131,12 @@ class _Memo(dict):
 
 def _vma_template(keys: tuple[str, ...]) -> tuple[str, str]:
     """%-templates of a VMA object for one smaps key tuple: (closed, open before "pages")."""
-    t = ('{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
-         '"path":%s,"kind":%s,"flags":%s,"smaps":{'
-         + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys) + "}")
+    t = (
+        '{"start":%d,"end":%d,"perms":%s,"offset":%d,"dev":%s,"inode":%d,'
+        '"path":%s,"kind":%s,"flags":%s,"smaps":{'
+        + ",".join(_json_str(k).replace("%", "%%") + ":%d" for k in keys)
+        + "}"
+    )
     return t + "}", t
 
 
@@ -122,11 +145,13 @@ def _pages_template(states: tuple[str, ...]) -> tuple[str, str]:
     of run states: (all counts known: %d, some null: %s)."""
     runs = ",".join("[%d,%d," + _json_str(x).replace("%", "%%") + "]" for x in states)
     tail = '},"runs":[' + runs + '],"shared_runs":%s}}'
-    return (',"pages":{"counts":{' + ",".join(f'"{k}":%d' for k in COUNT_FIELDS) + tail,
-            ',"pages":{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS) + tail)
+    return (
+        ',"pages":{"counts":{' + ",".join(f'"{k}":%d' for k in COUNT_FIELDS) + tail,
+        ',"pages":{"counts":{' + ",".join(f'"{k}":%s' for k in COUNT_FIELDS) + tail,
+    )
 
 
-_json_str = json.encoder.encode_basestring_ascii   # C; ASCII output survives lone surrogates
+_json_str = json.encoder.encode_basestring_ascii  # C; ASCII output survives lone surrogates
 _STR = _Memo(lambda k: "null" if k is None else _json_str(k))
 _FLAGS = _Memo(lambda k: "[" + ",".join(map(_json_str, k)) + "]")
 _VMA_TPL = _Memo(_vma_template)
@@ -134,36 +159,59 @@ _PAGES_TPL = _Memo(_pages_template)
 _RUN_TPL = _Memo(lambda state: "[%d,%d," + _json_str(state).replace("%", "%%") + "]")
 _run_fc = attrgetter("first", "count")
 _run_state = attrgetter("state")
-_TEMPLATE_RUNS = 64     # VMAs with more runs than this format them one by one
+_TEMPLATE_RUNS = 64  # VMAs with more runs than this format them one by one
 
 
 def _pages_json(p: PageInfo) -> str:
     counts = _counts_tuple(p.counts)
     sr = p.shared_runs
-    shared = ("null" if sr is None else "[]" if not sr
-              else "[" + ",".join(["[%d,%d]" % tuple(x) for x in sr]) + "]")
+    shared = (
+        "null" if sr is None else "[]" if not sr else "[" + ",".join(["[%d,%d]" % tuple(x) for x in sr]) + "]"
+    )
     runs = p.runs
-    if len(runs) <= _TEMPLATE_RUNS:     # one template per state sequence: the loops stay in C
+    if len(runs) <= _TEMPLATE_RUNS:  # one template per state sequence: the loops stay in C
         known, some_null = _PAGES_TPL[tuple(map(_run_state, runs))]
         if None in counts:
-            return some_null % (*["null" if x is None else x for x in counts],
-                                *chain.from_iterable(map(_run_fc, runs)), shared)
+            return some_null % (
+                *["null" if x is None else x for x in counts],
+                *chain.from_iterable(map(_run_fc, runs)),
+                shared,
+            )
         return known % (*counts, *chain.from_iterable(map(_run_fc, runs)), shared)
     tpl = _RUN_TPL
     text = ",".join([tpl[r.state] % (r.first, r.count) for r in runs])
     head, _, _ = _PAGES_TPL[()][1].partition('"runs":[')
-    return (head % tuple(["null" if x is None else x for x in counts])
-            + '"runs":[' + text + '],"shared_runs":' + shared + "}}")
+    return (
+        head % tuple(["null" if x is None else x for x in counts])
+        + '"runs":['
+        + text
+        + '],"shared_runs":'
+        + shared
+        + "}}"
+    )
 
 
 def _vma_texts(vmas: tuple[Vma, ...]) -> list[str]:
     """Each VMA as compact JSON text, from %-templates (2-3x faster than the json
     encoder over dicts: no per-VMA dict, no per-key escaping)."""
     tpl, st, fl = _VMA_TPL, _STR, _FLAGS
-    texts = [tpl[tuple(sm)][v.pages is not None]
-             % (v.start, v.end, st[v.perms], v.offset, st[v.dev], v.inode,
-                st[v.path], st[v.kind], fl[v.flags], *sm.values())
-             for v in vmas for sm in (v.smaps,)]
+    texts = [
+        tpl[tuple(sm)][v.pages is not None]
+        % (
+            v.start,
+            v.end,
+            st[v.perms],
+            v.offset,
+            st[v.dev],
+            v.inode,
+            st[v.path],
+            st[v.kind],
+            fl[v.flags],
+            *sm.values(),
+        )
+        for v in vmas
+        for sm in (v.smaps,)
+    ]
     # The collector shares equal PageInfo objects between VMAs (same size, same
     # state): encode each object once. Keyed by id(): all stay alive meanwhile.
     done: dict[int, str] = {}

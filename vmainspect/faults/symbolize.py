@@ -34,11 +34,21 @@ from operator import attrgetter
 
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
 DEBUG_ROOT = "/usr/lib/debug"
-KERNEL_START = 0xFFFF800000000000      # x86-64 kernel half; IPs here are kernel code
+KERNEL_START = 0xFFFF800000000000  # x86-64 kernel half; IPs here are kernel code
 
-PT_NAMES = {0: "NULL", 1: "LOAD", 2: "DYNAMIC", 3: "INTERP", 4: "NOTE", 6: "PHDR", 7: "TLS",
-            0x6474E550: "GNU_EH_FRAME", 0x6474E551: "GNU_STACK", 0x6474E552: "GNU_RELRO",
-            0x6474E553: "GNU_PROPERTY"}
+PT_NAMES = {
+    0: "NULL",
+    1: "LOAD",
+    2: "DYNAMIC",
+    3: "INTERP",
+    4: "NOTE",
+    6: "PHDR",
+    7: "TLS",
+    0x6474E550: "GNU_EH_FRAME",
+    0x6474E551: "GNU_STACK",
+    0x6474E552: "GNU_RELRO",
+    0x6474E553: "GNU_PROPERTY",
+}
 PT_LOAD = 1
 SHF_ALLOC = 0x2
 SHT_NOBITS = 8
@@ -49,7 +59,7 @@ SHN_UNDEF, SHN_LORESERVE = 0, 0xFF00
 @dataclass(frozen=True)
 class Segment:
     type: int
-    flags: int          # PF_X=1, PF_W=2, PF_R=4
+    flags: int  # PF_X=1, PF_W=2, PF_R=4
     offset: int
     vaddr: int
     filesz: int
@@ -77,10 +87,10 @@ class Section:
 
 @dataclass(frozen=True)
 class Symbol:
-    name: str | None    # None: inside the ELF but no symbol covers it
-    offset: int         # from the symbol's start (or the ELF vaddr when unnamed)
-    dso: str            # the file's path as mapped
-    vaddr: int          # the address as an ELF virtual address
+    name: str | None  # None: inside the ELF but no symbol covers it
+    offset: int  # from the symbol's start (or the ELF vaddr when unnamed)
+    dso: str  # the file's path as mapped
+    vaddr: int  # the address as an ELF virtual address
 
     @property
     def text(self) -> str:
@@ -92,14 +102,22 @@ class Symbol:
 class ElfInfo:
     """What vmainspect needs from one ELF file."""
 
-    def __init__(self, path: str, etype: str, machine: str, segments: list[Segment],
-                 sections: list[Section], symbols: list[tuple[int, int, str]], symsource: str) -> None:
+    def __init__(
+        self,
+        path: str,
+        etype: str,
+        machine: str,
+        segments: list[Segment],
+        sections: list[Section],
+        symbols: list[tuple[int, int, str]],
+        symsource: str,
+    ) -> None:
         self.path = path
-        self.etype = etype              # "ET_EXEC", "ET_DYN", ...
+        self.etype = etype  # "ET_EXEC", "ET_DYN", ...
         self.machine = machine
-        self.segments = segments        # all program headers, file order
+        self.segments = segments  # all program headers, file order
         self.loads = [s for s in segments if s.type == PT_LOAD]
-        self.sections = sections        # SHF_ALLOC sections, address order
+        self.sections = sections  # SHF_ALLOC sections, address order
         self.starts = [s[0] for s in symbols]
         self.ends = [s[1] for s in symbols]
         self.names = [s[2] for s in symbols]
@@ -107,8 +125,7 @@ class ElfInfo:
 
     def load_for_offset(self, offset: int, perms: str | None = None) -> Segment | None:
         """The PT_LOAD segment a mapping at file ``offset`` belongs to (page-granular)."""
-        cands = [s for s in self.loads
-                 if (s.offset & ~(PAGE - 1)) <= offset < s.offset + max(s.filesz, 1)]
+        cands = [s for s in self.loads if (s.offset & ~(PAGE - 1)) <= offset < s.offset + max(s.filesz, 1)]
         if not cands:
             return None
         if perms and len(cands) > 1:
@@ -143,6 +160,7 @@ class ElfInfo:
 
 
 # ---------------------------------------------------------------- parsing
+
 
 def _read_symbols(elf, sec, data: bytes | None = None) -> list[tuple[int, int, str, int]]:
     """(value, size, name, rank) for the defined function/object symbols of one table."""
@@ -240,6 +258,7 @@ def _symbols_from(path: str, elf, size: int) -> tuple[list, str]:
     if dbg is not None:
         try:
             from elftools.elf.elffile import ELFFile
+
             with open(dbg, "rb") as f:
                 delf = ELFFile(f)
                 dsec = _table(delf, "SHT_SYMTAB")
@@ -262,6 +281,7 @@ def parse_elf(path: str) -> ElfInfo | None:
     """Parse ``path``; None if it is not a readable, sane ELF file. Never raises."""
     try:
         from elftools.elf.elffile import ELFFile
+
         with open(path, "rb") as f:
             size = os.fstat(f.fileno()).st_size
             if f.read(4) != b"\x7fELF":
@@ -273,15 +293,24 @@ def parse_elf(path: str) -> ElfInfo | None:
                 h = seg.header
                 t = h["p_type"]
                 t = t if isinstance(t, int) else _PT_BY_NAME.get(t, -1)
-                segments.append(Segment(t, h["p_flags"], h["p_offset"], h["p_vaddr"],
-                                        h["p_filesz"], h["p_memsz"]))
+                segments.append(
+                    Segment(t, h["p_flags"], h["p_offset"], h["p_vaddr"], h["p_filesz"], h["p_memsz"])
+                )
             sections = []
             for sec in elf.iter_sections():
                 h = sec.header
                 if h["sh_flags"] & SHF_ALLOC and h["sh_size"]:
                     t = h["sh_type"]
-                    sections.append(Section(sec.name, 8 if t == "SHT_NOBITS" else 1, h["sh_flags"],
-                                            h["sh_addr"], h["sh_offset"], h["sh_size"]))
+                    sections.append(
+                        Section(
+                            sec.name,
+                            8 if t == "SHT_NOBITS" else 1,
+                            h["sh_flags"],
+                            h["sh_addr"],
+                            h["sh_offset"],
+                            h["sh_size"],
+                        )
+                    )
             sections.sort(key=lambda s: s.addr)
             raw, source = _symbols_from(path, elf, size)
             raw.sort(key=lambda s: (s[0], s[3]))
@@ -289,12 +318,13 @@ def parse_elf(path: str) -> ElfInfo | None:
             last = None
             for value, ssize, name, _rank in raw:
                 if value == last:
-                    continue            # an alias of the preferred symbol at this address
+                    continue  # an alias of the preferred symbol at this address
                 last = value
                 symbols.append((value, value + ssize, name))
-            return ElfInfo(path, str(elf["e_type"]), str(elf["e_machine"]), segments, sections,
-                           symbols, source)
-    except Exception:   # ELFError, struct.error, ValueError, KeyError, OSError... hostile input
+            return ElfInfo(
+                path, str(elf["e_type"]), str(elf["e_machine"]), segments, sections, symbols, source
+            )
+    except Exception:  # ELFError, struct.error, ValueError, KeyError, OSError... hostile input
         return None
 
 
@@ -311,7 +341,7 @@ def load_elf(path: str) -> ElfInfo | None:
         st = os.stat(path)
     except (OSError, ValueError):
         return None
-    if not stat.S_ISREG(st.st_mode):    # a mapped device (/dev/dri/...) could block a read
+    if not stat.S_ISREG(st.st_mode):  # a mapped device (/dev/dri/...) could block a read
         return None
     key = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
     with _cache_lock:
@@ -337,6 +367,7 @@ def elf_path(vma) -> str | None:
 
 
 # ---------------------------------------------------------------- VMAs
+
 
 def describe_vma(vma, *, bias: int | None = None, snapshot=None) -> list[str] | None:
     """Lines naming the ELF segment(s) and sections the VMA maps; None if not ELF-backed.
@@ -368,19 +399,31 @@ def _describe(vma, bias: int | None) -> list[str] | None:
         bias = elf.bias_for(vma.start, vma.offset, vma.perms)
         if bias is None:
             return None
-        ambiguous = len({vma.start - vma.offset + s.offset - s.vaddr for s in elf.loads
-                         if (s.offset & ~(PAGE - 1)) <= vma.offset < s.offset + max(s.filesz, 1)}) > 1
+        ambiguous = (
+            len(
+                {
+                    vma.start - vma.offset + s.offset - s.vaddr
+                    for s in elf.loads
+                    if (s.offset & ~(PAGE - 1)) <= vma.offset < s.offset + max(s.filesz, 1)
+                }
+            )
+            > 1
+        )
     lo, hi = vma.start - bias, vma.end - bias
-    kind = {"ET_EXEC": "executable (not PIE: loaded at its link addresses)",
-            "ET_DYN": "PIE executable or shared library (loaded at a bias)"}.get(elf.etype, elf.etype)
+    kind = {
+        "ET_EXEC": "executable (not PIE: loaded at its link addresses)",
+        "ET_DYN": "PIE executable or shared library (loaded at a bias)",
+    }.get(elf.etype, elf.etype)
     lines = [f"ELF {kind}, load bias {bias:#x}, symbols from {elf.symsource}"]
     for s in elf.loads:
         if s.vaddr < hi and lo < s.vaddr + max(s.memsz, 1):
             a, b = max(lo, s.vaddr), min(hi, s.vaddr + s.memsz)
             part = "" if a <= s.vaddr and b >= s.vaddr + s.memsz else f", this VMA: {a:#x}-{b:#x}"
             bss = f", memsz {s.memsz:#x} (zero-filled past filesz)" if s.memsz > s.filesz else ""
-            lines.append(f"segment LOAD {s.perms} vaddr {s.vaddr:#x}-{s.vaddr + s.memsz:#x} "
-                         f"file offset {s.offset:#x} filesz {s.filesz:#x}{bss}{part}")
+            lines.append(
+                f"segment LOAD {s.perms} vaddr {s.vaddr:#x}-{s.vaddr + s.memsz:#x} "
+                f"file offset {s.offset:#x} filesz {s.filesz:#x}{bss}{part}"
+            )
     if len(lines) == 1:
         return None
     for s in elf.segments:
@@ -391,11 +434,15 @@ def _describe(vma, bias: int | None) -> list[str] | None:
     for sec in elf.sections:
         if sec.addr < hi and lo < sec.addr + sec.size:
             nb = " (NOBITS: zero-filled)" if sec.type == SHT_NOBITS else ""
-            lines.append(f"section {sec.name or '?'} vaddr {sec.addr:#x}-{sec.addr + sec.size:#x} "
-                         f"size {sec.size:#x}{nb}")
+            lines.append(
+                f"section {sec.name or '?'} vaddr {sec.addr:#x}-{sec.addr + sec.size:#x} "
+                f"size {sec.size:#x}{nb}"
+            )
     if ambiguous:
-        lines.append("note: this file page belongs to two segments; without the other mappings "
-                     "of the file the choice above is a guess")
+        lines.append(
+            "note: this file page belongs to two segments; without the other mappings "
+            "of the file the choice above is a guess"
+        )
     return lines
 
 
@@ -406,7 +453,8 @@ _kernel: tuple[list[int], list[str]] | None = None
 
 def _load_kallsyms(proc_root: str) -> tuple[list[int], list[str]]:
     """Text symbols of the kernel from /proc/kallsyms (all zero without privileges: then empty)."""
-    from .procfs.reader import ProcReader
+    from ..procfs.reader import ProcReader
+
     try:
         data = ProcReader(0, proc_root).read_global("kallsyms")
     except Exception:

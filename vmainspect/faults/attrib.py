@@ -18,17 +18,17 @@ from __future__ import annotations
 import bisect
 from collections import Counter
 
-from .model import FaultSample, Snapshot
+from ..model import FaultSample, Snapshot
 
 KERNEL_START = 0xFFFF800000000000
-COUNT_STEP = 16384          # samples per C-level Counter call: lets the drain thread take the GIL in between
+COUNT_STEP = 16384  # samples per C-level Counter call: lets the drain thread take the GIL in between
 
 
 def count_u64(raw: bytearray, into: Counter) -> Counter:
     """Add the u64s in ``raw`` to ``into``, in steps, so that draining goes on meanwhile."""
     mv = memoryview(raw).cast("Q")
     for i in range(0, len(mv), COUNT_STEP):
-        into.update(mv[i:i + COUNT_STEP])
+        into.update(mv[i : i + COUNT_STEP])
     return into
 
 
@@ -41,7 +41,7 @@ class _NoVmas:
         return None
 
 
-NO_VMAS = _NoVmas()         # stands for a missing snapshot: every address is unattributed
+NO_VMAS = _NoVmas()  # stands for a missing snapshot: every address is unattributed
 
 
 class PageStates:
@@ -68,8 +68,9 @@ class PageStates:
         return r.state if (addr - v.start) // self.page < r.first + r.count else None
 
 
-def transitions(before: Snapshot | None, after: Snapshot | None,
-                 pages: list[int]) -> tuple[tuple[str, str, int], ...]:
+def transitions(
+    before: Snapshot | None, after: Snapshot | None, pages: list[int]
+) -> tuple[tuple[str, str, int], ...]:
     """(state before, state after, pages) of the faulted pages; () unless both snapshots have pages."""
     if before is None or after is None or before is after or not pages:
         return ()
@@ -115,6 +116,7 @@ class FaultSymbols:
 
     def __init__(self, proc_root: str = "/proc") -> None:
         from .symbolize import Symbolizer
+
         self.proc_root = proc_root
         self._symbolizer = Symbolizer()
         self._sym_cache: dict[tuple, tuple[str, str, str]] = {}
@@ -123,6 +125,7 @@ class FaultSymbols:
     def elf_data_vma(self, v, snapshot: Snapshot) -> bool:
         """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
         from .symbolize import elf_path
+
         if elf_path(v) is not None:
             return True
         if v.path or v.inode:
@@ -135,7 +138,7 @@ class FaultSymbols:
     def data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
         """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
         out: dict[tuple[str, str], list[int]] = {}
-        budget = 20000          # distinct addresses symbolized per tick
+        budget = 20000  # distinct addresses symbolized per tick
         for start in by_vma:
             v = snapshot.vma_at(start)
             if v is None or not self.elf_data_vma(v, snapshot):
@@ -159,11 +162,15 @@ class FaultSymbols:
         hit = self._sym_cache.get(key)
         if hit is not None:
             return hit
-        if ip >= KERNEL_START:              # a fault taken in kernel mode (copy_to_user, ...)
+        if ip >= KERNEL_START:  # a fault taken in kernel mode (copy_to_user, ...)
             from .symbolize import kernel_symbol
+
             k = kernel_symbol(ip, self.proc_root)
-            out = (k[0], "[kernel.kallsyms]", f"{k[0]}+{k[1]:#x}") if k else \
-                ("[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}")
+            out = (
+                (k[0], "[kernel.kallsyms]", f"{k[0]}+{k[1]:#x}")
+                if k
+                else ("[kernel]", "[kernel.kallsyms]", f"[kernel] {ip:#x}")
+            )
             self._sym_cache[key] = out
             return out
         s = self._symbolizer.lookup(ip, v, snapshot) if v is not None else None
@@ -195,6 +202,7 @@ class FaultSymbols:
         if not recent or not tails:
             return ()
         from .perf import unpack_samples
+
         rows = []
         for tail in tails:
             rows.extend(unpack_samples(memoryview(tail).cast("Q")))
@@ -207,8 +215,17 @@ class FaultSymbols:
             if v is not None and self.elf_data_vma(v, snapshot):
                 ds = self._symbolizer.lookup(a, v, snapshot)
                 data = ds.text if ds is not None and ds.name is not None else None
-            out.append(FaultSample(time_ns=t, pid=pid, tid=tid, ip=ip, addr=a, major=i in maj_ids,
-                                   symbol=None if text.startswith("0x") else text,
-                                   dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso,
-                                   data_symbol=data))
+            out.append(
+                FaultSample(
+                    time_ns=t,
+                    pid=pid,
+                    tid=tid,
+                    ip=ip,
+                    addr=a,
+                    major=i in maj_ids,
+                    symbol=None if text.startswith("0x") else text,
+                    dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso,
+                    data_symbol=data,
+                )
+            )
         return tuple(out)

@@ -18,11 +18,12 @@ by page, when both snapshots carry page runs (``--pages``).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
-from .model import Snapshot, Vma
-from .units import human_bytes
+from ..model import Snapshot, Vma
+from ..units import human_bytes
 
 DIFF_SCHEMA = "vmainspect/diff@1"
 
@@ -57,7 +58,7 @@ class VmaRef:
     kind: str
 
     @classmethod
-    def of(cls, v: Vma) -> "VmaRef":
+    def of(cls, v: Vma) -> VmaRef:
         return cls(v.start, v.end, v.perms, v.path, v.kind)
 
 
@@ -81,16 +82,16 @@ class Delta:
 
 @dataclass(frozen=True)
 class VmaChange:
-    status: str                        # ADDED, REMOVED or CHANGED
+    status: str  # ADDED, REMOVED or CHANGED
     a: VmaRef | None
     b: VmaRef | None
-    metrics: Mapping[str, Delta]       # METRICS keys
+    metrics: Mapping[str, Delta]  # METRICS keys
     resized: bool = False
     perms_changed: bool = False
     path_changed: bool = False
     # (from_state, to_state, pages), most pages first; None: a side has no page runs
     transitions: tuple[tuple[str, str, int], ...] | None = None
-    overlap_pages: int | None = None   # pages compared for transitions
+    overlap_pages: int | None = None  # pages compared for transitions
     # added: the old VMA it was split from / grew out of; removed: the new VMA
     # it was merged into (same inode, overlapping addresses)
     overlaps: VmaRef | None = None
@@ -114,8 +115,8 @@ class Side:
 class Diff:
     a: Side
     b: Side
-    changes: tuple[VmaChange, ...]           # address order; only VMAs with a difference
-    unchanged: int                           # paired VMAs with no difference
+    changes: tuple[VmaChange, ...]  # address order; only VMAs with a difference
+    unchanged: int  # paired VMAs with no difference
     totals: Mapping[str, Delta]
     notes: tuple[str, ...] = ()
     page_size: int = 4096
@@ -138,6 +139,7 @@ class Diff:
 
 # --- building ---------------------------------------------------------------
 
+
 def _sum(fields: Mapping[str, int], names: Iterable[str]) -> int | None:
     total = 0
     for n in names:
@@ -149,8 +151,10 @@ def _sum(fields: Mapping[str, int], names: Iterable[str]) -> int | None:
 
 
 def _metrics(a: Vma | None, b: Vma | None) -> dict[str, Delta]:
-    return {k: Delta(_sum(a.smaps, names) if a else 0, _sum(b.smaps, names) if b else 0)
-            for k, names in METRICS.items()}
+    return {
+        k: Delta(_sum(a.smaps, names) if a else 0, _sum(b.smaps, names) if b else 0)
+        for k, names in METRICS.items()
+    }
 
 
 def _page_ranges(v: Vma, page_size: int) -> list[tuple[int, int, str]]:
@@ -249,13 +253,20 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
     page_size = b.host.page_size or a.host.page_size or 4096
     notes: list[str] = []
     pa, pb = a.process, b.process
-    if pa.pid != pb.pid or (pa.create_time is not None and pb.create_time is not None
-                            and abs(pa.create_time - pb.create_time) > 0.5):
-        notes.append(f"the snapshots are of different processes "
-                     f"(pid {pa.pid} {pa.name!r} and pid {pb.pid} {pb.name!r})")
+    if pa.pid != pb.pid or (
+        pa.create_time is not None
+        and pb.create_time is not None
+        and abs(pa.create_time - pb.create_time) > 0.5
+    ):
+        notes.append(
+            f"the snapshots are of different processes "
+            f"(pid {pa.pid} {pa.name!r} and pid {pb.pid} {pb.name!r})"
+        )
     if a.host.page_size != b.host.page_size or a.host.kernel != b.host.kernel:
-        notes.append(f"taken on different kernels or page sizes "
-                     f"({a.host.kernel}/{a.host.page_size} and {b.host.kernel}/{b.host.page_size})")
+        notes.append(
+            f"taken on different kernels or page sizes "
+            f"({a.host.kernel}/{a.host.page_size} and {b.host.kernel}/{b.host.page_size})"
+        )
     if a.capabilities.pages != b.capabilities.pages:
         notes.append("only one snapshot has page state (--pages): page transitions not counted")
     elif not a.capabilities.pages:
@@ -270,37 +281,59 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
         perms = v.perms != w.perms
         path = v.path != w.path
         tr = page_transitions(v, w, page_size)
-        transitions, overlap = (tr if tr is not None else (None, None))
+        transitions, overlap = tr if tr is not None else (None, None)
         if resized or perms or path or transitions or any(d.changed for d in metrics.values()):
-            changes.append(VmaChange(CHANGED, VmaRef.of(v), VmaRef.of(w), metrics, resized, perms,
-                                     path, transitions, overlap))
+            changes.append(
+                VmaChange(
+                    CHANGED, VmaRef.of(v), VmaRef.of(w), metrics, resized, perms, path, transitions, overlap
+                )
+            )
         else:
             unchanged += 1
     for v in removed:
         w = _overlapping(b.vmas, v)
         tr = page_transitions(v, w, page_size) if w else None
-        changes.append(VmaChange(REMOVED, VmaRef.of(v), None, _metrics(v, None),
-                                 transitions=tr[0] if tr else None, overlap_pages=tr[1] if tr else None,
-                                 overlaps=VmaRef.of(w) if w else None))
+        changes.append(
+            VmaChange(
+                REMOVED,
+                VmaRef.of(v),
+                None,
+                _metrics(v, None),
+                transitions=tr[0] if tr else None,
+                overlap_pages=tr[1] if tr else None,
+                overlaps=VmaRef.of(w) if w else None,
+            )
+        )
     for w in added:
         v = _overlapping(a.vmas, w)
         tr = page_transitions(v, w, page_size) if v else None
-        changes.append(VmaChange(ADDED, None, VmaRef.of(w), _metrics(None, w),
-                                 transitions=tr[0] if tr else None, overlap_pages=tr[1] if tr else None,
-                                 overlaps=VmaRef.of(v) if v else None))
+        changes.append(
+            VmaChange(
+                ADDED,
+                None,
+                VmaRef.of(w),
+                _metrics(None, w),
+                transitions=tr[0] if tr else None,
+                overlap_pages=tr[1] if tr else None,
+                overlaps=VmaRef.of(v) if v else None,
+            )
+        )
     changes.sort(key=lambda c: (c.start, c.status != REMOVED))
     totals = {k: Delta(_sum(a.totals, names), _sum(b.totals, names)) for k, names in TOTALS.items()}
-    return Diff(_side(label_a, a), _side(label_b, b), tuple(changes), unchanged, totals,
-                tuple(notes), page_size)
+    return Diff(
+        _side(label_a, a), _side(label_b, b), tuple(changes), unchanged, totals, tuple(notes), page_size
+    )
 
 
 # --- JSON -------------------------------------------------------------------
+
 
 def __getattr__(name: str) -> Any:
     # JSON_SCHEMA: the JSON Schema (draft 2020-12) of ``vmainspect diff --json``,
     # shipped as vmainspect/schemas/diff-1.json (loaded on first use)
     if name == "JSON_SCHEMA":
-        from .json_schemas import load
+        from ..schemas import load
+
         return load(DIFF_SCHEMA)
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
@@ -317,9 +350,16 @@ def _delta(d: Delta) -> dict[str, int | None]:
 
 def to_dict(d: Diff) -> dict[str, Any]:
     """The diff as JSON-ready data (schema ``vmainspect/diff@1``)."""
+
     def side(s: Side) -> dict[str, Any]:
-        return {"source": s.label, "pid": s.pid, "name": s.name, "taken_at": s.taken_at,
-                "create_time": s.create_time, "pages": s.pages}
+        return {
+            "source": s.label,
+            "pid": s.pid,
+            "name": s.name,
+            "taken_at": s.taken_at,
+            "create_time": s.create_time,
+            "pages": s.pages,
+        }
 
     return {
         "schema": DIFF_SCHEMA,
@@ -327,28 +367,38 @@ def to_dict(d: Diff) -> dict[str, Any]:
         "b": side(d.b),
         "different": d.different,
         "page_size": d.page_size,
-        "summary": {"added": d.count(ADDED), "removed": d.count(REMOVED),
-                    "resized": d.count("resized"), "perms_changed": d.count("perms"),
-                    "changed": d.count(CHANGED), "unchanged": d.unchanged},
+        "summary": {
+            "added": d.count(ADDED),
+            "removed": d.count(REMOVED),
+            "resized": d.count("resized"),
+            "perms_changed": d.count("perms"),
+            "changed": d.count(CHANGED),
+            "unchanged": d.unchanged,
+        },
         "totals": {k: _delta(v) for k, v in d.totals.items()},
-        "vmas": [{
-            "status": c.status,
-            "a": _ref(c.a),
-            "b": _ref(c.b),
-            "resized": c.resized,
-            "perms_changed": c.perms_changed,
-            "path_changed": c.path_changed,
-            **{k: _delta(v) for k, v in c.metrics.items()},
-            "overlap_pages": c.overlap_pages,
-            "transitions": None if c.transitions is None else
-            [{"from": f, "to": t, "pages": n} for f, t, n in c.transitions],
-            "overlaps": _ref(c.overlaps),
-        } for c in d.changes],
+        "vmas": [
+            {
+                "status": c.status,
+                "a": _ref(c.a),
+                "b": _ref(c.b),
+                "resized": c.resized,
+                "perms_changed": c.perms_changed,
+                "path_changed": c.path_changed,
+                **{k: _delta(v) for k, v in c.metrics.items()},
+                "overlap_pages": c.overlap_pages,
+                "transitions": None
+                if c.transitions is None
+                else [{"from": f, "to": t, "pages": n} for f, t, n in c.transitions],
+                "overlaps": _ref(c.overlaps),
+            }
+            for c in d.changes
+        ],
         "notes": list(d.notes),
     }
 
 
 # --- text -------------------------------------------------------------------
+
 
 def _signed(n: int | None) -> str:
     if n is None:
@@ -370,12 +420,17 @@ def render_text(d: Diff) -> str:
     for n in d.notes:
         lines.append(f"note: {n}")
     np = d.count("perms")
-    summary = (f"{d.count(ADDED)} added, {d.count(REMOVED)} removed, {d.count('resized')} resized, "
-               f"{np} permission change{'' if np == 1 else 's'}, {d.count(CHANGED)} changed, "
-               f"{d.unchanged} unchanged VMAs")
+    summary = (
+        f"{d.count(ADDED)} added, {d.count(REMOVED)} removed, {d.count('resized')} resized, "
+        f"{np} permission change{'' if np == 1 else 's'}, {d.count(CHANGED)} changed, "
+        f"{d.unchanged} unchanged VMAs"
+    )
     lines.append(summary)
-    tot = "  ".join(f"{k} {human_bytes(v.b)} ({_signed(v.delta)})" for k, v in d.totals.items()
-                    if v.a is not None or v.b is not None)
+    tot = "  ".join(
+        f"{k} {human_bytes(v.b)} ({_signed(v.delta)})"
+        for k, v in d.totals.items()
+        if v.a is not None or v.b is not None
+    )
     if tot:
         lines.append(f"totals: {tot}")
     if not d.changes:
@@ -394,8 +449,10 @@ def render_text(d: Diff) -> str:
         path = ref.path or f"[{ref.kind}]"
         if c.path_changed and c.a and c.b:
             path = f"{c.a.path} -> {c.b.path}"
-        lines.append(f"{mark} {_range(ref):<25} {perms:<10} {size:>6} {_signed(m['rss'].delta):>7} "
-                     f"{_signed(m['dirty'].delta):>7} {_signed(m['swap'].delta):>7}  {path}")
+        lines.append(
+            f"{mark} {_range(ref):<25} {perms:<10} {size:>6} {_signed(m['rss'].delta):>7} "
+            f"{_signed(m['dirty'].delta):>7} {_signed(m['swap'].delta):>7}  {path}"
+        )
         if c.resized and c.a and c.b:
             lines.append(f"    resized from {_range(c.a)} ({human_bytes(c.a.end - c.a.start)})")
         if c.overlaps is not None:

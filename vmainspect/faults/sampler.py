@@ -34,14 +34,14 @@ import threading
 import time
 from collections import Counter
 
-from .errors import AccessDenied, ProcessGone
-from .fault_attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
-from .model import FaultTick, Snapshot
-from .procfs.reader import ProcReader
+from ..errors import AccessDenied, ProcessGone
+from ..model import FaultTick, Snapshot
+from ..procfs.reader import ProcReader
+from .attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
-MAX_PAGES = 65536           # FaultTick.pages bound
-SCAN_INTERVAL = 0.2         # seconds between /proc/PID/task listings in the drain thread
+MAX_PAGES = 65536  # FaultTick.pages bound
+SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings in the drain thread
 
 
 def parse_stat_faults(data: bytes) -> tuple[int, int]:
@@ -54,10 +54,13 @@ def _raise_nofile(need: int) -> None:
     """Raise the soft open-file limit toward the hard one when ``need`` fds may not fit (as perf does)."""
     try:
         import resource
+
         soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
         if soft != resource.RLIM_INFINITY and soft < need:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard == resource.RLIM_INFINITY
-                                                        else min(hard, max(need, soft)), hard))
+            resource.setrlimit(
+                resource.RLIMIT_NOFILE,
+                (hard if hard == resource.RLIM_INFINITY else min(hard, max(need, soft)), hard),
+            )
     except (ImportError, ValueError, OSError):
         pass
 
@@ -69,28 +72,35 @@ def _paranoid(proc_root: str) -> str:
         return "?"
 
 
-FOLD_BYTES = 32 << 20      # raw addresses kept before folding them into counts (bounds memory between ticks)
+FOLD_BYTES = 32 << 20  # raw addresses kept before folding them into counts (bounds memory between ticks)
 
 
 class _Window:
-    __slots__ = ("addrs", "ips", "threads", "lost", "other", "tails", "folded", "n")
+    __slots__ = ("addrs", "folded", "ips", "lost", "n", "other", "tails", "threads")
 
     def __init__(self) -> None:
-        self.addrs = (bytearray(), bytearray())   # minor, major: raw little-endian u64s
+        self.addrs = (bytearray(), bytearray())  # minor, major: raw little-endian u64s
         self.ips = (bytearray(), bytearray())
         self.folded = ((Counter(), Counter()), (Counter(), Counter()))  # (addrs, ips) counts per kind
-        self.n = [0, 0]                           # samples per kind
-        self.threads: dict[int, list[int]] = {}   # tid -> [minor, major]
+        self.n = [0, 0]  # samples per kind
+        self.threads: dict[int, list[int]] = {}  # tid -> [minor, major]
         self.lost = 0
         self.other = 0
-        self.tails: dict[int, bytes] = {}          # tid -> the newest raw samples
+        self.tails: dict[int, bytes] = {}  # tid -> the newest raw samples
 
 
 class FaultSampler:
     """Samples one process's page faults; see the module docstring."""
 
-    def __init__(self, pid: int, *, period: int = 1, proc_root: str = "/proc", recent: int = 64,
-                 ring_bytes: int | None = None) -> None:
+    def __init__(
+        self,
+        pid: int,
+        *,
+        period: int = 1,
+        proc_root: str = "/proc",
+        recent: int = 64,
+        ring_bytes: int | None = None,
+    ) -> None:
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
@@ -101,16 +111,20 @@ class FaultSampler:
         self.reader = ProcReader(pid, proc_root)
         self.mode = "perf"
         self.reason: str | None = None
-        self.notes: list[str] = []          # e.g. kernel-mode faults not sampled
-        self.gone = False                   # the process has exited
+        self.notes: list[str] = []  # e.g. kernel-mode faults not sampled
+        self.gone = False  # the process has exited
         self.exclude_kernel = False
-        self.unattributed = 0               # samples of the last tick outside the snapshot's VMAs
+        self.unattributed = 0  # samples of the last tick outside the snapshot's VMAs
         self.by_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick
-        self.by_data_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick: faulting data in ELF .data/.bss
-        self._maj_ids: set[int] = set()     # ids of every major event opened (recent samples of exited threads too)
-        self._closed_counts = [0, 0]        # event counts of rings already closed (exited threads)
-        self._rings: dict = {}              # tid -> perf.Ring
-        self._skipped: set[int] = set()     # threads that could not be opened
+        self.by_data_symbol_split: dict[
+            tuple[str, str], tuple[int, int]
+        ] = {}  # last tick: faulting data in ELF .data/.bss
+        self._maj_ids: set[int] = (
+            set()
+        )  # ids of every major event opened (recent samples of exited threads too)
+        self._closed_counts = [0, 0]  # event counts of rings already closed (exited threads)
+        self._rings: dict = {}  # tid -> perf.Ring
+        self._skipped: set[int] = set()  # threads that could not be opened
         self._skip_reasons: set[str] = set()
         self._lock = threading.Lock()
         self._win = _Window()
@@ -122,7 +136,9 @@ class FaultSampler:
         self._proc_counters: tuple[int, int] | None = None
         self._symbols = FaultSymbols(proc_root)
         self._started = False
-        self.previous_snapshot: Snapshot | None = None  # transitions are counted from it; tick() sets it, set it before the first tick
+        self.previous_snapshot: Snapshot | None = (
+            None  # transitions are counted from it; tick() sets it, set it before the first tick
+        )
         self._starttime: bytes | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
@@ -150,8 +166,10 @@ class FaultSampler:
 
     def _open(self, tid: int, nthreads: int):
         from .perf import Ring
-        ring = Ring(tid, period=self.period, ring_bytes=self._ring_bytes(nthreads),
-                    exclude_kernel=self.exclude_kernel)
+
+        ring = Ring(
+            tid, period=self.period, ring_bytes=self._ring_bytes(nthreads), exclude_kernel=self.exclude_kernel
+        )
         ring.enable()
         self._maj_ids.add(ring.id_maj)
         return ring
@@ -165,11 +183,15 @@ class FaultSampler:
             owner = None
         if e.errno in (errno.EACCES, errno.EPERM):
             if owner is not None and owner != os.geteuid() and os.geteuid() != 0:
-                why = (f"perf_event_open refused: process {self.pid} belongs to another user "
-                       f"(needs root or CAP_PERFMON; kernel.perf_event_paranoid={par})")
+                why = (
+                    f"perf_event_open refused: process {self.pid} belongs to another user "
+                    f"(needs root or CAP_PERFMON; kernel.perf_event_paranoid={par})"
+                )
             else:
-                why = (f"perf_event_open refused (kernel.perf_event_paranoid={par}, {who}"
-                       f"{'; seccomp or a container profile may block it' if e.errno == errno.EPERM else ''})")
+                why = (
+                    f"perf_event_open refused (kernel.perf_event_paranoid={par}, {who}"
+                    f"{'; seccomp or a container profile may block it' if e.errno == errno.EPERM else ''})"
+                )
         elif e.errno == errno.ENOSYS:
             why = "perf_event_open is not available on this kernel"
         elif e.errno == errno.ENOENT:
@@ -183,23 +205,25 @@ class FaultSampler:
         if self._started:
             return
         self._started = True
-        first = self.reader.read("stat")        # ProcessGone / AccessDenied as the reader says
+        first = self.reader.read("stat")  # ProcessGone / AccessDenied as the reader says
         try:
-            self._starttime = first.rsplit(b")", 1)[1].split()[19]   # (pid, start time) names a process
+            self._starttime = first.rsplit(b")", 1)[1].split()[19]  # (pid, start time) names a process
         except IndexError:
             self._starttime = None
         self._last = time.monotonic()
         if self.proc_root != "/proc":
-            self._counters_mode("perf sampling needs the live /proc (proc root is "
-                                f"{self.proc_root}): showing its fault counters instead")
+            self._counters_mode(
+                "perf sampling needs the live /proc (proc root is "
+                f"{self.proc_root}): showing its fault counters instead"
+            )
             return
         try:
-            from . import perf  # noqa: F401
-        except OSError as e:    # no libc to call syscall() through
+            pass
+        except OSError as e:  # no libc to call syscall() through
             self._counters_mode(f"perf_event_open unavailable ({e}): showing /proc fault counters instead")
             return
         tids = sorted(self._tids())
-        _raise_nofile(2 * len(tids) + 64)       # two events per thread
+        _raise_nofile(2 * len(tids) + 64)  # two events per thread
         first_error: OSError | None = None
         for tid in tids:
             try:
@@ -212,21 +236,27 @@ class FaultSampler:
                 self.exclude_kernel = True
                 try:
                     self._rings[tid] = self._open(tid, len(tids))
-                    self.notes.append("faults taken in kernel mode (e.g. read() into fresh pages) are "
-                                      f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
-                                      "allows only user-mode sampling without root")
+                    self.notes.append(
+                        "faults taken in kernel mode (e.g. read() into fresh pages) are "
+                        f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
+                        "allows only user-mode sampling without root"
+                    )
                     continue
                 except OSError as e2:
                     err = e2
             if err.errno == errno.ESRCH:
-                continue                    # the thread exited meanwhile
+                continue  # the thread exited meanwhile
             if not self._rings:
                 first_error = err
                 break
             self._skipped.add(tid)
-            self._skip_reasons.add("open file limit (RLIMIT_NOFILE)" if err.errno in (errno.EMFILE, errno.ENFILE)
-                                   else "perf ring memory limit (kernel.perf_event_mlock_kb)"
-                                   if err.errno in (errno.EPERM, errno.ENOMEM) else os.strerror(err.errno or 0))
+            self._skip_reasons.add(
+                "open file limit (RLIMIT_NOFILE)"
+                if err.errno in (errno.EMFILE, errno.ENFILE)
+                else "perf ring memory limit (kernel.perf_event_mlock_kb)"
+                if err.errno in (errno.EPERM, errno.ENOMEM)
+                else os.strerror(err.errno or 0)
+            )
         if not self._rings:
             if first_error is None:
                 if not self.reader.exists():
@@ -236,8 +266,10 @@ class FaultSampler:
             return
         self.start_counters = self.proc_counters()
         if self._skipped:
-            self.notes.append(f"{len(self._skipped)} thread(s) could not be sampled: "
-                              + ", ".join(sorted(self._skip_reasons)))
+            self.notes.append(
+                f"{len(self._skipped)} thread(s) could not be sampled: "
+                + ", ".join(sorted(self._skip_reasons))
+            )
         self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
         self._thread.start()
 
@@ -283,6 +315,7 @@ class FaultSampler:
 
     def _drain_all(self) -> None:
         from .perf import SAMPLE_WORDS, split_records
+
         win = self._win
         keep = self.recent * SAMPLE_WORDS
         for tid, ring in self._rings.items():
@@ -311,15 +344,18 @@ class FaultSampler:
                     win.ips[0].extend(q[2::SAMPLE_WORDS].tobytes())
                     counts[0] += len(ids)
             for k in (0, 1):
-                if len(win.addrs[k]) >= FOLD_BYTES:      # nobody ticked for a while: keep counts only
-                    count_u64(win.addrs[k], win.folded[k][0])      # rare: nobody ticked for seconds
+                if len(win.addrs[k]) >= FOLD_BYTES:  # nobody ticked for a while: keep counts only
+                    count_u64(win.addrs[k], win.folded[k][0])  # rare: nobody ticked for seconds
                     count_u64(win.ips[k], win.folded[k][1])
                     win.n[k] += len(win.addrs[k]) // 8
                     del win.addrs[k][:], win.ips[k][:]
             if keep and runs:
                 last = runs[-1]
-                tail = last[-keep:].tobytes() if len(last) >= keep else \
-                    (win.tails.get(tid, b"") + last.tobytes())[-keep * 8:]
+                tail = (
+                    last[-keep:].tobytes()
+                    if len(last) >= keep
+                    else (win.tails.get(tid, b"") + last.tobytes())[-keep * 8 :]
+                )
                 win.tails[tid] = tail
 
     def _rescan(self) -> None:
@@ -328,7 +364,7 @@ class FaultSampler:
             state, started = fields[0], fields[19]
         except IndexError:
             state, started = b"?", None
-        if state in (b"Z", b"X", b"x"):        # exited, not yet reaped by its parent
+        if state in (b"Z", b"X", b"x"):  # exited, not yet reaped by its parent
             raise ProcessGone(self.pid, "it is a zombie")
         if self._starttime is not None and started is not None and started != self._starttime:
             raise ProcessGone(self.pid, "its PID now names another process")
@@ -336,7 +372,7 @@ class FaultSampler:
         with self._lock:
             changed = False
             for tid in list(self._rings):
-                if tid not in tids:             # exited: last drain, then close
+                if tid not in tids:  # exited: last drain, then close
                     self._drain_all()
                     ring = self._rings.pop(tid)
                     mi, ma = ring.counts()
@@ -384,7 +420,7 @@ class FaultSampler:
         return self._perf_tick(win, window_s, snapshot, refresh)
 
     def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot | None, refresh) -> FaultTick:
-        if snapshot is None:                # nothing to attribute to: an empty map (all unattributed)
+        if snapshot is None:  # nothing to attribute to: an empty map (all unattributed)
             snapshot = NO_VMAS
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
@@ -408,8 +444,9 @@ class FaultSampler:
         self.by_data_symbol_split = self._symbols.data_symbols(snapshot, by_vma, lists)
         sym_split = self._symbols.ip_symbols(snapshot, win.ips, (win.folded[0][1], win.folded[1][1]))
         self.by_symbol_split = sym_split
-        by_symbol = tuple(sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()),
-                                 key=lambda t: (-t[2], t[0], t[1])))
+        by_symbol = tuple(
+            sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()), key=lambda t: (-t[2], t[0], t[1]))
+        )
         pages: set[int] = set()
         mask = ~(PAGE - 1)
         for keys, _cnt in lists:
@@ -423,10 +460,19 @@ class FaultSampler:
         by_transition = transitions(self.previous_snapshot, snapshot, page_list)
         self.previous_snapshot = snapshot
         return FaultTick(
-            mode="perf", window_s=window_s, minor=minor, major=major, lost=win.lost,
-            by_vma=by_vma, by_symbol=by_symbol, recent=self._symbols.samples(win.tails.values(), self._maj_ids, self.recent, snapshot),
-            reason=None, by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
-            pages=tuple(page_list), by_transition=by_transition)
+            mode="perf",
+            window_s=window_s,
+            minor=minor,
+            major=major,
+            lost=win.lost,
+            by_vma=by_vma,
+            by_symbol=by_symbol,
+            recent=self._symbols.samples(win.tails.values(), self._maj_ids, self.recent, snapshot),
+            reason=None,
+            by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
+            pages=tuple(page_list),
+            by_transition=by_transition,
+        )
 
     # ------------------------------------------------------------ counters mode
     def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
@@ -448,11 +494,12 @@ class FaultSampler:
             raw = self.reader.read("stat")
             fields = raw.rsplit(b")", 1)[1].split()
             if self._starttime is not None and fields[19] != self._starttime:
-                self.gone = True            # the PID names another process now
-                return FaultTick(mode="counters", window_s=window_s, minor=0, major=0, lost=None,
-                                 reason=self.reason)
+                self.gone = True  # the PID names another process now
+                return FaultTick(
+                    mode="counters", window_s=window_s, minor=0, major=0, lost=None, reason=self.reason
+                )
             if fields[0] in (b"Z", b"X", b"x"):
-                self.gone = True            # exited; a zombie's counters are still its last ones
+                self.gone = True  # exited; a zombie's counters are still its last ones
             now = parse_stat_faults(raw)
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
@@ -466,8 +513,15 @@ class FaultSampler:
             b = self._counters.get(tid, (0, 0))
             by_thread[tid] = (max(0, mi - b[0]), max(0, ma - b[1]))
         self._counters = threads
-        return FaultTick(mode="counters", window_s=window_s, minor=minor, major=major, lost=None,
-                         reason=self.reason, by_thread=by_thread)
+        return FaultTick(
+            mode="counters",
+            window_s=window_s,
+            minor=minor,
+            major=major,
+            lost=None,
+            reason=self.reason,
+            by_thread=by_thread,
+        )
 
     def proc_counters(self) -> tuple[int, int] | None:
         """The kernel's (minflt, majflt) for the whole process now, or None if it is gone."""
@@ -507,7 +561,7 @@ class FaultSampler:
                 r.close()
             self._rings.clear()
 
-    def __enter__(self) -> "FaultSampler":
+    def __enter__(self) -> FaultSampler:
         self.start()
         return self
 

@@ -22,9 +22,13 @@ import gc
 import os
 import threading
 import time
+from typing import TYPE_CHECKING
 
-from .errors import ProcessGone
-from .procfs.reader import ProcReader
+from ..errors import ProcessGone
+from ..procfs.reader import ProcReader
+
+if TYPE_CHECKING:
+    from ..model import Snapshot
 
 _DEAD_STATES = ("Z", "X", "x")
 
@@ -38,6 +42,7 @@ def _user_name(uid: int | None) -> str | None:
         return None
     try:
         import pwd
+
         return pwd.getpwuid(uid).pw_name
     except (KeyError, ImportError):
         return str(uid)
@@ -51,7 +56,7 @@ def _boot_time(reader: ProcReader, parse) -> int | None:
     if root not in _btime_cache:
         try:
             _btime_cache[root] = parse.parse_btime(reader.read_global("stat"))
-        except Exception:           # a fixture tree without /proc/stat: create time unknown
+        except Exception:  # a fixture tree without /proc/stat: create time unknown
             _btime_cache[root] = None
     return _btime_cache[root]
 
@@ -69,13 +74,13 @@ def _read_small(reader: ProcReader) -> tuple:
     return rollup_raw, reader.read("status"), reader.read("cmdline"), reader.readlink("exe")
 
 
-def _in_thread(fn, *args) -> "_Pending":
+def _in_thread(fn, *args) -> _Pending:
     pending = _Pending()
 
     def run() -> None:
         try:
             pending.value = fn(*args)
-        except BaseException as e:     # handed to the caller by result()
+        except BaseException as e:  # handed to the caller by result()
             pending.error = e
 
     pending.thread = threading.Thread(target=run, name="vmainspect-proc", daemon=True)
@@ -99,7 +104,7 @@ def _read_files(reader: ProcReader) -> tuple:
     """stat first (the reference for "same process?"), then smaps here and the
     small files in a second thread. Returns the raw bytes; ``ProcessGone`` after
     the first stat read means the process exited while being read."""
-    stat_raw = reader.read("stat")                      # ProcessGone here: no such process
+    stat_raw = reader.read("stat")  # ProcessGone here: no such process
     try:
         small = _in_thread(_read_small, reader)
         try:
@@ -110,7 +115,7 @@ def _read_files(reader: ProcReader) -> tuple:
     except ProcessGone:
         raise ProcessGone(reader.pid, "it exited while being read") from None
     if rollup_raw is None:
-        if smaps_raw:          # an mm for smaps but none for smaps_rollup: it is exiting
+        if smaps_raw:  # an mm for smaps but none for smaps_rollup: it is exiting
             raise ProcessGone(reader.pid, "it exited while being read")
         rollup_raw = b""
     return stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
@@ -121,8 +126,9 @@ def _now_iso() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
-def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
-            use_scan: bool | None = None) -> "Snapshot":
+def collect(
+    pid: int, *, pages: bool = False, proc_root: str = "/proc", use_scan: bool | None = None
+) -> Snapshot:
     """Read process ``pid``'s memory map (and with ``pages`` its per-page state).
 
     Raises ProcessGone (no such process; it exited or its PID was reused
@@ -133,21 +139,23 @@ def collect(pid: int, *, pages: bool = False, proc_root: str = "/proc",
     """
     reader = ProcReader(pid, proc_root)
     gc_was_enabled = gc.isenabled()
-    gc.disable()        # tens of thousands of acyclic objects: the cyclic GC only costs time here
+    gc.disable()  # tens of thousands of acyclic objects: the cyclic GC only costs time here
     try:
         taken_at = _now_iso()
         reading = _in_thread(_read_files, reader)
-        from . import model            # noqa: F401  (imported while the kernel works)
-        from .procfs import parse
+        from .. import model  # noqa: F401  (imported while the kernel works)
+        from ..procfs import parse
+
         return _build(reader, parse, reading.result(), taken_at, pages, use_scan)
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _build(reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool,
-           use_scan: bool | None) -> "Snapshot":
-    from .model import Capabilities, HostInfo, ProcessInfo, Snapshot
+def _build(
+    reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool, use_scan: bool | None
+) -> Snapshot:
+    from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
 
     pid = reader.pid
     stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe = files
@@ -158,19 +166,23 @@ def _build(reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool,
     host = HostInfo(kernel=u.release, page_size=os.sysconf("SC_PAGE_SIZE"), hostname=u.nodename)
     notes: list[str] = []
 
-    page_caps: dict = {"pfn_visible": None, "kpageflags": None, "kpagecount": None,
-                       "pagemap_scan": None}
+    page_caps: dict = {"pfn_visible": None, "kpageflags": None, "kpagecount": None, "pagemap_scan": None}
     if pages and vmas:
-        from .procfs.pages import read_pages   # lazy: only --pages pays for it
+        from ..procfs.pages import read_pages  # lazy: only --pages pays for it
+
         try:
             result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
         except ProcessGone:
             raise ProcessGone(pid, "it exited while being read") from None
         if len(result.infos) != len(vmas):
             raise RuntimeError("read_pages returned a different number of VMAs")
-        vmas = parse.with_pages(vmas, result.infos)   # = dataclasses.replace(v, pages=info), faster
-        page_caps = {"pfn_visible": result.pfn_visible, "kpageflags": result.kpageflags,
-                     "kpagecount": result.kpagecount, "pagemap_scan": result.pagemap_scan}
+        vmas = parse.with_pages(vmas, result.infos)  # = dataclasses.replace(v, pages=info), faster
+        page_caps = {
+            "pfn_visible": result.pfn_visible,
+            "kpageflags": result.kpageflags,
+            "kpagecount": result.kpagecount,
+            "pagemap_scan": result.pagemap_scan,
+        }
         notes.extend(result.notes)
     elif pages:
         notes.append("no VMAs: no per-page state to collect")
@@ -213,5 +225,6 @@ def _build(reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool,
         create_time=create_time,
     )
     caps = Capabilities(root=os.geteuid() == 0, pages=bool(pages), notes=tuple(notes), **page_caps)
-    return Snapshot(taken_at=taken_at, host=host, process=process, capabilities=caps,
-                    totals=totals, vmas=tuple(vmas))
+    return Snapshot(
+        taken_at=taken_at, host=host, process=process, capabilities=caps, totals=totals, vmas=tuple(vmas)
+    )

@@ -52,7 +52,7 @@ def _key(x: Any) -> Any:
         return tuple(x)
     if x is None:
         return ("null",)
-    return (t.__name__, x)    # bool and float: never equal to an int key
+    return (t.__name__, x)  # bool and float: never equal to an int key
 
 
 def make_patch(a: Any, b: Any) -> dict | None:
@@ -71,7 +71,7 @@ def make_patch(a: Any, b: Any) -> dict | None:
                 sub[k] = {"=": vb}
         gone = [k for k in a if k not in b]
         if not sub and not gone:
-            return None     # equal as JSON (a tuple and a list)
+            return None  # equal as JSON (a tuple and a list)
         out: dict[str, Any] = {"{": sub}
         if gone:
             out["-"] = gone
@@ -104,23 +104,23 @@ def _keyed_ops(a: Any, b: Any) -> list | None:
         return None
     sa, sb = set(ka), set(kb)
     if len(sa) != len(ka) or len(sb) != len(kb):
-        return None                                    # duplicate keys
+        return None  # duplicate keys
     common = sa & sb
     if [x for x in ka if x in common] != [x for x in kb if x in common]:
-        return None                                    # common elements out of order
+        return None  # common elements out of order
     dels = [i for i, x in enumerate(ka) if x not in common]
     ins = [j for j, x in enumerate(kb) if x not in common]
     ops: list[Any] = []
 
     def keep(i: int, j: int, n: int) -> None:
-        if by_value:                                   # same key: same value
+        if by_value:  # same key: same value
             ops.append(n)
             return
-        run = 0     # elements kept since the last patch op
+        run = 0  # elements kept since the last patch op
         for k in [k for k in range(n) if a[i + k] != b[j + k]]:
             p = make_patch(a[i + k], b[j + k])
             if p is None:
-                continue                               # equal as JSON (tuple vs list)
+                continue  # equal as JSON (tuple vs list)
             if k > run:
                 ops.append(k - run)
             ops.append(p)
@@ -149,7 +149,7 @@ def _keyed_ops(a: Any, b: Any) -> list | None:
             k = ii
             while k < len(ins) and ins[k] == j + (k - ii):
                 k += 1
-            ops.append(list(b[j:j + (k - ii)]))
+            ops.append(list(b[j : j + (k - ii)]))
             j += k - ii
             ii = k
     while ops and type(ops[-1]) is int and ops[-1] > 0:
@@ -199,7 +199,7 @@ def _list_ops(a: Any, b: Any) -> list | None:
     if j < nb:
         emit(list(b[j:]))
     while ops and type(ops[-1]) is int and ops[-1] > 0:
-        ops.pop()   # old elements left after the last op are kept
+        ops.pop()  # old elements left after the last op are kept
     return ops
 
 
@@ -240,7 +240,7 @@ def apply_patch(a: Any, node: Any) -> Any:
                 if op > 0:
                     if i + op > n:
                         raise PatchError("list patch keeps past the end")
-                    out_l.extend(a[i:i + op])
+                    out_l.extend(a[i : i + op])
                     i += op
                 elif op < 0:
                     if i - op > n:

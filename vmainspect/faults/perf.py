@@ -69,7 +69,7 @@ SAMPLE_TYPE = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_S
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
-SAMPLE_SIZE = 48            # bytes per sample record with SAMPLE_TYPE
+SAMPLE_SIZE = 48  # bytes per sample record with SAMPLE_TYPE
 SAMPLE_WORDS = SAMPLE_SIZE // 8
 
 # attr.flags bits
@@ -80,7 +80,7 @@ _WATERMARK = 1 << 14
 _USE_CLOCKID = 1 << 25
 
 CLOCK_MONOTONIC = 1
-ATTR_SIZE = 128             # PERF_ATTR_SIZE_VER7 (Linux 5.12+; older kernels accept a larger attr whose tail is zero)
+ATTR_SIZE = 128  # PERF_ATTR_SIZE_VER7 (Linux 5.12+; older kernels accept a larger attr whose tail is zero)
 
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
@@ -93,8 +93,17 @@ _DATA_TAIL = 1032
 _DATA_OFFSET = 1040
 _DATA_SIZE = 1048
 
-_SYSCALL_NR = {"x86_64": 298, "aarch64": 241, "i686": 336, "i386": 336, "ppc64le": 319,
-               "s390x": 331, "riscv64": 241, "armv7l": 364, "loongarch64": 241}
+_SYSCALL_NR = {
+    "x86_64": 298,
+    "aarch64": 241,
+    "i686": 336,
+    "i386": 336,
+    "ppc64le": 319,
+    "s390x": 331,
+    "riscv64": 241,
+    "armv7l": 364,
+    "loongarch64": 241,
+}
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _syscall = _libc.syscall
@@ -113,8 +122,9 @@ class PerfError(OSError):
     """perf_event_open or its mmap failed; ``errno`` says why."""
 
 
-def _attr(config: int, period: int, *, exclude_kernel: bool, clockid: bool,
-          watermark: int, size: int = ATTR_SIZE) -> ctypes.Array:
+def _attr(
+    config: int, period: int, *, exclude_kernel: bool, clockid: bool, watermark: int, size: int = ATTR_SIZE
+) -> ctypes.Array:
     flags = _DISABLED | _EXCLUDE_HV
     if exclude_kernel:
         flags |= _EXCLUDE_KERNEL
@@ -123,8 +133,9 @@ def _attr(config: int, period: int, *, exclude_kernel: bool, clockid: bool,
     if clockid:
         flags |= _USE_CLOCKID
     buf = ctypes.create_string_buffer(size)
-    struct.pack_into("<IIQQQQQI", buf, 0, PERF_TYPE_SOFTWARE, size, config, period,
-                     SAMPLE_TYPE, 0, flags, watermark)
+    struct.pack_into(
+        "<IIQQQQQI", buf, 0, PERF_TYPE_SOFTWARE, size, config, period, SAMPLE_TYPE, 0, flags, watermark
+    )
     if clockid:
         struct.pack_into("<i", buf, 92, CLOCK_MONOTONIC)
     return buf
@@ -134,8 +145,14 @@ def perf_event_open(attr, pid: int, cpu: int = -1, group_fd: int = -1, flags: in
     nr = _SYSCALL_NR.get(platform.machine())
     if nr is None:
         raise PerfError(errno.ENOSYS, f"perf_event_open: unknown syscall number on {platform.machine()}")
-    fd = _syscall(ctypes.c_long(nr), attr, ctypes.c_int(pid), ctypes.c_int(cpu),
-                  ctypes.c_int(group_fd), ctypes.c_ulong(flags | 8))  # 8 = PERF_FLAG_FD_CLOEXEC
+    fd = _syscall(
+        ctypes.c_long(nr),
+        attr,
+        ctypes.c_int(pid),
+        ctypes.c_int(cpu),
+        ctypes.c_int(group_fd),
+        ctypes.c_ulong(flags | 8),
+    )  # 8 = PERF_FLAG_FD_CLOEXEC
     if fd < 0:
         e = ctypes.get_errno()
         raise PerfError(e, f"perf_event_open: {os.strerror(e)}")
@@ -151,16 +168,23 @@ def _event_id(fd: int) -> int:
 class Ring:
     """The minor and major page-fault events of one thread, and their ring buffer."""
 
-    def __init__(self, tid: int, *, period: int = 1, ring_bytes: int = 1 << 20,
-                 exclude_kernel: bool = False, clockid: bool = True) -> None:
+    def __init__(
+        self,
+        tid: int,
+        *,
+        period: int = 1,
+        ring_bytes: int = 1 << 20,
+        exclude_kernel: bool = False,
+        clockid: bool = True,
+    ) -> None:
         self.tid = tid
         self.exclude_kernel = exclude_kernel
         self.clockid = clockid
         self.fd_min = self.fd_maj = -1
-        self.base: int | None = None     # address of the mapped perf_event_mmap_page + data
+        self.base: int | None = None  # address of the mapped perf_event_mmap_page + data
         self.map_size = 0
         npages = max(1, ring_bytes // PAGE)
-        npages = 1 << (npages.bit_length() - 1)          # a power of two
+        npages = 1 << (npages.bit_length() - 1)  # a power of two
         try:
             self.fd_min = self._open(PERF_COUNT_SW_PAGE_FAULTS_MIN, period, npages * PAGE // 4)
             npages = self._map(npages)
@@ -175,19 +199,20 @@ class Ring:
 
     def _attach(self, npages: int) -> None:
         base = self.base
-        self._head = ctypes.c_uint64.from_address(base + _DATA_HEAD)   # aligned 8-byte loads/stores
+        self._head = ctypes.c_uint64.from_address(base + _DATA_HEAD)  # aligned 8-byte loads/stores
         self._tail = ctypes.c_uint64.from_address(base + _DATA_TAIL)
         self.data_offset = ctypes.c_uint64.from_address(base + _DATA_OFFSET).value or PAGE
         self.data_size = ctypes.c_uint64.from_address(base + _DATA_SIZE).value or npages * PAGE
         self.tail = self._tail.value
 
     def _open(self, config: int, period: int, watermark: int) -> int:
-        attr = _attr(config, period, exclude_kernel=self.exclude_kernel,
-                     clockid=self.clockid, watermark=watermark)
+        attr = _attr(
+            config, period, exclude_kernel=self.exclude_kernel, clockid=self.clockid, watermark=watermark
+        )
         try:
             return perf_event_open(attr, self.tid)
         except PerfError as e:
-            if e.errno == errno.EINVAL and self.clockid:   # use_clockid: Linux 4.1+
+            if e.errno == errno.EINVAL and self.clockid:  # use_clockid: Linux 4.1+
                 self.clockid = False
                 return self._open(config, period, watermark)
             raise
@@ -262,7 +287,7 @@ class Ring:
         for name in ("fd_maj", "fd_min"):
             fd = getattr(self, name)
             if fd >= 0:
-                setattr(self, name, -1)     # before close: another thread's disable() must not hit a reused fd
+                setattr(self, name, -1)  # before close: another thread's disable() must not hit a reused fd
                 try:
                     os.close(fd)
                 except OSError:
@@ -294,7 +319,7 @@ def split_records(data: bytes) -> tuple[list[memoryview], int, int]:
     while pos + 8 <= n:
         m = (n - pos) // SAMPLE_SIZE
         if m:
-            q = mv[pos: pos + m * SAMPLE_SIZE].cast("Q")
+            q = mv[pos : pos + m * SAMPLE_SIZE].cast("Q")
             heads = q[0::SAMPLE_WORDS]
             if ok.issuperset(heads):
                 runs.append(q)
@@ -315,7 +340,7 @@ def split_records(data: bytes) -> tuple[list[memoryview], int, int]:
         if typ == PERF_RECORD_LOST and size >= 24:
             lost += struct.unpack_from("<Q", data, pos + 16)[0]
         elif typ == PERF_RECORD_SAMPLE and size == SAMPLE_SIZE:
-            runs.append(mv[pos: pos + SAMPLE_SIZE].cast("Q"))
+            runs.append(mv[pos : pos + SAMPLE_SIZE].cast("Q"))
         else:
             other += 1
         pos += size
@@ -324,6 +349,5 @@ def split_records(data: bytes) -> tuple[list[memoryview], int, int]:
 
 def unpack_samples(run: memoryview, last: int | None = None) -> list[tuple[int, int, int, int, int, int]]:
     """(id, ip, pid, tid, time, addr) for the samples of one run (the last ``last`` if given)."""
-    b = run.tobytes() if last is None else run[-last * SAMPLE_WORDS:].tobytes() if last else b""
-    return [(i, ip, pid, tid, t, a)
-            for _h, i, ip, pid, tid, t, a in struct.iter_unpack("<QQQIIQQ", b)]
+    b = run.tobytes() if last is None else run[-last * SAMPLE_WORDS :].tobytes() if last else b""
+    return [(i, ip, pid, tid, t, a) for _h, i, ip, pid, tid, t, a in struct.iter_unpack("<QQQIIQQ", b)]

@@ -41,13 +41,13 @@ import time
 from bisect import bisect_right
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import IO, Any
 
-from . import __version__
-from .errors import BadInput, OutputError
-from .model import FaultSample, FaultTick, Frame, Snapshot
-from .record_patch import PatchError, apply_patch, make_patch  # noqa: F401  (also public here)
+from .. import __version__
+from ..errors import BadInput, OutputError
+from ..model import FaultSample, FaultTick, Frame, Snapshot
+from .patch import PatchError, apply_patch, make_patch
 
 SCHEMA = "vmainspect/recording@1"
 _NAME, _, _MAJOR = SCHEMA.partition("@")
@@ -57,14 +57,18 @@ END_INTERRUPTED = "interrupted"
 END_DURATION = "duration"
 END_ERROR = "error"
 
-FSYNC_EVERY_S = 2.0     # flush every line; fsync at most this often (and at the end)
+FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
 
 
 # --- fault ticks --------------------------------------------------------------
 
+
 def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
     return {
-        "mode": ft.mode, "window_s": ft.window_s, "minor": ft.minor, "major": ft.major,
+        "mode": ft.mode,
+        "window_s": ft.window_s,
+        "minor": ft.minor,
+        "major": ft.major,
         "lost": ft.lost,
         "by_vma": [[start, mn, mj] for start, (mn, mj) in ft.by_vma.items()],
         "by_symbol": [list(x) for x in ft.by_symbol],
@@ -86,24 +90,46 @@ def fault_tick_from_dict(d: Any) -> FaultTick:
             raise ValueError
         by_vma = {int(s): (int(mn), int(mj)) for s, mn, mj in d.get("by_vma", ())}
         by_symbol = tuple((str(s), str(dso), int(n)) for s, dso, n in d.get("by_symbol", ()))
-        recent = tuple(FaultSample(int(t), int(p), int(tid), int(ip), int(addr), bool(mj),
-                                   None if sym is None else str(sym), None if dso is None else str(dso))
-                       for t, p, tid, ip, addr, mj, sym, dso in d.get("recent", ()))
+        recent = tuple(
+            FaultSample(
+                int(t),
+                int(p),
+                int(tid),
+                int(ip),
+                int(addr),
+                bool(mj),
+                None if sym is None else str(sym),
+                None if dso is None else str(dso),
+            )
+            for t, p, tid, ip, addr, mj, sym, dso in d.get("recent", ())
+        )
         reason = d.get("reason")
         by_thread = {int(t): (int(mn), int(mj)) for t, mn, mj in d.get("by_thread", ())}
         pages = tuple(int(a) for a in d.get("pages", ()))
         by_transition = tuple((str(b), str(a), int(n)) for b, a, n in d.get("by_transition", ()))
-        return FaultTick(d["mode"], float(d["window_s"]), d["minor"], d["major"], d["lost"],
-                         by_vma, by_symbol, recent, None if reason is None else str(reason),
-                         by_thread, pages, by_transition)
+        return FaultTick(
+            d["mode"],
+            float(d["window_s"]),
+            d["minor"],
+            d["major"],
+            d["lost"],
+            by_vma,
+            by_symbol,
+            recent,
+            None if reason is None else str(reason),
+            by_thread,
+            pages,
+            by_transition,
+        )
     except (KeyError, TypeError, ValueError):
         raise BadInput("malformed fault record") from None
 
 
 # --- writing -------------------------------------------------------------------
 
+
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class RecordingWriter:
@@ -120,7 +146,7 @@ class RecordingWriter:
         self.closed = False
 
     @classmethod
-    def create(cls, path: str, *, force: bool = False) -> "RecordingWriter":
+    def create(cls, path: str, *, force: bool = False) -> RecordingWriter:
         """Open ``path`` for a new recording; refuses to replace a file unless ``force``."""
         try:
             st = os.stat(path)
@@ -152,23 +178,36 @@ class RecordingWriter:
             raise OutputError(f"cannot write the recording: {e.strerror}") from None
         self.bytes += len(text.encode("utf-8"))
 
-    def header(self, s: Snapshot, *, interval_s: float, pages: bool, faults: bool,
-               started_at: str | None = None) -> None:
+    def header(
+        self, s: Snapshot, *, interval_s: float, pages: bool, faults: bool, started_at: str | None = None
+    ) -> None:
         """Line 1: what is recorded (from the first snapshot) and how."""
-        self._line({"schema": SCHEMA, "started_at": started_at or _now_iso(), "interval_s": interval_s,
-                    "pid": s.process.pid, "name": s.process.name, "cmdline": list(s.process.cmdline),
-                    "create_time": s.process.create_time,
-                    "host": {"kernel": s.host.kernel, "page_size": s.host.page_size,
-                             "hostname": s.host.hostname},
-                    "pages": pages, "faults": faults, "vmainspect": __version__})
+        self._line(
+            {
+                "schema": SCHEMA,
+                "started_at": started_at or _now_iso(),
+                "interval_s": interval_s,
+                "pid": s.process.pid,
+                "name": s.process.name,
+                "cmdline": list(s.process.cmdline),
+                "create_time": s.process.create_time,
+                "host": {"kernel": s.host.kernel, "page_size": s.host.page_size, "hostname": s.host.hostname},
+                "pages": pages,
+                "faults": faults,
+                "vmainspect": __version__,
+            }
+        )
 
     def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
-        from .snapshot_io import dumps, to_dict
+        from ..snapshot.io import dumps, to_dict
+
         d = to_dict(snapshot)
         ft = None if faults is None else fault_tick_to_dict(faults)
         if self._prev is None:
             # snapshot_io's own serializer is much faster than encoding the dict (20k+ VMAs)
-            self._line(f'{{"t":{round(t, 3)!r},"snapshot":{dumps(snapshot)},"faults":{self._enc.encode(ft)}}}')
+            self._line(
+                f'{{"t":{round(t, 3)!r},"snapshot":{dumps(snapshot)},"faults":{self._enc.encode(ft)}}}'
+            )
         else:
             self._line({"t": round(t, 3), "patch": make_patch(self._prev, d) or {"{": {}}, "faults": ft})
         self._prev = d
@@ -196,21 +235,22 @@ class RecordingWriter:
 
 # --- reading -------------------------------------------------------------------
 
+
 @dataclass
 class Recording:
     """A recording read back. Frames are rebuilt as Snapshots on demand."""
 
     path: str
     header: dict
-    times: list[float]                          # seconds since the start, per frame
-    notes: list[tuple[float, str]]              # (t, text), in order
-    end: str | None = None                      # END_* of the last note, None if it never ended
-    truncated_at_line: int | None = None        # first line not loaded (1-based), None if all loaded
-    truncation: str | None = None               # why loading stopped there
+    times: list[float]  # seconds since the start, per frame
+    notes: list[tuple[float, str]]  # (t, text), in order
+    end: str | None = None  # END_* of the last note, None if it never ended
+    truncated_at_line: int | None = None  # first line not loaded (1-based), None if all loaded
+    truncation: str | None = None  # why loading stopped there
     _docs: list[dict] = field(default_factory=list, repr=False)
     _faults: list[Any] = field(default_factory=list, repr=False)
     _lines: list[int] = field(default_factory=list, repr=False)
-    _cache: "OrderedDict[int, Snapshot]" = field(default_factory=OrderedDict, repr=False)
+    _cache: OrderedDict[int, Snapshot] = field(default_factory=OrderedDict, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def __len__(self) -> int:
@@ -228,8 +268,10 @@ class Recording:
         """One line about an incomplete file, or None."""
         if self.truncated_at_line is None:
             return None
-        return (f"{self.path}: stopped at line {self.truncated_at_line} ({self.truncation}); "
-                f"loaded {len(self)} frames up to t={self.duration:.1f}s")
+        return (
+            f"{self.path}: stopped at line {self.truncated_at_line} ({self.truncation}); "
+            f"loaded {len(self)} frames up to t={self.duration:.1f}s"
+        )
 
     def snapshot(self, i: int) -> Snapshot:
         """Frame ``i`` (0-based; negative counts from the end) as a Snapshot."""
@@ -242,9 +284,10 @@ class Recording:
             if s is not None:
                 self._cache.move_to_end(i)
                 return s
-        from .snapshot_io import from_dict
+        from ..snapshot.io import from_dict
+
         try:
-            s = from_dict(self._docs[i])    # outside the lock: a prefetching thread may do the same
+            s = from_dict(self._docs[i])  # outside the lock: a prefetching thread may do the same
         except BadInput as e:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
         with self._lock:
@@ -389,7 +432,7 @@ def read_recording(path: str) -> Recording:
 
 
 def sniff(path: str) -> str:
-    """"recording", "snapshot" or "unknown", from the file's first line; BadInput if unreadable."""
+    """ "recording", "snapshot" or "unknown", from the file's first line; BadInput if unreadable."""
     try:
         with open(path, "rb") as f:
             first = f.readline(1 << 16)
@@ -403,6 +446,7 @@ def sniff(path: str) -> str:
 
 
 # --- naming a moment of a recording: FILE@T (seconds) or FILE#N (frame) ------
+
 
 def split_moment(spec: str) -> tuple[str, str | None]:
     """Split "rec.jsonl@12.5" / "rec.jsonl#3" into (path, "@12.5" / "#3").

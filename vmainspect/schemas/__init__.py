@@ -20,7 +20,7 @@ itself does not depend on.
 from __future__ import annotations
 
 import json
-from functools import lru_cache
+from functools import cache
 
 BASE_URI = "https://vmainspect.invalid/schemas/"
 
@@ -38,13 +38,18 @@ def file_name(name: str) -> str:
 def names() -> list[str]:
     """The schema files shipped, sorted."""
     from importlib import resources
-    return sorted(p.name for p in resources.files("vmainspect").joinpath("schemas").iterdir()
-                  if p.name.endswith(".json"))
+
+    return sorted(
+        p.name
+        for p in resources.files("vmainspect").joinpath("schemas").iterdir()
+        if p.name.endswith(".json")
+    )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _text(fname: str) -> str:
     from importlib import resources
+
     return resources.files("vmainspect").joinpath("schemas", fname).read_text("utf-8")
 
 

@@ -27,25 +27,35 @@ from datetime import datetime
 from itertools import accumulate
 from operator import itemgetter
 
-from . import fileio
-from .errors import BadInput
-from .snapshot_encode import COUNT_FIELDS, _no_gc, dumps, to_dict  # noqa: F401 (public API)
-from .model import (
-    PAGE_STATES, SNAPSHOT_SCHEMA, VMA_KINDS, Capabilities, HostInfo, PageCounts,
-    PageInfo, PageRun, ProcessInfo, Snapshot, Vma,
+from .. import fileio
+from ..errors import BadInput
+from ..model import (
+    PAGE_STATES,
+    SNAPSHOT_SCHEMA,
+    VMA_KINDS,
+    Capabilities,
+    HostInfo,
+    PageCounts,
+    PageInfo,
+    PageRun,
+    ProcessInfo,
+    Snapshot,
+    Vma,
 )
+from .encode import COUNT_FIELDS, _no_gc, dumps, to_dict  # noqa: F401 (public API)
 
 SCHEMA = SNAPSHOT_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
 MAX_ADDRESS = 1 << 64
-MAX_FILE = 1 << 30      # load() refuses larger files (a 20k-VMA snapshot with pages is ~20 MB)
+MAX_FILE = 1 << 30  # load() refuses larger files (a 20k-VMA snapshot with pages is ~20 MB)
 
-_COUNTS_KNOWN = COUNT_FIELDS[:5]      # always known when pages were collected
-_COUNTS_NULLABLE = COUNT_FIELDS[5:]   # null where unknown (no root)
+_COUNTS_KNOWN = COUNT_FIELDS[:5]  # always known when pages were collected
+_COUNTS_NULLABLE = COUNT_FIELDS[5:]  # null where unknown (no root)
 
 
 # --------------------------------------------------------------------------
 # model -> plain data and JSON text: see snapshot_encode.py
+
 
 def save(s: Snapshot, path: str, *, indent: int | None = 1) -> str:
     """Write the snapshot to ``path`` atomically (see fileio.write_text)."""
@@ -54,6 +64,7 @@ def save(s: Snapshot, path: str, *, indent: int | None = 1) -> str:
 
 # --------------------------------------------------------------------------
 # plain data -> model (validating)
+
 
 def _show(v: object) -> str:
     """A value for an error message: short, one line, never raising."""
@@ -80,8 +91,9 @@ def _get(d: dict, key: str, where: str) -> object:
         raise _bad(where, f"missing field {key!r}") from None
 
 
-def _int(d: dict, key: str, where: str, lo: int = 0, hi: int | None = None,
-         nullable: bool = False) -> int | None:
+def _int(
+    d: dict, key: str, where: str, lo: int = 0, hi: int | None = None, nullable: bool = False
+) -> int | None:
     v = _get(d, key, where)
     if v is None and nullable:
         return None
@@ -124,9 +136,9 @@ def _strs(d: dict, key: str, where: str) -> tuple[str, ...]:
     return tuple(v)
 
 
-_SEQ = frozenset((list, tuple))   # JSON arrays; to_dict output uses tuples
-_KEY_RE = re.compile(r"[a-z0-9_]{1,128}\Z")   # what procfs.parse.field_key makes
-_good_keys: set[str] = set()       # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
+_SEQ = frozenset((list, tuple))  # JSON arrays; to_dict output uses tuples
+_KEY_RE = re.compile(r"[a-z0-9_]{1,128}\Z")  # what procfs.parse.field_key makes
+_good_keys: set[str] = set()  # smaps keys already checked (a cache: 20k VMAs share ~25 keys)
 _INT_ONLY = {int}
 _STR_ONLY = {str}
 
@@ -138,9 +150,13 @@ def _fields(v: object, where: str) -> dict:
     if not v:
         return {}
     vals = v.values()
-    if (set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and max(vals) < MAX_ADDRESS
-            and _good_keys.issuperset(v)):
-        return v.copy()     # the Snapshot must not share a dict its caller may change
+    if (
+        set(map(type, vals)) == _INT_ONLY
+        and min(vals) >= 0
+        and max(vals) < MAX_ADDRESS
+        and _good_keys.issuperset(v)
+    ):
+        return v.copy()  # the Snapshot must not share a dict its caller may change
     for k, x in v.items():
         if type(k) is not str or not _KEY_RE.match(k):
             raise _bad(where, f"field name {_show(k)} is not lower-case snake_case")
@@ -156,7 +172,7 @@ def _fields(v: object, where: str) -> dict:
 _DEV_RE = re.compile(r"[0-9a-f]{1,8}:[0-9a-f]{1,8}\Z")
 _TIME_RE = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?(Z|[+-]00:00)\Z")
 _KINDS = frozenset(VMA_KINDS)
-_STATES = {s: s for s in PAGE_STATES}   # also interns the state strings
+_STATES = {s: s for s in PAGE_STATES}  # also interns the state strings
 
 
 _COUNT_SET = frozenset(COUNT_FIELDS)
@@ -175,8 +191,12 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
     if type(c) is dict and c.keys() >= _COUNT_SET:
         vals = list(map(c.__getitem__, COUNT_FIELDS))
         known = [x for x in vals if x is not None]
-        if (set(map(type, vals[:5])) == _INT_ONLY and set(map(type, known)) == _INT_ONLY
-                and min(known) >= 0 and max(known) <= npages):
+        if (
+            set(map(type, vals[:5])) == _INT_ONLY
+            and set(map(type, known)) == _INT_ONLY
+            and min(known) >= 0
+            and max(known) <= npages
+        ):
             counts = PageCounts(*vals)
         else:
             counts = _counts_checked(c, f"{where}.counts", npages)
@@ -200,8 +220,10 @@ def _pages(d: object, where: str, npages: int) -> PageInfo:
         if type(first) is not int or type(count) is not int or type(state) is not str:
             raise _bad(f"{where}.runs[{i}]", "expected [integer, integer, string]")
         if first != nxt:
-            raise _bad(f"{where}.runs[{i}]",
-                       f"starts at page {_show(first)}, expected {nxt} (runs must cover the VMA in order)")
+            raise _bad(
+                f"{where}.runs[{i}]",
+                f"starts at page {_show(first)}, expected {nxt} (runs must cover the VMA in order)",
+            )
         if count < 1:
             raise _bad(f"{where}.runs[{i}]", f"page count {count} is not positive")
         st = states.get(state)
@@ -222,9 +244,13 @@ def _runs_fast(runs_in: list, npages: int) -> tuple[PageRun, ...] | None:
     if not runs_in or not _SEQ.issuperset(set(map(type, runs_in))) or set(map(len, runs_in)) != {3}:
         return None
     firsts, counts, states = zip(*runs_in)
-    if (set(map(type, firsts)) != _INT_ONLY or set(map(type, counts)) != _INT_ONLY
-            or set(map(type, states)) != _STR_ONLY or not _STATES.keys() >= set(states)
-            or min(counts) < 1):
+    if (
+        set(map(type, firsts)) != _INT_ONLY
+        or set(map(type, counts)) != _INT_ONLY
+        or set(map(type, states)) != _STR_ONLY
+        or not _STATES.keys() >= set(states)
+        or min(counts) < 1
+    ):
         return None
     ends = list(accumulate(counts))
     if ends[-1] != npages or firsts[0] != 0 or list(firsts[1:]) != ends[:-1]:
@@ -241,13 +267,13 @@ def _shared_runs(d: dict, where: str, npages: int) -> tuple[tuple[int, int], ...
         out = []
         lo = 0
         for i, r in enumerate(sr_in):
-            if (type(r) not in _SEQ or len(r) != 2 or type(r[0]) is not int
-                    or type(r[1]) is not int):
+            if type(r) not in _SEQ or len(r) != 2 or type(r[0]) is not int or type(r[1]) is not int:
                 raise _bad(f"{where}.shared_runs[{i}]", "expected [first, count] integers")
             first, count = r
             if first < lo or count < 1 or first + count > npages:
-                raise _bad(f"{where}.shared_runs[{i}]",
-                           "runs must be in order, not overlap, and lie inside the VMA")
+                raise _bad(
+                    f"{where}.shared_runs[{i}]", "runs must be in order, not overlap, and lie inside the VMA"
+                )
             lo = first + count
             out.append((first, count))
         shared = tuple(out)
@@ -265,7 +291,9 @@ def _vma_checked(d: object, where: str, page_size: int, pages_ok: bool, prev_end
     if start >= end:
         raise _bad(where, f"start {start:#x} is not below end {end:#x}")
     if start < prev_end:
-        raise _bad(where, f"starts at {start:#x}, inside or before the previous VMA (must be in address order)")
+        raise _bad(
+            where, f"starts at {start:#x}, inside or before the previous VMA (must be in address order)"
+        )
     if start % page_size or end % page_size:
         raise _bad(where, f"{start:#x}-{end:#x} is not aligned to the page size {page_size}")
     perms = _str(d, "perms", where)
@@ -317,7 +345,7 @@ def _vmas(vmas_in: list, page_size: int, pages_ok: bool, owned: bool, plain: boo
         vma = _vma_fast(v, page_size, pages_ok, prev_end, cache, key)
         if vma is None:
             vma = _vma_checked(v, f"vmas[{i}]", page_size, pages_ok, prev_end)
-        elif vma is _PAGES_BAD:   # everything but "pages" is fine: check that, naming the VMA
+        elif vma is _PAGES_BAD:  # everything but "pages" is fine: check that, naming the VMA
             if not pages_ok:
                 raise _bad(f"vmas[{i}].pages", "present, but capabilities.pages is false")
             vma = _vma_checked(v, f"vmas[{i}]", page_size, pages_ok, prev_end)
@@ -337,13 +365,14 @@ def _plain_key(p: object) -> object:
     if type(p) is not dict:
         return repr(p)
     c, r, sr = p.get("counts"), p.get("runs"), p.get("shared_runs")
-    return (tuple(c.items()) if type(c) is dict else repr(c),
-            tuple(map(tuple, r)) if type(r) is list else repr(r),
-            sr if sr is None else tuple(map(tuple, sr)) if type(sr) is list else repr(sr))
+    return (
+        tuple(c.items()) if type(c) is dict else repr(c),
+        tuple(map(tuple, r)) if type(r) is list else repr(r),
+        sr if sr is None else tuple(map(tuple, sr)) if type(sr) is list else repr(sr),
+    )
 
 
-def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: dict | None,
-              pages_key=repr):
+def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: dict | None, pages_key=repr):
     """One VMA when all is well (built with ``object.__new__`` and an assigned
     ``__dict__``: exactly what the frozen ``__init__`` sets, at a fraction of
     its cost; see procfs/parse.py); None or _PAGES_BAD when not (the caller
@@ -355,23 +384,38 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
         start, end, perms, offset, dev, inode, path, kind, flags, sm = _vma_row(d)
     except KeyError:
         return None
-    if not (type(start) is int and type(end) is int and type(offset) is int and type(inode) is int
-            and prev_end <= start < end <= MAX_ADDRESS and not (start | end) & (page_size - 1)
-            and 0 <= offset < MAX_ADDRESS and 0 <= inode < MAX_ADDRESS
-            and type(perms) is str and perms in _OK_PERMS
-            and type(dev) is str and dev in _good_devs
-            and type(kind) is str and kind in _KINDS
-            and (path is None or type(path) is str)
-            and type(flags) in _SEQ and (not flags or set(map(type, flags)) == _STR_ONLY)
-            and type(sm) is dict):
+    if not (
+        type(start) is int
+        and type(end) is int
+        and type(offset) is int
+        and type(inode) is int
+        and prev_end <= start < end <= MAX_ADDRESS
+        and not (start | end) & (page_size - 1)
+        and 0 <= offset < MAX_ADDRESS
+        and 0 <= inode < MAX_ADDRESS
+        and type(perms) is str
+        and perms in _OK_PERMS
+        and type(dev) is str
+        and dev in _good_devs
+        and type(kind) is str
+        and kind in _KINDS
+        and (path is None or type(path) is str)
+        and type(flags) in _SEQ
+        and (not flags or set(map(type, flags)) == _STR_ONLY)
+        and type(sm) is dict
+    ):
         return None
     if sm:
         vals = sm.values()
-        if not (set(map(type, vals)) == _INT_ONLY and min(vals) >= 0 and max(vals) < MAX_ADDRESS
-                and _good_keys.issuperset(sm)):
+        if not (
+            set(map(type, vals)) == _INT_ONLY
+            and min(vals) >= 0
+            and max(vals) < MAX_ADDRESS
+            and _good_keys.issuperset(sm)
+        ):
             return None
         if cache is None:
-            sm = sm.copy()      # the Snapshot must not share a dict its caller may change
+            sm = sm.copy()  # the Snapshot must not share a dict its caller may change
     else:
         sm = {}
     pages = d.get("pages")
@@ -383,7 +427,7 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
             try:
                 key = (npages, pages_key(pages))
                 info = cache.get(key)
-            except (RecursionError, TypeError):    # (TypeError: unhashable, from _plain_key)
+            except (RecursionError, TypeError):  # (TypeError: unhashable, from _plain_key)
                 return _PAGES_BAD
             if info is None:
                 try:
@@ -399,10 +443,23 @@ def _vma_fast(d: object, page_size: int, pages_ok: bool, prev_end: int, cache: d
             except BadInput:
                 return _PAGES_BAD
     vma = _new(Vma)
-    _setattr(vma, "__dict__", {
-        "start": start, "end": end, "perms": perms, "offset": offset, "dev": dev,
-        "inode": inode, "path": path, "kind": kind, "flags": tuple(flags), "smaps": sm,
-        "pages": pages})
+    _setattr(
+        vma,
+        "__dict__",
+        {
+            "start": start,
+            "end": end,
+            "perms": perms,
+            "offset": offset,
+            "dev": dev,
+            "inode": inode,
+            "path": path,
+            "kind": kind,
+            "flags": tuple(flags),
+            "smaps": sm,
+            "pages": pages,
+        },
+    )
     return vma
 
 
@@ -487,8 +544,15 @@ def _from_dict(d: dict, owned: bool, plain: bool = False) -> Snapshot:
     if type(vmas_in) not in _SEQ:
         raise _bad("vmas", f"expected a list, got {_show(vmas_in)}")
     vmas = _vmas(vmas_in, page_size, caps.pages, owned, plain)
-    return Snapshot(taken_at=taken_at, host=host, process=process, capabilities=caps,
-                    totals=totals, vmas=tuple(vmas), schema=SCHEMA)
+    return Snapshot(
+        taken_at=taken_at,
+        host=host,
+        process=process,
+        capabilities=caps,
+        totals=totals,
+        vmas=tuple(vmas),
+        schema=SCHEMA,
+    )
 
 
 def _reject_constant(name: str) -> None:
@@ -502,14 +566,14 @@ def _ends_early(text: str, e: json.JSONDecodeError) -> bool:
     """Did the parser fail because the text stopped (a truncated file)?"""
     if e.msg.startswith("Unterminated string"):
         return True
-    return bool(_TAIL_RE.match(text[e.pos:].rstrip()))
+    return bool(_TAIL_RE.match(text[e.pos :].rstrip()))
 
 
 def loads(text: str | bytes) -> Snapshot:
     """Parse snapshot JSON text; BadInput (one line) on anything wrong."""
     if isinstance(text, (bytes, bytearray)):
         try:
-            text = bytes(text).decode("utf-8-sig")      # a BOM some editors add is fine
+            text = bytes(text).decode("utf-8-sig")  # a BOM some editors add is fine
         except UnicodeDecodeError as e:
             raise BadInput(f"not a vmainspect snapshot: not UTF-8 text (byte {e.start})") from None
     elif text.startswith("\ufeff"):
@@ -536,17 +600,22 @@ def _plain(text: str, d: object, nfloats: int) -> bool:
 
 def _parse(text: str, floats: list | None = None) -> object:
     """json.loads; each float parsed is appended to ``floats``."""
+
     def parse_float(s: str) -> float:
         f = float(s)
         floats.append(f)
         return f
+
     try:
-        return json.loads(text, parse_constant=_reject_constant,
-                          parse_float=float if floats is None else parse_float)
+        return json.loads(
+            text, parse_constant=_reject_constant, parse_float=float if floats is None else parse_float
+        )
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
         if _ends_early(text, e):
-            raise BadInput(f"not a vmainspect snapshot: the JSON ends early (truncated?) at {where}") from None
+            raise BadInput(
+                f"not a vmainspect snapshot: the JSON ends early (truncated?) at {where}"
+            ) from None
         raise BadInput(f"not a vmainspect snapshot: invalid JSON at {where}: {e.msg}") from None
     except RecursionError:
         raise BadInput("not a vmainspect snapshot: the JSON is nested too deeply") from None
@@ -578,5 +647,6 @@ def load(path: str) -> Snapshot:
 def schema() -> dict:
     """The JSON Schema (draft 2020-12) of ``vmainspect/snapshot@1``, shipped with the package."""
     from importlib import resources
+
     text = resources.files("vmainspect").joinpath("schemas/snapshot-1.json").read_text("utf-8")
     return json.loads(text)

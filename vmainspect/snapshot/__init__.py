@@ -1,0 +1,1 @@
+"""Snapshots: collect one from /proc, encode and decode it as JSON, diff two."""
