@@ -13,7 +13,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..tui import replay  # engineer G: a recording (REC, REC@T, REC#N) opens with a timeline
+    from ..tui import replay  # a recording (REC, REC@T, REC#N) opens with a timeline
 
     if replay.is_recording(args.snapshot):
         return replay.run(args.snapshot, save_dir=args.save_dir)

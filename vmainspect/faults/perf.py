@@ -2,7 +2,7 @@
 
 One *ring* follows one thread (a per-task event with ``cpu=-1`` follows its
 thread on every CPU; the kernel refuses ``inherit`` on mmapped per-task events,
-so threads are opened one by one, see KERNEL-NOTES). Each ring carries two
+so threads are opened one by one, see docs/kernel-notes.md). Each ring carries two
 software events:
 
 - ``PERF_COUNT_SW_PAGE_FAULTS_MIN`` and ``PERF_COUNT_SW_PAGE_FAULTS_MAJ``. The

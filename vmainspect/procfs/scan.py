@@ -15,7 +15,7 @@ What the kernel reports (fs/proc/task_mmu.c, include/uapi/linux/fs.h):
   VMA boundary, so the caller splits them by VMA;
 - a call that fills the buffer stops early and sets ``walk_end``; on Linux
   6.18 ``walk_end`` can point at an earlier stop after a call that returned
-  more than 512 regions and then *completed* (KERNEL-NOTES), so a call that
+  more than 512 regions and then *completed* (docs/kernel-notes.md), so a call that
   returns fewer regions than the buffer holds is the end of the walk, and
   regions that start before the cursor are trimmed (never duplicated);
 - PAGE_IS_PFNZERO marks the shared zero page and the huge zero page (Linux

@@ -9,7 +9,7 @@ The app never reads /proc: it asks a *source* for frames. A source has
 
 ``LiveSource`` collects a running process, ``FileSource`` shows a saved
 snapshot, ``FramesSource`` replays a fixed list (tests, screenshots).
-Engineer G's recording source lives in ``tui/replay.py``.
+The recording source lives in ``tui/replay.py``.
 """
 
 from __future__ import annotations
