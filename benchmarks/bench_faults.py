@@ -137,13 +137,13 @@ def in_process(pid: int, seconds: float) -> dict:
             time.sleep(max(0.0, min(1.0, seconds - (time.monotonic() - t0))))
             if time.monotonic() - t0 >= seconds:
                 break
-            tk = s.tick(snap)
+            tk = s.tick(snap).faults
             samples += tk.minor + tk.major
             lost += tk.lost
         c1 = s.proc_counters()
         s.stop()
         window = time.monotonic() - t0
-        tk = s.tick(snap)
+        tk = s.tick(snap).faults
         samples += tk.minor + tk.major
         lost += tk.lost
     finally:
@@ -304,7 +304,7 @@ def main() -> int:
     }
     for name in ("baseline", "vmainspect", "in_process", "perf"):
         rows = [r[name] for r in rounds]
-        med = lambda k: statistics.median(x[k] for x in rows)  # noqa: E731
+        med = lambda k, rows=rows: statistics.median(x[k] for x in rows)  # noqa: E731
         if name == "baseline":
             print(
                 f"{'no sampler':22} {med('faults_per_s'):>10,.0f} {'':>10} {'':>7} {'':>15} {'':>11} {'':>14} "

@@ -19,6 +19,7 @@ import pytest
 from schema_check import validate as validate_schema
 from targets import spawn_target
 
+from vmainspect.errors import ProcessGone
 from vmainspect.faults import perf
 from vmainspect.faults.sampler import FaultSampler, parse_stat_faults
 from vmainspect.snapshot.collect import collect
@@ -125,7 +126,7 @@ def test_known_function_and_mapping_take_the_faults(faulter):
         c0 = _counters(t.pid)
         t.run_to_stop()
         c1 = _counters(t.pid)
-        tick = s.tick(snap)
+        tick = s.tick(snap).faults
     finally:
         s.close()
         t.kill()
@@ -191,11 +192,11 @@ def test_faulting_data_is_named_by_its_elf_object(tmp_path):
         s.start()
         snap = collect(t.pid)
         t.run_to_stop()
-        tick = s.tick(snap)
+        result = s.tick(snap)
     finally:
         s.close()
         t.kill()
-    split = s.by_data_symbol_split
+    tick, split = result.faults, result.by_data_symbol_split
     # every page of both arrays faulted once, and is named by its symbol in the executable
     assert split[("bss_buf", exe)][0] >= 255  # the first page may share the file's last page
     # data_buf's first page is shared with .got/.data the loader already wrote (COWed before the window)
@@ -215,7 +216,7 @@ def test_period_samples_one_fault_in_n(faulter):
         c0 = _counters(t.pid)
         t.run_to_stop()
         c1 = _counters(t.pid)
-        tick = s.tick(snap)
+        tick = s.tick(snap).faults
         events = s.event_counts()
     finally:
         s.close()
@@ -236,7 +237,7 @@ def test_losses_are_counted_not_hidden(faulter):
         snap = collect(t.pid)
         t.run_to_stop()
         s.stop()
-        tick = s.tick(snap)
+        tick = s.tick(snap).faults
         events = s.event_counts()
     finally:
         s.close()
@@ -306,7 +307,7 @@ def test_major_faults_are_told_apart(tmp_path):
             c0 = _counters(t.pid)
             t.resume_and_wait_stop()
             c1 = _counters(t.pid)
-            tick = s.tick(snap)
+            tick = s.tick(snap).faults
         finally:
             s.close()
     vma = snap.vma_at(t.report["addr"])
@@ -339,7 +340,7 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
             c0 = _counters(t.pid)
             t.resume_and_wait_stop()
             c1 = _counters(t.pid)
-            tick = s.tick(snap)
+            tick = s.tick(snap).faults
         finally:
             s.close()
     assert t.report["n"] == 1 << 20
@@ -367,15 +368,14 @@ def test_page_state_transitions_of_faulted_pages():
     """
     npages = (4 << 20) // PAGE
     with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
+        s = FaultSampler(t.pid, baseline=collect(t.pid, pages=True))
         try:
             s.start()
-            s.previous_snapshot = collect(t.pid, pages=True)
             t.resume_and_wait_stop()
-            reads = s.tick(collect(t.pid, pages=True))
+            reads = s.tick(collect(t.pid, pages=True)).faults
             t.resume_and_wait_stop()
-            writes = s.tick(collect(t.pid, pages=True))
-            plain = s.tick(collect(t.pid))  # no page state: no transitions
+            writes = s.tick(collect(t.pid, pages=True)).faults
+            plain = s.tick(collect(t.pid)).faults  # no page state: no transitions
         finally:
             s.close()
     assert ("absent", "zero", npages) in reads.by_transition
@@ -404,13 +404,38 @@ def test_mapping_made_during_the_window_is_found_by_a_fresh_look():
                 calls.append(1)
                 return collect(t.pid)
 
-            tick = s.tick(old, refresh=refresh)
+            result = s.tick(old, refresh=refresh)
         finally:
             s.close()
     addr = t.report["addr"]
     assert old.vma_at(addr) is None and calls == [1]
-    assert tick.by_vma[addr] == ((2 << 20) // PAGE, 0)
-    assert s.unattributed == 0
+    assert result.faults.by_vma[addr] == ((2 << 20) // PAGE, 0)
+    assert result.unattributed == 0 and result.refresh_error is None
+    assert result.snapshot is not old and result.snapshot.vma_at(addr) is not None
+
+
+def test_a_failed_refresh_is_returned_not_swallowed():
+    code = """
+    checkpoint(report)
+    n = 1 << 20
+    a = libc.mmap(None, n, 3, 0x22, -1, 0)
+    ctypes.memset(a, 1, n)
+    """
+    with spawn_target(code) as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            old = collect(t.pid)
+            t.resume_and_wait_stop()
+
+            def refresh():
+                raise ProcessGone(t.pid, "gone while refreshing")
+
+            result = s.tick(old, refresh=refresh)
+        finally:
+            s.close()
+    assert isinstance(result.refresh_error, ProcessGone)
+    assert result.snapshot is old and result.unattributed > 0
 
 
 def test_sampler_modules_do_not_import_textual():
@@ -448,7 +473,7 @@ def test_threads_that_appear_later_are_followed():
             s.start()
             t.resume_and_wait_stop()
             snap = collect(t.pid)
-            tick = s.tick(snap)
+            tick = s.tick(snap).faults
             tid, addr = t.report["tid"], t.report["addr"]
             assert tid != t.pid
             vma = snap.vma_at(addr)
@@ -487,7 +512,7 @@ def test_counters_fallback_when_perf_is_refused(monkeypatch):
             c0 = _counters(t.pid)
             t.resume_and_wait_stop()
             c1 = _counters(t.pid)
-            tick = s.tick(None)
+            tick = s.tick(None).faults
         finally:
             s.close()
     assert tick.mode == "counters" and tick.lost is None and tick.reason == s.reason

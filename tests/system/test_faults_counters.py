@@ -49,14 +49,14 @@ def test_counters_deltas_per_process_and_thread(tmp_path):
     assert s.mode == "counters" and "proc root" in s.reason
     assert s.start_counters == (150, 1)
     write_tree(tmp_path, {PID: (130, 3), PID + 1: (60, 0), PID + 2: (7, 0)})  # a new thread
-    t = s.tick(None)
+    t = s.tick(None).faults
     assert (t.mode, t.minor, t.major, t.lost) == ("counters", 47, 2, None)
     assert t.by_thread == {PID: (30, 2), PID + 1: (10, 0), PID + 2: (7, 0)}
     assert t.by_vma == {} and t.by_symbol == () and t.reason == s.reason
     write_tree(tmp_path, {PID: (131, 3), PID + 2: (9, 0)})  # a thread exited
-    t = s.tick(None)
-    assert t.by_thread == {PID: (1, 0), PID + 2: (2, 0)}
-    assert not s.gone
+    r = s.tick(None)
+    assert r.faults.by_thread == {PID: (1, 0), PID + 2: (2, 0)}
+    assert r.ended is None
 
 
 def test_zombie_counts_its_last_faults_then_is_gone(tmp_path):
@@ -64,8 +64,8 @@ def test_zombie_counts_its_last_faults_then_is_gone(tmp_path):
     s = FaultSampler(PID, proc_root=str(tmp_path))
     s.start()
     write_tree(tmp_path, {PID: (15, 0)}, state="Z")
-    t = s.tick(None)
-    assert t.minor == 5 and s.gone
+    r = s.tick(None)
+    assert r.faults.minor == 5 and "zombie" in r.ended
 
 
 def test_pid_reuse_is_not_counted(tmp_path):
@@ -73,8 +73,8 @@ def test_pid_reuse_is_not_counted(tmp_path):
     s = FaultSampler(PID, proc_root=str(tmp_path))
     s.start()
     write_tree(tmp_path, {PID: (99999, 0)}, start=888)  # another process with the same PID
-    t = s.tick(None)
-    assert (t.minor, t.major) == (0, 0) and s.gone
+    r = s.tick(None)
+    assert (r.faults.minor, r.faults.major) == (0, 0) and "another process" in r.ended
 
 
 def test_no_such_process(tmp_path):
@@ -92,5 +92,5 @@ def test_process_vanishes_between_ticks(tmp_path):
     os.rmdir(tmp_path / str(PID) / "task")
     os.unlink(tmp_path / str(PID) / "stat")
     os.rmdir(tmp_path / str(PID))
-    t = s.tick(None)
-    assert s.gone and t.minor == 0 and t.by_thread == {}
+    r = s.tick(None)
+    assert r.ended is not None and r.faults.minor == 0 and r.faults.by_thread == {}

@@ -101,12 +101,11 @@ def live():
 
     before = collect(os.getpid(), pages=True)
     m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)
-    with FaultSampler(os.getpid(), recent=16) as sampler:
-        sampler.previous_snapshot = before
+    with FaultSampler(os.getpid(), recent=16, baseline=before) as sampler:
         for i in range(0, 32):
             m[i * PAGE] = 1
         after = collect(os.getpid(), pages=True)
-        tick = sampler.tick(after)
+        tick = sampler.tick(after).faults
     yield before, after, tick, m
     m.close()
 

@@ -68,7 +68,9 @@ class _Result:
         self.lost = 0
         self.unattributed = 0
 
-    def add(self, tick, snapshot, sampler) -> None:
+    def add(self, result) -> None:
+        """Add one ``TickResult``."""
+        tick, snapshot = result.faults, result.snapshot
         self.minor += tick.minor
         self.major += tick.major
         self.lost += tick.lost or 0
@@ -80,7 +82,7 @@ class _Result:
             return
         for before, after, n in tick.by_transition:
             self.by_transition[(before, after)] = self.by_transition.get((before, after), 0) + n
-        self.unattributed += sampler.unattributed
+        self.unattributed += result.unattributed
         vmas = {v.start: v for v in snapshot.vmas} if snapshot is not None else {}
         for start, (a, b) in tick.by_vma.items():
             v = vmas.get(start)
@@ -88,11 +90,11 @@ class _Result:
             c = self.by_vma.setdefault(key, [0, 0])
             c[0] += a
             c[1] += b
-        for key, (a, b) in sampler.by_symbol_split.items():
+        for key, (a, b) in result.by_symbol_split.items():
             c = self.by_symbol.setdefault(key, [0, 0])
             c[0] += a
             c[1] += b
-        for key, (a, b) in sampler.by_data_symbol_split.items():
+        for key, (a, b) in result.by_data_symbol_split.items():
             c = self.by_data.setdefault(key, [0, 0])
             c[0] += a
             c[1] += b
@@ -106,25 +108,31 @@ def _sample(args, sampler, snap, res: _Result, collect):
 
     def refresh():
         try:
-            current[0] = collect(args.pid, pages=args.pages)
+            fresh = collect(args.pid, pages=args.pages)
         except (ProcessGone, AccessDenied):
             return None
-        return current[0]
+        if fresh.process.state in ("Z", "X", "x"):  # exited: its memory map is empty, keep the last one
+            return None
+        current[0] = fresh
+        return fresh
 
     t0 = time.monotonic()
     deadline = t0 + args.duration if args.duration else None
     interrupted = False
+    gone = False
     try:
         while True:
             now = time.monotonic()
             wait = 1.0 if deadline is None else min(1.0, deadline - now)
             if wait > 0:
                 time.sleep(wait)
-            if sampler.gone or (deadline is not None and time.monotonic() >= deadline):
+            if gone or (deadline is not None and time.monotonic() >= deadline):
                 break
             if args.pages:
                 refresh()
-            res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
+            result = sampler.tick(current[0], refresh=refresh)
+            res.add(result)
+            gone = result.ended is not None
     except KeyboardInterrupt:
         interrupted = True
     # the kernel's counters, then the events stopped, then the last of the rings:
@@ -132,10 +140,11 @@ def _sample(args, sampler, snap, res: _Result, collect):
     c1 = sampler.proc_counters()
     sampler.stop()
     elapsed = time.monotonic() - t0
-    if args.pages and not sampler.gone:
+    if args.pages and not gone:
         refresh()
-    res.add(sampler.tick(current[0], refresh=refresh), current[0], sampler)
-    return elapsed, interrupted, sampler.gone, c1
+    result = sampler.tick(current[0], refresh=refresh)
+    res.add(result)
+    return elapsed, interrupted, gone or result.ended is not None, c1
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
         denied = None
     except AccessDenied as e:  # another user's process: counters may still be readable
         snap, denied = None, e
-    sampler = FaultSampler(args.pid, period=args.period)
+    sampler = FaultSampler(args.pid, period=args.period, baseline=snap)
     prev_term = signal.getsignal(signal.SIGTERM)
 
     def on_term(_sig, _frame):
@@ -157,7 +166,6 @@ def run(args: argparse.Namespace) -> int:
     res = _Result()
     try:
         sampler.start()
-        sampler.previous_snapshot = snap
         if snap is None and sampler.mode == "perf":
             raise denied  # samples could not be attributed to mappings
         c0 = sampler.start_counters

@@ -104,7 +104,7 @@ def _tick(sampler, snapshot):
     if sampler is None:
         return None
     try:
-        return sampler.tick(snapshot)
+        return sampler.tick(snapshot).faults
     except (VmaInspectError, OSError):  # the process went away: the collect will say so
         return None
 

@@ -7,7 +7,10 @@ buffers of raw addresses and IPs. ``tick(snapshot)`` closes the window: it
 counts the distinct faulting addresses (one C-level ``Counter`` pass) and
 attributes them to the snapshot's VMAs (one bisect per VMA that took faults),
 counts IPs per symbol (each distinct IP symbolized once, ELF files cached),
-and returns a ``model.FaultTick``. The attribution itself (addresses to VMAs,
+and returns a ``TickResult``: the ``model.FaultTick`` plus what only a live
+caller needs (the snapshot the faults were attributed to, the per-symbol
+minor/major split, the unattributed count, whether the process ended and why,
+and the error of a failed ``refresh``). Nothing is read back from attributes. The attribution itself (addresses to VMAs,
 page-state transitions, IPs and data to symbols) is in ``fault_attrib``.
 
 Threads that appear later are followed: /proc/PID/task is listed every 0.2 s
@@ -33,8 +36,10 @@ import struct
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 
-from ..errors import AccessDenied, ProcessGone
+from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..model import FaultTick, Snapshot
 from ..procfs.reader import ProcReader
 from .attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
@@ -89,6 +94,22 @@ class _Window:
         self.tails: dict[int, bytes] = {}  # tid -> the newest raw samples
 
 
+@dataclass(frozen=True)
+class TickResult:
+    """Everything one ``FaultSampler.tick()`` has to say."""
+
+    faults: FaultTick  # what is shown and recorded
+    snapshot: Snapshot | None  # the snapshot the faults were attributed to (a refreshed one if refresh ran)
+    unattributed: int = 0  # sampled faults outside that snapshot's VMAs (perf only)
+    by_symbol_split: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    # (symbol, dso) -> (minor, major) of faulting data in ELF .data/.bss/.rodata
+    by_data_symbol_split: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+    ended: str | None = None  # why the process is gone (exited, zombie, PID reused); None while it runs
+    refresh_error: VmaInspectError | None = (
+        None  # refresh() failed: the faults were attributed to the old snapshot
+    )
+
+
 class FaultSampler:
     """Samples one process's page faults; see the module docstring."""
 
@@ -100,7 +121,9 @@ class FaultSampler:
         proc_root: str = "/proc",
         recent: int = 64,
         ring_bytes: int | None = None,
+        baseline: Snapshot | None = None,
     ) -> None:
+        """``baseline``: the snapshot page-state transitions of the first tick are counted from."""
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
@@ -113,12 +136,8 @@ class FaultSampler:
         self.reason: str | None = None
         self.notes: list[str] = []  # e.g. kernel-mode faults not sampled
         self.gone = False  # the process has exited
+        self.ended: str | None = None  # why it is gone
         self.exclude_kernel = False
-        self.unattributed = 0  # samples of the last tick outside the snapshot's VMAs
-        self.by_symbol_split: dict[tuple[str, str], tuple[int, int]] = {}  # last tick
-        self.by_data_symbol_split: dict[
-            tuple[str, str], tuple[int, int]
-        ] = {}  # last tick: faulting data in ELF .data/.bss
         self._maj_ids: set[int] = (
             set()
         )  # ids of every major event opened (recent samples of exited threads too)
@@ -136,9 +155,7 @@ class FaultSampler:
         self._proc_counters: tuple[int, int] | None = None
         self._symbols = FaultSymbols(proc_root)
         self._started = False
-        self.previous_snapshot: Snapshot | None = (
-            None  # transitions are counted from it; tick() sets it, set it before the first tick
-        )
+        self._previous: Snapshot | None = baseline  # transitions are counted from it; each tick moves it on
         self._starttime: bytes | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
@@ -273,14 +290,20 @@ class FaultSampler:
         self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
         self._thread.start()
 
+    def _end(self, why: str) -> None:
+        """The process is gone (``why`` says how); the first reason given stays."""
+        self.gone = True
+        if self.ended is None:
+            self.ended = why
+
     def _counters_mode(self, reason: str) -> None:
         self.mode = "counters"
         self.reason = reason
         self._counters = self._read_thread_counters()
         try:
             self._proc_counters = parse_stat_faults(self.reader.read("stat"))
-        except ProcessGone:
-            self.gone = True
+        except ProcessGone as e:
+            self._end(str(e))
         self.start_counters = self._proc_counters
 
     # ------------------------------------------------------------ draining
@@ -307,8 +330,8 @@ class FaultSampler:
                 next_scan = time.monotonic() + SCAN_INTERVAL
                 try:
                     self._rescan()
-                except (ProcessGone, AccessDenied):
-                    self.gone = True
+                except (ProcessGone, AccessDenied) as e:
+                    self._end(str(e))
                     break
                 except OSError:
                     pass
@@ -393,12 +416,16 @@ class FaultSampler:
                 self._gen += 1
 
     # ------------------------------------------------------------ ticks
-    def tick(self, snapshot: Snapshot, *, refresh=None) -> FaultTick:
+    def tick(
+        self, snapshot: Snapshot | None, *, refresh: Callable[[], Snapshot | None] | None = None
+    ) -> TickResult:
         """The faults since the last tick, attributed to ``snapshot``'s VMAs.
 
         ``refresh``: optional callable returning a newer Snapshot, called once when
         some faulting addresses lie outside ``snapshot``'s VMAs (a mapping made
-        during the window).
+        during the window). A ``VmaInspectError`` it raises (the process went
+        away, access lost) is returned in ``TickResult.refresh_error``; the
+        faults are then attributed to ``snapshot``.
         """
         if not self._started:
             self.start()
@@ -406,12 +433,12 @@ class FaultSampler:
         window_s = max(0.0, now - self._last)
         self._last = now
         if self.mode == "counters":
-            return self._counters_tick(window_s)
+            return self._counters_tick(window_s, snapshot)
         if not self.gone and not self._stop.is_set():
             try:
                 self._rescan()
-            except (ProcessGone, AccessDenied):
-                self.gone = True
+            except (ProcessGone, AccessDenied) as e:
+                self._end(str(e))
             except OSError:
                 pass
         with self._lock:
@@ -419,7 +446,13 @@ class FaultSampler:
             win, self._win = self._win, _Window()
         return self._perf_tick(win, window_s, snapshot, refresh)
 
-    def _perf_tick(self, win: _Window, window_s: float, snapshot: Snapshot | None, refresh) -> FaultTick:
+    def _perf_tick(
+        self,
+        win: _Window,
+        window_s: float,
+        snapshot: Snapshot | None,
+        refresh: Callable[[], Snapshot | None] | None,
+    ) -> TickResult:
         if snapshot is None:  # nothing to attribute to: an empty map (all unattributed)
             snapshot = NO_VMAS
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
@@ -432,18 +465,17 @@ class FaultSampler:
             keys.sort()
             lists.append((keys, cnt))
         by_vma, missing = attribute(snapshot, lists)
+        refresh_error: VmaInspectError | None = None
         if missing and refresh is not None:
             try:
                 fresh = refresh()
-            except Exception:
-                fresh = None
+            except VmaInspectError as e:
+                fresh, refresh_error = None, e
             if fresh is not None:
                 snapshot = fresh
                 by_vma, missing = attribute(snapshot, lists)
-        self.unattributed = missing
-        self.by_data_symbol_split = self._symbols.data_symbols(snapshot, by_vma, lists)
+        data_split = self._symbols.data_symbols(snapshot, by_vma, lists)
         sym_split = self._symbols.ip_symbols(snapshot, win.ips, (win.folded[0][1], win.folded[1][1]))
-        self.by_symbol_split = sym_split
         by_symbol = tuple(
             sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()), key=lambda t: (-t[2], t[0], t[1]))
         )
@@ -457,9 +489,9 @@ class FaultSampler:
         minor = win.n[0] + len(win.addrs[0]) // 8
         major = win.n[1] + len(win.addrs[1]) // 8
         page_list = sorted(pages)
-        by_transition = transitions(self.previous_snapshot, snapshot, page_list)
-        self.previous_snapshot = snapshot
-        return FaultTick(
+        by_transition = transitions(self._previous, snapshot, page_list)
+        self._previous = snapshot
+        tick = FaultTick(
             mode="perf",
             window_s=window_s,
             minor=minor,
@@ -472,6 +504,15 @@ class FaultSampler:
             by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
             pages=tuple(page_list),
             by_transition=by_transition,
+        )
+        return TickResult(
+            tick,
+            None if snapshot is NO_VMAS else snapshot,
+            unattributed=missing,
+            by_symbol_split=sym_split,
+            by_data_symbol_split=data_split,
+            ended=self.ended,
+            refresh_error=refresh_error,
         )
 
     # ------------------------------------------------------------ counters mode
@@ -488,32 +529,34 @@ class FaultSampler:
                 continue
         return out
 
-    def _counters_tick(self, window_s: float) -> FaultTick:
+    def _counters_tick(self, window_s: float, snapshot: Snapshot | None) -> TickResult:
         minor = major = 0
         try:
             raw = self.reader.read("stat")
             fields = raw.rsplit(b")", 1)[1].split()
             if self._starttime is not None and fields[19] != self._starttime:
-                self.gone = True  # the PID names another process now
-                return FaultTick(
+                self._end(str(ProcessGone(self.pid, "its PID now names another process")))
+                tick = FaultTick(
                     mode="counters", window_s=window_s, minor=0, major=0, lost=None, reason=self.reason
                 )
+                return TickResult(tick, snapshot, ended=self.ended)
             if fields[0] in (b"Z", b"X", b"x"):
-                self.gone = True  # exited; a zombie's counters are still its last ones
+                # exited; a zombie's counters are still its last ones
+                self._end(str(ProcessGone(self.pid, "it is a zombie")))
             now = parse_stat_faults(raw)
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
                 major = max(0, now[1] - self._proc_counters[1])
             self._proc_counters = now
-        except ProcessGone:
-            self.gone = True
+        except ProcessGone as e:
+            self._end(str(e))
         threads = self._read_thread_counters()
         by_thread = {}
         for tid, (mi, ma) in threads.items():
             b = self._counters.get(tid, (0, 0))
             by_thread[tid] = (max(0, mi - b[0]), max(0, ma - b[1]))
         self._counters = threads
-        return FaultTick(
+        tick = FaultTick(
             mode="counters",
             window_s=window_s,
             minor=minor,
@@ -522,6 +565,7 @@ class FaultSampler:
             reason=self.reason,
             by_thread=by_thread,
         )
+        return TickResult(tick, snapshot, ended=self.ended)
 
     def proc_counters(self) -> tuple[int, int] | None:
         """The kernel's (minflt, majflt) for the whole process now, or None if it is gone."""

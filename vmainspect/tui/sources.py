@@ -172,7 +172,7 @@ class LiveSource:
         if self._sampler is None:
             return None
         try:
-            return self._sampler.tick(snap)
+            return self._sampler.tick(snap).faults
         except (VmaInspectError, OSError) as e:
             self.faults_note = f"fault sampling stopped: {e}"
             self._close_sampler()
