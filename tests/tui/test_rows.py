@@ -48,7 +48,7 @@ def _vma_with_runs(small, runs, shared=None):
     return dataclasses.replace(base, end=base.start + n * 4096, pages=pi)
 
 
-def test_grid_majority_scale_and_marks(small):
+def test_grid_most_significant_state_scale_and_marks(small):
     v = _vma_with_runs(small, [(0, 3, "anon"), (3, 5, "absent"), (8, 8, "file")], shared=((9, 2),))
     assert scale_for(16, 100) == 1 and scale_for(16, 5) == 4 and scale_for(17, 4) == 8
     g = cells(v, 4096, 4)

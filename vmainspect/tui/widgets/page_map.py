@@ -1,4 +1,12 @@
-"""The page map of the selected VMA: one cell per page (or per N pages)."""
+"""The page map of the selected VMA: one cell per page (or per N pages).
+
+A multi-page cell shows its most significant page (see ``pagegrid``) and
+``░`` when its pages differ, so no page is hidden by its neighbours. The
+panel can zoom to a part of the VMA (``show(..., zoom=(address, length))``):
+the lecture shows a step's own pages, one per cell when they fit. The
+counts line is docked at the bottom and stays visible however small the
+panel is.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +42,8 @@ def legend() -> Text:
         t.append(" ", STATE_STYLE[s])
         t.append(s)
         t.append(" ")
+    t.append("░", "bold")
+    t.append("mixed ")
     t.append("•", "bold")
     t.append("shared")
     t.append(" ")
@@ -67,10 +77,10 @@ def _segment(c: Cell, base: Style) -> Segment:
         glyph, st = "!", st + Style(color="bright_yellow", bold=True)
     elif c.changed:
         glyph, st = "*", st + Style(color="bright_white", bold=True)
+    elif c.mixed:
+        glyph = "░"
     elif c.shared:
         glyph, st = "•", st + Style(bold=True)
-    elif c.mixed:
-        glyph = "░" if c.state != "absent" else "∙"
     else:
         glyph = STATE_GLYPH.get(c.state, " ")
     return Segment(glyph, base + st)
@@ -96,15 +106,31 @@ class PageGrid(Widget):
         self.faults: FaultTick | None = None
         self.page_size = 4096
         self.per = 1
+        self.first = 0  # first page shown (relative to the VMA)
+        self.count: int | None = None  # pages shown (None: to the end of the VMA)
         self._cells: list[Cell] = []
         self._key: tuple | None = None
         self._seg_base: Style | None = None
         self._segs: dict[Cell, Segment] = {}
 
-    def show(self, vma: Vma | None, prev: Vma | None, faults: FaultTick | None, page_size: int) -> None:
+    def show(
+        self,
+        vma: Vma | None,
+        prev: Vma | None,
+        faults: FaultTick | None,
+        page_size: int,
+        first: int = 0,
+        count: int | None = None,
+    ) -> None:
         # identity: a Vma's == walks all its page runs
-        same = vma is self.vma and prev is self.prev and faults is self.faults and page_size == self.page_size
+        same = (
+            vma is self.vma
+            and prev is self.prev
+            and faults is self.faults
+            and (page_size, first, count) == (self.page_size, self.first, self.count)
+        )
         self.vma, self.prev, self.faults, self.page_size = vma, prev, faults, page_size
+        self.first, self.count = first, count
         if same and self._key is not None:
             return
         old = (self._cells, self.per) if self._key is not None else None
@@ -117,7 +143,7 @@ class PageGrid(Widget):
 
     def _compute(self) -> None:
         w, h = self.size.width, self.size.height
-        key = (id(self.vma), id(self.prev), id(self.faults), w, h)
+        key = (id(self.vma), id(self.prev), id(self.faults), w, h, self.first, self.count)
         if key == self._key:
             return
         self._key = key
@@ -125,11 +151,19 @@ class PageGrid(Widget):
         if vma is None or vma.pages is None or w <= 0 or h <= 0:
             self._cells = []
             return
-        per = scale_for(vma.npages(self.page_size), w * h)
+        per = scale_for(self.shown_pages(), w * h)
         self.per = per
-        self._cells = cells(vma, self.page_size, per, self.prev, self.faults)
+        self._cells = cells(
+            vma, self.page_size, per, self.prev, self.faults, first=self.first, count=self.count
+        )
         if isinstance(self.parent, PageMapPanel):
             self.parent.scale_changed(per)
+
+    def shown_pages(self) -> int:
+        if self.vma is None:
+            return 0
+        rest = max(0, self.vma.npages(self.page_size) - self.first)
+        return rest if self.count is None else min(self.count, rest)
 
     def render_line(self, y: int) -> Strip:
         self._compute()
@@ -164,8 +198,8 @@ class PageMapPanel(Vertical):
     DEFAULT_CSS = """
     PageMapPanel { height: 1fr; }
     PageMapPanel > .pm-line { height: auto; }
-    PageMapPanel > #pm-title { height: 1; }
-    PageMapPanel > #pm-counts { height: 2; }
+    PageMapPanel > #pm-title { height: 1; dock: top; }
+    PageMapPanel > #pm-counts { height: auto; max-height: 2; dock: bottom; }
     PageMapPanel > #pm-notes { color: $warning; }
     """
 
@@ -183,8 +217,16 @@ class PageMapPanel(Vertical):
         caps: Capabilities | None,
         faults: FaultTick | None,
         page_size: int,
+        zoom: tuple[int, int] | None = None,
     ) -> None:
-        self._vma, self._page_size = vma, page_size
+        """Show ``vma``; ``zoom`` (address, length) limits the grid to that part of it."""
+        first, count = 0, None
+        if vma is not None and zoom is not None:
+            lo, hi = max(zoom[0], vma.start), min(zoom[0] + zoom[1], vma.end)
+            if lo < hi and (lo, hi) != (vma.start, vma.end):
+                first = (lo - vma.start) // page_size
+                count = (hi - lo + page_size - 1) // page_size
+        self._vma, self._page_size, self._range = vma, page_size, (first, count)
         grid = self.query_one(PageGrid)
         notes = capability_notes(caps, vma) if caps is not None else []
         if vma is not None and caps is not None and caps.pages and vma.pages is None:
@@ -200,10 +242,10 @@ class PageMapPanel(Vertical):
         if counts.plain != getattr(self, "_counts", None):
             self._counts = counts.plain
             self.query_one("#pm-counts", Static).update(counts, layout=False)
-        grid.show(vma, prev, faults, page_size)
+        grid.show(vma, prev, faults, page_size, first, count)
         size = grid.size
         per = (
-            scale_for(vma.npages(page_size), size.width * size.height)
+            scale_for(grid.shown_pages(), size.width * size.height)
             if vma is not None and size.width and size.height
             else grid.per
         )
@@ -217,13 +259,18 @@ class PageMapPanel(Vertical):
             title.update("Pages: no VMA selected", layout=False)
             return
         n = vma.npages(self._page_size)
+        first, count = getattr(self, "_range", (0, None))
         scale = (
             "1 cell = 1 page" if per == 1 else f"1 cell = {per} pages ({human_bytes(per * self._page_size)})"
         )
         t = Text()
         t.append("Pages ", "bold")
         t.append(f"{vma.start:x}-{vma.end:x} ")
-        t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
+        if count is not None:
+            t.append(f"pages {first:,}-{first + count - 1:,} of {n:,}", "bold")
+            t.append(f" · {scale}", "dim" if per == 1 else "bold")
+        else:
+            t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
         if t != getattr(self, "_title", None):  # called from the grid's render: no needless repaint
             self._title = t
             title.update(t, layout=False)
