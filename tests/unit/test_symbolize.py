@@ -18,8 +18,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from targets import spawn_target
 
-from vmainspect.faults import symbolize
-from vmainspect.faults.symbolize import Symbolizer, describe_vma, load_elf, parse_elf
+from vmainspect.faults import elf
+from vmainspect.faults.elf import ElfInfo, load_elf, parse_elf
+from vmainspect.faults.symbolize import NOT_REACHABLE, Symbol, Symbolizer, describe_vma
 from vmainspect.snapshot.collect import collect
 
 CODE = """
@@ -67,8 +68,8 @@ def test_libc_functions(proc):
 
 def test_ifunc_implementation_is_never_misnamed_without_debug_symbols(proc, monkeypatch):
     t, snap = proc
-    monkeypatch.setattr(symbolize, "DEBUG_ROOT", "/nonexistent")
-    monkeypatch.setattr(symbolize, "_cache", {})
+    monkeypatch.setattr(elf, "DEBUG_ROOT", "/nonexistent")
+    monkeypatch.setattr(elf, "_cache", {})
     m = _lookup(snap, t.report["memset"])
     # .dynsym has no __memset_avx2_*: unnamed, not the exported function that precedes it
     assert m is not None and (m.name is None or m.name.startswith(MEMSET_FAMILY))
@@ -188,25 +189,37 @@ def _seed() -> bytes:
     return SEED
 
 
-def _fake_vma(path: str, perms="r-xp", offset=0x1000):
+def _fake_vma(path: str, perms="r-xp", offset=0x1000, inode=None, dev=None):
+    """A VMA mapping ``path``: its device and inode are the file's own unless given."""
+    if inode is None or dev is None:
+        try:
+            st = os.stat(path)
+            inode = st.st_ino if inode is None else inode
+            dev = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}" if dev is None else dev
+        except (OSError, TypeError, ValueError):
+            inode, dev = 1 if inode is None else inode, "00:00" if dev is None else dev
     return SimpleNamespace(
-        start=0x555500001000, end=0x555500003000, perms=perms, offset=offset, inode=1, path=path, dev="00:00"
+        start=0x555500001000, end=0x555500003000, perms=perms, offset=offset, inode=inode, path=path, dev=dev
     )
 
 
 def _check_hostile(data: bytes) -> None:
+    """The documented outcome on any file: parse_elf gives an ElfInfo or None; lookups a Symbol or
+    None; describe_vma lines or None. Nothing raises (only the errors pyelftools and the OS raise on
+    bad input are caught inside, so anything else fails here)."""
     with tempfile.TemporaryDirectory() as d:
         path = os.path.join(d, "x.so")
         with open(path, "wb") as f:
             f.write(data)
-        info = parse_elf(path)  # must not raise
-        symbolize._cache.clear()
+        info = parse_elf(path)
+        assert info is None or isinstance(info, ElfInfo)
+        elf._cache.clear()
         for perms, off in (("r-xp", 0x1000), ("r--p", 0), ("rw-p", 0x3000)):
             vma = _fake_vma(path, perms, off)
             lines = describe_vma(vma)
             assert lines is None or all(isinstance(x, str) for x in lines)
             s = Symbolizer().lookup(0x555500001100, vma)
-            assert s is None or isinstance(s.text, str)
+            assert s is None or (isinstance(s, Symbol) and s.reason is None and isinstance(s.text, str))
         if info is not None:
             info.symbol_at(0x1100)
             info.section_at(0x1100)
@@ -241,11 +254,31 @@ def test_byte_flips_never_crash(flips):
     _check_hostile(bytes(data))
 
 
-def test_deleted_and_missing_files_are_unsymbolized():
-    for path in ("/nonexistent/lib.so", "/usr/lib/x86_64-linux-gnu/libc.so.6 (deleted)", "[heap]", None):
+def test_a_file_that_is_not_an_elf_is_none(tmp_path):
+    p = tmp_path / "text"
+    p.write_bytes(b"hello world\n" * 100)
+    assert parse_elf(str(p)) is None
+    assert Symbolizer().lookup(0x555500001100, _fake_vma(str(p))) is None
+    assert describe_vma(_fake_vma(str(p))) is None
+
+
+def test_missing_files_and_pseudo_paths_are_unsymbolized():
+    for path in ("[heap]", None, "relative/lib.so"):
         vma = _fake_vma(path)
         assert describe_vma(vma) is None
         assert Symbolizer().lookup(0x555500001100, vma) is None
+
+
+def test_a_file_that_is_not_the_mapped_one_is_never_read():
+    """Same path, another inode (a container's binary, a replaced file): not reachable, not misnamed."""
+    true = os.path.realpath("/bin/true")
+    for vma in (_fake_vma(true, inode=1), _fake_vma(true, dev="ff:ff"), _fake_vma("/nonexistent/lib.so")):
+        s = Symbolizer().lookup(0x555500001100, vma)
+        assert s is not None and s.name is None and s.reason == NOT_REACHABLE
+        assert s.text == "[unknown: file not reachable]"
+        assert describe_vma(vma)[0].startswith("ELF details unavailable: file not reachable")
+    # and the right inode is read
+    assert Symbolizer().lookup(0x555500001100, _fake_vma(true)).reason is None
 
 
 def test_elf_cache_reuses_the_parse():

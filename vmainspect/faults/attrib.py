@@ -114,11 +114,11 @@ def attribute(snapshot: Snapshot, lists):
 class FaultSymbols:
     """Names IPs and faulting data addresses against a snapshot's mappings (ELF files cached)."""
 
-    def __init__(self, proc_root: str = "/proc") -> None:
+    def __init__(self, pid: int | None, proc_root: str = "/proc") -> None:
         from .symbolize import Symbolizer
 
         self.proc_root = proc_root
-        self._symbolizer = Symbolizer()
+        self._symbolizer = Symbolizer(pid, proc_root)
         self._sym_cache: dict[tuple, tuple[str, str, str]] = {}
         self._starts: tuple[int, list[int]] | None = None
 
@@ -151,7 +151,7 @@ class FaultSymbols:
                         break
                     budget -= 1
                     sym = self._symbolizer.lookup(a, v, snapshot)
-                    if sym is not None and sym.name is not None:
+                    if sym is not None and sym.name is not None and sym.reason is None:
                         out.setdefault((sym.name, sym.dso), [0, 0])[kind] += cnt[a]
         return {k: (a, b) for k, (a, b) in out.items()}
 
@@ -177,6 +177,8 @@ class FaultSymbols:
         if s is None:
             dso = (v.path or "[anon]") if v is not None else "[unknown]"
             out = ("[unknown]", dso, f"{ip:#x}")
+        elif s.reason is not None:
+            out = (s.text, s.dso, s.text)  # "[unknown: file not reachable]": never a name from another file
         elif s.name is None:
             out = ("[unknown]", s.dso, s.text)
         else:
@@ -223,7 +225,7 @@ class FaultSymbols:
                     ip=ip,
                     addr=a,
                     major=i in maj_ids,
-                    symbol=None if text.startswith("0x") else text,
+                    symbol=None if text.startswith(("0x", "[unknown")) else text,
                     dso=None if dso.startswith("[") and dso != "[kernel.kallsyms]" else dso,
                     data_symbol=data,
                 )

@@ -153,7 +153,7 @@ class FaultSampler:
         self._last = time.monotonic()
         self._counters: dict[int, tuple[int, int]] = {}
         self._proc_counters: tuple[int, int] | None = None
-        self._symbols = FaultSymbols(proc_root)
+        self._symbols = FaultSymbols(pid, proc_root)
         self._started = False
         self._previous: Snapshot | None = baseline  # transitions are counted from it; each tick moves it on
         self._starttime: bytes | None = None

@@ -108,3 +108,52 @@ def _why(candidate: str, e: OSError) -> str:
     if e.errno in (errno.ENOENT, errno.ENOTDIR):
         return "no longer at its path"
     return os.strerror(e.errno or 0)
+
+
+def open_as_seen_here(path: str, dev: str, inode: int) -> tuple[int, os.stat_result] | None:
+    """The file at ``path`` in this process's own view, if it is the one maps names (device, inode).
+
+    For a VMA of a process that is gone (a snapshot read from a file): a file with the
+    same device and inode is the same file; anything else is not opened for reading.
+    """
+    if not path.startswith("/") or path.endswith(_DELETED):
+        return None
+    try:
+        pfd = os.open(path, os.O_PATH | os.O_CLOEXEC)
+    except (OSError, ValueError):  # ValueError: a NUL in the path
+        return None
+    try:
+        st = os.fstat(pfd)
+        if not stat.S_ISREG(st.st_mode) or not same_file(st, dev, inode):
+            return None
+        try:
+            return os.open(
+                f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+            ), st
+        except OSError:
+            return None
+    finally:
+        os.close(pfd)
+
+
+def open_in_root(reader: ProcReader | None, path: str) -> int | None:
+    """A read-only fd on the regular file at ``path`` inside the process's root, else in this
+    process's view (a debug file found by build-id or debuglink: checked by its content)."""
+    cands = ([reader.path("root") + path] if reader is not None else []) + [path]
+    for cand in cands:
+        try:
+            pfd = os.open(cand, os.O_PATH | os.O_CLOEXEC)
+        except (OSError, ValueError):
+            continue
+        try:
+            if not stat.S_ISREG(os.fstat(pfd).st_mode):
+                continue
+            try:
+                return os.open(
+                    f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
+                )
+            except OSError:
+                continue
+        finally:
+            os.close(pfd)
+    return None
