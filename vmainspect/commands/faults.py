@@ -190,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, gone) -> dict:
+    from ..faults.demangle import demangle
+
     perf = sampler.mode == "perf"
     samples = res.minor + res.major if perf else None
     by_vma = sorted(res.by_vma.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0][0]))
@@ -235,11 +237,25 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
             for (s, e, p, path), c in by_vma
         ],
         "by_symbol": [
-            {"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+            {
+                "symbol": s,
+                "demangled": demangle(s),
+                "dso": d,
+                "count": c[0] + c[1],
+                "minor": c[0],
+                "major": c[1],
+            }
             for (s, d), c in by_sym
         ],
         "by_data_symbol": [
-            {"symbol": s, "dso": d, "count": c[0] + c[1], "minor": c[0], "major": c[1]}
+            {
+                "symbol": s,
+                "demangled": demangle(s),
+                "dso": d,
+                "count": c[0] + c[1],
+                "minor": c[0],
+                "major": c[1],
+            }
             for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
         ],
         "by_transition": [
@@ -319,7 +335,8 @@ def _render(doc: dict, top: int) -> str:
             for r in doc["by_symbol"][:top]:
                 out.append(
                     f"  {r['count']:>10,} {_pct(r['count'], s):>6} {r['minor']:>10,} {r['major']:>8,}  "
-                    f"{r['symbol']}  ({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})"
+                    f"{r['demangled'] or r['symbol']}  "
+                    f"({os.path.basename(r['dso']) if r['dso'].startswith('/') else r['dso']})"
                 )
         if doc["by_data_symbol"]:
             out.append("")
@@ -327,7 +344,7 @@ def _render(doc: dict, top: int) -> str:
             out.append(f"  {'FAULTS':>10} {'MINOR':>10} {'MAJOR':>8}  OBJECT  (DSO)")
             for r in doc["by_data_symbol"][:top]:
                 out.append(
-                    f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['symbol']}  "
+                    f"  {r['count']:>10,} {r['minor']:>10,} {r['major']:>8,}  {r['demangled'] or r['symbol']}  "
                     f"({os.path.basename(r['dso'])})"
                 )
         if doc["by_transition"]:
