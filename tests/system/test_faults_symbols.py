@@ -122,7 +122,7 @@ def sample_rounds(t: Target) -> tuple:
         assert s.mode == "perf", s.reason
         snap = collect(t.pid)
         t.run_to_stop()
-        tick = s.tick(snap)
+        tick = s.tick(snap).faults
     finally:
         s.close()
     return tick, snap

@@ -128,11 +128,9 @@ def describe_vma(
     if files is None:
         files = ElfFiles(snapshot.process.pid if snapshot is not None else None)
     elf = files.get(vma)
-    if elf is None:
-        return [
-            f"ELF details unavailable: {NOT_REACHABLE} (no file with this mapping's device and inode could be opened)"
-        ]
-    if elf is False or not isinstance(elf, ElfInfo) or not elf.loads:
+    if isinstance(elf, str):
+        return [f"ELF details unavailable: {NOT_REACHABLE} ({elf})"]
+    if not isinstance(elf, ElfInfo) or not elf.loads:
         return None
     if bias is None and snapshot is not None:
         bias = Symbolizer(files=files)._bias(elf, vma, snapshot)
