@@ -33,7 +33,8 @@ EPILOG = """exit codes:
   0  success              3  no such process / it exited while being read
   1  diff: differences    4  permission denied (the message names the privilege)
   2  bad arguments/input  5  output file could not be written
-  6  kernel feature missing   130  interrupted"""
+  6  kernel feature missing   7  optional dependency missing (names the extra)
+  130  interrupted"""
 
 
 def build_parser() -> argparse.ArgumentParser:

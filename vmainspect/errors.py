@@ -13,6 +13,7 @@ EXIT_NO_PROCESS = 3  # no such process, or it exited / was replaced while being 
 EXIT_ACCESS = 4  # permission denied (says which privilege is missing)
 EXIT_OUTPUT = 5  # the output file could not be written (nothing was replaced)
 EXIT_UNSUPPORTED = 6  # the kernel or system lacks a needed feature
+EXIT_DEPENDENCY = 7  # an optional dependency is not installed (the message names the extra)
 EXIT_INTERRUPTED = 130  # Ctrl+C
 
 
@@ -62,3 +63,9 @@ class Unsupported(VmaInspectError):
     """The kernel or system lacks a feature that the command needs."""
 
     exit_code = EXIT_UNSUPPORTED
+
+
+class MissingDependency(VmaInspectError):
+    """An optional Python dependency is not installed; the message names the extra to install."""
+
+    exit_code = EXIT_DEPENDENCY

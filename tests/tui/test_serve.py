@@ -1,7 +1,8 @@
 """vmainspect serve: the page loads in headless Chromium and the TUI session renders in it.
 
 Chromium is driven over the DevTools protocol (aiohttp's websocket client,
-installed with textual-serve): load the page, wait until textual-serve's page
+installed with textual-serve): the page without its token is refused; the
+URL serve prints (with its token) loads the page; wait until textual-serve's page
 has received the app's first bytes (body class ``-first-byte``), then take a
 screenshot and check that the terminal area is not blank.
 """
@@ -33,19 +34,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def wait_port(port: int, proc: subprocess.Popen, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"serve exited early: {proc.stderr.read()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise TimeoutError("serve did not listen")
 
 
 def stop(proc: subprocess.Popen) -> None:
@@ -179,7 +167,15 @@ def test_served_tui_renders_in_headless_chromium(recording):
     profile = tempfile.mkdtemp(prefix="vmainspect-chromium-")
     chrome = None
     try:
-        wait_port(port, serve)
+        url = None
+        deadline = time.monotonic() + 30
+        while url is None and time.monotonic() < deadline:
+            line = serve.stdout.readline()
+            if not line:
+                raise RuntimeError(f"serve exited early: {serve.stderr.read()}")
+            m = re.search(r"(http://127\.0\.0\.1:\d+/\?token=\S+)", line)
+            url = m.group(1) if m else None
+        assert url, "serve printed no URL with its token"
         chrome = subprocess.Popen(
             [
                 CHROMIUM,
@@ -211,7 +207,10 @@ def test_served_tui_renders_in_headless_chromium(recording):
             if m:
                 devtools = int(m.group(1))
         assert devtools, "chromium did not start its DevTools endpoint"
-        html, png = asyncio.run(cdp_check(devtools, f"http://127.0.0.1:{port}/"))
+        # without the token the page is refused; with it (as printed) the session starts
+        refused, _ = asyncio.run(cdp_check(devtools, f"http://127.0.0.1:{port}/", timeout=3))
+        assert "refused: missing or wrong token" in refused and "xterm-screen" not in refused
+        html, png = asyncio.run(cdp_check(devtools, url))
         # the page is textual-serve's, its terminal exists, and the app's output arrived
         assert "xterm-screen" in html
         assert html.split("\n", 1)[0].count("-first-byte"), "no output from the TUI session reached the page"
@@ -227,8 +226,9 @@ def test_served_tui_renders_in_headless_chromium(recording):
 
 
 def test_session_command():
-    assert session_command([])[3:] == ["demo"]
-    assert session_command(["--", "attach", "12"])[3:] == ["attach", "12"]
+    assert session_command([])[3:] == ["demo", "--no-save"]
+    me = str(os.getpid())
+    assert session_command(["--", "attach", me])[3:] == ["attach", me, "--no-save"]
     with pytest.raises(BadInput, match="serve runs one of"):
         session_command(["snapshot", "1"])
     with pytest.raises(BadInput, match="name the snapshot"):

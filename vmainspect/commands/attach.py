@@ -40,6 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves snapshots (default: .)")
+    p.add_argument("--no-save", action="store_true", help="`s` saves nothing (serve's sessions use this)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -68,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     app = VmaInspectApp(
         source,
         interval=args.interval,
-        save_dir=args.save_dir,
+        save_dir=None if args.no_save else args.save_dir,
         picker_filter=picker_filter,
         picker_only=only,
         live_options=options,

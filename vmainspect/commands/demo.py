@@ -51,6 +51,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="lecture: refresh interval of the live view (default 0.5 s)",
     )
     p.add_argument("--no-faults", action="store_true", help="lecture: do not sample page faults")
+    p.add_argument(
+        "--no-save", action="store_true", help="lecture: `s` saves nothing (serve's sessions use this)"
+    )
     p.add_argument("--list", action="store_true", help="list the steps and exit")
 
 
@@ -72,7 +75,11 @@ def run(args: argparse.Namespace) -> int:
     from ..tui.lecture import run_lecture
 
     return run_lecture(
-        auto=args.auto, lecture=args.lecture, interval=args.interval, faults=not args.no_faults
+        auto=args.auto,
+        lecture=args.lecture,
+        interval=args.interval,
+        faults=not args.no_faults,
+        save=not args.no_save,
     )
 
 

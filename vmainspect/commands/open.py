@@ -10,18 +10,20 @@ HELP = "show a saved JSON snapshot in the terminal UI (read-only)"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("snapshot", metavar="SNAPSHOT.json", help="a file written by `snapshot` or the TUI's `s`")
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves a copy (default: .)")
+    p.add_argument("--no-save", action="store_true", help="`s` saves nothing (serve's sessions use this)")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..tui import replay  # a recording (REC, REC@T, REC#N) opens with a timeline
 
+    save_dir = None if args.no_save else args.save_dir
     if replay.is_recording(args.snapshot):
-        return replay.run(args.snapshot, save_dir=args.save_dir)
+        return replay.run(args.snapshot, save_dir=save_dir)
     from ..tui.sources import FileSource
 
     source = FileSource(args.snapshot)  # BadInput: one line, exit 2, before the UI starts
     from ..tui.app import VmaInspectApp
 
-    app = VmaInspectApp(source, save_dir=args.save_dir)
+    app = VmaInspectApp(source, save_dir=save_dir)
     app.run()
     return app.return_code or 0

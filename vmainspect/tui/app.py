@@ -125,7 +125,7 @@ class VmaInspectApp(App):
         interval: float | None = None,
         extra_panel: Widget | None = None,
         describe: Callable[[Vma], list[str] | None] | str | None = "default",
-        save_dir: str = ".",
+        save_dir: str | None = ".",
         picker_lister=None,
         picker_filter: str = "",
         picker_only: set[int] | None = None,
@@ -464,6 +464,9 @@ class VmaInspectApp(App):
 
     def action_save(self) -> None:
         frame = self.current_frame
+        if self.save_dir is None:
+            self.notify("saving is off in this session", severity="warning")
+            return
         if frame is None:
             self.notify("nothing to save yet", severity="warning")
             return

@@ -373,7 +373,12 @@ class LectureApp(VmaInspectApp):
 
 
 def run_lecture(
-    *, auto: float | None = None, lecture: bool = False, interval: float = 0.5, faults: bool = True
+    *,
+    auto: float | None = None,
+    lecture: bool = False,
+    interval: float = 0.5,
+    faults: bool = True,
+    save: bool = True,
 ) -> int:
     """`vmainspect demo`: start the workload, run the lecture app, always clean up.
 
@@ -384,6 +389,8 @@ def run_lecture(
 
     with exit_on_signals(), Lesson(wait=False) as lesson:  # spawned here, on the main thread
         app = LectureApp(lesson, auto=auto, big=lecture, interval=interval, faults=faults)
+        if not save:
+            app.save_dir = None  # the `s` key says saving is off (serve's sessions)
         try:
             app.run()
         finally:

@@ -349,7 +349,7 @@ def is_recording(spec: str) -> bool:
     return sniff(path) == "recording"
 
 
-def run(spec: str, *, save_dir: str = ".") -> int:
+def run(spec: str, *, save_dir: str | None = ".") -> int:
     """``vmainspect open REC[@T|#N]``: load (one-line error on a bad file), then replay."""
     import sys
 
