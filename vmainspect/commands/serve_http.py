@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import hmac
 import logging
+import signal
 import sys
 from typing import Any
 
@@ -112,7 +113,7 @@ class GuardedServer(Server):
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         why = self.refusal(request)
         if why is not None:
-            log.warning("refused %s %s from %s: %s", request.method, request.path, request.remote, why)
+            log.warning("refused %s %r from %s: %s", request.method, request.path, request.remote, why)
             return web.Response(status=403, text=f"vmainspect serve: refused: {why}\n")
         response: web.StreamResponse = await handler(request)
         return response
@@ -130,10 +131,10 @@ class GuardedServer(Server):
                 web.static("/static", self.statics_path, name="static"),
             ]
         )
-        app.on_startup.append(self.on_startup)
         return app
 
-    async def on_startup(self, app: web.Application) -> None:
+    def _listening(self, *_args: object) -> None:
+        """Called by aiohttp once the socket listens: only then is the URL worth printing."""
         # plain text: the command names files, which are not markup
         print(f"vmainspect serve: {self.title}", flush=True)
         print(f"  open {self.public_url}/?token={self.token}", flush=True)
@@ -141,6 +142,23 @@ class GuardedServer(Server):
             f"  (at most {self.max_sessions} session{'s' if self.max_sessions != 1 else ''} at a time; "
             "Ctrl+C stops)",
             flush=True,
+        )
+
+    def serve(self, debug: bool = False) -> None:
+        """Serve until SIGINT or SIGTERM (textual-serve's serve(), printing the URL once listening)."""
+        self.initialize_logging()
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        loop.add_signal_handler(signal.SIGINT, self.request_exit)
+        loop.add_signal_handler(signal.SIGTERM, self.request_exit)
+        web.run_app(
+            self._make_app(),
+            host=self.host,
+            port=self.port,
+            handle_signals=False,
+            loop=loop,
+            print=self._listening,
+            access_log=None,
         )
 
     async def handle_index(self, request: web.Request) -> web.StreamResponse:
