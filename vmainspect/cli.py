@@ -24,6 +24,8 @@ COMMANDS = (
     "maps",
     "faults",
     "crash",
+    "cache",
+    "wss",
     "record",
     "diff",
     "serve",

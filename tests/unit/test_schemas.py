@@ -28,6 +28,7 @@ EXPECTED = {
     "faults-1.json",
     "demo-1.json",
     "crash-1.json",
+    "cache-1.json",
 }
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -107,13 +107,18 @@ _mincore = _libc.mincore
 _mincore.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p)
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
-_state: dict[str, bool | None] = {"have": None}  # None: not asked yet; True/False once the kernel has answered
+_state: dict[str, bool | None] = {
+    "have": None
+}  # None: not asked yet; True/False once the kernel has answered
 _lock = threading.Lock()
 
 
 def syscall_number(machine: str | None = None) -> int | None:
     """__NR_cachestat for ``machine`` (default: this one), or None if not known."""
     return _SYSCALL_NR.get(machine or platform.machine())
+
+
+_NR = syscall_number()
 
 
 def cachestat(fd: int, offset: int = 0, length: int = 0) -> CacheCounts:
@@ -123,7 +128,7 @@ def cachestat(fd: int, offset: int = 0, length: int = 0) -> CacheCounts:
     EPERM (neither the owner nor allowed to write), EOPNOTSUPP (hugetlbfs),
     EBADF.
     """
-    nr = syscall_number()
+    nr = _NR
     if nr is None or _state["have"] is False:
         raise OSError(errno.ENOSYS, "cachestat: " + os.strerror(errno.ENOSYS))
     rng = _Range(offset, length)

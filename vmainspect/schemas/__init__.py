@@ -12,6 +12,7 @@ another by its file name (a recording's first frame is a whole snapshot).
 - ``faults-1.json``: ``vmainspect faults --json``
 - ``demo-1.json``: ``vmainspect demo --script --json``
 - ``crash-1.json``: ``vmainspect crash --json``
+- ``cache-1.json``: ``vmainspect cache --json``
 
 Stdlib only: validating needs the ``jsonschema`` package, which vmainspect
 itself does not depend on.

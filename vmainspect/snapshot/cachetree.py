@@ -1,0 +1,283 @@
+"""Page-cache state of files and directory trees (``vmainspect cache``).
+
+``measure(paths)`` walks each path (a file, or a directory recursively) and
+asks the kernel, per regular file, how many of its pages are in the page
+cache, dirty, under writeback and evicted (``procfs/cachestat.py``). The
+result is the ``vmainspect/cache@1`` document, a msgspec Struct that is
+also its own encoder, validating decoder and JSON Schema.
+
+The walk is fd-relative (``openat`` from the directory's fd), never follows
+symbolic links below the paths given, opens each file with ``O_NOFOLLOW`` and
+``O_NONBLOCK`` (a FIFO put in a file's place cannot block it) and measures
+only what ``fstat`` says is a regular file. An unreadable path or file is one
+error line; everything else is still measured. Names are bytes from the
+file system; they become text with undecodable bytes shown as ``\\xNN``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from collections.abc import Iterable, Iterator
+from typing import Final, Literal
+
+import msgspec
+
+from ..procfs import cachestat as cs
+
+SCHEMA: Final = "vmainspect/cache@1"
+
+_OPEN_FILE = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
+_OPEN_DIR = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_DIRECTORY
+
+
+class CachedFile(msgspec.Struct, frozen=True, kw_only=True):
+    """One regular file: its size and its pages in each page-cache state (null: unknown)."""
+
+    path: str
+    size: int  # bytes
+    pages: int  # pages the file's size spans
+    cached: int | None
+    dirty: int | None
+    writeback: int | None
+    evicted: int | None
+    recently_evicted: int | None
+
+
+class CacheTotal(msgspec.Struct, frozen=True, kw_only=True):
+    """Sums over the files; each count over the files where it is known (null: known for none)."""
+
+    files: int
+    unknown: int  # files whose page-cache counts the kernel would not give (not in the sums)
+    size: int
+    pages: int
+    cached: int | None
+    dirty: int | None
+    writeback: int | None
+    evicted: int | None
+    recently_evicted: int | None
+
+
+class CacheReport(msgspec.Struct, frozen=True, kw_only=True):
+    """``vmainspect cache --json``."""
+
+    schema: Literal["vmainspect/cache@1"]
+    page_size: int
+    source: Literal["cachestat", "mincore"]  # how the counts were asked for
+    files: list[CachedFile]
+    total: CacheTotal
+    errors: list[str]  # one line per path or file that could not be measured
+    notes: list[str]  # what is unknown and why
+
+
+def text_of(name: bytes) -> str:
+    """A file-system name as text: invalid UTF-8 bytes shown as \\xNN (JSON needs valid Unicode)."""
+    return name.decode("utf-8", "backslashreplace")
+
+
+class _Walk:
+    def __init__(self, page: int) -> None:
+        self.page = page
+        self.files: list[CachedFile] = []
+        self.errors: list[str] = []
+        self.refused = 0  # files whose counts the kernel would not give (EPERM)
+        self.seen: set[tuple[int, int]] = set()  # (dev, inode) of files measured (hard links once)
+        self.source = cs.SOURCE_CACHESTAT
+        self.denied = False  # some error was a permission error (the exit code says so)
+
+    def error(self, path: bytes, e: OSError | str) -> None:
+        why = e if isinstance(e, str) else (e.strerror or str(e))
+        if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
+            self.denied = True
+        self.errors.append(f"{text_of(path)}: {why}")
+
+    def measure_fd(self, fd: int, path: bytes, st: os.stat_result) -> None:
+        key = (st.st_dev, st.st_ino)
+        if key in self.seen:
+            return
+        self.seen.add(key)
+        pages = -(-st.st_size // self.page)
+        try:
+            c: cs.CacheCounts | None = cs.page_cache(fd)
+        except OSError as e:
+            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                self.error(path, e)
+                return
+            c = None  # the kernel keeps this file's page cache to itself: counts unknown
+            self.refused += 1
+        if c is not None and c.source != cs.SOURCE_CACHESTAT:
+            self.source = c.source
+        self.files.append(
+            CachedFile(
+                path=text_of(path),
+                size=st.st_size,
+                pages=pages,
+                cached=None if c is None else c.cached,
+                dirty=None if c is None else c.dirty,
+                writeback=None if c is None else c.writeback,
+                evicted=None if c is None else c.evicted,
+                recently_evicted=None if c is None else c.recently_evicted,
+            )
+        )
+
+    def file_at(self, dir_fd: int | None, name: bytes, path: bytes) -> None:
+        try:
+            fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
+        except OSError as e:
+            if e.errno == errno.ELOOP:  # a symbolic link below a given directory: not followed
+                return
+            self.error(path, e)
+            return
+        try:
+            st = os.fstat(fd)
+            if stat.S_ISREG(st.st_mode):
+                self.measure_fd(fd, path, st)
+        finally:
+            os.close(fd)
+
+    def tree(self, dir_fd: int, path: bytes) -> None:
+        """Every regular file below the open directory ``dir_fd`` (closed here), depth first.
+
+        Each directory's files come first, then its subdirectories in name
+        order; only the directories on the current path are open (one fd per
+        level), and each is opened relative to its parent's fd.
+        """
+        stack: list[tuple[int, bytes, Iterator[bytes]]] = []
+        subdirs = self._files_in(dir_fd, path)
+        stack.append((dir_fd, path, iter(subdirs)))
+        while stack:
+            fd, here, todo = stack[-1]
+            name = next(todo, None)
+            if name is None:
+                os.close(fd)
+                stack.pop()
+                continue
+            child = _join(here, name)
+            try:
+                child_fd = os.open(name, _OPEN_DIR, dir_fd=fd)
+            except OSError as e:
+                if e.errno != errno.ELOOP:  # replaced by a symbolic link since the listing
+                    self.error(child, e)
+                continue
+            stack.append((child_fd, child, iter(self._files_in(child_fd, child))))
+
+    def _files_in(self, fd: int, here: bytes) -> list[bytes]:
+        """Measure the regular files in directory ``fd``; return its subdirectories' names, sorted."""
+        try:
+            with os.scandir(fd) as it:
+                entries = sorted(
+                    (os.fsencode(e.name), e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
+                    for e in it
+                )
+        except OSError as e:
+            self.error(here, e)
+            return []
+        subdirs = []
+        for name, is_dir, is_file in entries:
+            if is_dir:
+                subdirs.append(name)
+            elif is_file:
+                self.file_at(fd, name, _join(here, name))
+        return subdirs
+
+
+def _join(folder: bytes, name: bytes) -> bytes:
+    return folder + name if folder.endswith(b"/") else folder + b"/" + name
+
+
+def _sum(values: Iterable[int | None]) -> int | None:
+    """The sum of the known values; None when there were values and none was known."""
+    values = list(values)
+    known = [v for v in values if v is not None]
+    return sum(known) if known or not values else None
+
+
+def measure(paths: Iterable[str | bytes], page_size: int | None = None) -> tuple[CacheReport, bool]:
+    """The page-cache state of every regular file at or below ``paths`` (in the order given),
+    and whether any error was a permission error.
+
+    A path given is followed if it is a symbolic link; links found while
+    walking are not. A file reached twice (hard links, a path given twice)
+    is measured once.
+    """
+    page = page_size or os.sysconf("SC_PAGE_SIZE")
+    walk = _Walk(page)
+    for p in paths:
+        path = os.fsencode(p)
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+        except OSError as e:
+            walk.error(path, e)
+            continue
+        try:
+            st = os.fstat(fd)
+        except OSError as e:
+            os.close(fd)
+            walk.error(path, e)
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            walk.tree(fd, path.rstrip(b"/") or b"/")  # closes fd
+            continue
+        try:
+            if stat.S_ISREG(st.st_mode):
+                walk.measure_fd(fd, path, st)
+            else:
+                walk.error(path, "not a regular file or directory")
+        finally:
+            os.close(fd)
+    files = walk.files
+    total = CacheTotal(
+        files=len(files),
+        unknown=sum(f.cached is None for f in files),
+        size=sum(f.size for f in files),
+        pages=sum(f.pages for f in files),
+        cached=_sum(f.cached for f in files),
+        dirty=_sum(f.dirty for f in files),
+        writeback=_sum(f.writeback for f in files),
+        evicted=_sum(f.evicted for f in files),
+        recently_evicted=_sum(f.recently_evicted for f in files),
+    )
+    notes = []
+    if walk.refused:
+        notes.append(
+            f"{walk.refused} file(s): the kernel gives a file's page-cache state only to its owner, "
+            "a user who may write it, or root (counts null)"
+        )
+    if walk.source == cs.SOURCE_MINCORE:
+        notes.append(
+            "no cachestat in this kernel (Linux < 6.5): residency from mincore; dirty, writeback and evicted unknown"
+        )
+    report = CacheReport(
+        schema=SCHEMA,
+        page_size=page,
+        source="mincore" if walk.source == cs.SOURCE_MINCORE else "cachestat",
+        files=files,
+        total=total,
+        errors=walk.errors,
+        notes=notes,
+    )
+    return report, walk.denied
+
+
+def encode(report: CacheReport, indent: int = 2) -> bytes:
+    return msgspec.json.format(msgspec.json.encode(report), indent=indent)
+
+
+def decode(data: bytes | str) -> CacheReport:
+    """A cache@1 document, validated (msgspec.ValidationError / DecodeError on a bad one)."""
+    return msgspec.json.decode(data, type=CacheReport)
+
+
+def schema() -> dict[str, object]:
+    """The JSON Schema the Structs generate (shipped as schemas/cache-1.json)."""
+    from ..schemas import BASE_URI
+
+    generated = msgspec.json.schema(CacheReport)
+    generated["$defs"]["CacheReport"]["properties"]["schema"] = {"const": SCHEMA}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": BASE_URI + "cache-1.json",
+        "title": SCHEMA,
+        **generated,
+    }
