@@ -48,7 +48,7 @@ def test_whole_matrix_as_root_matches_the_truth_table():
     assert list(cases) == [(m, e) for m in MAPPINGS for e in ENDINGS]
     for (mapping, ending), c in cases.items():
         w = c["written_pages"]
-        assert w == 4
+        assert w == 8
         assert c["ended_by"] == ENDED_BY[ending], c
         if mapping == "shared":
             # the page cache has the bytes: a crash loses nothing, but they are not on disk yet
@@ -68,7 +68,9 @@ def test_whole_matrix_as_root_matches_the_truth_table():
 
 
 @pytest.mark.root
-def test_without_root_dirty_counts_are_unknown_not_zero(nobody_pythonpath):
+def test_without_root_the_page_cache_is_measured_and_the_process_unknown(nobody_pythonpath):
+    """dirty_before needs kpageflags (root); dirty_in_cache_after comes from cachestat on the
+    experiment's own files, which works for any user."""
     p = _run(
         "--json",
         "--mapping",
@@ -87,8 +89,10 @@ def test_without_root_dirty_counts_are_unknown_not_zero(nobody_pythonpath):
     by = {c["mapping"]: c for c in doc["cases"]}
     assert set(by) == {"shared", "private"}
     for c in by.values():
-        assert c["dirty_before"] is None and c["dirty_in_cache_after"] is None
+        assert c["dirty_before"] is None
     assert by["shared"]["in_file_after"] is True and by["private"]["in_file_after"] is False
+    assert by["shared"]["dirty_in_cache_after"] >= by["shared"]["written_pages"]  # not yet on disk
+    assert by["private"]["dirty_in_cache_after"] == 0  # the writes never reached the file
 
 
 def test_readable_report_explains_and_usage_errors():

@@ -8,11 +8,13 @@ HELP = "measure what a crash does to data written through mmap (shared, private,
 DESCRIPTION = """\
 Runs the crash experiment: for each mapping (shared, shared+msync, private,
 anonymous) and each ending (sigkill, sigsegv, abort, exit without munmap) a
-throwaway child maps a temporary file, writes known bytes to 4 of its 16
+throwaway child maps a temporary file, writes known bytes to 8 of its 16
 pages and stops; vmainspect counts its dirty pages, lets it end, reads the
 file back and counts the file's pages still dirty in the page cache.
-Temporary files are removed afterwards. Dirty page counts need root
-(/proc/kpageflags); without it they are shown as ? (null in JSON)."""
+Temporary files are removed afterwards. The process's dirty pages before
+its end need root (/proc/kpageflags); without it they are shown as ? (null
+in JSON). The file's pages still dirty in the page cache afterwards come
+from cachestat(2) (Linux 6.5+), which needs no root."""
 
 MAPPINGS = ("shared", "shared+msync", "private", "anonymous")
 ENDINGS = ("sigkill", "sigsegv", "abort", "exit")

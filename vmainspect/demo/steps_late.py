@@ -180,7 +180,7 @@ def check_crash(c: Ctx, b: Snapshot, a: Snapshot, x: dict) -> Check:
         {
             "MAP_SHARED writes survive the crash": sh.in_file_after is True and sync.in_file_after is True,
             "MAP_PRIVATE writes never reach the file": priv.in_file_after is False,
-            "without msync they were still dirty, with msync not (kpageflags)": None
+            "without msync they were still dirty, with msync not (cachestat)": None
             if unknown
             else sh.dirty_in_cache_after >= sh.written_pages and sync.dirty_in_cache_after == 0,
         },
