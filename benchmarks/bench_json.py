@@ -14,7 +14,7 @@ It reports, side by side in one run, the wall time of
   dumps(s)             compact, what `vmainspect snapshot` writes to a pipe
   dumps(s, indent=1)   top level indented, one VMA per line (files)
   json                 json.dumps(to_dict(s)): the json module's C encoder over dicts
-  naive                json.dumps(dataclasses.asdict(s), indent=1): the obvious way (--naive)
+  naive                json.dumps(msgspec.to_builtins(s), indent=1): the obvious way (--naive)
   loads(text)          parse + validate + rebuild the model
   json.loads           json.loads(text) alone (GC off, as loads runs): the floor for loads
 With --target it also times real snapshots (collect(), with and without pages)
@@ -26,7 +26,6 @@ Usage: python3 benchmarks/bench_json.py [--vmas N] [--repeat R] [--target] [--na
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import gc
 import json
 import os
@@ -35,7 +34,9 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from vmainspect.model import PageCounts, PageInfo, PageRun, Snapshot, Vma
+import msgspec
+
+from vmainspect.model import PageCounts, PageInfo, PageRun, Snapshot, Vma, replace
 from vmainspect.snapshot import io as snapshot_io
 
 FIXTURE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures", "python.json")
@@ -104,8 +105,8 @@ def synthetic(src: Snapshot, n: int, pages: str | None) -> Snapshot:
                 pages=_pages(PAGES_PER_VMA, pages == "stride") if pages else None,
             )
         )
-    caps = dataclasses.replace(src.capabilities, pages=bool(pages))
-    return dataclasses.replace(src, vmas=tuple(vmas), capabilities=caps)
+    caps = replace(src.capabilities, pages=bool(pages))
+    return replace(src, vmas=tuple(vmas), capabilities=caps)
 
 
 def target_snapshots(diverse: bool) -> list[tuple[str, Snapshot]]:
@@ -158,7 +159,7 @@ def main() -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--from", dest="from_file", help="a snapshot JSON to replicate")
     ap.add_argument("--live", action="store_true", help="replicate a live collect(os.getpid())")
-    ap.add_argument("--naive", action="store_true", help="also time dataclasses.asdict + json.dumps (slow)")
+    ap.add_argument("--naive", action="store_true", help="also time msgspec.to_builtins + json.dumps (slow)")
     ap.add_argument(
         "--target",
         action="store_true",
@@ -187,7 +188,7 @@ def main() -> int:
         t_indent, _ = best(lambda: snapshot_io.dumps(s, indent=1), args.repeat)
         t_json, _ = best(lambda: json.dumps(snapshot_io.to_dict(s), separators=(",", ":")), args.repeat)
         if args.naive:
-            t_naive, _ = best(lambda: json.dumps(dataclasses.asdict(s), indent=1), min(args.repeat, 2))
+            t_naive, _ = best(lambda: json.dumps(msgspec.to_builtins(s), indent=1), min(args.repeat, 2))
         else:
             t_naive = float("nan")
         t_loads, back = best(lambda: snapshot_io.loads(text), min(args.repeat, 3))

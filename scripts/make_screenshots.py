@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import shutil
 import subprocess
@@ -20,8 +19,8 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
-from vmainspect.model import Frame, Snapshot  # noqa: E402
-from vmainspect.snapshot import io as snapshot_io
+from vmainspect.model import Frame, Snapshot, replace  # noqa: E402
+from vmainspect.snapshot import io as snapshot_io  # noqa: E402
 from vmainspect.tui.app import VmaInspectApp  # noqa: E402
 from vmainspect.tui.sources import FramesSource  # noqa: E402
 
@@ -39,10 +38,10 @@ def _grown(snap: Snapshot) -> Snapshot:
     del vmas[5]
     i = next(k for k, v in enumerate(vmas) if v.kind == "heap")
     h = vmas[i]
-    vmas[i] = dataclasses.replace(
+    vmas[i] = replace(
         h, smaps=dict(h.smaps, rss=h.smaps["rss"] + 65536, private_dirty=h.smaps["private_dirty"] + 65536)
     )
-    return dataclasses.replace(snap, vmas=tuple(vmas), taken_at=snap.taken_at[:17] + "18.000000Z")
+    return replace(snap, vmas=tuple(vmas), taken_at=snap.taken_at[:17] + "18.000000Z")
 
 
 async def shoot(

@@ -1,40 +1,72 @@
 """The data model: what one look at a process's memory found.
 
-Frozen dataclasses, stdlib only. Everything the collector produces, the JSON
-contract carries and the TUI renders is one of these. ``None`` always means
-*unknown* (for example a kpageflags-derived count without root), never zero.
+Frozen msgspec ``Struct``s. Everything the collector produces, the JSON
+contract carries and the TUI renders is one of these, and the classes *are*
+the ``vmainspect/snapshot@1`` format: ``snapshot.io`` encodes and decodes
+them with msgspec (validating every field against the constraints written
+here) and ``scripts/gen_schemas.py`` derives the shipped JSON Schema from
+them. ``None`` always means *unknown* (for example a kpageflags-derived count
+without root), never zero.
+
+Decisions:
+
+- smaps fields are a ``Fields``: an immutable, hashable ``dict`` of
+  snake_case name -> integer. The kernel adds fields over the years and a
+  snapshot keeps those it does not know, so a Struct of the known fields
+  would lose them; a dict subclass keeps C-speed ``get``/``[]`` for the many
+  readers and msgspec encodes it as an object natively.
+- Page runs are ``PageRun``: an ``array_like`` Struct, ``[first, count,
+  state]`` in JSON. Building one is one C call (``PageRun(f, c, s)``, or
+  ``runs_from_columns`` for whole arrays, ``tuple(map(PageRun, ...))`` in C),
+  decoding them is msgspec's own C loop, and readers keep ``r.first``,
+  ``r.count``, ``r.state``. Equal runs and equal ``PageInfo``s may be shared
+  between VMAs (they are immutable). A columnar form (one array per field)
+  would save the objects but needs an encode hook per VMA that rebuilds
+  them anyway for JSON, so it does not pay.
+- Structs that hold only numbers, strings and tuples are ``gc=False``: the
+  collector makes 100k+ of them and none can be part of a cycle, so the
+  cyclic collector need not scan them.
+- Additive fields get defaults; where the format allows, they are omitted
+  when default (``omit_defaults``), so older readers and the schema files
+  already published still accept the output.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, ClassVar, Final, Literal, NoReturn
+
+import msgspec
+from msgspec import Meta, Struct, field
 
 SNAPSHOT_SCHEMA = "vmainspect/snapshot@1"
 
 # Page states used in page runs. Exactly one per page.
-ABSENT = "absent"  # not in the page tables (never touched, or dropped)
-SWAPPED = "swapped"  # swapped out (pagemap bit 62)
-FILE = "file"  # present, file/shmem-backed, clean or dirtiness unknown
-FILE_DIRTY = "file-dirty"  # present, file-backed, kpageflags DIRTY set (root only)
-ANON = "anon"  # present, anonymous (dirty by nature); includes the
+ABSENT: Final = "absent"  # not in the page tables (never touched, or dropped)
+SWAPPED: Final = "swapped"  # swapped out (pagemap bit 62)
+FILE: Final = "file"  # present, file/shmem-backed, clean or dirtiness unknown
+FILE_DIRTY: Final = "file-dirty"  # present, file-backed, kpageflags DIRTY set (root only)
+ANON: Final = "anon"  # present, anonymous (dirty by nature); includes the
 # zero page when PFNs are hidden (cannot tell them apart)
-ZERO = "zero"  # the shared zero page (root only: needs the PFN)
+ZERO: Final = "zero"  # the shared zero page (root only: needs the PFN)
 PAGE_STATES = (ABSENT, SWAPPED, FILE, FILE_DIRTY, ANON, ZERO)
+PageState = Literal["absent", "swapped", "file", "file-dirty", "anon", "zero"]
 
 # VMA kinds, derived from perms, path, inode and flags.
-KIND_HEAP = "heap"
-KIND_STACK = "stack"
-KIND_VDSO = "vdso"
-KIND_VVAR = "vvar"
-KIND_VSYSCALL = "vsyscall"
-KIND_FILE_PRIVATE = "file-private"
-KIND_FILE_SHARED = "file-shared"
-KIND_ANON_PRIVATE = "anon-private"
-KIND_ANON_SHARED = "anon-shared"
-KIND_GUARD = "guard"  # no permissions at all (---p / ---s)
-KIND_DELETED = "deleted"  # file mapping whose file was unlinked
-KIND_SHM = "shm"  # SysV shared memory (/SYSV... path)
+KIND_HEAP: Final = "heap"
+KIND_STACK: Final = "stack"
+KIND_VDSO: Final = "vdso"
+KIND_VVAR: Final = "vvar"
+KIND_VSYSCALL: Final = "vsyscall"
+KIND_FILE_PRIVATE: Final = "file-private"
+KIND_FILE_SHARED: Final = "file-shared"
+KIND_ANON_PRIVATE: Final = "anon-private"
+KIND_ANON_SHARED: Final = "anon-shared"
+KIND_GUARD: Final = "guard"  # no permissions at all (---p / ---s)
+KIND_DELETED: Final = "deleted"  # file mapping whose file was unlinked
+KIND_SHM: Final = "shm"  # SysV shared memory (/SYSV... path)
+KIND_HUGETLB: Final = "hugetlb"  # hugetlbfs pages (VmFlags "ht"): not counted in Rss
 VMA_KINDS = (
     KIND_HEAP,
     KIND_STACK,
@@ -48,38 +80,187 @@ VMA_KINDS = (
     KIND_GUARD,
     KIND_DELETED,
     KIND_SHM,
+    KIND_HUGETLB,
 )
+VmaKind = Literal[
+    "heap",
+    "stack",
+    "vdso",
+    "vvar",
+    "vsyscall",
+    "file-private",
+    "file-shared",
+    "anon-private",
+    "anon-shared",
+    "guard",
+    "deleted",
+    "shm",
+    "hugetlb",
+]
+
+# --- value constraints (checked by the decoder, published in the schema) ---
+
+U64_MAX = (1 << 64) - 1
+Count = Annotated[int, Meta(ge=0)]
+Positive = Annotated[int, Meta(ge=1)]
+# msgspec checks bounds within int64 only: the upper bounds of these are
+# published in the schema and checked after decoding (snapshot.io)
+U64 = Annotated[int, Meta(ge=0, extra_json_schema={"maximum": U64_MAX})]
+Address = Annotated[int, Meta(ge=0, extra_json_schema={"maximum": 1 << 64})]
+Pid = Annotated[int, Meta(ge=0, le=1 << 31)]
+UTC_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-]00:00)$"
+UtcTime = Annotated[str, Meta(pattern=UTC_TIME_PATTERN, description="ISO 8601, UTC.")]
+
+# smaps field names the kernel prints today, as snapshots name them
+SMAPS_KEYS = frozenset(
+    (
+        "size",
+        "kernel_page_size",
+        "mmu_page_size",
+        "rss",
+        "pss",
+        "pss_dirty",
+        "pss_anon",
+        "pss_file",
+        "pss_shmem",
+        "shared_clean",
+        "shared_dirty",
+        "private_clean",
+        "private_dirty",
+        "referenced",
+        "anonymous",
+        "ksm",
+        "lazy_free",
+        "anon_huge_pages",
+        "shmem_huge_pages",
+        "shmem_pmd_mapped",
+        "file_pmd_mapped",
+        "shared_hugetlb",
+        "private_hugetlb",
+        "swap",
+        "swap_pss",
+        "locked",
+        "thp_eligible",
+        "protection_key",
+    )
+)
+FIELD_KEY_PATTERN = r"^[a-z0-9_]+$"
+_KEY_RE = re.compile(r"[a-z0-9_]{1,128}\Z")
 
 
-@dataclass(frozen=True)
-class HostInfo:
-    kernel: str  # os.uname().release
-    page_size: int  # bytes
+class Fields(dict[str, int]):
+    """smaps-style fields: snake_case name -> bytes (kB fields) or the plain
+    number (thp_eligible, protection_key). Immutable and hashable; fields a
+    newer kernel adds are kept like the known ones."""
+
+    __slots__ = ()
+
+    def __hash__(self) -> int:  # type: ignore[override]
+        return hash(frozenset(self.items()))
+
+    def _readonly(self, *args: object, **kwargs: object) -> NoReturn:
+        raise TypeError("Fields are immutable (make a new one: Fields(old, key=value))")
+
+    __setitem__ = __delitem__ = _readonly
+    clear = pop = popitem = setdefault = update = _readonly
+    __ior__ = _readonly
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Fields, (dict(self),))
+
+    def __copy__(self) -> Fields:
+        return self
+
+    def __deepcopy__(self, memo: object) -> Fields:
+        return self
+
+    def __repr__(self) -> str:
+        return f"Fields({dict.__repr__(self)})"
+
+    @classmethod
+    def checked(cls, obj: object) -> Fields:
+        """Validate decoded JSON (a dict) and wrap it; TypeError/ValueError
+        name the problem (msgspec adds the JSON path)."""
+        if type(obj) is not dict:
+            raise TypeError("Expected `object` of integers")
+        if obj:
+            vals = obj.values()
+            if set(map(type, vals)) != {int} or min(vals) < 0 or max(vals) > U64_MAX:
+                for k, v in obj.items():
+                    if type(v) is not int:
+                        raise TypeError(f"Expected `int` for field {k[:60]!r}, got `{type(v).__name__}`")
+                    if not 0 <= v <= U64_MAX:
+                        raise ValueError(f"Expected `int` in [0, 2^64) for field {k[:60]!r}")
+            for k in obj.keys() - SMAPS_KEYS:
+                if type(k) is not str:
+                    raise TypeError(f"field names must be strings, got `{type(k).__name__}`")
+                if not _KEY_RE.match(k):
+                    raise ValueError(f"field name {k[:60]!r} is not lower-case snake_case")
+        return cls(obj)
+
+
+FIELDS_SCHEMA: dict[str, Any] = {
+    "description": (
+        "smaps-style fields: lower-case snake_case name -> bytes (kB fields) or the plain number "
+        "(thp_eligible, protection_key). Fields a newer kernel adds are kept."
+    ),
+    "type": "object",
+    "propertyNames": {"pattern": FIELD_KEY_PATTERN, "maxLength": 128},
+    "additionalProperties": {"type": "integer", "minimum": 0, "maximum": U64_MAX},
+}
+
+
+def dec_hook(tp: type, obj: object) -> object:
+    """msgspec decode hook for the model's own types."""
+    if tp is Fields:
+        return Fields.checked(obj)
+    raise NotImplementedError(f"cannot decode {tp!r}")
+
+
+def schema_hook(tp: type) -> dict[str, Any]:
+    """msgspec schema hook for the model's own types."""
+    if tp is Fields:
+        return dict(FIELDS_SCHEMA)
+    raise NotImplementedError(f"no schema for {tp!r}")
+
+
+class HostInfo(Struct, frozen=True, gc=False):
+    kernel: Annotated[str, Meta(description="Kernel release (uname -r).")]
+    page_size: Annotated[int, Meta(ge=512, le=1 << 30, description="Base page size in bytes.")]
     hostname: str = ""
 
 
-@dataclass(frozen=True)
-class ProcessInfo:
-    pid: int
-    ppid: int | None
-    name: str
+class ProcessInfo(Struct, frozen=True, gc=False):
+    pid: Pid
+    ppid: Pid | None
+    name: Annotated[str, Meta(description="comm, as in /proc/PID/stat.")]
     cmdline: tuple[str, ...]
-    exe: str | None  # None when the link cannot be read
-    user: str | None  # user name of the real uid (or str(uid))
-    uid: int | None
-    state: str  # one letter from /proc/PID/stat, e.g. "S", "T", "Z"
-    threads: int
-    minor_faults: int  # /proc/PID/stat minflt (process, not children)
-    major_faults: int  # /proc/PID/stat majflt
-    create_time: float | None  # seconds since the epoch; (pid, create_time) names a process
+    exe: Annotated[str | None, Meta(description="Target of /proc/PID/exe; null when it cannot be read.")]
+    user: Annotated[str | None, Meta(description="User name of the real uid (or the uid as a string).")]
+    uid: Annotated[int, Meta(ge=0, le=(1 << 32) - 1)] | None
+    state: Annotated[str, Meta(description="State letter from /proc/PID/stat (R, S, D, T, t, Z, ...).")]
+    threads: Count
+    minor_faults: Annotated[
+        int, Meta(ge=0, description="minflt from /proc/PID/stat (this process, not its children).")
+    ]
+    major_faults: Annotated[int, Meta(ge=0, description="majflt from /proc/PID/stat.")]
+    create_time: (
+        Annotated[
+            float,
+            Meta(
+                ge=0,
+                description="Start time, seconds since the epoch; (pid, create_time) identifies a process.",
+            ),
+        ]
+        | None
+    )
 
 
-@dataclass(frozen=True)
-class Capabilities:
+class Capabilities(Struct, frozen=True, gc=False):
     """What this snapshot could see. A reader uses it to tell unknown from zero."""
 
     root: bool  # collected with CAP_SYS_ADMIN / euid 0
-    pages: bool  # per-page state collected (--pages)
+    pages: Annotated[bool, Meta(description="Per-page state was collected (--pages).")]
     pfn_visible: bool | None  # pagemap showed PFNs (None: pages not collected)
     kpageflags: bool | None  # /proc/kpageflags was readable and used
     kpagecount: bool | None  # /proc/kpagecount was readable and used
@@ -87,53 +268,81 @@ class Capabilities:
     notes: tuple[str, ...] = ()  # human-readable notes: what is missing and why
 
 
-@dataclass(frozen=True)
-class PageRun:
+class PageRun(Struct, frozen=True, array_like=True, gc=False, forbid_unknown_fields=True):
     """``count`` consecutive pages from page index ``first`` (0 = the VMA's start) in ``state``."""
 
-    first: int
-    count: int
-    state: str
+    first: Count
+    count: Positive
+    state: PageState
 
 
-@dataclass(frozen=True)
-class PageCounts:
-    present: int  # pages in the page tables (incl. the zero page; smaps Rss does not count it)
-    swapped: int
-    file: int  # present and file/shmem-backed (pagemap bit 61)
-    anon: int  # present and anonymous (includes zero page)
-    exclusive: int  # present and exclusively mapped (pagemap bit 56)
-    dirty: int | None  # file pages with kpageflags DIRTY + present anon pages; None without kpageflags
-    zero: int | None  # the shared zero page; None without PFNs + kpageflags
-    thp: int | None  # pages that are part of a transparent huge page; None without kpageflags
-    ksm: int | None  # KSM-merged pages; None without kpageflags
-    shared: int | None  # present pages mapped more than once (kpagecount > 1); None without kpagecount
+def runs_from_columns(
+    firsts: Iterable[int], counts: Iterable[int], codes: Iterable[int]
+) -> tuple[PageRun, ...]:
+    """Page runs from parallel columns (state as an index into PAGE_STATES), built in C."""
+    states: Iterable[Any] = map(PAGE_STATES.__getitem__, codes)
+    return tuple(map(PageRun, firsts, counts, states))
 
 
-@dataclass(frozen=True)
-class PageInfo:
+class PageCounts(Struct, frozen=True, gc=False):
+    present: Count  # pages in the page tables (incl. the zero page; smaps Rss does not count it)
+    swapped: Count
+    file: Count  # present and file/shmem-backed (pagemap bit 61)
+    anon: Count  # present and anonymous (includes zero page)
+    exclusive: Count  # present and exclusively mapped (pagemap bit 56)
+    dirty: Count | None  # file pages with kpageflags DIRTY + present anon pages; None without kpageflags
+    zero: Count | None  # the shared zero page; None without PFNs + kpageflags
+    thp: Count | None  # pages that are part of a transparent huge page; None without kpageflags
+    ksm: Count | None  # KSM-merged pages; None without kpageflags
+    shared: Count | None  # present pages mapped more than once (kpagecount > 1); None without kpagecount
+
+
+class PageInfo(Struct, frozen=True, gc=False):
+    """Per-page state (only with --pages)."""
+
     counts: PageCounts
-    runs: tuple[PageRun, ...]  # cover the VMA exactly, in order
-    shared_runs: tuple[tuple[int, int], ...] | None = None  # (first, count) of pages with kpagecount > 1
+    runs: Annotated[
+        tuple[PageRun, ...],
+        Meta(description="[first_page_index, page_count, state], in order, covering the VMA exactly."),
+    ]
+    shared_runs: Annotated[
+        tuple[tuple[Count, Positive], ...] | None,
+        Meta(
+            description=(
+                "[first_page_index, page_count] of pages mapped more than once (kpagecount > 1); "
+                "null without kpagecount."
+            )
+        ),
+    ] = None
 
 
-@dataclass(frozen=True)
-class Vma:
-    start: int
-    end: int
-    perms: str  # as in maps: "rw-p"
-    offset: int
-    dev: str  # "fe:00"
-    inode: int
-    path: (
-        str | None
-    )  # None for plain anonymous memory; "[heap]", "[anon:name]", "/x (deleted)" kept as the kernel prints them
-    kind: str  # one of VMA_KINDS
-    flags: tuple[str, ...]  # VmFlags mnemonics, in kernel order
-    smaps: Mapping[
-        str, int
-    ]  # snake_case field -> bytes (kB fields) or the raw number (THPeligible, ProtectionKey)
+class Vma(Struct, frozen=True, gc=False, omit_defaults=True):
+    start: Address
+    end: Address
+    perms: Annotated[str, Meta(pattern=r"^[r-][w-][x-][psS-]$")]  # as in maps: "rw-p"
+    offset: Annotated[U64, Meta(description="File offset in bytes.")]
+    dev: Annotated[
+        str, Meta(pattern=r"^[0-9a-f]{1,8}:[0-9a-f]{1,8}$", description="major:minor in hex, as in maps.")
+    ]
+    inode: U64
+    # None for plain anonymous memory; "[heap]", "[anon:name]", "/x (deleted)" kept as the kernel prints them
+    path: Annotated[
+        str | None,
+        Meta(
+            description=(
+                "As the kernel prints it ([heap], [anon:name], '/x (deleted)', /SYSV...); "
+                "null for plain anonymous memory."
+            )
+        ),
+    ]
+    kind: VmaKind  # one of VMA_KINDS
+    flags: Annotated[tuple[str, ...], Meta(description="VmFlags mnemonics in kernel order.")]
+    smaps: Fields  # snake_case field -> bytes (kB fields) or the raw number (THPeligible, ProtectionKey)
     pages: PageInfo | None = None  # only with --pages
+
+    def __post_init__(self) -> None:
+        if type(self.smaps) is not Fields:  # a plain dict from a caller: freeze it
+            msgspec.structs.force_setattr(self, "smaps", Fields(self.smaps))
 
     @property
     def size(self) -> int:
@@ -146,15 +355,26 @@ class Vma:
         return self.start <= address < self.end
 
 
-@dataclass(frozen=True)
-class Snapshot:
-    taken_at: str  # ISO 8601 UTC, e.g. "2026-11-25T07:40:25.123456Z"
+class Snapshot(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="schema", tag=SNAPSHOT_SCHEMA):
+    """One look at a process: ``vmainspect/snapshot@1``. The ``schema`` key is
+    the msgspec tag: written first, required and checked when read."""
+
+    schema: ClassVar[str] = SNAPSHOT_SCHEMA
+
+    taken_at: Annotated[
+        str, Meta(pattern=UTC_TIME_PATTERN, description="When the snapshot was taken: ISO 8601, UTC.")
+    ]
     host: HostInfo
     process: ProcessInfo
-    capabilities: Capabilities
-    totals: Mapping[str, int]  # smaps_rollup, same naming and units as Vma.smaps
+    capabilities: Annotated[
+        Capabilities, Meta(description="What the collector could see; tells unknown (null) from zero.")
+    ]
+    totals: Fields  # smaps_rollup, same naming and units as Vma.smaps
     vmas: tuple[Vma, ...]  # address order
-    schema: str = SNAPSHOT_SCHEMA
+
+    def __post_init__(self) -> None:
+        if type(self.totals) is not Fields:
+            msgspec.structs.force_setattr(self, "totals", Fields(self.totals))
 
     def vma_at(self, address: int) -> Vma | None:
         """The VMA containing ``address`` (binary search), or None."""
@@ -171,11 +391,13 @@ class Snapshot:
         return None
 
 
+replace = msgspec.structs.replace  # a copy with some fields changed (frozen Structs)
+
+
 # --- page faults (perf_event_open sampling, or /proc counters as fallback) ---
 
 
-@dataclass(frozen=True)
-class FaultSample:
+class FaultSample(Struct, frozen=True, gc=False):
     time_ns: int  # perf clock
     pid: int
     tid: int
@@ -185,12 +407,11 @@ class FaultSample:
     symbol: str | None = None  # "func+0x12" once symbolized
     dso: str | None = None  # path of the ELF the IP lies in
     data_symbol: str | None = (
-        None  # the object the faulting address lies in ("var+0x8"), when in an ELF's .data/.bss
+        None  # the object the faulting address lies in ("var+0x8"), in an ELF's .data/.bss
     )
 
 
-@dataclass(frozen=True)
-class FaultTick:
+class FaultTick(Struct, frozen=True):
     """Faults seen during one refresh window."""
 
     mode: str  # "perf" (sampled) or "counters" (/proc fallback)
@@ -207,16 +428,14 @@ class FaultTick:
     by_thread: Mapping[int, tuple[int, int]] = field(
         default_factory=dict
     )  # tid -> (minor, major), both modes
-    pages: tuple[
-        int, ...
-    ] = ()  # page-aligned addresses that faulted in the window (perf only, sorted, bounded)
-    by_transition: tuple[
-        tuple[str, str, int], ...
-    ] = ()  # (state before, state after, pages) of faulted pages, between the previous and this tick's snapshots (both with pages); most first
+    # page-aligned addresses that faulted in the window (perf only, sorted, bounded)
+    pages: tuple[int, ...] = ()
+    # (state before, state after, pages) of faulted pages, between the previous and this tick's
+    # snapshots (both with pages); most first
+    by_transition: tuple[tuple[str, str, int], ...] = ()
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(Struct, frozen=True):
     """What a TUI source hands the app each tick."""
 
     snapshot: Snapshot

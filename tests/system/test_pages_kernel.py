@@ -29,6 +29,7 @@ import os
 import shutil
 import time
 
+import msgspec
 import pytest
 from targets import read_smaps_kb, spawn_target
 
@@ -225,7 +226,7 @@ def test_runs_cover_every_vma_exactly_and_are_merged(main_view):
 def _plain(info) -> tuple[dict, list[list]]:
     """(counts, runs) of a PageInfo or of its JSON form from the nobody reader."""
     if isinstance(info, PageInfo):
-        return dict(info.counts.__dict__), [[r.first, r.count, r.state] for r in info.runs]
+        return msgspec.structs.asdict(info.counts), [[r.first, r.count, r.state] for r in info.runs]
     return info["counts"], info["runs"]
 
 

@@ -19,6 +19,7 @@ NOBODY = "65534"
 
 READER = r"""
 import json, os, sys
+import msgspec
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
 from vmainspect.procfs.reader import ProcReader
@@ -36,7 +37,7 @@ for attempt in range(3):        # see test_nonroot_scan_equals_pagemap_except_th
         pair[name] = {
             "caps": [r.pfn_visible, r.kpageflags, r.kpagecount, r.pagemap_scan],
             "notes": list(r.notes),
-            "infos": [{"start": v.start, "counts": i.counts.__dict__,
+            "infos": [{"start": v.start, "counts": msgspec.structs.asdict(i.counts),
                        "runs": [[x.first, x.count, x.state] for x in i.runs],
                        "shared_runs": i.shared_runs} for v, i in zip(vmas, r.infos)],
         }

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 from conftest import fixture_path, make_app, next_frame, wait_frames
 
-from vmainspect.model import Frame
+from vmainspect.model import Frame, replace
 from vmainspect.snapshot import io as snapshot_io
 from vmainspect.tui.widgets.page_map import PageMapPanel
 from vmainspect.tui.widgets.vma_table import VmaTable
@@ -123,9 +122,9 @@ def _changed(snap):
     grow_i = next(i for i, v in enumerate(vmas) if v.kind == "heap")
     heap = vmas[grow_i]
     smaps = dict(heap.smaps, rss=heap.smaps["rss"] + 65536, private_dirty=heap.smaps["private_dirty"] + 65536)
-    vmas[grow_i] = dataclasses.replace(heap, smaps=smaps)
+    vmas[grow_i] = replace(heap, smaps=smaps)
     last_user = vmas[-2]
-    new = dataclasses.replace(
+    new = replace(
         vmas[-3],
         start=last_user.start - 0x100000,
         end=last_user.start - 0xFF000,
@@ -135,7 +134,7 @@ def _changed(snap):
     )
     vmas.insert(len(vmas) - 2, new)  # between ld.so and the stack
     return (
-        dataclasses.replace(snap, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z"),
+        replace(snap, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z"),
         removed,
         heap,
         new,
@@ -165,9 +164,7 @@ async def test_changes_are_highlighted_for_one_tick(small):
 
 async def test_pause_and_resume():
     small = snapshot_io.load(fixture_path("small"))
-    frames = [
-        dataclasses.replace(small, taken_at=f"2026-11-25T07:56:{10 + i:02d}.000000Z") for i in range(50)
-    ]
+    frames = [replace(small, taken_at=f"2026-11-25T07:56:{10 + i:02d}.000000Z") for i in range(50)]
     app = make_app(frames, interval=0.02)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot, 3)
@@ -321,8 +318,8 @@ async def test_tick_repaints_changed_row(small):
     vmas = list(small.vmas)
     k = len(vmas) // 2
     v = vmas[k]
-    vmas[k] = dataclasses.replace(v, smaps={**v.smaps, "rss": v.smaps.get("rss", 0) + (7 << 20)})
-    grown = dataclasses.replace(small, vmas=tuple(vmas))
+    vmas[k] = replace(v, smaps={**v.smaps, "rss": v.smaps.get("rss", 0) + (7 << 20)})
+    grown = replace(small, vmas=tuple(vmas))
     app = make_app([small, grown])
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot)

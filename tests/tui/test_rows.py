@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import dataclasses
-
-from vmainspect.model import FaultSample, FaultTick, PageCounts, PageInfo, PageRun
+from vmainspect.model import FaultSample, FaultTick, PageCounts, PageInfo, PageRun, replace
 from vmainspect.tui import rows as R
 from vmainspect.tui.pagegrid import cells, scale_for
 
@@ -45,7 +43,7 @@ def _vma_with_runs(small, runs, shared=None):
         tuple(PageRun(f, c, s) for f, c, s in runs),
         shared,
     )
-    return dataclasses.replace(base, end=base.start + n * 4096, pages=pi)
+    return replace(base, end=base.start + n * 4096, pages=pi)
 
 
 def test_grid_most_significant_state_scale_and_marks(small):

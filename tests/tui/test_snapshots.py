@@ -6,11 +6,9 @@ Deterministic: fixture snapshots only, no clocks, ELF details from a fixed stand
 
 from __future__ import annotations
 
-import dataclasses
-
 from conftest import make_app, next_frame, wait_frames
 
-from vmainspect.model import Frame
+from vmainspect.model import Frame, replace
 
 
 def _select(kind_or_path: str):
@@ -54,8 +52,8 @@ def test_changes_and_exit_220x60(snap_compare, small):
     removed = vmas.pop(5)
     heap_i = next(i for i, v in enumerate(vmas) if v.kind == "heap")
     heap = vmas[heap_i]
-    vmas[heap_i] = dataclasses.replace(heap, smaps=dict(heap.smaps, rss=heap.smaps["rss"] + 65536))
-    nxt = dataclasses.replace(small, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z")
+    vmas[heap_i] = replace(heap, smaps=dict(heap.smaps, rss=heap.smaps["rss"] + 65536))
+    nxt = replace(small, vmas=tuple(vmas), taken_at="2026-11-25T07:56:18.113231Z")
     gone = Frame(nxt, gone=True, message=f"process {small.process.pid} does not exist or has exited")
 
     async def run_before(pilot) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import pytest
@@ -16,12 +15,15 @@ from vmainspect.model import (
     KIND_FILE_SHARED,
     KIND_GUARD,
     KIND_HEAP,
+    KIND_HUGETLB,
     KIND_SHM,
     KIND_STACK,
     KIND_VDSO,
     KIND_VSYSCALL,
     KIND_VVAR,
+    Fields,
     Vma,
+    replace,
 )
 from vmainspect.procfs import parse
 from vmainspect.procfs.parse import (
@@ -248,16 +250,19 @@ def test_truncated_last_block_keeps_what_is_there():
     assert "rss" not in vmas[-1].smaps and vmas[-1].flags == ()
 
 
-def test_vmas_are_real_dataclass_instances(known):
+def test_vmas_are_real_frozen_structs(known):
     v = known[0]
-    same = Vma(**{f.name: getattr(v, f.name) for f in dataclasses.fields(Vma)})
-    assert same == v and hash(repr(same)) == hash(repr(v))
-    assert dataclasses.replace(v, pages=None) == v
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    same = Vma(**{name: getattr(v, name) for name in Vma.__struct_fields__})
+    assert same == v and hash(same) == hash(v)  # hashable: no mutable dict inside
+    assert replace(v, pages=None) == v
+    with pytest.raises(AttributeError):
         v.start = 0  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        v.smaps["rss"] = 0  # type: ignore[index]
+    assert dict(v.smaps) == v.smaps and isinstance(v.smaps, Fields)
 
 
-def test_with_pages_equals_dataclasses_replace(known):
+def test_with_pages_equals_replace(known):
     from vmainspect.model import PageCounts, PageInfo, PageRun
 
     infos = [
@@ -267,7 +272,7 @@ def test_with_pages_equals_dataclasses_replace(known):
         for i, v in enumerate(known)
     ]
     got = parse.with_pages(known, infos)
-    assert got == [dataclasses.replace(v, pages=p) for v, p in zip(known, infos)]
+    assert got == [replace(v, pages=p) for v, p in zip(known, infos)]
     assert all(type(v) is Vma for v in got) and known[0].pages is None  # originals untouched
 
 
@@ -322,6 +327,35 @@ def test_field_key(name, key):
 )
 def test_vma_kind(perms, path, kind):
     assert vma_kind(perms, path) == kind
+
+
+def test_hugetlb_kind_comes_from_vmflags_ht():
+    # a MAP_HUGETLB mapping: anonymous by its maps line, hugetlbfs by its flags
+    block = (
+        b"7f0000000000-7f0000200000 rw-p 00000000 00:0f 1234 /anon_hugepage (deleted)\n"
+        b"Size: 2048 kB\nKernelPageSize: 2048 kB\nRss: 0 kB\nPrivate_Hugetlb: 2048 kB\n"
+        b"VmFlags: rd wr mr mw me ac ht \n"
+        b"7f0000200000-7f0000201000 rw-p 00000000 00:00 0 \nSize: 4 kB\nRss: 4 kB\nVmFlags: rd wr mr mw me ac \n"
+    )
+    huge, plain = parse_smaps(block)
+    assert huge.kind == KIND_HUGETLB and plain.kind == KIND_ANON_PRIVATE
+    assert vma_kind("rw-s", "/dev/hugepages/x", ("rd", "wr", "sh", "ht")) == KIND_HUGETLB
+    assert vma_kind("---p", None, ("ht",)) == KIND_GUARD  # no permissions first
+
+
+def test_deleted_is_the_kernels_word_not_the_name():
+    (v,) = parse_smaps(b"7f0000000000-7f0000001000 r--p 00000000 fe:01 77 /tmp/x (deleted)\nSize: 4 kB\n")
+    assert v.kind == KIND_DELETED  # by name alone, when nothing else is known
+    # a real file named "x (deleted)": stat of the path finds the VMA's own inode
+    assert parse.is_unlinked(v, path_dev_ino=(0xFE, 1, 77)) is False
+    assert parse.is_unlinked(v, path_dev_ino=(0xFE, 1, 78)) is True  # another file has the name now
+    assert parse.is_unlinked(v, path_missing=True) is True
+    assert parse.is_unlinked(v, nlink=1) is False and parse.is_unlinked(v, nlink=0) is True
+    assert parse.is_unlinked(v) is None
+    (kept,) = parse.with_kinds([v], {v.start: False})
+    assert kept.kind == KIND_FILE_PRIVATE and kept.path == v.path
+    assert parse.with_kinds([v], {v.start: True}) == [v]
+    assert parse.maybe_unlinked(v) and not parse.maybe_unlinked(replace(v, path="/memfd:a (deleted)"))
 
 
 def test_vmflag_meanings_cover_the_documented_codes():

@@ -15,8 +15,9 @@ columnar path is several times faster than a per-line loop.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from operator import attrgetter
+from typing import TypeVar
 
 from ..errors import BadInput
 from ..model import (
@@ -27,12 +28,17 @@ from ..model import (
     KIND_FILE_SHARED,
     KIND_GUARD,
     KIND_HEAP,
+    KIND_HUGETLB,
     KIND_SHM,
     KIND_STACK,
     KIND_VDSO,
     KIND_VSYSCALL,
     KIND_VVAR,
+    Fields,
+    PageInfo,
     Vma,
+    VmaKind,
+    replace,
 )
 from .vmflags import VMFLAG_MEANINGS, describe_flag
 
@@ -43,6 +49,8 @@ __all__ = [
     "decode_path",
     "describe_flag",
     "field_key",
+    "is_unlinked",
+    "maybe_unlinked",
     "parse_btime",
     "parse_cmdline",
     "parse_smaps",
@@ -50,8 +58,13 @@ __all__ = [
     "parse_stat",
     "parse_status_uid",
     "vma_kind",
+    "with_kinds",
     "with_pages",
 ]
+
+
+_K = TypeVar("_K")
+_V = TypeVar("_V")
 
 
 class ParseError(BadInput):
@@ -124,7 +137,7 @@ def decode_path(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
-_SPECIAL_KINDS = {
+_SPECIAL_KINDS: dict[str, VmaKind] = {
     "[heap]": KIND_HEAP,
     "[stack]": KIND_STACK,
     "[vdso]": KIND_VDSO,
@@ -135,15 +148,23 @@ _SPECIAL_KINDS = {
 _DELETED = " (deleted)"
 
 
-def vma_kind(perms: str, path: str | None) -> str:
-    """Classify a VMA from its maps header.
+def vma_kind(
+    perms: str, path: str | None, flags: tuple[str, ...] = (), unlinked: bool | None = None
+) -> VmaKind:
+    """Classify a VMA from its maps header and VmFlags.
 
     Order matters: the kernel's special names first, then no-permission
     regions (guard pages, PROT_NONE reservations: whatever backs them),
-    SysV shm (``/SYSV<key> (deleted)``), shared anonymous memory (the kernel
-    names it ``/dev/zero (deleted)``), unlinked files, then anonymous or file
-    by ``p``/``s``. A memfd (``/memfd:NAME (deleted)``) was never linked, so it
-    is a shared/private *file* (shmem-backed), not a deleted one.
+    hugetlbfs mappings (VmFlags ``ht``), SysV shm (``/SYSV<key> (deleted)``),
+    shared anonymous memory (the kernel names it ``/dev/zero (deleted)``),
+    unlinked files, then anonymous or file by ``p``/``s``. A memfd
+    (``/memfd:NAME (deleted)``) was never linked, so it is a shared/private
+    *file* (shmem-backed), not a deleted one.
+
+    ``unlinked`` is the kernel's word on a path ending in `` (deleted)``
+    (see ``is_unlinked``): False for a real file of that name. None decides by
+    the name alone (the kernel appends the suffix to unlinked files; see
+    docs/kernel-notes.md, "(deleted) in maps").
     """
     if path is not None:
         kind = _SPECIAL_KINDS.get(path)
@@ -154,6 +175,8 @@ def vma_kind(perms: str, path: str | None) -> str:
     shared = perms[3:4] == "s"
     if perms[:3] == "---":
         return KIND_GUARD
+    if "ht" in flags:
+        return KIND_HUGETLB
     if path is None:
         return KIND_ANON_SHARED if shared else KIND_ANON_PRIVATE
     if path.startswith("/SYSV"):
@@ -162,9 +185,57 @@ def vma_kind(perms: str, path: str | None) -> str:
         return KIND_ANON_SHARED
     if path.startswith("["):  # [anon:NAME] and other kernel names
         return KIND_ANON_SHARED if shared else KIND_ANON_PRIVATE
-    if path.endswith(_DELETED) and not path.startswith("/memfd:"):
+    if path.endswith(_DELETED) and not path.startswith("/memfd:") and unlinked is not False:
         return KIND_DELETED
     return KIND_FILE_SHARED if shared else KIND_FILE_PRIVATE
+
+
+def maybe_unlinked(v: Vma) -> bool:
+    """Is ``v`` a file mapping whose kind depends on whether its file is unlinked?"""
+    p = v.path
+    return (
+        p is not None
+        and p.endswith(_DELETED)
+        and p.startswith("/")
+        and not p.startswith(("/memfd:", "/SYSV", "/dev/zero "))
+    )
+
+
+def is_unlinked(
+    v: Vma,
+    *,
+    nlink: int | None = None,
+    path_dev_ino: tuple[int, int, int] | None = None,
+    path_missing: bool = False,
+) -> bool | None:
+    """The kernel's word on whether ``v``'s file is unlinked.
+
+    ``nlink``: ``st_nlink`` of ``/proc/PID/map_files/START-END`` (the mapped
+    inode itself; root only): unlinked when 0. Else ``path_dev_ino``: (major,
+    minor, inode) of a stat() of the path as printed (``/x (deleted)``): a
+    file there with the VMA's device and inode is a real file of that name,
+    so not unlinked; another file, or none (``path_missing``), means the
+    suffix is the kernel's. None: nothing known (stat refused).
+    """
+    if nlink is not None:
+        return nlink == 0
+    if path_dev_ino is not None:
+        major, minor = (int(x, 16) for x in v.dev.split(":"))
+        return path_dev_ino != (major, minor, v.inode)
+    return True if path_missing else None
+
+
+def with_kinds(vmas: list[Vma], unlinked: dict[int, bool]) -> list[Vma]:
+    """``vmas`` with the kind of each VMA in ``unlinked`` (start -> the kernel's
+    word, from ``is_unlinked``) decided again."""
+    out = list(vmas)
+    for i, v in enumerate(out):
+        u = unlinked.get(v.start)
+        if u is not None:
+            kind = vma_kind(v.perms, v.path, v.flags, u)
+            if kind != v.kind:
+                out[i] = replace(v, kind=kind)
+    return out
 
 
 # ---------------------------------------------------------------- smaps
@@ -172,20 +243,18 @@ def vma_kind(perms: str, path: str | None) -> str:
 _HEADER = re.compile(
     rb"([0-9a-f]+)-([0-9a-f]+) ([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?\Z"
 )
-_new = object.__new__
-_setattr = object.__setattr__
 
 
-class _Memo(dict):
+class _Memo(dict[_K, _V]):
     """dict with a factory for missing keys (used to decode repeated bytes once)."""
 
     __slots__ = ("factory",)
 
-    def __init__(self, factory):
+    def __init__(self, factory: Callable[[_K], _V]) -> None:
         super().__init__()
         self.factory = factory
 
-    def __missing__(self, key):
+    def __missing__(self, key: _K) -> _V:
         value = self[key] = self.factory(key)
         return value
 
@@ -199,28 +268,23 @@ def _flags_of(line: bytes) -> tuple[str, ...]:
 
 
 _REST = re.compile(rb"([-r][-w][-x][-psS]) ([0-9a-f]+) ([0-9a-f]+:[0-9a-f]+) ([0-9]+)(?: +(.*))?\Z")
-_VMA_FIELDS = ("start", "end", "perms", "offset", "dev", "inode", "path", "kind", "flags", "smaps", "pages")
 
 
-def _bad_header(headers) -> ParseError:
+def _bad_header(headers: Iterable[bytes]) -> ParseError:
     for h in headers:
         if _HEADER.match(h) is None:
             return ParseError(f"smaps: not a mapping header: {h[:80]!r}")
     return ParseError("smaps: unreadable mapping headers")
 
 
-def _make_vmas(headers, flags, smaps) -> list[Vma]:
-    """Build Vma objects from header lines, flag tuples and smaps dicts (hot path).
+def _make_vmas(headers: list[bytes], flags: list[tuple[str, ...]], smaps: list[Fields]) -> list[Vma]:
+    """Build Vma objects from header lines, flag tuples and smaps fields (hot path).
 
     A header is ``START-END`` plus the rest (perms, offset, device, inode,
     path); the rest repeats a lot (every anonymous region, every segment of a
-    library), so each distinct rest is parsed and classified once into a
-    template ``__dict__``, which each VMA copies and completes. All per-VMA
-    work runs inside C-level ``map`` calls. Objects are made with
-    ``object.__new__`` and get their ``__dict__`` assigned: exactly the
-    fields and values the dataclass ``__init__`` would set (equality, repr,
-    ``dataclasses.replace`` and pickling behave the same) at a fraction of
-    the cost of the frozen ``__init__``.
+    library), so each distinct rest is parsed and classified once. All
+    per-VMA work runs inside C-level ``map`` calls, down to the Struct
+    constructor.
     """
     n = len(headers)
     if n == 0:
@@ -233,53 +297,31 @@ def _make_vmas(headers, flags, smaps) -> list[Vma]:
     del se
     paths = _Memo(decode_path)
 
-    def template(rest: bytes) -> dict:
+    def template(rest: bytes) -> tuple[str, int, str, int, str | None, VmaKind]:
         m = _REST.match(rest)
         if m is None:
             raise _bad_header(headers)
         perms_b, off, dev, ino, path_b = m.groups()
         perms = perms_b.decode()
         path = paths[path_b] if path_b else None
-        return {
-            "start": 0,
-            "end": 0,
-            "perms": perms,
-            "offset": int(off, 16),
-            "dev": dev.decode(),
-            "inode": int(ino),
-            "path": path,
-            "kind": vma_kind(perms, path),
-            "flags": (),
-            "smaps": None,
-            "pages": None,
-        }
+        return perms, int(off, 16), dev.decode(), int(ino), path, vma_kind(perms, path)
 
-    dicts = list(map(dict.copy, map(_Memo(template).__getitem__, rest_col)))
+    perms, offsets, devs, inodes, path_col, kinds = zip(*map(_Memo(template).__getitem__, rest_col))
     try:
         starts = list(map(int, s_col, [16] * n))
         ends = list(map(int, e_col, [16] * n))
     except ValueError:
         raise _bad_header(headers) from None
-    setitem = dict.__setitem__
-    for key, col in (("start", starts), ("end", ends), ("flags", flags), ("smaps", smaps)):
-        for _ in map(setitem, dicts, [key] * n, col):
-            pass
-    vmas = list(map(_new, [Vma] * n))
-    for _ in map(_setattr, vmas, ["__dict__"] * n, dicts):
-        pass
+    vmas = list(map(Vma, starts, ends, perms, offsets, devs, inodes, path_col, kinds, flags, smaps))
+    for i in [i for i, f in enumerate(flags) if "ht" in f]:  # hugetlbfs: the kind needs the flags
+        v = vmas[i]
+        vmas[i] = replace(v, kind=vma_kind(v.perms, v.path, v.flags))
     return vmas
 
 
-def with_pages(vmas, infos) -> list[Vma]:
-    """``dataclasses.replace(v, pages=info)`` for many VMAs at once (same result, C-level)."""
-    n = len(vmas)
-    dicts = list(map(dict.copy, map(attrgetter("__dict__"), vmas)))
-    for _ in map(dict.__setitem__, dicts, ["pages"] * n, infos):
-        pass
-    out = list(map(_new, [Vma] * n))
-    for _ in map(_setattr, out, ["__dict__"] * n, dicts):
-        pass
-    return out
+def with_pages(vmas: list[Vma], infos: list[PageInfo]) -> list[Vma]:
+    """``replace(v, pages=info)`` for many VMAs at once (same result, C-level)."""
+    return [replace(v, pages=p) for v, p in zip(vmas, infos)]
 
 
 def parse_smaps(data: bytes) -> list[Vma]:
@@ -361,7 +403,7 @@ def _parse_columnar(data: bytes) -> list[Vma] | None:
     as_int = _Memo(int)
     columns = [list(map((as_kb if kb[p] else as_int).__getitem__, tokens[p::m])) for p in range(m)]
     del tokens
-    dicts = map(dict, map(zip, [keys] * u, zip(*columns)))
+    dicts = map(Fields, map(zip, [keys] * u, zip(*columns)))
     by_text = dict(zip(distinct, dicts))
     smaps = list(map(by_text.__getitem__, field_col))
     memo = _Memo(_flags_of)
@@ -410,10 +452,10 @@ def _parse_general(lines: list[bytes]) -> list[Vma]:
         flags.append(())
         cur = {}
         smaps.append(cur)
-    return _make_vmas(headers, flags, smaps)
+    return _make_vmas(headers, flags, list(map(Fields, smaps)))
 
 
-def parse_smaps_fields(data: bytes) -> dict[str, int]:
+def parse_smaps_fields(data: bytes) -> Fields:
     """``Name: N kB`` lines of one block (smaps_rollup) -> {key: bytes}.
 
     The header line (``...-... ---p ... [rollup]``) is skipped; an empty
@@ -427,7 +469,7 @@ def parse_smaps_fields(data: bytes) -> dict[str, int]:
         value = _field_value(rest)
         if value is not None:
             out[field_key(name)] = value
-    return out
+    return Fields(out)
 
 
 # ---------------------------------------------------------------- stat & co
