@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from textual.app import App, ComposeResult
 
-from vmainspect.model import PageCounts, PageInfo, PageRun
+from vmainspect.model import PageCounts, PageInfo, PageRun, replace
 from vmainspect.tui.pagegrid import SIGNIFICANCE, cells
 from vmainspect.tui.widgets.page_map import PageGrid, PageMapPanel
 
@@ -18,7 +16,7 @@ def _vma(small, runs, shared=None):
     n = sum(c for _, c, _ in runs)
     counts = PageCounts(0, 0, 0, 0, 0, None, None, None, None, None)
     pi = PageInfo(counts, tuple(PageRun(f, c, s) for f, c, s in runs), shared)
-    return dataclasses.replace(base, end=base.start + n * PAGE, pages=pi)
+    return replace(base, end=base.start + n * PAGE, pages=pi)
 
 
 def _every_16th(small, total=1024):

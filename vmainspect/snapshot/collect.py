@@ -176,7 +176,7 @@ def _build(
             raise ProcessGone(pid, "it exited while being read") from None
         if len(result.infos) != len(vmas):
             raise RuntimeError("read_pages returned a different number of VMAs")
-        vmas = parse.with_pages(vmas, result.infos)  # = dataclasses.replace(v, pages=info), faster
+        vmas = parse.with_pages(vmas, result.infos)  # = replace(v, pages=info) for each
         page_caps = {
             "pfn_visible": result.pfn_visible,
             "kpageflags": result.kpageflags,
