@@ -128,7 +128,11 @@ def test_equals_one_read_per_page_as_root(main_target, use_scan):
     for _ in range(5):
         res = read_pages(ProcReader(pid), vmas, PAGE, use_scan=use_scan)
         got = [
-            ([(r.first, r.count, r.state) for r in i.runs], dict(msgspec.structs.asdict(i.counts)), list(i.shared_runs))
+            (
+                [(r.first, r.count, r.state) for r in i.runs],
+                dict(msgspec.structs.asdict(i.counts)),
+                list(i.shared_runs),
+            )
             for i in res.infos
         ]
         want = naive_pages(pid, vmas)
