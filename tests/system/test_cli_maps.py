@@ -47,7 +47,8 @@ def rollup(pid):
 
 
 def rows(text):
-    return [line for line in text.splitlines() if re.match(r"^ *[0-9a-f]{8,16} +[0-9a-f]{8,16} ", line)]
+    """The VMA rows: start and end in hex (any width: a non-PIE executable sits at 0x400000), then perms."""
+    return [line for line in text.splitlines() if re.match(r"^ *[0-9a-f]+ +[0-9a-f]+ [r-][w-][x-][ps] ", line)]
 
 
 def test_one_row_per_vma_in_address_order(target, table):
