@@ -190,8 +190,12 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
     )
     try:
         work = _wait_for(lambda: _workloads(psutil.Process(p.pid)))[0]
-        time.sleep(0.3)
-        work.kill()
+        # Stopped, the script can neither finish nor end the workload itself: the kill lands mid-run.
+        os.kill(p.pid, signal.SIGSTOP)
+        try:
+            work.kill()
+        finally:
+            os.kill(p.pid, signal.SIGCONT)
         _, err = p.communicate(timeout=60)
         # 1: the workload's pipe broke; 3 (ProcessGone): a snapshot found it gone
         assert p.returncode in (1, 3), err
