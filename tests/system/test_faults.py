@@ -8,6 +8,7 @@ at both ends so the window is exact.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import signal
@@ -249,13 +250,33 @@ def test_losses_are_counted_not_hidden(faulter):
     assert tick.minor + tick.lost >= 0.9 * events[0]
 
 
+def _own_thread_ring(tid: int) -> perf.Ring:
+    """A Ring on one of our own threads: with kernel samples if allowed, else user mode only, else skip."""
+    try:
+        return perf.Ring(tid, ring_bytes=1 << 20)
+    except perf.PerfError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise
+    try:
+        return perf.Ring(tid, ring_bytes=1 << 20, exclude_kernel=True)
+    except perf.PerfError as e:
+        if e.errno not in (errno.EACCES, errno.EPERM):
+            raise
+        pytest.skip(f"perf_event_open refused to this user: kernel.perf_event_paranoid={_paranoid()}")
+
+
+def _paranoid() -> int:
+    with open("/proc/sys/kernel/perf_event_paranoid") as f:
+        return int(f.read())
+
+
 def test_ring_decodes_every_fault_of_this_thread():
     """One Ring on the test's own thread: the samples equal the event's own count."""
     import ctypes
     import mmap
     import threading
 
-    r = perf.Ring(threading.get_native_id(), ring_bytes=1 << 20)
+    r = _own_thread_ring(threading.get_native_id())
     m = mmap.mmap(-1, 4 << 20, flags=mmap.MAP_PRIVATE)
     try:
         buf = (ctypes.c_char * len(m)).from_buffer(m)
@@ -335,7 +356,10 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
         s = FaultSampler(t.pid)
         try:
             s.start()
-            assert not s.exclude_kernel
+            if s.exclude_kernel:
+                pytest.skip(
+                    f"kernel-mode samples refused to this user (kernel.perf_event_paranoid={_paranoid()})"
+                )
             snap = collect(t.pid)
             c0 = _counters(t.pid)
             t.resume_and_wait_stop()
@@ -349,7 +373,8 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
     kernel = sum(c for _s, d, c in tick.by_symbol if d == "[kernel.kallsyms]")
     assert kernel >= 256
     names = {sym for sym, d, _c in tick.by_symbol if d == "[kernel.kallsyms]"}
-    assert names and "[kernel]" not in names  # named from /proc/kallsyms (root)
+    if os.geteuid() == 0:  # /proc/kallsyms shows addresses to root only
+        assert names and "[kernel]" not in names
 
 
 @pytest.mark.root
@@ -644,8 +669,7 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     import json
     import tempfile
 
-    with open("/proc/sys/kernel/perf_event_paranoid") as f:
-        paranoid = int(f.read())
+    paranoid = _paranoid()
     if paranoid > 2:
         pytest.skip(f"kernel.perf_event_paranoid={paranoid} forbids unprivileged perf_event_open")
     d = tempfile.mkdtemp(prefix="vmainspect-faulter-")
