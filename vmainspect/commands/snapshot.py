@@ -47,8 +47,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import gc
 
+    was_enabled = gc.isenabled()
     gc.disable()  # short-lived, acyclic data: the cyclic GC would only cost time
+    try:
+        return _run(args)
+    finally:
+        if was_enabled:  # main() may be called in a process that goes on (tests, scripts)
+            gc.enable()
 
+
+def _run(args: argparse.Namespace) -> int:
     from ..errors import BadInput
     from ..snapshot.collect import collect  # light: collect starts reading /proc, then imports the model
 
