@@ -10,6 +10,11 @@ written page counts vary (seeded), so no two smaps blocks are alike (a
 parser cannot profit from repetition); the totals stay the same. It prints one JSON line
 (``{"pid", "start", "vmas", "size", "written_pages"}``) and stops itself with
 SIGSTOP, so what a reader sees cannot change. Kill it when done.
+
+With ``--fork`` it builds the mappings once and then, for every line read on
+stdin, forks a copy (same VMAs, ~10 ms instead of a rebuild) that prints its
+own JSON line and stops itself: tests that kill many targets use it. The
+copies are reaped by the kernel as soon as they die (SIGCHLD ignored).
 """
 
 from __future__ import annotations
@@ -87,8 +92,18 @@ def main() -> None:
     ap.add_argument("--size", type=_size, default=4 << 30)
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--diverse", action="store_true", help="vary sizes and written pages per VMA")
+    ap.add_argument("--fork", action="store_true", help="fork a stopped copy per line read on stdin")
     a = ap.parse_args()
     info = build(a.vmas, a.size, a.written, a.diverse)
+    if a.fork:
+        signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # dead copies are reaped at once
+        for _line in sys.stdin:
+            sys.stdout.flush()
+            if os.fork() == 0:
+                info["pid"] = os.getpid()
+                break
+        else:
+            return
     sys.stdout.write(json.dumps(info) + "\n")
     sys.stdout.flush()
     while True:

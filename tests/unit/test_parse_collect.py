@@ -27,6 +27,9 @@ def tree(tmp_path):
     d.mkdir()
     for name in ("smaps", "smaps_rollup", "stat", "status", "cmdline"):
         (d / name).write_bytes(read(f"known_{name}"))
+    # maps: the smaps header lines (collect opens it to prove the read was complete)
+    headers = [ln for ln in read("known_smaps").splitlines(keepends=True) if b"-" in ln.split(b" ")[0]]
+    (d / "maps").write_bytes(b"".join(headers))
     (tmp_path / "stat").write_bytes(b"cpu  1 2 3\nbtime 1700000000\n")
     os.symlink("/usr/bin/python3-fixture", d / "exe")
     return tmp_path, pid
@@ -62,3 +65,44 @@ def test_vanishing_process_during_read(tree, monkeypatch):
     after_reading(monkeypatch, "smaps", vanish)
     with pytest.raises(ProcessGone, match="exited while being read"):
         collect(pid, proc_root=str(root))
+
+
+def _set_stat_field(path, index, value):
+    """Rewrite field ``index`` (0 = the state, field 3 of proc(5)) after the last ')'."""
+    raw = path.read_bytes()
+    head, _, rest = raw.rpartition(b")")
+    f = rest.split()
+    f[index] = value
+    path.write_bytes(head + b") " + b" ".join(f) + b"\n")
+
+
+def test_exiting_after_smaps_is_not_a_snapshot(tree, monkeypatch):
+    # SIGKILL mid-read: the state still reads R, but PF_EXITING is set before the mm is released
+    root, pid = tree
+    stat = root / str(pid) / "stat"
+
+    def exiting():
+        flags = int(stat.read_bytes().rpartition(b")")[2].split()[6])
+        _set_stat_field(stat, 6, str(flags | 0x4).encode())
+        _set_stat_field(stat, 0, b"R")
+
+    after_reading(monkeypatch, "smaps", exiting)
+    with pytest.raises(ProcessGone, match="exited while being read"):
+        collect(pid, proc_root=str(root))
+
+
+def test_released_mm_after_smaps_is_not_a_snapshot(tree, monkeypatch):
+    # the kernel ends reads of a released mm with EOF: an empty maps probe, a live-looking stat
+    root, pid = tree
+    after_reading(monkeypatch, "smaps", lambda: (root / str(pid) / "maps").write_bytes(b""))
+    with pytest.raises(ProcessGone, match="memory map was released"):
+        collect(pid, proc_root=str(root))
+
+
+def test_zombie_at_the_start_is_a_snapshot_without_vmas(tree):
+    root, pid = tree
+    _set_stat_field(root / str(pid) / "stat", 0, b"Z")
+    for name in ("smaps", "maps", "smaps_rollup"):
+        (root / str(pid) / name).write_bytes(b"")
+    s = collect(pid, proc_root=str(root))
+    assert s.vmas == () and s.process.state == "Z"

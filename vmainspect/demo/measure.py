@@ -13,6 +13,7 @@ import os
 
 from ..errors import ProcessGone
 from ..model import ABSENT, FILE_DIRTY, SWAPPED, Snapshot, Vma
+from ..procfs.parse import parse_stat
 from ..procfs.reader import ProcReader
 
 NOT_PRESENT = (ABSENT, SWAPPED)
@@ -115,10 +116,8 @@ def death(pid: int, proc_root: str = "/proc") -> dict:
     Returns {"state", "signal", "exit_code"}; signal/exit_code are None when
     not applicable.
     """
-    raw = ProcReader(pid, proc_root).read("stat")
-    fields = raw.rsplit(b")", 1)[1].split()
-    state = fields[0].decode()
-    status = int(fields[49]) if len(fields) > 49 else None
+    st = parse_stat(ProcReader(pid, proc_root).read("stat"))
+    state, status = st.state, st.exit_code
     sig = code = None
     if status is not None and state in ("Z", "X"):
         if os.WIFSIGNALED(status):

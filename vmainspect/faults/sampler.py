@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..model import FaultTick, Snapshot
+from ..procfs.parse import ParseError, StatInfo, parse_stat
+from ..procfs.process import Liveness, ProcessIdentity, classify, describe
 from ..procfs.reader import ProcReader
 from .attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
 
@@ -49,10 +51,8 @@ MAX_PAGES = 65536  # FaultTick.pages bound
 SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings in the drain thread
 
 
-def parse_stat_faults(data: bytes) -> tuple[int, int]:
-    """(minflt, majflt) from a /proc/PID/stat or /proc/PID/task/TID/stat line."""
-    rest = data.rsplit(b")", 1)[1].split()
-    return int(rest[7]), int(rest[9])
+def _faults_of(stat: StatInfo) -> tuple[int, int]:
+    return stat.minflt, stat.majflt
 
 
 def _raise_nofile(need: int) -> None:
@@ -156,7 +156,7 @@ class FaultSampler:
         self._symbols = FaultSymbols(pid, proc_root)
         self._started = False
         self._previous: Snapshot | None = baseline  # transitions are counted from it; each tick moves it on
-        self._starttime: bytes | None = None
+        self._identity: ProcessIdentity | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
 
     # ------------------------------------------------------------ threads
@@ -222,11 +222,8 @@ class FaultSampler:
         if self._started:
             return
         self._started = True
-        first = self.reader.read("stat")  # ProcessGone / AccessDenied as the reader says
-        try:
-            self._starttime = first.rsplit(b")", 1)[1].split()[19]  # (pid, start time) names a process
-        except IndexError:
-            self._starttime = None
+        # ProcessGone / AccessDenied as the reader says; (pid, start time) names the process
+        self._identity = ProcessIdentity.of(parse_stat(self.reader.read("stat")))
         self._last = time.monotonic()
         if self.proc_root != "/proc":
             self._counters_mode(
@@ -301,7 +298,7 @@ class FaultSampler:
         self.reason = reason
         self._counters = self._read_thread_counters()
         try:
-            self._proc_counters = parse_stat_faults(self.reader.read("stat"))
+            self._proc_counters = _faults_of(parse_stat(self.reader.read("stat")))
         except ProcessGone as e:
             self._end(str(e))
         self.start_counters = self._proc_counters
@@ -382,15 +379,9 @@ class FaultSampler:
                 win.tails[tid] = tail
 
     def _rescan(self) -> None:
-        try:
-            fields = self.reader.read("stat").rsplit(b")", 1)[1].split()
-            state, started = fields[0], fields[19]
-        except IndexError:
-            state, started = b"?", None
-        if state in (b"Z", b"X", b"x"):  # exited, not yet reaped by its parent
-            raise ProcessGone(self.pid, "it is a zombie")
-        if self._starttime is not None and started is not None and started != self._starttime:
-            raise ProcessGone(self.pid, "its PID now names another process")
+        state = self._liveness(parse_stat(self.reader.read("stat")))
+        if state in (Liveness.ZOMBIE, Liveness.REUSED):
+            raise ProcessGone(self.pid, describe(self.pid, state))
         tids = set(self._tids())
         with self._lock:
             changed = False
@@ -524,26 +515,25 @@ class FaultSampler:
             return out
         for tid in tids:
             try:
-                out[tid] = parse_stat_faults(self.reader.read(f"task/{tid}/stat"))
-            except (ProcessGone, AccessDenied, IndexError, ValueError):
+                out[tid] = _faults_of(parse_stat(self.reader.read(f"task/{tid}/stat")))
+            except (ProcessGone, AccessDenied, ParseError):
                 continue
         return out
 
     def _counters_tick(self, window_s: float, snapshot: Snapshot | None) -> TickResult:
         minor = major = 0
         try:
-            raw = self.reader.read("stat")
-            fields = raw.rsplit(b")", 1)[1].split()
-            if self._starttime is not None and fields[19] != self._starttime:
-                self._end(str(ProcessGone(self.pid, "its PID now names another process")))
+            stat = parse_stat(self.reader.read("stat"))
+            state = self._liveness(stat)
+            if state is Liveness.REUSED:
+                self._end(describe(self.pid, state))
                 tick = FaultTick(
                     mode="counters", window_s=window_s, minor=0, major=0, lost=None, reason=self.reason
                 )
                 return TickResult(tick, snapshot, ended=self.ended)
-            if fields[0] in (b"Z", b"X", b"x"):
-                # exited; a zombie's counters are still its last ones
-                self._end(str(ProcessGone(self.pid, "it is a zombie")))
-            now = parse_stat_faults(raw)
+            if state is Liveness.ZOMBIE:
+                self._end(describe(self.pid, state))  # a zombie's counters are still its last ones
+            now = _faults_of(stat)
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
                 major = max(0, now[1] - self._proc_counters[1])
@@ -567,12 +557,20 @@ class FaultSampler:
         )
         return TickResult(tick, snapshot, ended=self.ended)
 
+    def _liveness(self, stat: StatInfo) -> Liveness:
+        return Liveness.RUNNING if self._identity is None else classify(self._identity, stat)
+
     def proc_counters(self) -> tuple[int, int] | None:
-        """The kernel's (minflt, majflt) for the whole process now, or None if it is gone."""
+        """The kernel's (minflt, majflt) for the whole process now; None if it is gone
+        or the PID names another process (whose counters are not this one's)."""
         try:
-            return parse_stat_faults(self.reader.read("stat"))
+            stat = parse_stat(self.reader.read("stat"))
         except (ProcessGone, AccessDenied):
             return None
+        if self._liveness(stat) is Liveness.REUSED:
+            self._end(describe(self.pid, Liveness.REUSED))
+            return None
+        return _faults_of(stat)
 
     def event_counts(self) -> tuple[int, int]:
         """Sum of the perf events' own counts (every fault while enabled, sampled or not)."""

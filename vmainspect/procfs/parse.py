@@ -477,24 +477,41 @@ def parse_smaps_fields(data: bytes) -> Fields:
 
 @dataclass(frozen=True)
 class StatInfo:
-    """The fields of /proc/PID/stat that vmainspect uses."""
+    """The fields of /proc/PID/stat (or /proc/PID/task/TID/stat) that vmainspect uses.
+
+    This is the one parser of that line: field numbers below are those of
+    proc(5), counted from 1.
+    """
 
     pid: int
     comm: str
-    state: str
+    state: str  # field 3: R, S, D, T, t, Z, X, ...
     ppid: int
-    minflt: int
-    majflt: int
-    num_threads: int
-    starttime: int  # clock ticks after boot
-    flags: int = 0  # PF_* bits (field 9)
+    minflt: int  # field 10
+    majflt: int  # field 12
+    num_threads: int  # field 20
+    starttime: int  # field 22: clock ticks after boot; with the pid it names a process
+    flags: int = 0  # field 9: PF_* bits
+    exit_code: int | None = None  # field 52 (Linux 3.5+): the status waitpid() will return, once dead
 
     @property
     def kernel_thread(self) -> bool:
         return bool(self.flags & PF_KTHREAD)
 
+    @property
+    def exiting(self) -> bool:
+        """The task has begun to exit (PF_EXITING: set before its memory is released)."""
+        return bool(self.flags & PF_EXITING)
 
+    @property
+    def dead(self) -> bool:
+        """A zombie (exited, not yet reaped) or being reaped."""
+        return self.state in DEAD_STATES
+
+
+PF_EXITING = 0x00000004
 PF_KTHREAD = 0x00200000
+DEAD_STATES = ("Z", "X", "x")
 
 
 def parse_stat(data: bytes) -> StatInfo:
@@ -503,7 +520,7 @@ def parse_stat(data: bytes) -> StatInfo:
     close = data.rfind(b")")
     if open_ < 0 or close < open_:
         raise ParseError(f"stat: no (comm) in {data[:80]!r}")
-    f = data[close + 1 :].split()
+    f = data[close + 1 :].split()  # f[0] is field 3
     try:
         return StatInfo(
             pid=int(data[:open_]),
@@ -515,6 +532,7 @@ def parse_stat(data: bytes) -> StatInfo:
             num_threads=int(f[17]),
             starttime=int(f[19]),
             flags=int(f[6]),
+            exit_code=int(f[49]) if len(f) > 49 else None,
         )
     except (IndexError, ValueError):
         raise ParseError(f"stat: truncated or malformed: {data[:120]!r}") from None

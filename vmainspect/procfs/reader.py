@@ -88,12 +88,14 @@ class ProcReader:
         finally:
             os.close(fd)
 
-    def open(self, name: str) -> int:
-        """An fd on /proc/PID/NAME (for pread/ioctl); the caller closes it."""
+    def open(self, name: str, *, what: str | None = None) -> int:
+        """An fd on /proc/PID/NAME (for pread/ioctl); the caller closes it.
+
+        ``what``: the file an error names, when NAME is opened on its behalf."""
         try:
             return os.open(self.path(name), os.O_RDONLY | os.O_CLOEXEC)
         except OSError as e:
-            raise self._error(e, name) from None
+            raise self._error(e, what or name) from None
 
     def readlink(self, name: str) -> str | None:
         """/proc/PID/NAME link target, or None if it cannot be read (kernel thread, no access)."""
@@ -107,6 +109,13 @@ class ProcReader:
     def pread(self, fd: int, size: int, offset: int, name: str = "pagemap") -> bytes:
         try:
             return os.pread(fd, size, offset)
+        except OSError as e:
+            raise self._error(e, name) from None
+
+    def read_some(self, fd: int, size: int, name: str) -> bytes:
+        """One read(2) of at most ``size`` bytes from an fd ``open`` gave (seq_file: the first records)."""
+        try:
+            return os.read(fd, size)
         except OSError as e:
             raise self._error(e, name) from None
 

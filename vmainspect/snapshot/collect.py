@@ -4,11 +4,15 @@ Pure data: never imports textual (nor psutil: 30+ ms of start-up for two
 facts the kernel gives directly). Every /proc file is read once, through
 ``ProcReader``; smaps carries the maps header lines, so maps is not read.
 
-Consistency: /proc/PID/stat is read first and last. If the process vanished,
-turned into a zombie or its start time changed (the PID was reused) while we
-read, ``ProcessGone`` is raised: vmainspect never returns a partial snapshot
-(a truncated smaps looks exactly like a smaller process, so "partial" could
-not be told from "complete").
+All or nothing: a truncated smaps looks exactly like a smaller process, so
+completeness is decided from what the kernel guarantees, never from the data.
+/proc/PID/stat is read first and last (same start time: the same process; not
+a zombie, not exiting: PF_EXITING is set before an exiting task releases its
+memory), and an fd on /proc/PID/maps opened before smaps is read once after
+the last read: the kernel ends a read of a released mm with end-of-file, not
+an error, so data from the probe proves smaps reached its real end (see
+``procfs.process.MmProbe`` and docs/kernel-notes.md). Otherwise
+``ProcessGone`` is raised: vmainspect never returns a partial snapshot.
 
 Speed: the reading runs in a thread, started before the model and the
 parsers are imported, so on a cold start (the CLI) the kernel generates smaps
@@ -22,19 +26,24 @@ import gc
 import os
 import threading
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from ..errors import ProcessGone
+from ..procfs.process import MmProbe
 from ..procfs.reader import ProcReader
 
 if TYPE_CHECKING:
-    from ..model import Snapshot
+    from ..model import Snapshot, Vma
+    from ..procfs.parse import StatInfo
 
-_DEAD_STATES = ("Z", "X", "x")
+T = TypeVar("T")
 
 NOTE_NO_PAGES = "per-page state not collected (use --pages)"
 NOTE_KTHREAD = "kernel thread: it has no user address space, so no VMAs"
 NOTE_ZOMBIE = "zombie: the process has exited and released its memory; no VMAs"
+GONE = "it exited while being read"
 
 
 def _user_name(uid: int | None) -> str | None:
@@ -51,74 +60,99 @@ def _user_name(uid: int | None) -> str | None:
 _btime_cache: dict[str, int | None] = {}
 
 
-def _boot_time(reader: ProcReader, parse) -> int | None:
+def _boot_time(reader: ProcReader) -> int | None:
+    from ..errors import VmaInspectError
+    from ..procfs.parse import parse_btime
+
     root = reader.proc_root
     if root not in _btime_cache:
         try:
-            _btime_cache[root] = parse.parse_btime(reader.read_global("stat"))
-        except Exception:  # a fixture tree without /proc/stat: create time unknown
+            _btime_cache[root] = parse_btime(reader.read_global("stat"))
+        except (VmaInspectError, OSError):  # a fixture tree without /proc/stat: create time unknown
             _btime_cache[root] = None
     return _btime_cache[root]
 
 
-def _read_small(reader: ProcReader) -> tuple:
+@dataclass(frozen=True)
+class _Small:
+    rollup: bytes | None  # None: no mm (kernel thread, zombie, exiting)
+    status: bytes
+    cmdline: bytes
+    exe: str | None
+
+
+def _read_small(reader: ProcReader) -> _Small:
     """smaps_rollup, status, cmdline and the exe link."""
     try:
-        rollup_raw = reader.read("smaps_rollup")
+        rollup_raw: bytes | None = reader.read("smaps_rollup")
     except ProcessGone:
         # Kernel threads and zombies have no mm: smaps_rollup fails with ESRCH
         # although the process exists (their smaps is empty).
         if not reader.exists():
             raise
         rollup_raw = None
-    return rollup_raw, reader.read("status"), reader.read("cmdline"), reader.readlink("exe")
+    return _Small(rollup_raw, reader.read("status"), reader.read("cmdline"), reader.readlink("exe"))
 
 
-def _in_thread(fn, *args) -> _Pending:
-    pending = _Pending()
+class _Pending(Generic[T]):
+    """The result of ``fn`` run in a thread; ``result()`` joins and re-raises."""
 
-    def run() -> None:
+    def __init__(self, fn: Callable[[], T]) -> None:
+        self.value: T | None = None
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(fn,), name="vmainspect-proc", daemon=True)
+        self.thread.start()
+
+    def _run(self, fn: Callable[[], T]) -> None:
         try:
-            pending.value = fn(*args)
+            self.value = fn()
         except BaseException as e:  # handed to the caller by result()
-            pending.error = e
+            self.error = e
 
-    pending.thread = threading.Thread(target=run, name="vmainspect-proc", daemon=True)
-    pending.thread.start()
-    return pending
-
-
-class _Pending:
-    thread: threading.Thread
-    value = None
-    error: BaseException | None = None
-
-    def result(self):
+    def result(self) -> T:
         self.thread.join()
         if self.error is not None:
             raise self.error
+        assert self.value is not None
         return self.value
 
 
-def _read_files(reader: ProcReader) -> tuple:
-    """stat first (the reference for "same process?"), then smaps here and the
-    small files in a second thread. Returns the raw bytes; ``ProcessGone`` after
-    the first stat read means the process exited while being read."""
+@dataclass(frozen=True)
+class _Files:
+    stat: bytes
+    smaps: bytes
+    rollup: bytes
+    status: bytes
+    cmdline: bytes
+    exe: str | None
+    probe: MmProbe  # open: the caller closes it
+
+
+def _read_files(reader: ProcReader) -> _Files:
+    """stat first (the reference for "same process?"), the mm probe, then smaps
+    here and the small files in a second thread. ``ProcessGone`` after the
+    first stat read means the process exited while being read."""
     stat_raw = reader.read("stat")  # ProcessGone here: no such process
     try:
-        small = _in_thread(_read_small, reader)
+        probe = MmProbe(reader)  # before smaps: see MmProbe
+    except ProcessGone:
+        raise ProcessGone(reader.pid, GONE) from None
+    try:
+        small = _Pending(lambda: _read_small(reader))
         try:
             smaps_raw = reader.read("smaps")
         finally:
             small.thread.join()
-        rollup_raw, status_raw, cmdline_raw, exe = small.result()
+        got = small.result()
+        if got.rollup is None and smaps_raw:  # an mm for smaps but none for smaps_rollup: it is exiting
+            raise ProcessGone(reader.pid, GONE)
     except ProcessGone:
-        raise ProcessGone(reader.pid, "it exited while being read") from None
-    if rollup_raw is None:
-        if smaps_raw:  # an mm for smaps but none for smaps_rollup: it is exiting
-            raise ProcessGone(reader.pid, "it exited while being read")
-        rollup_raw = b""
-    return stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe
+        probe.close()
+        raise ProcessGone(reader.pid, GONE) from None
+    except BaseException:
+        probe.close()
+        raise
+    return _Files(stat_raw, smaps_raw, got.rollup or b"", got.status, got.cmdline, got.exe, probe)
 
 
 def _now_iso() -> str:
@@ -131,49 +165,82 @@ def collect(
 ) -> Snapshot:
     """Read process ``pid``'s memory map (and with ``pages`` its per-page state).
 
-    Raises ProcessGone (no such process; it exited or its PID was reused
-    while being read) or AccessDenied (naming the missing privilege). A kernel
-    thread or a zombie gives a valid snapshot with no VMAs and empty totals.
-    ``use_scan``: None = PAGEMAP_SCAN when the kernel has it, True/False force
-    it on/off (tests compare both paths).
+    Raises ProcessGone (no such process; it exited, exec'd or its PID was
+    reused while being read) or AccessDenied (naming the missing privilege).
+    A kernel thread or a zombie gives a valid snapshot with no VMAs and empty
+    totals. ``use_scan``: None = PAGEMAP_SCAN when the kernel has it,
+    True/False force it on/off (tests compare both paths).
     """
     reader = ProcReader(pid, proc_root)
     gc_was_enabled = gc.isenabled()
     gc.disable()  # tens of thousands of acyclic objects: the cyclic GC only costs time here
     try:
         taken_at = _now_iso()
-        reading = _in_thread(_read_files, reader)
+        reading = _Pending(lambda: _read_files(reader))
         from .. import model  # noqa: F401  (imported while the kernel works)
-        from ..procfs import parse
+        from ..procfs import parse  # noqa: F401
 
-        return _build(reader, parse, reading.result(), taken_at, pages, use_scan)
+        files = reading.result()
+        try:
+            return _build(reader, files, taken_at, pages, use_scan)
+        finally:
+            files.probe.close()
     finally:
         if gc_was_enabled:
             gc.enable()
 
 
-def _build(
-    reader: ProcReader, parse, files: tuple, taken_at: str, pages: bool, use_scan: bool | None
-) -> Snapshot:
-    from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
+def _complete(reader: ProcReader, before: StatInfo, probe: MmProbe, vmas: list[Vma]) -> StatInfo:
+    """After the last read: the /proc/PID/stat read now, if what was read is the
+    whole of one process's memory; ProcessGone if not (see the module docstring)."""
+    from ..procfs.parse import parse_stat
 
     pid = reader.pid
-    stat_raw, smaps_raw, rollup_raw, status_raw, cmdline_raw, exe = files
-    before = parse.parse_stat(stat_raw)
-    vmas = parse.parse_smaps(smaps_raw)
-    totals = parse.parse_smaps_fields(rollup_raw)
+    mm_alive = probe.alive()
+    try:
+        after = parse_stat(reader.read("stat"))
+    except ProcessGone:
+        raise ProcessGone(pid, GONE) from None
+    if after.starttime != before.starttime:
+        raise ProcessGone(pid, "its PID was reused by another process while being read")
+    if before.dead or before.kernel_thread:
+        # no mm at the start: a valid snapshot with no VMAs (a zombie cannot get one back)
+        if vmas:
+            raise ProcessGone(pid, GONE)
+        return after
+    if after.dead or after.exiting:
+        raise ProcessGone(pid, GONE)
+    if not mm_alive:
+        # a live task without its memory map: it exec'd (a new mm) or is exiting
+        raise ProcessGone(pid, "its memory map was released while being read (it exited or exec'd)")
+    return after
+
+
+def _build(reader: ProcReader, files: _Files, taken_at: str, pages: bool, use_scan: bool | None) -> Snapshot:
+    from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
+    from ..procfs import parse
+
+    pid = reader.pid
+    before = parse.parse_stat(files.stat)
+    vmas = parse.parse_smaps(files.smaps)
+    totals = parse.parse_smaps_fields(files.rollup)
     u = os.uname()
     host = HostInfo(kernel=u.release, page_size=os.sysconf("SC_PAGE_SIZE"), hostname=u.nodename)
     notes: list[str] = []
 
-    page_caps: dict = {"pfn_visible": None, "kpageflags": None, "kpagecount": None, "pagemap_scan": None}
+    page_caps: dict[str, Any] = {
+        "pfn_visible": None,
+        "kpageflags": None,
+        "kpagecount": None,
+        "pagemap_scan": None,
+    }
     if pages and vmas:
         from ..procfs.pages import read_pages  # lazy: only --pages pays for it
 
         try:
             result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
         except ProcessGone:
-            raise ProcessGone(pid, "it exited while being read") from None
+            raise ProcessGone(pid, GONE) from None
         if len(result.infos) != len(vmas):
             raise RuntimeError("read_pages returned a different number of VMAs")
         vmas = parse.with_pages(vmas, result.infos)  # = replace(v, pages=info) for each
@@ -189,24 +256,17 @@ def _build(
     else:
         notes.append(NOTE_NO_PAGES)
 
-    # Last: the process must still be the one we started with.
-    try:
-        after = parse.parse_stat(reader.read("stat"))
-    except ProcessGone:
-        raise ProcessGone(pid, "it exited while being read") from None
-    if after.starttime != before.starttime:
-        raise ProcessGone(pid, "its PID was reused by another process while being read")
-    if after.state in _DEAD_STATES and before.state not in _DEAD_STATES:
-        raise ProcessGone(pid, "it exited while being read")
+    # Last: the process must still be the one we started with, its memory all read.
+    after = _complete(reader, before, files.probe, vmas)
 
     if not vmas:
-        if before.state in _DEAD_STATES:
+        if before.dead:
             notes.append(NOTE_ZOMBIE)
         elif before.kernel_thread:
             notes.append(NOTE_KTHREAD)
 
-    uid = parse.parse_status_uid(status_raw)
-    btime = _boot_time(reader, parse)
+    uid = parse.parse_status_uid(files.status)
+    btime = _boot_time(reader)
     create_time = None
     if btime is not None:
         create_time = btime + before.starttime / os.sysconf("SC_CLK_TCK")
@@ -214,8 +274,8 @@ def _build(
         pid=pid,
         ppid=after.ppid,
         name=after.comm,
-        cmdline=parse.parse_cmdline(cmdline_raw),
-        exe=exe,
+        cmdline=parse.parse_cmdline(files.cmdline),
+        exe=files.exe,
         user=_user_name(uid),
         uid=uid,
         state=after.state,
