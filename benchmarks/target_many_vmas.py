@@ -1,9 +1,12 @@
 """A process with many VMAs, for the benchmarks: run it, read its PID, inspect it.
 
     python3 benchmarks/target_many_vmas.py [--vmas 20000] [--size 4G] [--written 0.25] [--diverse]
+                                           [--pattern contiguous|fragmented]
 
 It maps one private anonymous region of ``--size`` bytes, writes the first
-``--written`` fraction of every chunk (memset through ctypes: fast), then
+``--written`` fraction of every chunk (memset through ctypes: fast) or, with
+``--pattern fragmented``, one page in every 1/``--written`` pages (every 4th
+page at 25%: a fragmented heap, two page runs per written page), then
 makes every other chunk read-only, so the kernel cannot merge neighbours and
 the region becomes ``--vmas`` VMAs. With ``--diverse`` the VMA sizes and
 written page counts vary (seeded), so no two smaps blocks are alike (a
@@ -41,7 +44,7 @@ def _size(text: str) -> int:
     return int(text)
 
 
-def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
+def build(vmas: int, size: int, written: float, diverse: bool = False, pattern: str = "contiguous") -> dict:
     page = mmap.PAGESIZE
     libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
     libc.mmap.restype = ctypes.c_void_p
@@ -72,18 +75,33 @@ def build(vmas: int, size: int, written: float, diverse: bool = False) -> dict:
             sizes[i + 1] -= d
     addr = base
     written_total = 0
+    stride = max(1, round(1 / written)) if written > 0 else 0
+    mem = (ctypes.c_char * length).from_address(base) if pattern == "fragmented" else None
     for i in range(vmas):
         npages = sizes[i]
         write_pages = int(npages * written + 0.5)
         if diverse:
             write_pages = max(0, min(npages, write_pages + rng.randint(-2, 2)))
-        if write_pages:
+        if pattern == "fragmented":
+            if stride:  # one byte in every stride-th page, from the VMA's first page
+                off = addr - base
+                hits = len(range(0, npages, stride))
+                mem[off : off + npages * page : stride * page] = b"\x5a" * hits
+                written_total += hits
+        elif write_pages:
             ctypes.memset(addr, 0x5A, write_pages * page)
             written_total += write_pages
         if i % 2 and libc.mprotect(addr, npages * page, PROT_READ) != 0:
             raise OSError(ctypes.get_errno(), "mprotect failed")
         addr += npages * page
-    return {"pid": os.getpid(), "start": base, "vmas": vmas, "size": length, "written_pages": written_total}
+    return {
+        "pid": os.getpid(),
+        "start": base,
+        "vmas": vmas,
+        "size": length,
+        "written_pages": written_total,
+        "pattern": pattern,
+    }
 
 
 def main() -> None:
@@ -93,8 +111,14 @@ def main() -> None:
     ap.add_argument("--written", type=float, default=0.25)
     ap.add_argument("--diverse", action="store_true", help="vary sizes and written pages per VMA")
     ap.add_argument("--fork", action="store_true", help="fork a stopped copy per line read on stdin")
+    ap.add_argument(
+        "--pattern",
+        choices=("contiguous", "fragmented"),
+        default="contiguous",
+        help="write the first pages of each VMA, or one page in every 1/--written",
+    )
     a = ap.parse_args()
-    info = build(a.vmas, a.size, a.written, a.diverse)
+    info = build(a.vmas, a.size, a.written, a.diverse, a.pattern)
     if a.fork:
         signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # dead copies are reaped at once
         for _line in sys.stdin:

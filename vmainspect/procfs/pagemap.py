@@ -24,10 +24,11 @@ Page state codes are indexes into ``model.PAGE_STATES``.
 from __future__ import annotations
 
 import re
+from array import array
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from itertools import accumulate, chain, islice, pairwise, repeat
+from itertools import accumulate, chain, compress, islice, pairwise, repeat
 from operator import add, sub
 
 from ..model import PAGE_STATES
@@ -89,6 +90,13 @@ def _top_state(t: int) -> int:
 
 T_STATE = _table(_top_state)
 T_EXCL = _table(lambda t: 1 if (t & _T_PRESENT and t & _T_EXCL) else 0)
+# kpagecount is looked up for present pages that may be mapped twice: file
+# pages and anonymous pages without the exclusive bit (see pages._Chunk)
+T_NEEDCOUNT = _table(lambda t: 1 if (t & _T_PRESENT and (t & _T_FILE or not t & _T_EXCL)) else 0)
+# page code -> 1 if present (file, file-dirty, anon, zero)
+T_PRESENT = bytes(1 if C_FILE <= c <= C_ZERO else 0 for c in range(256))
+# page code -> the zero page if present (PAGEMAP_SCAN's PAGE_IS_PFNZERO ranges)
+T_TO_ZERO = bytes(C_ZERO if C_FILE <= c <= C_ZERO else c for c in range(256))
 
 # Runs of equal bytes: one alternative per code, each a single-character
 # repeat (SRE runs those in a tight C loop; a backreference would not).
@@ -119,6 +127,54 @@ def iter_ones(mask: bytes, base: int = 0) -> Iterator[tuple[int, int]]:
         yield base + s, e - s
 
 
+# -- whole-buffer operations: one C-level pass each, no Python loop per page or run
+
+
+def and_masks(a: bytes, b: bytes) -> bytes:
+    """Bytewise AND of two 0/1 masks of equal length."""
+    return (int.from_bytes(a, "little") & int.from_bytes(b, "little")).to_bytes(len(a), "little")
+
+
+def scatter(values: bytes, mask: bytes) -> bytes:
+    """Put ``values`` (one per 1 in ``mask``, in order) at the 1s of ``mask``; 0 elsewhere.
+
+    The inverse of ``bytes(compress(page_bytes, mask))``: each mask byte picks
+    either the next value or a zero (``next`` on one of two iterators), in C.
+    """
+    pick = [repeat(0), iter(values)]
+    return bytes(map(next, map(pick.__getitem__, mask)))
+
+
+def run_lengths(codes: bytes, cuts: Iterable[int]) -> tuple[array[int], bytes, bytes]:
+    """Runs of equal codes, also cut at each position in ``cuts`` (0 < cut < len).
+
+    Returns (run lengths, each run's code, the mask with a 1 where a run
+    starts). The mask of run starts comes from one XOR of the codes with
+    themselves shifted by one byte (as big integers); splitting it at its 1s
+    gives one piece per run, whose length is the run's length minus one
+    (pieces of 0 or 1 bytes are cached by CPython: nothing is allocated for
+    short runs).
+    """
+    n = len(codes)
+    if not n:
+        return array("Q"), b"", b""
+    x = int.from_bytes(codes, "little")
+    starts = bytearray((x ^ (x << 8)).to_bytes(n + 1, "little")[:n].translate(_T_NONZERO))
+    starts[0] = 1
+    deque(map(starts.__setitem__, cuts, repeat(1)), maxlen=0)
+    mask = bytes(starts)
+    lens = array("Q", map((1).__add__, map(len, islice(mask.split(b"\1"), 1, None))))
+    return lens, bytes(compress(codes, mask)), mask
+
+
+def refine(codes: bytes, facts: bytes) -> bytes:
+    """Page codes refined by kpageflags facts (both page-aligned): the zero
+    page, file-dirty. ``(code << 4) | fact`` per byte indexes one table."""
+    n = len(codes)
+    key = (int.from_bytes(codes, "little") << 4) | int.from_bytes(facts, "little")
+    return key.to_bytes(n + 1, "little")[:n].translate(_T_REFINE)
+
+
 class PfnLookup:
     """Look up the kpageflags/kpagecount entries of many present pages, in bulk.
 
@@ -135,13 +191,15 @@ class PfnLookup:
 
     MAX_BITMAP = 1 << 25  # PFNs (128 GiB of physical address range)
 
-    def __init__(self, entries: bytes, gap: int = 16) -> None:
-        self.n = n = len(entries) // 8
+    def __init__(self, entries: bytes | Iterable[int], gap: int = 16) -> None:
+        """``entries``: little-endian u64 bytes, or the entries as integers."""
+        ints = memoryview(entries).cast("Q") if isinstance(entries, bytes) else entries
+        pfns = list(map(PM_PFN_MASK.__and__, ints))
+        self.n = n = len(pfns)
         self.spans: list[tuple[int, int]] = []
         self.any_pfn = False
         if not n:
             return
-        pfns = list(map(PM_PFN_MASK.__and__, memoryview(entries).cast("Q")))
         lo, hi = min(pfns), max(pfns)
         self.any_pfn = hi > 0  # without CAP_SYS_ADMIN every PFN reads 0
         self._lo = lo
@@ -220,6 +278,19 @@ _T_KSM = _table(lambda f: 1 if f & F_KSM else 0)
 # anon whatever bit 61 says (pagemap marks the huge zero page PM_FILE).
 REFINE_FILE = _table(lambda f: C_ZERO if f & F_ZERO else (C_FILE_DIRTY if f & F_DIRTY else C_FILE))
 REFINE_ANON = _table(lambda f: C_ZERO if f & F_ZERO else C_ANON)
+F_CHANGES_CODE = F_ZERO | F_DIRTY  # facts that refine a page's code (THP and KSM only count)
+
+
+def _refined(key: int) -> int:
+    code, f = key >> 4, key & 15
+    if code == C_FILE:
+        return REFINE_FILE[f]
+    if code == C_ANON:
+        return REFINE_ANON[f]
+    return code
+
+
+_T_REFINE = _table(_refined)
 
 
 def kpageflags_facts(fb: bytes) -> bytes:

@@ -34,9 +34,12 @@ from __future__ import annotations
 
 import gc
 import os
+from array import array
 from bisect import bisect_right
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate, chain, compress, islice, repeat
+from operator import add, itemgetter, lt, sub
 
 from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
@@ -70,26 +73,19 @@ class PageResult:
 # A piece: pages [first, first+n) of VMA vi whose pagemap entries must be
 # read, as a tuple (page, n, vi, first): page = the absolute page number of
 # ``first`` (address // page_size). Tuples sort by address.
-_Piece = tuple
+Piece = tuple[int, int, int, int]
 
-
-class _Acc:
-    """Per-VMA accumulator."""
-
-    __slots__ = ("exclusive", "present", "runs")
-
-    def __init__(self) -> None:
-        self.runs: list[tuple[int, int, int]] = []  # non-present runs (final)
-        self.present: list[tuple[int, int, int, int, int]] = []  # (first, n, code, pfn offset, count offset)
-        self.exclusive = 0
-
-
-class _Accs(dict):
-    """VMA index -> _Acc, made on first use (most VMAs of a big process have no pages)."""
-
-    def __missing__(self, vi: int) -> _Acc:
-        acc = self[vi] = _Acc()
-        return acc
+# Counts kept per piece (columns of _Pages.counts), and the page codes counted into them.
+K_SWAPPED, K_FILE, K_FILE_DIRTY, K_ANON, K_ZERO, K_EXCL, K_THP, K_KSM, K_SHARED = range(9)
+_CODE_COLUMNS = (
+    (pm.C_SWAPPED, K_SWAPPED),
+    (pm.C_FILE, K_FILE),
+    (pm.C_FILE_DIRTY, K_FILE_DIRTY),
+    (pm.C_ANON, K_ANON),
+    (pm.C_ZERO, K_ZERO),
+)
+_T_THP = bytes(1 if f & pm.F_THP else 0 for f in range(256))
+_T_KSM = bytes(1 if f & pm.F_KSM else 0 for f in range(256))
 
 
 def read_pages(
@@ -103,8 +99,8 @@ def read_pages(
     /proc/kpageflags and /proc/kpagecount being unreadable is not an error:
     what they would tell is then unknown (None).
     """
-    # This builds some 100,000 small tuples and no reference cycles: the
-    # cyclic garbage collector would only rescan them (20% of the time here).
+    # Nothing made here forms a reference cycle: the cyclic garbage collector
+    # would only rescan the arrays' neighbours.
     was_enabled = gc.isenabled()
     gc.disable()
     try:
@@ -121,15 +117,12 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_sca
     fd = None
     try:
         fd = reader.open("pagemap")
-        accs = _Accs()
-        want_pfn = kf is not None or kc is not None
-        pfns = _Pfns() if want_pfn else None
         used_scan = False
-        pieces: list[_Piece] = []
-        zero_ranges: list[tuple[int, int]] = []
+        pieces: list[Piece] = []
+        zero: list[tuple[int, int]] = []
         if use_scan is not False:
             try:
-                pieces, zero_ranges = _scan_pieces(reader, fd, vmas, page_size)
+                pieces, zero = _scan_pieces(reader, fd, vmas, page_size)
                 used_scan = True
             except ScanUnsupported as e:
                 if use_scan:
@@ -137,39 +130,31 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_sca
                 notes.append("PAGEMAP_SCAN unavailable (needs Linux 6.7+): read /proc/PID/pagemap instead")
         if not used_scan:
             pieces = _all_pieces(vmas, page_size)
+        found = _Pages(reader, kf, kc, zero)
         bad = 0
         for start, raw, group in _fetch(reader, fd, pieces, _TOP_USER // page_size):
             if raw is None:
                 bad += 1
-            else:
-                _decode(start, raw, group, accs, pfns)
+                raw = bytes(8 * (group[-1][0] + group[-1][1] - start))  # shown as absent
+            found.add(start, raw, group)
         if bad:
             notes.append(f"{bad} pagemap range(s) could not be read: shown as absent")
-
-        has_present = any(a.present for a in accs.values())
-        look = pm.PfnLookup(b"".join(pfns.parts)) if pfns is not None and pfns.n else None
-        pfn_visible = look.any_pfn if look is not None else (want_pfn and not has_present)
-        if look is not None and not pfn_visible:
-            notes.append(
-                "PFNs hidden although /proc/kpageflags is readable "
-                "(CAP_SYS_ADMIN missing in this user namespace)"
-            )
-        masks = shared = None
-        if pfn_visible and look is not None:
-            masks, shared = _enrich(reader, look, pfns, kf, kc)
     finally:
         for f in (fd, kf, kc):
             if f is not None:
                 os.close(f)
 
+    want_pfn = kf is not None or kc is not None
+    looked_up = want_pfn and found.any_present
+    pfn_visible = found.pfn_seen if looked_up else want_pfn
+    if looked_up and not pfn_visible:
+        notes.append(
+            "PFNs hidden although /proc/kpageflags is readable (CAP_SYS_ADMIN missing in this user namespace)"
+        )
     use_kf = bool(pfn_visible and kf is not None)
     use_kc = bool(pfn_visible and kc is not None)
     zero_known = use_kf or used_scan
-    if zero_ranges and not use_kf:  # kpageflags, when readable, says it for every page
-        _mark_zero(accs, vmas, zero_ranges, page_size)
-    fin = _Finisher(masks, shared, use_kf, use_kc, zero_known)
-    get = accs.get
-    infos = [fin.info(get(vi), v.npages(page_size)) for vi, v in enumerate(vmas)]
+    infos = found.infos(vmas, page_size, _Infos(use_kf, use_kc, zero_known))
 
     if not pfn_visible:
         unknown = "dirty/THP/KSM/shared" if used_scan else "dirty/zero/THP/KSM/shared"
@@ -213,29 +198,54 @@ def _open_optional(reader: ProcReader, name: str) -> int | None:
 # -- which pages need pagemap reads --------------------------------------------
 
 
-def _all_pieces(vmas: Sequence[Vma], page_size: int, index: Sequence[int] | None = None) -> list[_Piece]:
+def _all_pieces(vmas: Sequence[Vma], page_size: int, index: Sequence[int] | None = None) -> list[Piece]:
     """Every page of ``vmas`` (``index``: their VMA indexes, default 0, 1, ...)."""
     pieces = []
     for vi, v in zip(index if index is not None else range(len(vmas)), vmas):
         p0 = v.start // page_size
-        n = v.npages(page_size)
-        for f in range(0, n, CHUNK_PAGES):
-            pieces.append((p0 + f, min(CHUNK_PAGES, n - f), vi, f))
+        n = (v.end - v.start) // page_size
+        if n <= CHUNK_PAGES:
+            pieces.append((p0, n, vi, 0))
+        else:
+            for f in range(0, n, CHUNK_PAGES):
+                pieces.append((p0 + f, min(CHUNK_PAGES, n - f), vi, f))
     return pieces
+
+
+def _scan_ranges(sc: PageScanner, lo: int, hi: int, gap: int) -> tuple[list[int], list[int], list[int]]:
+    """PAGEMAP_SCAN regions in [lo, hi) merged where less than ``gap`` bytes
+    apart: (starts, ends, and the zero page's regions as start, end, ...).
+    Whole-list operations per ioctl: a fragmented heap returns a region per page."""
+    rs: list[int] = []
+    re_: list[int] = []
+    zero: list[int] = []
+    for s, e, cat in sc.batches(lo, hi):
+        if any(cat):
+            zero.extend(chain.from_iterable(compress(zip(s, e), cat)))
+        # region k+1 opens a new range when it starts more than ``gap`` after region k ends
+        opens = list(compress(range(1, len(s)), map(lt, repeat(gap), map(sub, islice(s, 1, None), e))))
+        starts = [s[0], *map(s.__getitem__, opens)]
+        ends = [*map(e.__getitem__, map(sub, opens, repeat(1))), e[-1]]
+        if re_ and starts[0] - re_[-1] <= gap:  # joins the previous ioctl's last range
+            re_[-1] = ends[0]
+            del starts[0], ends[0]
+        rs += starts
+        re_ += ends
+    return rs, re_, zero
 
 
 def _scan_pieces(
     reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int
-) -> tuple[list[_Piece], list[tuple[int, int]]]:
+) -> tuple[list[Piece], list[tuple[int, int]]]:
     """PAGEMAP_SCAN: the pieces of VMAs that hold present or swapped pages, and
-    the address ranges of the zero page."""
+    the page ranges of the zero page."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
-    pieces: list[_Piece] = []
+    pieces: list[Piece] = []
     zero: list[tuple[int, int]] = []
-    ranges: list[list[int]] = []  # page ranges worth reading, nearby ones merged
     if scannable:
         # Only pages present or swapped (guard markers count as swapped) come
-        # back, and only the zero-page category splits regions: few regions.
+        # back, and only the zero-page category splits regions: few regions
+        # (but one per page on a fragmented heap).
         sc = PageScanner(
             reader,
             fd,
@@ -244,30 +254,26 @@ def _scan_pieces(
             return_mask=PAGE_IS_PFNZERO,
         )
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
-        last = None
-        for s, e, cat in sc.regions(lo, hi):
-            if cat:
-                zero.append((s, e))
-            ps, pe = s // page_size, e // page_size
-            if last is not None and ps - last[1] <= GAP_PAGES:
-                last[1] = pe
-            else:
-                last = [ps, pe]
-                ranges.append(last)
-        ri, nr = 0, len(ranges)
+        rs, re_, z = _scan_ranges(sc, lo, hi, GAP_PAGES * page_size)
+        zero = list(zip(map(page_size.__rfloordiv__, z[0::2]), map(page_size.__rfloordiv__, z[1::2])))
+        ri, nr = 0, len(rs)
         for vi in scannable:
             if ri >= nr:
                 break
             v = vmas[vi]
-            vs, ve = v.start // page_size, v.end // page_size
-            while ri < nr and ranges[ri][1] <= vs:
+            vs, ve = v.start, v.end
+            while ri < nr and re_[ri] <= vs:
                 ri += 1
             j = ri
-            while j < nr and ranges[j][0] < ve:
-                s, e = max(ranges[j][0], vs), min(ranges[j][1], ve)
-                for c in range(s, e, CHUNK_PAGES):
-                    pieces.append((c, min(CHUNK_PAGES, e - c), vi, c - vs))
-                if ranges[j][1] > ve:
+            while j < nr and rs[j] < ve:
+                s, e = max(rs[j], vs) // page_size, min(re_[j], ve) // page_size
+                f = s - vs // page_size
+                if e - s <= CHUNK_PAGES:
+                    pieces.append((s, e - s, vi, f))
+                else:
+                    for c in range(s, e, CHUNK_PAGES):
+                        pieces.append((c, min(CHUNK_PAGES, e - c), vi, f + c - s))
+                if re_[j] > ve:
                     break  # the range continues into the next VMA
                 j += 1
             ri = j
@@ -279,41 +285,12 @@ def _scan_pieces(
     return pieces, zero
 
 
-def _mark_zero(accs: _Accs, vmas: Sequence[Vma], zero: list[tuple[int, int]], page_size: int) -> None:
-    """Present pages in PAGE_IS_PFNZERO ranges are the zero page (PAGEMAP_SCAN, no root needed)."""
-    starts = [v.start for v in vmas]
-    for s, e in zero:
-        vi = max(bisect_right(starts, s) - 1, 0)
-        while vi < len(vmas) and vmas[vi].start < e:
-            v = vmas[vi]
-            acc = accs.get(vi)
-            if acc is not None and v.end > s:
-                zs = (max(s, v.start) - v.start) // page_size
-                ze = (min(e, v.end) - v.start) // page_size
-                out = []
-                for entry in acc.present:
-                    first, n, code, off, coff = entry
-                    end = first + n
-                    if end <= zs or first >= ze:
-                        out.append(entry)
-                        continue
-                    a, b = max(first, zs), min(end, ze)
-                    for x, y, c in ((first, a, code), (a, b, pm.C_ZERO), (b, end, code)):
-                        if y > x:
-                            d = x - first
-                            out.append(
-                                (x, y - x, c, off + d if off >= 0 else -1, coff + d if coff >= 0 else -1)
-                            )
-                acc.present = out
-            vi += 1
-
-
 # -- reading -----------------------------------------------------------------
 
 
 def _fetch(
-    reader: ProcReader, fd: int, pieces: list[_Piece], top_page: int
-) -> Iterator[tuple[int, bytes | None, list[_Piece]]]:
+    reader: ProcReader, fd: int, pieces: list[Piece], top_page: int
+) -> Iterator[tuple[int, bytes | None, list[Piece]]]:
     """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread.
 
     Below ``top_page`` (the end of the user address space) the kernel always
@@ -347,201 +324,253 @@ def _fetch(
         i = j
 
 
-class _Pfns:
-    """Pagemap entries of present pages (page order), for kpageflags (all of
-    them) and kpagecount (``cparts``: not all of them).
+class _Pages:
+    """What the pagemap reads found, kept in flat arrays as they come.
 
-    An anonymous page with pagemap's exclusive bit is mapped once
-    (precise mapcount 1, or on CONFIG_NO_PAGE_MAPCOUNT kernels: one mm, and an
-    anonymous page cannot be mapped twice in one mm), so its kpagecount is 1:
-    it is not looked up. That skips kpagecount for most anonymous memory.
+    Each read (up to CHUNK_PAGES pages, several pieces) is decoded with
+    whole-buffer operations: codes per page (``translate`` of each entry's
+    top byte), kpageflags/kpagecount facts for its present pages, then runs
+    of equal codes cut at piece boundaries (``pagemap.run_lengths``). The
+    runs' lengths and codes are appended to two arrays (9 bytes per run);
+    per piece its VMA, first page, run range and counts go into columns.
+    Nothing is kept per page once a read is decoded: memory grows with the
+    runs found, not with the pages read.
     """
 
-    __slots__ = ("cn", "cparts", "n", "parts")
+    def __init__(
+        self, reader: ProcReader, kf: int | None, kc: int | None, zero: list[tuple[int, int]]
+    ) -> None:
+        self.reader, self.kf, self.kc = reader, kf, kc
+        self.lens = array("Q")  # run lengths, address order (runs in holes between pieces too)
+        self.codes = bytearray()  # run codes
+        self.vi: list[int] = []  # per piece: VMA index
+        self.first: list[int] = []  # first page (VMA-relative)
+        self.n: list[int] = []  # pages
+        self.r0: list[int] = []  # its runs: lens[r0:r1]
+        self.r1: list[int] = []
+        self.counts: list[list[int]] = [[] for _ in range(9)]  # K_* columns
+        self.shared: dict[int, list[tuple[int, int]]] = {}  # piece -> (first, count) of shared pages
+        self.any_present = False
+        self.pfn_seen = False  # a present page showed its PFN (root)
+        self._zero = zero  # page ranges of the zero page (PAGEMAP_SCAN), address order
+        self._zero_starts = [s for s, _ in zero]
 
-    def __init__(self) -> None:
-        self.parts: list[memoryview] = []
-        self.n = 0
-        self.cparts: list[memoryview] = []
-        self.cn = 0
+    def add(self, start: int, raw: bytes, group: list[Piece]) -> None:
+        """Decode one pread (entries of pages [start, start + len(raw) // 8))."""
+        size = len(raw) // 8
+        top = raw[7::8]
+        codes = top.translate(pm.T_STATE)
+        a = list(map(sub, map(itemgetter(0), group), repeat(start)))  # piece bounds in this read
+        b = list(map(add, a, map(itemgetter(1), group)))
+        if sum(b) - sum(a) != size:  # the read spans holes between pieces: not ours, absent
+            own = bytearray(size)
+            for x, y in zip(a, b):
+                own[x:y] = codes[x:y]
+            codes = bytes(own)
+        pmask = codes.translate(pm.T_PRESENT)
+        facts = shared = None
+        if pmask.count(0) != size:
+            self.any_present = True
+            visible = False
+            if self.kf is not None or self.kc is not None:
+                facts, shared, visible = self._lookup(raw, top, pmask)
+            if self._zero and not (visible and self.kf is not None):
+                codes = self._mark_zero(codes, start)
+            if facts is not None:
+                codes = pm.refine(codes, facts)
 
+        cuts = list(chain.from_iterable(zip(a, b)))  # a0 b0 a1 b1 ...: never decreasing
+        lens, rcodes, marks = pm.run_lengths(codes, cuts[:-1] if cuts[-1] == size else cuts)
+        # run index at each cut: the run starts before it
+        at = list(accumulate(map(marks.count, repeat(1), chain((0,), cuts), cuts)))
+        base = len(self.lens)
+        self.lens += lens
+        self.codes += rcodes
+        self.vi += map(itemgetter(2), group)
+        self.first += map(itemgetter(3), group)
+        self.n += map(itemgetter(1), group)
+        self.r0 += map(base.__add__, at[0::2])
+        self.r1 += map(base.__add__, at[1::2])
 
-def _decode(start: int, raw: bytes, group: list[_Piece], accs: _Accs, pfns: _Pfns | None) -> None:
-    """Decode one pread's entries and hand each run to the VMA (piece) it belongs to."""
-    codes, excl = pm.classify_masks(raw)
-    view = memoryview(raw) if pfns is not None else None
-    count = excl.count
-    C_ABSENT, C_SWAPPED, C_FILE = pm.C_ABSENT, pm.C_SWAPPED, pm.C_FILE
-    pit = iter(group)
-    piece = next(pit)
-    ps = piece[0] - start
-    pe = ps + piece[1]
-    acc = None  # made when the piece has a page that is not absent
-    for m in pm.RUN_RE.finditer(codes):
-        s, e = m.span()
-        code = codes[s]
-        if code == C_ABSENT:
-            continue  # merge_runs fills gaps with absent
-        while s < e:
-            while pe <= s:
-                piece = next(pit, None)
-                if piece is None:
-                    return
-                ps = piece[0] - start
-                pe = ps + piece[1]
-                acc = None
-            if ps >= e:
-                break  # between pieces: the scan said absent here
-            a = s if s > ps else ps
-            b = e if e < pe else pe
-            first = piece[3] + a - ps
-            if acc is None:
-                acc = accs[piece[2]]
-            if code == C_SWAPPED:
-                acc.runs.append((first, b - a, code))
-            else:
-                nexcl = count(1, a, b)
-                acc.exclusive += nexcl
-                off = coff = -1
-                if view is not None:
-                    part = view[a * 8 : b * 8]
-                    off = pfns.n
-                    pfns.parts.append(part)
-                    pfns.n += b - a
-                    if code == C_FILE or nexcl < b - a:
-                        coff = pfns.cn
-                        pfns.cparts.append(part)
-                        pfns.cn += b - a
-                acc.present.append((first, b - a, code, off, coff))
-            s = b
+        cols = self.counts
+        for code, k in _CODE_COLUMNS:
+            cols[k] += map(codes.count, repeat(code), a, b) if code in codes else repeat(0, len(a))
+        excl = top.translate(pm.T_EXCL)
+        cols[K_EXCL] += map(excl.count, repeat(1), a, b) if 1 in excl else repeat(0, len(a))
+        for k, mask in ((K_THP, _T_THP), (K_KSM, _T_KSM)):
+            m = facts.translate(mask) if facts is not None else b""
+            cols[k] += map(m.count, repeat(1), a, b) if 1 in m else repeat(0, len(a))
+        if shared is not None:
+            nshared = list(map(shared.count, repeat(1), a, b))
+            p0 = len(self.vi) - len(group)
+            for i in compress(range(len(a)), nshared):
+                f = group[i][3] - a[i]
+                self.shared[p0 + i] = [(f + s, n) for s, n in pm.iter_ones(shared[a[i] : b[i]], a[i])]
+            cols[K_SHARED] += nshared
+        else:
+            cols[K_SHARED] += repeat(0, len(a))
 
-
-def _enrich(
-    reader: ProcReader, look: pm.PfnLookup, pfns: _Pfns, kf: int | None, kc: int | None
-) -> tuple[pm.FlagMasks | None, bytes | None]:
-    """kpageflags facts (aligned with pfns.parts) and the kpagecount>1 mask (with pfns.cparts).
-
-    The shared mask is None when no page is shared.
-    """
-    masks = shared = None
-    if kf is not None:
-        masks = pm.FlagMasks(
-            look.read_facts(
+    def _lookup(self, raw: bytes, top: bytes, pmask: bytes) -> tuple[bytes | None, bytes | None, bool]:
+        """kpageflags facts and the kpagecount>1 mask of a read's present pages
+        (page-aligned; None when all 0), and whether PFNs are visible."""
+        ints = memoryview(raw).cast("Q")
+        look = pm.PfnLookup(compress(ints, pmask))
+        if not look.any_pfn:  # PFNs hidden (no CAP_SYS_ADMIN): nothing to look up
+            return None, None, False
+        self.pfn_seen = True
+        facts = shared = None
+        reader, kf, kc = self.reader, self.kf, self.kc
+        if kf is not None:
+            f = look.read_facts(
                 lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"),
                 pm.kpageflags_facts,
             )
-        )
-    if kc is not None and pfns.cn:
-        shared = pm.PfnLookup(b"".join(pfns.cparts)).read_facts(
-            lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"), pm.kpagecount_facts
-        )
-    return masks, shared
+            if f is not None:
+                facts = pm.scatter(f, pmask)
+        if kc is not None:
+            # An anonymous page with pagemap's exclusive bit is mapped once
+            # (docs/kernel-notes.md): its kpagecount is 1, it is not looked up.
+            cmask = pm.and_masks(top.translate(pm.T_NEEDCOUNT), pmask)
+            if 1 in cmask:
+                s = pm.PfnLookup(compress(ints, cmask)).read_facts(
+                    lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"),
+                    pm.kpagecount_facts,
+                )
+                if s is not None:
+                    shared = pm.scatter(s, cmask)
+        return facts, shared, True
+
+    def _mark_zero(self, codes: bytes, start: int) -> bytes:
+        """Present pages in PAGE_IS_PFNZERO ranges are the zero page (PAGEMAP_SCAN, no root needed)."""
+        end = start + len(codes)
+        i = max(bisect_right(self._zero_starts, start) - 1, 0)
+        out = None
+        while i < len(self._zero) and self._zero[i][0] < end:
+            s, e = self._zero[i]
+            if e > start:
+                if out is None:
+                    out = bytearray(codes)
+                x, y = max(s, start) - start, min(e, end) - start
+                out[x:y] = out[x:y].translate(pm.T_TO_ZERO)
+            i += 1
+        return codes if out is None else bytes(out)
+
+    def infos(self, vmas: Sequence[Vma], page_size: int, make: _Infos) -> list[PageInfo]:
+        """Each VMA's PageInfo, in the order of ``vmas``."""
+        vi_of, firsts, ns, r0s, r1s, cols = self.vi, self.first, self.n, self.r0, self.r1, self.counts
+        lens, codes = self.lens, self.codes
+        npieces = len(vi_of)
+        out = []
+        pi = 0
+        for vi, v in enumerate(vmas):
+            npages = (v.end - v.start) // page_size
+            if pi >= npieces or vi_of[pi] != vi:  # nothing read: all absent
+                out.append(make.absent(npages))
+                continue
+            pj = pi + 1
+            while pj < npieces and vi_of[pj] == vi:
+                pj += 1
+            if pj == pi + 1:
+                counts = [c[pi] for c in cols]
+                shared = self.shared.get(pi)
+                if firsts[pi] == 0 and ns[pi] == npages:  # one piece, the whole VMA: its runs as read
+                    r0, r1 = r0s[pi], r1s[pi]
+                    out.append(make.info(npages, lens[r0:r1], bytes(codes[r0:r1]), counts, shared))
+                    pi = pj
+                    continue
+            else:
+                counts = [sum(c[pi:pj]) for c in cols]
+                shared = [r for k in range(pi, pj) for r in self.shared.get(k, ())]
+            out.append(make.info(npages, *self._join(pi, pj, npages), counts, shared))
+            pi = pj
+        return out
+
+    def _join(self, pi: int, pj: int, npages: int) -> tuple[array[int], bytes]:
+        """The runs of a VMA read in several pieces, or in part: absent between
+        and around them, equal runs merged where pieces meet."""
+        lens = array("Q")
+        codes = bytearray()
+        pos = 0
+        for k in range(pi, pj):
+            f, r0, r1 = self.first[k], self.r0[k], self.r1[k]
+            if f > pos:
+                _append(lens, codes, f - pos, pm.C_ABSENT)
+            if r0 < r1:
+                _append(lens, codes, self.lens[r0], self.codes[r0])
+                lens += self.lens[r0 + 1 : r1]
+                codes += self.codes[r0 + 1 : r1]
+            pos = f + self.n[k]
+        if pos < npages:
+            _append(lens, codes, npages - pos, pm.C_ABSENT)
+        return lens, bytes(codes)
+
+
+def _append(lens: array[int], codes: bytearray, n: int, code: int) -> None:
+    if codes and codes[-1] == code:
+        lens[-1] += n
+    else:
+        lens.append(n)
+        codes.append(code)
 
 
 # -- results -----------------------------------------------------------------
 
 
-class _Finisher:
-    """Builds each VMA's PageInfo. Equal runs, counts and infos are built once
-    and shared (they are frozen): 20,000 VMAs often have only a few shapes."""
+class _Infos:
+    """Builds PageInfo objects from run arrays and per-VMA counts. Equal ones
+    are built once and shared (they are frozen): 20,000 VMAs often have only
+    a few shapes."""
 
-    def __init__(
-        self, masks: pm.FlagMasks | None, shared: bytes | None, use_kf: bool, use_kc: bool, zero_known: bool
-    ) -> None:
-        if masks is not None and masks.trivial:
-            masks = None  # no page has a kpageflags fact: nothing to refine
-        self.masks = masks if use_kf else None
-        self.shared = shared if use_kc else None
+    def __init__(self, use_kf: bool, use_kc: bool, zero_known: bool) -> None:
         self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
         self._runs: dict[tuple[int, int, int], PageRun] = {}
-        self._infos: dict[tuple, PageInfo] = {}
-        # A VMA none of whose pages has a kpageflags fact or is shared gets
-        # its info from its raw runs alone: equal raw runs (common: 20,000
-        # VMAs of a few shapes) are built once.
-        self._shapes: dict[tuple, PageInfo] = {}
+        self._infos: dict[tuple[object, ...], PageInfo] = {}
 
-    def info(self, acc: _Acc | None, npages: int) -> PageInfo:
-        if acc is None:  # nothing present or swapped
-            return self._info((((0, npages, pm.C_ABSENT),) if npages else ()), 0, 0, 0, 0, [])
-        masks, shared = self.masks, self.shared
-        if masks is not None or shared is not None:
-            facts = masks.facts if masks is not None else None
-            for _, n, _, off, coff in acc.present:
-                if (facts is not None and off >= 0 and facts.count(0, off, off + n) != n) or (
-                    shared is not None and coff >= 0 and shared.count(0, coff, coff + n) != n
-                ):
-                    return self._build(acc, npages)
-        key = (npages, acc.exclusive, tuple([p[:3] for p in acc.present]), tuple(acc.runs))
-        info = self._shapes.get(key)
-        if info is None:
-            info = self._shapes[key] = self._build(acc, npages)
-        return info
+    def absent(self, npages: int) -> PageInfo:
+        lens = array("Q", [npages] if npages else [])
+        return self.info(npages, lens, bytes([pm.C_ABSENT]) if npages else b"", [0] * 9, None)
 
-    def _build(self, acc: _Acc, npages: int) -> PageInfo:
-        masks, shared = self.masks, self.shared
-        runs = list(acc.runs)
-        thp = ksm = nshared = 0
-        shared_runs: list[tuple[int, int]] = []
-        for first, n, code, off, coff in acc.present:
-            if masks is not None and off >= 0:
-                sub = masks.refine(code, off, n)
-                if sub.count(sub[0]) == n:
-                    runs.append((first, n, sub[0]))
-                else:
-                    runs.extend(pm.iter_runs(sub, first))
-                thp += masks.thp.count(1, off, off + n)
-                ksm += masks.ksm.count(1, off, off + n)
-            else:
-                runs.append((first, n, code))
-            if shared is not None and coff >= 0:
-                k = shared.count(1, coff, coff + n)
-                if k:
-                    nshared += k
-                    shared_runs.extend(pm.iter_ones(shared[coff : coff + n], first))
-        merged = tuple(pm.merge_runs(runs, npages))
-        return self._info(merged, acc.exclusive, thp, ksm, nshared, shared_runs)
-
-    def _info(
+    def info(
         self,
-        merged: tuple[tuple[int, int, int], ...],
-        exclusive: int,
-        thp: int,
-        ksm: int,
-        nshared: int,
-        shared_runs: list[tuple[int, int]],
+        npages: int,
+        lens: array[int],
+        codes: bytes,
+        k: list[int],
+        shared: list[tuple[int, int]] | None,
     ) -> PageInfo:
-        by = [0] * len(PAGE_STATES)
-        for _, n, c in merged:
-            by[c] += n
-        use_kf = self.use_kf
-        file = by[pm.C_FILE] + by[pm.C_FILE_DIRTY]
-        anon = by[pm.C_ANON] + by[pm.C_ZERO]
+        use_kf, use_kc = self.use_kf, self.use_kc
+        file = k[K_FILE] + k[K_FILE_DIRTY]
+        anon = k[K_ANON] + k[K_ZERO]
         counts = (
             file + anon,
-            by[pm.C_SWAPPED],
+            k[K_SWAPPED],
             file,
             anon,
-            exclusive,
-            by[pm.C_FILE_DIRTY] + by[pm.C_ANON] if use_kf else None,
-            by[pm.C_ZERO] if self.zero_known else None,
-            thp if use_kf else None,
-            ksm if use_kf else None,
-            nshared if self.use_kc else None,
+            k[K_EXCL],
+            k[K_FILE_DIRTY] + k[K_ANON] if use_kf else None,
+            k[K_ZERO] if self.zero_known else None,
+            k[K_THP] if use_kf else None,
+            k[K_KSM] if use_kf else None,
+            k[K_SHARED] if use_kc else None,
         )
-        srun = (_merge_pairs(shared_runs) if shared_runs else ()) if self.use_kc else None
-        key = (merged, counts, srun)
+        srun = (_merge_pairs(shared) if shared else ()) if use_kc else None
+        key = (lens.tobytes(), codes, counts, srun)
         info = self._infos.get(key)
         if info is None:
+            run = self._run
             info = PageInfo(
-                counts=PageCounts(*counts), runs=tuple(self._run(r) for r in merged), shared_runs=srun
+                counts=PageCounts(*counts),
+                runs=tuple(map(run, accumulate(lens, initial=0), lens, codes)),
+                shared_runs=srun,
             )
             self._infos[key] = info
         return info
 
-    def _run(self, r: tuple[int, int, int]) -> PageRun:
+    def _run(self, first: int, count: int, code: int) -> PageRun:
+        r = (first, count, code)
         run = self._runs.get(r)
         if run is None:
-            run = self._runs[r] = PageRun(r[0], r[1], PAGE_STATES[r[2]])
+            run = self._runs[r] = PageRun(first, count, PAGE_STATES[code])
         return run
 
 

@@ -126,23 +126,32 @@ class PageScanner:
         Unmapped holes between VMAs and VM_PFNMAP areas are never reported;
         with the default ``anyof`` absent pages are not reported either.
         """
+        for starts, ends, cats in self.batches(start, end):
+            yield from zip(starts, ends, cats)
+
+    def batches(self, start: int, end: int) -> Iterator[tuple[list[int], list[int], list[int]]]:
+        """The regions of ``regions()``, one ioctl's worth at a time, as three
+        lists (starts, ends, categories): no Python object per region beyond
+        its three integers (a fragmented heap returns one region per page)."""
         cursor = start
         view = self._view
         while cursor < end:
             n, walk_end = self._ioctl(cursor, end)
-            words = view[: n * _REGION_WORDS].tolist()
-            last = cursor
-            for i in range(0, n * _REGION_WORDS, _REGION_WORDS):
-                s, e, cat = words[i], words[i + 1], words[i + 2]
-                if s < cursor:  # defensive: never report a page twice
-                    s = cursor
-                if e <= s:
-                    continue
-                yield s, e, cat
-                last = e
+            words = view[: n * _REGION_WORDS]
+            starts = words[0::_REGION_WORDS].tolist()
+            ends = words[1::_REGION_WORDS].tolist()
+            cats = words[2::_REGION_WORDS].tolist()
+            # defensive: never report a page twice (a region before the cursor is trimmed)
+            while starts and starts[0] < cursor:
+                if ends[0] <= cursor:
+                    del starts[0], ends[0], cats[0]
+                else:
+                    starts[0] = cursor
+            if starts:
+                yield starts, ends, cats
             if n < self.vec_len:
                 return  # the walk completed (walk_end may be stale)
-            nxt = max(walk_end, last)
+            nxt = max(walk_end, ends[-1] if ends else cursor)
             if nxt <= cursor:  # no progress: should not happen; do not loop
                 return
             cursor = nxt
