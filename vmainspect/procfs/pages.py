@@ -57,6 +57,10 @@ from .scan import (
 CHUNK_PAGES = 1 << 18  # pages per pagemap read (2 MiB of entries)
 GAP_PAGES = 64  # read across holes this small rather than issue another pread
 SCAN_VEC_LEN = DEFAULT_VEC_LEN  # regions per PAGEMAP_SCAN call
+# PAGEMAP_SCAN picks the pages to read unless smaps says at least one page in
+# DENSE_RATIO is resident or swapped: then every page is read, and the ioctl
+# only finds the zero page (see _scan_pieces).
+DENSE_RATIO = 8
 _TOP_USER = 1 << 47  # PAGEMAP_SCAN refuses ranges outside the user address space ([vsyscall])
 
 
@@ -234,28 +238,47 @@ def _scan_ranges(sc: PageScanner, lo: int, hi: int, gap: int) -> tuple[list[int]
     return rs, re_, zero
 
 
+def _dense(vmas: Sequence[Vma], page_size: int) -> bool:
+    """True when smaps counts at least one page in DENSE_RATIO as resident or
+    swapped (False when the VMAs carry no smaps). On such a process the regions
+    PAGEMAP_SCAN returns cost more to handle than the absent pages they let
+    us skip (a fragmented heap returns one region per page)."""
+    try:
+        used = sum(v.smaps["rss"] + v.smaps["swap"] for v in vmas)
+    except KeyError:
+        return False
+    return used * DENSE_RATIO >= sum(v.end - v.start for v in vmas)
+
+
 def _scan_pieces(
     reader: ProcReader, fd: int, vmas: Sequence[Vma], page_size: int
 ) -> tuple[list[Piece], list[tuple[int, int]]]:
     """PAGEMAP_SCAN: the pieces of VMAs that hold present or swapped pages, and
-    the page ranges of the zero page."""
+    the page ranges of the zero page.
+
+    On a dense process (``_dense``) every page is read, and the ioctl only
+    reports the zero page: the same answer, as the pages it would have let us
+    skip read as absent."""
     scannable = [vi for vi, v in enumerate(vmas) if v.end <= _TOP_USER]
     pieces: list[Piece] = []
     zero: list[tuple[int, int]] = []
+    dense = _dense(vmas, page_size)
     if scannable:
         # Only pages present or swapped (guard markers count as swapped) come
         # back, and only the zero-page category splits regions: few regions
-        # (but one per page on a fragmented heap).
+        # (but one per page on a fragmented heap). Dense: the zero page only.
         sc = PageScanner(
             reader,
             fd,
             vec_len=SCAN_VEC_LEN,
-            anyof=PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
+            anyof=PAGE_IS_PFNZERO if dense else PAGE_IS_PRESENT | PAGE_IS_SWAPPED,
             return_mask=PAGE_IS_PFNZERO,
         )
         lo, hi = vmas[scannable[0]].start, vmas[scannable[-1]].end
         rs, re_, z = _scan_ranges(sc, lo, hi, GAP_PAGES * page_size)
         zero = list(zip(map(page_size.__rfloordiv__, z[0::2]), map(page_size.__rfloordiv__, z[1::2])))
+        if dense:
+            return _all_pieces(vmas, page_size), zero
         ri, nr = 0, len(rs)
         for vi in scannable:
             if ri >= nr:
@@ -425,7 +448,7 @@ class _Pages:
                 lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"),
                 pm.kpageflags_facts,
             )
-            if f is not None:
+            if f is not None and f.count(0) != len(f):  # facts of other PFNs in the spans read do not count
                 facts = pm.scatter(f, pmask)
         if kc is not None:
             # An anonymous page with pagemap's exclusive bit is mapped once
@@ -436,7 +459,7 @@ class _Pages:
                     lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"),
                     pm.kpagecount_facts,
                 )
-                if s is not None:
+                if s is not None and s.count(0) != len(s):
                     shared = pm.scatter(s, cmask)
         return facts, shared, True
 
@@ -457,8 +480,10 @@ class _Pages:
 
     def infos(self, vmas: Sequence[Vma], page_size: int, make: _Infos) -> list[PageInfo]:
         """Each VMA's PageInfo, in the order of ``vmas``."""
-        vi_of, firsts, ns, r0s, r1s, cols = self.vi, self.first, self.n, self.r0, self.r1, self.counts
-        lens, codes = self.lens, self.codes
+        vi_of, firsts, ns, r0s, r1s = self.vi, self.first, self.n, self.r0, self.r1
+        rows = list(zip(*self.counts))  # per piece: its counts, K_* order
+        lens = self.lens.tobytes()  # 8 bytes per run
+        codes = bytes(self.codes)
         npieces = len(vi_of)
         out = []
         pi = 0
@@ -470,18 +495,17 @@ class _Pages:
             pj = pi + 1
             while pj < npieces and vi_of[pj] == vi:
                 pj += 1
-            if pj == pi + 1:
-                counts = [c[pi] for c in cols]
-                shared = self.shared.get(pi)
-                if firsts[pi] == 0 and ns[pi] == npages:  # one piece, the whole VMA: its runs as read
-                    r0, r1 = r0s[pi], r1s[pi]
-                    out.append(make.info(npages, lens[r0:r1], bytes(codes[r0:r1]), counts, shared))
-                    pi = pj
-                    continue
+            if pj == pi + 1 and firsts[pi] == 0 and ns[pi] == npages:
+                # one piece, the whole VMA: its runs as read
+                r0, r1 = r0s[pi], r1s[pi]
+                out.append(
+                    make.info(npages, lens[r0 * 8 : r1 * 8], codes[r0:r1], rows[pi], self.shared.get(pi))
+                )
             else:
-                counts = [sum(c[pi:pj]) for c in cols]
+                row = tuple(map(sum, zip(*rows[pi:pj])))
                 shared = [r for k in range(pi, pj) for r in self.shared.get(k, ())]
-            out.append(make.info(npages, *self._join(pi, pj, npages), counts, shared))
+                jl, jc = self._join(pi, pj, npages)
+                out.append(make.info(npages, jl.tobytes(), jc, row, shared))
             pi = pj
         return out
 
@@ -517,53 +541,56 @@ def _append(lens: array[int], codes: bytearray, n: int, code: int) -> None:
 
 
 class _Infos:
-    """Builds PageInfo objects from run arrays and per-VMA counts. Equal ones
-    are built once and shared (they are frozen): 20,000 VMAs often have only
-    a few shapes."""
+    """Builds PageInfo objects from runs (lengths as u64 bytes, codes) and
+    counts. Equal ones are built once and shared (they are immutable): 20,000
+    VMAs often have only a few shapes."""
 
     def __init__(self, use_kf: bool, use_kc: bool, zero_known: bool) -> None:
         self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
         self._runs: dict[tuple[int, int, int], PageRun] = {}
+        self._counts: dict[tuple[int, ...], PageCounts] = {}
         self._infos: dict[tuple[object, ...], PageInfo] = {}
 
     def absent(self, npages: int) -> PageInfo:
-        lens = array("Q", [npages] if npages else [])
-        return self.info(npages, lens, bytes([pm.C_ABSENT]) if npages else b"", [0] * 9, None)
+        if not npages:
+            return self.info(0, b"", b"", (0,) * 9, None)
+        return self.info(npages, npages.to_bytes(8, "little"), bytes([pm.C_ABSENT]), (0,) * 9, None)
+
+    def counts(self, k: tuple[int, ...]) -> PageCounts:
+        """PageCounts from a row of K_* counts; unknown (None) what this view cannot see."""
+        pc = self._counts.get(k)
+        if pc is None:
+            use_kf = self.use_kf
+            file = k[K_FILE] + k[K_FILE_DIRTY]
+            anon = k[K_ANON] + k[K_ZERO]
+            pc = self._counts[k] = PageCounts(
+                file + anon,
+                k[K_SWAPPED],
+                file,
+                anon,
+                k[K_EXCL],
+                k[K_FILE_DIRTY] + k[K_ANON] if use_kf else None,
+                k[K_ZERO] if self.zero_known else None,
+                k[K_THP] if use_kf else None,
+                k[K_KSM] if use_kf else None,
+                k[K_SHARED] if self.use_kc else None,
+            )
+        return pc
 
     def info(
-        self,
-        npages: int,
-        lens: array[int],
-        codes: bytes,
-        k: list[int],
-        shared: list[tuple[int, int]] | None,
+        self, npages: int, lens: bytes, codes: bytes, k: tuple[int, ...], shared: list[tuple[int, int]] | None
     ) -> PageInfo:
-        use_kf, use_kc = self.use_kf, self.use_kc
-        file = k[K_FILE] + k[K_FILE_DIRTY]
-        anon = k[K_ANON] + k[K_ZERO]
-        counts = (
-            file + anon,
-            k[K_SWAPPED],
-            file,
-            anon,
-            k[K_EXCL],
-            k[K_FILE_DIRTY] + k[K_ANON] if use_kf else None,
-            k[K_ZERO] if self.zero_known else None,
-            k[K_THP] if use_kf else None,
-            k[K_KSM] if use_kf else None,
-            k[K_SHARED] if use_kc else None,
-        )
-        srun = (_merge_pairs(shared) if shared else ()) if use_kc else None
-        key = (lens.tobytes(), codes, counts, srun)
+        srun = (_merge_pairs(shared) if shared else ()) if self.use_kc else None
+        key = (lens, codes, k, srun)
         info = self._infos.get(key)
         if info is None:
+            n = memoryview(lens).cast("Q")
             run = self._run
-            info = PageInfo(
-                counts=PageCounts(*counts),
-                runs=tuple(map(run, accumulate(lens, initial=0), lens, codes)),
+            info = self._infos[key] = PageInfo(
+                counts=self.counts(k),
+                runs=tuple(map(run, accumulate(n, initial=0), n, codes)),
                 shared_runs=srun,
             )
-            self._infos[key] = info
         return info
 
     def _run(self, first: int, count: int, code: int) -> PageRun:
