@@ -72,54 +72,55 @@ def test_soft_dirty_and_pfn_bits_do_not_change_the_state():
     assert list(codes) == [pm.C_ANON, pm.C_ABSENT]
 
 
-def test_iter_runs_and_ones():
+def _runs(codes: bytes, cuts=()) -> list[tuple[int, int, int]]:
+    """(first, count, code) from run_lengths(), checked against its mask of run starts."""
+    lens, rcodes, starts = pm.run_lengths(codes, cuts)
+    firsts = list(itertools.accumulate(lens, initial=0))[:-1]
+    assert [i for i, m in enumerate(starts) if m] == firsts
+    return list(zip(firsts, lens, rcodes))
+
+
+def test_run_lengths_and_ones():
     codes = bytes([0, 0, 4, 4, 4, 2, 0, 5, 5, 3])
-    assert list(pm.iter_runs(codes, 10)) == [
-        (10, 2, 0),
-        (12, 3, 4),
-        (15, 1, 2),
-        (16, 1, 0),
-        (17, 2, 5),
-        (19, 1, 3),
+    assert _runs(codes) == [(0, 2, 0), (2, 3, 4), (5, 1, 2), (6, 1, 0), (7, 2, 5), (9, 1, 3)]
+    # cut where pieces (VMAs) meet: equal codes on both sides stay apart
+    assert _runs(codes, [1, 3, 9]) == [(0, 1, 0), (1, 1, 0), (2, 1, 4), (3, 2, 4), (5, 1, 2), (6, 1, 0)] + [
+        (7, 2, 5),
+        (9, 1, 3),
     ]
-    assert list(pm.iter_runs(b"")) == []
+    assert _runs(b"") == []
+    assert _runs(bytes([4])) == [(0, 1, 4)]
     assert list(pm.iter_ones(bytes([1, 1, 0, 1, 0, 0, 1]), 5)) == [(5, 2), (8, 1), (11, 1)]
 
 
-def test_iter_runs_on_a_million_pages_is_one_run():
-    assert list(pm.iter_runs(bytes([4]) * 1_000_000)) == [(0, 1_000_000, 4)]
+def test_run_lengths_on_a_million_pages():
+    assert _runs(bytes([4]) * 1_000_000) == [(0, 1_000_000, 4)]
+    every4th = bytes([4, 0, 0, 0]) * 250_000
+    runs = _runs(every4th)
+    assert len(runs) == 500_000 and runs[-2:] == [(999_996, 1, 4), (999_997, 3, 0)]
 
 
-def test_merge_runs_covers_exactly_and_merges():
-    runs = [(5, 2, pm.C_ANON), (0, 2, pm.C_ANON), (2, 3, pm.C_ANON), (9, 1, pm.C_SWAPPED)]
-    assert pm.merge_runs(runs, 12) == [
-        (0, 7, pm.C_ANON),
-        (7, 2, pm.C_ABSENT),
-        (9, 1, pm.C_SWAPPED),
-        (10, 2, pm.C_ABSENT),
-    ]
-    assert pm.merge_runs([], 3) == [(0, 3, pm.C_ABSENT)]
-    # overlaps are trimmed, and nothing goes past the end
-    assert pm.merge_runs([(0, 4, pm.C_FILE), (2, 4, pm.C_ANON)], 5) == [(0, 4, pm.C_FILE), (4, 1, pm.C_ANON)]
-
-
-def test_flag_masks_refine_dirty_zero_thp_ksm():
+def test_refine_dirty_zero_thp_ksm():
     dirty, zero, thp, ksm = 1 << 4, 1 << 24, 1 << 22, 1 << 21
     facts = pm.kpageflags_facts(entries(0, dirty, zero | thp, ksm | dirty, thp, (1 << 12) | (1 << 5)))
     assert list(facts) == [0, pm.F_DIRTY, pm.F_ZERO | pm.F_THP, pm.F_KSM | pm.F_DIRTY, pm.F_THP, 0]
-    fm = pm.FlagMasks(facts)
-    assert list(fm.refine(pm.C_FILE, 0, 5)) == [
-        pm.C_FILE,
-        pm.C_FILE_DIRTY,
-        pm.C_ZERO,
-        pm.C_FILE_DIRTY,
-        pm.C_FILE,
-    ]
+    f5 = facts[:5]
+    file = bytes([pm.C_FILE]) * 5
+    assert list(pm.refine(file, f5)) == [pm.C_FILE, pm.C_FILE_DIRTY, pm.C_ZERO, pm.C_FILE_DIRTY, pm.C_FILE]
     # anonymous pages: DIRTY is ignored (never set for them), the zero page wins
-    assert list(fm.refine(pm.C_ANON, 0, 5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
-    assert list(fm.refine(pm.C_ZERO, 1, 2)) == [pm.C_ANON, pm.C_ZERO]
-    assert fm.thp.count(1) == 2 and fm.ksm.count(1) == 1 and not fm.trivial
-    assert pm.FlagMasks(None).trivial
+    anon = bytes([pm.C_ANON]) * 5
+    assert list(pm.refine(anon, f5)) == [pm.C_ANON, pm.C_ANON, pm.C_ZERO, pm.C_ANON, pm.C_ANON]
+    # not present: facts (of nothing) change nothing
+    other = bytes([pm.C_ABSENT, pm.C_SWAPPED, pm.C_ABSENT, pm.C_SWAPPED, pm.C_ABSENT])
+    assert pm.refine(other, f5) == other
+    assert f5.translate(pm.T_THP).count(1) == 2 and f5.translate(pm.T_KSM).count(1) == 1
+
+
+def test_scatter_and_masks():
+    mask = bytes([0, 1, 1, 0, 0, 1, 0])
+    assert list(pm.scatter(bytes([7, 8, 9]), mask)) == [0, 7, 8, 0, 0, 9, 0]
+    assert pm.scatter(b"", bytes(4)) == bytes(4)
+    assert list(pm.and_masks(mask, bytes([1, 1, 0, 0, 1, 1, 1]))) == [0, 1, 0, 0, 0, 1, 0]
 
 
 def test_kpagecount_facts_handle_big_counts():
@@ -343,7 +344,7 @@ def test_process_gone_is_a_domain_error(tmp_path):
 # -- properties: random page states through the whole pipeline -------------
 
 from hypothesis import given, settings  # noqa: E402
-from hypothesis import strategies as st
+from hypothesis import strategies as st  # noqa: E402
 
 # a page as (pagemap entry without PFN, kpageflags, kpagecount, expected state)
 _KINDS = [

@@ -2,8 +2,8 @@
 
 Bytes in, page-state codes and runs out; no I/O. Decoding works on whole
 buffers with C-speed bytes operations (slicing every 8th byte, translate,
-regex runs, big-int bit operations) instead of a Python loop per page, so a
-million pages decode in milliseconds.
+big-int bit operations, split, map over builtins) instead of a Python loop
+per page or per run, so a million pages decode in tens of milliseconds.
 
 pagemap entry (Documentation/admin-guide/mm/pagemap.rst), one u64 per page:
   bits 0-54  PFN if present (0 without CAP_SYS_ADMIN), swap type/offset if swapped
@@ -76,7 +76,7 @@ KPF_ZERO_PAGE = 24
 KPF_IDLE = 25
 
 
-def _table(fn) -> bytes:
+def _table(fn: Callable[[int], int]) -> bytes:
     return bytes(fn(b) for b in range(256))
 
 
@@ -98,9 +98,6 @@ T_PRESENT = bytes(1 if C_FILE <= c <= C_ZERO else 0 for c in range(256))
 # page code -> the zero page if present (PAGEMAP_SCAN's PAGE_IS_PFNZERO ranges)
 T_TO_ZERO = bytes(C_ZERO if C_FILE <= c <= C_ZERO else c for c in range(256))
 
-# Runs of equal bytes: one alternative per code, each a single-character
-# repeat (SRE runs those in a tight C loop; a backreference would not).
-RUN_RE = re.compile(b"|".join(re.escape(bytes([c])) + b"+" for c in range(len(PAGE_STATES))))
 ONES_RE = re.compile(b"\x01+")
 _NONZERO_RE = re.compile(b"[^\x00]")
 _T_GT1 = bytes([0, 0]) + bytes([1]) * 254
@@ -111,13 +108,6 @@ def classify_masks(raw: bytes) -> tuple[bytes, bytes]:
     """Page-state codes and the exclusive-present mask (0/1), one byte per entry."""
     top = raw[7::8]
     return top.translate(T_STATE), top.translate(T_EXCL)
-
-
-def iter_runs(codes: bytes, base: int = 0) -> Iterator[tuple[int, int, int]]:
-    """(first, count, code) for each run of equal codes; ``first`` offset by ``base``."""
-    for m in RUN_RE.finditer(codes):
-        s, e = m.span()
-        yield base + s, e - s, codes[s]
 
 
 def iter_ones(mask: bytes, base: int = 0) -> Iterator[tuple[int, int]]:
@@ -253,8 +243,8 @@ class PfnLookup:
                     pos += hi - lo
             return bytes(map(at.__getitem__, self._idx))
         pfns, u, sizes = self._sorted
-        base = accumulate((hi - lo for lo, hi in self.spans), initial=0)
-        shift = [b - lo for b, (lo, _) in zip(base, self.spans)]
+        bases = accumulate((hi - lo for lo, hi in self.spans), initial=0)
+        shift = [b - lo for b, (lo, _) in zip(bases, self.spans)]
         span_of = chain.from_iterable(map(repeat, range(len(sizes)), sizes))
         fact_of = dict(zip(u, map(f.__getitem__, map(add, u, map(shift.__getitem__, span_of)))))
         return bytes(map(fact_of.__getitem__, pfns))
@@ -272,13 +262,12 @@ _T_B2 = _table(
     lambda b: (F_THP if b & (1 << (KPF_THP - 16)) else 0) | (F_KSM if b & (1 << (KPF_KSM - 16)) else 0)
 )
 _T_B3 = _table(lambda b: F_ZERO if b & (1 << (KPF_ZERO_PAGE - 24)) else 0)
-_T_THP = _table(lambda f: 1 if f & F_THP else 0)
-_T_KSM = _table(lambda f: 1 if f & F_KSM else 0)
+T_THP = _table(lambda f: 1 if f & F_THP else 0)  # fact byte -> 1 if part of a THP
+T_KSM = _table(lambda f: 1 if f & F_KSM else 0)
 # fact byte -> state, for a page that pagemap called file / anon. The zero page is
 # anon whatever bit 61 says (pagemap marks the huge zero page PM_FILE).
 REFINE_FILE = _table(lambda f: C_ZERO if f & F_ZERO else (C_FILE_DIRTY if f & F_DIRTY else C_FILE))
 REFINE_ANON = _table(lambda f: C_ZERO if f & F_ZERO else C_ANON)
-F_CHANGES_CODE = F_ZERO | F_DIRTY  # facts that refine a page's code (THP and KSM only count)
 
 
 def _refined(key: int) -> int:
@@ -314,67 +303,3 @@ def kpagecount_facts(cb: bytes) -> bytes:
     if high:
         mask = _or_bytes(mask, high.to_bytes(n, "little").translate(_T_NONZERO))
     return mask
-
-
-class FlagMasks:
-    """Per-page kpageflags facts, aligned with a list of present pages.
-
-    ``facts`` None means every fact is 0 (no zero page, nothing dirty, no
-    THP, no KSM): ``trivial``, and nothing needs refining.
-    """
-
-    __slots__ = ("facts", "ksm", "thp", "trivial")
-
-    def __init__(self, facts: bytes | None) -> None:
-        self.facts = facts
-        self.trivial = facts is None
-        self.thp = facts.translate(_T_THP) if facts is not None else b""
-        self.ksm = facts.translate(_T_KSM) if facts is not None else b""
-
-    def refine(self, code: int, k: int, n: int) -> bytes:
-        """Codes of present pages k..k+n (pagemap said ``code``) refined by kpageflags."""
-        return self.facts[k : k + n].translate(REFINE_FILE if code == C_FILE else REFINE_ANON)
-
-
-def merge_runs(runs: Iterable[tuple[int, int, int]], npages: int) -> list[tuple[int, int, int]]:
-    """Sort runs, merge neighbours with equal codes, fill any gap with absent.
-
-    The result covers [0, npages) exactly. Overlaps (which a correct caller
-    never produces) are trimmed in favour of the earlier run.
-    """
-    out: list[tuple[int, int, int]] = []
-    pos = 0  # end of what ``out`` covers
-    cf = cn = 0  # the run being built: first, count, code (-1: none)
-    cc = -1
-    for first, count, code in sorted(runs):
-        if first < pos:
-            count -= pos - first
-            first = pos
-        if first + count > npages:
-            count = npages - first
-        if count <= 0:
-            continue
-        if first > pos:  # a gap: absent
-            if cc == C_ABSENT:
-                cn += first - pos
-            else:
-                if cc >= 0:
-                    out.append((cf, cn, cc))
-                cf, cn, cc = pos, first - pos, C_ABSENT
-        if cc == code:
-            cn += count
-        else:
-            if cc >= 0:
-                out.append((cf, cn, cc))
-            cf, cn, cc = first, count, code
-        pos = first + count
-    if pos < npages:
-        if cc == C_ABSENT:
-            cn += npages - pos
-        else:
-            if cc >= 0:
-                out.append((cf, cn, cc))
-            cf, cn, cc = pos, npages - pos, C_ABSENT
-    if cc >= 0:
-        out.append((cf, cn, cc))
-    return out
