@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from itertools import accumulate, chain, compress, repeat
 from operator import add, itemgetter, sub
 
-from ..model import PAGE_STATES, PageCounts, PageInfo, PageRun, Vma
+from ..model import PageCounts, PageInfo, Vma, runs_from_columns
 from . import pagemap as pm
 from .reader import ProcReader
 
@@ -236,7 +236,6 @@ class Infos:
 
     def __init__(self, use_kf: bool, use_kc: bool, zero_known: bool) -> None:
         self.use_kf, self.use_kc, self.zero_known = use_kf, use_kc, zero_known
-        self._runs: dict[tuple[int, int, int], PageRun] = {}
         self._counts: dict[tuple[int, ...], PageCounts] = {}
         self._infos: dict[tuple[object, ...], PageInfo] = {}
 
@@ -274,20 +273,12 @@ class Infos:
         info = self._infos.get(key)
         if info is None:
             n = memoryview(lens).cast("Q")
-            run = self._run
             info = self._infos[key] = PageInfo(
                 counts=self.counts(k),
-                runs=tuple(map(run, accumulate(n, initial=0), n, codes)),
+                runs=runs_from_columns(accumulate(n, initial=0), n, codes),
                 shared_runs=srun,
             )
         return info
-
-    def _run(self, first: int, count: int, code: int) -> PageRun:
-        r = (first, count, code)
-        run = self._runs.get(r)
-        if run is None:
-            run = self._runs[r] = PageRun(first, count, PAGE_STATES[code])
-        return run
 
 
 def _merge_pairs(pairs: list[tuple[int, int]]) -> tuple[tuple[int, int], ...]:
