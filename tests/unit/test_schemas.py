@@ -29,6 +29,7 @@ EXPECTED = {
     "demo-1.json",
     "crash-1.json",
     "cache-1.json",
+    "wss-1.json",
 }
 PAGE = os.sysconf("SC_PAGE_SIZE")
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

@@ -29,6 +29,7 @@ PRIVILEGE_FOR = {
     "pagemap": _PTRACE_READ,
     "environ": _PTRACE_READ,
     "exe": _PTRACE_READ,
+    "clear_refs": "needs to be the process's user or root (the file is writable by its owner only)",
     "kpageflags": _ROOT_ONLY,
     "kpagecount": _ROOT_ONLY,
 }
@@ -83,6 +84,19 @@ class ProcReader:
             raise self._error(e, name) from None
         try:
             return read_all_fd(fd)
+        except OSError as e:
+            raise self._error(e, name) from None
+        finally:
+            os.close(fd)
+
+    def write(self, name: str, data: bytes) -> None:
+        """Write ``data`` to /proc/PID/NAME in one write (e.g. clear_refs)."""
+        try:
+            fd = os.open(self.path(name), os.O_WRONLY | os.O_CLOEXEC)
+        except OSError as e:
+            raise self._error(e, name) from None
+        try:
+            os.write(fd, data)
         except OSError as e:
             raise self._error(e, name) from None
         finally:

@@ -13,6 +13,7 @@ another by its file name (a recording's first frame is a whole snapshot).
 - ``demo-1.json``: ``vmainspect demo --script --json``
 - ``crash-1.json``: ``vmainspect crash --json``
 - ``cache-1.json``: ``vmainspect cache --json``
+- ``wss-1.json``: ``vmainspect wss --json``
 
 Stdlib only: validating needs the ``jsonschema`` package, which vmainspect
 itself does not depend on.
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 from functools import cache
+from typing import Any
 
 BASE_URI = "https://vmainspect.invalid/schemas/"
 
@@ -54,6 +56,20 @@ def _text(fname: str) -> str:
     return resources.files("vmainspect").joinpath("schemas", fname).read_text("utf-8")
 
 
-def load(name: str) -> dict:
+def load(name: str) -> dict[str, Any]:
     """The schema for a schema name or file name, as a fresh dict (FileNotFoundError if none)."""
-    return json.loads(_text(file_name(name)))
+    doc: dict[str, Any] = json.loads(_text(file_name(name)))
+    return doc
+
+
+def document(name: str, generated: dict[str, Any], root: str) -> dict[str, Any]:
+    """A shipped schema from what ``msgspec.json.schema`` generated for the Struct ``root``:
+    the draft, ``$id`` and ``title`` added, and the ``schema`` field pinned to ``name``
+    (``const``, where msgspec writes a one-value ``enum``)."""
+    generated["$defs"][root]["properties"]["schema"] = {"const": name}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": BASE_URI + file_name(name),
+        "title": name,
+        **generated,
+    }

@@ -271,13 +271,6 @@ def decode(data: bytes | str) -> CacheReport:
 
 def schema() -> dict[str, object]:
     """The JSON Schema the Structs generate (shipped as schemas/cache-1.json)."""
-    from ..schemas import BASE_URI
+    from ..schemas import document
 
-    generated = msgspec.json.schema(CacheReport)
-    generated["$defs"]["CacheReport"]["properties"]["schema"] = {"const": SCHEMA}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": BASE_URI + "cache-1.json",
-        "title": SCHEMA,
-        **generated,
-    }
+    return document(SCHEMA, msgspec.json.schema(CacheReport), "CacheReport")
