@@ -34,6 +34,10 @@ class MappedFileUnavailable(Exception):
         self.errno = errno_
 
 
+class MappedNotRegular(MappedFileUnavailable):
+    """The VMA maps something other than a regular file (a device, say): no page cache of its own."""
+
+
 def parse_dev(dev: str) -> tuple[int, int] | None:
     """maps' device field ("fe:01", hex major:minor) -> (major, minor), or None if malformed."""
     major, colon, minor = dev.partition(":")
@@ -74,6 +78,9 @@ def open_mapped_file(
     for candidate in _candidates(reader, start, end, path):
         try:
             pfd = os.open(candidate, os.O_PATH | os.O_CLOEXEC)
+        except ValueError:  # a NUL in the path
+            reasons.append("its path cannot be opened")
+            continue
         except OSError as e:
             last_errno = e.errno
             reasons.append(_why(candidate, e))
@@ -81,6 +88,8 @@ def open_mapped_file(
         try:
             st = os.fstat(pfd)
             if not stat.S_ISREG(st.st_mode):
+                if same_file(st, dev, inode):  # the mapped thing itself: a device, not a file
+                    raise MappedNotRegular("not a regular file")
                 reasons.append("the path now names something other than a regular file")
                 continue
             if not same_file(st, dev, inode):
