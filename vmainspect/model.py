@@ -355,6 +355,33 @@ class Vma(Struct, frozen=True, gc=False, omit_defaults=True):
         return self.start <= address < self.end
 
 
+class PageCache(Struct, frozen=True, gc=False):
+    """Pages of a file (or of the part a process maps) in each page-cache state, from
+    cachestat(2); null: unknown (the reason is in the snapshot's notes)."""
+
+    cached: Count | None  # in the page cache
+    dirty: Count | None  # cached and written, not yet on disk
+    writeback: Count | None  # being written to disk now
+    evicted: Count | None  # were cached, evicted since
+    recently_evicted: Count | None  # evicted recently enough that a re-read counts as thrashing
+
+
+class MappedFile(Struct, frozen=True, gc=False, omit_defaults=True):
+    """A regular file the process maps (one entry per device and inode)."""
+
+    path: Annotated[str, Meta(description="As maps prints it for the first VMA that maps the file.")]
+    dev: Annotated[
+        str, Meta(pattern=r"^[0-9a-f]{1,8}:[0-9a-f]{1,8}$", description="major:minor in hex, as in maps.")
+    ]
+    inode: U64
+    size: Annotated[Count | None, Meta(description="Bytes; null when the file could not be opened.")]
+    vmas: Annotated[int, Meta(ge=1, description="VMAs that map the file.")]
+    mapped_pages: Annotated[int, Meta(ge=0, description="Pages of the file the VMAs map (ranges merged).")]
+    page_cache: Annotated[PageCache, Meta(description="The whole file.")]
+    mapped_page_cache: Annotated[PageCache, Meta(description="Only the ranges the process maps.")]
+    unknown: Annotated[str | None, Meta(description="Why the page-cache counts are null.")] = None
+
+
 class Snapshot(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="schema", tag=SNAPSHOT_SCHEMA):
     """One look at a process: ``vmainspect/snapshot@1``. The ``schema`` key is
     the msgspec tag: written first, required and checked when read."""
@@ -371,6 +398,10 @@ class Snapshot(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="sch
     ]
     totals: Fields  # smaps_rollup, same naming and units as Vma.smaps
     vmas: tuple[Vma, ...]  # address order
+    files: Annotated[
+        tuple[MappedFile, ...],
+        Meta(description="Page-cache state of each regular file mapped (absent: not collected)."),
+    ] = ()
 
     def __post_init__(self) -> None:
         if type(self.totals) is not Fields:

@@ -150,3 +150,16 @@ def test_fast_path_on_many_vmas_is_local():
     p = make_patch({"vmas": a}, {"vmas": b})
     assert len(json.dumps(p)) < 250, p
     assert apply_patch({"vmas": a}, json.loads(json.dumps(p))) == {"vmas": b}
+
+
+def test_mapped_files_align_by_device_and_inode():
+    def f(inode, dirty, path="/x"):
+        return {"path": path, "dev": "fe:00", "inode": inode, "page_cache": {"cached": 9, "dirty": dirty}}
+
+    a = {"files": [f(i, 0) for i in range(100)]}
+    b = json.loads(json.dumps(a))
+    b["files"][40]["page_cache"]["dirty"] = 8  # one file's dirty count changed
+    del b["files"][10]  # one file unmapped
+    p = make_patch(a, b)
+    assert len(json.dumps(p)) < 120, p
+    assert apply_patch(json.loads(json.dumps(a)), p) == b

@@ -382,11 +382,29 @@ def test_indent_layout_one_vma_per_line():
     assert "\n" not in snapshot_io.dumps(s)
 
 
+_CACHE = model.PageCache(cached=3, dirty=1, writeback=0, evicted=2, recently_evicted=None)
+SOME_FILE = model.MappedFile(
+    path="/x/y.dat",
+    dev="fe:01",
+    inode=12,
+    size=20000,
+    vmas=2,
+    mapped_pages=4,
+    page_cache=_CACHE,
+    mapped_page_cache=_CACHE,
+    unknown="why not",
+)
+
+
 def test_to_dict_maps_every_model_field():
     """A field added to the model without a place in the JSON fails here."""
-    s = snapshot_io.load(fixture_path("small.json"))
+    s = model.replace(snapshot_io.load(fixture_path("small.json")), files=(SOME_FILE,))
     d = snapshot_io.to_dict(s)
     assert set(d) == {"schema", *Snapshot.__struct_fields__}
+    assert set(d["files"][0]) == set(model.MappedFile.__struct_fields__)
+    assert set(d["files"][0]["page_cache"]) == set(model.PageCache.__struct_fields__)
+    assert snapshot_io.loads(snapshot_io.dumps(s, indent=1)) == s
+    STRICT_VALIDATOR.validate(json.loads(snapshot_io.dumps(s)))
     assert set(d["host"]) == set(HostInfo.__struct_fields__)
     assert set(d["process"]) == set(ProcessInfo.__struct_fields__)
     assert set(d["capabilities"]) == set(Capabilities.__struct_fields__)

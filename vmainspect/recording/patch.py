@@ -14,8 +14,8 @@ A patch node is one of:
   list inserts its elements, an object patches the next old element; old
   elements left after the last op are kept.
 
-Lists of VMAs are aligned by their ``start`` address and lists of page runs
-by value, so an unchanged VMA costs a few bytes and a VMA whose pages changed
+Lists of VMAs are aligned by their ``start`` address, mapped files by device
+and inode, and lists of page runs by value, so an unchanged VMA costs a few bytes and a VMA whose pages changed
 carries only the runs that changed.
 """
 
@@ -43,7 +43,10 @@ def _key(x: Any) -> Any:
         return x
     if t is dict:
         s = x.get("start")
-        return ("start", s) if type(s) is int else _NOKEY
+        if type(s) is int:
+            return ("start", s)
+        d, i = x.get("dev"), x.get("inode")  # a snapshot's mapped files: by device and inode
+        return ("file", d, i) if type(d) is str and type(i) is int else _NOKEY
     if t is list:
         for e in x:
             te = type(e)
@@ -181,7 +184,8 @@ def _list_ops(a: Any, b: Any) -> list | None:
     na, nb = len(a), len(b)
     while i < na and j < nb:
         if ka[i] == kb[j]:
-            p = make_patch(a[i], b[j]) if type(ka[i]) is tuple and ka[i][0] == "start" else None
+            same_value = type(ka[i]) is not tuple or ka[i][0] not in ("start", "file")
+            p = None if same_value else make_patch(a[i], b[j])  # keyed by identity: compare
             emit(1 if p is None else p)
             i += 1
             j += 1

@@ -35,7 +35,7 @@ from ..procfs.process import MmProbe
 from ..procfs.reader import ProcReader
 
 if TYPE_CHECKING:
-    from ..model import Snapshot, Vma
+    from ..model import MappedFile, Snapshot, Vma
     from ..procfs.parse import StatInfo
 
 T = TypeVar("T")
@@ -161,9 +161,17 @@ def _now_iso() -> str:
 
 
 def collect(
-    pid: int, *, pages: bool = False, proc_root: str = "/proc", use_scan: bool | None = None
+    pid: int,
+    *,
+    pages: bool = False,
+    proc_root: str = "/proc",
+    use_scan: bool | None = None,
+    files: bool = True,
 ) -> Snapshot:
     """Read process ``pid``'s memory map (and with ``pages`` its per-page state).
+
+    ``files``: the page-cache state of each regular file mapped (cachestat;
+    the snapshot's ``files``), on by default; it reads nothing from the files.
 
     Raises ProcessGone (no such process; it exited, exec'd or its PID was
     reused while being read) or AccessDenied (naming the missing privilege).
@@ -180,11 +188,11 @@ def collect(
         from .. import model  # noqa: F401  (imported while the kernel works)
         from ..procfs import parse  # noqa: F401
 
-        files = reading.result()
+        read = reading.result()
         try:
-            return _build(reader, files, taken_at, pages, use_scan)
+            return _build(reader, read, taken_at, pages, use_scan, files)
         finally:
-            files.probe.close()
+            read.probe.close()
     finally:
         if gc_was_enabled:
             gc.enable()
@@ -216,7 +224,14 @@ def _complete(reader: ProcReader, before: StatInfo, probe: MmProbe, vmas: list[V
     return after
 
 
-def _build(reader: ProcReader, files: _Files, taken_at: str, pages: bool, use_scan: bool | None) -> Snapshot:
+def _build(
+    reader: ProcReader,
+    files: _Files,
+    taken_at: str,
+    pages: bool,
+    use_scan: bool | None,
+    with_files: bool = True,
+) -> Snapshot:
     from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
     from ..procfs import parse
 
@@ -256,6 +271,13 @@ def _build(reader: ProcReader, files: _Files, taken_at: str, pages: bool, use_sc
     else:
         notes.append(NOTE_NO_PAGES)
 
+    mapped: tuple[MappedFile, ...] = ()
+    if with_files and vmas:
+        from .files import mapped_files
+
+        mapped, file_notes = mapped_files(reader, vmas, host.page_size)
+        notes.extend(file_notes)
+
     # Last: the process must still be the one we started with, its memory all read.
     after = _complete(reader, before, files.probe, vmas)
 
@@ -286,5 +308,11 @@ def _build(reader: ProcReader, files: _Files, taken_at: str, pages: bool, use_sc
     )
     caps = Capabilities(root=os.geteuid() == 0, pages=bool(pages), notes=tuple(notes), **page_caps)
     return Snapshot(
-        taken_at=taken_at, host=host, process=process, capabilities=caps, totals=totals, vmas=tuple(vmas)
+        taken_at=taken_at,
+        host=host,
+        process=process,
+        capabilities=caps,
+        totals=totals,
+        vmas=tuple(vmas),
+        files=mapped,
     )

@@ -128,14 +128,23 @@ def dumps(s: Snapshot, *, indent: int | None = None) -> str:
     try:
         enc(s.process)
         enc(s.vmas)
+        enc(s.files)
     except UnicodeEncodeError:
         return msgspec.json.format(encode(s), indent=indent).decode()
     head = [f'{pad}"schema": {enc(SCHEMA).decode()}']
     head += [f'{pad}"{k}": {_indented(enc(getattr(s, k)), indent)}' for k in _HEAD_FIELDS]
-    if not s.vmas:
-        return "{\n" + ",\n".join(head) + f',\n{pad}"vmas": []\n}}'
-    vmas = b",\n".join(map(enc, s.vmas)).decode().replace("\n", "\n" + pad * 2)
-    return "{\n" + ",\n".join(head) + f',\n{pad}"vmas": [\n{pad * 2}' + vmas + f"\n{pad}]\n}}"
+    head.append(f'{pad}"vmas": ' + _lines(enc, s.vmas, pad))
+    if s.files:  # omitted when not collected, like the encoder does
+        head.append(f'{pad}"files": ' + _lines(enc, s.files, pad))
+    return "{\n" + ",\n".join(head) + "\n}"
+
+
+def _lines(enc: Any, items: tuple[Any, ...], pad: str) -> str:
+    """A top-level array with one compact item per line."""
+    if not items:
+        return "[]"
+    body = b",\n".join(map(enc, items)).decode().replace("\n", "\n" + pad * 2)
+    return f"[\n{pad * 2}" + body + f"\n{pad}]"
 
 
 def _indented(compact: bytes, indent: int) -> str:

@@ -1,0 +1,53 @@
+"""A recording carries each frame's mapped files and their page-cache counts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from dirty_target import WRITTEN, dirty_target
+from kernel_cache import have_cachestat, kernel_cachestat
+from schema_check import validate_recording
+
+from vmainspect.recording.io import read_recording
+
+
+@pytest.mark.skipif(not have_cachestat(), reason="this kernel has no cachestat (Linux < 6.5)")
+def test_frames_carry_files_and_a_sync_shows_as_clean(tmp_path):
+    out = tmp_path / "rec.jsonl"
+    with dirty_target() as (t, path):
+        rec = subprocess.Popen(
+            [sys.executable, "-m", "vmainspect", "record", str(t.pid), "-o", str(out), "--interval", "0.05"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            time.sleep(0.5)  # frames with the pages dirty (if nothing synced them meanwhile)
+            dirty_then = kernel_cachestat(path)["dirty"]
+            fd = os.open(path, os.O_RDONLY)
+            os.fsync(fd)  # write them back: this file only, not the whole machine
+            os.close(fd)
+            assert kernel_cachestat(path)["dirty"] == 0
+            time.sleep(0.5)
+            rec.send_signal(signal.SIGINT)
+            assert rec.wait(30) == 0, rec.stderr.read()
+        finally:
+            if rec.poll() is None:
+                rec.kill()
+                rec.wait()
+            rec.stderr.close()
+    r = read_recording(str(out))
+    assert validate_recording(str(out)) == len(r) >= 4
+    dirty = []
+    for i in range(len(r)):
+        (f,) = [f for f in r.snapshot(i).files if f.path == path]
+        dirty.append(f.page_cache.dirty)
+    assert dirty[-1] == 0  # after the fsync
+    if dirty_then >= len(WRITTEN):  # no sync elsewhere before the first frames
+        assert dirty[0] >= len(WRITTEN)
+    assert dirty == sorted(dirty, reverse=True)  # nothing writes: the count only falls
