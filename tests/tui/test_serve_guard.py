@@ -76,39 +76,54 @@ def app_sessions(serve: subprocess.Popen) -> list[psutil.Process]:
     return out
 
 
-@pytest.fixture
-def served():
-    """`vmainspect serve attach PID` of a `sleep` this user owns: (port, token, serve process, target)."""
-    target = subprocess.Popen(["sleep", "600"])
+def start_serve(*command: str) -> tuple[subprocess.Popen, int, str]:
+    """`vmainspect serve --port P COMMAND...` started, and its printed token: (process, port, token)."""
     port = free_port()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "vmainspect", "serve", "--port", str(port), "attach", str(target.pid)],
+        [sys.executable, "-m", "vmainspect", "serve", "--port", str(port), *command],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
     )
+    token = None
+    deadline = time.monotonic() + 30
+    while token is None and time.monotonic() < deadline:
+        line = serve.stdout.readline()
+        if not line:
+            stop_serve(serve)
+            pytest.fail(f"serve exited: {serve.stderr.read() if serve.stderr else ''}")
+        m = re.search(r"\?token=(\S+)", line)
+        if m:
+            token = m.group(1)
+    if token is None:
+        stop_serve(serve)
+        pytest.fail("serve printed no URL with a token")
+    return serve, port, token
+
+
+def stop_serve(serve: subprocess.Popen) -> None:
+    serve.terminate()
     try:
-        token = None
-        deadline = time.monotonic() + 30
-        while token is None and time.monotonic() < deadline:
-            line = serve.stdout.readline()
-            if not line:
-                pytest.fail(f"serve exited: {serve.stderr.read()}")
-            m = re.search(r"\?token=(\S+)", line)
-            if m:
-                token = m.group(1)
-        assert token, "serve printed no URL with a token"
-        yield port, token, serve, target
-    finally:
-        serve.terminate()
+        serve.wait(15)
+    except subprocess.TimeoutExpired:
+        serve.kill()
+        serve.wait()
+    serve.stdout.close()
+    serve.stderr.close()
+
+
+@pytest.fixture
+def served():
+    """`vmainspect serve attach PID` of a `sleep` this user owns: (port, token, serve process, target)."""
+    target = subprocess.Popen(["sleep", "600"])
+    try:
+        serve, port, token = start_serve("attach", str(target.pid))
         try:
-            serve.wait(15)
-        except subprocess.TimeoutExpired:
-            serve.kill()
-            serve.wait()
-        serve.stdout.close()
-        serve.stderr.close()
+            yield port, token, serve, target
+        finally:
+            stop_serve(serve)
+    finally:
         target.kill()
         target.wait()
 
@@ -229,3 +244,25 @@ def test_missing_textual_serve_is_its_own_exit_code(monkeypatch, capsys):
     rc = cli.main(["serve", "--port", str(free_port()), "demo"])
     err = capsys.readouterr().err
     assert rc == 7 and err.count("\n") == 1 and "vmainspect[serve]" in err
+
+
+def test_served_picker_survives_a_markup_named_process():
+    """`exec -a "[/]x"` crashed the picker (MarkupError) in the browser session as in the terminal."""
+    evil = subprocess.Popen(["bash", "-c", 'exec -a "[/]x" sleep 600'])
+    serve, port, token = start_serve("--picker", "attach")
+    try:
+        first = client(port, f"/ws/{token}?width=120&height=30", "--expect", "Pick a process", hold=30)
+        try:
+            r = result(first)
+            assert r["status"] == 101 and r["seen"], r
+            time.sleep(3)  # the process list has loaded (a crash ends the app)
+            assert len(app_sessions(serve)) == 1, "the picker's app died"
+        finally:
+            first.kill()
+            first.wait()
+            first.stdout.close()
+            first.stderr.close()
+    finally:
+        stop_serve(serve)
+        evil.kill()
+        evil.wait()

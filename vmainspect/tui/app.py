@@ -38,15 +38,18 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
 from ..errors import VmaInspectError
 from ..model import Frame, Snapshot, Vma
+from ..safetext import printable
 from . import rows as R
 from .palette import palette_commands
 from .rows import COLUMN_KEYS, COLUMNS, DESCENDING_FIRST, Rows
+from .safe import literal
 from .sources import settle_gc
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
@@ -148,7 +151,7 @@ class VmaInspectApp(App):
         self._prev: Snapshot | None = None
         self._polling = False
         self._timer = None
-        self._message = ""
+        self._message: Text | str = ""  # the status line's last part: Text, or a str shown literally
         self._rates: tuple[float, float] | None = None
         self._history: deque[float] = deque(maxlen=max(2, round(60 / max(self.interval, 0.05))))
         self._elf_cache: dict[tuple, list[str] | str | None] = {}
@@ -194,7 +197,7 @@ class VmaInspectApp(App):
         if self.source is None:
             self._pick()
         else:
-            self.sub_title = self.source.title
+            self.sub_title = printable(self.source.title)
             self.request_frame()
 
     def _alive(self) -> bool:
@@ -282,7 +285,7 @@ class VmaInspectApp(App):
         if not self._alive():
             return
         self._polling = False
-        self._message = f"[red]collection failed:[/] {msg.error}"
+        self._message = Text.assemble(("collection failed: ", "red"), literal(msg.error))
         self._show_status()
         self.notify(msg.error, title="collection failed", severity="error")
         self._schedule()
@@ -304,15 +307,16 @@ class VmaInspectApp(App):
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
         self.faults.show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
         if frame.gone:
-            self._message = (
-                f"[b red]{frame.message or 'the process has exited'}[/] · last snapshot kept; s saves it"
+            self._message = Text.assemble(
+                literal(frame.message or "the process has exited", "b red"),
+                " · last snapshot kept; s saves it",
             )
             if old is None or not old.gone:
                 self.notify(
                     frame.message or "the process has exited", title="process exited", severity="warning"
                 )
         elif frame.message:
-            self._message = f"[yellow]{frame.message}[/]"
+            self._message = literal(frame.message, "yellow")
         self._show_header()
         self._show_status()
         if self.frames_seen % 600 == 0 and len(frame.snapshot.vmas) < 5000:
@@ -381,7 +385,7 @@ class VmaInspectApp(App):
             t.append(" · PAUSED (space resumes)", "bold yellow")
         if self._message:
             t.append(" · ")
-            t.append_text(Text.from_markup(self._message))
+            t.append_text(self._message if isinstance(self._message, Text) else literal(self._message))
         # unchanged text (e.g. the ViewChanged echo of a sort already shown): no
         # repaint, which would cost a second screen update ~30 ms after the first
         key = (t.plain, tuple(t.spans))
@@ -473,7 +477,7 @@ class VmaInspectApp(App):
         s = frame.snapshot
         stamp = s.taken_at[:19].replace("-", "").replace(":", "").replace("T", "-")
         path = os.path.join(self.save_dir, f"vmainspect-{s.process.pid}-{stamp}.json")
-        self._message = f"saving {path}…"
+        self._message = literal(f"saving {path}…")
         self._show_status()
         self._save(s, path)
 
@@ -492,11 +496,11 @@ class VmaInspectApp(App):
         if not self._alive():
             return
         if error:
-            self._message = f"[red]save failed:[/] {error}"
+            self._message = Text.assemble(("save failed: ", "red"), literal(error))
             self.notify(error, title="save failed", severity="error")
         else:
             self.last_saved = path
-            self._message = f"saved [b]{path}[/]"
+            self._message = Text.assemble("saved ", literal(path, "b"))
             self.notify(path, title="snapshot saved")
         self._show_status()
 
@@ -590,6 +594,20 @@ class VmaInspectApp(App):
             self.source.close()
         self.exit()
 
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = False,
+    ) -> None:
+        """Textual's notify, but literal: messages carry paths and names from other users."""
+        if not markup:
+            message, title = printable(message), printable(title)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield from palette_commands(self)
@@ -632,6 +650,6 @@ class VmaInspectApp(App):
     def _attached(self, source) -> None:
         self.source = source
         self.interval = getattr(source, "interval", self.interval)
-        self.sub_title = source.title
+        self.sub_title = printable(source.title)
         self._message = ""
         self.request_frame()

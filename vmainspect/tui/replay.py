@@ -33,6 +33,7 @@ from textual.widgets import Input, Label
 from ..errors import BadInput
 from ..model import Frame
 from ..recording.io import Recording, moment_index, read_recording, sniff, split_moment
+from ..safetext import printable
 from ..units import human_bytes
 from .app import VmaInspectApp
 
@@ -142,7 +143,7 @@ class Timeline(Widget):
         if rec.truncated_at_line is not None:
             t.append(f"  · file stops at line {rec.truncated_at_line} ({rec.truncation})", "yellow")
         elif rec.end and i == n - 1:
-            t.append(f"  · {rec.notes[-1][1] if rec.notes else rec.end}", "dim")
+            t.append(f"  · {printable(rec.notes[-1][1] if rec.notes else rec.end)}", "dim")
         if t.cell_len + len(hint) <= width:
             t.append(hint, "dim")
         t.truncate(width, overflow="ellipsis")

@@ -8,6 +8,8 @@ from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label
 
+from ..safe import literal
+
 
 def parse_address(text: str) -> int | None:
     """Hex with or without 0x (as maps prints it); None if it is not one."""
@@ -39,7 +41,7 @@ class GotoScreen(ModalScreen[int | None]):
     def on_input_submitted(self, event: Input.Submitted) -> None:
         addr = parse_address(event.value)
         if addr is None:
-            self.query_one("#goto-error", Label).update(f"not a hex address: {event.value!r}")
+            self.query_one("#goto-error", Label).update(literal(f"not a hex address: {event.value!r}"))
             return
         self.dismiss(addr)
 

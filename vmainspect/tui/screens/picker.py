@@ -13,6 +13,7 @@ from textual.widgets import DataTable, Footer, Input, Static
 
 from ...units import human_bytes
 from ..proclist import ProcRow
+from ..safe import literal
 
 COLUMNS = (
     ("pid", "PID"),
@@ -103,12 +104,12 @@ class PickerScreen(Screen[int | None]):
         for r in rows:
             table.add_row(
                 str(r.pid),
-                r.user,
-                r.name,
+                literal(r.user),
+                literal(r.name),
                 human_bytes(r.rss),
                 "?" if r.minor_faults is None else f"{r.minor_faults:,}",
                 "?" if r.major_faults is None else f"{r.major_faults:,}",
-                r.cmdline[:200],
+                literal(r.cmdline[:200]),
                 key=str(r.pid),
             )
         self.query_one("#picker-title", Static).update(

@@ -8,6 +8,7 @@ from textual.widgets import Static
 
 from ...model import Capabilities, Vma
 from ...procfs.vmflags import describe_flag
+from ...safetext import printable
 from ...units import human_bytes
 
 # smaps fields that are not byte counts
@@ -27,8 +28,8 @@ def details_text(
     width = max([16] + [len(k) for k in vma.smaps])
 
     def row(key: str, value: str | Text, key_style: str = "bold") -> None:
-        t.append(key.ljust(width + 1), key_style)
-        t.append_text(value) if isinstance(value, Text) else t.append(value)
+        t.append(printable(key).ljust(width + 1), key_style)
+        t.append_text(value) if isinstance(value, Text) else t.append(printable(value))
         t.append("\n")
 
     def head(title: str) -> None:
@@ -57,12 +58,12 @@ def details_text(
         t.append("(none)\n", "dim")
     head("ELF")
     if isinstance(elf, str):
-        t.append(elf + "\n", "dim")
+        t.append(printable(elf) + "\n", "dim")
     elif elf is None:
         t.append("not an ELF file mapping\n", "dim")
     else:
         for line in elf:
-            t.append(line + "\n")
+            t.append(printable(line) + "\n")
     if caps is not None and caps.notes:
         head("collection notes")
         for n in caps.notes:

@@ -9,13 +9,16 @@ from textual.containers import VerticalScroll
 from textual.widgets import Static
 
 from ...model import FaultTick, Snapshot
+from ...safetext import printable
 
 
 def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Text:
     t = Text()
     if tick is None:
         t.append("Page faults: ", "bold")
-        t.append(note or "no fault data for this view (saved snapshots carry none)", "dim")
+        t.append(
+            printable(note) if note else "no fault data for this view (saved snapshots carry none)", "dim"
+        )
         return t
     w = tick.window_s or 1.0
     t.append("Page faults ", "bold")
@@ -28,7 +31,7 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         t.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
     t.append("\n")
     if tick.reason:
-        t.append(f"counters only: {tick.reason}\n", "yellow")
+        t.append(f"counters only: {printable(tick.reason)}\n", "yellow")
     elif tick.mode != "perf":
         t.append("counters mode: no addresses or symbols\n", "dim")
     transitions = getattr(tick, "by_transition", ())
@@ -46,8 +49,8 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         t.append("top symbols (count, DSO)\n", "bold underline")
         for sym, dso, n in tick.by_symbol[:8]:
             t.append(f"{n:>7,} ", "bold")
-            t.append(sym, "cyan")
-            t.append(f"  {os.path.basename(dso) if dso else '?'}\n", "dim")
+            t.append(printable(sym), "cyan")
+            t.append(f"  {printable(os.path.basename(dso)) if dso else '?'}\n", "dim")
     if tick.recent:
         t.append("recent faults, newest first (address, kind, where, VMA)\n", "bold underline")
         for s in reversed(tick.recent[-10:]):
@@ -55,8 +58,8 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
             where = (v.path or v.kind) if v is not None else "unmapped"
             t.append(f"{s.addr:#x} ")
             t.append("MAJ" if s.major else "min", "bold red" if s.major else "dim")
-            t.append(f" {s.symbol or hex(s.ip)}", "cyan")
-            t.append(f"  {where}\n", "dim")
+            t.append(f" {printable(s.symbol) if s.symbol else hex(s.ip)}", "cyan")
+            t.append(f"  {printable(where)}\n", "dim")
     t.rstrip()
     return t
 

@@ -8,6 +8,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Sparkline, Static
 
 from ...model import Frame
+from ...safetext import printable
 from ...units import human_bytes
 
 BADGES = {
@@ -42,13 +43,13 @@ def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> T
     t.append(" ")
     t.append(f"pid {p.pid}", "bold")
     t.append(" ")
-    t.append(p.name, "bold cyan")
-    field("user", p.user if p.user is not None else "?", "")
-    field("state", p.state, "")
+    t.append(printable(p.name), "bold cyan")
+    field("user", printable(p.user) if p.user is not None else "?", "")
+    field("state", printable(p.state), "")
     field("threads", str(p.threads), "")
     t.append("\n")
     t.append("cmd ", "dim")
-    t.append(" ".join(p.cmdline) if p.cmdline else f"[{p.name}]")
+    t.append(printable(" ".join(p.cmdline) if p.cmdline else f"[{p.name}]"))
     t.append("\n")
     tot = s.totals
 

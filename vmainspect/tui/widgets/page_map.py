@@ -15,11 +15,13 @@ from rich.style import Style
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.strip import Strip
 from textual.widget import Widget
 from textual.widgets import Static
 
 from ...model import Capabilities, FaultTick, Vma
+from ...safetext import printable
 from ...units import human_bytes
 from ..pagegrid import Cell, cells, scale_for
 from .basestyle import base_style
@@ -233,10 +235,10 @@ class PageMapPanel(Vertical):
             notes.insert(
                 0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)"
             )
-        text = "\n".join(notes)
+        text = "\n".join(printable(n) for n in notes)
         if text != getattr(self, "_notes", None):  # unchanged text: no re-layout
             self._notes = text
-            self.query_one("#pm-notes", Static).update(text)
+            self.query_one("#pm-notes", Static).update(Content(text))  # literal, not markup
             self.query_one("#pm-notes").display = bool(notes)
         counts = self._counts_text(vma)
         if counts.plain != getattr(self, "_counts", None):

@@ -18,6 +18,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...model import Vma
+from ...safetext import printable
 from ...units import human_bytes
 from .. import rows as R
 from ..rows import COLUMNS, Rows
@@ -453,11 +454,11 @@ class VmaTable(ScrollView, can_focus=True):
                     head = f"{v.start:x}-…"
                     text = head + f"{v.end:x}"[-(w - len(head)) :]
             elif key == "perms":
-                text = v.perms
+                text = printable(v.perms)
                 if not ghost and "x" in v.perms:
                     st = rowst + _EXEC
             elif key == "kind":
-                text = v.kind
+                text = printable(v.kind)
                 if not ghost:
                     st = rowst + Style(color=KIND_COLOURS.get(v.kind))
             elif key == "size":
@@ -484,7 +485,7 @@ class VmaTable(ScrollView, can_focus=True):
                     text = _rate(total)
                     st = rowst + Style(color="bright_red" if f[1] else "orange1", bold=total >= 100)
             else:
-                text = v.path or ""
+                text = printable(v.path or "")
                 if len(text) > w > 1:
                     text = "…" + text[len(text) - w + 1 :]  # keep the file name
             if len(text) > w:
