@@ -239,3 +239,80 @@ def test_crash_and_demo_schemas_hold_their_invariants():
     for over in ({"holds": False}, {"holds": None}, {"reason": "why"}, {"measured": {}}):
         assert not validator("vmainspect/demo@1").is_valid({**demo, "steps": [{**step, **over}]}), over
     validate({**demo, "steps": [{**step, "holds": None, "reason": "dirty: needs root"}]})
+
+
+# --- the shipped files are what the classes generate --------------------------
+
+
+def test_shipped_schemas_are_what_the_classes_generate():
+    """Run scripts/gen_schemas.py after changing a model class."""
+    from vmainspect.schemas import generate
+
+    docs = generate.documents()
+    assert docs
+    for doc in docs:
+        assert shipped()[doc.file] == generate.generate(doc), f"{doc.file}: run scripts/gen_schemas.py"
+        with open(os.path.join(ROOT, "vmainspect", "schemas", doc.file), encoding="utf-8") as f:
+            assert f.read() == generate.text(generate.generate(doc)), doc.file
+
+
+# --- new output against the schemas published before the msgspec model --------
+
+OLD = os.path.join(ROOT, "tests", "fixtures", "schemas-832f0ce")
+
+
+@pytest.fixture(scope="module")
+def old_registry():
+    """The schema files as they were at commit 832f0ce (git show 832f0ce:vmainspect/schemas/...)."""
+    from referencing import Registry, Resource
+
+    docs = {}
+    for name in os.listdir(OLD):
+        with open(os.path.join(OLD, name), encoding="utf-8") as f:
+            docs[name] = json.load(f)
+    reg = Registry().with_resources((s["$id"], Resource.from_contents(s)) for s in docs.values())
+    return docs, reg
+
+
+def _old_validator(old_registry, name):
+    docs, reg = old_registry
+    return jsonschema.Draft202012Validator(docs[name], registry=reg)
+
+
+def test_new_snapshots_validate_against_the_old_schema(live, old_registry):
+    from vmainspect.snapshot import io as snapshot_io
+
+    v = _old_validator(old_registry, "snapshot-1.json")
+    before, after, _tick, _m = live
+    for s in (before, after):
+        v.validate(json.loads(snapshot_io.dumps(s)))
+    for name in ("small.json", "small-nonroot.json", "python.json"):
+        s = snapshot_io.load(os.path.join(ROOT, "tests", "fixtures", name))
+        v.validate(json.loads(snapshot_io.dumps(s, indent=1)))
+
+
+def test_new_recordings_validate_against_the_old_schema(live, old_registry, tmp_path):
+    from vmainspect.recording.io import RecordingWriter
+
+    before, after, tick, _m = live
+    path = str(tmp_path / "self.jsonl")
+    w = RecordingWriter.create(path)
+    w.header(before, interval_s=0.5, pages=True, faults=True)
+    w.frame(0.0, before, None)
+    w.frame(0.5, after, tick)
+    w.note(1.0, "stopped", end="interrupted")
+    w.close()
+    v = _old_validator(old_registry, "recording-1.json")
+    with open(path, encoding="utf-8") as f:
+        lines = [json.loads(line) for line in f]
+    assert len(lines) == 4
+    for line in lines:
+        v.validate(line)
+
+
+def test_old_outputs_validate_against_the_new_schemas():
+    """Fixtures written before the model moved to msgspec stay valid."""
+    for name in ("small.json", "small-nonroot.json", "python.json"):
+        with open(os.path.join(ROOT, "tests", "fixtures", name), encoding="utf-8") as f:
+            validate(json.load(f))
+    assert validate_recording(os.path.join(ROOT, "tests", "fixtures", "recording-832f0ce.jsonl")) == 6

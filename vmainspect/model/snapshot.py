@@ -1,4 +1,4 @@
-"""The data model: what one look at a process's memory found.
+"""The snapshot model, ``vmainspect/snapshot@1``: what one look at a process's memory found.
 
 Frozen msgspec ``Struct``s. Everything the collector produces, the JSON
 contract carries and the TUI renders is one of these, and the classes *are*
@@ -473,3 +473,58 @@ class Frame(Struct, frozen=True):
     faults: FaultTick | None = None
     gone: bool = False  # the process has exited; ``snapshot`` is the last one taken
     message: str | None = None  # e.g. why it is gone
+
+
+__all__ = [
+    "ABSENT",
+    "ANON",
+    "FIELDS_SCHEMA",
+    "FIELD_KEY_PATTERN",
+    "FILE",
+    "FILE_DIRTY",
+    "KIND_ANON_PRIVATE",
+    "KIND_ANON_SHARED",
+    "KIND_DELETED",
+    "KIND_FILE_PRIVATE",
+    "KIND_FILE_SHARED",
+    "KIND_GUARD",
+    "KIND_HEAP",
+    "KIND_HUGETLB",
+    "KIND_SHM",
+    "KIND_STACK",
+    "KIND_VDSO",
+    "KIND_VSYSCALL",
+    "KIND_VVAR",
+    "PAGE_STATES",
+    "SMAPS_KEYS",
+    "SNAPSHOT_SCHEMA",
+    "SWAPPED",
+    "U64",
+    "U64_MAX",
+    "UTC_TIME_PATTERN",
+    "VMA_KINDS",
+    "ZERO",
+    "Address",
+    "Capabilities",
+    "Count",
+    "FaultSample",
+    "FaultTick",
+    "Fields",
+    "Frame",
+    "HostInfo",
+    "PageCounts",
+    "PageInfo",
+    "PageRun",
+    "PageState",
+    "Pid",
+    "Positive",
+    "ProcessInfo",
+    "Snapshot",
+    "UtcTime",
+    "Vma",
+    "VmaKind",
+    "dec_hook",
+    "replace",
+    "runs_from_columns",
+    "schema_hook",
+]
