@@ -1,7 +1,7 @@
 """Write vmainspect/schemas/*.json from the model's Structs (see vmainspect/schemas/generate.py).
 
-    python3 scripts/gen_schemas.py          # rewrite the shipped files
-    python3 scripts/gen_schemas.py --check  # exit 1 if a shipped file differs
+python3 scripts/gen_schemas.py          # rewrite the shipped files
+python3 scripts/gen_schemas.py --check  # exit 1 if a shipped file differs
 """
 
 from __future__ import annotations

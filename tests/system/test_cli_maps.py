@@ -48,7 +48,9 @@ def rollup(pid):
 
 def rows(text):
     """The VMA rows: start and end in hex (any width: a non-PIE executable sits at 0x400000), then perms."""
-    return [line for line in text.splitlines() if re.match(r"^ *[0-9a-f]+ +[0-9a-f]+ [r-][w-][x-][ps] ", line)]
+    return [
+        line for line in text.splitlines() if re.match(r"^ *[0-9a-f]+ +[0-9a-f]+ [r-][w-][x-][ps] ", line)
+    ]
 
 
 def test_one_row_per_vma_in_address_order(target, table):

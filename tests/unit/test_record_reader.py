@@ -171,6 +171,14 @@ def test_frame_that_is_not_a_valid_snapshot_names_its_line(rec):
         r.snapshot(1)
 
 
+GOOD_HEADER = (
+    b'{"schema": "vmainspect/recording@1", "started_at": "2026-11-25T07:00:00Z", "interval_s": 1, '
+    b'"pid": 1, "name": "x", "cmdline": [], "create_time": null, '
+    b'"host": {"kernel": "6.18", "page_size": 4096, "hostname": "h"}, "pages": false, "faults": false, '
+    b'"vmainspect": "0.1.0"}\n'
+)
+
+
 @pytest.mark.parametrize(
     "content,message",
     [
@@ -179,14 +187,15 @@ def test_frame_that_is_not_a_valid_snapshot_names_its_line(rec):
         (b"[1, 2]\n", "not a JSON object"),
         (b'{"schema": "vmainspect/recording@2", "interval_s": 1, "pid": 1}\n', "reads @1"),
         (b'{"schema": "something/else@1"}\n', "not a vmainspect recording"),
-        (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n', "no frames"),
+        (b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n', "missing required field"),
+        (GOOD_HEADER, "no frames"),
         (b'{"schema": "vmainspect/recording@1", "interval_s": "x", "pid": 1}\n', "malformed"),
         (
-            b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "patch": {}}\n',
+            GOOD_HEADER + b'{"t": 0, "patch": {}}\n',
             "line 2: bad record",
         ),
         (
-            b'{"schema": "vmainspect/recording@1", "interval_s": 1, "pid": 1}\n{"t": 0, "snapshot": {"schema": 1}}\n',
+            GOOD_HEADER + b'{"t": 0, "snapshot": {"schema": 1}}\n',
             "line 2",
         ),
     ],

@@ -27,29 +27,46 @@ are described in ``record_patch``: lists of VMAs are aligned by their
 ``start`` address and lists of page runs by value, so an unchanged VMA costs a
 few bytes and a VMA whose pages changed carries only the runs that changed.
 
+Each line is one of the Structs in ``model.recording`` (the format's one
+definition; the shipped schema is generated from them).
+
 The reader loads a truncated file up to its last complete record and says
-where it stopped. It never needs /proc and never imports the collector.
+where it stopped. It never needs /proc and never imports the collector. It
+keeps an index (each frame's file offset, time and totals) and one frame's
+snapshot document at a time, plus one every ``CHECKPOINT_EVERY`` frames to
+seek from, and rebuilds other frames on demand by applying the patches from
+the nearest of those: memory grows with one frame plus the index, not with
+frames x VMAs.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import stat
 import threading
 import time
 from bisect import bisect_right
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import IO, Any
+
+import msgspec
 
 from .. import __version__
 from ..errors import BadInput, OutputError
 from ..model import FaultSample, FaultTick, Frame, Snapshot
+from ..model.recording import (
+    RECORDING_SCHEMA,
+    FaultTickRecord,
+    Header,
+    Line,
+    Note,
+    PatchFrame,
+    SnapshotFrame,
+)
 from .patch import PatchError, apply_patch, make_patch
 
-SCHEMA = "vmainspect/recording@1"
+SCHEMA = RECORDING_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
 
 END_EXITED = "exited"
@@ -58,71 +75,60 @@ END_DURATION = "duration"
 END_ERROR = "error"
 
 FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
+CHECKPOINT_EVERY = 32  # the reader keeps every 32nd frame's document to seek from
+CACHED_SNAPSHOTS = 4  # rebuilt Snapshots kept (the TUI prefetches the next frames)
 
 
 # --- fault ticks --------------------------------------------------------------
 
 
+def fault_tick_record(ft: FaultTick) -> FaultTickRecord:
+    """A FaultTick as recorded (``model.recording.FaultTickRecord``)."""
+    return FaultTickRecord(
+        mode=ft.mode,  # type: ignore[arg-type]
+        window_s=ft.window_s,
+        minor=ft.minor,
+        major=ft.major,
+        lost=ft.lost,
+        by_vma=tuple((start, mn, mj) for start, (mn, mj) in ft.by_vma.items()),
+        by_symbol=ft.by_symbol,
+        recent=tuple((s.time_ns, s.pid, s.tid, s.ip, s.addr, s.major, s.symbol, s.dso) for s in ft.recent),
+        reason=ft.reason,
+        by_thread=tuple((tid, mn, mj) for tid, (mn, mj) in ft.by_thread.items()),
+        pages=ft.pages,
+        by_transition=ft.by_transition,  # type: ignore[arg-type]
+    )
+
+
+def fault_tick_from_record(r: FaultTickRecord) -> FaultTick:
+    return FaultTick(
+        r.mode,
+        r.window_s,
+        r.minor,
+        r.major,
+        r.lost,
+        {start: (mn, mj) for start, mn, mj in r.by_vma},
+        r.by_symbol,
+        tuple(FaultSample(*x) for x in r.recent),
+        r.reason,
+        {tid: (mn, mj) for tid, mn, mj in r.by_thread},
+        r.pages,
+        r.by_transition,
+    )
+
+
 def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
-    return {
-        "mode": ft.mode,
-        "window_s": ft.window_s,
-        "minor": ft.minor,
-        "major": ft.major,
-        "lost": ft.lost,
-        "by_vma": [[start, mn, mj] for start, (mn, mj) in ft.by_vma.items()],
-        "by_symbol": [list(x) for x in ft.by_symbol],
-        "recent": [[s.time_ns, s.pid, s.tid, s.ip, s.addr, s.major, s.symbol, s.dso] for s in ft.recent],
-        "reason": ft.reason,
-        "by_thread": [[tid, mn, mj] for tid, (mn, mj) in ft.by_thread.items()],
-        "pages": list(ft.pages),
-        "by_transition": [list(x) for x in ft.by_transition],
-    }
+    out: dict[str, Any] = msgspec.to_builtins(fault_tick_record(ft))
+    out.setdefault("by_transition", [])
+    return out
 
 
 def fault_tick_from_dict(d: Any) -> FaultTick:
-    """Rebuild a FaultTick; BadInput on a malformed one."""
+    """Rebuild a FaultTick; BadInput (naming the JSON path) on a malformed one."""
     try:
-        if type(d) is not dict or d["mode"] not in ("perf", "counters"):
-            raise ValueError
-        ints = (d["minor"], d["major"])
-        if any(type(x) is not int for x in ints) or (d["lost"] is not None and type(d["lost"]) is not int):
-            raise ValueError
-        by_vma = {int(s): (int(mn), int(mj)) for s, mn, mj in d.get("by_vma", ())}
-        by_symbol = tuple((str(s), str(dso), int(n)) for s, dso, n in d.get("by_symbol", ()))
-        recent = tuple(
-            FaultSample(
-                int(t),
-                int(p),
-                int(tid),
-                int(ip),
-                int(addr),
-                bool(mj),
-                None if sym is None else str(sym),
-                None if dso is None else str(dso),
-            )
-            for t, p, tid, ip, addr, mj, sym, dso in d.get("recent", ())
-        )
-        reason = d.get("reason")
-        by_thread = {int(t): (int(mn), int(mj)) for t, mn, mj in d.get("by_thread", ())}
-        pages = tuple(int(a) for a in d.get("pages", ()))
-        by_transition = tuple((str(b), str(a), int(n)) for b, a, n in d.get("by_transition", ()))
-        return FaultTick(
-            d["mode"],
-            float(d["window_s"]),
-            d["minor"],
-            d["major"],
-            d["lost"],
-            by_vma,
-            by_symbol,
-            recent,
-            None if reason is None else str(reason),
-            by_thread,
-            pages,
-            by_transition,
-        )
-    except (KeyError, TypeError, ValueError):
-        raise BadInput("malformed fault record") from None
+        return fault_tick_from_record(msgspec.convert(d, FaultTickRecord))
+    except (msgspec.ValidationError, RecursionError) as e:
+        raise BadInput(f"malformed fault record: {e}") from None
 
 
 # --- writing -------------------------------------------------------------------
@@ -132,6 +138,18 @@ def _now_iso() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+_ENCODER = msgspec.json.Encoder()
+
+
+def _encode(obj: Any) -> bytes:
+    try:
+        return _ENCODER.encode(obj)
+    except UnicodeEncodeError:  # lone surrogates from os functions: see snapshot.io
+        from ..snapshot.io import _text_only
+
+        return _ENCODER.encode(_text_only(msgspec.to_builtins(obj)))
+
+
 class RecordingWriter:
     """Appends records to a recording file, one flushed line each."""
 
@@ -139,8 +157,7 @@ class RecordingWriter:
         self._f = f
         self._fsync = fsync
         self._last_sync = time.monotonic()
-        self._prev: dict | None = None
-        self._enc = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, check_circular=False)
+        self._prev: dict[str, Any] | None = None
         self.frames = 0
         self.bytes = 0
         self.closed = False
@@ -160,13 +177,13 @@ class RecordingWriter:
         if st is not None and regular and not force:
             raise OutputError(f"{path} exists; pass --force to replace it")
         try:
-            f = open(path, "w", encoding="utf-8")
+            f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
         except OSError as e:
             raise OutputError(f"cannot write {path}: {e.strerror}") from None
         return cls(f, fsync=regular)
 
-    def _line(self, obj: dict | str) -> None:
-        text = (obj if isinstance(obj, str) else self._enc.encode(obj)) + "\n"
+    def _line(self, obj: Any) -> None:
+        text = _encode(obj).decode() + "\n"
         try:
             self._f.write(text)
             self._f.flush()
@@ -182,42 +199,38 @@ class RecordingWriter:
         self, s: Snapshot, *, interval_s: float, pages: bool, faults: bool, started_at: str | None = None
     ) -> None:
         """Line 1: what is recorded (from the first snapshot) and how."""
+        p = s.process
         self._line(
-            {
-                "schema": SCHEMA,
-                "started_at": started_at or _now_iso(),
-                "interval_s": interval_s,
-                "pid": s.process.pid,
-                "name": s.process.name,
-                "cmdline": list(s.process.cmdline),
-                "create_time": s.process.create_time,
-                "host": {"kernel": s.host.kernel, "page_size": s.host.page_size, "hostname": s.host.hostname},
-                "pages": pages,
-                "faults": faults,
-                "vmainspect": __version__,
-            }
+            Header(
+                started_at=started_at or _now_iso(),
+                interval_s=interval_s,
+                pid=p.pid,
+                name=p.name,
+                cmdline=p.cmdline,
+                create_time=p.create_time,
+                host=s.host,
+                pages=pages,
+                faults=faults,
+                vmainspect=__version__,
+            )
         )
 
     def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
-        from ..snapshot.io import dumps, to_dict
+        from ..snapshot.io import to_dict
 
-        d = to_dict(snapshot)
-        ft = None if faults is None else fault_tick_to_dict(faults)
+        ft = None if faults is None else fault_tick_record(faults)
+        t = round(t, 3)
         if self._prev is None:
-            # snapshot_io's own serializer is much faster than encoding the dict (20k+ VMAs)
-            self._line(
-                f'{{"t":{round(t, 3)!r},"snapshot":{dumps(snapshot)},"faults":{self._enc.encode(ft)}}}'
-            )
+            self._line(SnapshotFrame(t, snapshot, ft))
+            d = to_dict(snapshot)
         else:
-            self._line({"t": round(t, 3), "patch": make_patch(self._prev, d) or {"{": {}}, "faults": ft})
+            d = to_dict(snapshot)
+            self._line(PatchFrame(t, make_patch(self._prev, d) or {"{": {}}, ft))
         self._prev = d
         self.frames += 1
 
     def note(self, t: float, text: str, *, end: str | None = None) -> None:
-        rec: dict[str, Any] = {"t": round(t, 3), "note": text}
-        if end is not None:
-            rec["end"] = end
-        self._line(rec)
+        self._line(Note(round(t, 3), text, end))  # type: ignore[arg-type]
 
     def close(self) -> None:
         if self.closed:
@@ -235,30 +248,36 @@ class RecordingWriter:
 
 # --- reading -------------------------------------------------------------------
 
+_LINE = msgspec.json.Decoder(Line)
 
-@dataclass
+
 class Recording:
-    """A recording read back. Frames are rebuilt as Snapshots on demand."""
+    """A recording read back: an index of its frames; each frame is rebuilt
+    (as a Snapshot) on demand. Safe to use from several threads."""
 
-    path: str
-    header: dict
-    times: list[float]  # seconds since the start, per frame
-    notes: list[tuple[float, str]]  # (t, text), in order
-    end: str | None = None  # END_* of the last note, None if it never ended
-    truncated_at_line: int | None = None  # first line not loaded (1-based), None if all loaded
-    truncation: str | None = None  # why loading stopped there
-    _docs: list[dict] = field(default_factory=list, repr=False)
-    _faults: list[Any] = field(default_factory=list, repr=False)
-    _lines: list[int] = field(default_factory=list, repr=False)
-    _cache: OrderedDict[int, Snapshot] = field(default_factory=OrderedDict, repr=False)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    def __init__(self, path: str, header: dict[str, Any]) -> None:
+        self.path = path
+        self.header = header
+        self.times: list[float] = []  # seconds since the start, per frame
+        self.notes: list[tuple[float, str]] = []  # (t, text), in order
+        self.end: str | None = None  # END_* of the last note, None if it never ended
+        self.truncated_at_line: int | None = None  # first line not loaded (1-based), None if all loaded
+        self.truncation: str | None = None  # why loading stopped there
+        self._offsets: list[int] = []  # file offset of each frame's line
+        self._lines: list[int] = []  # its line number
+        self._totals: list[Any] = []  # its snapshot's "totals" object
+        self._checkpoints: dict[int, dict[str, Any]] = {}  # frame -> snapshot document
+        self._cursor: tuple[int, dict[str, Any]] | None = None  # the last document rebuilt
+        self._cache: OrderedDict[int, Snapshot] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.times)
 
     @property
     def pid(self) -> int:
-        return self.header.get("pid", 0)
+        pid = self.header.get("pid", 0)
+        return pid if type(pid) is int else 0
 
     @property
     def duration(self) -> float:
@@ -273,6 +292,34 @@ class Recording:
             f"loaded {len(self)} frames up to t={self.duration:.1f}s"
         )
 
+    def _read(self, f: IO[bytes], i: int) -> Line:
+        f.seek(self._offsets[i])
+        try:
+            return _LINE.decode(f.readline())
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            raise BadInput(f"{self.path}: line {self._lines[i]}: changed since it was read") from None
+
+    def _doc(self, i: int) -> dict[str, Any]:
+        """Frame ``i``'s snapshot document, from the nearest checkpoint or the
+        last frame rebuilt (the caller holds the lock)."""
+        start = i - i % CHECKPOINT_EVERY
+        while start not in self._checkpoints:
+            start -= CHECKPOINT_EVERY
+        doc = self._checkpoints[start]
+        if self._cursor is not None and start <= self._cursor[0] <= i:
+            start, doc = self._cursor
+        if start < i:
+            try:
+                with open(self.path, "rb") as f:
+                    for j in range(start + 1, i + 1):
+                        doc = apply_patch(doc, self._read(f, j).patch)
+            except OSError as e:
+                raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
+            except (PatchError, RecursionError) as e:
+                raise BadInput(f"{self.path}: changed since it was read ({e})") from None
+        self._cursor = (i, doc)
+        return doc
+
     def snapshot(self, i: int) -> Snapshot:
         """Frame ``i`` (0-based; negative counts from the end) as a Snapshot."""
         n = len(self.times)
@@ -284,15 +331,16 @@ class Recording:
             if s is not None:
                 self._cache.move_to_end(i)
                 return s
+            doc = self._doc(i)
         from ..snapshot.io import from_dict
 
         try:
-            s = from_dict(self._docs[i])  # outside the lock: a prefetching thread may do the same
+            s = from_dict(doc)  # outside the lock: a prefetching thread may do the same
         except BadInput as e:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
         with self._lock:
             self._cache[i] = s
-            while len(self._cache) > 8:
+            while len(self._cache) > CACHED_SNAPSHOTS:
                 self._cache.popitem(last=False)
         return s
 
@@ -300,13 +348,18 @@ class Recording:
         return i % max(1, len(self.times)) in self._cache
 
     def faults(self, i: int) -> FaultTick | None:
-        d = self._faults[i]
+        i %= len(self.times)
+        try:
+            with open(self.path, "rb") as f:
+                d = self._read(f, i).faults
+        except OSError as e:
+            raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
         if d is None:
             return None
         try:
             return fault_tick_from_dict(d)
         except BadInput as e:
-            raise BadInput(f"{self.path}: line {self._lines[i % len(self._lines)]}: {e}") from None
+            raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
 
     def frame(self, i: int) -> Frame:
         """Frame ``i`` as the TUI gets it; the last frame of a process that exited is ``gone``."""
@@ -319,8 +372,7 @@ class Recording:
     def series(self, key: str = "rss") -> list[int | None]:
         """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""
         out: list[int | None] = []
-        for d in self._docs:
-            tot = d.get("totals")
+        for tot in self._totals:
             v = tot.get(key) if type(tot) is dict else None
             out.append(v if type(v) is int else None)
         return out
@@ -330,14 +382,15 @@ class Recording:
         return max(0, bisect_right(self.times, t + 1e-9) - 1)
 
 
-def _check_header(h: Any, path: str) -> dict:
+def _check_header(h: Any, path: str) -> dict[str, Any]:
     if type(h) is not dict:
         raise BadInput(f"{path}: not a vmainspect recording (line 1 is not a JSON object)")
     name = h.get("schema")
     if name == SCHEMA:
-        iv = h.get("interval_s")
-        if type(iv) not in (int, float) or not 0 < iv < 1e9 or type(h.get("pid")) is not int:
-            raise BadInput(f"{path}: malformed recording header (interval_s, pid)")
+        try:
+            msgspec.convert(h, Header)
+        except (msgspec.ValidationError, RecursionError) as e:
+            raise BadInput(f"{path}: malformed recording header: {e}") from None
         return h
     if type(name) is str:
         base = name.partition("@")[0]
@@ -349,14 +402,6 @@ def _check_header(h: Any, path: str) -> dict:
     raise BadInput(f"{path}: not a vmainspect recording (no schema in line 1)")
 
 
-def _parse_line(raw: bytes) -> Any:
-    return json.loads(raw.decode("utf-8"), parse_constant=_reject_constant)
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def read_recording(path: str) -> Recording:
     """Read a recording; BadInput (one line) if it is not one or cannot be read.
 
@@ -365,7 +410,7 @@ def read_recording(path: str) -> Recording:
     first line not loaded and ``truncation`` says why.
     """
     try:
-        f = open(path, "rb")
+        f = open(path, "rb")  # noqa: SIM115 (closed below)
     except OSError as e:
         raise BadInput(f"cannot read {path}: {e.strerror or e}") from None
     with f:
@@ -373,39 +418,41 @@ def read_recording(path: str) -> Recording:
         if not first.strip():
             raise BadInput(f"{path}: not a vmainspect recording (the file is empty)")
         try:
-            header = _parse_line(first)
-        except (ValueError, UnicodeDecodeError, RecursionError):
+            header = msgspec.json.decode(first)
+        except (msgspec.DecodeError, RecursionError):
             if first.strip() == b"{" or b'"vmainspect/snapshot@' in first:
                 raise BadInput(f"{path}: is a snapshot, not a recording") from None
             raise BadInput(f"{path}: not a vmainspect recording (line 1 is not JSON)") from None
-        rec = Recording(path, _check_header(header, path), [], [])
-        prev: dict | None = None
+        rec = Recording(path, _check_header(header, path))
+        prev: dict[str, Any] | None = None
         lineno = 1
+        offset = len(first)
         for raw in f:
             lineno += 1
+            at, offset = offset, offset + len(raw)
             problem = None
             try:
-                r = _parse_line(raw)
-                if type(r) is not dict or type(r.get("t")) not in (int, float):
-                    problem = "not a record"
-            except (ValueError, UnicodeDecodeError, RecursionError):
+                r = _LINE.decode(raw)
+            except msgspec.ValidationError:
+                problem = "not a record"
+            except (msgspec.DecodeError, RecursionError):
                 problem = "not JSON" if raw.endswith(b"\n") else "incomplete last record"
             if problem is None:
                 try:
-                    if "snapshot" in r:
-                        doc = r["snapshot"]
+                    if r.snapshot is not None:
+                        doc = r.snapshot
                         if type(doc) is not dict:
                             raise PatchError("snapshot is not an object")
-                    elif "patch" in r:
+                    elif r.patch is not None:
                         if prev is None:
                             raise PatchError("a patch before the first snapshot")
-                        doc = apply_patch(prev, r["patch"])
+                        doc = apply_patch(prev, r.patch)
                         if type(doc) is not dict:
                             raise PatchError("patch result is not an object")
-                    elif "note" in r:
-                        rec.notes.append((float(r["t"]), str(r["note"])))
-                        if "end" in r:
-                            rec.end = str(r["end"])
+                    elif r.note is not None:
+                        rec.notes.append((r.t, str(r.note)))
+                        if r.end is not None:
+                            rec.end = str(r.end)
                         continue
                     else:
                         raise PatchError("unknown record")
@@ -417,15 +464,19 @@ def read_recording(path: str) -> Recording:
                 rec.truncated_at_line = lineno
                 rec.truncation = problem
                 break
+            k = len(rec.times)
+            if k % CHECKPOINT_EVERY == 0:
+                rec._checkpoints[k] = doc
             prev = doc
-            rec._docs.append(doc)
-            rec._faults.append(r.get("faults"))
+            rec._offsets.append(at)
             rec._lines.append(lineno)
-            rec.times.append(float(r["t"]))
-    if not rec.times:
+            rec._totals.append(doc.get("totals"))
+            rec.times.append(r.t)
+    if not rec.times or prev is None:
         raise BadInput(f"{path}: the recording has no frames")
     if rec.times != sorted(rec.times):
         raise BadInput(f"{path}: frame times are not in order")
+    rec._cursor = (len(rec.times) - 1, prev)
     # The first frame must be a valid snapshot: catch a wrong file early.
     rec.snapshot(0)
     return rec

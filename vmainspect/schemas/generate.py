@@ -61,10 +61,10 @@ def generate(doc: Document) -> dict[str, Any]:
     """The JSON Schema of ``doc``, as shipped."""
     from ..model import schema_hook
 
-    refs, defs = msgspec.json.schema_components(doc.roots, schema_hook=schema_hook)
+    made = msgspec.json.schema_components(doc.roots, schema_hook=schema_hook)
     # plain JSON types only (msgspec writes a tuple default as a tuple)
-    defs = json.loads(msgspec.json.encode(defs))
-    refs = json.loads(msgspec.json.encode(refs))
+    refs: list[Any] = json.loads(msgspec.json.encode(made[0]))
+    defs: dict[str, Any] = json.loads(msgspec.json.encode(made[1]))
     for d in defs.values():
         d.pop("title", None)
         props = d.get("properties", {})
