@@ -15,5 +15,4 @@ One module per document:
 Importing this package imports msgspec and ``model.snapshot`` only.
 """
 
-from .snapshot import *  # noqa: F403
-from .snapshot import __all__ as __all__
+from .snapshot import *  # noqa: F403 (every public name of model.snapshot)
