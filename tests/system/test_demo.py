@@ -20,23 +20,34 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 STEP_IDS = [
     "anon-mmap",
     "touch-pages",
+    "huge-first-touch",
     "cold-file-read",
     "private-write",
     "shared-map",
     "shared-write",
+    "folio-dirty",
     "msync",
     "close-fd",
+    "zero-copy",
+    "ipc",
+    "reclaim",
     "mprotect",
     "munmap-hole",
     "mremap-grow",
     "madvise-dontneed",
     "fork",
     "fork-cow",
+    "length-not-page-multiple",
     "sigbus",
+    "article-munmap-offset",
+    "article-munmap-wrong-range",
+    "article-unchecked-ftruncate",
+    "article-fixed",
     "crash",
+    "torn-record",
 ]
-# steps whose claim has a part only root can see (kpageflags / kpagecount)
-ROOT_STEPS = {"shared-map", "shared-write", "msync", "fork", "fork-cow"}  # crash: cachestat, no root
+# steps whose claim has a part only root can see (kpageflags, kpagecount, PFNs); crash: cachestat, no root
+ROOT_STEPS = {"shared-map", "shared-write", "msync", "zero-copy", "ipc", "fork", "fork-cow"}
 
 
 def _env(path: str = REPO) -> dict:
@@ -99,7 +110,10 @@ def test_measured_numbers_are_the_kernels(root_run):
     assert st["private-write"]["anon_pages"] == [0, 1, 2, 3]
     assert st["private-write"]["file_unchanged"] is True
     assert set(st["shared-write"]["dirty_pages"]) >= {0, 100, 200}
-    assert st["msync"]["dirty_after"] == 0
+    assert st["shared-write"]["page_cache_dirty"] >= 3
+    # msync writes its own pages first: dirty right before msync, clean after
+    assert st["msync"]["dirty_before_msync"] >= 3 and st["msync"]["dirty_mapped_before_msync"] >= 3
+    assert st["msync"]["dirty_after_msync"] == 0 and st["msync"]["dirty_mapped_after_msync"] == 0
     assert st["close-fd"]["fd_after"] is None and st["close-fd"]["fd_before"].endswith("shared.dat")
     assert (st["mprotect"]["vmas_before"], st["mprotect"]["vmas_after"]) == (1, 3)
     assert st["mprotect"]["perms"] == ["rw-p", "r--p", "rw-p"]
@@ -110,6 +124,43 @@ def test_measured_numbers_are_the_kernels(root_run):
     assert st["crash"]["shared"]["in_file_after"] is True
     assert st["crash"]["private"]["in_file_after"] is False
     assert st["crash"]["shared+msync"]["dirty_in_cache_after"] == 0
+    # the new lessons
+    assert (
+        st["folio-dirty"]["page_cache_dirty_before"] == 0 and st["folio-dirty"]["page_cache_dirty_after"] > 1
+    )
+    assert st["zero-copy"]["buffer_anon_pages"] == st["zero-copy"]["mapping_file_pages"] == 64
+    assert st["zero-copy"]["same_pfns_as_page_cache"] is True
+    assert st["ipc"]["peer_read"] == "hello from the workload" and st["ipc"]["same_pfns"] is True
+    assert st["reclaim"]["file_pages_after_pageout"] == 0 and st["reclaim"]["major_faults_rereading"] >= 1
+    assert st["length-not-page-multiple"]["vma_size"] == 8192
+    assert st["length-not-page-multiple"]["bytes_after_eof_all_zero"] is True
+    assert st["article-munmap-offset"]["munmap_errno"] == "EINVAL"
+    assert st["article-munmap-offset"]["vmas_after_munmap"] == 1  # leaked
+    assert st["article-munmap-wrong-range"]["munmap_errno"] == "0 (success)"
+    assert st["article-munmap-wrong-range"]["neighbour_mapped_after"] is False
+    assert st["article-unchecked-ftruncate"]["ftruncate_errno"] == "EFBIG"
+    assert st["article-unchecked-ftruncate"]["child_signal"] == "SIGBUS"
+    assert st["article-fixed"]["vmas_after_munmap"] == 0 and st["article-fixed"]["file_size"] == 112
+    assert st["torn-record"]["new_pages"] == [0, 1, 2]
+
+
+@pytest.mark.root
+def test_every_step_has_its_evidence(root_run):
+    """Faults and page-state transitions per step, named after the lesson's own mappings."""
+    _, doc = root_run
+    ev = {s["id"]: s["evidence"] for s in doc["steps"]}
+    assert len(ev) >= 22
+    touch = ev["touch-pages"]
+    assert {"mapping": "anon", "from": "absent", "to": "anon", "pages": 64} in touch["transitions"]
+    assert touch["faults"]["minor"] >= 64
+    by_map = {f["mapping"]: f for f in touch["faults"]["by_mapping"]}
+    assert by_map["anon"]["minor"] == 64
+    # the touching happens in libc's memset: a name a student knows
+    assert any(f["function"] == "memset (libc)" for f in touch["faults"]["by_function"])
+    cold = ev["cold-file-read"]
+    assert cold["faults"]["major"] >= 1
+    assert any(t["mapping"] == "private" and t["to"] == "file" for t in cold["transitions"])
+    assert ev["crash"]["table"][0][0] == "mapping" and len(ev["crash"]["table"]) == 4
 
 
 @pytest.mark.root

@@ -218,9 +218,9 @@ def test_on_tmpfs_the_cold_read_claim_is_unknown_not_false(monkeypatch):
     monkeypatch.setattr(control, "temp_root", lambda: "/dev/shm")
     with Lesson() as lesson:
         assert lesson.session.on_tmpfs and lesson.session.dir.startswith("/dev/shm/")
-        results = [lesson.run_step() for _ in range(3)]
+        results = [lesson.run_step() for _ in range(4)]
         folder = lesson.session.dir
-    cold = results[2]
+    cold = results[3]
     assert cold.step.id == "cold-file-read"
     assert cold.holds is None and "tmpfs" in cold.reason
     assert cold.measured["tmpfs"] is True

@@ -25,7 +25,9 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from types import FrameType, TracebackType
+from typing import Any
 
 from ..errors import Unsupported, VmaInspectError
 
@@ -76,7 +78,7 @@ def _alive(pid: int) -> bool:
 
 def remove_stale(root: str) -> list[str]:
     """Remove demo folders (ours, same uid) whose vmainspect process is gone."""
-    removed = []
+    removed: list[str] = []
     try:
         names = os.listdir(root)
     except OSError:
@@ -106,7 +108,7 @@ def _how(returncode: int) -> str:
     return f"exit status {returncode}"
 
 
-def module_command(module: str, *args: str) -> tuple[list[str], dict]:
+def module_command(module: str, *args: str) -> tuple[list[str], dict[str, str]]:
     """argv and environment to run ``python3 -m vmainspect.demo.MODULE`` as a child.
 
     PYTHONPATH points at this checkout, so it works without installation too.
@@ -131,7 +133,7 @@ class DemoSession:
         remove_stale(root)
         self.dir = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)
         self.on_tmpfs = _fs_type(self.dir) == TMPFS_MAGIC
-        self.proc: subprocess.Popen | None = None
+        self.proc: subprocess.Popen[bytes] | None = None
         self.pid = 0
         self.page_size = os.sysconf("SC_PAGE_SIZE")
         self._buf = b""
@@ -148,21 +150,19 @@ class DemoSession:
     # --- process ---------------------------------------------------------
     def _start(self) -> None:
         argv, env = module_command("workload", "--parent", str(os.getpid()))
-        err = open(os.path.join(self.dir, "workload.err"), "wb")
         try:
-            self.proc = subprocess.Popen(
-                argv,
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=err,
-                cwd=self.dir,
-                env=env,
-                start_new_session=True,
-            )
+            with open(os.path.join(self.dir, "workload.err"), "wb") as err:
+                self.proc = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    stderr=err,
+                    cwd=self.dir,
+                    env=env,
+                    start_new_session=True,
+                )
         except OSError as e:
             raise Unsupported(f"cannot start the demo workload: {e.strerror}") from None
-        finally:
-            err.close()
         self.pid = self.proc.pid
 
     def wait_ready(self) -> None:
@@ -186,7 +186,7 @@ class DemoSession:
             return ""
         return lines[-1] if lines else ""
 
-    def _read_line(self, timeout: float) -> dict:
+    def _read_line(self, timeout: float) -> dict[str, Any]:
         assert self.proc and self.proc.stdout
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
@@ -204,11 +204,12 @@ class DemoSession:
             self._buf += chunk
         line, self._buf = self._buf.split(b"\n", 1)
         try:
-            return json.loads(line)
+            reply: dict[str, Any] = json.loads(line)
+            return reply
         except ValueError:
             raise WorkloadError(f"demo workload sent garbage: {line[:80]!r}") from None
 
-    def request(self, op: str, timeout: float = 30.0, **args) -> dict:
+    def request(self, op: str, timeout: float = 30.0, **args: Any) -> dict[str, Any]:
         """Send one command, return the reply; raise WorkloadError if it failed."""
         if not self.proc:
             raise WorkloadError("demo workload is not running")
@@ -228,7 +229,7 @@ class DemoSession:
 
     @property
     def running(self) -> bool:
-        return bool(self.proc) and self.proc.poll() is None
+        return self.proc is not None and self.proc.poll() is None
 
     # --- ending ------------------------------------------------------------
     def stop_workload(self) -> None:
@@ -254,12 +255,14 @@ class DemoSession:
     def __enter__(self) -> DemoSession:
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(
+        self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
 @contextlib.contextmanager
-def exit_on_signals(on_signal=None) -> Iterator[None]:
+def exit_on_signals(on_signal: Callable[[int], None] | None = None) -> Iterator[None]:
     """Turn SIGHUP/SIGTERM (terminal closed, kill) into an orderly exit.
 
     By default the handler raises SystemExit(128 + signo), so ``finally``
@@ -267,7 +270,7 @@ def exit_on_signals(on_signal=None) -> Iterator[None]:
     to ask a running TUI to exit. Only usable from the main thread.
     """
 
-    def handler(signo, _frame):
+    def handler(signo: int, _frame: FrameType | None) -> None:
         if on_signal is not None:
             on_signal(signo)
         else:

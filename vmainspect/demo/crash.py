@@ -31,6 +31,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from ..errors import VmaInspectError
 from ..model import ANON, FILE_DIRTY, Snapshot
@@ -76,7 +77,7 @@ def _status_text(status: int) -> str:
     return f"status {status}"
 
 
-def _read_line(proc: subprocess.Popen, timeout: float) -> dict:
+def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     assert proc.stdout
     ready, _, _ = select.select([proc.stdout], [], [], timeout)
     line = proc.stdout.readline() if ready else b""
@@ -88,14 +89,17 @@ def _read_line(proc: subprocess.Popen, timeout: float) -> dict:
             "crash experiment child did not report"
             + (f": {err.decode(errors='replace').strip().splitlines()[-1]}" if err.strip() else "")
         )
-    return json.loads(line)
+    reply: dict[str, Any] = json.loads(line)
+    return reply
 
 
 def _case_path(folder: str, mapping: str, ending: str) -> str:
     return os.path.join(folder, f"crash-{mapping.replace('+', '-')}-{ending}.dat")
 
 
-def start_case(mapping: str, ending: str, folder: str, page: int) -> tuple[subprocess.Popen, str | None]:
+def start_case(
+    mapping: str, ending: str, folder: str, page: int
+) -> tuple[subprocess.Popen[bytes], str | None]:
     """Create the case's file and start its child (which will stop itself)."""
     path = _case_path(folder, mapping, ending)
     if mapping != "anonymous":
@@ -112,7 +116,7 @@ def start_case(mapping: str, ending: str, folder: str, page: int) -> tuple[subpr
 def finish_case(
     mapping: str,
     ending: str,
-    proc: subprocess.Popen,
+    proc: subprocess.Popen[bytes],
     path: str | None,
     collect_fn: Callable[..., Snapshot],
     page: int,
@@ -139,7 +143,7 @@ def finish_case(
     return CaseResult(mapping, ending, len(WRITE_PAGES), dirty_before, in_file, None, ended_by)
 
 
-def _end(proc: subprocess.Popen) -> None:
+def _end(proc: subprocess.Popen[bytes]) -> None:
     if proc.poll() is None:
         with contextlib.suppress(ProcessLookupError):
             proc.kill()
@@ -194,7 +198,7 @@ def _dirty_in_cache_kpageflags(
                 os.close(fd)
             maps.append((path, addr, n))
             for off in range(0, n, libc.PAGE):
-                libc.read_byte(addr + off)
+                libc.read_bytes(addr + off, 1)
         snap = collect_fn(os.getpid(), pages=True)
         if not snap.capabilities.kpageflags:
             return None
@@ -213,7 +217,9 @@ def run_matrix(
 ) -> list[CaseResult]:
     """Run every (mapping, ending) case in throwaway children; temp files are removed."""
     if collect_fn is None:
-        from ..snapshot.collect import collect as collect_fn
+        from ..snapshot.collect import collect
+
+        collect_fn = collect
     page = os.sysconf("SC_PAGE_SIZE")
     own = folder is None
     if own:
@@ -223,7 +229,7 @@ def run_matrix(
     for mp, e in cases:
         if mp not in MAPPINGS or e not in ENDINGS:
             raise ValueError(f"unknown case {mp}/{e}")
-    started: list[tuple[subprocess.Popen, str | None]] = []
+    started: list[tuple[subprocess.Popen[bytes], str | None]] = []
     try:
         # start every child first: they start up in parallel and stop themselves
         for mp, e in cases:
@@ -249,8 +255,13 @@ def run_matrix(
                     os.unlink(_case_path(folder, mp, e))
 
 
-def to_json(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> dict:
-    out = {"schema": SCHEMA, "root": root, "file_pages": FILE_PAGES, "cases": [asdict(r) for r in results]}
+def to_json(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "schema": SCHEMA,
+        "root": root,
+        "file_pages": FILE_PAGES,
+        "cases": [asdict(r) for r in results],
+    }
     if seconds is not None:
         out["seconds"] = round(seconds, 3)
     return out
@@ -268,7 +279,7 @@ What this means:
   reach the file, crash or not. Anonymous memory simply vanishes."""
 
 
-def _cell(v) -> str:
+def cell(v: object) -> str:
     if v is None:
         return "?"
     if v is True:
@@ -290,10 +301,10 @@ def render_table(results: list[CaseResult], *, root: bool) -> str:
     )
     rows = [head]
     for r in results:
-        in_file = "n/a" if r.mapping == "anonymous" else _cell(r.in_file_after)
-        cache = "n/a" if r.mapping == "anonymous" else _cell(r.dirty_in_cache_after)
+        in_file = "n/a" if r.mapping == "anonymous" else cell(r.in_file_after)
+        cache = "n/a" if r.mapping == "anonymous" else cell(r.dirty_in_cache_after)
         rows.append(
-            (r.mapping, r.ending, str(r.written_pages), _cell(r.dirty_before), r.ended_by, in_file, cache)
+            (r.mapping, r.ending, str(r.written_pages), cell(r.dirty_before), r.ended_by, in_file, cache)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
@@ -304,7 +315,7 @@ def render_table(results: list[CaseResult], *, root: bool) -> str:
     return text + "\n" + EXPLANATION + "\n"
 
 
-def timed_matrix(**kw) -> tuple[list[CaseResult], float]:
+def timed_matrix(**kw: Any) -> tuple[list[CaseResult], float]:
     t = time.perf_counter()
     res = run_matrix(**kw)
     return res, time.perf_counter() - t

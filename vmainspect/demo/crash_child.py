@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
     if ending == "sigkill":
         os.kill(os.getpid(), signal.SIGKILL)
     elif ending == "sigsegv":
-        libc.read_byte(0)
+        libc.read_bytes(0, 1)  # a NULL read: SIGSEGV inside memcpy
     elif ending == "abort":
         os.abort()
     return 0  # "exit": a normal exit; the kernel tears the mapping down

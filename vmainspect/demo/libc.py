@@ -1,9 +1,14 @@
-"""The memory system calls the stdlib lacks, through ctypes (stdlib only).
+"""The memory system calls the stdlib lacks, and memory access through libc (ctypes, stdlib only).
 
 Python's ``mmap.mmap`` keeps its own duplicate of the file descriptor and
 cannot mprotect, madvise, mremap or msync a part of a mapping, so the demo
 maps memory with these thin wrappers instead. Each raises OSError with the
 errno on failure, like the os module does.
+
+The workload touches memory only through libc's ``memset``, ``memcpy`` and
+``read``: a page fault it takes then happens inside a function a student
+knows (the fault sampler names it), not inside the interpreter's ctypes
+internals.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import os
 PAGE = mmap.PAGESIZE
 
 PROT_NONE, PROT_READ, PROT_WRITE = 0, 1, 2
-MAP_SHARED, MAP_PRIVATE, MAP_ANONYMOUS = 0x01, 0x02, 0x20
+MAP_SHARED, MAP_PRIVATE, MAP_FIXED, MAP_ANONYMOUS = 0x01, 0x02, 0x10, 0x20
 MREMAP_MAYMOVE = 1
 MS_SYNC = 4
 MADV_DONTNEED = 4
+MADV_HUGEPAGE = 14
 MADV_NOHUGEPAGE = 15
+MADV_PAGEOUT = 21
 PR_SET_PDEATHSIG = 1
 PR_SET_VMA = 0x53564D41
 PR_SET_VMA_ANON_NAME = 0
@@ -43,8 +50,13 @@ _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.msync.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
 _libc.mremap.restype = ctypes.c_void_p
 _libc.mremap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_size_t, ctypes.c_int]
-_libc.mincore.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_char_p]
 _libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong]
+_libc.memset.restype = ctypes.c_void_p
+_libc.memset.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_size_t]
+_libc.memcpy.restype = ctypes.c_void_p
+_libc.memcpy.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t]
+_libc.read.restype = ctypes.c_ssize_t
+_libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
 
 
 def _check(ret: int, what: str) -> int:
@@ -54,17 +66,24 @@ def _check(ret: int, what: str) -> int:
     return ret
 
 
-def mmap_(length: int, prot: int, flags: int, fd: int = -1, offset: int = 0) -> int:
+def mmap_(length: int, prot: int, flags: int, fd: int = -1, offset: int = 0, addr: int = 0) -> int:
     """mmap(2); returns the address."""
-    addr = _libc.mmap(None, length, prot, flags, fd, offset)
-    if addr in (None, _MAP_FAILED):
+    got = _libc.mmap(addr or None, length, prot, flags, fd, offset)
+    if got in (None, _MAP_FAILED):
         e = ctypes.get_errno()
         raise OSError(e, f"mmap: {os.strerror(e)}")
-    return int(addr)
+    return int(got)
 
 
 def munmap(addr: int, length: int) -> None:
     _check(_libc.munmap(addr, length), "munmap")
+
+
+def munmap_errno(addr: int, length: int) -> int:
+    """munmap(2) as the article's code calls it: 0, or the errno it failed with (never raises)."""
+    if _libc.munmap(addr, length) == 0:
+        return 0
+    return ctypes.get_errno()
 
 
 def mprotect(addr: int, length: int, prot: int) -> None:
@@ -87,14 +106,6 @@ def mremap(addr: int, old_len: int, new_len: int, flags: int = MREMAP_MAYMOVE) -
     return int(new)
 
 
-def mincore(addr: int, length: int) -> bytes:
-    """One byte per page; bit 0 set when the page is in the page cache / memory."""
-    n = (length + PAGE - 1) // PAGE
-    buf = ctypes.create_string_buffer(n)
-    _check(_libc.mincore(addr, length, buf), "mincore")
-    return buf.raw
-
-
 def set_pdeathsig(sig: int) -> None:
     """Have the kernel send ``sig`` to this process when its parent thread dies."""
     _check(_libc.prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0), "prctl(PR_SET_PDEATHSIG)")
@@ -106,41 +117,30 @@ def name_anon(addr: int, length: int, name: str) -> bool:
     ret = _libc.prctl(
         PR_SET_VMA, PR_SET_VMA_ANON_NAME, addr, length, ctypes.cast(buf, ctypes.c_void_p).value or 0
     )
-    return ret == 0
+    return int(ret) == 0
 
 
-def write_byte(addr: int, value: int) -> None:
-    ctypes.c_ubyte.from_address(addr).value = value & 0xFF
-
-
-def read_byte(addr: int) -> int:
-    return ctypes.c_ubyte.from_address(addr).value
+def memset(addr: int, value: int, n: int) -> None:
+    """libc memset: the first write to a page faults inside it."""
+    _libc.memset(addr, value & 0xFF, n)
 
 
 def write_bytes(addr: int, data: bytes) -> None:
-    ctypes.memmove(addr, data, len(data))
+    """libc memcpy of ``data`` to ``addr``."""
+    _libc.memcpy(addr, data, len(data))
 
 
 def read_bytes(addr: int, n: int) -> bytes:
-    return ctypes.string_at(addr, n)
+    """libc memcpy of ``n`` bytes at ``addr`` into a fresh buffer."""
+    buf = ctypes.create_string_buffer(n)
+    _libc.memcpy(buf, addr, n)
+    return buf.raw
 
 
-def page_cache_pages(path: str) -> tuple[int, int]:
-    """(pages of ``path`` in the page cache, pages of the file), measured with mincore.
-
-    Maps the file read-only without touching it: mincore reports the page
-    cache, and nothing is faulted in.
-    """
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        size = os.fstat(fd).st_size
-        if size == 0:
-            return 0, 0
-        addr = mmap_(size, PROT_READ, MAP_SHARED, fd, 0)
-    finally:
-        os.close(fd)
-    try:
-        vec = mincore(addr, size)
-    finally:
-        munmap(addr, size)
-    return sum(b & 1 for b in vec), len(vec)
+def read_into(fd: int, addr: int, n: int) -> int:
+    """libc read(2) of up to ``n`` bytes from ``fd`` into memory at ``addr``; bytes read."""
+    got = int(_libc.read(fd, addr, n))
+    if got < 0:
+        e = ctypes.get_errno()
+        raise OSError(e, f"read: {os.strerror(e)}")
+    return got
