@@ -17,8 +17,18 @@ import pytest
 
 from vmainspect.demo.control import PREFIX, temp_root
 from vmainspect.demo.lesson import STEPS, Lesson, StepResult
-from vmainspect.tui.lecture import LectureApp, NarrationPanel
+from vmainspect.tui.lecture import LectureApp
+from vmainspect.procfs.cachestat import page_cache_of
+from vmainspect.tui.lecture_panels import (
+    KEYS,
+    ConfirmRestart,
+    LectureHelpScreen,
+    NarrationPanel,
+    lecture_help,
+)
 
+BY_ID = {s.id: s for s in STEPS}
+SHARED_MAP, SHARED_WRITE = STEPS.index(BY_ID["shared-map"]), STEPS.index(BY_ID["shared-write"])
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -34,7 +44,7 @@ async def run_steps(app, pilot, keys: list[str]) -> None:
     for key in keys:
         n = len(app.results)
         await pilot.press(key)
-        await wait_until(pilot, lambda: len(app.results) == n + 1 and not app.step_running)
+        await wait_until(pilot, lambda n=n: len(app.results) == n + 1 and not app.step_running)
 
 
 def _gone(pid: int, timeout: float = 10.0) -> bool:
@@ -57,15 +67,20 @@ async def _three_steps_then_restart() -> None:
             text = app.narration.text().plain
             assert "Press n or space for step 1" in text and STEPS[0].title in text
 
-            await run_steps(app, pilot, ["n", "space", "n"])  # mmap, touch, cold file read
-            assert [r.step.id for r in app.results] == ["anon-mmap", "touch-pages", "cold-file-read"]
+            await run_steps(app, pilot, ["n", "space", "n", "n"])  # mmap, touch, huge page, cold read
+            assert [r.step.id for r in app.results] == [
+                "anon-mmap",
+                "touch-pages",
+                "huge-first-touch",
+                "cold-file-read",
+            ]
             assert all(r.holds is True for r in app.results), [(r.step.id, r.reason) for r in app.results]
             text = app.narration.text().plain
-            assert "Step 3/16" in text and STEPS[2].title in text
-            assert STEPS[2].narration[0] in text and "Watch:" in text
+            assert f"Step 4/{len(STEPS)}" in text and STEPS[3].title in text
+            assert STEPS[3].narration[0] in text and "Watch:" in text
             assert "HOLDS" in text and "major faults" in text
             assert app.results[-1].summary in text
-            assert f"Next (n / space): {STEPS[3].title}" in text
+            assert f"Next (n / space): {STEPS[4].title}" in text
 
             # the affected VMA gets selected once a frame after the step is on screen
             focus = app.results[-1].focus
@@ -74,7 +89,11 @@ async def _three_steps_then_restart() -> None:
             assert app._state() == "live"
 
             old_pid, old_dir = lesson.pid, lesson.session.dir
-            await pilot.press("r")
+            await pilot.press("r")  # asks first
+            await pilot.pause()
+            assert lesson.pid == old_pid and isinstance(app.screen, ConfirmRestart)
+            await pilot.press("y")
+            await pilot.pause()
             assert lesson.pid != old_pid and lesson.index == 0 and not app.results
             assert _gone(old_pid) and not os.path.exists(old_dir)
             assert "Press n or space for step 1" in app.narration.text().plain
@@ -123,7 +142,7 @@ async def _workload_killed() -> None:
             await wait_until(pilot, lambda: app.narration.state == "error")
             text = app.narration.text().plain
             assert "could not run" in text and "exited" in text and "r restarts" in text
-            await pilot.press("r")
+            await pilot.press("r", "y")
             await run_steps(app, pilot, ["n"])
             assert app.results[-1].holds is True
             await pilot.press("q")
@@ -135,7 +154,15 @@ def test_a_killed_workload_is_reported_and_r_recovers():
 
 def _result(holds, reason=None) -> StepResult:
     return StepResult(
-        4, STEPS[4], {"dirty": None}, holds, reason, "256 of 256 pages resident", None, (1,), 0.1
+        SHARED_MAP,
+        STEPS[SHARED_MAP],
+        {"dirty": None},
+        holds,
+        reason,
+        "256 of 256 pages resident",
+        None,
+        (1,),
+        0.1,
     )
 
 
@@ -151,7 +178,7 @@ async def _panel_states() -> None:
         panel = app.query_one(NarrationPanel)
         panel.intro(STEPS[0], root=False)
         assert "Not root" in panel.text().plain
-        panel.running(STEPS[4], 4, STEPS[5].title)
+        panel.running(STEPS[SHARED_MAP], SHARED_MAP, STEPS[SHARED_MAP + 1].title)
         assert "running" in panel.text().plain and "kpageflags needs root" in panel.text().plain
         panel.done(_result(None, "no page is dirty: needs root"))
         assert "UNKNOWN" in panel.text().plain and "needs root" in panel.text().plain
@@ -159,6 +186,8 @@ async def _panel_states() -> None:
         assert "DID NOT HOLD" in panel.text().plain
         panel.failed("demo workload 123 exited")
         assert "could not run" in panel.text().plain and "r restarts" in panel.text().plain
+        panel.review(_result(True))
+        assert "recorded" in panel.text().plain and "HOLDS" in panel.text().plain
         await pilot.pause()
 
 
@@ -222,9 +251,9 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
         folders = [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
         assert folders
         # let the UI come up (raw mode: ctrl+c is a key, not SIGINT)
-        while b"Next step" not in screen and time.monotonic() < deadline:
+        while b"Next" not in screen and time.monotonic() < deadline:
             time.sleep(0.05)
-        assert b"Next step" in screen, bytes(screen[-2000:])
+        assert b"Next" in screen, bytes(screen[-2000:])
         time.sleep(0.3)
         if how == "close-terminal":
             os.close(master)  # the kernel sends SIGHUP to the session leader
@@ -263,13 +292,13 @@ class _PanelHost:
             def on_mount(self):
                 panel = self.query_one(NarrationPanel)
                 panel.intro(STEPS[0], root=holds is not None)
-                panel.running(STEPS[5], 5, STEPS[6].title)
+                panel.running(STEPS[SHARED_WRITE], SHARED_WRITE, STEPS[SHARED_WRITE + 1].title)
                 reason = None if holds else "every written page is dirty: needs root (kpageflags/kpagecount)"
                 dirty = "3 (0,100,200)" if holds else "? (needs root)"
                 panel.done(
                     StepResult(
-                        5,
-                        STEPS[5],
+                        SHARED_WRITE,
+                        STEPS[SHARED_WRITE],
                         {},
                         holds,
                         reason,
@@ -277,7 +306,8 @@ class _PanelHost:
                         None,
                         (1,),
                         0.1,
-                    )
+                    ),
+                    STEPS[SHARED_WRITE + 1].title,
                 )
 
         return Host()
@@ -289,3 +319,145 @@ def test_narration_panel_verdict_snapshot(snap_compare):
 
 def test_narration_panel_unknown_projector_snapshot(snap_compare):
     assert snap_compare(_PanelHost.make(True, None), terminal_size=(100, 18))
+
+
+async def _keys_back_jump_pause_help() -> None:
+    with Lesson(wait=False) as lesson:
+        app = LectureApp(lesson, interval=0.3, faults=False)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await wait_until(pilot, lambda: app.current_frame is not None)
+            footer = {k: ab.binding.description for k, ab in app.active_bindings.items() if ab.binding.show}
+            # the footer names what the keys do in the lecture (one meaning each)
+            assert footer.get("n") == "Next" and footer.get("b") == "Back" and footer.get("p") == "Pause"
+            assert footer.get("g") == "Jump" and footer.get("r") == "Restart"
+            assert "space" not in footer  # space is "Next" too, not a pause key
+            await run_steps(app, pilot, ["n", "space", "n"])
+            assert app.viewing is None and not app.paused
+            # b: the previous step's recorded evidence, the live refresh paused
+            await pilot.press("b")
+            assert app.viewing == 1 and app.paused
+            assert "Touching pages" in app.narration.text().plain and "recorded" in app.narration.text().plain
+            ev = app.evidence.plain()
+            assert "64 absent → anon" in ev and "recorded" in ev
+            assert "PAUSED (p resumes)" in str(app.status.render())
+            await pilot.press("left")
+            assert app.viewing == 0
+            await pilot.press("b")  # nothing before step 1
+            assert app.viewing == 0
+            # n walks forward through the recorded steps, then runs the next one
+            await pilot.press("n")
+            assert app.viewing == 1
+            await pilot.press("n")
+            assert app.viewing == 2
+            await run_steps(app, pilot, ["n"])
+            assert app.viewing is None and not app.paused and len(app.results) == 4
+            # a digit: a recorded step is shown; g N past the last runs up to N
+            await pilot.press("2")
+            assert app.viewing == 1
+            await pilot.press("g")
+            await pilot.pause()
+            await pilot.press("6", "enter")
+            await wait_until(pilot, lambda: len(app.results) == 6 and not app.step_running, 60)
+            assert app.viewing is None and [r.step.id for r in app.results][-1] == STEPS[5].id
+            # p pauses and resumes the refresh
+            await pilot.press("p")
+            assert app.paused
+            await pilot.press("p")
+            assert not app.paused
+            # a: all of the workload's mappings, or its own only
+            own = app.source.own_only
+            await pilot.press("a")
+            assert app.source.own_only is not own
+            # ?: the lecture's own help, naming the lecture's keys
+            await pilot.press("question_mark")
+            await pilot.pause()
+            assert isinstance(app.screen, LectureHelpScreen)
+            await pilot.press("escape")
+            # r asks first; n keeps the lecture
+            await pilot.press("r")
+            await pilot.pause()
+            assert isinstance(app.screen, ConfirmRestart)
+            await pilot.press("n")
+            await pilot.pause()
+            assert len(app.results) == 6
+            await pilot.press("q")
+
+
+def test_keys_back_jump_pause_restart_help():
+    asyncio.run(_keys_back_jump_pause_help())
+
+
+def test_lecture_help_names_the_lecture_keys():
+    from rich.console import Console
+
+    console = Console(width=120, record=True, file=open(os.devnull, "w"))  # noqa: SIM115
+    console.print(lecture_help())
+    text = console.export_text()
+    for key, _ in KEYS:
+        assert key in text
+    assert "refresh now" not in text and "most significant" in text
+
+
+async def _msync_after_talking() -> None:
+    """35 s of talking after the shared write: writeback has cleaned the pages; msync still holds."""
+    with Lesson(wait=False) as lesson:
+        app = LectureApp(lesson, interval=0.3, faults=False)
+        async with app.run_test(size=(160, 45)) as pilot:
+            await wait_until(pilot, lambda: app.current_frame is not None)
+            upto = SHARED_WRITE + 1
+            await pilot.press("g")
+            await pilot.pause()
+            await pilot.press(*str(upto), "enter")
+            await wait_until(pilot, lambda: len(app.results) == upto and not app.step_running, 60)
+            assert app.results[-1].step.id == "shared-write"
+            shared = lesson.ctx.files["shared"]
+            # the writeback clock follows the dirtied file
+            await wait_until(pilot, lambda: app.evidence.clock is not None)
+            assert app.evidence.clock.path == shared and "Writeback clock" in app.evidence.plain()
+            # what 35 s of talking lets the kernel do (dirty_expire_centisecs = 30 s): write back
+            os.sync()
+            assert page_cache_of(shared).dirty == 0
+            while lesson.current is not None and lesson.current.id != "msync":
+                await run_steps(app, pilot, ["n"])
+            await run_steps(app, pilot, ["n"])
+            r = app.results[-1]
+            assert r.step.id == "msync" and r.holds is True, r.reason
+            assert r.measured["dirty_before_msync"] >= 3 and r.measured["dirty_after_msync"] == 0
+            text = app.narration.text().plain
+            assert "HOLDS" in text and f"right before msync {r.measured['dirty_before_msync']} pages" in text
+            await pilot.press("q")
+
+
+def test_msync_holds_after_a_long_talk():
+    asyncio.run(_msync_after_talking())
+
+
+async def _projector_100x30() -> None:
+    with Lesson(wait=False) as lesson:
+        app = LectureApp(lesson, big=True, interval=0.3, faults=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_until(pilot, lambda: app.current_frame is not None)
+            await run_steps(app, pilot, ["n", "n"])
+            await wait_until(pilot, lambda: app._focus is None and app.selected_vma is not None)
+            await pilot.pause(0.3)
+            screen = app.screen.region
+            # only the workload's own mapping is listed, and it is on screen
+            assert [v.start for v in app.current_frame.snapshot.vmas] == [lesson.ctx.regions["anon"][0]]
+            table = app.table.region
+            assert table.height >= 4 and screen.contains_region(table)
+            grid = app.query_one("#pm-grid").region
+            counts = app.query_one("#pm-counts").region
+            assert grid.height >= 2 and counts.height >= 1 and screen.contains_region(counts)
+            for box in ("#narration-box", "#evidence-box"):
+                r = app.query_one(box).region
+                assert r.height >= 6 and screen.contains_region(r), box
+            assert "Touching pages" in app.narration.text().plain
+            assert "64 absent → anon" in app.evidence.plain()
+            # every touched page shows in the page map, whatever the scale
+            cells = app.query_one("#pm-grid")._cells
+            assert sum(c.state == "anon" for c in cells) * app.query_one("#pm-grid").per >= 64
+            await pilot.press("q")
+
+
+def test_projector_mode_at_100x30_shows_table_page_map_step_and_evidence():
+    asyncio.run(_projector_100x30())

@@ -152,6 +152,8 @@ def _run_article(c: Ctx, name: str, size: int, *, fixed: bool = False, neighbour
         args = (info["ptr"], len(APPEND) + size)  # munmap(ptr, addSize + len): what it says
     e = c.req("munmap-errno", addr=args[0], len=args[1])["info"]["errno"]
     span = c.regions[name][1] + (c.page if neighbour else 0)
+    if neighbour:
+        c.regions["neighbour"] = (info["neighbour"], c.page)
     return {
         "focus": base,
         "range": (base, span),

@@ -354,6 +354,8 @@ STEPS: tuple[Step, ...] = (
         "A new VMA covers the 4 MiB range and none of its 1024 pages is resident.",
         act_anon,
         check_anon,
+        article="mmap creates a vm_area_struct; memory is used only when pages are touched",
+        linux="agreed: a VMA is recorded, and RSS stays 0 until the first touch",
     ),
     Step(
         "touch-pages",
@@ -368,6 +370,8 @@ STEPS: tuple[Step, ...] = (
         "Exactly the 64 touched pages became resident, with at least one minor fault each.",
         act_touch,
         check_touch,
+        article="only the pages actually accessed are loaded, each through a page fault",
+        linux="agreed for anonymous memory: one minor fault per touched page, the rest stay absent",
     ),
     Step(
         "cold-file-read",
@@ -384,6 +388,8 @@ STEPS: tuple[Step, ...] = (
         "Reading 4 pages of a cold file took major faults and made more than 4 pages resident.",
         act_cold,
         check_cold,
+        article="a fault copies the needed page from disk into memory",
+        linux="a fault waits for the disk only if the page is not cached, and maps many neighbours too",
         prepare=prepare_cold,
     ),
     Step(
@@ -421,7 +427,7 @@ STEPS: tuple[Step, ...] = (
         (
             "The workload writes to pages 0, 100 and 200 of the shared mapping.",
             "The bytes land in the page cache page itself, which becomes dirty:",
-            "it must reach the disk later (writeback, within about 30 s).",
+            "it must reach the disk later (writeback, about 30 s: watch the writeback clock).",
             "Dirtiness is per folio: a page in a large folio dirties the whole folio.",
             "read(2) of the file already returns the new bytes: same page cache.",
         ),
@@ -429,20 +435,25 @@ STEPS: tuple[Step, ...] = (
         "Every written page is dirty in the page cache, and read(2) already sees the new bytes.",
         act_shared_write,
         check_shared_write,
+        article="the kernel writes dirty pages back automatically, so syncing is rarely needed",
+        linux="it does, about 30 s later (dirty_expire_centisecs): until then a power loss loses them",
         root_note="dirty pages: /proc/kpageflags needs root",
     ),
     Step(
         "msync",
         "msync(MS_SYNC): clean again",
         (
-            "msync(MS_SYNC) writes the range's dirty pages to disk and waits.",
-            "Afterwards the disk holds what memory holds: the pages are clean.",
-            "They stay cached and mapped; only the dirty flag is gone.",
+            "The workload writes pages 0, 100 and 200 again; vmainspect counts the dirty",
+            "pages (cachestat), then the workload calls msync(MS_SYNC): it writes the range's",
+            "dirty pages to disk and waits. The pages stay cached and mapped; only the dirty",
+            "flag is gone. (The step writes first, so the pace of the lecture cannot matter.)",
         ),
         "the step writes 3 pages, counts the dirty ones, msyncs: dirty drops to 0, resident stays",
         "Right before msync the written pages were dirty; after it none is, and all the pages are still resident.",
         act_msync,
         check_msync,
+        article="dirty pages are written back automatically or on msync()",
+        linux="msync(MS_SYNC) writes them now and waits: the only way to know they are on disk",
         root_note="dirty pages: /proc/kpageflags needs root",
     ),
     Step(
@@ -457,5 +468,7 @@ STEPS: tuple[Step, ...] = (
         "The descriptor is closed, and the mapping and its resident pages are unchanged.",
         act_close,
         check_close,
+        article="the mapping stays valid after the descriptor is closed",
+        linux="agreed: the VMA holds its own reference to the file",
     ),
 )

@@ -152,7 +152,6 @@ STEPS: tuple[Step, ...] = (
         "msync'ed) and none of the MAP_PRIVATE writes.",
         act_crash,
         check_crash,
-        root_note="dirty pages: /proc/kpageflags needs root",
     ),
     Step(
         "torn-record",

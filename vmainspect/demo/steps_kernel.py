@@ -144,7 +144,7 @@ def prepare_zero_copy(c: Ctx) -> Info:
 
 def act_zero_copy(c: Ctx) -> Info:
     path = c.files["zero-copy.dat"]
-    buf = c.req("read-file", path=path, len=ZC_PAGES * c.page, name="read buffer")
+    buf = c.req("read-file", path=path, len=ZC_PAGES * c.page, name="vmainspect read buffer")
     c.regions["read buffer"] = (buf["addr"], buf["len"])
     r = c.req("map-file", path=path, shared=True, writable=False, len=ZC_PAGES * c.page)
     c.regions["zero-copy"] = (r["addr"], r["len"])

@@ -137,7 +137,7 @@ class Workload:
         """read(2) a whole file into a fresh anonymous buffer (the copy mmap avoids)."""
         n = c["len"]
         buf = libc.mmap_(n, RW, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS)
-        libc.name_anon(buf, n, c.get("name", "read buffer"))
+        libc.name_anon(buf, n, c.get("name", "vmainspect read buffer"))
         libc.madvise(buf, n, libc.MADV_NOHUGEPAGE)
         fd = os.open(c["path"], os.O_RDONLY)
         try:
@@ -181,7 +181,7 @@ class Workload:
             nb = libc.mmap_(
                 PAGE, RW, libc.MAP_PRIVATE | libc.MAP_ANONYMOUS | libc.MAP_FIXED, addr=hint + span
             )
-            libc.name_anon(nb, PAGE, "neighbour")
+            libc.name_anon(nb, PAGE, "vmainspect neighbour")
             libc.memset(nb, 0x4E, PAGE)
             info["neighbour"] = nb
         flags = libc.MAP_SHARED | (libc.MAP_FIXED if hint else 0)

@@ -106,6 +106,7 @@ class VmaInspectApp(App):
     CSS_PATH = APP_CSS
     TITLE = "vmainspect"
     HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (160, "-wide")]
+    PAUSE_KEY = "space"  # named in the status line while paused (the lecture pauses with p)
     BINDINGS = [
         Binding("q", "quit", "Quit"),
         Binding("space", "toggle_pause", "Pause"),
@@ -382,7 +383,7 @@ class VmaInspectApp(App):
                 t.append(" · not root: PFNs, page flags and sharing hidden (see page map)", "yellow")
             t.append(f" · taken {self.current_frame.snapshot.taken_at[11:19]}Z", "dim")
         if self.paused:
-            t.append(" · PAUSED (space resumes)", "bold yellow")
+            t.append(f" · PAUSED ({self.PAUSE_KEY} resumes)", "bold yellow")
         if self._message:
             t.append(" · ")
             t.append_text(self._message if isinstance(self._message, Text) else literal(self._message))

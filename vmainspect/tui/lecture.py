@@ -1,11 +1,15 @@
-"""Lecture mode: the live TUI on the demo workload, plus a narration panel.
+"""Lecture mode: the live TUI on the demo workload, with the step's narration and evidence.
 
 ``n``/space runs the next step in a worker thread; the narration panel shows
-what the kernel does and what to watch at once, and the verdict (measured
-numbers, claim held or not) when the step's snapshots are in. The affected
-VMA is selected in the table as soon as a frame taken after the step is on
-screen. ``r`` restarts with a fresh workload, ``--auto`` advances by
-itself, ``q`` quits; the workload and its temp folder go on every way out.
+what the kernel does and what to watch, then the verdict; the evidence panel
+shows what the step caused (faults, page-state changes, the numbers of the
+verdict) and stays until the next step. The page map zooms to the step's
+own pages. ``b``/← steps back through the recorded steps (their evidence and
+page map, from the snapshots the verdict came from), a digit or ``g N``
+jumps, ``p`` pauses the refresh, ``a`` shows all of the workload's mappings
+(``--lecture`` shows its own only), ``r`` restarts after a confirmation,
+``--auto`` advances by itself, ``q`` quits; the workload and its temp folder
+go on every way out.
 """
 
 from __future__ import annotations
@@ -15,29 +19,29 @@ import contextlib
 import os
 import signal
 import threading
+import time
 from datetime import UTC, datetime
 from threading import Lock
+from typing import Any
 
-from rich.text import Text
 from textual import work
-from textual.binding import Binding
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.theme import Theme
-from textual.widgets import Static
+from textual.timer import Timer
 
 from ..demo.lesson import Lesson, StepResult
-from ..demo.steps import Step
 from ..errors import VmaInspectError
-from ..model import Frame
-from .app import VmaInspectApp
+from ..model import Frame, Vma, replace
+from .app import APP_CSS, VmaInspectApp
+from .lecture_panels import ConfirmRestart, JumpScreen, LectureHelpScreen, NarrationPanel
 from .sources import LiveSource
+from .widgets.evidence import Clock, EvidencePanel
 
-VERDICT = {
-    True: ("✔ HOLDS", "bold black on green"),
-    False: ("✘ DID NOT HOLD", "bold white on red"),
-    None: ("? UNKNOWN", "bold black on yellow"),
-}
-
+LECTURE_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lecture.tcss")
+OWN_ANON = "[anon:vmainspect"  # every anonymous region the workload makes is named so
 
 # --lecture: black background, white text, yellow and cyan accents, for projectors
 LECTURE_THEME = Theme(
@@ -56,134 +60,85 @@ LECTURE_THEME = Theme(
 )
 
 
+def own_frame(frame: Frame, folder: str, ranges: tuple[tuple[int, int], ...]) -> Frame:
+    """The frame with only the workload's own mappings: the lesson's regions and files.
+
+    A region is known by its address range (the lesson records where each step
+    mapped); names of anonymous regions (``[anon:vmainspect ...]``) need
+    CONFIG_ANON_VMA_NAME, which not every kernel has.
+    """
+    prefix = folder.rstrip("/") + "/"
+
+    def own(v: Vma) -> bool:
+        if v.path and (v.path.startswith(OWN_ANON) or v.path.startswith(prefix)):
+            return True
+        return any(v.start < a + n and a < v.end for a, n in ranges)
+
+    vmas = tuple(v for v in frame.snapshot.vmas if own(v))
+    return replace(frame, snapshot=replace(frame.snapshot, vmas=vmas))
+
+
 class LectureSource:
-    """A LiveSource on the current workload; ``retarget()`` switches to a new one (restart)."""
+    """A LiveSource on the current workload; ``retarget()`` switches to a new one (restart).
+
+    ``own_only`` keeps the workload's own mappings in each frame (the
+    interpreter's hundred-odd VMAs are not the lesson).
+    """
 
     live = True
 
-    def __init__(self, pid: int, *, interval: float = 0.5, faults: bool = True) -> None:
+    def __init__(
+        self, pid: int, folder: str, *, interval: float = 0.5, faults: bool = True, own_only: bool = False
+    ) -> None:
         self.interval = interval
         self.faults = faults
+        self.own_only = own_only
+        self.folder = folder
+        self.ranges: tuple[tuple[int, int], ...] = ()  # the lesson's regions (set on the UI thread)
         self._lock = Lock()
         self._src = LiveSource(pid, interval=interval, pages=True, faults=faults)
         self.title = f"demo workload {pid}"
 
     @property
     def faults_note(self) -> str | None:
-        return self._src.faults_note
+        note: str | None = self._src.faults_note
+        return note
 
-    def retarget(self, pid: int) -> None:
+    def retarget(self, pid: int, folder: str) -> None:
         with self._lock:
             old, self._src = (
                 self._src,
                 LiveSource(pid, interval=self.interval, pages=True, faults=self.faults),
             )
             self.title = f"demo workload {pid}"
+            self.folder = folder
+            self.ranges = ()
         old.close()
 
     def next_frame(self) -> Frame:
         with self._lock:
-            src = self._src
-        return src.next_frame()
+            src, folder, ranges = self._src, self.folder, self.ranges
+        frame: Frame = src.next_frame()
+        return own_frame(frame, folder, ranges) if self.own_only else frame
 
     def close(self) -> None:
         with self._lock:
             self._src.close()
 
 
-class NarrationPanel(Static):
-    """Step title, narration, what to watch, then the verdict."""
+class LectureNotes(Horizontal):
+    """The narration and the evidence, side by side below the table and the page map."""
 
-    DEFAULT_CSS = """
-    NarrationPanel { height: auto; padding: 0 1; border: round $accent; }
-    """
+    def __init__(self, narration: NarrationPanel, evidence: EvidencePanel) -> None:
+        super().__init__(id="notes")
+        self.narration = narration
+        self.evidence = evidence
 
-    def __init__(self, total: int, *, big: bool = False, **kw) -> None:
-        super().__init__(**kw)
-        self.total = total
-        self.big = big
-        self.step: Step | None = None
-        self.index = 0
-        self.result: StepResult | None = None
-        self.state = "intro"  # intro | running | done | error | finished
-        self.error: str | None = None
-        self.next_title: str | None = None
-        self.root_hidden = False
-
-    def intro(self, first: Step, root: bool) -> None:
-        self.step, self.index, self.result, self.state = first, 0, None, "intro"
-        self.root_hidden = not root
-        self.next_title = first.title
-        self._show()
-
-    def running(self, step: Step, index: int, next_title: str | None) -> None:
-        self.step, self.index, self.result, self.error = step, index, None, None
-        self.state, self.next_title = "running", next_title
-        self._show()
-
-    def done(self, result: StepResult) -> None:
-        self.result, self.state = result, "done"
-        self._show()
-
-    def failed(self, error: str) -> None:
-        self.error, self.state = error, "error"
-        self._show()
-
-    def finished(self) -> None:
-        self.state = "finished"
-        self._show()
-
-    def text(self) -> Text:
-        t = Text()
-        b = "bold " if self.big else ""
-        if self.state == "intro":
-            t.append("vmainspect lecture: how mmap and page faults work\n", b + "bold")
-            t.append(
-                f"{self.total} steps. Each makes the demo workload do one thing; vmainspect then "
-                "checks the step's claim against the kernel's own accounting.\n",
-                b,
-            )
-            if self.root_hidden:
-                t.append(
-                    "Not root: dirty pages and mapping counts cannot be read "
-                    "(/proc/kpageflags, /proc/kpagecount); those claims show as unknown.\n",
-                    "bold yellow",
-                )
-            t.append(f"\nPress n or space for step 1: {self.next_title}", "bold")
-            return t
-        step = self.step
-        assert step is not None
-        t.append(f"Step {self.index + 1}/{self.total} · ", "bold")
-        t.append(step.title + "\n", "bold underline" if not self.big else "bold reverse")
-        for line in step.narration:
-            t.append("  " + line + "\n", b)
-        t.append("Watch: ", "bold cyan")
-        t.append(step.watch + "\n", b + "cyan")
-        if self.root_hidden and step.root_note:
-            t.append(f"Not root: {step.root_note}; that part is unknown.\n", "yellow")
-        if self.state == "running":
-            t.append("\nrunning… measuring before and after", "italic")
-        elif self.state == "error":
-            t.append("\nThe step could not run: ", "bold red")
-            t.append(self.error or "", "red")
-            t.append("  (r restarts)", "dim")
-        elif self.result is not None:
-            word, style = VERDICT[self.result.holds]
-            t.append("\n")
-            t.append(f" {word} ", style)
-            t.append(" " + step.claim + "\n", b)
-            t.append("Measured: ", "bold")
-            t.append(self.result.summary + "\n", b)
-            if self.result.reason:
-                t.append(self.result.reason + "\n", "yellow" if self.result.holds is None else "red")
-            if self.state == "finished" or self.next_title is None:
-                t.append("That was the last step: r starts again, q quits.", "bold")
-            else:
-                t.append(f"Next (n / space): {self.next_title}", "dim" if not self.big else "bold")
-        return t
-
-    def _show(self) -> None:
-        self.update(self.text())
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="narration-box"):
+            yield self.narration
+        with VerticalScroll(id="evidence-box"):
+            yield self.evidence
 
 
 class StepDone(Message):
@@ -192,17 +147,28 @@ class StepDone(Message):
         self.result, self.error = result, error
 
 
-class LectureApp(VmaInspectApp):
-    """D's live attach UI plus the narration panel and the step keys."""
+def _jump_bindings() -> list[BindingType]:
+    return [Binding(str(d), f"jump_to({d})", f"Step {d}", show=False) for d in range(1, 10)]
 
-    CSS_PATH = ["app.tcss", "lecture.tcss"]
+
+class LectureApp(VmaInspectApp):
+    """The live attach UI plus narration, evidence, and the lecture's keys."""
+
+    CSS_PATH = [APP_CSS, LECTURE_CSS]  # type: ignore[assignment]  # the app declares one path
     TITLE = "vmainspect demo"
+    PAUSE_KEY = "p"
     BINDINGS = [
-        Binding("n", "next_step", "Next step", priority=True),
-        Binding("space", "next_step", "Next step", show=False, priority=True),
-        Binding("r", "restart", "Restart", priority=True),
-        Binding("p", "toggle_pause", "Pause", show=False),
+        Binding("n", "next_step", "Next"),
+        Binding("space", "next_step", "Next", show=False),
+        Binding("b", "step_back", "Back"),
+        Binding("left", "step_back", "Back", show=False),
+        Binding("g", "jump", "Jump"),
+        Binding("p", "toggle_pause", "Pause"),
+        Binding("a", "toggle_own", "All maps"),
+        Binding("r", "restart", "Restart"),
+        Binding("question_mark", "help", "Help"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        *_jump_bindings(),
     ]
 
     def __init__(
@@ -216,14 +182,20 @@ class LectureApp(VmaInspectApp):
     ) -> None:
         self.lesson = lesson
         self.narration = NarrationPanel(len(lesson.steps), big=big, id="narration")
-        source = LectureSource(lesson.pid, interval=interval, faults=faults)
-        super().__init__(source, interval=interval, extra_panel=self.narration)
+        self.evidence = EvidencePanel(id="evidence")
+        folder = lesson.session.dir if lesson.session else ""
+        source = LectureSource(lesson.pid, folder, interval=interval, faults=faults, own_only=big)
+        super().__init__(source, interval=interval, extra_panel=LectureNotes(self.narration, self.evidence))
+        self.source: LectureSource = source
         self.auto = auto
         self.big = big
         self.step_running = False
         self.results: list[StepResult] = []
+        self.viewing: int | None = None  # index of the recorded step on screen (None: the latest, live)
+        self._run_until = 0  # g N past the last step run: keep running up to N
         self._focus: tuple[int, str] | None = None  # (address, step finished at, ISO)
-        self._auto_timer = None
+        self._clocks: dict[str, list[float | None]] = {}  # path -> [dirtied at, clean after]
+        self._auto_timer: Timer | None = None
         self.root = os.geteuid() == 0
 
     def on_mount(self) -> None:
@@ -233,6 +205,7 @@ class LectureApp(VmaInspectApp):
             self.register_theme(LECTURE_THEME)
             self.theme = LECTURE_THEME.name
         self.narration.intro(self.lesson.steps[0], self.root)
+        self.evidence.show("Evidence: each step's faults, page changes and numbers appear here", None, None)
         if self.auto:
             self._auto_timer = self.set_interval(self.auto, self._auto_tick)
         # SIGHUP (terminal closed) and SIGTERM: handled in the event loop, never
@@ -259,12 +232,20 @@ class LectureApp(VmaInspectApp):
         self.exit(return_code=128 + sig)
 
     def _state(self) -> str:
-        # D's header calls any source but LiveSource "replay"; ours is live
-        state = super()._state()
+        # the header calls any source but LiveSource "replay"; ours is live
+        state: str = super()._state()
         return "live" if state == "replay" else state
 
     # --- steps -----------------------------------------------------------------------
     def action_next_step(self) -> None:
+        if self.viewing is not None:
+            if self.viewing + 1 < len(self.results):
+                self._review(self.viewing + 1)
+                return
+            self._leave_review()
+        self._start_next()
+
+    def _start_next(self) -> None:
         if self.step_running:
             self.notify("the step is still running", timeout=2)
             return
@@ -276,6 +257,7 @@ class LectureApp(VmaInspectApp):
         nxt = self.lesson.steps[i + 1].title if i + 1 < len(self.lesson.steps) else None
         self.step_running = True
         self.narration.running(step, i, nxt)
+        self.evidence.show(f"Step {i + 1}: measuring…", None, None)
         self._run_step()
 
     @work(thread=True, exclusive=True, group="lecture-step")
@@ -297,23 +279,126 @@ class LectureApp(VmaInspectApp):
         else:
             self._step_done(msg.result)
 
+    def _next_title(self, index: int) -> str | None:
+        steps = self.lesson.steps
+        return steps[index + 1].title if index + 1 < len(steps) else None
+
     def _step_done(self, result: StepResult) -> None:
         self.step_running = False
         self.results.append(result)
-        self.narration.done(result)
+        if self.lesson.ctx is not None:
+            self.source.ranges = tuple(self.lesson.ctx.regions.values())
+        self.narration.done(result, self._next_title(result.index))
+        self._show_evidence(result)
+        ev = result.evidence
+        if ev is not None and ev.dirty_file:
+            self._clocks[ev.dirty_file] = [result.finished_at, None]
+        self.page_map.zoom_to = ev.zoom if ev is not None else None
         if self.lesson.done:
             self.narration.finished()
         if result.focus:
             now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
             self._focus = (result.focus, now)
         self.request_frame()
+        if self._run_until > len(self.results) and not self.lesson.done:
+            self._start_next()
+        else:
+            self._run_until = 0
+
+    def _show_evidence(self, result: StepResult, note: str | None = None) -> None:
+        self.evidence.show(
+            f"Step {result.index + 1} · {result.step.id}", result.holds, result.evidence, note=note
+        )
 
     def _step_failed(self, error: str) -> None:
         self.step_running = False
+        self._run_until = 0
         self.narration.failed(error)
+        self.evidence.show("The step could not run", False, None)
 
+    # --- looking back, jumping ----------------------------------------------------------
+    def action_step_back(self) -> None:
+        if self.step_running:
+            self.notify("the step is still running", timeout=2)
+            return
+        at = self.viewing if self.viewing is not None else len(self.results) - 1
+        if at <= 0:
+            self.notify("no earlier step" if self.results else "no step has run yet", timeout=2)
+            return
+        self._review(at - 1)
+
+    def action_jump(self) -> None:
+        def done(n: int | None) -> None:
+            if n is not None:
+                self.action_jump_to(n)
+
+        self.push_screen(JumpScreen(len(self.lesson.steps)), done)
+
+    def action_jump_to(self, n: int) -> None:
+        if self.step_running:
+            self.notify("the step is still running", timeout=2)
+            return
+        if n <= len(self.results):
+            self._review(n - 1)
+            return
+        if self.viewing is not None:
+            self._leave_review()
+        self._run_until = n
+        self._start_next()
+
+    def _review(self, index: int) -> None:
+        """Show a recorded step: its narration, verdict, evidence, and page map at that time."""
+        result = self.results[index]
+        if self.viewing is None:
+            self.pause(True)
+        self.viewing = index
+        self.narration.review(result)
+        self._show_evidence(
+            result, note=f"recorded {time.strftime('%H:%M:%S', time.localtime(result.finished_at))}"
+        )
+        ev, after = result.evidence, result.after
+        if after is None:
+            return
+        addr = ev.zoom[0] if ev is not None and ev.zoom else result.focus
+        self.page_map.zoom_to = ev.zoom if ev is not None else None
+        if addr is None:
+            return
+        self.select_address(addr)
+        vma = after.vma_at(addr)
+        before = result.before.vma_at(addr) if result.before is not None else None
+        prev = before if before is not None and vma is not None and before.start == vma.start else None
+        self.page_map.show(vma, prev, after.capabilities, None, after.host.page_size)
+
+    def _leave_review(self) -> None:
+        self.viewing = None
+        if self.results:
+            last = self.results[-1]
+            self.narration.done(last, self._next_title(last.index))
+            self._show_evidence(last)
+            self.page_map.zoom_to = last.evidence.zoom if last.evidence is not None else None
+        self.pause(False)
+
+    def action_toggle_pause(self) -> None:
+        if self.viewing is not None:
+            self._leave_review()
+            return
+        super().action_toggle_pause()
+
+    def action_toggle_own(self) -> None:
+        self.source.own_only = not self.source.own_only
+        self.notify(
+            "the workload's own mappings only" if self.source.own_only else "all of the workload's mappings",
+            timeout=2,
+        )
+        self.request_frame()
+
+    def action_help(self) -> None:
+        self.push_screen(LectureHelpScreen())
+
+    # --- live frames --------------------------------------------------------------------
     def frame_applied(self, frame: Frame) -> None:
-        """Select the step's VMA once a frame taken after the step is on screen."""
+        """Select the step's VMA once a frame taken after the step is on screen; tick the clocks."""
+        self._tick_clocks()
         if frame.snapshot.process.pid != self.lesson.pid:
             # a poll of the previous workload that finished after a restart
             self._message = ""
@@ -335,36 +420,84 @@ class LectureApp(VmaInspectApp):
         else:
             self.request_frame()
 
+    def _tick_clocks(self) -> None:
+        """The writeback clock: how long the lesson's dirty file has been dirty, from cachestat."""
+        if not self._clocks:
+            self.evidence.set_clock(None)
+            return
+        from ..procfs.cachestat import page_cache_of
+        from ..procfs.meminfo import read_writeback
+
+        path = max(self._clocks, key=lambda p: self._clocks[p][0] or 0.0)
+        since, clean = self._clocks[path]
+        seconds = time.time() - (since or time.time())
+        try:
+            counts: Any = page_cache_of(path)
+        except OSError:
+            counts = None
+        dirty = None if counts is None else counts.dirty
+        if clean is None and dirty == 0:
+            clean = self._clocks[path][1] = seconds
+        wb = read_writeback()
+        self.evidence.set_clock(
+            Clock(
+                path,
+                seconds,
+                None if counts is None else counts.cached,
+                dirty,
+                None if counts is None else counts.writeback,
+                wb.dirty_expire_s,
+                wb.dirty_writeback_s,
+                clean,
+            )
+        )
+
+    # --- restart, auto, quit ---------------------------------------------------------------
     def action_restart(self) -> None:
         if self.step_running:
             self.notify("wait for the running step to finish", timeout=2)
             return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.restart()
+
+        self.push_screen(ConfirmRestart(), answered)
+
+    def restart(self) -> None:
         # on the UI (main) thread: the workload must outlive the thread that forks it.
         # Start the new workload and switch to it before the old one goes.
         old = self.lesson.detach()
         try:
             self.lesson.start(wait=False)
-            self.source.retarget(self.lesson.pid)
+            self.source.retarget(self.lesson.pid, self.lesson.session.dir if self.lesson.session else "")
         finally:
             if old is not None:
                 old.close()
         self.results.clear()
+        self._clocks.clear()
         self._focus = None
         self._message = ""
+        self._run_until = 0
+        if self.viewing is not None:
+            self.viewing = None
+            self.pause(False)
+        self.page_map.zoom_to = None
         # no diff against the old workload's VMAs (they would all show as removed)
         self.current_frame = None
         self._prev = None
         self.narration.intro(self.lesson.steps[0], self.root)
+        self.evidence.show("Evidence: each step's faults, page changes and numbers appear here", None, None)
         self.sub_title = self.source.title
         self.request_frame()
 
     def _auto_tick(self) -> None:
-        if self.step_running:
+        if self.step_running or self.viewing is not None:
             return
         if self.lesson.done:
-            self.action_restart()
+            self.restart()
         else:
-            self.action_next_step()
+            self._start_next()
 
     async def action_quit(self) -> None:
         if self._auto_timer is not None:

@@ -195,7 +195,13 @@ class PageGrid(Widget):
 
 
 class PageMapPanel(Vertical):
-    """Title, legend, what is unknown and why, the grid, and the counts."""
+    """Title, legend, what is unknown and why, the grid, and the counts.
+
+    ``zoom_to`` (address, length), when set, is the zoom of every ``show``
+    that passes none: the lecture sets it to the current step's range.
+    """
+
+    zoom_to: tuple[int, int] | None = None
 
     DEFAULT_CSS = """
     PageMapPanel { height: 1fr; }
@@ -222,6 +228,8 @@ class PageMapPanel(Vertical):
         zoom: tuple[int, int] | None = None,
     ) -> None:
         """Show ``vma``; ``zoom`` (address, length) limits the grid to that part of it."""
+        if zoom is None:
+            zoom = self.zoom_to
         first, count = 0, None
         if vma is not None and zoom is not None:
             lo, hi = max(zoom[0], vma.start), min(zoom[0] + zoom[1], vma.end)
