@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ..safetext import printable
+
 if TYPE_CHECKING:
     from ..snapshot.cachetree import CacheReport
 
@@ -45,20 +47,14 @@ def _cell(v: int | None) -> str:
     return "?" if v is None else str(v)
 
 
-def _safe(text: str) -> str:
-    """A path as printed on a terminal: control characters shown as \\xNN."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def render(report: CacheReport, *, summary: bool = False) -> str:
     from ..units import human_bytes
 
     rows = []
     if not summary:
         rows = [
-            (*(_cell(getattr(f, c)) for c in _COLS), human_bytes(f.size), _safe(f.path)) for f in report.files
+            (*(_cell(getattr(f, c)) for c in _COLS), human_bytes(f.size), printable(f.path))
+            for f in report.files
         ]
     t = report.total
     rows.append(
@@ -95,7 +91,7 @@ def run(args: argparse.Namespace) -> int:
 
     report, denied = cachetree.measure(args.paths)
     for err in report.errors:
-        print(f"vmainspect: {_safe(err)}", file=sys.stderr)
+        print(f"vmainspect: {printable(err)}", file=sys.stderr)
     if args.json:
         text = cachetree.encode(report).decode() + "\n"
     else:

@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--period",
-        type=int_arg(1),
+        type=int_arg(1, (1 << 63) - 1),  # perf_event_attr.sample_period: the kernel refuses the top bit
         default=1,
         metavar="N",
         help="sample one fault in N (default 1: every fault)",
@@ -282,6 +282,7 @@ def _pct(part: int, whole: int) -> str:
 
 
 def _render(doc: dict, top: int) -> str:
+    from ..safetext import printable
     from ..units import human_bytes
 
     out = []
@@ -363,4 +364,5 @@ def _render(doc: dict, top: int) -> str:
             out.append(f"  {r['tid']:>8} {r['minor']:>10,} {r['major']:>8,}")
     for note in doc["notes"]:
         out.append(f"note: {note}")
-    return "\n".join(out) + "\n"
+    # names, paths and symbols come from the target: escape control characters
+    return "\n".join(printable(line) for line in out) + "\n"

@@ -6,6 +6,8 @@ import argparse
 from operator import attrgetter
 from operator import sub as _sub
 
+from ..safetext import printable
+
 HELP = "print a process's memory regions as a table (like pmap -X), with totals"
 DESCRIPTION = """\
 Print every VMA of process PID: address range, permissions, kind, size, RSS,
@@ -59,13 +61,6 @@ def _dirty(sm) -> int:
     return sm.get("shared_dirty", 0) + sm.get("private_dirty", 0)
 
 
-def _safe(text: str) -> str:
-    """A path as printed on a terminal: control characters shown as \\xNN."""
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def _kind_filter(kinds: list[str] | None):
     from ..errors import BadInput
     from ..model import VMA_KINDS
@@ -115,7 +110,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
         f"{'PSS':>6} {'Dirty':>6} {'Swap':>6}  Path"
     )
     cmd = " ".join(p.cmdline) if p.cmdline else f"[{p.name}]"
-    out = [f"{p.pid}:   {_safe(cmd)}", head]
+    out = [f"{p.pid}:   {printable(cmd)}", head]
     if n:
         # Column by column, each a C-level map; one %-template for all rows.
         smaps = [v.smaps for v in vmas]
@@ -123,7 +118,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
         pss = [sm.get("pss") for sm in smaps]
         dirty = [sm.get("shared_dirty", 0) + sm.get("private_dirty", 0) for sm in smaps]
         swap = [sm.get("swap") for sm in smaps]
-        paths = _Memo(lambda path: _safe(path) if path else "")
+        paths = _Memo(lambda path: printable(path) if path else "")
         row = f"%{aw}x %{aw}x %s %-12s %6s %6s %6s %6s %6s  %s"
         out += map(
             row.__mod__,

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..model import Snapshot, Vma
+from ..safetext import printable
 from ..units import human_bytes
 
 DIFF_SCHEMA = "vmainspect/diff@1"
@@ -435,7 +436,7 @@ def render_text(d: Diff) -> str:
         lines.append(f"totals: {tot}")
     if not d.changes:
         lines.append("no differences")
-        return "\n".join(lines) + "\n"
+        return _text(lines)
     header = f"  {'ADDRESS RANGE':<25} {'PERMS':<10} {'SIZE':>6} {'RSS':>7} {'DIRTY':>7} {'SWAP':>7}  PATH"
     lines.append("")
     lines.append(header)
@@ -461,4 +462,9 @@ def render_text(d: Diff) -> str:
         if c.transitions:
             parts = ", ".join(f"{f}->{t} {n}" for f, t, n in c.transitions)
             lines.append(f"    pages: {parts} (of {c.overlap_pages} compared)")
-    return "\n".join(lines) + "\n"
+    return _text(lines)
+
+
+def _text(lines: list[str]) -> str:
+    """The report's lines: paths and names come from the target, so control characters are escaped."""
+    return "\n".join(printable(line) for line in lines) + "\n"
