@@ -660,7 +660,7 @@ def test_cli_no_such_process():
 
 def test_cli_bad_arguments():
     r = _run_cli("1", "--period", "0")
-    assert r.returncode == 2 and "wants at least 1" in r.stderr
+    assert r.returncode == 2 and "wants 1 to" in r.stderr
 
 
 @pytest.mark.root
