@@ -31,6 +31,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -122,7 +123,7 @@ def target_snapshots(diverse: bool) -> list[tuple[str, Snapshot]]:
     target = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     try:
         info = json.loads(target.stdout.readline())
-        while open(f"/proc/{info['pid']}/stat").read().rsplit(")", 1)[1].split()[0] != "T":
+        while Path(f"/proc/{info['pid']}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
             time.sleep(0.01)
         tag = "target" + (" div" if diverse else "")
         return [
@@ -184,17 +185,17 @@ def main() -> int:
     for label, pages in cases:
         s = pages if isinstance(pages, Snapshot) else synthetic(src, args.vmas, pages)
         nruns = sum(len(v.pages.runs) for v in s.vmas if v.pages)
-        t_compact, text = best(lambda: snapshot_io.dumps(s), args.repeat)
-        t_indent, _ = best(lambda: snapshot_io.dumps(s, indent=1), args.repeat)
-        t_json, _ = best(lambda: json.dumps(snapshot_io.to_dict(s), separators=(",", ":")), args.repeat)
+        t_compact, text = best(lambda s=s: snapshot_io.dumps(s), args.repeat)
+        t_indent, _ = best(lambda s=s: snapshot_io.dumps(s, indent=1), args.repeat)
+        t_json, _ = best(lambda s=s: json.dumps(snapshot_io.to_dict(s), separators=(",", ":")), args.repeat)
         if args.naive:
-            t_naive, _ = best(lambda: json.dumps(msgspec.to_builtins(s), indent=1), min(args.repeat, 2))
+            t_naive, _ = best(lambda s=s: json.dumps(msgspec.to_builtins(s), indent=1), min(args.repeat, 2))
         else:
             t_naive = float("nan")
-        t_loads, back = best(lambda: snapshot_io.loads(text), min(args.repeat, 3))
+        t_loads, back = best(lambda text=text: snapshot_io.loads(text), min(args.repeat, 3))
         assert back == s, "round trip failed"
         del back
-        t_jl, _ = best(lambda: _json_loads_no_gc(text), min(args.repeat, 3))
+        t_jl, _ = best(lambda text=text: _json_loads_no_gc(text), min(args.repeat, 3))
         print(
             f"{label:<20}{nruns:>9}{len(text) / 1e6:>7.1f}{t_compact:>8.3f}s{t_indent:>9.3f}s"
             f"{t_json:>8.3f}s{t_naive:>8.3f}s{t_loads:>8.3f}s{t_jl:>10.3f}s"

@@ -30,6 +30,7 @@ import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
@@ -192,7 +193,7 @@ def main() -> int:
         proc, _info = spawn(n)
         try:
             pid = proc.pid
-            nvmas = sum(1 for _ in open(f"/proc/{pid}/maps"))
+            nvmas = len(Path(f"/proc/{pid}/maps").read_text().splitlines())
             _, t_pmap = timed(subprocess.run, ["pmap", "-X", str(pid)], stdout=subprocess.DEVNULL)
             s1, t_c = timed(collect, pid, pages=True)
             os.kill(pid, signal.SIGCONT)

@@ -65,7 +65,7 @@ async def shoot(out: str, big: bool) -> list[str]:
             while not lesson.done and wanted:
                 n = len(app.results)
                 await pilot.press("n")
-                await settle(app, pilot, lambda: len(app.results) == n + 1 and not app.step_running)
+                await settle(app, pilot, lambda n=n: len(app.results) == n + 1 and not app.step_running)
                 r = app.results[-1]
                 if r.step.id in wanted:
                     if r.focus:

@@ -93,7 +93,7 @@ class Target:
         self.kill()
 
 
-def _wait_stopped(pid: int, timeout: float) -> None:
+def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{pid}/stat", "rb") as f:

@@ -262,7 +262,7 @@ def test_unlinked_file_is_deleted(target, snap):
 
 
 def test_shared_anonymous_and_sysv_shm_and_memfd(target, snap):
-    addr, n, touched = target.report["anon_shared"]
+    addr, _n, touched = target.report["anon_shared"]
     v = vma_at(snap, addr)
     assert (v.kind, v.path, v.perms) == (KIND_ANON_SHARED, "/dev/zero (deleted)", "rw-s")
     assert v.smaps["rss"] == len(touched) * PAGE

@@ -1,7 +1,7 @@
 """read_pages() as root against the kernel: PFNs, kpageflags, kpagecount.
 
-Targets and helpers are in test_pages_kernel.py; see its docstring for the
-kernel behaviour these tests pin down.
+The target and its helpers are in pages_target.py, its fixtures in conftest.py;
+test_pages_kernel.py's docstring describes the kernel behaviour these tests pin down.
 """
 
 from __future__ import annotations
@@ -12,19 +12,8 @@ import struct
 
 import msgspec
 import pytest
+from pages_target import FORK, PAGE, _cleanup, _wait_stopped, info_at, read_both, states, vmas_of
 from targets import spawn_target
-from test_pages_kernel import (  # noqa: F401
-    FORK,
-    PAGE,
-    _cleanup,
-    _wait_stopped,
-    info_at,
-    main_target,
-    main_view,
-    read_both,
-    states,
-    vmas_of,
-)
 
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages

@@ -1,6 +1,7 @@
 """Replaying a recording in the TUI: stepping, jumping, playing, change highlighting."""
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
@@ -213,7 +214,7 @@ def test_open_command_dispatches_recordings(rec_path, tmp_path, monkeypatch, cap
     assert isinstance(started[0], ReplayApp) and started[0].replay.upcoming == 1
     # a cut-off recording opens, with a one-line warning saying where it stops
     cut = tmp_path / "cut.jsonl"
-    data = open(rec_path, "rb").read()
+    data = Path(rec_path).read_bytes()
     cut.write_bytes(data[: data.rindex(b'{"t"') + 20])
     assert cli.main(["open", str(cut)]) == 0
     err = capsys.readouterr().err

@@ -76,7 +76,7 @@ def test_fifo_is_written_directly(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     got = []
-    reader = threading.Thread(target=lambda: got.append(open(fifo, "rb").read()))
+    reader = threading.Thread(target=lambda: got.append(fifo.read_bytes()))
     reader.start()
     fileio.write_text(str(fifo), "through the pipe\n")
     reader.join(10)
