@@ -17,8 +17,8 @@ import pytest
 
 from vmainspect.demo.control import PREFIX, temp_root
 from vmainspect.demo.lesson import STEPS, Lesson, StepResult
-from vmainspect.tui.lecture import LectureApp
 from vmainspect.procfs.cachestat import page_cache_of
+from vmainspect.tui.lecture import LectureApp
 from vmainspect.tui.lecture_panels import (
     KEYS,
     ConfirmRestart,
