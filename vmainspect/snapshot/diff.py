@@ -18,6 +18,7 @@ by page, when both snapshots carry page runs (``--pages``).
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -230,18 +231,35 @@ def _pair(va: tuple[Vma, ...], vb: tuple[Vma, ...]) -> tuple[list[tuple[Vma, Vma
     return pairs, rest_a, rest_b
 
 
-def _overlapping(vmas: tuple[Vma, ...], v: Vma) -> Vma | None:
-    """The VMA of ``vmas`` (same inode) with the largest address overlap with ``v``."""
-    best, most = None, 0
-    for w in vmas:
-        if w.end <= v.start:
-            continue
-        if w.start >= v.end:
-            break
-        n = min(v.end, w.end) - max(v.start, w.start)
-        if n > most and w.inode == v.inode:
-            best, most = w, n
-    return best
+class _ByAddress:
+    """VMAs in address order, for "which of them overlaps this range" in O(log n + overlaps).
+
+    Snapshots hold VMAs in address order without overlaps (the kernel's order,
+    checked when a file is loaded), so the first candidate is found by bisection
+    and the scan stops at the first VMA starting past the range: diffing two runs
+    of a program, where ASLR moved every VMA, is O(n log n), not O(n^2).
+    """
+
+    def __init__(self, vmas: tuple[Vma, ...]) -> None:
+        self.vmas = sorted(vmas, key=lambda v: v.start)
+        self.starts = [v.start for v in self.vmas]
+
+    def overlapping(self, v: Vma) -> Vma | None:
+        """The VMA (same inode) with the largest address overlap with ``v``."""
+        vmas = self.vmas
+        best, most = None, 0
+        i = max(0, bisect_right(self.starts, v.start) - 1)  # the last one starting at or before v
+        while i < len(vmas):
+            w = vmas[i]
+            i += 1
+            if w.start >= v.end:
+                break
+            if w.end <= v.start:
+                continue
+            n = min(v.end, w.end) - max(v.start, w.start)
+            if n > most and w.inode == v.inode:
+                best, most = w, n
+        return best
 
 
 def _side(label: str, s: Snapshot) -> Side:
@@ -291,8 +309,9 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
             )
         else:
             unchanged += 1
+    in_a, in_b = _ByAddress(a.vmas), _ByAddress(b.vmas)
     for v in removed:
-        w = _overlapping(b.vmas, v)
+        w = in_b.overlapping(v)
         tr = page_transitions(v, w, page_size) if w else None
         changes.append(
             VmaChange(
@@ -306,7 +325,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
             )
         )
     for w in added:
-        v = _overlapping(a.vmas, w)
+        v = in_a.overlapping(w)
         tr = page_transitions(v, w, page_size) if v else None
         changes.append(
             VmaChange(
