@@ -83,6 +83,7 @@ class FakeRing(perf.Ring):
         struct.pack_into("<QQ", self.buf, 1040, perf.PAGE, size)
         self.base, self.map_size = ctypes.addressof(self.buf), 0  # 0: nothing to munmap
         self.fd_min = self.fd_maj = -1
+        self.extra, self.maj_ids = [], set()
         self._attach(size // perf.PAGE)
 
     def write(self, payload: bytes) -> None:

@@ -52,6 +52,7 @@ import mmap
 import os
 import platform
 import struct
+from dataclasses import dataclass
 
 PAGE = mmap.PAGESIZE
 
@@ -69,15 +70,22 @@ SAMPLE_TYPE = PERF_SAMPLE_IDENTIFIER | PERF_SAMPLE_IP | PERF_SAMPLE_TID | PERF_S
 
 PERF_RECORD_LOST = 2
 PERF_RECORD_SAMPLE = 9
+PERF_RECORD_MMAP2 = 10
+PERF_RECORD_MISC_MMAP_BUILD_ID = 1 << 14
 SAMPLE_SIZE = 48  # bytes per sample record with SAMPLE_TYPE
 SAMPLE_WORDS = SAMPLE_SIZE // 8
 
 # attr.flags bits
 _DISABLED = 1 << 0
+_INHERIT = 1 << 1
 _EXCLUDE_KERNEL = 1 << 5
 _EXCLUDE_HV = 1 << 6
 _WATERMARK = 1 << 14
+_MMAP_DATA = 1 << 17  # report data (non-exec) mmaps too
+_SAMPLE_ID_ALL = 1 << 18  # non-sample records carry pid/tid, time and id
+_MMAP2 = 1 << 23  # as PERF_RECORD_MMAP2 (device, inode, prot, flags)
 _USE_CLOCKID = 1 << 25
+_INHERIT_THREAD = 1 << 35  # inherit to new threads only, not to forked processes (Linux 5.13)
 
 CLOCK_MONOTONIC = 1
 ATTR_SIZE = 128  # PERF_ATTR_SIZE_VER7 (Linux 5.12+; older kernels accept a larger attr whose tail is zero)
@@ -123,9 +131,21 @@ class PerfError(OSError):
 
 
 def _attr(
-    config: int, period: int, *, exclude_kernel: bool, clockid: bool, watermark: int, size: int = ATTR_SIZE
-) -> ctypes.Array:
+    config: int,
+    period: int,
+    *,
+    exclude_kernel: bool,
+    clockid: bool,
+    watermark: int,
+    size: int = ATTR_SIZE,
+    inherit: bool = False,
+    mmaps: bool = False,
+) -> ctypes.Array[ctypes.c_char]:
     flags = _DISABLED | _EXCLUDE_HV
+    if inherit:
+        flags |= _INHERIT | _INHERIT_THREAD
+    if mmaps:
+        flags |= _MMAP_DATA | _MMAP2 | _SAMPLE_ID_ALL
     if exclude_kernel:
         flags |= _EXCLUDE_KERNEL
     if watermark:
@@ -166,32 +186,52 @@ def _event_id(fd: int) -> int:
 
 
 class Ring:
-    """The minor and major page-fault events of one thread, and their ring buffer."""
+    """One ring buffer and the minor and major page-fault events that write into it.
+
+    ``Ring(tid)`` follows one thread on every CPU (``cpu=-1``). ``Ring(tid, cpu=c,
+    inherit=True)`` follows the thread on CPU ``c`` only, and every thread it
+    creates from then on (``inherit``, ``inherit_thread``: new threads carry the
+    event from their first instruction); ``add(tid)`` puts another existing
+    thread's events for that CPU into the same ring. With ``track_mmaps`` the
+    minor events also report every mmap (and brk growth) of the process as
+    PERF_RECORD_MMAP2 records, timestamped like the samples.
+    """
 
     def __init__(
         self,
         tid: int,
         *,
+        cpu: int = -1,
         period: int = 1,
         ring_bytes: int = 1 << 20,
         exclude_kernel: bool = False,
         clockid: bool = True,
+        inherit: bool = False,
+        track_mmaps: bool = False,
     ) -> None:
         self.tid = tid
+        self.cpu = cpu
+        self.period = period
         self.exclude_kernel = exclude_kernel
         self.clockid = clockid
+        self.inherit = inherit
+        self.track_mmaps = track_mmaps
         self.fd_min = self.fd_maj = -1
+        self.extra: list[int] = []  # min/maj fds of threads added with add()
+        self.maj_ids: set[int] = set()
         self.base: int | None = None  # address of the mapped perf_event_mmap_page + data
         self.map_size = 0
+        self.enabled = False
         npages = max(1, ring_bytes // PAGE)
         npages = 1 << (npages.bit_length() - 1)  # a power of two
         try:
-            self.fd_min = self._open(PERF_COUNT_SW_PAGE_FAULTS_MIN, period, npages * PAGE // 4)
+            self.fd_min = self._open(tid, PERF_COUNT_SW_PAGE_FAULTS_MIN, npages * PAGE // 4)
             npages = self._map(npages)
-            self.fd_maj = self._open(PERF_COUNT_SW_PAGE_FAULTS_MAJ, period, 0)
+            self.fd_maj = self._open(tid, PERF_COUNT_SW_PAGE_FAULTS_MAJ, 0)
             fcntl.ioctl(self.fd_maj, PERF_EVENT_IOC_SET_OUTPUT, self.fd_min)
             self.id_min = _event_id(self.fd_min)
             self.id_maj = _event_id(self.fd_maj)
+            self.maj_ids.add(self.id_maj)
         except BaseException:
             self.close()
             raise
@@ -199,23 +239,48 @@ class Ring:
 
     def _attach(self, npages: int) -> None:
         base = self.base
+        assert base is not None
         self._head = ctypes.c_uint64.from_address(base + _DATA_HEAD)  # aligned 8-byte loads/stores
         self._tail = ctypes.c_uint64.from_address(base + _DATA_TAIL)
         self.data_offset = ctypes.c_uint64.from_address(base + _DATA_OFFSET).value or PAGE
         self.data_size = ctypes.c_uint64.from_address(base + _DATA_SIZE).value or npages * PAGE
         self.tail = self._tail.value
 
-    def _open(self, config: int, period: int, watermark: int) -> int:
+    def _open(self, tid: int, config: int, watermark: int) -> int:
         attr = _attr(
-            config, period, exclude_kernel=self.exclude_kernel, clockid=self.clockid, watermark=watermark
+            config,
+            self.period,
+            exclude_kernel=self.exclude_kernel,
+            clockid=self.clockid,
+            watermark=watermark,
+            inherit=self.inherit,
+            mmaps=self.track_mmaps and config == PERF_COUNT_SW_PAGE_FAULTS_MIN,
         )
         try:
-            return perf_event_open(attr, self.tid)
+            return perf_event_open(attr, tid, self.cpu)
         except PerfError as e:
             if e.errno == errno.EINVAL and self.clockid:  # use_clockid: Linux 4.1+
                 self.clockid = False
-                return self._open(config, period, watermark)
+                return self._open(tid, config, watermark)
             raise
+
+    def add(self, tid: int) -> None:
+        """Another thread's events on this ring's CPU, writing into this ring."""
+        fds = []
+        try:
+            for config in (PERF_COUNT_SW_PAGE_FAULTS_MIN, PERF_COUNT_SW_PAGE_FAULTS_MAJ):
+                fd = self._open(tid, config, 0)
+                fds.append(fd)
+                fcntl.ioctl(fd, PERF_EVENT_IOC_SET_OUTPUT, self.fd_min)
+            self.maj_ids.add(_event_id(fds[1]))
+            if self.enabled:
+                for fd in fds:
+                    fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        self.extra.extend(fds)
 
     def _map(self, npages: int) -> int:
         """Map 1 + npages pages of the ring (halving on the unprivileged mlock limit); returns npages."""
@@ -233,12 +298,13 @@ class Ring:
             raise PerfError(e, f"mmap of the perf ring: {os.strerror(e)}")
 
     @property
-    def fds(self) -> tuple[int, int]:
-        return self.fd_min, self.fd_maj
+    def fds(self) -> tuple[int, ...]:
+        return (self.fd_min, self.fd_maj, *self.extra)
 
     def enable(self) -> None:
-        fcntl.ioctl(self.fd_min, PERF_EVENT_IOC_ENABLE, 0)
-        fcntl.ioctl(self.fd_maj, PERF_EVENT_IOC_ENABLE, 0)
+        self.enabled = True
+        for fd in self.fds:
+            fcntl.ioctl(fd, PERF_EVENT_IOC_ENABLE, 0)
 
     def disable(self) -> None:
         for fd in self.fds:
@@ -249,13 +315,16 @@ class Ring:
                     pass
 
     def counts(self) -> tuple[int, int]:
-        """The events' own counts (minor, major) since enabled: every fault, sampled or lost."""
-        out = []
-        for fd in self.fds:
+        """The events' own counts (minor, major) since enabled: every fault, sampled or lost
+        (inherited events include the threads that inherited them, live or exited)."""
+        out = [0, 0]
+        for k, fd in enumerate(self.fds):
+            if fd < 0:
+                continue
             try:
-                out.append(struct.unpack("<Q", os.read(fd, 8))[0])
+                out[k % 2] += struct.unpack("<Q", os.read(fd, 8))[0]
             except OSError:
-                out.append(0)
+                pass
         return out[0], out[1]
 
     def drain(self) -> bytes:
@@ -284,6 +353,12 @@ class Ring:
             base, self.base = self.base, None
             if self.map_size:
                 _munmap(base, self.map_size)
+        extra, self.extra = self.extra, []
+        for fd in extra:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
         for name in ("fd_maj", "fd_min"):
             fd = getattr(self, name)
             if fd >= 0:
@@ -302,13 +377,60 @@ def _sample_header(misc: int) -> int:
 SAMPLE_HEADERS = frozenset(_sample_header(m) for m in range(8))
 
 
-def split_records(data: bytes) -> tuple[list[memoryview], int, int]:
+@dataclass(frozen=True)
+class MmapRecord:
+    """A PERF_RECORD_MMAP2: the kernel made (or grew, for brk) the mapping [addr, addr + length)."""
+
+    time: int  # the samples' clock
+    pid: int
+    addr: int
+    length: int
+    pgoff: int
+    dev: tuple[int, int]  # (major, minor); (0, 0) for anonymous memory
+    inode: int
+    prot: int  # PROT_READ 1, PROT_WRITE 2, PROT_EXEC 4
+    flags: int  # MAP_SHARED 1, MAP_PRIVATE 2, ...
+    filename: str  # "[heap]", "[stack]", "//anon", "/dev/zero", a path...
+
+    @property
+    def end(self) -> int:
+        return self.addr + self.length
+
+
+def parse_mmap2(data: bytes, pos: int, size: int) -> MmapRecord | None:
+    """The MMAP2 record of ``size`` bytes at ``pos`` (with the sample_id trailer of SAMPLE_TYPE)."""
+    if size < 72 + 8 + 24:
+        return None
+    pid, _tid, addr, length, pgoff, dmaj, dmin, ino = struct.unpack_from("<IIQQQIIQ", data, pos + 8)
+    misc = struct.unpack_from("<H", data, pos + 4)[0]
+    prot, flags = struct.unpack_from("<II", data, pos + 64)
+    name = data[pos + 72 : pos + size - 24].split(b"\0", 1)[0]
+    time = struct.unpack_from("<Q", data, pos + size - 16)[0]
+    if misc & PERF_RECORD_MISC_MMAP_BUILD_ID:  # a build-id in place of device and inode
+        dmaj = dmin = ino = 0
+    return MmapRecord(
+        time,
+        pid,
+        addr,
+        length,
+        pgoff,
+        (dmaj, dmin),
+        ino,
+        prot,
+        flags,
+        name.decode("utf-8", "surrogateescape"),
+    )
+
+
+def split_records(data: bytes, mmaps: list[MmapRecord] | None = None) -> tuple[list[memoryview], int, int]:
     """Split drained ring data into runs of sample records, counting losses.
 
     Returns (runs, lost, other): ``runs`` are memoryviews cast to 'Q', each a
     whole number of 6-word samples; ``lost`` sums PERF_RECORD_LOST counts;
     ``other`` counts records that were neither (throttling and the like).
-    Truncated or malformed data stops the walk (nothing is invented).
+    PERF_RECORD_MMAP2 records are appended to ``mmaps`` when it is given
+    (else counted in ``other``). Truncated or malformed data stops the walk
+    (nothing is invented).
     """
     mv = memoryview(data)
     n = len(data)
@@ -341,6 +463,8 @@ def split_records(data: bytes) -> tuple[list[memoryview], int, int]:
             lost += struct.unpack_from("<Q", data, pos + 16)[0]
         elif typ == PERF_RECORD_SAMPLE and size == SAMPLE_SIZE:
             runs.append(mv[pos : pos + SAMPLE_SIZE].cast("Q"))
+        elif typ == PERF_RECORD_MMAP2 and mmaps is not None and (rec := parse_mmap2(data, pos, size)):
+            mmaps.append(rec)
         else:
             other += 1
         pos += size

@@ -1,27 +1,30 @@
 """Page-fault sampling of one process: perf_event_open rings, or /proc counters.
 
-``FaultSampler(pid).start()`` opens a minor and a major page-fault event on
-every thread (``perf.Ring``), and a background thread drains the rings as they
-fill (poll on the events, woken at a quarter of the ring) into per-window
-buffers of raw addresses and IPs. ``tick(snapshot)`` closes the window: it
-counts the distinct faulting addresses (one C-level ``Counter`` pass) and
-attributes them to the snapshot's VMAs (one bisect per VMA that took faults),
-counts IPs per symbol (each distinct IP symbolized once, ELF files cached),
-and returns a ``TickResult``: the ``model.FaultTick`` plus what only a live
-caller needs (the snapshot the faults were attributed to, the per-symbol
-minor/major split, the unattributed count, whether the process ended and why,
-and the error of a failed ``refresh``). Nothing is read back from attributes. The attribution itself (addresses to VMAs,
-page-state transitions, IPs and data to symbols) is in ``fault_attrib``.
+``FaultSampler(pid).start()`` opens a minor and a major page-fault event for
+every thread (``rings.RingSet``: per CPU with inherited events, so threads
+created later are sampled from their first fault; per thread where that does
+not fit), and a background thread drains the rings as they fill (poll on the
+events, woken at half a ring) into per-window buffers of raw addresses and
+IPs. ``tick(snapshot)`` closes the window: it counts the distinct faulting
+addresses (one C-level ``Counter`` pass), places them in the mapping each was
+in when it faulted (``addrspace``: the snapshot, the MMAP2 records of the
+window, the previous snapshot), counts IPs per symbol (each distinct IP
+symbolized once, ELF files cached), and returns a ``TickResult``: the
+``model.FaultTick`` plus what only a live caller needs (the snapshot the faults
+were attributed to, the per-symbol minor/major split, whether the process
+ended and why, and the error of a failed ``refresh``). Nothing is read back
+from attributes.
 
-Threads that appear later are followed: /proc/PID/task is listed every 0.2 s
-by the drain thread and at every tick (faults of a thread in the first moments
-of its life, before it is seen, are missed; /proc's counters still have them).
-Threads that exit are drained a last time and closed.
+Faults nothing sampled (a thread's first moments in per-thread mode, faults
+the kernel takes on another's behalf) are counted, not hidden: the kernel's
+counter minus the events' own counts is ``FaultTick.unsampled``.
 
 Where perf_event_open is refused (kernel.perf_event_paranoid, seccomp, a
-process of another user), the sampler switches to counters mode: per-process
-and per-thread ``minflt``/``majflt`` deltas from /proc/PID/stat and
-/proc/PID/task/TID/stat, and ``reason`` says why, once.
+process of another user), or the ring buffer cannot be read safely on this
+architecture (docs/kernel-notes.md, "The perf ring buffer's memory ordering"),
+the sampler switches to counters mode: per-process and per-thread
+``minflt``/``majflt`` deltas from /proc/PID/stat and /proc/PID/task/TID/stat,
+and ``reason`` says why, once.
 
 /proc access goes through ``ProcReader``; listing /proc/PID/task (which
 ProcReader has no call for) is done here with the same error translation.
@@ -31,24 +34,29 @@ from __future__ import annotations
 
 import errno
 import os
+import platform
 import select
-import struct
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..model import FaultTick, Snapshot
 from ..procfs.parse import ParseError, StatInfo, parse_stat
 from ..procfs.process import Liveness, ProcessIdentity, classify, describe
 from ..procfs.reader import ProcReader
-from .attrib import NO_VMAS, FaultSymbols, attribute, count_u64, transitions
+from .addrspace import AddressSpace
+from .attrib import NO_VMAS, FaultSymbols, count_u64, transitions
+from .rings import RingSet, Window, online_cpus
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 MAX_PAGES = 65536  # FaultTick.pages bound
-SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings in the drain thread
+SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings (per-thread mode)
+# where reading the ring with plain loads and stores is correct (docs/kernel-notes.md)
+RING_SAFE_MACHINES = frozenset({"x86_64", "AMD64", "amd64"})
 
 
 def _faults_of(stat: StatInfo) -> tuple[int, int]:
@@ -73,25 +81,8 @@ def _raise_nofile(need: int) -> None:
 def _paranoid(proc_root: str) -> str:
     try:
         return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
-    except Exception:
+    except (VmaInspectError, OSError, UnicodeDecodeError):
         return "?"
-
-
-FOLD_BYTES = 32 << 20  # raw addresses kept before folding them into counts (bounds memory between ticks)
-
-
-class _Window:
-    __slots__ = ("addrs", "folded", "ips", "lost", "n", "other", "tails", "threads")
-
-    def __init__(self) -> None:
-        self.addrs = (bytearray(), bytearray())  # minor, major: raw little-endian u64s
-        self.ips = (bytearray(), bytearray())
-        self.folded = ((Counter(), Counter()), (Counter(), Counter()))  # (addrs, ips) counts per kind
-        self.n = [0, 0]  # samples per kind
-        self.threads: dict[int, list[int]] = {}  # tid -> [minor, major]
-        self.lost = 0
-        self.other = 0
-        self.tails: dict[int, bytes] = {}  # tid -> the newest raw samples
 
 
 @dataclass(frozen=True)
@@ -123,7 +114,8 @@ class FaultSampler:
         ring_bytes: int | None = None,
         baseline: Snapshot | None = None,
     ) -> None:
-        """``baseline``: the snapshot page-state transitions of the first tick are counted from."""
+        """``baseline``: the snapshot at the first window's start (page-state transitions are
+        counted from it, and faults in mappings unmapped during the window are placed in it)."""
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
@@ -137,27 +129,33 @@ class FaultSampler:
         self.notes: list[str] = []  # e.g. kernel-mode faults not sampled
         self.gone = False  # the process has exited
         self.ended: str | None = None  # why it is gone
-        self.exclude_kernel = False
-        self._maj_ids: set[int] = (
-            set()
-        )  # ids of every major event opened (recent samples of exited threads too)
-        self._closed_counts = [0, 0]  # event counts of rings already closed (exited threads)
-        self._rings: dict = {}  # tid -> perf.Ring
-        self._skipped: set[int] = set()  # threads that could not be opened
-        self._skip_reasons: set[str] = set()
+        self.rings = RingSet(pid, period=period, ring_bytes=self._ring_bytes, recent=self.recent)
         self._lock = threading.Lock()
-        self._win = _Window()
+        self._win = Window()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._gen = 0
         self._last = time.monotonic()
         self._counters: dict[int, tuple[int, int]] = {}
         self._proc_counters: tuple[int, int] | None = None
         self._symbols = FaultSymbols(pid, proc_root)
+        self._space = AddressSpace(baseline)
         self._started = False
         self._previous: Snapshot | None = baseline  # transitions are counted from it; each tick moves it on
         self._identity: ProcessIdentity | None = None
         self.start_counters: tuple[int, int] | None = None  # /proc (minflt, majflt) right after start
+        self._unsampled_seen = 0  # kernel-counted faults not seen by any event, reported so far
+        self._proc_base: tuple[int, int] | None = None  # /proc counters and event counts at start
+        self._event_base = (0, 0)
+
+    @property
+    def exclude_kernel(self) -> bool:
+        """Kernel-mode faults are not sampled (kernel.perf_event_paranoid without privileges)."""
+        return self.rings.exclude_kernel
+
+    @property
+    def following(self) -> str:
+        """How threads are followed: "per-cpu" (inherited, from their first fault) or "per-thread"."""
+        return self.rings.mode
 
     # ------------------------------------------------------------ threads
     def _tids(self) -> list[int]:
@@ -171,25 +169,16 @@ class FaultSampler:
                 raise AccessDenied(self.pid, "task list", "needs to be the process's user or root") from None
             raise
 
-    def _ring_bytes(self, nthreads: int) -> int:
+    def _ring_bytes(self, nrings: int) -> int:
         if self.ring_bytes:
             return self.ring_bytes
         if os.geteuid() == 0:
-            # 4 MiB (~87,000 samples, 200 ms at 436k faults/s: a busy machine can keep this
-            # process off the CPU that long) per thread, 64 MiB in all at most
-            return max(64 << 10, min(4 << 20, (64 << 20) // max(1, nthreads)))
-        # unprivileged: kernel.perf_event_mlock_kb (516 KiB) is shared by all our rings
-        return max(8192, (512 << 10) // max(1, nthreads))
-
-    def _open(self, tid: int, nthreads: int):
-        from .perf import Ring
-
-        ring = Ring(
-            tid, period=self.period, ring_bytes=self._ring_bytes(nthreads), exclude_kernel=self.exclude_kernel
-        )
-        ring.enable()
-        self._maj_ids.add(ring.id_maj)
-        return ring
+            # 8 MiB (~175,000 samples, 200 ms at 870k faults/s: a busy machine can keep this
+            # process off the CPU that long) per ring, 64 MiB in all at most
+            return max(64 << 10, min(8 << 20, (64 << 20) // max(1, nrings)))
+        # unprivileged: kernel.perf_event_mlock_kb (516 KiB) per online CPU is shared by all our
+        # rings (the ring halves itself when the kernel refuses more)
+        return max(8192, (512 << 10) * len(online_cpus()) // max(1, nrings))
 
     def _refusal(self, e: OSError) -> str:
         par = _paranoid(self.proc_root)
@@ -231,58 +220,47 @@ class FaultSampler:
                 f"{self.proc_root}): showing its fault counters instead"
             )
             return
-        try:
-            pass
-        except OSError as e:  # no libc to call syscall() through
-            self._counters_mode(f"perf_event_open unavailable ({e}): showing /proc fault counters instead")
+        machine = platform.machine()
+        if machine not in RING_SAFE_MACHINES:
+            self._counters_mode(
+                f"perf sampling is not enabled on {machine}: reading the perf ring there needs "
+                "memory barriers this code does not have (see docs/kernel-notes.md): "
+                "showing /proc fault counters instead"
+            )
             return
         tids = sorted(self._tids())
-        _raise_nofile(2 * len(tids) + 64)  # two events per thread
-        first_error: OSError | None = None
-        for tid in tids:
-            try:
-                self._rings[tid] = self._open(tid, len(tids))
-                continue
-            except OSError as e:
-                err = e
-            if err.errno in (errno.EACCES, errno.EPERM) and not self.exclude_kernel and not self._rings:
-                # kernel.perf_event_paranoid >= 2 without privileges: user-mode faults only
-                self.exclude_kernel = True
-                try:
-                    self._rings[tid] = self._open(tid, len(tids))
-                    self.notes.append(
-                        "faults taken in kernel mode (e.g. read() into fresh pages) are "
-                        f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
-                        "allows only user-mode sampling without root"
-                    )
-                    continue
-                except OSError as e2:
-                    err = e2
-            if err.errno == errno.ESRCH:
-                continue  # the thread exited meanwhile
-            if not self._rings:
-                first_error = err
-                break
-            self._skipped.add(tid)
-            self._skip_reasons.add(
-                "open file limit (RLIMIT_NOFILE)"
-                if err.errno in (errno.EMFILE, errno.ENFILE)
-                else "perf ring memory limit (kernel.perf_event_mlock_kb)"
-                if err.errno in (errno.EPERM, errno.ENOMEM)
-                else os.strerror(err.errno or 0)
-            )
-        if not self._rings:
-            if first_error is None:
-                if not self.reader.exists():
-                    raise ProcessGone(self.pid)
-                first_error = OSError(errno.ESRCH, "no thread could be opened")
-            self._counters_mode(self._refusal(first_error))
+        _raise_nofile(2 * len(tids) * len(online_cpus()) + 64)  # two events per thread and CPU
+        try:
+            self.rings.open(tids)
+        except OSError as e:
+            if e.errno == errno.ESRCH and not self.reader.exists():
+                raise ProcessGone(self.pid) from None
+            self._counters_mode(self._refusal(e))
             return
-        self.start_counters = self.proc_counters()
-        if self._skipped:
+        if not self.rings.rings:
+            if not self.reader.exists():
+                raise ProcessGone(self.pid)
+            self._counters_mode(self._refusal(OSError(errno.ESRCH, "no thread could be opened")))
+            return
+        if self.rings.mode == "per-cpu":
+            # threads made between the listing and the events' opening inherited nothing
+            try:
+                self.rings.add_missing(self._tids(), set(tids))
+            except (ProcessGone, AccessDenied, OSError):
+                pass
+        if self.rings.exclude_kernel:
             self.notes.append(
-                f"{len(self._skipped)} thread(s) could not be sampled: "
-                + ", ".join(sorted(self._skip_reasons))
+                "faults taken in kernel mode (e.g. read() into fresh pages) are "
+                f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
+                "allows only user-mode sampling without root"
+            )
+        self.start_counters = self.proc_counters()
+        self._event_base = self.rings.counts()
+        self._proc_base = self.start_counters
+        if self.rings.skipped:
+            self.notes.append(
+                f"{len(self.rings.skipped)} thread(s) could not be sampled: "
+                + ", ".join(sorted(self.rings.skip_reasons))
             )
         self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
         self._thread.start()
@@ -305,25 +283,26 @@ class FaultSampler:
 
     # ------------------------------------------------------------ draining
     def _run(self) -> None:
-        poller = None
+        poller = select.poll()
         gen = -1
+        per_thread = self.rings.mode == "per-thread"
         next_scan = time.monotonic() + SCAN_INTERVAL
         while not self._stop.is_set():
-            if gen != self._gen:
+            if gen != self.rings.gen:
                 with self._lock:
-                    gen = self._gen
+                    gen = self.rings.gen
                     poller = select.poll()
-                    for r in self._rings.values():
-                        poller.register(r.fd_min, select.POLLIN)
+                    for fd in self.rings.fds():
+                        poller.register(fd, select.POLLIN)
             try:
-                poller.poll(50)
+                poller.poll(250)
             except (OSError, ValueError):
                 pass
             if self._stop.is_set():
                 break
             with self._lock:
-                self._drain_all()
-            if time.monotonic() >= next_scan:
+                self.rings.drain(self._win)
+            if per_thread and time.monotonic() >= next_scan:
                 next_scan = time.monotonic() + SCAN_INTERVAL
                 try:
                     self._rescan()
@@ -333,90 +312,31 @@ class FaultSampler:
                 except OSError:
                     pass
 
-    def _drain_all(self) -> None:
-        from .perf import SAMPLE_WORDS, split_records
-
-        win = self._win
-        keep = self.recent * SAMPLE_WORDS
-        for tid, ring in self._rings.items():
-            data = ring.drain()
-            if not data:
-                continue
-            runs, lost, other = split_records(data)
-            win.lost += lost
-            win.other += other
-            counts = win.threads.get(tid)
-            if counts is None:
-                counts = win.threads[tid] = [0, 0]
-            maj = ring.id_maj
-            for q in runs:
-                ids = q[1::SAMPLE_WORDS]
-                if maj in ids:
-                    idl = ids.tolist()
-                    ipl, adl = q[2::SAMPLE_WORDS].tolist(), q[5::SAMPLE_WORDS].tolist()
-                    for k, i in enumerate(idl):
-                        m = 1 if i == maj else 0
-                        win.addrs[m].extend(struct.pack("<Q", adl[k]))
-                        win.ips[m].extend(struct.pack("<Q", ipl[k]))
-                        counts[m] += 1
-                else:
-                    win.addrs[0].extend(q[5::SAMPLE_WORDS].tobytes())
-                    win.ips[0].extend(q[2::SAMPLE_WORDS].tobytes())
-                    counts[0] += len(ids)
-            for k in (0, 1):
-                if len(win.addrs[k]) >= FOLD_BYTES:  # nobody ticked for a while: keep counts only
-                    count_u64(win.addrs[k], win.folded[k][0])  # rare: nobody ticked for seconds
-                    count_u64(win.ips[k], win.folded[k][1])
-                    win.n[k] += len(win.addrs[k]) // 8
-                    del win.addrs[k][:], win.ips[k][:]
-            if keep and runs:
-                last = runs[-1]
-                tail = (
-                    last[-keep:].tobytes()
-                    if len(last) >= keep
-                    else (win.tails.get(tid, b"") + last.tobytes())[-keep * 8 :]
-                )
-                win.tails[tid] = tail
-
-    def _rescan(self) -> None:
+    def _check_alive(self) -> None:
+        """ProcessGone when the process is a zombie or its PID names another process now."""
         state = self._liveness(parse_stat(self.reader.read("stat")))
         if state in (Liveness.ZOMBIE, Liveness.REUSED):
             raise ProcessGone(self.pid, describe(self.pid, state))
+
+    def _rescan(self) -> None:
+        self._check_alive()
+        if self.rings.mode != "per-thread":
+            return
         tids = set(self._tids())
         with self._lock:
-            changed = False
-            for tid in list(self._rings):
-                if tid not in tids:  # exited: last drain, then close
-                    self._drain_all()
-                    ring = self._rings.pop(tid)
-                    mi, ma = ring.counts()
-                    self._closed_counts[0] += mi
-                    self._closed_counts[1] += ma
-                    ring.close()
-                    changed = True
-            self._skipped &= tids
-            new = [t for t in tids if t not in self._rings and t not in self._skipped]
-            for tid in new:
-                try:
-                    self._rings[tid] = self._open(tid, len(tids))
-                    changed = True
-                except OSError as e:
-                    if e.errno != errno.ESRCH:
-                        self._skipped.add(tid)
-            if changed:
-                self._gen += 1
+            self.rings.follow(tids, self._win)
 
     # ------------------------------------------------------------ ticks
     def tick(
         self, snapshot: Snapshot | None, *, refresh: Callable[[], Snapshot | None] | None = None
     ) -> TickResult:
-        """The faults since the last tick, attributed to ``snapshot``'s VMAs.
+        """The faults since the last tick, each in the mapping it hit (``snapshot``'s VMAs first).
 
         ``refresh``: optional callable returning a newer Snapshot, called once when
         some faulting addresses lie outside ``snapshot``'s VMAs (a mapping made
-        during the window). A ``VmaInspectError`` it raises (the process went
-        away, access lost) is returned in ``TickResult.refresh_error``; the
-        faults are then attributed to ``snapshot``.
+        or resized during the window). A ``VmaInspectError`` it raises (the process
+        went away, access lost) is returned in ``TickResult.refresh_error``; the
+        faults are then attributed to ``snapshot`` and the window's history.
         """
         if not self._started:
             self.start()
@@ -432,20 +352,38 @@ class FaultSampler:
                 self._end(str(e))
             except OSError:
                 pass
+        unsampled = self._unsampled()
         with self._lock:
-            self._drain_all()
-            win, self._win = self._win, _Window()
-        return self._perf_tick(win, window_s, snapshot, refresh)
+            self.rings.drain(self._win)
+            win, self._win = self._win, Window()
+        return self._perf_tick(win, window_s, snapshot, refresh, unsampled)
+
+    def _unsampled(self) -> int | None:
+        """Faults the kernel counted since the last tick that no event saw (never negative).
+
+        /proc is read before the events, so a fault between the two reads makes the
+        events' count larger, never the difference: this is a lower bound."""
+        if self._proc_base is None or self.gone:
+            return None
+        now = self.proc_counters()
+        if now is None:
+            return None
+        ev = self.rings.counts()
+        kernel = (now[0] - self._proc_base[0]) + (now[1] - self._proc_base[1])
+        events = (ev[0] - self._event_base[0]) + (ev[1] - self._event_base[1])
+        total = max(0, kernel - events)
+        out = max(0, total - self._unsampled_seen)
+        self._unsampled_seen = max(self._unsampled_seen, total)
+        return out
 
     def _perf_tick(
         self,
-        win: _Window,
+        win: Window,
         window_s: float,
         snapshot: Snapshot | None,
         refresh: Callable[[], Snapshot | None] | None,
+        unsampled: int | None,
     ) -> TickResult:
-        if snapshot is None:  # nothing to attribute to: an empty map (all unattributed)
-            snapshot = NO_VMAS
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for k, raw in enumerate(win.addrs):
@@ -455,20 +393,34 @@ class FaultSampler:
             keys = list(cnt)
             keys.sort()
             lists.append((keys, cnt))
-        by_vma, missing = attribute(snapshot, lists)
+        self._space.add(win.mmaps)
+        att = self._space.attribute(snapshot, lists)
         refresh_error: VmaInspectError | None = None
-        if missing and refresh is not None:
+        if (att.unattributed or att.from_history) and refresh is not None:
             try:
                 fresh = refresh()
             except VmaInspectError as e:
                 fresh, refresh_error = None, e
             if fresh is not None:
                 snapshot = fresh
-                by_vma, missing = attribute(snapshot, lists)
-        data_split = self._symbols.data_symbols(snapshot, by_vma, lists)
-        sym_split = self._symbols.ip_symbols(snapshot, win.ips, (win.folded[0][1], win.folded[1][1]))
+                att = self._space.attribute(snapshot, lists)
+        self._space.advance(snapshot)
+        by_vma = {k: (a, b) for k, (a, b) in att.by_start.items()}
+        named: Any = snapshot if snapshot is not None else NO_VMAS  # no map: no names, all "[unknown]"
+        data_split = self._symbols.data_symbols(named, by_vma, lists)
+        sym_split = self._symbols.ip_symbols(named, win.ips, (win.folded[0][1], win.folded[1][1]))
         by_symbol = tuple(
             sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()), key=lambda t: (-t[2], t[0], t[1]))
+        )
+        by_mapping = tuple(
+            sorted(
+                (
+                    (m.start, m.end, m.perms, m.kind, m.path, c[0], c[1])
+                    for key, c in att.by_mapping.items()
+                    for m in (att.mappings[key],)
+                ),
+                key=lambda r: (-(r[5] + r[6]), r[0]),
+            )
         )
         pages: set[int] = set()
         mask = ~(PAGE - 1)
@@ -477,29 +429,31 @@ class FaultSampler:
                 pages.add(a & mask)
                 if len(pages) >= MAX_PAGES:
                     break
-        minor = win.n[0] + len(win.addrs[0]) // 8
-        major = win.n[1] + len(win.addrs[1]) // 8
         page_list = sorted(pages)
         by_transition = transitions(self._previous, snapshot, page_list)
-        self._previous = snapshot
+        if snapshot is not None:
+            self._previous = snapshot
         tick = FaultTick(
             mode="perf",
             window_s=window_s,
-            minor=minor,
-            major=major,
+            minor=win.samples(0),
+            major=win.samples(1),
             lost=win.lost,
             by_vma=by_vma,
             by_symbol=by_symbol,
-            recent=self._symbols.samples(win.tails.values(), self._maj_ids, self.recent, snapshot),
+            recent=self._symbols.samples(win.tails.values(), self.rings.maj_ids, self.recent, named),
             reason=None,
             by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
             pages=tuple(page_list),
             by_transition=by_transition,
+            by_mapping=by_mapping,
+            unattributed=att.unattributed,
+            unsampled=unsampled,
         )
         return TickResult(
             tick,
-            None if snapshot is NO_VMAS else snapshot,
-            unattributed=missing,
+            snapshot,
+            unattributed=att.unattributed,
             by_symbol_split=sym_split,
             by_data_symbol_split=data_split,
             ended=self.ended,
@@ -574,20 +528,14 @@ class FaultSampler:
 
     def event_counts(self) -> tuple[int, int]:
         """Sum of the perf events' own counts (every fault while enabled, sampled or not)."""
-        mi, ma = self._closed_counts
         with self._lock:
-            for r in self._rings.values():
-                a, b = r.counts()
-                mi += a
-                ma += b
-        return mi, ma
+            return self.rings.counts()
 
     def stop(self) -> None:
         """Stop counting and sampling (the rings keep what they hold for a last ``tick``)."""
         # no lock: the drain thread may hold it for milliseconds, and every fault
         # sampled after the caller's last look at /proc would widen the window
-        for r in list(self._rings.values()):
-            r.disable()
+        self.rings.disable()
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
@@ -599,13 +547,11 @@ class FaultSampler:
             self._thread.join(timeout=2)
             self._thread = None
         with self._lock:
-            for r in self._rings.values():
-                r.close()
-            self._rings.clear()
+            self.rings.close()
 
     def __enter__(self) -> FaultSampler:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.close()

@@ -464,6 +464,11 @@ class FaultTick(Struct, frozen=True):
     # (state before, state after, pages) of faulted pages, between the previous and this tick's
     # snapshots (both with pages); most first
     by_transition: tuple[tuple[str, str, int], ...] = ()
+    # (start, end, perms, kind, path, minor, major) per mapping identity (start, kind, path), most first:
+    # each fault in the mapping it hit when it happened (perf only; end: the largest extent seen)
+    by_mapping: tuple[tuple[int, int, str, str, str | None, int, int], ...] = ()
+    unattributed: int | None = None  # sampled faults in no mapping any source saw (perf only)
+    unsampled: int | None = None  # faults the kernel counted that no event saw (perf only; None: unknown)
 
 
 class Frame(Struct, frozen=True):
