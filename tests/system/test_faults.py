@@ -675,13 +675,19 @@ def test_cli_process_exits_mid_run(faulter):
     import json
 
     t = Faulter(faulter, 1 << 20, 600, then_exit=True)
+    cmd = [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "30", "--json", "--pages"]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
+        # the target runs (and exits) only once the CLI samples it: its perf events are open
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _has_perf_fd(p.pid):
+            time.sleep(0.02)
         os.kill(t.pid, signal.SIGCONT)
-        r = _run_cli(t.pid, "--duration", "30", "--json", "--pages")
+        out, err = p.communicate(timeout=60)
     finally:
         t.kill()
-    assert r.returncode == 0, r.stderr
-    doc = json.loads(r.stdout)
+    assert p.returncode == 0, err
+    doc = json.loads(out)
     validate_schema(doc, "vmainspect/faults@1")
     assert isinstance(doc["by_transition"], list)  # --pages: counted (null without it)
     assert doc["duration_s"] < 20

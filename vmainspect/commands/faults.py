@@ -59,7 +59,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class _Result:
     def __init__(self) -> None:
-        self.by_vma: dict[tuple[int, int, str, str | None], list[int]] = {}
+        # mapping identity (start, kind, path) -> [end, perms, minor, major]: a mapping that grew or
+        # shrank during the run is one row, with the largest extent seen
+        self.by_vma: dict[tuple[int, str, str | None], list] = {}
         self.by_symbol: dict[tuple[str, str], list[int]] = {}
         self.by_thread: dict[int, list[int]] = {}
         self.by_data: dict[tuple[str, str], list[int]] = {}
@@ -83,13 +85,12 @@ class _Result:
         for before, after, n in tick.by_transition:
             self.by_transition[(before, after)] = self.by_transition.get((before, after), 0) + n
         self.unattributed += result.unattributed
-        vmas = {v.start: v for v in snapshot.vmas} if snapshot is not None else {}
-        for start, (a, b) in tick.by_vma.items():
-            v = vmas.get(start)
-            key = (start, v.end, v.perms, v.path) if v is not None else (start, start, "?", None)
-            c = self.by_vma.setdefault(key, [0, 0])
-            c[0] += a
-            c[1] += b
+        for start, end, perms, kind, path, a, b in tick.by_mapping:
+            row = self.by_vma.setdefault((start, kind, path), [end, perms, 0, 0])
+            if end > row[0]:
+                row[0], row[1] = end, perms
+            row[2] += a
+            row[3] += b
         for key, (a, b) in result.by_symbol_split.items():
             c = self.by_symbol.setdefault(key, [0, 0])
             c[0] += a
@@ -194,17 +195,28 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
 
     perf = sampler.mode == "perf"
     samples = res.minor + res.major if perf else None
-    by_vma = sorted(res.by_vma.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0][0]))
+    by_vma = sorted(res.by_vma.items(), key=lambda kv: (-(kv[1][2] + kv[1][3]), kv[0][0]))
     by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     notes = list(sampler.notes)
     if gone:
         notes.append(f"the process exited after {elapsed:.2f} s: this is what was sampled until then")
     if interrupted:
         notes.append(f"interrupted after {elapsed:.2f} s")
+    unsampled = None
+    if perf and proc is not None and events is not None:
+        # /proc was read before the events were stopped and counted: a lower bound
+        unsampled = max(0, proc["minor"] + proc["major"] - events[0] - events[1])
+        if unsampled:
+            notes.append(
+                f"{unsampled} faults the kernel counted were seen by no event (threads followed "
+                f"per thread: {sampler.following == 'per-thread'}; faults taken on another's behalf, "
+                "e.g. /proc/PID/mem or process_vm_readv, are never sampled)"
+            )
     if res.unattributed:
         notes.append(
-            f"{res.unattributed} sampled faults lie in mappings that were gone by the time "
-            "the memory map was read (made and unmapped within one second)"
+            f"{res.unattributed} sampled faults lie in no mapping any source saw (the memory map at "
+            "the window's start and end, the kernel's mmap records between): mapped and unmapped "
+            "within one window, their record lost"
         )
     if proc is None:
         notes.append("the kernel's counters could not be read at the end (the process exited)")
@@ -232,9 +244,11 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
         else None,
         "event_counts": {"minor": events[0], "major": events[1]} if events else None,
         "unattributed": res.unattributed if perf else None,
+        "unsampled": unsampled,
+        "following": sampler.following if perf else None,
         "by_vma": [
-            {"start": s, "end": e, "perms": p, "path": path, "minor": c[0], "major": c[1]}
-            for (s, e, p, path), c in by_vma
+            {"start": s, "end": e, "perms": p, "kind": kind, "path": path, "minor": mi, "major": ma}
+            for (s, kind, path), (e, p, mi, ma) in by_vma
         ],
         "by_symbol": [
             {
@@ -316,6 +330,11 @@ def _render(doc: dict, top: int) -> str:
             f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}"
         )
         out.append(f"  {kern}")
+        if doc.get("unsampled") is not None:
+            out.append(
+                f"  not sampled: {doc['unsampled']:,} (kernel counters minus the events' own counts; "
+                f"threads followed {doc.get('following') or '?'})"
+            )
         if doc["by_vma"]:
             out.append("")
             out.append(f"top mappings ({min(top, len(doc['by_vma']))} of {len(doc['by_vma'])}):")
@@ -329,6 +348,9 @@ def _render(doc: dict, top: int) -> str:
                     f"  {c:>10,} {_pct(c, s):>6} {r['minor']:>10,} {r['major']:>8,}  "
                     f"{r['start']:012x}-{r['end']:012x}  {r['perms']:<5} {size:>7}  {r['path'] or '[anon]'}"
                 )
+            if doc["unattributed"]:
+                c = doc["unattributed"]
+                out.append(f"  {c:>10,} {_pct(c, s):>6} {'':>10} {'':>8}  [unattributed: in no mapping seen]")
         if doc["by_symbol"]:
             out.append("")
             out.append(f"top functions ({min(top, len(doc['by_symbol']))} of {len(doc['by_symbol'])}):")

@@ -1,4 +1,9 @@
-"""The faults panel: the last tick's page faults, by symbol and most recent."""
+"""The faults panel: the last tick's page faults, by mapping, by symbol and most recent.
+
+The same attribution as ``vmainspect faults``: mappings by identity (a heap that
+grew and shrank is one row), C++ names demangled, and what could not be
+sampled or placed counted, not hidden.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +13,18 @@ from rich.text import Text
 from textual.containers import VerticalScroll
 from textual.widgets import Static
 
+from ...faults.demangle import readable
 from ...model import FaultTick, Snapshot
 from ...safetext import printable
+from ...units import human_bytes
+
+
+def _symbol_text(text: str) -> str:
+    """ "name+0x12" with the name demangled."""
+    name, plus, off = text.rpartition("+")
+    if plus and off.startswith("0x"):
+        return readable(name) + "+" + off
+    return readable(text)
 
 
 def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Text:
@@ -29,7 +44,17 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
     )
     if tick.lost is not None:
         t.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
+    if tick.unsampled:
+        t.append(f"  not sampled {tick.unsampled:,}", "bold yellow")
+    if tick.unattributed:
+        t.append(f"  unattributed {tick.unattributed:,}", "bold yellow")
     t.append("\n")
+    if tick.unsampled:
+        t.append(
+            "not sampled: the kernel counted faults no event saw (threads not followed from their "
+            "first fault, or faults taken on another's behalf)\n",
+            "dim",
+        )
     if tick.reason:
         t.append(f"counters only: {printable(tick.reason)}\n", "yellow")
     elif tick.mode != "perf":
@@ -45,11 +70,17 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         top = sorted(threads.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:5]
         t.append("by thread: ", "bold")
         t.append("  ".join(f"tid {tid} {mi:,}/{ma:,}" for tid, (mi, ma) in top) + "  (minor/major)\n")
+    if tick.by_mapping:
+        t.append("top mappings (count, extent, perms, path)\n", "bold underline")
+        for start, end, perms, kind, path, mi, ma in tick.by_mapping[:5]:
+            t.append(f"{mi + ma:>7,} ", "bold")
+            t.append(f"{start:#x} {human_bytes(end - start):>7} {perms} ")
+            t.append(f"{printable(path) if path else kind}\n", "cyan")
     if tick.by_symbol:
         t.append("top symbols (count, DSO)\n", "bold underline")
         for sym, dso, n in tick.by_symbol[:8]:
             t.append(f"{n:>7,} ", "bold")
-            t.append(printable(sym), "cyan")
+            t.append(printable(readable(sym)), "cyan")
             t.append(f"  {printable(os.path.basename(dso)) if dso else '?'}\n", "dim")
     if tick.recent:
         t.append("recent faults, newest first (address, kind, where, VMA)\n", "bold underline")
@@ -58,7 +89,7 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
             where = (v.path or v.kind) if v is not None else "unmapped"
             t.append(f"{s.addr:#x} ")
             t.append("MAJ" if s.major else "min", "bold red" if s.major else "dim")
-            t.append(f" {printable(s.symbol) if s.symbol else hex(s.ip)}", "cyan")
+            t.append(f" {printable(_symbol_text(s.symbol)) if s.symbol else hex(s.ip)}", "cyan")
             t.append(f"  {printable(where)}\n", "dim")
     t.rstrip()
     return t
