@@ -4,8 +4,6 @@ Used by ``faults.FaultSampler`` at every tick. Inputs are the window's raw
 little-endian u64 buffers (faulting addresses, IPs) and a ``model.Snapshot``:
 
 - ``count_u64`` turns a raw buffer into a ``Counter`` (C-level, in steps);
-- ``attribute`` places the sorted distinct addresses into the snapshot's VMAs
-  (one bisect per VMA that took faults) and counts what lies outside them;
 - ``transitions`` counts (state before, state after) of the faulted pages
   between two snapshots with per-page runs;
 - ``FaultSymbols`` names IPs (functions, kernel symbols) and faulting data
@@ -17,6 +15,8 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 from ..model import FaultSample, Snapshot
 
@@ -24,7 +24,7 @@ KERNEL_START = 0xFFFF800000000000
 COUNT_STEP = 16384  # samples per C-level Counter call: lets the drain thread take the GIL in between
 
 
-def count_u64(raw: bytearray, into: Counter) -> Counter:
+def count_u64(raw: bytearray, into: Counter[int]) -> Counter[int]:
     """Add the u64s in ``raw`` to ``into``, in steps, so that draining goes on meanwhile."""
     mv = memoryview(raw).cast("Q")
     for i in range(0, len(mv), COUNT_STEP):
@@ -33,7 +33,7 @@ def count_u64(raw: bytearray, into: Counter) -> Counter:
 
 
 class _NoVmas:
-    vmas: tuple = ()
+    vmas: tuple[Any, ...] = ()
     capabilities = None
 
     @staticmethod
@@ -79,36 +79,12 @@ def transitions(
     if not (before.capabilities.pages and after.capabilities.pages):
         return ()
     look_b, look_a = PageStates(before), PageStates(after)
-    counts: Counter = Counter()
+    counts: Counter[tuple[str, str]] = Counter()
     for page in pages:
         b, a = look_b.state(page), look_a.state(page)
         if b is not None and a is not None:
             counts[(b, a)] += 1
     return tuple(sorted(((b, a, n) for (b, a), n in counts.items()), key=lambda t: (-t[2], t[0], t[1])))
-
-
-def attribute(snapshot: Snapshot, lists):
-    """Per-VMA (minor, major) from sorted distinct addresses and their counts; and the unplaced count."""
-    by_vma: dict[int, list[int]] = {}
-    missing = 0
-    starts = None
-    for kind, (keys, cnt) in enumerate(lists):
-        p, n = 0, len(keys)
-        get = cnt.__getitem__
-        while p < n:
-            v = snapshot.vma_at(keys[p])
-            if v is not None:
-                q = bisect.bisect_left(keys, v.end, p)
-                by_vma.setdefault(v.start, [0, 0])[kind] += sum(map(get, keys[p:q]))
-            else:
-                if starts is None:
-                    starts = [x.start for x in snapshot.vmas]
-                i = bisect.bisect_right(starts, keys[p])
-                nxt = starts[i] if i < len(starts) else 1 << 64
-                q = bisect.bisect_left(keys, nxt, p)
-                missing += sum(map(get, keys[p:q]))
-            p = q
-    return {k: (a, b) for k, (a, b) in by_vma.items()}, missing
 
 
 class FaultSymbols:
@@ -119,10 +95,10 @@ class FaultSymbols:
 
         self.proc_root = proc_root
         self._symbolizer = Symbolizer(pid, proc_root)
-        self._sym_cache: dict[tuple, tuple[str, str, str]] = {}
+        self._sym_cache: dict[tuple[int, int | None, int | None], tuple[str, str, str]] = {}
         self._starts: tuple[int, list[int]] | None = None
 
-    def elf_data_vma(self, v, snapshot: Snapshot) -> bool:
+    def elf_data_vma(self, v: Any, snapshot: Any) -> bool:
         """Could addresses in ``v`` be an ELF's data: a file mapping, or the anon VMA right after one (.bss)?"""
         from .symbolize import elf_path
 
@@ -135,7 +111,9 @@ class FaultSymbols:
         i = bisect.bisect_left(self._starts[1], v.start) - 1
         return i >= 0 and snapshot.vmas[i].end == v.start and elf_path(snapshot.vmas[i]) is not None
 
-    def data_symbols(self, snapshot: Snapshot, by_vma, lists) -> dict[tuple[str, str], tuple[int, int]]:
+    def data_symbols(
+        self, snapshot: Any, by_vma: Mapping[int, Any], lists: Sequence[tuple[list[int], Counter[int]]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
         """Faulting addresses inside ELF images (.data, .bss, .rodata...) counted per object symbol."""
         out: dict[tuple[str, str], list[int]] = {}
         budget = 20000  # distinct addresses symbolized per tick
@@ -188,7 +166,9 @@ class FaultSymbols:
         self._sym_cache[key] = out
         return out
 
-    def ip_symbols(self, snapshot: Snapshot, raw_ips, folded_ips) -> dict[tuple[str, str], tuple[int, int]]:
+    def ip_symbols(
+        self, snapshot: Any, raw_ips: Sequence[bytearray], folded_ips: Sequence[Counter[int]]
+    ) -> dict[tuple[str, str], tuple[int, int]]:
         """(function, dso) -> (minor, major) from the raw IP buffers and folded IP counts of each kind."""
         out: dict[tuple[str, str], list[int]] = {}
         for kind in (0, 1):
@@ -199,7 +179,9 @@ class FaultSymbols:
                 out.setdefault((name, dso), [0, 0])[kind] += c
         return {k: (a, b) for k, (a, b) in out.items()}
 
-    def samples(self, tails, maj_ids: set[int], recent: int, snapshot: Snapshot) -> tuple[FaultSample, ...]:
+    def samples(
+        self, tails: Iterable[bytes], maj_ids: set[int], recent: int, snapshot: Any
+    ) -> tuple[FaultSample, ...]:
         """The newest ``recent`` raw samples of all threads' ``tails``, named, as FaultSamples."""
         if not recent or not tails:
             return ()

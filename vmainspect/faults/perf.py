@@ -161,7 +161,9 @@ def _attr(
     return buf
 
 
-def perf_event_open(attr, pid: int, cpu: int = -1, group_fd: int = -1, flags: int = 0) -> int:
+def perf_event_open(
+    attr: ctypes.Array[ctypes.c_char], pid: int, cpu: int = -1, group_fd: int = -1, flags: int = 0
+) -> int:
     nr = _SYSCALL_NR.get(platform.machine())
     if nr is None:
         raise PerfError(errno.ENOSYS, f"perf_event_open: unknown syscall number on {platform.machine()}")
@@ -182,7 +184,7 @@ def perf_event_open(attr, pid: int, cpu: int = -1, group_fd: int = -1, flags: in
 def _event_id(fd: int) -> int:
     buf = bytearray(8)
     fcntl.ioctl(fd, PERF_EVENT_IOC_ID, buf)
-    return struct.unpack("<Q", buf)[0]
+    return int(struct.unpack("<Q", buf)[0])
 
 
 class Ring:

@@ -125,14 +125,15 @@ class RingSet:
         self._open_per_thread(tids)
 
     def _new_ring(self, tid: int, cpu: int, nrings: int) -> Ring:
-        kw = {"period": self.period, "ring_bytes": self.ring_bytes(nrings)}
-        if cpu >= 0:
-            ring = Ring(
-                tid, cpu=cpu, inherit=True, track_mmaps=True, exclude_kernel=self.exclude_kernel, **kw
-            )
-        else:
-            ring = Ring(tid, track_mmaps=True, exclude_kernel=self.exclude_kernel, **kw)
-        return ring
+        return Ring(
+            tid,
+            cpu=cpu,
+            inherit=cpu >= 0,
+            track_mmaps=True,
+            exclude_kernel=self.exclude_kernel,
+            period=self.period,
+            ring_bytes=self.ring_bytes(nrings),
+        )
 
     def _with_kernel_fallback(self, fn: Callable[[], Ring]) -> Ring:
         """``fn()``; once more with exclude_kernel when the kernel refuses kernel-mode samples."""

@@ -462,7 +462,7 @@ class FaultSampler:
 
     # ------------------------------------------------------------ counters mode
     def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
-        out = {}
+        out: dict[int, tuple[int, int]] = {}
         try:
             tids = self._tids()
         except (ProcessGone, AccessDenied):
