@@ -117,7 +117,7 @@ def test_heap_that_grew_and_shrank_within_the_window_is_one_row(brk_exe):
     assert heap.size < GROW  # the map read at the tick knows nothing of the 32 MiB
     rows = [r for r in tick.by_mapping if r[4] == "[heap]"]
     assert len(rows) == 1
-    start, end, perms, kind, _path, minor, major = rows[0]
+    start, end, _perms, kind, _path, minor, major = rows[0]
     assert (start, kind) == (heap.start, "heap") and end - start >= GROW
     assert minor >= rounds * GROW // PAGE and major == 0
     assert minor >= 0.99 * (tick.minor + tick.major)

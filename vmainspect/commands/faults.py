@@ -72,7 +72,7 @@ class _Result:
 
     def add(self, result) -> None:
         """Add one ``TickResult``."""
-        tick, snapshot = result.faults, result.snapshot
+        tick = result.faults
         self.minor += tick.minor
         self.major += tick.major
         self.lost += tick.lost or 0
