@@ -59,8 +59,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class _Result:
     def __init__(self) -> None:
-        # mapping identity (start, kind, path) -> [end, perms, minor, major]: a mapping that grew or
-        # shrank during the run is one row, with the largest extent seen
+        # mapping identity (faults.addrspace.identity) -> [start, end, perms, minor, major]: a mapping
+        # that grew or shrank during the run is one row, with the largest extent seen
         self.by_vma: dict[tuple[int, str, str | None], list] = {}
         self.by_symbol: dict[tuple[str, str], list[int]] = {}
         self.by_thread: dict[int, list[int]] = {}
@@ -72,6 +72,8 @@ class _Result:
 
     def add(self, result) -> None:
         """Add one ``TickResult``."""
+        from ..faults.addrspace import identity
+
         tick = result.faults
         self.minor += tick.minor
         self.major += tick.major
@@ -86,11 +88,13 @@ class _Result:
             self.by_transition[(before, after)] = self.by_transition.get((before, after), 0) + n
         self.unattributed += result.unattributed
         for start, end, perms, kind, path, a, b in tick.by_mapping:
-            row = self.by_vma.setdefault((start, kind, path), [end, perms, 0, 0])
-            if end > row[0]:
-                row[0], row[1] = end, perms
-            row[2] += a
-            row[3] += b
+            key = identity(start, kind, path)
+            row = self.by_vma.setdefault(key, [start, end, perms, 0, 0, kind, path])
+            if end > row[1]:
+                row[1], row[2] = end, perms
+            row[0] = min(row[0], start)
+            row[3] += a
+            row[4] += b
         for key, (a, b) in result.by_symbol_split.items():
             c = self.by_symbol.setdefault(key, [0, 0])
             c[0] += a
@@ -195,7 +199,7 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
 
     perf = sampler.mode == "perf"
     samples = res.minor + res.major if perf else None
-    by_vma = sorted(res.by_vma.items(), key=lambda kv: (-(kv[1][2] + kv[1][3]), kv[0][0]))
+    by_vma = sorted(res.by_vma.values(), key=lambda r: (-(r[3] + r[4]), r[0]))
     by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     notes = list(sampler.notes)
     if gone:
@@ -248,7 +252,7 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
         "following": sampler.following if perf else None,
         "by_vma": [
             {"start": s, "end": e, "perms": p, "kind": kind, "path": path, "minor": mi, "major": ma}
-            for (s, kind, path), (e, p, mi, ma) in by_vma
+            for s, e, p, mi, ma, kind, path in by_vma
         ],
         "by_symbol": [
             {

@@ -14,7 +14,10 @@ A window's faults are placed, in order of preference, in
 What none of them covers is "unattributed" (a mapping made and unmapped in a
 window whose record was lost, for example). Rows are keyed by the mapping's
 identity, ``(start, kind, path)``, not by its extent: a heap that grows and
-shrinks is one row, shown with the largest extent seen.
+shrinks is one row, shown with the largest extent seen. The heap is one
+identity whatever its start: the kernel names the whole brk range "[heap]",
+and madvise or mprotect on part of it splits it into several VMAs (the row
+then spans from the lowest start to the highest end seen).
 
 Faults at an address that was unmapped and mapped again within one window go
 to the mapping there at the window's end (the sampler keeps no per-sample
@@ -29,6 +32,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..model import KIND_HEAP
 from ..procfs.parse import decode_path, vma_kind
 from .perf import MmapRecord
 
@@ -50,7 +54,21 @@ class Mapping:
 
     @property
     def key(self) -> tuple[int, str, str | None]:
-        return (self.start, self.kind, self.path)
+        return identity(self.start, self.kind, self.path)
+
+
+def identity(start: int, kind: str, path: str | None) -> tuple[int, str, str | None]:
+    """The row key of a mapping: (start, kind, path); the brk heap is one row whatever its start."""
+    return (0 if kind == KIND_HEAP else start, kind, path)
+
+
+def widest(seen: Mapping | None, m: Mapping) -> Mapping:
+    """The extent of both (the heap's split parts, one mapping seen at two sizes)."""
+    if seen is None:
+        return m
+    if m.start >= seen.start and m.end <= seen.end:
+        return seen
+    return Mapping(min(seen.start, m.start), max(seen.end, m.end), m.perms, m.kind, m.path)
 
 
 def from_vma(v: Any) -> Mapping:
@@ -185,10 +203,8 @@ class AddressSpace:
             for m, c in counts.items():
                 row = res.by_mapping.setdefault(m.key, [0, 0])
                 row[kind] += c
-                seen = res.mappings.get(m.key)
-                if seen is None or m.end > seen.end:
-                    res.mappings[m.key] = m  # the largest extent seen
-                    res.by_start.setdefault(m.start, [0, 0])[kind] += c
+                res.mappings[m.key] = widest(res.mappings.get(m.key), m)
+                res.by_start.setdefault(m.start, [0, 0])[kind] += c
         return res
 
     def advance(self, snapshot: Any) -> None:
