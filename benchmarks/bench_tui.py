@@ -186,7 +186,6 @@ def main() -> int:
 
     from vmainspect.model import Frame
     from vmainspect.snapshot.collect import collect
-    from vmainspect.tui.sources import settle_gc
 
     results = {}
     for n in (a.vmas, a.small):
@@ -199,7 +198,6 @@ def main() -> int:
             os.kill(pid, signal.SIGCONT)
             wait_stopped(pid)
             s2, _ = timed(collect, pid, pages=True)
-            settle_gc()  # what LiveSource.prime() does after its first collect
         finally:
             proc.kill()
             proc.wait()

@@ -1,9 +1,13 @@
-"""Helpers for the TUI tests: fixture snapshots, a replay source, settling the app."""
+"""Helpers for the TUI tests: fixture snapshots, a replay source, settling the app.
+
+``async def`` tests run under pytest-asyncio (``asyncio_mode = "auto"`` in
+pyproject.toml), as Textual's testing guide recommends; each gets its own
+event loop.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import os
 
 import pytest
@@ -12,16 +16,6 @@ from vmainspect.model import Frame
 from vmainspect.snapshot import io as snapshot_io
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
-
-
-@pytest.hookimpl(tryfirst=True)
-def pytest_pyfunc_call(pyfuncitem):
-    """Run ``async def`` tests in a fresh event loop (no pytest-asyncio here)."""
-    if inspect.iscoroutinefunction(pyfuncitem.obj):
-        args = {a: pyfuncitem.funcargs[a] for a in pyfuncitem._fixtureinfo.argnames}
-        asyncio.run(pyfuncitem.obj(**args))
-        return True
-    return None
 
 
 def fixture_path(name: str) -> str:
@@ -47,12 +41,13 @@ def fixed_describe(vma):
 
 def make_app(frames, *, live: bool = True, **kw):
     from vmainspect.tui.app import VmaInspectApp
-    from vmainspect.tui.sources import FramesSource
+    from vmainspect.tui.sources import FramesSource, SourceKind
 
     frames = [f if isinstance(f, Frame) else Frame(f) for f in frames]
     kw.setdefault("interval", 3600)
     kw.setdefault("describe", fixed_describe)
-    return VmaInspectApp(FramesSource(frames, title="test", live=live), **kw)
+    kind = SourceKind.RECORDING if live else SourceKind.SNAPSHOT
+    return VmaInspectApp(FramesSource(frames, title="test", kind=kind), **kw)
 
 
 async def wait_frames(app, pilot, n: int = 1, timeout: float = 10.0) -> None:

@@ -13,7 +13,7 @@ from conftest import fixture_path, next_frame, wait_frames
 from targets import spawn_target
 
 from vmainspect.tui.pagegrid import cells
-from vmainspect.tui.sources import LiveSource
+from vmainspect.tui.sources import LiveSource, SourceKind
 from vmainspect.tui.widgets.vma_table import VmaTable
 
 TARGET = """
@@ -174,4 +174,4 @@ def test_open_of_a_fixture_builds_a_file_source():
     from vmainspect.tui.sources import FileSource
 
     src = FileSource(fixture_path("small"))
-    assert src.live is False and src.next_frame().snapshot.process.name == "python3"
+    assert src.kind is SourceKind.SNAPSHOT and src.next_frame().snapshot.process.name == "python3"

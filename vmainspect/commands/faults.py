@@ -8,8 +8,12 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ..cli import int_arg, pid_arg, seconds_arg
+
+if TYPE_CHECKING:
+    from ..session import LiveSession
 
 HELP = "sample a process's page faults: top mappings and functions, minor/major"
 DESCRIPTION = """Sample every page fault of a process (perf_event_open software events
@@ -105,96 +109,87 @@ class _Result:
             c[1] += b
 
 
-def _sample(args, sampler, snap, res: _Result, collect):
-    """Tick once a second until the duration, Ctrl+C or the process's exit."""
-    from ..errors import AccessDenied, ProcessGone
-
-    current = [snap]
-
-    def refresh():
-        try:
-            fresh = collect(args.pid, pages=args.pages)
-        except (ProcessGone, AccessDenied):
-            return None
-        if fresh.process.state in ("Z", "X", "x"):  # exited: its memory map is empty, keep the last one
-            return None
-        current[0] = fresh
-        return fresh
-
+def _sample(args: argparse.Namespace, session: LiveSession, res: _Result) -> tuple[float, bool, str | None]:
+    """Tick once a second until the duration, Ctrl+C or the process's end.
+    Returns (elapsed s, interrupted, why the process ended or None)."""
     t0 = time.monotonic()
     deadline = t0 + args.duration if args.duration else None
     interrupted = False
-    gone = False
+    ended: str | None = None
     try:
         while True:
             now = time.monotonic()
             wait = 1.0 if deadline is None else min(1.0, deadline - now)
             if wait > 0:
                 time.sleep(wait)
-            if gone or (deadline is not None and time.monotonic() >= deadline):
+            if deadline is not None and time.monotonic() >= deadline:
                 break
-            if args.pages:
-                refresh()
-            result = sampler.tick(current[0], refresh=refresh)
-            res.add(result)
-            gone = result.ended is not None
+            step = session.step()
+            if step.faults is not None:
+                res.add(step.faults)
+            if step.ended is not None:
+                ended = step.ended.message
+                break
     except KeyboardInterrupt:
         interrupted = True
-    # the kernel's counters, then the events stopped, then the last of the rings:
-    # both cover the same window (to within microseconds)
-    c1 = sampler.proc_counters()
-    sampler.stop()
-    elapsed = time.monotonic() - t0
-    if args.pages and not gone:
-        refresh()
-    result = sampler.tick(current[0], refresh=refresh)
-    res.add(result)
-    return elapsed, interrupted, gone or result.ended is not None, c1
+    return time.monotonic() - t0, interrupted, ended
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import AccessDenied
-    from ..faults.sampler import FaultSampler
-    from ..snapshot.collect import collect
+    from ..session import LiveSession
 
-    try:
-        snap = collect(args.pid, pages=args.pages)  # ProcessGone (exit 3) if it never existed
-        denied = None
-    except AccessDenied as e:  # another user's process: counters may still be readable
-        snap, denied = None, e
-    sampler = FaultSampler(args.pid, period=args.period, baseline=snap)
+    # one collect at the start (exit 3 if there is no process); with --pages one every tick.
+    # Another user's process: its map is unreadable, but /proc counters may still be.
+    session = LiveSession(
+        args.pid,
+        pages=args.pages,
+        period=args.period,
+        collect_each_step=args.pages,
+        need_snapshot=False,
+        need_faults=True,
+    )
     prev_term = signal.getsignal(signal.SIGTERM)
 
-    def on_term(_sig, _frame):
+    def on_term(_sig: int, _frame: object) -> None:
         raise KeyboardInterrupt
 
     res = _Result()
     try:
-        sampler.start()
-        if snap is None and sampler.mode == "perf":
-            raise denied  # samples could not be attributed to mappings
+        first = session.start()
+        sampler = session.sampler
+        assert sampler is not None  # need_faults: start() raised otherwise
+        snap = first.snapshot
         c0 = sampler.start_counters
+        if first.faults is not None:
+            res.add(first.faults)
         if not args.json and sys.stderr.isatty() and args.duration is None:
             print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
         signal.signal(signal.SIGTERM, on_term)
         try:
-            elapsed, interrupted, gone, c1 = _sample(args, sampler, snap, res, collect)
+            elapsed, interrupted, ended = _sample(args, session, res)
         finally:
             signal.signal(signal.SIGTERM, prev_term)
-        events = sampler.event_counts() if sampler.mode == "perf" else None
+        # the kernel's counters, then the events stopped, then the last of the rings:
+        # both cover the same window (to within microseconds)
+        final = session.finish()
+        c1, events, last = final.counters, final.events, final.step
+        if last.faults is not None:
+            res.add(last.faults)
+        if ended is None and last.ended is not None:
+            ended = last.ended.message
     finally:
-        sampler.close()
+        session.close()
     proc = None
     if c0 is not None and c1 is not None:
         proc = {"minor": c1[0] - c0[0], "major": c1[1] - c0[1]}
-    doc = _document(args, sampler, snap, res, elapsed, proc, events, interrupted, gone)
+    doc = _document(args, sampler, snap, res, elapsed, proc, events, interrupted, ended)
     out = json.dumps(doc, indent=1) + "\n" if args.json else _render(doc, args.top)
     sys.stdout.write(out)
     sys.stdout.flush()
     return 0
 
 
-def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, gone) -> dict:
+def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, ended) -> dict:
     from ..faults.demangle import demangle
 
     perf = sampler.mode == "perf"
@@ -202,8 +197,8 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
     by_vma = sorted(res.by_vma.values(), key=lambda r: (-(r[3] + r[4]), r[0]))
     by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     notes = list(sampler.notes)
-    if gone:
-        notes.append(f"the process exited after {elapsed:.2f} s: this is what was sampled until then")
+    if ended:
+        notes.append(f"{ended} after {elapsed:.2f} s: this is what was sampled until then")
     if interrupted:
         notes.append(f"interrupted after {elapsed:.2f} s")
     unsampled = None

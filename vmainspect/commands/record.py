@@ -7,8 +7,13 @@ import os
 import signal
 import sys
 import time
+from typing import TYPE_CHECKING
 
 from ..cli import pid_arg, seconds_arg
+
+if TYPE_CHECKING:
+    from ..model import FaultTick
+    from ..session import Step
 
 HELP = "record a process's memory over time into a file (replay with open, compare with diff)"
 DESCRIPTION = """Record snapshots of a process every --interval seconds (with --pages, its
@@ -78,52 +83,29 @@ class _Stop:
             time.sleep(min(left, 0.1))
 
 
-def _start_sampler(pid: int):
-    """E's FaultSampler, or (None, why) if faults cannot be sampled here."""
-    from ..errors import VmaInspectError
-
-    try:
-        from ..faults.sampler import FaultSampler
-    except ImportError as e:
-        return None, f"page faults not recorded: {e}"
-    try:
-        sampler = FaultSampler(pid)
-        sampler.start()
-    except (VmaInspectError, OSError) as e:
-        return None, f"page faults not recorded: {e}"
-    return sampler, None
-
-
-_DEAD = ("Z", "X", "x")
-
-
-def _tick(sampler, snapshot):
-    """The sampler's FaultTick for the window ending now; None if it has nothing to say."""
-    from ..errors import VmaInspectError
-
-    if sampler is None:
-        return None
-    try:
-        return sampler.tick(snapshot).faults
-    except (VmaInspectError, OSError):  # the process went away: the collect will say so
-        return None
+def _faults(step: Step) -> FaultTick | None:
+    return step.faults.faults if step.faults is not None else None
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import ProcessGone, VmaInspectError
+    from ..errors import VmaInspectError
     from ..recording.io import END_DURATION, END_ERROR, END_EXITED, END_INTERRUPTED, RecordingWriter
-    from ..snapshot.collect import collect
+    from ..session import LiveSession
     from ..units import human_bytes
 
     pid = args.pid
     t0 = time.monotonic()
-    snapshot = collect(pid, pages=args.pages)  # no such process / no access: fail before creating FILE
-    if snapshot.process.state in _DEAD:
-        raise ProcessGone(pid, "it is a zombie: it has exited and has no memory left to record")
+    session = LiveSession(pid, pages=args.pages, faults=not args.no_faults)
+    # no such process / a zombie / no access: fail before creating FILE
+    step = session.start()
+    assert step.snapshot is not None
+    snapshot = step.snapshot
     taken = 0.0  # when the snapshot's collect started (s since t0)
-    identity = snapshot.process.create_time
-    writer = RecordingWriter.create(args.output, force=args.force)
-    sampler, why = (None, None) if args.no_faults else _start_sampler(pid)
+    try:
+        writer = RecordingWriter.create(args.output, force=args.force)
+    except BaseException:
+        session.close()
+        raise
     tty = sys.stderr.isatty()
     end, end_note, error = END_INTERRUPTED, "", None
 
@@ -141,14 +123,17 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         with _Stop() as stop:
-            writer.header(snapshot, interval_s=args.interval, pages=args.pages, faults=sampler is not None)
-            for note in ([why] if why else []) + list(getattr(sampler, "notes", []) or []):
+            sampling = session.sampler is not None
+            writer.header(snapshot, interval_s=args.interval, pages=args.pages, faults=sampling)
+            if not args.no_faults and not sampling:
+                writer.note(0.0, f"page faults not recorded: {session.faults_note}")
+            for note in session.sampler.notes if session.sampler is not None else []:
                 writer.note(0.0, note)
-            if sampler is not None and getattr(sampler, "reason", None):
-                writer.note(0.0, f"page faults from /proc counters: {sampler.reason}")
+            if session.sampler is not None and session.sampler.reason:
+                writer.note(0.0, f"page faults from /proc counters: {session.sampler.reason}")
             k = 0
             while True:
-                writer.frame(taken, snapshot, _tick(sampler, snapshot))
+                writer.frame(taken, snapshot, _faults(step))
                 progress()
                 k += 1
                 if args.duration is not None and k * args.interval > args.duration + 1e-9:
@@ -165,30 +150,23 @@ def run(args: argparse.Namespace) -> int:
                 if stop.reason:
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
                     break
-                try:
-                    taken = time.monotonic() - t0
-                    snapshot = collect(pid, pages=args.pages)
-                except ProcessGone:
-                    end, end_note = END_EXITED, f"process {pid} exited"
+                taken = time.monotonic() - t0
+                step = session.step()
+                if step.ended is not None:  # the last frame written is the last complete one
+                    end, end_note = END_EXITED, step.ended.message
                     break
-                if snapshot.process.state in _DEAD:  # exited, not yet reaped: nothing left to show
-                    end, end_note = END_EXITED, f"process {pid} exited"
-                    break
-                if snapshot.process.create_time != identity:
-                    end, end_note = END_EXITED, f"process {pid} exited (the PID now names another process)"
-                    break
+                if not step.fresh:  # nothing new to record (e.g. access lost for a moment)
+                    continue
+                assert step.snapshot is not None
+                snapshot = step.snapshot
                 if stop.reason:  # signalled during the collect: keep what we have, then stop
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
-                    writer.frame(taken, snapshot, _tick(sampler, snapshot))
+                    writer.frame(taken, snapshot, _faults(step))
                     break
     except VmaInspectError as e:
         end, end_note, error = END_ERROR, str(e), e
     finally:
-        if sampler is not None:
-            try:
-                sampler.close()
-            except Exception:
-                pass
+        session.close()
         try:
             if not writer.closed:
                 writer.note(time.monotonic() - t0, end_note or "recording stopped", end=end)

@@ -45,15 +45,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import gc
+    from .. import gcpause
 
-    was_enabled = gc.isenabled()
-    gc.disable()  # short-lived, acyclic data: the cyclic GC would only cost time
-    try:
+    with gcpause.paused():  # short-lived, acyclic data: the cyclic GC would only cost time
         return _run(args)
-    finally:
-        if was_enabled:  # main() may be called in a process that goes on (tests, scripts)
-            gc.enable()
 
 
 def _run(args: argparse.Namespace) -> int:

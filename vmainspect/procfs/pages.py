@@ -35,13 +35,13 @@ as ``anon`` (or ``file``: pagemap sets bit 61 on the huge zero page) and
 
 from __future__ import annotations
 
-import gc
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
 from operator import lt, sub
 
+from .. import gcpause
 from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PageInfo, Vma
 from .pageruns import Infos, PageRuns, Piece
@@ -88,13 +88,8 @@ def read_pages(
     """
     # Nothing made here forms a reference cycle: the cyclic garbage collector
     # would only rescan the arrays' neighbours.
-    was_enabled = gc.isenabled()
-    gc.disable()
-    try:
+    with gcpause.paused():
         return _read_pages(reader, vmas, page_size, use_scan)
-    finally:
-        if was_enabled:
-            gc.enable()
 
 
 def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_scan: bool | None) -> PageResult:

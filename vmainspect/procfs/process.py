@@ -47,7 +47,7 @@ def describe(pid: int, state: Liveness) -> str:
     return {
         Liveness.RUNNING: f"process {pid} is running",
         Liveness.EXITING: f"process {pid} is exiting",
-        Liveness.ZOMBIE: f"process {pid} has exited (a zombie until its parent reaps it)",
+        Liveness.ZOMBIE: f"process {pid} exited (a zombie until its parent reaps it)",
         Liveness.EXITED: f"process {pid} exited",
         Liveness.REUSED: f"process {pid} exited and its PID was reused by another process",
     }[state]

@@ -22,7 +22,6 @@ thread meanwhile (the kernel walks the page tables for both).
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 import time
@@ -30,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from .. import gcpause
 from ..errors import ProcessGone
 from ..procfs.process import MmProbe
 from ..procfs.reader import ProcReader
@@ -180,9 +180,7 @@ def collect(
     True/False force it on/off (tests compare both paths).
     """
     reader = ProcReader(pid, proc_root)
-    gc_was_enabled = gc.isenabled()
-    gc.disable()  # tens of thousands of acyclic objects: the cyclic GC only costs time here
-    try:
+    with gcpause.paused():  # tens of thousands of acyclic objects: the cyclic GC only costs time here
         taken_at = _now_iso()
         reading = _Pending(lambda: _read_files(reader))
         from .. import model  # noqa: F401  (imported while the kernel works)
@@ -193,9 +191,6 @@ def collect(
             return _build(reader, read, taken_at, pages, use_scan, files)
         finally:
             read.probe.close()
-    finally:
-        if gc_was_enabled:
-            gc.enable()
 
 
 def _complete(reader: ProcReader, before: StatInfo, probe: MmProbe, vmas: list[Vma]) -> StatInfo:

@@ -1,10 +1,11 @@
 """The vmainspect Textual app: a process's VMAs and pages, live.
 
-The app renders ``Frame``s from a *source* (see ``sources.py``); it never
-reads /proc itself. A thread worker asks the source for the next frame,
-merges it with the previous one (``rows.build_rows``: new/removed VMAs,
-RSS/dirty growth) and posts it; the UI thread swaps it in and renders only
-what is visible. The next poll is scheduled after the last one finishes.
+The app renders ``Frame``s from a *source* (``sources.Source``); it never
+reads /proc itself. A poll thread (``polling.fetch``) asks the source for
+the next frame, merges it with the previous one and posts it; the UI thread
+swaps it in and renders only what is visible. The next poll is scheduled
+after the last one finishes. Saving (``saving.py``), the process picker
+(``attaching.py``) and ELF details (``elf.py``) live in their own modules.
 
 Extension hooks (for the lecture and replay views):
 
@@ -25,11 +26,10 @@ Extension hooks (for the lecture and replay views):
 
 from __future__ import annotations
 
-import gc
 import os
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 
 from rich.text import Text
@@ -37,44 +37,32 @@ from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.message import Message
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
-from ..errors import VmaInspectError
 from ..model import Frame, Snapshot, Vma
 from ..safetext import printable
 from . import rows as R
+from .attaching import AttachingMixin
+from .elf import READING, Describe, ElfDetails, Lines
 from .palette import palette_commands
+from .polling import FrameFailed, FrameReady, View, fetch
 from .rows import COLUMN_KEYS, COLUMNS, DESCENDING_FIRST, Rows
 from .safe import literal
-from .sources import settle_gc
+from .saving import SavingMixin
+from .sources import LiveSource, Source, SourceKind
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
-from .widgets.overview import Overview, overview_layout
+from .widgets.overview import Overview
 from .widgets.page_map import PageMapPanel
 from .widgets.vma_table import VmaTable
 
 APP_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")
 PANELS = ("pages", "details", "faults")
 PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "extra": "Notes"}
-
-
-def _default_describe() -> Callable[[Vma], list[str] | None] | None:
-    try:
-        from ..faults.symbolize import describe_vma
-    except ImportError:
-        return None
-
-    def describe(vma: Vma, snapshot: Snapshot | None = None) -> list[str] | None:
-        # with the snapshot, the load bias comes from the file's lowest mapping (unambiguous)
-        return describe_vma(vma, snapshot=snapshot)
-
-    describe.takes_snapshot = True  # type: ignore[attr-defined]
-    return describe
 
 
 def _parse_time(text: str) -> float | None:
@@ -84,22 +72,7 @@ def _parse_time(text: str) -> float | None:
         return None
 
 
-class FrameReady(Message):
-    def __init__(
-        self, frame: Frame, rows: Rows, prev: Snapshot | None, view: tuple, order: list[int], layout
-    ) -> None:
-        super().__init__()
-        self.frame, self.rows, self.prev, self.view, self.order = frame, rows, prev, view, order
-        self.layout = layout
-
-
-class FrameFailed(Message):
-    def __init__(self, error: str) -> None:
-        super().__init__()
-        self.error = error
-
-
-class VmaInspectApp(App):
+class VmaInspectApp(SavingMixin, AttachingMixin, App):
     """See the module docstring for the hooks."""
 
     # absolute, so subclasses in other folders still find it (add yours: CSS_PATH = [APP_CSS, "x.tcss"])
@@ -124,22 +97,24 @@ class VmaInspectApp(App):
 
     def __init__(
         self,
-        source=None,
+        source: Source | None = None,
         *,
         interval: float | None = None,
         extra_panel: Widget | None = None,
-        describe: Callable[[Vma], list[str] | None] | str | None = "default",
+        describe: Describe | str | None = "default",
         save_dir: str | None = ".",
-        picker_lister=None,
+        picker_lister: Callable[[], Sequence[object]] | None = None,
         picker_filter: str = "",
         picker_only: set[int] | None = None,
-        live_options: dict | None = None,
+        live_options: dict[str, object] | None = None,
     ) -> None:
         super().__init__()
         self.source = source
-        self.interval = interval if interval is not None else getattr(source, "interval", 1.0)
+        if interval is None:
+            interval = source.interval if source is not None else 1.0
+        self.interval = interval
         self.extra_panel = extra_panel
-        self.describe = _default_describe() if describe == "default" else describe
+        self.elf = ElfDetails(describe)
         self.save_dir = save_dir
         self.picker_lister = picker_lister
         self.picker_filter = picker_filter
@@ -155,7 +130,6 @@ class VmaInspectApp(App):
         self._message: Text | str = ""  # the status line's last part: Text, or a str shown literally
         self._rates: tuple[float, float] | None = None
         self._history: deque[float] = deque(maxlen=max(2, round(60 / max(self.interval, 0.05))))
-        self._elf_cache: dict[tuple, list[str] | str | None] = {}
         self._panel = "pages"
 
     # --- layout ------------------------------------------------------------
@@ -196,14 +170,27 @@ class VmaInspectApp(App):
         table.on_select = self._selection_changed
         table.focus()
         if self.source is None:
-            self._pick()
+            self.pick_process()
         else:
             self.sub_title = printable(self.source.title)
             self.request_frame()
 
-    def _alive(self) -> bool:
+    def is_running_ui(self) -> bool:
         """False while the app shuts down (late worker results are dropped)."""
         return self.table.is_attached
+
+    def say(self, message: Text | str) -> None:
+        """Put ``message`` in the status line (a str is shown literally, never as markup)."""
+        self._message = message
+        self._show_status()
+
+    def use_source(self, source: LiveSource) -> None:
+        """Show frames from ``source`` from now on (after the picker)."""
+        self.source = source
+        self.interval = source.interval
+        self.sub_title = printable(source.title)
+        self.say("")
+        self.request_frame()
 
     def _panels(self) -> tuple[Widget, ...]:
         return (self.page_map, self.details, self.faults)
@@ -242,7 +229,9 @@ class VmaInspectApp(App):
     # --- polling -------------------------------------------------------------
     def _can_poll(self) -> bool:
         f = self.current_frame
-        return self.source is not None and (f is None or (self.source.live and not f.gone))
+        if self.source is None:
+            return False
+        return f is None or (self.source.kind is not SourceKind.SNAPSHOT and not f.gone)
 
     def request_frame(self) -> None:
         if self._polling or self.source is None:
@@ -252,7 +241,7 @@ class VmaInspectApp(App):
             self._timer = None
         self._polling = True
         table = self.table
-        view = (table.sort, table.reverse, table.filter_text)
+        view: View = (table.sort, table.reverse, table.filter_text)
         prev = self.current_frame.snapshot if self.current_frame else None
         # A daemon thread, not a Textual worker: quitting must not wait for a
         # collect in flight (seconds on a 65k-VMA process).
@@ -265,25 +254,17 @@ class VmaInspectApp(App):
         """A frame is being fetched (tests and benchmarks wait on it)."""
         return self._polling
 
-    def _poll(self, source, prev: Snapshot | None, view: tuple) -> None:
-        """Runs in the poll thread: fetch, merge with the previous frame, post."""
+    def _poll(self, source: Source, prev: Snapshot | None, view: View) -> None:
+        """Runs in the poll thread."""
         try:
-            frame = source.next_frame()
-        except (VmaInspectError, OSError) as e:
-            self.post_message(FrameFailed(str(e)))
-            return
-        except Exception as e:
+            msg = fetch(source, prev, view)
+        except Exception as e:  # a bug in the source: say so on screen, then let it surface
             self.post_message(FrameFailed(f"unexpected {type(e).__name__} from the source: {e}"))
             raise
-        rows = R.build_rows(prev, frame.snapshot, frame.faults)
-        order = R.order(rows, *view)
-        rows.haystack()  # the filter's text, here rather than on the first '/' key
-        layout = overview_layout(frame.snapshot)
-        settle_gc()  # here, in the worker, not in the UI thread
-        self.post_message(FrameReady(frame, rows, prev, view, order, layout))
+        self.post_message(msg)
 
     def on_frame_failed(self, msg: FrameFailed) -> None:
-        if not self._alive():
+        if not self.is_running_ui():
             return
         self._polling = False
         self._message = Text.assemble(("collection failed: ", "red"), literal(msg.error))
@@ -292,7 +273,7 @@ class VmaInspectApp(App):
         self._schedule()
 
     def on_frame_ready(self, msg: FrameReady) -> None:
-        if not self._alive():
+        if not self.is_running_ui():
             return
         self._polling = False
         old = self.current_frame
@@ -306,7 +287,7 @@ class VmaInspectApp(App):
         view = (table.sort, table.reverse, table.filter_text)
         self.overview.show(frame.snapshot, table.selected_vma, msg.layout)  # before set_rows re-selects
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
-        self.faults.show(frame.faults, frame.snapshot, getattr(self.source, "faults_note", None))
+        self.faults.show(frame.faults, frame.snapshot, self.source.faults_note if self.source else None)
         if frame.gone:
             self._message = Text.assemble(
                 literal(frame.message or "the process has exited", "b red"),
@@ -320,11 +301,6 @@ class VmaInspectApp(App):
             self._message = literal(frame.message, "yellow")
         self._show_header()
         self._show_status()
-        if self.frames_seen % 600 == 0 and len(frame.snapshot.vmas) < 5000:
-            # small processes: now and then, let the GC see everything again
-            gc.unfreeze()
-            gc.collect()
-            gc.freeze()
         updater = getattr(self.extra_panel, "update_frame", None)
         if updater is not None:
             updater(frame)
@@ -357,11 +333,12 @@ class VmaInspectApp(App):
         f = self.current_frame
         if f is not None and f.gone:
             return "gone"
-        if self.source is not None and not self.source.live:
+        kind = self.source.kind if self.source is not None else SourceKind.LIVE
+        if kind is SourceKind.SNAPSHOT:
             return "file"
         if self.paused:
             return "paused"
-        return "live" if type(self.source).__name__ == "LiveSource" else "replay"
+        return "live" if kind is SourceKind.LIVE else "replay"
 
     def _show_header(self) -> None:
         if self.current_frame is not None:
@@ -407,7 +384,7 @@ class VmaInspectApp(App):
         self._selection_changed(msg.vma)
 
     def _selection_changed(self, vma: Vma | None) -> None:
-        if not self._alive():
+        if not self.is_running_ui():
             return
         frame = self.current_frame
         if frame is None:
@@ -424,32 +401,29 @@ class VmaInspectApp(App):
         self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost)
 
     # --- ELF (off the UI thread, cached) ----------------------------------------
-    def _elf_for(self, vma: Vma | None):
-        if vma is None or self.describe is None:
-            return "ELF details not available (vmainspect.symbolize missing)" if vma else None
-        if not vma.path or not vma.path.startswith("/") or vma.inode == 0:
+    def _elf_for(self, vma: Vma | None) -> Lines:
+        if vma is None:
             return None
-        key = (vma.path, vma.start, vma.end, vma.offset)
-        if key in self._elf_cache:
-            return self._elf_cache[key]
+        if not self.elf.enabled:
+            return "ELF details are off in this session"
+        key = ElfDetails.key(vma)
+        if key is None:
+            return None
+        known, lines = self.elf.cached(key)
+        if known:
+            return lines
         self._describe(vma, key, self.current_frame.snapshot if self.current_frame else None)
-        return "reading ELF headers…"
+        return READING
 
     @work(thread=True, group="elf", description="describe ELF")
-    def _describe(self, vma: Vma, key: tuple, snapshot: Snapshot | None) -> None:
-        try:
-            if getattr(self.describe, "takes_snapshot", False):
-                lines = self.describe(vma, snapshot=snapshot)
-            else:
-                lines = self.describe(vma)
-        except Exception as e:
-            lines = f"cannot read ELF: {e}"
+    def _describe(self, vma: Vma, key: tuple[str, int, int, int], snapshot: Snapshot | None) -> None:
+        lines = self.elf.read(vma, snapshot)
         self.call_from_thread(self._described, vma, key, lines)
 
-    def _described(self, vma: Vma, key: tuple, lines) -> None:
-        if not self._alive():
+    def _described(self, vma: Vma, key: tuple[str, int, int, int], lines: Lines) -> None:
+        if not self.is_running_ui():
             return
-        self._elf_cache[key] = lines
+        self.elf.store(key, lines)
         if self.selected_vma is vma and self.current_frame is not None:
             table = self.table
             self.details.show(
@@ -458,7 +432,7 @@ class VmaInspectApp(App):
 
     # --- actions -----------------------------------------------------------------
     def action_toggle_pause(self) -> None:
-        if self.source is None or not self.source.live:
+        if self.source is None or self.source.kind is SourceKind.SNAPSHOT:
             self.notify("nothing to pause: this is a saved snapshot")
             return
         self.pause(not self.paused)
@@ -466,44 +440,6 @@ class VmaInspectApp(App):
     def action_refresh(self) -> None:
         if self._can_poll():
             self.request_frame()
-
-    def action_save(self) -> None:
-        frame = self.current_frame
-        if self.save_dir is None:
-            self.notify("saving is off in this session", severity="warning")
-            return
-        if frame is None:
-            self.notify("nothing to save yet", severity="warning")
-            return
-        s = frame.snapshot
-        stamp = s.taken_at[:19].replace("-", "").replace(":", "").replace("T", "-")
-        path = os.path.join(self.save_dir, f"vmainspect-{s.process.pid}-{stamp}.json")
-        self._message = literal(f"saving {path}…")
-        self._show_status()
-        self._save(s, path)
-
-    @work(thread=True, group="save", description="save snapshot")
-    def _save(self, snapshot: Snapshot, path: str) -> None:
-        from ..snapshot import io as snapshot_io
-
-        try:
-            written = snapshot_io.save(snapshot, path)
-        except VmaInspectError as e:
-            self.call_from_thread(self._saved, None, str(e))
-            return
-        self.call_from_thread(self._saved, os.path.abspath(written), None)
-
-    def _saved(self, path: str | None, error: str | None) -> None:
-        if not self._alive():
-            return
-        if error:
-            self._message = Text.assemble(("save failed: ", "red"), literal(error))
-            self.notify(error, title="save failed", severity="error")
-        else:
-            self.last_saved = path
-            self._message = Text.assemble("saved ", literal(path, "b"))
-            self.notify(path, title="snapshot saved")
-        self._show_status()
 
     # The filter is typed into the table itself (it keeps the focus): moving the
     # focus to an Input and back re-composes the footer and re-lays out the
@@ -612,45 +548,3 @@ class VmaInspectApp(App):
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield from palette_commands(self)
-
-    # --- process picker ---------------------------------------------------------
-    def _pick(self) -> None:
-        from .proclist import list_processes
-        from .screens.picker import PickerScreen
-
-        lister = self.picker_lister or list_processes
-        self.push_screen(
-            PickerScreen(lister, initial_filter=self.picker_filter, only=self.picker_only), self._picked
-        )
-
-    def _picked(self, pid: int | None) -> None:
-        if pid is None:
-            self.exit()
-            return
-        self._message = f"attaching to {pid}…"
-        self._show_status()
-        self._attach(pid)
-
-    @work(thread=True, exclusive=True, group="attach", description="attach")
-    def _attach(self, pid: int) -> None:
-        from .sources import LiveSource
-
-        source = LiveSource(pid, **self.live_options)
-        try:
-            source.prime()
-        except VmaInspectError as e:
-            source.close()
-            self.call_from_thread(self._attach_failed, str(e))
-            return
-        self.call_from_thread(self._attached, source)
-
-    def _attach_failed(self, error: str) -> None:
-        self.notify(error, title="cannot attach", severity="error", timeout=8)
-        self._pick()
-
-    def _attached(self, source) -> None:
-        self.source = source
-        self.interval = getattr(source, "interval", self.interval)
-        self.sub_title = printable(source.title)
-        self._message = ""
-        self.request_frame()

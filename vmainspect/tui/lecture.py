@@ -37,7 +37,7 @@ from ..errors import VmaInspectError
 from ..model import Frame, Vma, replace
 from .app import APP_CSS, VmaInspectApp
 from .lecture_panels import ConfirmRestart, JumpScreen, LectureHelpScreen, NarrationPanel
-from .sources import LiveSource
+from .sources import LiveSource, SourceKind
 from .widgets.evidence import Clock, EvidencePanel
 
 LECTURE_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "lecture.tcss")
@@ -85,7 +85,7 @@ class LectureSource:
     interpreter's hundred-odd VMAs are not the lesson).
     """
 
-    live = True
+    kind = SourceKind.LIVE
 
     def __init__(
         self, pid: int, folder: str, *, interval: float = 0.5, faults: bool = True, own_only: bool = False
@@ -230,11 +230,6 @@ class LectureApp(VmaInspectApp):
             self._auto_timer.stop()
         self.source.close()
         self.exit(return_code=128 + sig)
-
-    def _state(self) -> str:
-        # the header calls any source but LiveSource "replay"; ours is live
-        state: str = super()._state()
-        return "live" if state == "replay" else state
 
     # --- steps -----------------------------------------------------------------------
     def action_next_step(self) -> None:

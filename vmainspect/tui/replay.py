@@ -36,6 +36,7 @@ from ..recording.io import Recording, moment_index, read_recording, sniff, split
 from ..safetext import printable
 from ..units import human_bytes
 from .app import VmaInspectApp
+from .sources import SourceKind
 
 SPEEDS = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0)
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -48,7 +49,7 @@ class RecordingSource:
     on, so the app's own polling timer plays the recording.
     """
 
-    live = True  # the app keeps polling (that is playback); pause stops it
+    kind = SourceKind.RECORDING  # the app keeps polling (that is playback); pause stops it
 
     def __init__(self, recording: Recording, start: int = 0) -> None:
         self.recording = recording

@@ -62,7 +62,9 @@ def help_body() -> Table:
     t.add_row(Text("•", style="bold"), "shared with another mapping (kpagecount > 1; root)")
     t.add_row(Text("*", style="bold"), "changed state since the last tick")
     t.add_row(Text("!", style="bold bright_yellow"), "faulted in the last tick (perf sampling)")
-    t.add_row(Text("░", style="bold"), "a cell whose pages are in several states (the most significant one shown)")
+    t.add_row(
+        Text("░", style="bold"), "a cell whose pages are in several states (the most significant one shown)"
+    )
     t.add_row("", "")
     t.add_row(
         Text("Overview", style="bold underline"),

@@ -15,11 +15,10 @@ from bisect import bisect_right
 from rich.segment import Segment
 from rich.style import Style
 from textual.strip import Strip
-from textual.widget import Widget
 
 from ...model import Snapshot, Vma
 from ...units import human_bytes
-from .basestyle import base_style
+from .basestyle import CachedBaseStyle
 
 GAP_MIN = 1 << 30  # gaps this big or bigger are compressed
 
@@ -93,7 +92,7 @@ def overview_layout(snapshot: Snapshot) -> tuple[list[tuple[int, int]], list[int
     return cl, [v.start for v in vmas], names
 
 
-class Overview(Widget):
+class Overview(CachedBaseStyle):
     """Two lines: the strip and the region labels with the selection marker."""
 
     DEFAULT_CSS = "Overview { height: 2; }"
@@ -173,7 +172,7 @@ class Overview(Widget):
 
     def render_line(self, y: int) -> Strip:
         width = self.size.width
-        base = base_style(self)
+        base = self.base_style
         snap = self.snapshot
         if snap is None or not snap.vmas:
             return Strip.blank(width, base)

@@ -17,14 +17,13 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.content import Content
 from textual.strip import Strip
-from textual.widget import Widget
 from textual.widgets import Static
 
 from ...model import Capabilities, FaultTick, Vma
 from ...safetext import printable
 from ...units import human_bytes
 from ..pagegrid import Cell, cells, scale_for
-from .basestyle import base_style
+from .basestyle import CachedBaseStyle
 
 STATE_STYLE = {
     "absent": Style(color="grey35", bgcolor="grey15"),
@@ -96,7 +95,7 @@ def _run(known: dict, c: Cell, n: int, base: Style) -> Segment:
     return seg if n == 1 else Segment(seg.text * n, seg.style)
 
 
-class PageGrid(Widget):
+class PageGrid(CachedBaseStyle):
     """The grid itself; picks its scale from its size."""
 
     DEFAULT_CSS = "PageGrid { height: 1fr; min-height: 2; }"
@@ -170,7 +169,7 @@ class PageGrid(Widget):
     def render_line(self, y: int) -> Strip:
         self._compute()
         w = self.size.width
-        base = base_style(self)
+        base = self.base_style
         start = y * w
         if start >= len(self._cells):
             return Strip.blank(w, base)

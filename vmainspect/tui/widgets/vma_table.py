@@ -22,8 +22,7 @@ from ...safetext import printable
 from ...units import human_bytes
 from .. import rows as R
 from ..rows import COLUMNS, Rows
-from ..sources import settle_gc
-from .basestyle import base_style
+from .basestyle import CachedBaseStyle
 
 KIND_COLOURS = {
     "heap": "yellow",
@@ -55,7 +54,7 @@ _DIM = Style(color="grey50")
 _EXEC = Style(color="bright_red")
 
 
-class VmaTable(ScrollView, can_focus=True):
+class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
     """The table of VMAs of the current frame."""
 
     DEFAULT_CSS = """
@@ -170,9 +169,6 @@ class VmaTable(ScrollView, can_focus=True):
     @work(thread=True, exclusive=True, group="table-view", description="sort/filter VMAs")
     def _compute_view(self, rows: Rows, view: tuple) -> None:
         order = R.order(rows, *view)
-        # the new 65k-long lists (order, sort keys, filter haystack) would otherwise
-        # be rescanned by every full GC pass, ~35 ms each, in whatever thread runs it
-        settle_gc()
         self.app.call_from_thread(self._view_ready, rows, view, order)
 
     def _view_ready(self, rows: Rows, view: tuple, order: list[int]) -> None:
@@ -220,7 +216,7 @@ class VmaTable(ScrollView, can_focus=True):
         if (
             shown.get("scroll") != int(self.scroll_y)
             or shown.get("size") != self.size
-            or shown.get("base") != base_style(self)
+            or shown.get("base") != self.base_style
         ):
             self.refresh()
             return
@@ -247,7 +243,11 @@ class VmaTable(ScrollView, can_focus=True):
             self.virtual_size = size
             return
         self.set_reactive(VmaTable.virtual_size, size)
-        self._scroll_update(size)
+        bar = self.vertical_scrollbar  # the same bar, new proportions (public ScrollBar reactives)
+        bar.window_virtual_size = size.height
+        bar.window_size = self.container_size.height - self.scrollbar_size_horizontal
+        bar.refresh()
+        self.scroll_y = self.validate_scroll_y(self.scroll_y)
         self.refresh()
 
     def select_row(self, row: int) -> bool:
@@ -369,7 +369,7 @@ class VmaTable(ScrollView, can_focus=True):
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width
-        base = base_style(self)
+        base = self.base_style
         if y == 0:
             return self._header(width, base)
         pos = int(self.scroll_y) + y - 1

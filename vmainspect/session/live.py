@@ -1,0 +1,273 @@
+"""One process followed over time: collect, sample faults, decide when it is gone.
+
+A ``LiveSession`` is the loop body that the TUI's live source, ``record``
+and ``faults`` share. ``start()`` takes the first snapshot (a missing
+process, a zombie or missing privileges fail here, before anything is
+written or shown) and starts the fault sampler; each ``step()`` collects
+again (or only checks the process, for ``faults`` without ``--pages``) and
+ticks the sampler against the new snapshot, and returns a ``Step``. The
+caller owns the timing.
+
+"Gone" is decided here and only here, from the process's identity (pid and
+start time, ``procfs.process``): it exited (no such PID), it is a zombie
+(its memory is released), or its PID names another process. Once gone,
+every ``Step`` carries ``ended`` and the last complete snapshot; the sampler
+is closed after one last drain, so faults taken before the exit are counted
+and none of another process's are. A snapshot is never partial (see
+``snapshot.collect``); a read cut short by an exec or lost access keeps the
+last view with a message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ..errors import AccessDenied, ProcessGone, VmaInspectError
+from ..faults.sampler import FaultSampler, TickResult
+from ..model import Snapshot
+from ..procfs.process import Liveness, ProcessIdentity, describe, liveness
+from ..procfs.reader import ProcReader
+from ..snapshot.collect import collect
+
+Collector = Callable[..., Snapshot]
+
+
+@dataclass(frozen=True)
+class Ended:
+    """Why the session ended."""
+
+    state: Liveness  # EXITED, ZOMBIE, REUSED or EXITING
+    message: str  # one line for the user
+
+
+@dataclass(frozen=True)
+class Step:
+    """One turn of the loop."""
+
+    snapshot: Snapshot | None  # the newest complete snapshot (None: never readable, faults only)
+    faults: TickResult | None = None  # the faults of the window ending now; None when not sampling
+    ended: Ended | None = None  # set once the process is gone; ``snapshot`` is then the last one
+    message: str | None = None  # something to say that does not end the session (e.g. access lost)
+    fresh: bool = True  # ``snapshot`` was collected in this step
+
+
+@dataclass(frozen=True)
+class Final:
+    """What ``LiveSession.finish()`` returns."""
+
+    step: Step  # the last tick (the faults up to the end)
+    counters: tuple[int, int] | None  # the kernel's (minflt, majflt) as sampling stopped; None if gone
+    events: tuple[int, int] | None  # the perf events' own (minor, major) counts; None in counters mode
+
+
+class LiveSession:
+    """Follows process ``pid``; see the module docstring.
+
+    ``collect_each_step``: collect in every ``step()`` (the TUI, ``record``,
+    ``faults --pages``); otherwise only when the sampler finds faults outside
+    the last snapshot's VMAs. ``need_snapshot``: without it, a process whose
+    memory map may not be read can still be sampled by /proc counters.
+    ``need_faults``: a sampler that cannot start is an error (``faults``),
+    not a note (the TUI, ``record``).
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        *,
+        pages: bool = False,
+        faults: bool = True,
+        period: int = 1,
+        proc_root: str = "/proc",
+        collect_each_step: bool = True,
+        need_snapshot: bool = True,
+        need_faults: bool = False,
+        collector: Collector = collect,
+    ) -> None:
+        self.pid = pid
+        self.pages = pages
+        self.want_faults = faults
+        self.period = period
+        self.proc_root = proc_root
+        self.collect_each_step = collect_each_step
+        self.need_snapshot = need_snapshot
+        self.need_faults = need_faults
+        self._collector = collector
+        self._reader = ProcReader(pid, proc_root)
+        self.identity: ProcessIdentity | None = None
+        self.sampler: FaultSampler | None = None
+        self.faults_note: str | None = None if faults else "fault sampling off"
+        self.denied: AccessDenied | None = None  # why the memory map could not be read at the start
+        self._last: Snapshot | None = None
+        self._ended: Ended | None = None
+        self._started = False
+        self._create_time: float | None = None
+
+    # ------------------------------------------------------------ state
+    @property
+    def last(self) -> Snapshot | None:
+        """The newest complete snapshot."""
+        return self._last
+
+    @property
+    def ended(self) -> Ended | None:
+        return self._ended
+
+    def _collect(self) -> Snapshot:
+        return self._collector(self.pid, pages=self.pages, proc_root=self.proc_root)
+
+    def _end(self, state: Liveness) -> Ended:
+        if self._ended is None:
+            self._ended = Ended(state, describe(self.pid, state))
+        return self._ended
+
+    def _check(self) -> Liveness:
+        if self.identity is None:
+            return Liveness.RUNNING
+        try:
+            return liveness(self._reader, self.identity)[0]
+        except AccessDenied:
+            return Liveness.RUNNING  # stat unreadable now: nothing proves it is gone
+
+    # ------------------------------------------------------------ life cycle
+    def start(self) -> Step:
+        """First snapshot, then fault sampling. Raises ProcessGone (no such
+        process, or a zombie: nothing left to show) or AccessDenied."""
+        if self._started:
+            raise RuntimeError("session already started")
+        self._started = True
+        from ..procfs.parse import parse_stat
+
+        stat = parse_stat(self._reader.read("stat"))  # ProcessGone: no such process
+        self.identity = ProcessIdentity.of(stat)
+        snap: Snapshot | None
+        try:
+            snap = self._collect()
+        except AccessDenied as e:
+            if self.need_snapshot or not self.want_faults:
+                raise
+            snap, self.denied = None, e
+        if stat.dead or (snap is not None and snap.process.state in ("Z", "X", "x")):
+            raise ProcessGone(self.pid, "it is a zombie: it has exited and has no memory left to show")
+        self._last = snap
+        self._create_time = snap.process.create_time if snap is not None else None
+        if self.want_faults:
+            self._start_sampler(snap)
+        return Step(snap, self._tick(snap))
+
+    def _start_sampler(self, baseline: Snapshot | None) -> None:
+        sampler = FaultSampler(self.pid, period=self.period, proc_root=self.proc_root, baseline=baseline)
+        try:
+            sampler.start()
+        except (VmaInspectError, OSError) as e:
+            sampler.close()
+            if self.need_faults:
+                raise
+            self.faults_note = f"fault sampling unavailable: {e}"
+            return
+        if baseline is None and sampler.mode == "perf" and self.denied is not None:
+            sampler.close()  # samples could not be attributed to any mapping
+            raise self.denied
+        self.sampler = sampler
+        self.faults_note = sampler.reason
+
+    def _refresh(self) -> Snapshot | None:
+        """A newer snapshot for the sampler (faults outside the known VMAs); None if gone."""
+        try:
+            snap = self._collect()
+        except ProcessGone:
+            return None
+        if snap.process.state in ("Z", "X", "x") or not self._same(snap):
+            return None
+        self._last = snap
+        return snap
+
+    def _same(self, snap: Snapshot) -> bool:
+        """``snap`` is of the process the session started on (its start time is the same)."""
+        first = self._create_time
+        return first is None or snap.process.create_time in (None, first)
+
+    def _tick(self, snap: Snapshot | None) -> TickResult | None:
+        if self.sampler is None:
+            return None
+        try:
+            result = self.sampler.tick(snap, refresh=self._refresh if snap is not None else None)
+        except (VmaInspectError, OSError) as e:
+            self.faults_note = f"fault sampling stopped: {e}"
+            self._close_sampler()
+            return None
+        if result.snapshot is not None and result.snapshot is not snap:
+            self._last = result.snapshot  # refreshed: the newer map is the one shown
+        return result
+
+    def step(self) -> Step:
+        """Collect (or check) and tick once. After the end: the last snapshot and ``ended``."""
+        if not self._started:
+            raise RuntimeError("start() the session first")
+        if self._ended is not None:
+            return Step(self._last, None, self._ended, fresh=False)
+        if not self.collect_each_step:
+            state = self._check()
+            if state in (Liveness.RUNNING, Liveness.EXITING):
+                return Step(self._last, self._tick(self._last), fresh=False)
+            return self._gone(state)
+        try:
+            snap = self._collect()
+        except ProcessGone as e:
+            state = self._check()
+            if state is Liveness.RUNNING:  # e.g. an exec during the read: keep the last view
+                return Step(self._last, self._tick(self._last), message=str(e), fresh=False)
+            return self._gone(state)
+        except AccessDenied as e:
+            # e.g. it exec'd a setuid binary: keep the last view, say why
+            return Step(self._last, None, message=str(e), fresh=False)
+        if not self._same(snap):
+            return self._gone(Liveness.REUSED)
+        if snap.process.state in ("Z", "X", "x"):
+            return self._gone(Liveness.ZOMBIE)
+        self._last = snap
+        return Step(snap, self._tick(snap))
+
+    def _gone(self, state: Liveness) -> Step:
+        ended = self._end(state)
+        last_faults = None
+        if self.sampler is not None and state is not Liveness.REUSED:
+            self.sampler.stop()
+            last_faults = self._tick(self._last)  # what the rings still hold from before the exit
+        self._close_sampler()
+        return Step(self._last, last_faults, ended, fresh=False)
+
+    def finish(self) -> Final:
+        """End sampling now: the kernel's (minflt, majflt) read just before the
+        events stop (None if gone or reused), the events' own counts, then the
+        last tick."""
+        counters = events = None
+        if self.sampler is not None:
+            counters = self.sampler.proc_counters()  # None after PID reuse: never another's counts
+            self.sampler.stop()
+            if self.sampler.mode == "perf":
+                events = self.sampler.event_counts()
+        if self._ended is not None:
+            return Final(Step(self._last, None, self._ended, fresh=False), counters, events)
+        state = self._check()
+        if state in (Liveness.EXITED, Liveness.ZOMBIE, Liveness.REUSED):
+            self._end(state)
+            if state is Liveness.REUSED:
+                counters = None
+        if self.collect_each_step and self.pages and self._ended is None:
+            self._refresh()
+        result = self._tick(self._last) if state is not Liveness.REUSED else None
+        self._close_sampler()
+        return Final(Step(self._last, result, self._ended, fresh=False), counters, events)
+
+    def _close_sampler(self) -> None:
+        if self.sampler is not None:
+            try:
+                self.sampler.close()
+            except (VmaInspectError, OSError):
+                pass
+            self.sampler = None
+
+    def close(self) -> None:
+        self._close_sampler()
