@@ -77,7 +77,7 @@ async def test_exit_of_the_live_process_keeps_the_last_snapshot():
             while _state(t.pid) not in ("Z", "X"):
                 await asyncio.sleep(0.01)
             await next_frame(app, pilot)
-            assert app.current_frame.gone and "has exited" in app.current_frame.message
+            assert app.current_frame.gone and f"process {t.pid} exited" in app.current_frame.message
             assert app.current_frame.snapshot is before and len(app.rows) == len(before.vmas)
             t.proc.wait()  # reaped: the PID is gone for good
             await pilot.press("r")  # no more polling once gone
