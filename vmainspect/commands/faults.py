@@ -190,7 +190,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, ended) -> dict:
+    import msgspec
+
     from ..faults.demangle import demangle
+    from ..model.faults import (
+        FaultsReport,
+        MinorMajor,
+        SymbolCount,
+        ThreadFaults,
+        TransitionCount,
+        VmaFaults,
+    )
 
     perf = sampler.mode == "perf"
     samples = res.minor + res.major if perf else None
@@ -226,64 +236,49 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
             name = sampler.reader.read("comm").decode("utf-8", "replace").strip()
         except Exception:
             name = "?"
-    return {
-        "schema": SCHEMA,
-        "pid": args.pid,
-        "name": name,
-        "mode": sampler.mode,
-        "reason": sampler.reason,
-        "period": args.period if perf else None,
-        "duration_s": round(elapsed, 6),
-        "samples": samples,
-        "minor": res.minor if perf else None,
-        "major": res.major if perf else None,
-        "lost": res.lost if perf else None,
-        "faults_per_s": round((res.minor + res.major) * (args.period if perf else 1) / elapsed, 1)
+    mm = MinorMajor
+    report = FaultsReport(
+        pid=args.pid,
+        name=name,
+        mode=sampler.mode,
+        reason=sampler.reason,
+        period=args.period if perf else None,
+        duration_s=round(elapsed, 6),
+        samples=samples,
+        minor=res.minor if perf else None,
+        major=res.major if perf else None,
+        lost=res.lost if perf else None,
+        faults_per_s=round((res.minor + res.major) * (args.period if perf else 1) / elapsed, 1)
         if elapsed > 0
         else None,
-        "event_counts": {"minor": events[0], "major": events[1]} if events else None,
-        "unattributed": res.unattributed if perf else None,
-        "unsampled": unsampled,
-        "following": sampler.following if perf else None,
-        "by_vma": [
-            {"start": s, "end": e, "perms": p, "kind": kind, "path": path, "minor": mi, "major": ma}
+        event_counts=mm(events[0], events[1]) if events else None,
+        unattributed=res.unattributed if perf else None,
+        unsampled=unsampled,
+        following=sampler.following if perf else None,
+        by_vma=tuple(
+            VmaFaults(start=s, end=e, perms=p, kind=kind, path=path, minor=mi, major=ma)
             for s, e, p, mi, ma, kind, path in by_vma
-        ],
-        "by_symbol": [
-            {
-                "symbol": s,
-                "demangled": demangle(s),
-                "dso": d,
-                "count": c[0] + c[1],
-                "minor": c[0],
-                "major": c[1],
-            }
-            for (s, d), c in by_sym
-        ],
-        "by_data_symbol": [
-            {
-                "symbol": s,
-                "demangled": demangle(s),
-                "dso": d,
-                "count": c[0] + c[1],
-                "minor": c[0],
-                "major": c[1],
-            }
+        ),
+        by_symbol=tuple(SymbolCount(s, demangle(s), d, c[0] + c[1], c[0], c[1]) for (s, d), c in by_sym),
+        by_data_symbol=tuple(
+            SymbolCount(s, demangle(s), d, c[0] + c[1], c[0], c[1])
             for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
-        ],
-        "by_transition": [
-            {"before": b, "after": a, "pages": n}
+        ),
+        by_transition=tuple(
+            TransitionCount(b, a, n)
             for (b, a), n in sorted(res.by_transition.items(), key=lambda kv: (-kv[1], kv[0]))
-        ]
+        )
         if args.pages
         else None,
-        "by_thread": [
-            {"tid": t, "minor": c[0], "major": c[1]}
+        by_thread=tuple(
+            ThreadFaults(t, c[0], c[1])
             for t, c in sorted(res.by_thread.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
-        ],
-        "proc_counters": proc,
-        "notes": notes,
-    }
+        ),
+        proc_counters=None if proc is None else mm(proc["minor"], proc["major"]),
+        notes=tuple(notes),
+    )
+    doc: dict = msgspec.to_builtins(report)
+    return doc
 
 
 def _n(v) -> str:

@@ -33,14 +33,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import msgspec
+
 from ..errors import VmaInspectError
 from ..model import ANON, FILE_DIRTY, Snapshot
+from ..model.crash import CRASH_SCHEMA, CaseRecord, CrashReport
 from . import libc
 from . import measure as m
 from .control import PREFIX, module_command, temp_root
 from .crash_child import ENDINGS, MAPPINGS
 
-SCHEMA = "vmainspect/crash@1"
+SCHEMA = CRASH_SCHEMA
 FILE_PAGES = 16
 WRITE_PAGES = (0, 2, 4, 6, 9, 11, 13, 15)
 DATA = "CRASH TEST DATA!"
@@ -255,15 +258,18 @@ def run_matrix(
                     os.unlink(_case_path(folder, mp, e))
 
 
+def report(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> CrashReport:
+    """The results as their ``vmainspect/crash@1`` document (``model.crash``)."""
+    return CrashReport(
+        root=root,
+        file_pages=FILE_PAGES,
+        cases=tuple(CaseRecord(**asdict(r)) for r in results),
+        seconds=None if seconds is None else round(seconds, 3),
+    )
+
+
 def to_json(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "schema": SCHEMA,
-        "root": root,
-        "file_pages": FILE_PAGES,
-        "cases": [asdict(r) for r in results],
-    }
-    if seconds is not None:
-        out["seconds"] = round(seconds, 3)
+    out: dict[str, Any] = msgspec.to_builtins(report(results, root=root, seconds=seconds))
     return out
 
 

@@ -20,7 +20,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from ..model import FaultTick, Snapshot, Vma
+import msgspec
+
+from ..model import FaultTick, Snapshot, Vma, demo
 from . import measure as m
 
 MAX_NUMBERS = 10
@@ -64,29 +66,28 @@ class Evidence:
     zoom: tuple[int, int] | None = None  # (address, length) the page map shows
     dirty_file: str | None = None  # a file the step left dirty: the writeback clock watches it
 
-    def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "faults": {
-                "minor": self.minor,
-                "major": self.major,
-                "by_mapping": None
+    def record(self) -> demo.Evidence:
+        """As it appears in ``vmainspect/demo@1`` (``model.demo.Evidence``)."""
+        return demo.Evidence(
+            faults=demo.StepFaults(
+                minor=self.minor,
+                major=self.major,
+                by_mapping=None
                 if self.by_mapping is None
-                else [{"mapping": f.mapping, "minor": f.minor, "major": f.major} for f in self.by_mapping],
-                "by_function": None
+                else tuple(demo.MappingFaults(f.mapping, f.minor, f.major) for f in self.by_mapping),
+                by_function=None
                 if self.by_function is None
-                else [
-                    {"function": f.function, "symbol": f.symbol, "faults": f.faults} for f in self.by_function
-                ],
-            },
-            "transitions": [
-                {"mapping": t.mapping, "from": t.before, "to": t.after, "pages": t.pages}
-                for t in self.transitions
-            ],
-        }
-        if self.faults_note:
-            out["faults"]["note"] = self.faults_note
-        if self.table:
-            out["table"] = [list(r) for r in self.table]
+                else tuple(demo.FunctionFaults(f.function, f.symbol, f.faults) for f in self.by_function),
+                note=self.faults_note or None,
+            ),
+            transitions=tuple(
+                demo.MappingTransition(t.mapping, t.before, t.after, t.pages) for t in self.transitions
+            ),
+            table=self.table,
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = msgspec.to_builtins(self.record())
         return out
 
 

@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
 
+import msgspec
+
 from ..errors import VmaInspectError
 from ..model import FaultTick, Snapshot
+from ..model.demo import DEMO_SCHEMA, DemoReport, StepRecord
 from . import steps_article, steps_basic, steps_crash, steps_kernel, steps_vma
 from .control import DemoSession
 from .evidence import Evidence, build
 from .steps import Ctx, Step, write_file
 
-SCHEMA = "vmainspect/demo@1"
+SCHEMA = DEMO_SCHEMA
 
 _BY_ID = {
     st.id: st
@@ -91,19 +94,21 @@ class StepResult:
     after: Snapshot | None = field(default=None, repr=False)
     finished_at: float = 0.0  # time.time() when the step ended (the writeback clock starts there)
 
+    def record(self) -> StepRecord:
+        """This step as it appears in ``vmainspect/demo@1`` (``model.demo``)."""
+        return StepRecord(
+            id=self.step.id,
+            title=self.step.title,
+            claim=self.step.claim,
+            measured=self.measured,
+            holds=self.holds,
+            reason=self.reason or None,
+            seconds=round(self.seconds, 3),
+            evidence=None if self.evidence is None else self.evidence.record(),
+        )
+
     def to_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "id": self.step.id,
-            "title": self.step.title,
-            "claim": self.step.claim,
-            "measured": self.measured,
-            "holds": self.holds,
-        }
-        if self.reason:
-            out["reason"] = self.reason
-        out["seconds"] = round(self.seconds, 3)
-        if self.evidence is not None:
-            out["evidence"] = self.evidence.to_json()
+        out: dict[str, Any] = msgspec.to_builtins(self.record())
         return out
 
 
@@ -238,7 +243,10 @@ class Lesson:
 
 
 def to_json(results: list[StepResult], *, root: bool, seconds: float | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"schema": SCHEMA, "root": root, "steps": [r.to_json() for r in results]}
-    if seconds is not None:
-        out["seconds"] = round(seconds, 3)
+    doc = DemoReport(
+        root=root,
+        steps=tuple(r.record() for r in results),
+        seconds=None if seconds is None else round(seconds, 3),
+    )
+    out: dict[str, Any] = msgspec.to_builtins(doc)
     return out

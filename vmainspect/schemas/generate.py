@@ -115,6 +115,7 @@ def text(schema: dict[str, Any]) -> str:
 
 
 def documents() -> list[Document]:
+    from ..model import crash, demo, diff, faults
     from ..model import recording as rec
     from ..model import snapshot as snap
 
@@ -162,5 +163,71 @@ def documents() -> list[Document]:
             external={"Snapshot": "snapshot-1.json"},
             extra_defs=rec.PATCH_DEFS,
             rules={"FaultTickRecord": rec.FAULT_TICK_RULES},
+        ),
+        Document(
+            file="diff-1.json",
+            title=diff.DIFF_SCHEMA,
+            description=(
+                "What changed in a process's memory between two snapshots (vmainspect diff --json). Sizes "
+                "are bytes; null means unknown (a side that does not know a quantity), never zero. Readers "
+                "ignore fields they do not know (additive fields keep @1)."
+            ),
+            roots=(diff.DiffReport,),
+            names={
+                "DeltaRecord": "delta",
+                "VmaRefRecord": "ref",
+                "SideRecord": "side",
+                "Summary": "summary",
+                "Transition": "transition",
+                "ChangeRecord": "change",
+            },
+            rules={"ChangeRecord": diff.CHANGE_RULES},
+        ),
+        Document(
+            file="faults-1.json",
+            title=faults.FAULTS_SCHEMA,
+            description=(
+                'Page faults of one process over a window (vmainspect faults --json). mode "perf": every '
+                "fault (or one in period) sampled with perf_event_open and attributed to VMAs, functions and "
+                'data; mode "counters": perf_event_open was refused (reason says why) and only /proc '
+                "minflt/majflt deltas are known, so the sampled fields are null, never zero. Readers ignore "
+                "fields they do not know (additive fields keep @1)."
+            ),
+            roots=(faults.FaultsReport,),
+            names={
+                "MinorMajor": "minor_major",
+                "VmaFaults": "vma_faults",
+                "SymbolCount": "symbol_count",
+                "TransitionCount": "transition_count",
+                "ThreadFaults": "thread_faults",
+            },
+            rules={"FaultsReport": faults.FAULTS_RULES},
+        ),
+        Document(
+            file="demo-1.json",
+            title=demo.DEMO_SCHEMA,
+            description=(
+                "The scripted demo lesson (vmainspect demo --script --json): each step performs one memory "
+                "operation in a workload process and checks its claim against the kernel's own accounting. "
+                "holds is true (the claim held), false (it did not: reason says why) or null (unknown: the "
+                "measurement needs root). Readers ignore fields they do not know (additive fields keep @1)."
+            ),
+            roots=(demo.DemoReport,),
+            names={"StepRecord": "step"},
+            rules={"StepRecord": demo.STEP_RULES},
+        ),
+        Document(
+            file="crash-1.json",
+            title=crash.CRASH_SCHEMA,
+            description=(
+                "The crash experiment (vmainspect crash --json): for each (mapping, ending) case a child "
+                "maps a fresh temp file (or anonymous memory), writes known bytes to written_pages of "
+                "file_pages pages and ends; what survived is measured. null means unknown (kpageflags needs "
+                "root) or not applicable (anonymous memory has no file), never zero or false. Readers ignore "
+                "fields they do not know (additive fields keep @1)."
+            ),
+            roots=(crash.CrashReport,),
+            names={"CaseRecord": "case"},
+            rules={"CaseRecord": crash.CASE_RULES},
         ),
     ]

@@ -23,7 +23,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
+
 from ..model import Snapshot, Vma
+from ..model.diff import ChangeRecord, DeltaRecord, DiffReport, SideRecord, Summary, Transition, VmaRefRecord
 from ..safetext import printable
 from ..units import human_bytes
 
@@ -358,63 +361,63 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _ref(r: VmaRef | None) -> dict[str, Any] | None:
+def _ref(r: VmaRef | None) -> VmaRefRecord | None:
     if r is None:
         return None
-    return {"start": r.start, "end": r.end, "perms": r.perms, "path": r.path, "kind": r.kind}
+    return VmaRefRecord(r.start, r.end, r.perms, r.path, r.kind)  # type: ignore[arg-type]
 
 
-def _delta(d: Delta) -> dict[str, int | None]:
-    return {"a": d.a, "b": d.b, "delta": d.delta}
+def _delta(d: Delta) -> DeltaRecord:
+    return DeltaRecord(d.a, d.b, d.delta)
+
+
+def report(d: Diff) -> DiffReport:
+    """The diff as its ``vmainspect/diff@1`` document (``model.diff``)."""
+
+    def side(s: Side) -> SideRecord:
+        return SideRecord(s.label, s.pid, s.name, s.taken_at, s.create_time, s.pages)
+
+    return DiffReport(
+        a=side(d.a),
+        b=side(d.b),
+        different=d.different,
+        page_size=d.page_size,
+        summary=Summary(
+            added=d.count(ADDED),
+            removed=d.count(REMOVED),
+            resized=d.count("resized"),
+            perms_changed=d.count("perms"),
+            changed=d.count(CHANGED),
+            unchanged=d.unchanged,
+        ),
+        totals={k: _delta(v) for k, v in d.totals.items()},
+        vmas=tuple(
+            ChangeRecord(
+                status=c.status,  # type: ignore[arg-type]
+                a=_ref(c.a),
+                b=_ref(c.b),
+                resized=c.resized,
+                perms_changed=c.perms_changed,
+                path_changed=c.path_changed,
+                rss=_delta(c.metrics["rss"]),
+                dirty=_delta(c.metrics["dirty"]),
+                swap=_delta(c.metrics["swap"]),
+                overlap_pages=c.overlap_pages,
+                transitions=None
+                if c.transitions is None
+                else tuple(Transition(f, t, n) for f, t, n in c.transitions),  # type: ignore[arg-type]
+                overlaps=_ref(c.overlaps),
+            )
+            for c in d.changes
+        ),
+        notes=d.notes,
+    )
 
 
 def to_dict(d: Diff) -> dict[str, Any]:
     """The diff as JSON-ready data (schema ``vmainspect/diff@1``)."""
-
-    def side(s: Side) -> dict[str, Any]:
-        return {
-            "source": s.label,
-            "pid": s.pid,
-            "name": s.name,
-            "taken_at": s.taken_at,
-            "create_time": s.create_time,
-            "pages": s.pages,
-        }
-
-    return {
-        "schema": DIFF_SCHEMA,
-        "a": side(d.a),
-        "b": side(d.b),
-        "different": d.different,
-        "page_size": d.page_size,
-        "summary": {
-            "added": d.count(ADDED),
-            "removed": d.count(REMOVED),
-            "resized": d.count("resized"),
-            "perms_changed": d.count("perms"),
-            "changed": d.count(CHANGED),
-            "unchanged": d.unchanged,
-        },
-        "totals": {k: _delta(v) for k, v in d.totals.items()},
-        "vmas": [
-            {
-                "status": c.status,
-                "a": _ref(c.a),
-                "b": _ref(c.b),
-                "resized": c.resized,
-                "perms_changed": c.perms_changed,
-                "path_changed": c.path_changed,
-                **{k: _delta(v) for k, v in c.metrics.items()},
-                "overlap_pages": c.overlap_pages,
-                "transitions": None
-                if c.transitions is None
-                else [{"from": f, "to": t, "pages": n} for f, t, n in c.transitions],
-                "overlaps": _ref(c.overlaps),
-            }
-            for c in d.changes
-        ],
-        "notes": list(d.notes),
-    }
+    out: dict[str, Any] = msgspec.to_builtins(report(d))
+    return out
 
 
 # --- text -------------------------------------------------------------------
