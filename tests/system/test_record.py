@@ -161,29 +161,22 @@ def test_sigkill_mid_run_leaves_a_file_that_opens(tmp_path):
 
 def test_recording_ends_when_the_process_exits(tmp_path):
     out = tmp_path / "exit.jsonl"
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(0.6)"])
+    # the child lives until its stdin closes: it exits once two frames are on disk
+    child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
+    rec = None
     try:
-        res = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "vmainspect",
-                "record",
-                str(child.pid),
-                "-o",
-                str(out),
-                "--interval",
-                "0.1",
-                "--no-faults",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        rec = recorder(child.pid, out, "--interval", "0.1", "--no-faults")
+        wait_frames(out, 2, rec)
+        child.stdin.close()
+        child.wait()  # reaped: the recorder finds no process
+        _, err = rec.communicate(timeout=60)
     finally:
+        if rec is not None and rec.poll() is None:
+            rec.kill()
+            rec.wait()
         child.kill()
         child.wait()
-    assert res.returncode == 0, res.stderr
+    assert rec.returncode == 0, err
     r = read_recording(str(out))
     assert r.end == "exited" and len(r) >= 2
     assert f"process {child.pid} exited" in r.notes[-1][1]
