@@ -13,6 +13,7 @@ import importlib
 import sys
 
 from . import __version__
+from .commands.argtypes import int_arg, pid_arg, seconds_arg  # noqa: F401  (where they used to be)
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, VmaInspectError
 
 # Order is the order shown in --help.
@@ -49,12 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"vmainspect {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        try:
-            mod = importlib.import_module(f"vmainspect.commands.{name}")
-        except ModuleNotFoundError as e:  # a command not built yet in this checkout
-            if e.name == f"vmainspect.commands.{name}":
-                continue
-            raise
+        mod = importlib.import_module(f"vmainspect.commands.{name}")
         p = sub.add_parser(
             name,
             help=mod.HELP,
@@ -87,48 +83,6 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:
             pass
         return 0
-
-
-def pid_arg(text: str) -> int:
-    """argparse type for a PID: a positive integer, with a one-line error."""
-    try:
-        pid = int(text, 10)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
-    if pid <= 0:
-        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
-    return pid
-
-
-def seconds_arg(low: float, high: float):
-    """argparse type for a duration in seconds between ``low`` and ``high``."""
-
-    def parse(text: str) -> float:
-        try:
-            v = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
-        if not low <= v <= high:  # also refuses nan and inf
-            raise argparse.ArgumentTypeError(f"wants {low:g} to {high:g} seconds, got {text}")
-        return v
-
-    return parse
-
-
-def int_arg(low: int, high: int | None = None, what: str = "a whole number"):
-    """argparse type for an integer of at least ``low`` (and at most ``high``)."""
-
-    def parse(text: str) -> int:
-        try:
-            v = int(text, 10)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
-        if v < low or (high is not None and v > high):
-            bound = f"{low} to {high}" if high is not None else f"at least {low}"
-            raise argparse.ArgumentTypeError(f"wants {bound}, got {text}")
-        return v
-
-    return parse
 
 
 if __name__ == "__main__":

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import pid_arg, seconds_arg
 from ..errors import EXIT_NO_PROCESS, BadInput, VmaInspectError
+from .argtypes import pid_arg, seconds_arg
 
 HELP = "watch a process's VMAs, pages and faults live in a terminal UI"
 DESCRIPTION = """Open the live TUI on a process.

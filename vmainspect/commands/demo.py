@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ..cli import seconds_arg
+from .argtypes import seconds_arg
 
 HELP = "narrated lecture: watch mmap and page faults happen step by step (start here)"
 DESCRIPTION = """\

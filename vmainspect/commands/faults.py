@@ -10,9 +10,10 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ..cli import int_arg, pid_arg, seconds_arg
+from .argtypes import int_arg, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
+    from ..faults.sampler import TickResult
     from ..session import LiveSession
 
 HELP = "sample a process's page faults: top mappings and functions, minor/major"
@@ -74,7 +75,7 @@ class _Result:
         self.lost = 0
         self.unattributed = 0
 
-    def add(self, result) -> None:
+    def add(self, result: TickResult) -> None:
         """Add one ``TickResult``."""
         from ..faults.addrspace import identity
 

@@ -23,7 +23,7 @@ _NUMERIC = {"size", "rss", "pss", "dirty", "swap"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..cli import pid_arg
+    from .argtypes import pid_arg
 
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process id")
     p.add_argument(

@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from ..cli import pid_arg, seconds_arg
+from .argtypes import pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..model import FaultTick

@@ -10,8 +10,8 @@ import shlex
 import socket
 import sys
 
-from ..cli import int_arg
 from ..errors import BadInput, MissingDependency
+from .argtypes import int_arg
 
 HELP = "serve the terminal UI to a web browser (loopback, with a secret token)"
 DESCRIPTION = """Serve the TUI to web browsers with textual-serve (pip install 'vmainspect[serve]').

@@ -24,7 +24,7 @@ page counts whole (2 MiB) when any of its pages was touched."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..cli import pid_arg, seconds_arg
+    from .argtypes import pid_arg, seconds_arg
 
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to measure")
     p.add_argument(

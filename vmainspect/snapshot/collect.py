@@ -23,6 +23,7 @@ thread meanwhile (the kernel walks the page tables for both).
 from __future__ import annotations
 
 import os
+import pwd
 import threading
 import time
 from collections.abc import Callable
@@ -50,10 +51,8 @@ def _user_name(uid: int | None) -> str | None:
     if uid is None:
         return None
     try:
-        import pwd
-
         return pwd.getpwuid(uid).pw_name
-    except (KeyError, ImportError):
+    except KeyError:  # no such user in this system's database: the number
         return str(uid)
 
 

@@ -28,9 +28,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import deque
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -39,6 +38,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
@@ -49,10 +49,11 @@ from .attaching import AttachingMixin
 from .elf import READING, Describe, ElfDetails, Lines
 from .palette import palette_commands
 from .polling import FrameFailed, FrameReady, View, fetch
-from .rows import COLUMN_KEYS, COLUMNS, DESCENDING_FIRST, Rows
+from .rows import COLUMN_KEYS, DESCENDING_FIRST, Rows
 from .safe import literal
 from .saving import SavingMixin
 from .sources import LiveSource, Source, SourceKind
+from .statusline import FaultRates, filter_text, status_text, tabs_text
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.header import ProcessHeader
@@ -60,16 +61,12 @@ from .widgets.overview import Overview
 from .widgets.page_map import PageMapPanel
 from .widgets.vma_table import VmaTable
 
+if TYPE_CHECKING:
+    from .proclist import ProcRow
+
 APP_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")
 PANELS = ("pages", "details", "faults")
 PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "extra": "Notes"}
-
-
-def _parse_time(text: str) -> float | None:
-    try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 class VmaInspectApp(SavingMixin, AttachingMixin, App):
@@ -103,7 +100,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         extra_panel: Widget | None = None,
         describe: Describe | str | None = "default",
         save_dir: str | None = ".",
-        picker_lister: Callable[[], Sequence[object]] | None = None,
+        picker_lister: Callable[[], list[ProcRow]] | None = None,
         picker_filter: str = "",
         picker_only: set[int] | None = None,
         live_options: dict[str, object] | None = None,
@@ -126,10 +123,10 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.rows: Rows = Rows([])
         self._prev: Snapshot | None = None
         self._polling = False
-        self._timer = None
+        self._timer: Timer | None = None
         self._message: Text | str = ""  # the status line's last part: Text, or a str shown literally
-        self._rates: tuple[float, float] | None = None
-        self._history: deque[float] = deque(maxlen=max(2, round(60 / max(self.interval, 0.05))))
+        self._status_key: tuple[object, ...] | None = None
+        self.fault_rates = FaultRates(self.interval)
         self._panel = "pages"
 
     # --- layout ------------------------------------------------------------
@@ -282,7 +279,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.frames_seen += 1
         self._prev = msg.prev
         self.rows = msg.rows
-        self._update_rates(old, frame)
+        self.fault_rates.update(old, frame)
         table = self.table
         view = (table.sort, table.reverse, table.filter_text)
         self.overview.show(frame.snapshot, table.selected_vma, msg.layout)  # before set_rows re-selects
@@ -311,23 +308,6 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         if self._can_poll() and not self.paused and self.current_frame is not None:
             self._timer = self.set_timer(self.interval, self.request_frame)
 
-    def _update_rates(self, old: Frame | None, new: Frame) -> None:
-        if old is None or old.snapshot is new.snapshot or new.gone:
-            return
-        a, b = old.snapshot, new.snapshot
-        if a.process.pid != b.process.pid:
-            self._history.clear()
-            self._rates = None
-            return
-        t0, t1 = _parse_time(a.taken_at), _parse_time(b.taken_at)
-        if t0 is None or t1 is None or t1 <= t0:
-            return
-        dt = t1 - t0
-        mi = max(0, b.process.minor_faults - a.process.minor_faults) / dt
-        ma = max(0, b.process.major_faults - a.process.major_faults) / dt
-        self._rates = (mi, ma)
-        self._history.append(mi + ma)
-
     # --- rendering ---------------------------------------------------------------
     def _state(self) -> str:
         f = self.current_frame
@@ -342,43 +322,21 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
 
     def _show_header(self) -> None:
         if self.current_frame is not None:
-            self.header.show(self.current_frame, self._state(), self._rates, list(self._history))
+            rates = self.fault_rates
+            self.header.show(self.current_frame, self._state(), rates.rates, list(rates.history))
 
     def _show_status(self) -> None:
-        table = self.table
-        t = Text(no_wrap=True, overflow="ellipsis")
-        n = len(self.rows) - len(self.rows.ghost)
-        shown = len(table.order)
-        col = next(c.title for c in COLUMNS if c.key == table.sort)
-        t.append(f"{shown:,} of {n:,} VMAs" if table.filter_text else f"{n:,} VMAs")
-        if table.filter_text:
-            t.append(f" matching {table.filter_text!r}", "bold")
-        t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
-        if self.current_frame is not None:
-            caps = self.current_frame.snapshot.capabilities
-            if not caps.root:
-                t.append(" · not root: PFNs, page flags and sharing hidden (see page map)", "yellow")
-            t.append(f" · taken {self.current_frame.snapshot.taken_at[11:19]}Z", "dim")
-        if self.paused:
-            t.append(f" · PAUSED ({self.PAUSE_KEY} resumes)", "bold yellow")
-        if self._message:
-            t.append(" · ")
-            t.append_text(self._message if isinstance(self._message, Text) else literal(self._message))
+        paused = self.PAUSE_KEY if self.paused else None
+        t = status_text(self.rows, self.table, self.current_frame, paused, self._message)
         # unchanged text (e.g. the ViewChanged echo of a sort already shown): no
         # repaint, which would cost a second screen update ~30 ms after the first
         key = (t.plain, tuple(t.spans))
-        if key != getattr(self, "_status_key", None):
+        if key != self._status_key:
             self._status_key = key
             self.status.update(t, layout=False)
 
     def _show_tabs(self) -> None:
-        t = Text()
-        names = list(PANELS)
-        for i, name in enumerate(names, 1):
-            style = "bold reverse" if name == self._panel else "dim"
-            t.append(f" {i} {PANEL_TITLES[name]} ", style)
-            t.append(" ")
-        self.tabs.update(t, layout=False)
+        self.tabs.update(tabs_text(PANELS, PANEL_TITLES, self._panel), layout=False)
 
     def on_vma_table_selected(self, msg: VmaTable.Selected) -> None:
         self._selection_changed(msg.vma)
@@ -455,21 +413,8 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self._show_status()
 
     def _show_filter(self) -> None:
-        table = self.table
-        t = Text(no_wrap=True, overflow="ellipsis")
-        if table.filtering:
-            t.append("/ ", "bold")
-            t.append(table.filter_text, "bold")
-            t.append("▏", "blink")
-            t.append("   Enter keeps, Esc clears", "dim")
-        elif table.filter_text:
-            t.append("filter ", "dim")
-            t.append(table.filter_text, "bold")
-            t.append("   / edits", "dim")
-        else:
-            t.append("/ filter: path, kind or perms", "dim")
-        self.filter_box.set_class(table.filtering, "-active")
-        self.filter_box.update(t, layout=False)
+        self.filter_box.set_class(self.table.filtering, "-active")
+        self.filter_box.update(filter_text(self.table), layout=False)
 
     def on_vma_table_filter_typed(self, msg: VmaTable.FilterTyped) -> None:
         if msg.text is None:  # Esc

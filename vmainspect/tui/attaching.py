@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual import work
@@ -10,6 +11,9 @@ from textual.app import App
 
 from ..errors import VmaInspectError
 from .sources import LiveSource
+
+if TYPE_CHECKING:
+    from .proclist import ProcRow
 
 
 class AttachingMixin(App):
@@ -19,7 +23,7 @@ class AttachingMixin(App):
     ``live_options``, ``say(text)`` and ``use_source(source)``.
     """
 
-    picker_lister: Callable[[], Sequence[object]] | None
+    picker_lister: Callable[[], list[ProcRow]] | None
     picker_filter: str
     picker_only: set[int] | None
     live_options: dict[str, object]

@@ -3,19 +3,31 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from textual.app import SystemCommand
 
 from .rows import COLUMNS, DESCENDING_FIRST
 
-if TYPE_CHECKING:
-    from .app import VmaInspectApp
+
+class PaletteActions(Protocol):
+    """What the palette calls on the app (so this module need not import app.py)."""
+
+    def action_toggle_pause(self) -> None: ...
+    def action_save(self) -> None: ...
+    def action_filter(self) -> None: ...
+    def action_goto(self) -> None: ...
+    def action_refresh(self) -> None: ...
+    def action_help(self) -> None: ...
+    def action_reverse_sort(self) -> None: ...
+    def action_panel(self, name: str) -> None: ...
+    def sort_by(self, key: str, reverse: bool | None = None) -> None: ...
+
 
 PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults"}
 
 
-def palette_commands(app: VmaInspectApp) -> Iterable[SystemCommand]:
+def palette_commands(app: PaletteActions) -> Iterable[SystemCommand]:
     yield SystemCommand("Pause / resume", "Stop or restart live refresh (space)", app.action_toggle_pause)
     yield SystemCommand("Save snapshot", "Write the current snapshot as JSON (s)", app.action_save)
     yield SystemCommand("Filter VMAs", "Filter by path, kind or perms (/)", app.action_filter)

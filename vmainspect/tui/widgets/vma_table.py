@@ -7,6 +7,8 @@ formats one row on demand. Line 0 is the column header and does not scroll.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rich.segment import Segment
 from rich.style import Style
 from textual import work
@@ -108,7 +110,8 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
         self._selected: Vma | None = None
         self._strips: dict = {}
         self._shown: dict = {}  # screen line -> row key drawn there; "scroll"/"size"/"base" of that drawing
-        self.on_select = None  # optional callback(vma) used instead of the Selected message
+        # optional callback(vma) used instead of the Selected message
+        self.on_select: Callable[[Vma | None], None] | None = None
 
     # --- data ------------------------------------------------------------
     @property

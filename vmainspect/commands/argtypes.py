@@ -1,0 +1,48 @@
+"""argparse types shared by the commands: one-line errors for bad PIDs, durations and counts."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+
+
+def pid_arg(text: str) -> int:
+    """argparse type for a PID: a positive integer, with a one-line error."""
+    try:
+        pid = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}") from None
+    if pid <= 0:
+        raise argparse.ArgumentTypeError(f"not a process id: {text!r}")
+    return pid
+
+
+def seconds_arg(low: float, high: float) -> Callable[[str], float]:
+    """argparse type for a duration in seconds between ``low`` and ``high``."""
+
+    def parse(text: str) -> float:
+        try:
+            v = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not low <= v <= high:  # also refuses nan and inf
+            raise argparse.ArgumentTypeError(f"wants {low:g} to {high:g} seconds, got {text}")
+        return v
+
+    return parse
+
+
+def int_arg(low: int, high: int | None = None, what: str = "a whole number") -> Callable[[str], int]:
+    """argparse type for an integer of at least ``low`` (and at most ``high``)."""
+
+    def parse(text: str) -> int:
+        try:
+            v = int(text, 10)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not {what}: {text!r}") from None
+        if v < low or (high is not None and v > high):
+            bound = f"{low} to {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"wants {bound}, got {text}")
+        return v
+
+    return parse

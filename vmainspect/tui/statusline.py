@@ -1,0 +1,100 @@
+"""The app's one-line texts (status line, filter box, panel tabs) and the fault-rate history.
+
+Pure functions of what they show: the app calls them and puts the result on
+screen. Text from processes (filters typed, messages) is added as text,
+never parsed as markup.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from datetime import datetime
+
+from rich.text import Text
+
+from ..model import Frame
+from .rows import COLUMNS, Rows
+from .safe import literal
+from .widgets.vma_table import VmaTable
+
+
+def _parse_time(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+
+
+class FaultRates:
+    """Faults per second between consecutive frames (the kernel's counters), and the last minute of them."""
+
+    def __init__(self, interval: float) -> None:
+        self.rates: tuple[float, float] | None = None  # (minor, major) per second
+        self.history: deque[float] = deque(maxlen=max(2, round(60 / max(interval, 0.05))))
+
+    def update(self, old: Frame | None, new: Frame) -> None:
+        if old is None or old.snapshot is new.snapshot or new.gone:
+            return
+        a, b = old.snapshot, new.snapshot
+        if a.process.pid != b.process.pid:
+            self.history.clear()
+            self.rates = None
+            return
+        t0, t1 = _parse_time(a.taken_at), _parse_time(b.taken_at)
+        if t0 is None or t1 is None or t1 <= t0:
+            return
+        dt = t1 - t0
+        mi = max(0, b.process.minor_faults - a.process.minor_faults) / dt
+        ma = max(0, b.process.major_faults - a.process.major_faults) / dt
+        self.rates = (mi, ma)
+        self.history.append(mi + ma)
+
+
+def status_text(
+    rows: Rows, table: VmaTable, frame: Frame | None, paused: str | None, message: Text | str
+) -> Text:
+    """VMAs shown, sort, capabilities, when taken; ``paused``: the key that resumes, if paused."""
+    t = Text(no_wrap=True, overflow="ellipsis")
+    n = len(rows) - len(rows.ghost)
+    shown = len(table.order)
+    col = next(c.title for c in COLUMNS if c.key == table.sort)
+    t.append(f"{shown:,} of {n:,} VMAs" if table.filter_text else f"{n:,} VMAs")
+    if table.filter_text:
+        t.append(f" matching {table.filter_text!r}", "bold")
+    t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
+    if frame is not None:
+        caps = frame.snapshot.capabilities
+        if not caps.root:
+            t.append(" · not root: PFNs, page flags and sharing hidden (see page map)", "yellow")
+        t.append(f" · taken {frame.snapshot.taken_at[11:19]}Z", "dim")
+    if paused is not None:
+        t.append(f" · PAUSED ({paused} resumes)", "bold yellow")
+    if message:
+        t.append(" · ")
+        t.append_text(message if isinstance(message, Text) else literal(message))
+    return t
+
+
+def filter_text(table: VmaTable) -> Text:
+    t = Text(no_wrap=True, overflow="ellipsis")
+    if table.filtering:
+        t.append("/ ", "bold")
+        t.append(table.filter_text, "bold")
+        t.append("▏", "blink")
+        t.append("   Enter keeps, Esc clears", "dim")
+    elif table.filter_text:
+        t.append("filter ", "dim")
+        t.append(table.filter_text, "bold")
+        t.append("   / edits", "dim")
+    else:
+        t.append("/ filter: path, kind or perms", "dim")
+    return t
+
+
+def tabs_text(panels: tuple[str, ...], titles: dict[str, str], current: str) -> Text:
+    t = Text()
+    for i, name in enumerate(panels, 1):
+        style = "bold reverse" if name == current else "dim"
+        t.append(f" {i} {titles[name]} ", style)
+        t.append(" ")
+    return t
