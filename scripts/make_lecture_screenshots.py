@@ -1,46 +1,72 @@
 #!/usr/bin/env python3
-"""Make the lecture screenshots for the README: screenshots/lecture-*.svg.
+"""Make the lecture screenshots for the docs: screenshots/lecture-*.svg and .png.
 
 Runs the real lecture (a live demo workload, the real measurements) in
-Textual's headless test driver, presses n until each chosen step has run,
-and saves the screen as SVG. Numbers differ a little from run to run
-(readahead is asynchronous), so this takes pictures, it does not test.
+Textual's headless driver at 160x45, presses n until each chosen step has
+run, waits until the step's VMA is selected and its evidence is on screen,
+and saves the screen as SVG; one projector-mode picture at 100x30 too.
+PNGs are rendered from the SVGs with ``rsvg-convert`` (Debian:
+``apt-get install librsvg2-bin``), as scripts/make_screenshots.py does.
+Numbers differ a little from run to run (readahead is asynchronous), so
+this takes pictures; it does not test.
 
-    python3 scripts/make_lecture_screenshots.py [--out screenshots] [--png]
+    python3 scripts/make_lecture_screenshots.py [--out screenshots]
 
---png also renders each SVG to PNG with a headless chromium, if installed.
-Run it as root to show dirty pages and mapping counts.
+Run it as root to show dirty pages, mapping counts and page frame numbers.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import glob
 import os
 import shutil
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
 
-from vmainspect.demo.lesson import Lesson
-from vmainspect.tui.lecture import LectureApp
+from vmainspect.demo.lesson import STEPS, Lesson  # noqa: E402
+from vmainspect.tui.lecture import LectureApp  # noqa: E402
 
-# step id -> screenshot name
-SHOTS = {
-    "touch-pages": "lecture-02-touch-pages",
-    "cold-file-read": "lecture-03-cold-file-read",
-    "private-write": "lecture-04-copy-on-write",
-    "shared-write": "lecture-06-shared-write-dirty",
-    "mprotect": "lecture-09-mprotect-split",
-    "fork-cow": "lecture-14-fork-cow",
-    "crash": "lecture-16-crash",
-}
-SIZE = (130, 48)
+# step id -> screenshot name (its number in the lesson is added)
+SHOTS = (
+    "touch-pages",
+    "huge-first-touch",
+    "cold-file-read",
+    "private-write",
+    "shared-write",
+    "folio-dirty",
+    "msync",
+    "zero-copy",
+    "ipc",
+    "reclaim",
+    "mprotect",
+    "fork-cow",
+    "length-not-page-multiple",
+    "article-munmap-offset",
+    "article-munmap-wrong-range",
+    "article-unchecked-ftruncate",
+    "article-fixed",
+    "crash",
+    "torn-record",
+)
+PROJECTOR = "touch-pages"
+SIZE = (160, 45)
+SMALL = (100, 30)
 
 
-async def settle(app, pilot, cond, timeout=60.0):
+def name_of(step_id: str) -> str:
+    n = next(i for i, s in enumerate(STEPS, 1) if s.id == step_id)
+    return f"lecture-{n:02d}-{step_id}"
+
+
+async def settle(pilot: Any, cond: Callable[[], bool], timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:
@@ -48,73 +74,71 @@ async def settle(app, pilot, cond, timeout=60.0):
         await pilot.pause(0.05)
 
 
-async def shoot(out: str, big: bool) -> list[str]:
+def save(app: LectureApp, path: str, title: str) -> str:
+    with open(path, "w", encoding="utf-8") as f:
+        f.write(app.export_screenshot(title=title))
+    return path
+
+
+async def shoot(out: str, *, big: bool, size: tuple[int, int], wanted: dict[str, str]) -> list[str]:
     written = []
     with Lesson(wait=False) as lesson:
         app = LectureApp(lesson, big=big, interval=0.3)
-        async with app.run_test(size=SIZE) as pilot:
-            await settle(app, pilot, lambda: app.current_frame is not None)
-            if big:
-                # one projector-mode picture is enough: the cold read
-                wanted = {"cold-file-read": "lecture-projector-cold-file-read"}
-            else:
-                path = os.path.join(out, "lecture-00-intro.svg")
-                app.save_screenshot(path)
-                written.append(path)
-                wanted = SHOTS
+        async with app.run_test(size=size) as pilot:
+            await settle(pilot, lambda: app.current_frame is not None)
+            if not big:
+                written.append(save(app, os.path.join(out, "lecture-00-intro.svg"), "vmainspect demo"))
             while not lesson.done and wanted:
                 n = len(app.results)
                 await pilot.press("n")
-                await settle(app, pilot, lambda n=n: len(app.results) == n + 1 and not app.step_running)
+                await settle(pilot, lambda n=n: len(app.results) == n + 1 and not app.step_running)
                 r = app.results[-1]
-                if r.step.id in wanted:
-                    if r.focus:
-                        await settle(app, pilot, lambda: app._focus is None, 10)
-                    await pilot.pause(0.2)
-                    path = os.path.join(out, wanted.pop(r.step.id) + ".svg")
-                    app.save_screenshot(path)
-                    written.append(path)
+                if r.step.id not in wanted:
+                    continue
+                if r.focus:
+                    await settle(pilot, lambda: app._focus is None, 10)
+                seen = app.frames_seen
+                await settle(pilot, lambda seen=seen: app.frames_seen >= seen + 2, 10)
+                await pilot.pause(0.2)
+                app.clear_notifications()
+                name = wanted.pop(r.step.id)
+                written.append(
+                    save(app, os.path.join(out, name + ".svg"), f"vmainspect demo: {r.step.title}")
+                )
             await pilot.press("q")
     return written
 
 
 def to_png(svg: str) -> str | None:
-    browser = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-    if not browser:
+    conv = shutil.which("rsvg-convert")
+    if not conv:
         return None
     png = svg[:-4] + ".png"
-    subprocess.run(
-        [
-            browser,
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            f"--screenshot={png}",
-            "--window-size=1560,1120",
-            "file://" + os.path.abspath(svg),
-        ],
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
-    return png if os.path.exists(png) else None
+    subprocess.run([conv, "-o", png, svg], check=True)
+    return png
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument(
-        "--out",
-        default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "screenshots"),
-    )
-    ap.add_argument("--png", action="store_true", help="also render PNGs with headless chromium")
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--out", default=os.path.join(ROOT, "screenshots"))
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
-    files = asyncio.run(shoot(args.out, big=False)) + asyncio.run(shoot(args.out, big=True))
+    for old in glob.glob(os.path.join(args.out, "lecture-*")):
+        os.unlink(old)  # step numbers move when lessons are added
+    files = asyncio.run(shoot(args.out, big=False, size=SIZE, wanted={s: name_of(s) for s in SHOTS}))
+    files += asyncio.run(
+        shoot(args.out, big=True, size=SMALL, wanted={PROJECTOR: f"lecture-projector-100x30-{PROJECTOR}"})
+    )
+    missing_png = False
     for f in files:
         print(f)
-        if args.png:
-            png = to_png(f)
-            print(png or "  (no chromium: PNG skipped)")
+        png = to_png(f)
+        if png:
+            print(png)
+        else:
+            missing_png = True
+    if missing_png:
+        print("rsvg-convert not found: SVG only (apt-get install librsvg2-bin for PNGs)", file=sys.stderr)
     return 0
 
 

@@ -161,6 +161,17 @@ def test_every_step_has_its_evidence(root_run):
     assert cold["faults"]["major"] >= 1
     assert any(t["mapping"] == "private" and t["to"] == "file" for t in cold["transitions"])
     assert ev["crash"]["table"][0][0] == "mapping" and len(ev["crash"]["table"]) == 4
+    # the moment a step is about: what msync, MADV_PAGEOUT and the article's munmap changed
+    assert {"mapping": "shared", "from": "file-dirty", "to": "file", "pages": 3} in ev["msync"]["transitions"]
+    assert {"mapping": "reclaim", "from": "file", "to": "absent", "pages": 256} in ev["reclaim"][
+        "transitions"
+    ]
+    wrong = ev["article-munmap-wrong-range"]["transitions"]
+    assert {"mapping": "neighbour", "from": "anon", "to": "unmapped", "pages": 1} in wrong
+    # faults are named after libc's functions, never the interpreter's internals
+    for sid, e in ev.items():
+        for f in e["faults"]["by_function"] or ():
+            assert "python" not in f["function"] and "ctypes" not in f["function"], (sid, f)
 
 
 @pytest.mark.root

@@ -96,7 +96,7 @@ def _read_line(proc: subprocess.Popen[bytes], timeout: float) -> dict[str, Any]:
     return reply
 
 
-def _case_path(folder: str, mapping: str, ending: str) -> str:
+def case_path(folder: str, mapping: str, ending: str) -> str:
     return os.path.join(folder, f"crash-{mapping.replace('+', '-')}-{ending}.dat")
 
 
@@ -104,7 +104,7 @@ def start_case(
     mapping: str, ending: str, folder: str, page: int
 ) -> tuple[subprocess.Popen[bytes], str | None]:
     """Create the case's file and start its child (which will stop itself)."""
-    path = _case_path(folder, mapping, ending)
+    path = case_path(folder, mapping, ending)
     if mapping != "anonymous":
         _make_file(path, page)
     argv, env = module_command(
@@ -217,8 +217,13 @@ def run_matrix(
     *,
     folder: str | None = None,
     collect_fn: Callable[..., Snapshot] | None = None,
+    keep_files: bool = False,
 ) -> list[CaseResult]:
-    """Run every (mapping, ending) case in throwaway children; temp files are removed."""
+    """Run every (mapping, ending) case in throwaway children; temp files are removed.
+
+    ``keep_files`` (with ``folder``): leave the case files in the folder (the
+    lecture maps one to show its pages; its folder goes with the lecture).
+    """
     if collect_fn is None:
         from ..snapshot.collect import collect
 
@@ -252,10 +257,10 @@ def run_matrix(
             _end(proc)
         if own:
             shutil.rmtree(folder, ignore_errors=True)
-        else:  # a folder someone else owns (the lecture's): remove exactly our files
+        elif not keep_files:  # a folder someone else owns (the lecture's): remove exactly our files
             for mp, e in cases:
                 with contextlib.suppress(OSError):
-                    os.unlink(_case_path(folder, mp, e))
+                    os.unlink(case_path(folder, mp, e))
 
 
 def report(results: list[CaseResult], *, root: bool, seconds: float | None = None) -> CrashReport:

@@ -6,7 +6,10 @@ the fault sampler's window over the step (perf_event_open where allowed,
 can show it until the next step, and again when the lecturer steps back.
 
 Transitions are counted page by page over the lesson's own regions (the
-mappings the steps made), named as the lesson names them; faults per
+mappings the steps made), named as the lesson names them, between the
+snapshots before and after the step, or the two a step names as the
+moment it is about (``x["transitions"]``: e.g. just before and just after
+munmap, when the step first had to make the mapping); faults per
 mapping and per function come from the sampler, with libc's string
 functions given the names a student knows (``memset``, not
 ``__memset_avx2_unaligned_erms``).
@@ -57,8 +60,9 @@ class FunctionFaults:
 class Evidence:
     minor: int  # the workload's minor faults during the step (/proc counters)
     major: int
-    by_mapping: tuple[MappingFaults, ...] | None  # None: not sampled (see faults_note)
-    by_function: tuple[FunctionFaults, ...] | None
+    by_mapping: tuple[MappingFaults, ...] | None  # the lesson's mappings; None: not sampled (see faults_note)
+    by_function: tuple[FunctionFaults, ...] | None  # libc and the workload's own code
+    interpreter: int | None  # sampled faults of the Python interpreter itself (its heap, its code)
     faults_note: str | None
     transitions: tuple[Transition, ...]
     numbers: tuple[tuple[str, str], ...]  # (name, value) the verdict rests on
@@ -103,16 +107,20 @@ def function_name(symbol: str, dso: str) -> str:
     return f"{name} ({base})" if base else name
 
 
-def region_name(regions: dict[str, tuple[int, int]], v: Vma | None) -> str:
-    """The lesson's name for the VMA (its region), else its path, else "anonymous"."""
+def region_name(regions: dict[str, tuple[int, int]], v: Vma | None) -> str | None:
+    """The lesson's name for the VMA (its region), or None if the lesson did not make it."""
     if v is None:
-        return "?"
+        return None
     for name, (addr, length) in regions.items():
         if v.start < addr + length and addr < v.end:
             return name
-    if v.path:
-        return os.path.basename(v.path) if v.path.startswith("/") else v.path
-    return "anonymous"
+    return None
+
+
+def interpreter_code(dso: str) -> bool:
+    """Code of the Python interpreter itself (not libc, not the lesson)."""
+    base = os.path.basename(dso)
+    return base.startswith("python") or base.startswith("libpython") or "cpython" in base
 
 
 def transitions(
@@ -142,21 +150,37 @@ def numbers(measured: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     return tuple(out[:MAX_NUMBERS])
 
 
-def faults_by(
-    tick: FaultTick | None, regions: dict[str, tuple[int, int]], after: Snapshot
-) -> tuple[tuple[MappingFaults, ...] | None, tuple[FunctionFaults, ...] | None, str | None]:
+Faults = tuple[tuple[MappingFaults, ...] | None, tuple[FunctionFaults, ...] | None, int | None, str | None]
+
+
+def faults_by(tick: FaultTick | None, regions: dict[str, tuple[int, int]], after: Snapshot) -> Faults:
+    """Sampled faults in the lesson's mappings and in libc/the workload's code; the interpreter's apart.
+
+    The workload is a Python process: running a command faults its own heap
+    and code too (after a fork, copy-on-write of the interpreter's pages).
+    Those are counted, as "the interpreter", not listed: the lesson's faults
+    happen in its own mappings, inside libc's memset/memcpy/read.
+    """
     if tick is None:
-        return None, None, "faults were not sampled"
+        return None, None, None, "faults were not sampled"
     if tick.mode != "perf":
-        return None, None, tick.reason or "perf sampling unavailable: /proc counters only"
+        return None, None, None, tick.reason or "perf sampling unavailable: /proc counters only"
     per: dict[str, list[int]] = {}
     for start, (mi, ma) in tick.by_vma.items():
-        acc = per.setdefault(region_name(regions, after.vma_at(start)), [0, 0])
+        name = region_name(regions, after.vma_at(start))
+        if name is None:
+            continue
+        acc = per.setdefault(name, [0, 0])
         acc[0] += mi
         acc[1] += ma
     maps = sorted((MappingFaults(k, a, b) for k, (a, b) in per.items()), key=lambda f: -(f.minor + f.major))
-    funcs = [FunctionFaults(function_name(s, d), s, n) for s, d, n in tick.by_symbol]
-    return tuple(maps[:MAX_ROWS]), tuple(funcs[:MAX_ROWS]), None
+    funcs, interp = [], 0
+    for sym, dso, n in tick.by_symbol:
+        if interpreter_code(dso) or sym == "[unknown]":
+            interp += n
+        else:
+            funcs.append(FunctionFaults(function_name(sym, dso), sym, n))
+    return tuple(maps[:MAX_ROWS]), tuple(funcs[:MAX_ROWS]), interp, None
 
 
 def build(
@@ -168,7 +192,8 @@ def build(
     tick: FaultTick | None,
 ) -> Evidence:
     minor, major = m.faults(before, after)
-    by_mapping, by_function, note = faults_by(tick, regions, after)
+    by_mapping, by_function, interp, note = faults_by(tick, regions, after)
+    start, end = x.get("transitions", (before, after))
     zoom = x.get("range")
     if zoom is None and x.get("focus"):
         v = after.vma_at(x["focus"])
@@ -178,8 +203,9 @@ def build(
         major=max(0, major),
         by_mapping=by_mapping,
         by_function=by_function,
+        interpreter=interp,
         faults_note=note,
-        transitions=transitions(regions, before, after),
+        transitions=transitions(regions, start, end),
         numbers=numbers(measured),
         table=tuple(tuple(r) for r in x.get("table", ())),
         zoom=None if zoom is None else (int(zoom[0]), int(zoom[1])),

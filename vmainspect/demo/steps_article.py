@@ -165,6 +165,7 @@ def _run_article(c: Ctx, name: str, size: int, *, fixed: bool = False, neighbour
         "neighbour": info.get("neighbour"),
         "mapped_before_munmap": _vma_for(mid, path),
         "neighbour_before_munmap": bool(info.get("neighbour") and mid.vma_at(info["neighbour"])),
+        "transitions": (mid, c.snap(c.pid)),  # what munmap did
     }
 
 

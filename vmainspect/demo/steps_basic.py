@@ -267,6 +267,7 @@ def act_msync(c: Ctx) -> Info:
     cached = m.cached_dirty(c.files["shared"])
     c.req("msync", addr=addr, len=n)
     return {
+        "transitions": (mid, c.snap(c.pid)),  # what msync did
         "focus": addr,
         "range": (addr, n),
         "written": DIRTY_PAGES,

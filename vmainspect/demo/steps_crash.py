@@ -45,8 +45,17 @@ CRASH_CASES = ("shared", "shared+msync", "private")
 
 
 def act_crash(c: Ctx) -> Info:
-    results = crash.run_matrix(CRASH_CASES, ("sigkill",), folder=c.session.dir, collect_fn=c.collect)
-    return {"focus": None, "results": results, "table": crash_table(results)}
+    folder = c.session.dir
+    results = crash.run_matrix(
+        CRASH_CASES, ("sigkill",), folder=folder, collect_fn=c.collect, keep_files=True
+    )
+    # the workload maps the killed writer's file: the page map shows what survived
+    path = crash.case_path(folder, "shared", "sigkill")
+    n = os.stat(path).st_size
+    r = c.req("map-file", path=path, shared=True, writable=False, len=n)
+    c.regions["crashed file"] = (r["addr"], n)
+    c.req("read", addr=r["addr"], pages=list(range(n // c.page)))
+    return {"focus": r["addr"], "range": (r["addr"], n), "results": results, "table": crash_table(results)}
 
 
 def check_crash(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:

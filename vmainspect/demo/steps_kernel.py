@@ -301,6 +301,7 @@ def act_reclaim(c: Ctx) -> Info:
         "mid": mid,
         "out": out,
         "cached": (cached_mid, cached_out),
+        "transitions": (mid, out),  # what MADV_PAGEOUT did
     }
 
 

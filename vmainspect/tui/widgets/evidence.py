@@ -55,11 +55,11 @@ def clock_text(c: Clock) -> Text:
     else:
         t.append(f"dirty for {c.seconds:.0f} s", "bold yellow")
         if c.expire_s is not None:
-            t.append(f" of {c.expire_s:.0f} s (dirty_expire_centisecs)")
             left = c.expire_s - c.seconds
-            t.append(f", written back in ~{max(0.0, left):.0f} s" if left > 0 else ", due now")
+            t.append(f"; written back after {c.expire_s:.0f} s (dirty_expire_centisecs): ")
+            t.append(f"in ~{left:.0f} s" if left > 0 else "due now", "bold")
             if c.interval_s:
-                t.append(f" (flusher every {c.interval_s:g} s)", "dim")
+                t.append(f"; the flusher looks every {c.interval_s:g} s", "dim")
 
     def n(x: int | None) -> str:
         return "?" if x is None else str(x)
@@ -83,6 +83,9 @@ def _faults(ev: Evidence) -> Text:
     if ev.by_function:
         t.append("\n  by function: ")
         t.append(" · ".join(f"{f.function} {f.faults}" for f in ev.by_function[:4]))
+    if ev.interpreter:
+        t.append("\n  ")
+        t.append(f"+ {ev.interpreter} in the Python interpreter's own memory and code", "dim")
     if ev.faults_note:
         t.append("\n  ")
         t.append(ev.faults_note, "dim")
