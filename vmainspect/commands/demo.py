@@ -9,12 +9,16 @@ from .argtypes import seconds_arg
 HELP = "narrated lecture: watch mmap and page faults happen step by step (start here)"
 DESCRIPTION = """\
 Starts a demo workload and attaches the live TUI to it, with a narration
-panel. Each step makes the workload do one thing (mmap, touch pages, read a
-cold file, copy-on-write, msync, mprotect, fork, SIGBUS, a crash, ...), then
-checks the step's claim against what the kernel reports: snapshots of the
-workload before and after, its fault counters, the file read back.
+panel and an evidence panel. Each step makes the workload do one thing
+(mmap, touch pages, read a cold file, copy-on-write, msync, large folios,
+zero-copy, reclaim, mprotect, fork, SIGBUS, the sample code of an article
+on mmap, a crash, ...), then checks the step's claim against what the kernel
+reports: snapshots of the workload before and after, its fault counters,
+the page cache (cachestat), the file read back.
 
-keys: n / space next step, r restart, q quit (the workload and its temporary
+keys: n / space next step, b / left back to a recorded step, 1-9 or g N
+jump to a step, p pause the refresh, a all mappings / the workload's own,
+r restart (asks first), ? help, q quit (the workload and its temporary
 files are removed on every way out).
 
 --script runs every step without the UI and prints the verdicts; exit
@@ -41,7 +45,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lecture",
         action="store_true",
-        help="projector mode: high contrast, bold, a large narration panel, less else on screen",
+        help="projector mode: high contrast, bold, the workload's own mappings only ('a' shows all)",
     )
     p.add_argument(
         "--interval",

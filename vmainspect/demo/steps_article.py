@@ -176,6 +176,7 @@ def _file_now(path: str, size: int) -> tuple[int, bool]:
 
 
 def act_offset_munmap(c: Ctx) -> Info:
+    # docs/kernel-notes.md, "munmap takes any page-aligned range, and only that check"
     return _run_article(c, "article-a.dat", 100)
 
 
@@ -237,6 +238,7 @@ def check_aligned_munmap(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
 
 
 def act_unchecked_ftruncate(c: Ctx) -> Info:
+    # docs/kernel-notes.md, "ftruncate beyond RLIMIT_FSIZE, and writing past the end of a file"
     path = _article_file(c, "article-c.dat", c.page)
     r = c.req("article-ftruncate", path=path, append=APPEND)
     return {

@@ -48,6 +48,7 @@ def _thp_sizes() -> list[str]:
 
 
 def act_thp(c: Ctx) -> Info:
+    # docs/kernel-notes.md, "A first touch can map a whole huge page"
     fallback = m.global_numbers("vmstat").get("thp_fault_fallback")
     r = c.req("anon", len=THP_BYTES, thp=True, name="vmainspect huge")
     c.regions["huge"] = (r["addr"], r["len"])
@@ -281,6 +282,8 @@ def prepare_reclaim(c: Ctx) -> Info:
 
 
 def act_reclaim(c: Ctx) -> Info:
+    # a private, read-only mapping of a cold, never-written file: what MADV_PAGEOUT
+    # drops from the page cache (docs/kernel-notes.md, "MADV_PAGEOUT")
     path, n = c.files["reclaim.dat"], RECLAIM_PAGES * c.page
     r = c.req("map-file", path=path, shared=False, writable=False, len=n)
     c.regions["reclaim"] = (r["addr"], n)

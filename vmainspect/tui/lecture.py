@@ -65,7 +65,7 @@ def own_frame(frame: Frame, folder: str, ranges: tuple[tuple[int, int], ...]) ->
 
     A region is known by its address range (the lesson records where each step
     mapped); names of anonymous regions (``[anon:vmainspect ...]``) need
-    CONFIG_ANON_VMA_NAME, which not every kernel has.
+    CONFIG_ANON_VMA_NAME, which not every kernel has (docs/kernel-notes.md).
     """
     prefix = folder.rstrip("/") + "/"
 
