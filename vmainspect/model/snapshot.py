@@ -177,51 +177,33 @@ class Fields(dict[str, int]):
     def __repr__(self) -> str:
         return f"Fields({dict.__repr__(self)})"
 
-    @classmethod
-    def checked(cls, obj: object) -> Fields:
-        """Validate decoded JSON (a dict) and wrap it; TypeError/ValueError
-        name the problem (msgspec adds the JSON path)."""
-        if type(obj) is not dict:
-            raise TypeError("Expected `object` of integers")
-        if obj:
-            vals = obj.values()
-            if set(map(type, vals)) != {int} or min(vals) < 0 or max(vals) > U64_MAX:
-                for k, v in obj.items():
-                    if type(v) is not int:
-                        raise TypeError(f"Expected `int` for field {k[:60]!r}, got `{type(v).__name__}`")
-                    if not 0 <= v <= U64_MAX:
-                        raise ValueError(f"Expected `int` in [0, 2^64) for field {k[:60]!r}")
-            for k in obj.keys() - SMAPS_KEYS:
-                if type(k) is not str:
-                    raise TypeError(f"field names must be strings, got `{type(k).__name__}`")
-                if not _KEY_RE.match(k):
-                    raise ValueError(f"field name {k[:60]!r} is not lower-case snake_case")
-        return cls(obj)
+
+def frozen_fields(m: Mapping[str, int]) -> Fields:
+    """``m`` as Fields: as is when it already is; else its names checked
+    (ValueError naming a bad one: the decoder adds the JSON path) and copied.
+    The decoder has checked the values (non-negative integers)."""
+    if type(m) is Fields:
+        return m
+    for k in m.keys() - SMAPS_KEYS:
+        if type(k) is not str:
+            raise TypeError(f"field names must be strings, got `{type(k).__name__}`")
+        if not _KEY_RE.match(k):
+            raise ValueError(f"field name {k[:60]!r} is not lower-case snake_case")
+    return Fields(m)
 
 
-FIELDS_SCHEMA: dict[str, Any] = {
-    "description": (
-        "smaps-style fields: lower-case snake_case name -> bytes (kB fields) or the plain number "
-        "(thp_eligible, protection_key). Fields a newer kernel adds are kept."
+# smaps-style fields as the format has them (Vma.smaps, Snapshot.totals): the
+# decoder makes a dict (values checked in C), __post_init__ freezes it
+FieldsMap = Annotated[
+    Mapping[str, U64],
+    Meta(
+        description=(
+            "smaps-style fields: lower-case snake_case name -> bytes (kB fields) or the plain number "
+            "(thp_eligible, protection_key). Fields a newer kernel adds are kept."
+        ),
+        extra_json_schema={"propertyNames": {"pattern": FIELD_KEY_PATTERN, "maxLength": 128}},
     ),
-    "type": "object",
-    "propertyNames": {"pattern": FIELD_KEY_PATTERN, "maxLength": 128},
-    "additionalProperties": {"type": "integer", "minimum": 0, "maximum": U64_MAX},
-}
-
-
-def dec_hook(tp: type, obj: object) -> object:
-    """msgspec decode hook for the model's own types."""
-    if tp is Fields:
-        return Fields.checked(obj)
-    raise NotImplementedError(f"cannot decode {tp!r}")
-
-
-def schema_hook(tp: type) -> dict[str, Any]:
-    """msgspec schema hook for the model's own types."""
-    if tp is Fields:
-        return dict(FIELDS_SCHEMA)
-    raise NotImplementedError(f"no schema for {tp!r}")
+]
 
 
 class HostInfo(Struct, frozen=True, gc=False):
@@ -337,12 +319,12 @@ class Vma(Struct, frozen=True, gc=False, omit_defaults=True):
     ]
     kind: VmaKind  # one of VMA_KINDS
     flags: Annotated[tuple[str, ...], Meta(description="VmFlags mnemonics in kernel order.")]
-    smaps: Fields  # snake_case field -> bytes (kB fields) or the raw number (THPeligible, ProtectionKey)
+    smaps: FieldsMap  # snake_case field -> bytes (kB fields) or the raw number (THPeligible, ProtectionKey)
     pages: PageInfo | None = None  # only with --pages
 
     def __post_init__(self) -> None:
-        if type(self.smaps) is not Fields:  # a plain dict from a caller: freeze it
-            msgspec.structs.force_setattr(self, "smaps", Fields(self.smaps))
+        if type(self.smaps) is not Fields:  # decoded, or a plain dict from a caller: freeze it
+            msgspec.structs.force_setattr(self, "smaps", frozen_fields(self.smaps))
 
     @property
     def size(self) -> int:
@@ -396,7 +378,7 @@ class Snapshot(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="sch
     capabilities: Annotated[
         Capabilities, Meta(description="What the collector could see; tells unknown (null) from zero.")
     ]
-    totals: Fields  # smaps_rollup, same naming and units as Vma.smaps
+    totals: FieldsMap  # smaps_rollup, same naming and units as Vma.smaps
     vmas: tuple[Vma, ...]  # address order
     files: Annotated[
         tuple[MappedFile, ...],
@@ -405,7 +387,7 @@ class Snapshot(Struct, frozen=True, gc=False, omit_defaults=True, tag_field="sch
 
     def __post_init__(self) -> None:
         if type(self.totals) is not Fields:
-            msgspec.structs.force_setattr(self, "totals", Fields(self.totals))
+            msgspec.structs.force_setattr(self, "totals", frozen_fields(self.totals))
 
     def vma_at(self, address: int) -> Vma | None:
         """The VMA containing ``address`` (binary search), or None."""

@@ -59,9 +59,8 @@ def _refs(x: Any, out: set[str]) -> set[str]:
 
 def generate(doc: Document) -> dict[str, Any]:
     """The JSON Schema of ``doc``, as shipped."""
-    from ..model import schema_hook
 
-    made = msgspec.json.schema_components(doc.roots, schema_hook=schema_hook)
+    made = msgspec.json.schema_components(doc.roots)
     # plain JSON types only (msgspec writes a tuple default as a tuple)
     refs: list[Any] = json.loads(msgspec.json.encode(made[0]))
     defs: dict[str, Any] = json.loads(msgspec.json.encode(made[1]))

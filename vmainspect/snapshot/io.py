@@ -38,7 +38,6 @@ from ..model import (
     PageInfo,
     Snapshot,
     Vma,
-    dec_hook,
 )
 
 SCHEMA = SNAPSHOT_SCHEMA
@@ -59,7 +58,7 @@ class _Head(msgspec.Struct):
 
 
 _ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(Snapshot | _Recording, dec_hook=dec_hook)
+_DECODER = msgspec.json.Decoder(Snapshot | _Recording)
 _HEAD = msgspec.json.Decoder(_Head)
 
 
@@ -127,24 +126,27 @@ def dumps(s: Snapshot, *, indent: int | None = None) -> str:
     enc: Any = _ENCODER.encode
     try:
         enc(s.process)
-        enc(s.vmas)
-        enc(s.files)
+        vmas = enc(s.vmas)
+        files = enc(s.files) if s.files else None
     except UnicodeEncodeError:
         return msgspec.json.format(encode(s), indent=indent).decode()
     head = [f'{pad}"schema": {enc(SCHEMA).decode()}']
     head += [f'{pad}"{k}": {_indented(enc(getattr(s, k)), indent)}' for k in _HEAD_FIELDS]
-    head.append(f'{pad}"vmas": ' + _lines(enc, s.vmas, pad))
-    if s.files:  # omitted when not collected, like the encoder does
-        head.append(f'{pad}"files": ' + _lines(enc, s.files, pad))
+    head.append(f'{pad}"vmas": ' + _lines(vmas, b'{"start":', pad))
+    if files is not None:  # omitted when not collected, like the encoder does
+        head.append(f'{pad}"files": ' + _lines(files, b'{"path":', pad))
     return "{\n" + ",\n".join(head) + "\n}"
 
 
-def _lines(enc: Any, items: tuple[Any, ...], pad: str) -> str:
-    """A top-level array with one compact item per line."""
-    if not items:
+def _lines(array: bytes, first_key: bytes, pad: str) -> str:
+    """A compact top-level array of objects (each starting with ``first_key``)
+    with one item per line. The split is one C-level replace: ``},{"key":``
+    cannot occur inside a JSON string, where a quote is always escaped."""
+    if array == b"[]":
         return "[]"
-    body = b",\n".join(map(enc, items)).decode().replace("\n", "\n" + pad * 2)
-    return f"[\n{pad * 2}" + body + f"\n{pad}]"
+    nl = b"\n" + pad.encode() * 2
+    body = array[1:-1].replace(b"}," + first_key, b"}," + nl + first_key)
+    return f"[\n{pad * 2}" + body.decode() + f"\n{pad}]"
 
 
 def _indented(compact: bytes, indent: int) -> str:
@@ -182,7 +184,9 @@ def _explain(data: bytes | str | None, obj: object, e: msgspec.ValidationError) 
     if not has:
         return BadInput('not a vmainspect snapshot (no "schema" field)')
     if type(name) is not str:
-        return BadInput(f'not a vmainspect snapshot ("schema" is {msgspec.json.encode(name)[:40].decode()})')
+        return BadInput(
+            f'not a vmainspect snapshot ("schema" is {msgspec.json.encode(name)[:40].decode("utf-8", "replace")})'
+        )
     if name != SCHEMA:
         shown = msgspec.json.encode(name[:60]).decode()[1:-1]
         if name.partition("@")[0] == _NAME:
@@ -202,7 +206,7 @@ def _result(out: object) -> Snapshot:
 def from_dict(d: object) -> Snapshot:
     """Rebuild a Snapshot from plain data (e.g. ``json.loads`` output); BadInput (one line) on anything wrong."""
     try:
-        out = msgspec.convert(d, Snapshot | _Recording, dec_hook=dec_hook)
+        out = msgspec.convert(d, Snapshot | _Recording)
     except msgspec.ValidationError as e:
         raise _explain(None, d, e) from None
     except RecursionError:
@@ -267,7 +271,7 @@ _start = attrgetter("start")
 _end = attrgetter("end")
 _offset = attrgetter("offset")
 _inode = attrgetter("inode")
-_pages = attrgetter("pages")
+_smaps = attrgetter("smaps")
 
 
 def check(s: Snapshot) -> None:
@@ -298,14 +302,19 @@ def check(s: Snapshot) -> None:
         or any(map(and_, map(or_, starts, ends), repeat(mask)))
         or max(map(_offset, vmas)) > U64_MAX
         or max(map(_inode, vmas)) > U64_MAX
+        or max(map(max, filter(None, map(dict.values, map(_smaps, vmas)))), default=0) > U64_MAX
     ):
         _find_bad_vma(vmas, ps)
     with_pages = [(i, v) for i, v in enumerate(vmas) if v.pages is not None]
     if with_pages and not s.capabilities.pages:
         raise _bad(f"vmas[{with_pages[0][0]}].pages", "present, but capabilities.pages is false")
+    checked: set[tuple[int, PageInfo]] = set()  # equal pages of equal-sized VMAs: checked once
     for i, v in with_pages:
         assert v.pages is not None
-        _check_pages(v.pages, (v.end - v.start) // ps, f"vmas[{i}].pages")
+        key = ((v.end - v.start) // ps, v.pages)
+        if key not in checked:
+            _check_pages(v.pages, key[0], f"vmas[{i}].pages")
+            checked.add(key)
 
 
 def _find_bad_vma(vmas: tuple[Vma, ...], ps: int) -> None:
