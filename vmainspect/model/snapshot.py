@@ -453,6 +453,15 @@ class FaultTick(Struct, frozen=True):
     unsampled: int | None = None  # faults the kernel counted that no event saw (perf only; None: unknown)
 
 
+class Writeback(Struct, frozen=True, gc=False):
+    """System-wide writeback state: /proc/meminfo and the vm tunables; null: could not be read."""
+
+    dirty: Count | None  # bytes waiting to be written back (meminfo Dirty)
+    writeback: Count | None  # bytes being written back right now (meminfo Writeback)
+    dirty_expire_s: float | None  # vm.dirty_expire_centisecs: age at which dirty data must be written
+    dirty_writeback_s: float | None  # vm.dirty_writeback_centisecs: how often the flusher wakes (0: never)
+
+
 class Frame(Struct, frozen=True):
     """What a TUI source hands the app each tick."""
 
@@ -460,3 +469,7 @@ class Frame(Struct, frozen=True):
     faults: FaultTick | None = None
     gone: bool = False  # the process has exited; ``snapshot`` is the last one taken
     message: str | None = None  # e.g. why it is gone
+    writeback: Writeback | None = None  # system-wide, read with the snapshot (live sources)
+    # working-set view on: the snapshot's smaps "referenced" counts the bytes touched
+    # in the last ``wss_interval`` seconds (referenced bits reset then); None: off
+    wss_interval: float | None = None

@@ -7,20 +7,9 @@ global-file methods, so a fixture proc tree works the same way.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..errors import VmaInspectError
+from ..model import Writeback
 from .reader import ProcReader
-
-
-@dataclass(frozen=True, slots=True)
-class Writeback:
-    """System-wide writeback state; None = could not be read."""
-
-    dirty: int | None  # bytes waiting to be written back (meminfo Dirty)
-    writeback: int | None  # bytes being written back right now (meminfo Writeback)
-    dirty_expire_s: float | None  # vm.dirty_expire_centisecs: age at which dirty data must be written
-    dirty_writeback_s: float | None  # vm.dirty_writeback_centisecs: how often the flusher wakes (0: never)
 
 
 def parse_meminfo(raw: bytes) -> dict[str, int]:

@@ -14,10 +14,12 @@ from __future__ import annotations
 
 import enum
 import os
+import time
 from collections.abc import Iterable, Sequence
 from typing import Protocol
 
-from ..model import Frame, Snapshot
+from ..errors import VmaInspectError
+from ..model import FaultTick, Frame, Snapshot
 
 
 class SourceKind(enum.Enum):
@@ -133,6 +135,45 @@ class LiveSource:
         self._session = LiveSession(pid, pages=pages, faults=faults, proc_root=proc_root)
         self._pending: Frame | None = None
         self._primed = False
+        self._wss = False  # the working-set view: reset referenced bits after each collect
+        self._wss_reset_at: float | None = None
+        self._pid, self._proc_root = pid, proc_root
+
+    @property
+    def working_set(self) -> bool:
+        return self._wss
+
+    def set_working_set(self, on: bool) -> None:
+        """Turn the working-set view on or off (see snapshot/wss.py for what it costs the target).
+
+        While on, each collect is followed by a reset of the process's referenced
+        bits, so the next snapshot's ``referenced`` counts what it touched in between
+        (``Frame.wss_interval``). The frame right after turning it on has no interval yet.
+        """
+        self._wss = on
+        self._wss_reset_at = None
+
+    def _frame(self, snap: Snapshot, faults: FaultTick | None, message: str | None = None) -> Frame:
+        """The frame for a fresh snapshot: system writeback state, and the working set if on."""
+        from ..procfs.meminfo import read_writeback
+
+        interval = None
+        if self._wss:
+            if self._wss_reset_at is not None:
+                interval = time.monotonic() - self._wss_reset_at
+            from ..snapshot.wss import reset
+
+            try:
+                reset(self._pid, self._proc_root)
+                self._wss_reset_at = time.monotonic()
+            except (VmaInspectError, OSError) as e:
+                self._wss = False
+                self._wss_reset_at = None
+                interval = None
+                message = f"working set off: {e}"
+        return Frame(
+            snap, faults, message=message, writeback=read_writeback(self._proc_root), wss_interval=interval
+        )
 
     @property
     def faults_note(self) -> str | None:
@@ -145,7 +186,7 @@ class LiveSource:
         self._primed = True
         assert step.snapshot is not None
         self.title = f"pid {self.pid} {step.snapshot.process.name}"
-        self._pending = Frame(step.snapshot, step.faults.faults if step.faults else None)
+        self._pending = self._frame(step.snapshot, step.faults.faults if step.faults else None)
         return self._pending
 
     def next_frame(self) -> Frame:
@@ -159,7 +200,7 @@ class LiveSource:
         faults = step.faults.faults if step.faults else None
         if step.ended is not None:
             return Frame(step.snapshot, None, gone=True, message=step.ended.message)
-        return Frame(step.snapshot, faults, message=step.message)
+        return self._frame(step.snapshot, faults, step.message)
 
     def close(self) -> None:
         self._session.close()
