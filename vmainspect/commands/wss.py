@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
+from ..safetext import printable
+
 if TYPE_CHECKING:
     from ..snapshot.wss import WssInterval, WssReport
 
@@ -52,12 +54,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _safe(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() else f"\\x{ord(c):02x}" for c in text)
-
-
 def progress_line(iv: WssInterval) -> str:
     from ..units import human_bytes
 
@@ -97,7 +93,7 @@ def render(report: WssReport, top: int = 20) -> str:
                 human_bytes(mean),
                 human_bytes(resident),
                 pct,
-                _safe(path or ""),
+                printable(path or ""),
             )
         )
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head) - 1)]

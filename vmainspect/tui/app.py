@@ -44,6 +44,7 @@ from textual.widgets import Footer, Static
 
 from ..model import Frame, Snapshot, Vma
 from ..safetext import printable
+from ..snapshot.files import DirtyClock
 from . import rows as R
 from .attaching import AttachingMixin
 from .elf import READING, Describe, ElfDetails, Lines
@@ -56,6 +57,7 @@ from .sources import LiveSource, Source, SourceKind
 from .statusline import FaultRates, filter_text, status_text, tabs_text
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
+from .widgets.files import FilesPanel, details_rows
 from .widgets.header import ProcessHeader
 from .widgets.overview import Overview
 from .widgets.page_map import PageMapPanel
@@ -65,8 +67,14 @@ if TYPE_CHECKING:
     from .proclist import ProcRow
 
 APP_CSS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "app.tcss")
-PANELS = ("pages", "details", "faults")
-PANEL_TITLES = {"pages": "Page map", "details": "Details", "faults": "Faults", "extra": "Notes"}
+PANELS = ("pages", "details", "faults", "files")
+PANEL_TITLES = {
+    "pages": "Page map",
+    "details": "Details",
+    "faults": "Faults",
+    "files": "Files",
+    "extra": "Notes",
+}
 
 
 class VmaInspectApp(SavingMixin, AttachingMixin, App):
@@ -89,6 +97,8 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         Binding("1", "panel('pages')", "Page map", show=False),
         Binding("2", "panel('details')", "Details", show=False),
         Binding("3", "panel('faults')", "Faults", show=False),
+        Binding("4", "panel('files')", "Files", show=False),
+        Binding("w", "working_set", "Working set", show=False),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -128,6 +138,8 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self._status_key: tuple[object, ...] | None = None
         self.fault_rates = FaultRates(self.interval)
         self._panel = "pages"
+        self._dirty_clock = DirtyClock()
+        self._clock_now = 0.0  # the current frame's time, for the dirty clock
 
     # --- layout ------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -140,6 +152,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.page_map = PageMapPanel(id="pages", classes="panel -shown")
         self.details = DetailsPanel(id="details", classes="panel")
         self.faults = FaultsPanel(id="faults", classes="panel")
+        self.files_panel = FilesPanel(id="files", classes="panel")
         self.status = Static(id="status")
         yield self.header
         yield self.overview
@@ -152,6 +165,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
                 yield self.page_map
                 yield self.details
                 yield self.faults
+                yield self.files_panel
         if self.extra_panel is not None:
             with Vertical(id="extra"):
                 yield self.extra_panel
@@ -190,7 +204,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.request_frame()
 
     def _panels(self) -> tuple[Widget, ...]:
-        return (self.page_map, self.details, self.faults)
+        return (self.page_map, self.details, self.faults, self.files_panel)
 
     # --- public hooks --------------------------------------------------------
     def frame_applied(self, frame: Frame) -> None:
@@ -285,6 +299,10 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.overview.show(frame.snapshot, table.selected_vma, msg.layout)  # before set_rows re-selects
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
         self.faults.show(frame.faults, frame.snapshot, self.source.faults_note if self.source else None)
+        snap = frame.snapshot
+        self._clock_now = _parse_time(snap.taken_at) or 0.0
+        self._dirty_clock.update(snap.files, self._clock_now)
+        self.files_panel.show(snap, self._dirty_clock, self._clock_now, frame.writeback, snap.host.page_size)
         if frame.gone:
             self._message = Text.assemble(
                 literal(frame.message or "the process has exited", "b red"),
@@ -356,7 +374,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
             prev_vma = p if p is not None and p.start == vma.start else None
         self.page_map.show(vma, prev_vma, snap.capabilities, frame.faults, snap.host.page_size)
         self.overview.show(snap, vma)
-        self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost)
+        self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost, self._details_rows(vma))
 
     # --- ELF (off the UI thread, cached) ----------------------------------------
     def _elf_for(self, vma: Vma | None) -> Lines:
@@ -385,8 +403,17 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         if self.selected_vma is vma and self.current_frame is not None:
             table = self.table
             self.details.show(
-                vma, self.current_frame.snapshot.capabilities, lines, table.selected_row in self.rows.ghost
+                vma,
+                self.current_frame.snapshot.capabilities,
+                lines,
+                table.selected_row in self.rows.ghost,
+                self._details_rows(vma),
             )
+
+    def _details_rows(self, vma: Vma | None) -> list:
+        if self.current_frame is None:
+            return []
+        return details_rows(self.current_frame, vma, self._dirty_clock, self._clock_now)
 
     # --- actions -----------------------------------------------------------------
     def action_toggle_pause(self) -> None:
@@ -465,6 +492,27 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         for p, panel in zip(PANELS, self._panels()):
             panel.set_class(p == name, "-shown")
         self._show_tabs()
+
+    def action_working_set(self) -> None:
+        """Toggle the working-set view: resets the process's referenced bits every tick."""
+        source = self.source
+        if source is None or not hasattr(source, "set_working_set"):
+            self.notify("the working set needs a live process", severity="warning")
+            return
+        from ..snapshot.wss import WARNING, page_idle_note
+
+        on = not source.working_set
+        source.set_working_set(on)
+        if on:
+            self.notify(
+                f"{WARNING}. {page_idle_note()}. w turns it off.",
+                title="working set on",
+                severity="warning",
+                timeout=12,
+            )
+        else:
+            self.notify("working set off: referenced bits are no longer reset")
+        self.request_frame()
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

@@ -16,7 +16,11 @@ _RAW_FIELDS = {"thp_eligible", "protection_key"}
 
 
 def details_text(
-    vma: Vma | None, caps: Capabilities | None, elf: list[str] | str | None, ghost: bool = False
+    vma: Vma | None,
+    caps: Capabilities | None,
+    elf: list[str] | str | None,
+    ghost: bool = False,
+    extra: list[tuple[str, Text]] | None = None,
 ) -> Text:
     """Plain styled text (a rich Table costs ~10x more to lay out on every key)."""
     t = Text(no_wrap=True, overflow="ellipsis")
@@ -45,6 +49,8 @@ def details_text(
     row("path", vma.path or Text("(anonymous)", style="dim"))
     row("offset", f"{vma.offset:#x}")
     row("dev/inode", f"{vma.dev} {vma.inode}")
+    for key, value in extra or ():  # e.g. the file's page cache, the working set
+        row(key, value)
     head("smaps")
     for key, val in vma.smaps.items():
         if key in _RAW_FIELDS:
@@ -82,9 +88,14 @@ class DetailsPanel(VerticalScroll):
         yield Static(id="details-body")
 
     def show(
-        self, vma: Vma | None, caps: Capabilities | None, elf: list[str] | str | None, ghost: bool = False
+        self,
+        vma: Vma | None,
+        caps: Capabilities | None,
+        elf: list[str] | str | None,
+        ghost: bool = False,
+        extra: list[tuple[str, Text]] | None = None,
     ) -> None:
-        text = details_text(vma, caps, elf, ghost)
+        text = details_text(vma, caps, elf, ghost, extra)
         key = (text.plain, tuple(text.spans))
         if key == getattr(self, "_shown_key", None):
             return  # same text (most refresh ticks): no repaint of the whole panel

@@ -10,6 +10,7 @@ from textual.widgets import Sparkline, Static
 from ...model import Frame
 from ...safetext import printable
 from ...units import human_bytes
+from .files import writeback_text
 
 BADGES = {
     "live": ("● LIVE", "bold black on green"),
@@ -27,7 +28,7 @@ def _rate(x: float | None) -> str:
 
 
 def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> Text:
-    """Three lines of facts. Spaces between fields are spans of their own, so
+    """Four lines of facts (the fourth: writeback and the working set, widgets/files.py). Spaces between fields are spans of their own, so
     SVG exports (screenshots) keep them."""
     s = frame.snapshot
     p = s.process
@@ -68,16 +69,18 @@ def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> T
     field("maj", f"{p.major_faults:,}")
     t.append(" ")
     t.append(f"({_rate(ma)}/s)", "bold red" if ma else "")
+    t.append("\n")
+    t.append_text(writeback_text(frame))
     return t
 
 
 class ProcessHeader(Horizontal):
     DEFAULT_CSS = """
-    ProcessHeader { height: 3; background: $panel; }
-    ProcessHeader > #facts { width: 1fr; height: 3; text-wrap: nowrap; text-overflow: ellipsis; }
-    ProcessHeader > #spark-box { width: 26; height: 3; padding: 0 1; }
+    ProcessHeader { height: 4; background: $panel; }
+    ProcessHeader > #facts { width: 1fr; height: 4; text-wrap: nowrap; text-overflow: ellipsis; }
+    ProcessHeader > #spark-box { width: 26; height: 4; padding: 0 1; }
     ProcessHeader #spark-label { height: 1; color: $text-muted; }
-    ProcessHeader Sparkline { height: 2; }
+    ProcessHeader Sparkline { height: 3; }
     """
 
     def compose(self) -> ComposeResult:
