@@ -57,35 +57,40 @@ def cache_line(f: MappedFile, age: float | None, expire: float | None, page_size
 
 
 def writeback_text(frame: Frame) -> Text:
-    """The header's fourth line: system-wide writeback, and the working set when it is on."""
+    """The header's fourth line: system-wide writeback, and the working set when it is on.
+    Spaces between fields are spans of their own (SVG exports keep them)."""
     t = Text(no_wrap=True, overflow="ellipsis")
+
+    def field(label: str, value: str, style: str = "bold", first: bool = False) -> None:
+        if not first:
+            t.append("  ")
+        t.append(label, "dim")
+        t.append(" ")
+        t.append(value, style)
+
     wb = frame.writeback
-    t.append("Dirty ", "dim")
-    t.append("?" if wb is None or wb.dirty is None else human_bytes(wb.dirty), "bold")
-    t.append("  Writeback ", "dim")
+    field("Dirty", "?" if wb is None or wb.dirty is None else human_bytes(wb.dirty), first=True)
     busy = wb is not None and bool(wb.writeback)
-    t.append(
+    field(
+        "Writeback",
         "?" if wb is None or wb.writeback is None else human_bytes(wb.writeback),
         "bold red" if busy else "bold",
     )
     if wb is not None:
-        t.append("  expire ", "dim")
-        t.append("?" if wb.dirty_expire_s is None else f"{wb.dirty_expire_s:g}s")
-        t.append("  flusher every ", "dim")
+        field("expire", "?" if wb.dirty_expire_s is None else f"{wb.dirty_expire_s:g}s", "")
         wake = wb.dirty_writeback_s
-        t.append("?" if wake is None else "never" if wake == 0 else f"{wake:g}s")
+        field("flusher every", "?" if wake is None else "never" if wake == 0 else f"{wake:g}s", "")
     files = frame.snapshot.files
-    dirty = sum(f.page_cache.dirty or 0 for f in files)
     if files:
-        t.append("  mapped files dirty ", "dim")
-        t.append(f"{dirty:,} pages", "bold red" if dirty else "")
-    t.append("  working set ", "dim")
+        dirty = sum(f.page_cache.dirty or 0 for f in files)
+        field("mapped files dirty", f"{dirty:,} pages", "bold red" if dirty else "")
     if frame.wss_interval is None:
-        t.append("off (w)", "dim")
+        field("working set", "off (w)", "dim")
     else:
         touched = sum(v.smaps.get("referenced", 0) for v in frame.snapshot.vmas)
-        t.append(human_bytes(touched), "bold magenta")
-        t.append(f" touched in {frame.wss_interval:.1f}s")
+        field("working set", human_bytes(touched), "bold magenta")
+        t.append(" ")
+        t.append(f"touched in {frame.wss_interval:.1f}s")
     return t
 
 
@@ -130,11 +135,7 @@ def files_text(
 ) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     expire = writeback.dirty_expire_s if writeback is not None else None
-    t.append(
-        "DIRTY FOR: since the file's pages were first seen dirty, of vm.dirty_expire "
-        "(after it the flusher writes them back)\n",
-        "dim",
-    )
+    t.append("DIRTY FOR: since first seen dirty / vm.dirty_expire\n", "dim")
     files = snap.files
     if not files:
         t.append("no mapped files in this snapshot (none mapped, or not collected)", "dim")
