@@ -11,7 +11,7 @@ from kernel_cache import have_cachestat, kernel_cachestat
 
 from vmainspect.model import Frame, MappedFile, PageCache
 from vmainspect.snapshot.files import DirtyClock
-from vmainspect.tui.sources import FramesSource, LiveSource
+from vmainspect.tui.sources import FramesSource, LiveSource, SourceKind
 from vmainspect.tui.widgets.files import files_text
 
 pytestmark = pytest.mark.skipif(not have_cachestat(), reason="this kernel has no cachestat (Linux < 6.5)")
@@ -90,7 +90,7 @@ def test_files_text_escapes_paths_and_lists_reasons(small):
 async def test_working_set_key_warns_and_needs_a_live_source(small):
     from vmainspect.tui.app import VmaInspectApp
 
-    app = VmaInspectApp(FramesSource([Frame(small)], live=False), describe=None)
+    app = VmaInspectApp(FramesSource([Frame(small)], kind=SourceKind.SNAPSHOT), describe=None)
     async with app.run_test(size=(100, 30)) as pilot:
         await wait_frames(app, pilot)
         await pilot.press("w")
