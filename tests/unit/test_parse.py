@@ -346,12 +346,8 @@ def test_hugetlb_kind_comes_from_vmflags_ht():
 def test_deleted_is_the_kernels_word_not_the_name():
     (v,) = parse_smaps(b"7f0000000000-7f0000001000 r--p 00000000 fe:01 77 /tmp/x (deleted)\nSize: 4 kB\n")
     assert v.kind == KIND_DELETED  # by name alone, when nothing else is known
-    # a real file named "x (deleted)": stat of the path finds the VMA's own inode
-    assert parse.is_unlinked(v, path_dev_ino=(0xFE, 1, 77)) is False
-    assert parse.is_unlinked(v, path_dev_ino=(0xFE, 1, 78)) is True  # another file has the name now
-    assert parse.is_unlinked(v, path_missing=True) is True
-    assert parse.is_unlinked(v, nlink=1) is False and parse.is_unlinked(v, nlink=0) is True
-    assert parse.is_unlinked(v) is None
+    assert vma_kind(v.perms, v.path, v.flags, unlinked=False) == KIND_FILE_PRIVATE
+    assert vma_kind(v.perms, v.path, v.flags, unlinked=True) == KIND_DELETED
     (kept,) = parse.with_kinds([v], {v.start: False})
     assert kept.kind == KIND_FILE_PRIVATE and kept.path == v.path
     assert parse.with_kinds([v], {v.start: True}) == [v]

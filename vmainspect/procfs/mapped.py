@@ -166,3 +166,33 @@ def open_in_root(reader: ProcReader | None, path: str) -> int | None:
         finally:
             os.close(pfd)
     return None
+
+
+def file_unlinked(reader: ProcReader, start: int, end: int, dev: str, inode: int, path: str) -> bool | None:
+    """Is the file a VMA maps, whose path ends in `` (deleted)``, really unlinked?
+
+    The kernel appends the suffix to the path of an unlinked file, but a real
+    file may have that name too. stat() only, nothing is opened: as root the
+    mapped inode itself through ``map_files`` (unlinked: no link left); else
+    the path as printed, in the target's root (a file there with the VMA's
+    device and inode is a real file of that name; none, or another file, means
+    the suffix is the kernel's). None: nothing could be read (stat refused).
+    See docs/kernel-notes.md, "(deleted) in maps".
+    """
+    if os.geteuid() == 0:
+        try:
+            st = os.stat(reader.path(f"map_files/{start:x}-{end:x}"))
+        except OSError:
+            pass  # refused or gone: the path may still tell
+        else:
+            if same_file(st, dev, inode):
+                return st.st_nlink == 0
+    if not path.startswith("/"):
+        return None
+    try:
+        st = os.stat(reader.path("root") + path)
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):  # refused, or a NUL in the path
+        return None
+    return not same_file(st, dev, inode)

@@ -49,7 +49,6 @@ __all__ = [
     "decode_path",
     "describe_flag",
     "field_key",
-    "is_unlinked",
     "maybe_unlinked",
     "parse_btime",
     "parse_cmdline",
@@ -162,7 +161,7 @@ def vma_kind(
     *file* (shmem-backed), not a deleted one.
 
     ``unlinked`` is the kernel's word on a path ending in `` (deleted)``
-    (see ``is_unlinked``): False for a real file of that name. None decides by
+    (``procfs.mapped.file_unlinked``): False for a real file of that name. None decides by
     the name alone (the kernel appends the suffix to unlinked files; see
     docs/kernel-notes.md, "(deleted) in maps").
     """
@@ -201,33 +200,9 @@ def maybe_unlinked(v: Vma) -> bool:
     )
 
 
-def is_unlinked(
-    v: Vma,
-    *,
-    nlink: int | None = None,
-    path_dev_ino: tuple[int, int, int] | None = None,
-    path_missing: bool = False,
-) -> bool | None:
-    """The kernel's word on whether ``v``'s file is unlinked.
-
-    ``nlink``: ``st_nlink`` of ``/proc/PID/map_files/START-END`` (the mapped
-    inode itself; root only): unlinked when 0. Else ``path_dev_ino``: (major,
-    minor, inode) of a stat() of the path as printed (``/x (deleted)``): a
-    file there with the VMA's device and inode is a real file of that name,
-    so not unlinked; another file, or none (``path_missing``), means the
-    suffix is the kernel's. None: nothing known (stat refused).
-    """
-    if nlink is not None:
-        return nlink == 0
-    if path_dev_ino is not None:
-        major, minor = (int(x, 16) for x in v.dev.split(":"))
-        return path_dev_ino != (major, minor, v.inode)
-    return True if path_missing else None
-
-
 def with_kinds(vmas: list[Vma], unlinked: dict[int, bool]) -> list[Vma]:
     """``vmas`` with the kind of each VMA in ``unlinked`` (start -> the kernel's
-    word, from ``is_unlinked``) decided again."""
+    word, from ``procfs.mapped.file_unlinked``) decided again."""
     out = list(vmas)
     for i, v in enumerate(out):
         u = unlinked.get(v.start)

@@ -233,6 +233,14 @@ def _build(
     before = parse.parse_stat(files.stat)
     vmas = parse.parse_smaps(files.smaps)
     totals = parse.parse_smaps_fields(files.rollup)
+    suspects = [v for v in vmas if parse.maybe_unlinked(v)]
+    if suspects:  # "/x (deleted)": the kernel's mark, or a file with that name?
+        from ..procfs.mapped import file_unlinked
+
+        facts = {
+            v.start: file_unlinked(reader, v.start, v.end, v.dev, v.inode, v.path or "") for v in suspects
+        }
+        vmas = parse.with_kinds(vmas, {k: u for k, u in facts.items() if u is not None})
     u = os.uname()
     host = HostInfo(kernel=u.release, page_size=os.sysconf("SC_PAGE_SIZE"), hostname=u.nodename)
     notes: list[str] = []
