@@ -54,7 +54,7 @@ from .rows import COLUMN_KEYS, DESCENDING_FIRST, Rows
 from .safe import literal
 from .saving import SavingMixin
 from .sources import LiveSource, Source, SourceKind
-from .statusline import FaultRates, filter_text, status_text, tabs_text
+from .statusline import FaultRates, filter_text, parse_time, status_text, tabs_text
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.files import FilesPanel, details_rows
@@ -300,7 +300,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         table.set_rows(msg.rows, msg.order if view == msg.view else None)
         self.faults.show(frame.faults, frame.snapshot, self.source.faults_note if self.source else None)
         snap = frame.snapshot
-        self._clock_now = _parse_time(snap.taken_at) or 0.0
+        self._clock_now = parse_time(snap.taken_at) or 0.0
         self._dirty_clock.update(snap.files, self._clock_now)
         self.files_panel.show(snap, self._dirty_clock, self._clock_now, frame.writeback, snap.host.page_size)
         if frame.gone:

@@ -18,7 +18,7 @@ from .safe import literal
 from .widgets.vma_table import VmaTable
 
 
-def _parse_time(text: str) -> float | None:
+def parse_time(text: str) -> float | None:
     try:
         return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
     except ValueError:
@@ -40,7 +40,7 @@ class FaultRates:
             self.history.clear()
             self.rates = None
             return
-        t0, t1 = _parse_time(a.taken_at), _parse_time(b.taken_at)
+        t0, t1 = parse_time(a.taken_at), parse_time(b.taken_at)
         if t0 is None or t1 is None or t1 <= t0:
             return
         dt = t1 - t0
