@@ -75,11 +75,16 @@ class TargetCost:
         return into
 
 
+# the CLI as installed: with its bytecode cached (pip compiles it at install; this
+# environment may set PYTHONDONTWRITEBYTECODE, which would add ~70 ms of compiling per run)
+CLI_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
 def run_measured(cmd: list[str]) -> tuple[subprocess.CompletedProcess, float, float]:
     """Run cmd; return (result, wall seconds, CPU seconds of it and its children)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env=CLI_ENV)
     wall = time.monotonic() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
@@ -266,7 +271,7 @@ def main() -> int:
         target = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
         try:
             target.stdout.readline()
-            time.sleep(0.5)
+            vmainspect(target.pid, 0.2)  # warm-up: bytecode written, page cache warm
             rounds = []
             pid = target.pid
             for i in range(args.rounds):
@@ -322,6 +327,19 @@ def main() -> int:
         " sampling, robust on a loaded machine; CPU includes start-up: Python + imports for the CLI, perf's own for perf record;"
         " perf is compared over the middle of its run (perf script timestamps vs /proc);"
         " perf records PERF_COUNT_SW_PAGE_FAULTS, vmainspect the _MIN and _MAJ events)"
+    )
+    print()
+    print("CPU per sample (user+sys of the sampler / samples), best and worst of the rounds:")
+    best = {}
+    for name in ("vmainspect", "in_process", "perf"):
+        per = sorted(1e6 * r[name]["cpu_s"] / max(1, r[name]["samples"]) for r in rounds)
+        best[name] = per[0]
+        print(
+            f"  {labels[name]:22} best {per[0]:.3f} us, worst {per[-1]:.3f} us, median {statistics.median(per):.3f} us"
+        )
+    print(
+        f"  ratio to perf record (best of {args.rounds}): CLI {best['vmainspect'] / best['perf']:.2f}x, "
+        f"in-process {best['in_process'] / best['perf']:.2f}x"
     )
     v = [r["vmainspect"] for r in rounds]
     print(

@@ -780,3 +780,19 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
         capture_output=True,
     )
     assert top["symbol"] == ("touch_pages" if probe.returncode == 0 else "[unknown]")
+
+
+def test_no_perf_sampling_where_the_ring_code_lacks_memory_barriers(monkeypatch):
+    """On an architecture other than x86-64 the ring would need barriers ctypes cannot give: counters."""
+    from vmainspect.faults import sampler as sampler_mod
+
+    monkeypatch.setattr(sampler_mod.platform, "machine", lambda: "aarch64")
+    with spawn_target("m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)\n") as t:
+        s = FaultSampler(t.pid)
+        try:
+            s.start()
+            tick = s.tick(None).faults
+        finally:
+            s.close()
+    assert s.mode == "counters" and tick.mode == "counters"
+    assert "aarch64" in s.reason and "memory barriers" in s.reason and "/proc fault counters" in s.reason

@@ -1,9 +1,10 @@
 """perf_event_open page-fault sampling through ctypes: events, ring buffers, records.
 
-One *ring* follows one thread (a per-task event with ``cpu=-1`` follows its
-thread on every CPU; the kernel refuses ``inherit`` on mmapped per-task events,
-so threads are opened one by one, see docs/kernel-notes.md). Each ring carries two
-software events:
+A *ring* is one mapped buffer: either one thread on every CPU (a per-task
+event, ``cpu=-1``; the kernel refuses ``inherit`` on those), or one CPU for
+several threads and every thread they create (per-CPU events with
+``inherit_thread``; docs/kernel-notes.md, "Following every thread"). Each
+thread has two software events in it:
 
 - ``PERF_COUNT_SW_PAGE_FAULTS_MIN`` and ``PERF_COUNT_SW_PAGE_FAULTS_MAJ``. The
   kernel emits them from ``mm_account_fault()`` right where it increments the
@@ -40,7 +41,12 @@ Memory ordering: ``data_head`` is read with one aligned 8-byte load before the
 data is copied, and ``data_tail`` written with one aligned store after; on
 x86-64 (TSO) loads are not reordered with loads nor stores with earlier loads,
 which is the ordering the kernel's perf_event.h asks for (rmb after head, mb
-before tail). Other architectures would need explicit barriers.
+before tail). Other architectures would need explicit barriers, so the sampler
+enables perf sampling on x86-64 only (docs/kernel-notes.md, "The perf ring
+buffer's memory ordering").
+
+With ``track_mmaps`` the minor events also carry PERF_RECORD_MMAP2 records
+(``mmap_data`` + ``mmap2`` + ``sample_id_all``), parsed by ``parse_mmap2``.
 """
 
 from __future__ import annotations

@@ -133,6 +133,7 @@ class FaultSampler:
         self._lock = threading.Lock()
         self._win = Window()
         self._stop = threading.Event()
+        self._wake = -1  # an eventfd the drain thread polls too: stop() wakes it at once
         self._thread: threading.Thread | None = None
         self._last = time.monotonic()
         self._counters: dict[int, tuple[int, int]] = {}
@@ -262,6 +263,7 @@ class FaultSampler:
                 f"{len(self.rings.skipped)} thread(s) could not be sampled: "
                 + ", ".join(sorted(self.rings.skip_reasons))
             )
+        self._wake = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
         self._thread = threading.Thread(target=self._run, name=f"faults-{self.pid}", daemon=True)
         self._thread.start()
 
@@ -292,6 +294,7 @@ class FaultSampler:
                 with self._lock:
                     gen = self.rings.gen
                     poller = select.poll()
+                    poller.register(self._wake, select.POLLIN)
                     for fd in self.rings.fds():
                         poller.register(fd, select.POLLIN)
             try:
@@ -536,18 +539,27 @@ class FaultSampler:
         # no lock: the drain thread may hold it for milliseconds, and every fault
         # sampled after the caller's last look at /proc would widen the window
         self.rings.disable()
+        self._halt()
+
+    def _halt(self) -> None:
+        """Stop the drain thread (woken through the eventfd, not left to its poll timeout)."""
         self._stop.set()
+        if self._wake >= 0:
+            try:
+                os.eventfd_write(self._wake, 1)
+            except OSError:
+                pass
         if self._thread is not None:
             self._thread.join(timeout=2)
             self._thread = None
 
     def close(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
-            self._thread = None
+        self._halt()
         with self._lock:
             self.rings.close()
+        if self._wake >= 0:
+            os.close(self._wake)
+            self._wake = -1
 
     def __enter__(self) -> FaultSampler:
         self.start()
