@@ -254,6 +254,26 @@ def perf_record(pid: int, seconds: float, tmp: str) -> dict:
     }
 
 
+def short_runs(pid: int, tmp: str, seconds: float = 0.05) -> dict:
+    """CPU and samples of each tool sampling for a moment: its fixed cost (start-up, reading
+    the map and the ELF files, writing the result), to tell it from the cost per sample."""
+    r, _wall, cpu = run_measured(
+        [sys.executable, "-m", "vmainspect", "faults", str(pid), "--duration", str(seconds), "--json"]
+    )
+    v = {"cpu_s": cpu, "samples": json.loads(r.stdout)["samples"] if r.returncode == 0 else 0}
+    out = os.path.join(tmp, "perf-short.data")
+    cmd = ["perf", "record", "-q", "-e", "page-faults", "-c", "1", "-d", "-p", str(pid), "-o", out]
+    r, _wall, cpu = run_measured([*cmd, "--", "sleep", str(seconds)])
+    rep = subprocess.run(["perf", "report", "--stats", "-i", out], capture_output=True, text=True)
+    m = re.search(r"^\s*SAMPLE events:\s+(\d+)", rep.stdout, re.M)
+    return {"vmainspect": v, "perf": {"cpu_s": cpu, "samples": int(m.group(1)) if m else 0}}
+
+
+def marginal(run: dict, fixed: dict) -> float:
+    """Microseconds of CPU per sample beyond the tool's fixed cost."""
+    return 1e6 * max(0.0, run["cpu_s"] - fixed["cpu_s"]) / max(1, run["samples"] - fixed["samples"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -286,6 +306,7 @@ def main() -> int:
                     r[name] = cost.done(fn())
                     if "window_target_cpu_us_per_fault" in r[name]:  # perf: its sampling window only
                         r[name]["target_cpu_us_per_fault"] = r[name]["window_target_cpu_us_per_fault"]
+                r["fixed"] = short_runs(pid, tmp)
                 rounds.append(r)
                 print(f"round {i + 1}/{args.rounds} done", file=sys.stderr)
         finally:
@@ -340,6 +361,18 @@ def main() -> int:
     print(
         f"  ratio to perf record (best of {args.rounds}): CLI {best['vmainspect'] / best['perf']:.2f}x, "
         f"in-process {best['in_process'] / best['perf']:.2f}x"
+    )
+    fixed_v = [r["fixed"]["vmainspect"]["cpu_s"] for r in rounds]
+    fixed_p = [r["fixed"]["perf"]["cpu_s"] for r in rounds]
+    print(
+        f"fixed cost (a {0.05:g} s run: start-up, map, ELF files, output), CPU s: "
+        f"vmainspect CLI {min(fixed_v):.3f}-{max(fixed_v):.3f}, perf record {min(fixed_p):.3f}-{max(fixed_p):.3f}"
+    )
+    mv = sorted(marginal(r["vmainspect"], r["fixed"]["vmainspect"]) for r in rounds)
+    mp = sorted(marginal(r["perf"], r["fixed"]["perf"]) for r in rounds)
+    print(
+        f"CPU per sample beyond the fixed cost: vmainspect CLI best {mv[0]:.3f} us (worst {mv[-1]:.3f}), "
+        f"perf record best {mp[0]:.3f} us (worst {mp[-1]:.3f}); ratio {mv[0] / max(1e-9, mp[0]):.2f}x"
     )
     v = [r["vmainspect"] for r in rounds]
     print(

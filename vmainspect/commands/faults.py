@@ -148,6 +148,7 @@ def run(args: argparse.Namespace) -> int:
         collect_each_step=args.pages,
         need_snapshot=False,
         need_faults=True,
+        fault_pages=args.pages,  # the faulted pages are listed only for --pages (their transitions)
     )
     prev_term = signal.getsignal(signal.SIGTERM)
 

@@ -161,19 +161,6 @@ class RingSet:
         for ring in self.rings.values():
             ring.enable()
 
-    def add_missing(self, tids: list[int], known: set[int]) -> None:
-        """Per-CPU mode: threads created between the listing and the events' opening (not inherited)."""
-        for tid in tids:
-            if tid in known:
-                continue
-            for ring in self.rings.values():
-                try:
-                    ring.add(tid)
-                except PerfError as e:
-                    if e.errno != errno.ESRCH:
-                        raise
-                self.maj_ids |= ring.maj_ids
-
     def _open_per_thread(self, tids: list[int]) -> None:
         first_error: OSError | None = None
         for tid in tids:
@@ -251,7 +238,12 @@ class RingSet:
                     self._mixed(q, maj_ids, win)
                 else:
                     win.addrs[0].extend(q[5::SAMPLE_WORDS].tobytes())
-                    win.ips[0].extend(q[2::SAMPLE_WORDS].tobytes())
+                    ips = q[2::SAMPLE_WORDS]
+                    raw = ips.tobytes()
+                    if raw[:8] * len(ips) == raw:  # one instruction faulted (a hot loop): one count
+                        win.folded[0][1][ips[0]] += len(ips)
+                    else:
+                        win.ips[0].extend(raw)
                     for tid, c in _tid_counts(q[3::SAMPLE_WORDS]).items():
                         win.threads.setdefault(tid, [0, 0])[0] += c
             self._fold(win)

@@ -113,15 +113,19 @@ class FaultSampler:
         recent: int = 64,
         ring_bytes: int | None = None,
         baseline: Snapshot | None = None,
+        pages: bool = True,
     ) -> None:
         """``baseline``: the snapshot at the first window's start (page-state transitions are
-        counted from it, and faults in mappings unmapped during the window are placed in it)."""
+        counted from it, and faults in mappings unmapped during the window are placed in it).
+        ``pages``: list the faulted pages in each tick (``FaultTick.pages``, and the page-state
+        transitions); a caller that shows neither saves that pass over every distinct address."""
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
         self.period = period
         self.proc_root = proc_root
         self.recent = max(0, recent)
+        self.want_pages = pages
         self.ring_bytes = ring_bytes
         self.reader = ProcReader(pid, proc_root)
         self.mode = "perf"
@@ -243,12 +247,9 @@ class FaultSampler:
                 raise ProcessGone(self.pid)
             self._counters_mode(self._refusal(OSError(errno.ESRCH, "no thread could be opened")))
             return
-        if self.rings.mode == "per-cpu":
-            # threads made between the listing and the events' opening inherited nothing
-            try:
-                self.rings.add_missing(self._tids(), set(tids))
-            except (ProcessGone, AccessDenied, OSError):
-                pass
+        # a thread made between the listing and the events' opening inherited nothing, and
+        # cannot be told from one made just after (which did): it is not added twice, and its
+        # faults show in ``unsampled``
         if self.rings.exclude_kernel:
             self.notes.append(
                 "faults taken in kernel mode (e.g. read() into fresh pages) are "
@@ -425,14 +426,10 @@ class FaultSampler:
                 key=lambda r: (-(r[5] + r[6]), r[0]),
             )
         )
-        pages: set[int] = set()
-        mask = ~(PAGE - 1)
-        for keys, _cnt in lists:
-            for a in keys:
-                pages.add(a & mask)
-                if len(pages) >= MAX_PAGES:
-                    break
-        page_list = sorted(pages)
+        page_list: list[int] = []
+        if self.want_pages:
+            mask = ~(PAGE - 1)
+            page_list = sorted({a & mask for keys, _cnt in lists for a in keys})[:MAX_PAGES]
         by_transition = transitions(self._previous, snapshot, page_list)
         if snapshot is not None:
             self._previous = snapshot

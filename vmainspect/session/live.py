@@ -84,8 +84,12 @@ class LiveSession:
         need_snapshot: bool = True,
         need_faults: bool = False,
         collector: Collector = collect,
+        fault_pages: bool = True,
     ) -> None:
+        """``fault_pages``: the sampler lists each tick's faulted pages (FaultTick.pages), which the
+        live view marks; a command that prints neither them nor transitions passes False."""
         self.pid = pid
+        self.fault_pages = fault_pages
         self.pages = pages
         self.want_faults = faults
         self.period = period
@@ -157,7 +161,9 @@ class LiveSession:
         return Step(snap, self._tick(snap))
 
     def _start_sampler(self, baseline: Snapshot | None) -> None:
-        sampler = FaultSampler(self.pid, period=self.period, proc_root=self.proc_root, baseline=baseline)
+        sampler = FaultSampler(
+            self.pid, period=self.period, proc_root=self.proc_root, baseline=baseline, pages=self.fault_pages
+        )
         try:
             sampler.start()
         except (VmaInspectError, OSError) as e:
