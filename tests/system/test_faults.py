@@ -629,6 +629,22 @@ def test_cli_json_against_the_kernel(faulter):
     assert doc["by_symbol"][0]["symbol"] == "touch_pages"
 
 
+def _has_drain_thread(pid: int) -> bool:
+    """The sampler's drain thread (named "vmi-faults") runs in process ``pid``."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return False
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                if f.read().strip() == "vmi-faults":
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def _has_perf_fd(pid: int) -> bool:
     try:
         fds = os.listdir(f"/proc/{pid}/fd")
@@ -653,10 +669,11 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
             stderr=subprocess.PIPE,
             text=True,
         )
-        # interrupt once it is sampling (its perf events are open) and the target has faulted
-        # a good many times since (a state polled for, not a fixed wait)
+        # interrupt once it is sampling (its drain thread runs: the events are open and the
+        # sampler started) and the target has faulted a good many times since (states polled
+        # for, not a fixed wait)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _has_perf_fd(p.pid):
+        while time.monotonic() < deadline and not _has_drain_thread(p.pid):
             time.sleep(0.02)
         base = _counters(t.pid)[0]
         while time.monotonic() < deadline and _counters(t.pid)[0] < base + 20000:

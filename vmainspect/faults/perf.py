@@ -132,6 +132,11 @@ _munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
 _MAP_FAILED = ctypes.c_void_p(-1).value
 
 
+def name_this_thread(name: str) -> None:
+    """Set the calling thread's name as /proc shows it (``comm``, 15 bytes; PR_SET_NAME)."""
+    _libc.prctl(15, name.encode()[:15], 0, 0, 0)
+
+
 class PerfError(OSError):
     """perf_event_open or its mmap failed; ``errno`` says why."""
 

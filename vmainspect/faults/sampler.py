@@ -286,6 +286,9 @@ class FaultSampler:
 
     # ------------------------------------------------------------ draining
     def _run(self) -> None:
+        from .perf import name_this_thread
+
+        name_this_thread("vmi-faults")  # seen in /proc/PID/task/TID/comm (and top -H)
         poller = select.poll()
         gen = -1
         per_thread = self.rings.mode == "per-thread"
