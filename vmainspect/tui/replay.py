@@ -65,6 +65,7 @@ class RecordingSource:
             f"{n} frames, {recording.duration:.1f}s"
         )
         notes = [text for t, text in recording.notes if "fault" in text]
+        self.faults_note: str | None
         if not recording.header.get("faults"):
             self.faults_note = notes[0] if notes else "page faults were not recorded"
         else:  # e.g. "page faults from /proc counters: ..." written when the recording started

@@ -108,12 +108,9 @@ def build_rows(prev: Snapshot | None, snap: Snapshot, faults: FaultTick | None =
             else None
         )
         for start, (mi, ma) in faults.by_vma.items():
-            if starts is not None:
-                k = starts.get(start)
-            else:
-                k = find_start(rows, start)
-            if k is not None:
-                rows.faults[k] = (mi / w, ma / w)
+            row = starts.get(start) if starts is not None else find_start(rows, start)
+            if row is not None:
+                rows.faults[row] = (mi / w, ma / w)
     return rows
 
 

@@ -86,5 +86,5 @@ class HelpScreen(ModalScreen[None]):
         with VerticalScroll():
             yield Static(help_body())
 
-    def action_dismiss(self) -> None:
+    async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)

@@ -137,6 +137,8 @@ class PickerScreen(Screen[int | None]):
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         key = event.column_key.value
+        if key is None:
+            return
         if key == self.sort:
             self.reverse = not self.reverse
         else:

@@ -40,7 +40,7 @@ KIND_BG = {
 
 def clusters(vmas: tuple[Vma, ...] | list[Vma], gap_min: int = GAP_MIN) -> list[tuple[int, int]]:
     """(first index, end index) of runs of VMAs separated by gaps >= gap_min."""
-    out = []
+    out: list[tuple[int, int]] = []
     if not vmas:
         return out
     first = 0
@@ -157,6 +157,7 @@ class Overview(CachedBaseStyle):
 
     def _vma_near(self, a: int, b: int) -> Vma | None:
         """A VMA overlapping [a, b): the one at the middle if any, else the first."""
+        assert self.snapshot is not None
         vmas = self.snapshot.vmas
         mid = (a + b) // 2
         i = bisect_right(self._starts, mid) - 1
@@ -177,7 +178,7 @@ class Overview(CachedBaseStyle):
         if snap is None or not snap.vmas:
             return Strip.blank(width, base)
         key = (id(snap), width)
-        if key != self._key:
+        if key != self._key or self._lines is None:
             self._key = key
             self._lines = self._layout(width) + (None,)
         regions, labels, _ = self._lines
