@@ -32,7 +32,6 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING
 
 from rich.text import Text
-from textual import work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
@@ -47,7 +46,8 @@ from ..safetext import printable
 from ..snapshot.files import DirtyClock
 from . import rows as R
 from .attaching import AttachingMixin
-from .elf import READING, Describe, ElfDetails, Lines
+from .detailing import DetailsMixin
+from .elf import Describe, ElfDetails
 from .palette import palette_commands
 from .polling import FrameFailed, FrameReady, View, fetch
 from .rows import COLUMN_KEYS, DESCENDING_FIRST, Rows
@@ -57,7 +57,7 @@ from .sources import LiveSource, Source, SourceKind
 from .statusline import FaultRates, filter_text, parse_time, status_text, tabs_text
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
-from .widgets.files import FilesPanel, details_rows
+from .widgets.files import FilesPanel
 from .widgets.header import ProcessHeader
 from .widgets.overview import Overview
 from .widgets.page_map import PageMapPanel
@@ -77,7 +77,7 @@ PANEL_TITLES = {
 }
 
 
-class VmaInspectApp(SavingMixin, AttachingMixin, App):
+class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
     """See the module docstring for the hooks."""
 
     # absolute, so subclasses in other folders still find it (add yours: CSS_PATH = [APP_CSS, "x.tcss"])
@@ -376,45 +376,6 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         self.overview.show(snap, vma)
         self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost, self._details_rows(vma))
 
-    # --- ELF (off the UI thread, cached) ----------------------------------------
-    def _elf_for(self, vma: Vma | None) -> Lines:
-        if vma is None:
-            return None
-        if not self.elf.enabled:
-            return "ELF details are off in this session"
-        key = ElfDetails.key(vma)
-        if key is None:
-            return None
-        known, lines = self.elf.cached(key)
-        if known:
-            return lines
-        self._describe(vma, key, self.current_frame.snapshot if self.current_frame else None)
-        return READING
-
-    @work(thread=True, group="elf", description="describe ELF")
-    def _describe(self, vma: Vma, key: tuple[str, int, int, int], snapshot: Snapshot | None) -> None:
-        lines = self.elf.read(vma, snapshot)
-        self.call_from_thread(self._described, vma, key, lines)
-
-    def _described(self, vma: Vma, key: tuple[str, int, int, int], lines: Lines) -> None:
-        if not self.is_running_ui():
-            return
-        self.elf.store(key, lines)
-        if self.selected_vma is vma and self.current_frame is not None:
-            table = self.table
-            self.details.show(
-                vma,
-                self.current_frame.snapshot.capabilities,
-                lines,
-                table.selected_row in self.rows.ghost,
-                self._details_rows(vma),
-            )
-
-    def _details_rows(self, vma: Vma | None) -> list:
-        if self.current_frame is None:
-            return []
-        return details_rows(self.current_frame, vma, self._dirty_clock, self._clock_now)
-
     # --- actions -----------------------------------------------------------------
     def action_toggle_pause(self) -> None:
         if self.source is None or self.source.kind is SourceKind.SNAPSHOT:
@@ -492,27 +453,6 @@ class VmaInspectApp(SavingMixin, AttachingMixin, App):
         for p, panel in zip(PANELS, self._panels()):
             panel.set_class(p == name, "-shown")
         self._show_tabs()
-
-    def action_working_set(self) -> None:
-        """Toggle the working-set view: resets the process's referenced bits every tick."""
-        source = self.source
-        if source is None or not hasattr(source, "set_working_set"):
-            self.notify("the working set needs a live process", severity="warning")
-            return
-        from ..snapshot.wss import WARNING, page_idle_note
-
-        on = not source.working_set
-        source.set_working_set(on)
-        if on:
-            self.notify(
-                f"{WARNING}. {page_idle_note()}. w turns it off.",
-                title="working set on",
-                severity="warning",
-                timeout=12,
-            )
-        else:
-            self.notify("working set off: referenced bits are no longer reset")
-        self.request_frame()
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen
