@@ -13,7 +13,6 @@ from cli_helpers import one_line_error, run_cli
 from targets import read_smaps_kb, spawn_target
 
 from vmainspect import schemas
-from vmainspect.snapshot import wss
 
 PAGE = mmap.PAGESIZE
 ROOT = os.geteuid() == 0
@@ -88,6 +87,3 @@ def test_another_users_process_is_access_denied():
     assert r.returncode == 4
     assert "permission denied" in one_line_error(r)
 
-
-def test_schema_file_is_what_the_structs_generate():
-    assert schemas.load("vmainspect/wss@1") == wss.schema()

@@ -60,16 +60,3 @@ def load(name: str) -> dict[str, Any]:
     """The schema for a schema name or file name, as a fresh dict (FileNotFoundError if none)."""
     doc: dict[str, Any] = json.loads(_text(file_name(name)))
     return doc
-
-
-def document(name: str, generated: dict[str, Any], root: str) -> dict[str, Any]:
-    """A shipped schema from what ``msgspec.json.schema`` generated for the Struct ``root``:
-    the draft, ``$id`` and ``title`` added, and the ``schema`` field pinned to ``name``
-    (``const``, where msgspec writes a one-value ``enum``)."""
-    generated["$defs"][root]["properties"]["schema"] = {"const": name}
-    return {
-        "$schema": "https://json-schema.org/draft/2020-12/schema",
-        "$id": BASE_URI + file_name(name),
-        "title": name,
-        **generated,
-    }

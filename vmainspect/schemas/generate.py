@@ -114,7 +114,7 @@ def text(schema: dict[str, Any]) -> str:
 
 
 def documents() -> list[Document]:
-    from ..model import crash, demo, diff, faults
+    from ..model import cache, crash, demo, diff, faults, wss
     from ..model import recording as rec
     from ..model import snapshot as snap
 
@@ -228,5 +228,30 @@ def documents() -> list[Document]:
             roots=(crash.CrashReport,),
             names={"CaseRecord": "case"},
             rules={"CaseRecord": crash.CASE_RULES},
+        ),
+        Document(
+            file="cache-1.json",
+            title=cache.CACHE_SCHEMA,
+            description=(
+                "The page-cache state of files and directory trees (vmainspect cache --json), from "
+                "cachestat(2): per regular file its pages cached, dirty, under writeback and evicted. "
+                "null means unknown (the kernel tells a file's page-cache state only to its owner, a user "
+                "who may write it, or root), never zero. Readers ignore fields they do not know (additive "
+                "fields keep @1)."
+            ),
+            roots=(cache.CacheReport,),
+            names={"CachedFile": "file", "CacheTotal": "total"},
+        ),
+        Document(
+            file="wss-1.json",
+            title=wss.WSS_SCHEMA,
+            description=(
+                "A process's working set (vmainspect wss --json): every interval its referenced bits are "
+                "reset (/proc/PID/clear_refs) and each VMA's smaps Referenced is read back: the bytes it "
+                "touched in that interval (accessed), beside the bytes resident. Sizes are bytes. Readers "
+                "ignore fields they do not know (additive fields keep @1)."
+            ),
+            roots=(wss.WssReport,),
+            names={"WssVma": "vma", "WssInterval": "interval"},
         ),
     ]

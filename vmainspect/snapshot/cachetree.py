@@ -3,8 +3,7 @@
 ``measure(paths)`` walks each path (a file, or a directory recursively) and
 asks the kernel, per regular file, how many of its pages are in the page
 cache, dirty, under writeback and evicted (``procfs/cachestat.py``). The
-result is the ``vmainspect/cache@1`` document, a msgspec Struct that is
-also its own encoder, validating decoder and JSON Schema.
+result is the ``vmainspect/cache@1`` document (``model.cache``).
 
 The walk is fd-relative (``openat`` from the directory's fd), never follows
 symbolic links below the paths given, opens each file with ``O_NOFOLLOW`` and
@@ -20,55 +19,16 @@ import errno
 import os
 import stat
 from collections.abc import Iterable, Iterator
-from typing import Final, Literal
 
 import msgspec
 
+from ..model.cache import CACHE_SCHEMA, CachedFile, CacheReport, CacheTotal
 from ..procfs import cachestat as cs
 
-SCHEMA: Final = "vmainspect/cache@1"
+SCHEMA = CACHE_SCHEMA
 
 _OPEN_FILE = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY
 _OPEN_DIR = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_DIRECTORY
-
-
-class CachedFile(msgspec.Struct, frozen=True, kw_only=True):
-    """One regular file: its size and its pages in each page-cache state (null: unknown)."""
-
-    path: str
-    size: int  # bytes
-    pages: int  # pages the file's size spans
-    cached: int | None
-    dirty: int | None
-    writeback: int | None
-    evicted: int | None
-    recently_evicted: int | None
-
-
-class CacheTotal(msgspec.Struct, frozen=True, kw_only=True):
-    """Sums over the files; each count over the files where it is known (null: known for none)."""
-
-    files: int
-    unknown: int  # files whose page-cache counts the kernel would not give (not in the sums)
-    size: int
-    pages: int
-    cached: int | None
-    dirty: int | None
-    writeback: int | None
-    evicted: int | None
-    recently_evicted: int | None
-
-
-class CacheReport(msgspec.Struct, frozen=True, kw_only=True):
-    """``vmainspect cache --json``."""
-
-    schema: Literal["vmainspect/cache@1"]
-    page_size: int
-    source: Literal["cachestat", "mincore"]  # how the counts were asked for
-    files: list[CachedFile]
-    total: CacheTotal
-    errors: list[str]  # one line per path or file that could not be measured
-    notes: list[str]  # what is unknown and why
 
 
 def text_of(name: bytes) -> str:
@@ -249,13 +209,12 @@ def measure(paths: Iterable[str | bytes], page_size: int | None = None) -> tuple
             "no cachestat in this kernel (Linux < 6.5): residency from mincore; dirty, writeback and evicted unknown"
         )
     report = CacheReport(
-        schema=SCHEMA,
         page_size=page,
         source="mincore" if walk.source == cs.SOURCE_MINCORE else "cachestat",
-        files=files,
+        files=tuple(files),
         total=total,
-        errors=walk.errors,
-        notes=notes,
+        errors=tuple(walk.errors),
+        notes=tuple(notes),
     )
     return report, walk.denied
 
@@ -267,10 +226,3 @@ def encode(report: CacheReport, indent: int = 2) -> bytes:
 def decode(data: bytes | str) -> CacheReport:
     """A cache@1 document, validated (msgspec.ValidationError / DecodeError on a bad one)."""
     return msgspec.json.decode(data, type=CacheReport)
-
-
-def schema() -> dict[str, object]:
-    """The JSON Schema the Structs generate (shipped as schemas/cache-1.json)."""
-    from ..schemas import document
-
-    return document(SCHEMA, msgspec.json.schema(CacheReport), "CacheReport")

@@ -21,16 +21,17 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Final, Literal
+from typing import TYPE_CHECKING
 
 import msgspec
 
+from ..model.wss import WSS_SCHEMA, WssInterval, WssReport, WssVma
 from ..procfs.reader import ProcReader
 
 if TYPE_CHECKING:
     from ..model import Snapshot
 
-SCHEMA: Final = "vmainspect/wss@1"
+SCHEMA = WSS_SCHEMA
 
 WARNING = (
     "working set: clears the referenced bits of every page of the process (/proc/PID/clear_refs) "
@@ -51,34 +52,6 @@ def page_idle_note(sys_root: str = "/sys") -> str:
         f"idle page tracking ({sys_root}/{PAGE_IDLE}) is absent on this kernel "
         "(CONFIG_IDLE_PAGE_TRACKING): no per-page working set, per-VMA counts only"
     )
-
-
-class WssVma(msgspec.Struct, frozen=True, kw_only=True):
-    start: int
-    end: int
-    perms: str
-    path: str | None
-    accessed: int  # bytes touched during the interval (smaps Referenced after a reset)
-    resident: int  # bytes resident at the end of the interval (smaps Rss)
-
-
-class WssInterval(msgspec.Struct, frozen=True, kw_only=True):
-    t: float  # seconds from the first reset to the end of this interval
-    total_accessed: int  # bytes, the sum over the VMAs
-    total_resident: int
-    vmas: list[WssVma]
-
-
-class WssReport(msgspec.Struct, frozen=True, kw_only=True):
-    """``vmainspect wss --json``."""
-
-    schema: Literal["vmainspect/wss@1"]
-    pid: int
-    page_size: int
-    interval: float  # seconds asked for
-    method: Literal["clear_refs"]
-    intervals: list[WssInterval]
-    notes: list[str]
 
 
 def reset(pid: int, proc_root: str = "/proc") -> None:
@@ -107,7 +80,7 @@ def interval_of(snap: Snapshot, t: float) -> WssInterval:
         t=round(t, 6),
         total_accessed=sum(v.accessed for v in vmas),
         total_resident=sum(v.resident for v in vmas),
-        vmas=vmas,
+        vmas=tuple(vmas),
     )
 
 
@@ -156,13 +129,12 @@ def measure(
         if on_interval is not None:
             on_interval(iv)
     return WssReport(
-        schema=SCHEMA,
         pid=pid,
         page_size=first.host.page_size,
         interval=interval,
         method="clear_refs",
-        intervals=intervals,
-        notes=[WARNING, NOTE_THP, page_idle_note()],
+        intervals=tuple(intervals),
+        notes=(WARNING, NOTE_THP, page_idle_note()),
     )
 
 
@@ -172,10 +144,3 @@ def encode(report: WssReport, indent: int = 2) -> bytes:
 
 def decode(data: bytes | str) -> WssReport:
     return msgspec.json.decode(data, type=WssReport)
-
-
-def schema() -> dict[str, object]:
-    """The JSON Schema the Structs generate (shipped as schemas/wss-1.json)."""
-    from ..schemas import document
-
-    return document(SCHEMA, msgspec.json.schema(WssReport), "WssReport")
