@@ -113,4 +113,3 @@ def test_written_pages_are_dirty_for_an_unprivileged_user():
         (f,) = json.loads(r.stdout)["files"]
         assert before >= f["dirty"] >= after >= len(WRITTEN)
         assert f["cached"] == kernel_cachestat(path)["cache"]
-

@@ -86,4 +86,3 @@ def test_another_users_process_is_access_denied():
     r = run_cli("wss", os.getpid(), user="nobody")
     assert r.returncode == 4
     assert "permission denied" in one_line_error(r)
-

@@ -96,6 +96,19 @@ class ChangeRecord(Struct, frozen=True):
     ]
 
 
+class FileChangeRecord(Struct, frozen=True):
+    """A mapped file whose page-cache state changed (pages, from cachestat), by device and inode."""
+
+    status: Literal["added", "removed", "changed"]
+    path: str
+    dev: Annotated[str, Meta(pattern=r"^[0-9a-f]{1,8}:[0-9a-f]{1,8}$")]
+    inode: U64
+    cached: DeltaRecord
+    dirty: DeltaRecord
+    writeback: DeltaRecord
+    evicted: DeltaRecord
+
+
 class DiffReport(Struct, frozen=True, tag_field="schema", tag=DIFF_SCHEMA):
     schema: ClassVar[str] = DIFF_SCHEMA
 
@@ -113,6 +126,15 @@ class DiffReport(Struct, frozen=True, tag_field="schema", tag=DIFF_SCHEMA):
         Meta(description="One entry per VMA that was added, removed or changed, in address order."),
     ]
     notes: tuple[str, ...]
+    files: Annotated[
+        tuple[FileChangeRecord, ...] | None,
+        Meta(
+            description=(
+                "Mapped files whose page-cache state changed (additive); null when a snapshot has no "
+                "files. Not counted in different: the page cache changes without the process."
+            )
+        ),
+    ] = None
 
 
 # a and b exist exactly on the sides the status says

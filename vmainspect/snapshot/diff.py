@@ -26,9 +26,20 @@ from typing import Any
 import msgspec
 
 from ..model import Snapshot, Vma
-from ..model.diff import ChangeRecord, DeltaRecord, DiffReport, SideRecord, Summary, Transition, VmaRefRecord
+from ..model.diff import (
+    ChangeRecord,
+    DeltaRecord,
+    DiffReport,
+    SideRecord,
+    Summary,
+    Transition,
+    VmaRefRecord,
+)
 from ..safetext import printable
 from ..units import human_bytes
+from .diff_files import FileChange, diff_files
+from .diff_files import records as file_records
+from .diff_files import render_lines as render_files
 
 DIFF_SCHEMA = "vmainspect/diff@1"
 
@@ -125,6 +136,7 @@ class Diff:
     totals: Mapping[str, Delta]
     notes: tuple[str, ...] = ()
     page_size: int = 4096
+    files: tuple[FileChange, ...] | None = None  # mapped files' page cache (diff_files.py)
 
     @property
     def different(self) -> bool:
@@ -344,7 +356,14 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
     changes.sort(key=lambda c: (c.start, c.status != REMOVED))
     totals = {k: Delta(_sum(a.totals, names), _sum(b.totals, names)) for k, names in TOTALS.items()}
     return Diff(
-        _side(label_a, a), _side(label_b, b), tuple(changes), unchanged, totals, tuple(notes), page_size
+        _side(label_a, a),
+        _side(label_b, b),
+        tuple(changes),
+        unchanged,
+        totals,
+        tuple(notes),
+        page_size,
+        diff_files(a, b),
     )
 
 
@@ -411,6 +430,7 @@ def report(d: Diff) -> DiffReport:
             for c in d.changes
         ),
         notes=d.notes,
+        files=file_records(d.files),
     )
 
 
@@ -458,7 +478,7 @@ def render_text(d: Diff) -> str:
         lines.append(f"totals: {tot}")
     if not d.changes:
         lines.append("no differences")
-        return _text(lines)
+        return _text(lines + render_files(d.files, d.page_size))
     header = f"  {'ADDRESS RANGE':<25} {'PERMS':<10} {'SIZE':>6} {'RSS':>7} {'DIRTY':>7} {'SWAP':>7}  PATH"
     lines.append("")
     lines.append(header)
@@ -484,7 +504,7 @@ def render_text(d: Diff) -> str:
         if c.transitions:
             parts = ", ".join(f"{f}->{t} {n}" for f, t, n in c.transitions)
             lines.append(f"    pages: {parts} (of {c.overlap_pages} compared)")
-    return _text(lines)
+    return _text(lines + render_files(d.files, d.page_size))
 
 
 def _text(lines: list[str]) -> str:
