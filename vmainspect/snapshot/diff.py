@@ -37,9 +37,7 @@ from ..model.diff import (
 )
 from ..safetext import printable
 from ..units import human_bytes
-from .diff_files import FileChange, diff_files
-from .diff_files import records as file_records
-from .diff_files import render_lines as render_files
+from .diff_files import FileChange, diff_files, file_records, render_files
 
 DIFF_SCHEMA = "vmainspect/diff@1"
 
@@ -355,16 +353,8 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
         )
     changes.sort(key=lambda c: (c.start, c.status != REMOVED))
     totals = {k: Delta(_sum(a.totals, names), _sum(b.totals, names)) for k, names in TOTALS.items()}
-    return Diff(
-        _side(label_a, a),
-        _side(label_b, b),
-        tuple(changes),
-        unchanged,
-        totals,
-        tuple(notes),
-        page_size,
-        diff_files(a, b),
-    )
+    sides = (_side(label_a, a), _side(label_b, b))
+    return Diff(*sides, tuple(changes), unchanged, totals, tuple(notes), page_size, diff_files(a, b))
 
 
 # --- JSON -------------------------------------------------------------------
@@ -463,12 +453,11 @@ def render_text(d: Diff) -> str:
     for n in d.notes:
         lines.append(f"note: {n}")
     np = d.count("perms")
-    summary = (
+    lines.append(
         f"{d.count(ADDED)} added, {d.count(REMOVED)} removed, {d.count('resized')} resized, "
         f"{np} permission change{'' if np == 1 else 's'}, {d.count(CHANGED)} changed, "
         f"{d.unchanged} unchanged VMAs"
     )
-    lines.append(summary)
     tot = "  ".join(
         f"{k} {human_bytes(v.b)} ({_signed(v.delta)})"
         for k, v in d.totals.items()
@@ -480,8 +469,7 @@ def render_text(d: Diff) -> str:
         lines.append("no differences")
         return _text(lines + render_files(d.files, d.page_size))
     header = f"  {'ADDRESS RANGE':<25} {'PERMS':<10} {'SIZE':>6} {'RSS':>7} {'DIRTY':>7} {'SWAP':>7}  PATH"
-    lines.append("")
-    lines.append(header)
+    lines += ["", header]
     for c in d.changes:
         mark = {"added": "+", "removed": "-", "changed": "~"}[c.status]
         ref = c.b or c.a

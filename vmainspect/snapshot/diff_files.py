@@ -74,7 +74,7 @@ def diff_files(a: Snapshot, b: Snapshot) -> tuple[FileChange, ...] | None:
     return tuple(out)
 
 
-def records(changes: tuple[FileChange, ...] | None) -> tuple[FileChangeRecord, ...] | None:
+def file_records(changes: tuple[FileChange, ...] | None) -> tuple[FileChangeRecord, ...] | None:
     """The changes as diff@1's ``files``."""
     if changes is None:
         return None
@@ -98,7 +98,7 @@ def _cell(n: Count) -> str:
     return f"{n.b:,}" + ("" if not d else f" ({d:+,})" if d is not None else " (?)")
 
 
-def render_lines(changes: tuple[FileChange, ...] | None, page_size: int) -> list[str]:
+def render_files(changes: tuple[FileChange, ...] | None, page_size: int) -> list[str]:
     """The text report's section on mapped files (paths still to be escaped by the caller)."""
     if changes is None:
         return []
