@@ -16,11 +16,10 @@ from ..errors import AccessDenied, ProcessGone
 _GONE = (errno.ENOENT, errno.ESRCH)
 _DENIED = (errno.EACCES, errno.EPERM)
 
-# What the kernel wants before it lets us read each file.
-_PTRACE_READ = (
-    "needs to be the process's user or root "
-    "(ptrace read access: CAP_SYS_PTRACE; kernel.yama.ptrace_scope may forbid it)"
-)
+# What the kernel wants before it lets us read each file (the fallback when
+# ptrace_denied_reason cannot tell which check refused; yama's ptrace_scope
+# applies to attaching, not to these reads: docs/kernel-notes.md).
+_PTRACE_READ = "needs to be the process's user or root (ptrace read access: CAP_SYS_PTRACE)"
 _ROOT_ONLY = "needs root (CAP_SYS_ADMIN)"
 PRIVILEGE_FOR = {
     "maps": _PTRACE_READ,
@@ -33,6 +32,87 @@ PRIVILEGE_FOR = {
     "kpageflags": _ROOT_ONLY,
     "kpagecount": _ROOT_ONLY,
 }
+
+
+CAP_NAMES = (
+    "CHOWN DAC_OVERRIDE DAC_READ_SEARCH FOWNER FSETID KILL SETGID SETUID SETPCAP LINUX_IMMUTABLE "
+    "NET_BIND_SERVICE NET_BROADCAST NET_ADMIN NET_RAW IPC_LOCK IPC_OWNER SYS_MODULE SYS_RAWIO "
+    "SYS_CHROOT SYS_PTRACE SYS_PACCT SYS_ADMIN SYS_BOOT SYS_NICE SYS_RESOURCE SYS_TIME "
+    "SYS_TTY_CONFIG MKNOD LEASE AUDIT_WRITE AUDIT_CONTROL SETFCAP MAC_OVERRIDE MAC_ADMIN SYSLOG "
+    "WAKE_ALARM BLOCK_SUSPEND AUDIT_READ PERFMON BPF CHECKPOINT_RESTORE"
+).split()
+CAP_SYS_PTRACE = 19
+
+
+def cap_names(mask: int) -> list[str]:
+    """``CAP_*`` names of the bits set in ``mask`` (unknown bits as ``cap_N``)."""
+    return [
+        f"CAP_{CAP_NAMES[b]}" if b < len(CAP_NAMES) else f"cap_{b}"
+        for b in range(mask.bit_length())
+        if mask >> b & 1
+    ]
+
+
+def _status_fields(data: bytes) -> dict[str, list[str]]:
+    out = {}
+    for line in data.splitlines():
+        key, _, rest = line.partition(b":")
+        out[key.decode("ascii", "replace")] = rest.decode("ascii", "replace").split()
+    return out
+
+
+def ptrace_denied_reason(pid: int, proc_root: str = "/proc") -> str:
+    """Why the kernel refused ptrace read access to ``pid`` (smaps, pagemap...), as far as can be told.
+
+    The checks (kernel/ptrace.c ``__ptrace_may_access``, security/commoncap.c):
+    the same uids and gids as the target, else CAP_SYS_PTRACE; a target that is
+    not dumpable needs CAP_SYS_PTRACE; and the reader's effective capabilities
+    must include all the target's permitted ones, else CAP_SYS_PTRACE. Beyond
+    those, a security module may refuse. See docs/kernel-notes.md.
+    """
+    try:
+        with open(f"{proc_root}/{pid}/status", "rb") as f:
+            target = _status_fields(f.read())
+        with open(f"{proc_root}/self/status", "rb") as f:
+            me = _status_fields(f.read())
+        t_uids = [int(x) for x in target["Uid"][:3]]
+        t_gids = [int(x) for x in target["Gid"][:3]]
+        t_prm = int(target["CapPrm"][0], 16)
+        my_eff = int(me["CapEff"][0], 16)
+        my_fsuid, my_fsgid = int(me["Uid"][3]), int(me["Gid"][3])
+        owner = os.stat(f"{proc_root}/{pid}").st_uid
+    except (OSError, KeyError, IndexError, ValueError):
+        return _PTRACE_READ
+    has_ptrace = bool(my_eff >> CAP_SYS_PTRACE & 1)
+    same_ids = all(u == my_fsuid for u in t_uids) and all(g == my_fsgid for g in t_gids)
+    if not same_ids and not has_ptrace:
+        who = "root here lacks CAP_SYS_PTRACE (a container or sandbox dropped it)" if my_fsuid == 0 else ""
+        return (
+            f"needs to be the process's user (uid {t_uids[0]}) or root (ptrace read access: CAP_SYS_PTRACE)"
+            + (f"; {who}" if who else "")
+        )
+    missing = t_prm & ~my_eff
+    if missing and not has_ptrace:
+        return (
+            f"the process holds capabilities this one lacks ({', '.join(cap_names(missing))}); "
+            "reading it needs them all, or CAP_SYS_PTRACE"
+        )
+    if owner == 0 and t_uids[0] != 0 and not has_ptrace:
+        return (
+            "the process is not dumpable (set-user-ID, file capabilities or prctl PR_SET_DUMPABLE 0): "
+            "reading it needs CAP_SYS_PTRACE"
+        )
+    if has_ptrace and missing:
+        return (
+            f"the process holds {', '.join(cap_names(missing))}, which this one lacks, and the kernel "
+            "refused CAP_SYS_PTRACE's override (a security module or sandbox policy)"
+        )
+    if has_ptrace:
+        return (
+            "refused although this process has CAP_SYS_PTRACE: a security module or sandbox policy "
+            "forbids it, or the process belongs to another user namespace"
+        )
+    return _PTRACE_READ
 
 
 def read_all_fd(fd: int) -> bytes:
@@ -58,9 +138,12 @@ class ProcReader:
     # -- errors ---------------------------------------------------------
     def _error(self, e: OSError, name: str, *, global_file: bool = False) -> Exception:
         if e.errno in _DENIED:
-            return AccessDenied(
-                None if global_file else self.pid, name, PRIVILEGE_FOR.get(name, _PTRACE_READ)
-            )
+            if global_file:
+                return AccessDenied(None, name, PRIVILEGE_FOR.get(name, _ROOT_ONLY))
+            why = PRIVILEGE_FOR.get(name, _PTRACE_READ)
+            if why is _PTRACE_READ:
+                why = ptrace_denied_reason(self.pid, self.proc_root)
+            return AccessDenied(self.pid, name, why)
         if e.errno in _GONE and not global_file:
             return ProcessGone(self.pid)
         if global_file and e.errno == errno.ENOENT:
