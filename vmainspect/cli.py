@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from typing import NoReturn
 
 from . import __version__
 from .commands.argtypes import int_arg, pid_arg, seconds_arg  # noqa: F401  (where they used to be)
@@ -40,8 +41,15 @@ EPILOG = """exit codes:
   130  interrupted"""
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line usage errors: the problem and where the help is (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: {message} (see '{self.prog} --help')\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vmainspect",
         description="Linux VMA and page-fault inspector.",
         epilog=EPILOG,
@@ -64,9 +72,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:  # named by the subcommand they were given to, like its other usage errors
+        sub = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     if not getattr(args, "_run", None):
-        parser.print_help(sys.stderr)
+        names = ", ".join(sub for sub in COMMANDS if sub in _subcommands(parser))
+        print(f"vmainspect: no command given; commands: {names} (see 'vmainspect --help')", file=sys.stderr)
         return EXIT_USAGE
     try:
         return int(args._run(args) or 0)
@@ -79,10 +91,23 @@ def main(argv: list[str] | None = None) -> int:
     except BrokenPipeError:
         # stdout closed early (e.g. piped into head): not an error worth a traceback
         try:
-            sys.stdout = None  # type: ignore[assignment]
+            sys.stdout = None
         except Exception:
             pass
         return 0
+
+
+def _subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    return {
+        name: sub
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name, sub in action.choices.items()
+    }
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    return set(_subparsers(parser))
 
 
 if __name__ == "__main__":

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Hashable, Mapping
 from operator import attrgetter
 from operator import sub as _sub
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..model import Snapshot, Vma
 
 from ..safetext import printable
 
@@ -16,7 +21,10 @@ PSS, dirty (shared + private dirty), swap and path, sizes human-readable
 
 kinds: heap stack vdso vvar vsyscall file-private file-shared anon-private
 anon-shared guard deleted shm (--kind file matches file-private and file-shared,
---kind anon both anon kinds)."""
+--kind anon both anon kinds).
+
+Without root only your own processes can be read (others' need root or
+CAP_SYS_PTRACE); -v says so on each run."""
 
 SORT_KEYS = ("address", "size", "rss", "pss", "dirty", "swap", "kind", "perms", "path")
 _NUMERIC = {"size", "rss", "pss", "dirty", "swap"}
@@ -40,28 +48,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         default=None,
         help="only VMAs of kind K (repeat or comma-separate; 'file' and 'anon' match both variants)",
     )
+    p.add_argument(
+        "-v", "--verbose", action="store_true", help="also print notes (what is hidden without root)"
+    )
 
 
 _start, _end, _perms, _kind, _path = map(attrgetter, ("start", "end", "perms", "kind", "path"))
 
 
-class _Memo(dict):
+class _Memo(dict[Hashable, str]):
     """key -> make(key), each distinct key made once (sizes and paths repeat a lot)."""
 
-    def __init__(self, make) -> None:
+    def __init__(self, make: Callable[[Any], str]) -> None:
         super().__init__()
         self.make = make
 
-    def __missing__(self, key):
+    def __missing__(self, key: Hashable) -> str:
         value = self[key] = self.make(key)
         return value
 
 
-def _dirty(sm) -> int:
+def _dirty(sm: dict[str, int]) -> int:
     return sm.get("shared_dirty", 0) + sm.get("private_dirty", 0)
 
 
-def _kind_filter(kinds: list[str] | None):
+def _kind_filter(kinds: list[str] | None) -> set[str] | None:
     from ..errors import BadInput
     from ..model import VMA_KINDS
 
@@ -77,7 +88,7 @@ def _kind_filter(kinds: list[str] | None):
     return wanted
 
 
-def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str:
+def render(snap: Snapshot, *, sort: str = "address", kinds: set[str] | None = None) -> str:
     """The table for a Snapshot, as text (used by the command and its tests)."""
     from ..units import human_bytes
 
@@ -87,16 +98,16 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     if sort != "address":
         if sort in _NUMERIC:
 
-            def key(v):
+            def key(v: Vma) -> Any:
                 sm = v.smaps
                 return -(v.size if sort == "size" else _dirty(sm) if sort == "dirty" else sm.get(sort, 0))
         elif sort == "path":
 
-            def key(v):
+            def key(v: Vma) -> Any:
                 return (v.path is None, v.path or "")
         else:
 
-            def key(v):
+            def key(v: Vma) -> Any:
                 return getattr(v, sort)
 
         vmas.sort(key=key)  # stable: ties stay in address order
@@ -135,7 +146,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
                 map(paths.__getitem__, map(_path, vmas)),
             ),
         )
-    t = snap.totals
+    t: Mapping[str, int] = snap.totals
     size = sum(map(_sub, map(_end, snap.vmas), map(_start, snap.vmas)))
     if not snap.vmas:
         out.append(
@@ -148,7 +159,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
         )
     if not t and not snap.vmas:
         t = {"rss": 0, "pss": 0, "shared_dirty": 0, "private_dirty": 0, "swap": 0}
-    dirty = t.get("shared_dirty", 0) + t.get("private_dirty", 0) if "private_dirty" in t else None
+    total_dirty = t.get("shared_dirty", 0) + t.get("private_dirty", 0) if "private_dirty" in t else None
     what = f"{len(snap.vmas)} VMAs (smaps_rollup)"
     if kinds is not None:
         what = f"{len(vmas)} of {len(snap.vmas)} VMAs shown; totals are of all VMAs (smaps_rollup)"
@@ -157,7 +168,7 @@ def render(snap, *, sort: str = "address", kinds: set[str] | None = None) -> str
     )
     out.append(
         f"{'total':<{2 * aw + 18}} {hb(size):>6} {hb(t.get('rss')):>6} {hb(t.get('pss')):>6} "
-        f"{hb(dirty):>6} {hb(t.get('swap')):>6}  {what}"
+        f"{hb(total_dirty):>6} {hb(t.get('swap')):>6}  {what}"
     )
     return "\n".join(out) + "\n"
 
@@ -172,7 +183,7 @@ def run(args: argparse.Namespace) -> int:
     snap = collect(args.pid)
     sys.stdout.write(render(snap, sort=args.sort, kinds=kinds))
     sys.stdout.flush()
-    if not snap.capabilities.root and os.geteuid() != 0:
+    if args.verbose and not snap.capabilities.root and os.geteuid() != 0:
         print(
             "vmainspect: note: not root: only your own processes can be read; per-page PFNs "
             "and page flags (snapshot --pages) need root",
