@@ -22,6 +22,33 @@ def _create_temp(folder: str) -> tuple[int, str]:
     raise FileExistsError(f"no free temporary name in {folder}")
 
 
+# statfs f_type of the kernel's own filesystems, whose files stat as regular
+# files but cannot be created or replaced (linux/magic.h).
+_PSEUDO_FS = {
+    0x9FA0: "procfs",
+    0x62656572: "sysfs",
+    0x63677270: "cgroup2",
+    0x27E0EB: "cgroup",
+    0x64626720: "debugfs",
+    0x74726163: "tracefs",
+    0x73636673: "securityfs",
+    0x62656570: "configfs",
+    0xCAFE4A11: "bpf",
+}
+
+
+def _pseudo_fs(folder: str) -> str | None:
+    """The name of the kernel filesystem ``folder`` is on (procfs, sysfs...), or None."""
+    import ctypes
+    import ctypes.util
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+    buf = ctypes.create_string_buffer(512)  # struct statfs; f_type is its first field, a long
+    if libc.statfs(os.fsencode(folder), buf) != 0:
+        return None
+    return _PSEUDO_FS.get(ctypes.c_long.from_buffer(buf).value & 0xFFFFFFFF)
+
+
 def write_text(path: str, text: str) -> str:
     """Write ``text`` to ``path`` atomically and return the path written.
 
@@ -67,6 +94,9 @@ def write_text(path: str, text: str) -> str:
     try:
         fd, tmp = _create_temp(folder)
     except OSError as e:
+        fs = _pseudo_fs(folder)
+        if fs is not None:  # /proc/version looks like a regular file, but is the kernel's
+            raise OutputError(f"cannot write {path}: not a regular file (a {fs} file)") from None
         raise OutputError(f"cannot write {path}: {e.strerror or e}") from None
     try:
         with os.fdopen(fd, "wb") as f:

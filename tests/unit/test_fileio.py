@@ -121,6 +121,20 @@ def test_directory_is_an_output_error(tmp_path):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.parametrize("path", ["/proc/version", "/sys/kernel/mm/transparent_hugepage/enabled"])
+def test_a_kernel_file_is_not_a_regular_file(path):
+    """/proc and /sys files stat as regular files; the error says what they are, not ENOENT/EACCES."""
+    if not os.path.exists(path):
+        pytest.skip(f"{path} does not exist here")
+    with open(path, "rb") as f:
+        before = f.read()
+    with pytest.raises(OutputError) as e:
+        fileio.write_text(path, "x\n")
+    assert str(e.value) == f"cannot write {path}: not a regular file (a {path.split('/')[1]}fs file)"
+    with open(path, "rb") as f:
+        assert f.read() == before
+
+
 def test_missing_folder_is_an_output_error(tmp_path):
     with pytest.raises(OutputError, match="No such file or directory"):
         fileio.write_text(str(tmp_path / "no" / "such.json"), "x")
