@@ -10,13 +10,18 @@ sys.path.insert(0, os.path.dirname(__file__))
 IS_ROOT = os.geteuid() == 0
 
 
+ROOT_ONLY_PAGES = "needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only"
+
+
 def pytest_collection_modifyitems(config, items):
-    skip_root = pytest.mark.skip(
-        reason="needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only"
-    )
+    """``@pytest.mark.root`` (or ``root("why")``) tests skip when not root, saying why."""
+    if IS_ROOT:
+        return
     for item in items:
-        if "root" in item.keywords and not IS_ROOT:
-            item.add_marker(skip_root)
+        marker = item.get_closest_marker("root")
+        if marker is not None:
+            why = f"needs root: {marker.args[0]}" if marker.args else ROOT_ONLY_PAGES
+            item.add_marker(pytest.mark.skip(reason=why))
 
 
 @pytest.fixture(scope="session")

@@ -270,7 +270,7 @@ def test_namespace_binary_as_an_ordinary_user_goes_through_proc_pid_root(two_bin
     assert doc["by_symbol"][0]["symbol"] == "container_side_function"
 
 
-@pytest.mark.root
+@pytest.mark.root("/proc/PID/map_files is root-only")
 def test_deleted_binary_is_symbolized_through_map_files(shared_dir):
     exe = build(shared_dir, "doomed", "deleted_side_function")
     t = Target([exe, "3"])

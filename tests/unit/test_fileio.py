@@ -47,7 +47,7 @@ def test_replace_keeps_mode_and_is_a_new_inode(tmp_path):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.root
+@pytest.mark.root("writes a file another user owns")
 def test_replace_keeps_the_owner_when_root_writes_a_users_file(tmp_path):
     nobody = pwd.getpwnam("nobody")
     p = tmp_path / "theirs.json"
@@ -201,7 +201,7 @@ def test_interrupt_mid_write_leaves_no_temp_file(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
-@pytest.mark.root
+@pytest.mark.root("runs the writer as nobody")
 def test_unwritable_folder_as_nobody_keeps_the_old_file(tmp_path):
     """As `nobody`: the folder is root's (0755), the old file is world-writable.
     A rename cannot be done there, so nothing is written (no unsafe in-place

@@ -209,6 +209,8 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
     by_vma = sorted(res.by_vma.values(), key=lambda r: (-(r[3] + r[4]), r[0]))
     by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     notes = list(sampler.notes)
+    if snap is not None and not snap.vmas:
+        notes.append("no address space: a kernel thread (or a zombie) has no VMAs to take page faults in")
     if ended:
         notes.append(f"{ended} after {elapsed:.2f} s: this is what was sampled until then")
     if interrupted:
