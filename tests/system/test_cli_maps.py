@@ -106,7 +106,10 @@ def test_sort_and_kind_filter(target):
 def test_bad_input():
     r = run_cli("maps", "xyz")
     assert r.returncode == 2
-    assert one_line_error(r) == "vmainspect maps: argument PID: not a process id: 'xyz' (see 'vmainspect maps --help')"
+    assert (
+        one_line_error(r)
+        == "vmainspect maps: argument PID: not a process id: 'xyz' (see 'vmainspect maps --help')"
+    )
     r = run_cli("maps", free_pid())
     assert r.returncode == 3 and "does not exist" in one_line_error(r)
     r = run_cli("maps", "1", "--kind", "bogus")

@@ -68,7 +68,7 @@ class _Memo(dict[Hashable, str]):
         return value
 
 
-def _dirty(sm: dict[str, int]) -> int:
+def _dirty(sm: Mapping[str, int]) -> int:
     return sm.get("shared_dirty", 0) + sm.get("private_dirty", 0)
 
 
