@@ -461,3 +461,79 @@ async def _projector_100x30() -> None:
 
 def test_projector_mode_at_100x30_shows_table_page_map_step_and_evidence():
     asyncio.run(_projector_100x30())
+
+
+class _RecordedLesson:
+    """Stands in for a Lesson whose step 2 has run: no workload, fixed numbers (snapshot tests)."""
+
+    steps = STEPS
+    session = None
+    ctx = None
+    index = 2
+    done = False
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def close(self) -> None:
+        pass
+
+
+def _projector_app(small):
+    from vmainspect.demo.evidence import Evidence, FunctionFaults, MappingFaults, Transition
+    from vmainspect.model import Frame
+    from vmainspect.tui.lecture import own_frame
+    from vmainspect.tui.sources import FramesSource, SourceKind
+
+    anon = next(v for v in small.vmas if v.kind == "anon-private" and v.pages and v.pages.counts.present > 4)
+    heap = next(v for v in small.vmas if v.kind == "heap")
+    frame = own_frame(Frame(small), "/nonexistent", ((anon.start, anon.size), (heap.start, heap.size)))
+    lesson = _RecordedLesson(small.process.pid)
+    app = LectureApp(
+        lesson,
+        big=True,
+        interval=3600,
+        faults=False,
+        source=FramesSource([frame], kind=SourceKind.LIVE, interval=3600),
+    )
+    ev = Evidence(
+        minor=64,
+        major=0,
+        by_mapping=(MappingFaults("anon", 64, 0),),
+        by_function=(FunctionFaults("memset (libc)", "__memset_avx2_unaligned_erms", 64),),
+        interpreter=1,
+        faults_note=None,
+        transitions=(Transition("anon", "absent", "anon", 64),),
+        numbers=(("touched pages", "64"), ("present before", "0"), ("present after", "64")),
+        zoom=(anon.start, anon.size),
+    )
+    result = StepResult(
+        1,
+        STEPS[1],
+        {"touched_pages": 64},
+        True,
+        None,
+        "touched 64 pages: 0 -> 64 resident, 64 minor / 0 major faults",
+        anon.start,
+        (small.process.pid,),
+        0.1,
+        ev,
+    )
+    return app, result
+
+
+def test_projector_100x30_snapshot(snap_compare, small):
+    """--lecture at 100x30: VMA rows, the page map with its counts, the step text and the evidence."""
+    app, result = _projector_app(small)
+
+    async def run_before(pilot) -> None:
+        while app.current_frame is None:
+            await pilot.pause(0.01)
+        app._step_done(result)
+        app._focus = None  # the fixture's frame is older than the step: select by hand
+        while app.polling:
+            await pilot.pause(0.01)
+        app.select_address(result.focus)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=(100, 30), run_before=run_before)

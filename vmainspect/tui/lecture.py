@@ -179,12 +179,15 @@ class LectureApp(VmaInspectApp):
         big: bool = False,
         interval: float = 0.5,
         faults: bool = True,
+        source: Any = None,
     ) -> None:
+        """``source``: frames from elsewhere than the live workload (deterministic tests)."""
         self.lesson = lesson
         self.narration = NarrationPanel(len(lesson.steps), big=big, id="narration")
         self.evidence = EvidencePanel(id="evidence")
         folder = lesson.session.dir if lesson.session else ""
-        source = LectureSource(lesson.pid, folder, interval=interval, faults=faults, own_only=big)
+        if source is None:
+            source = LectureSource(lesson.pid, folder, interval=interval, faults=faults, own_only=big)
         super().__init__(source, interval=interval, extra_panel=LectureNotes(self.narration, self.evidence))
         self.source: LectureSource = source
         self.auto = auto

@@ -16,7 +16,7 @@ from textual.widgets import Input, Static
 
 from ..demo.lesson import StepResult
 from ..demo.steps import Step
-from .screens.help import PAGE_STATES_HELP
+from .screens.help import PAGE_STATES_HELP, HelpScreen
 from .widgets.evidence import VERDICT
 from .widgets.page_map import LEGEND_ORDER, STATE_STYLE
 
@@ -169,20 +169,12 @@ def lecture_help() -> Table:
     return t
 
 
-class LectureHelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
-    DEFAULT_CSS = """
-    LectureHelpScreen { align: center middle; }
-    LectureHelpScreen > VerticalScroll { width: 100; max-width: 95%; height: auto; max-height: 90%;
-        border: thick $accent; background: $surface; padding: 0 1; }
-    """
+class LectureHelpScreen(HelpScreen):
+    """``?`` in the lecture: the lecture's keys (the live view's help would name others)."""
 
     def compose(self) -> ComposeResult:
         with VerticalScroll():
             yield Static(lecture_help())
-
-    async def action_dismiss(self, result: None = None) -> None:
-        self.dismiss(None)
 
 
 class ConfirmRestart(ModalScreen[bool]):
