@@ -1,0 +1,381 @@
+"""What watching a process costs the process: its throughput with and without a watcher.
+
+    python3 benchmarks/bench_target_cost.py [--vmas 20000] [--size 4G] [--rounds 3] [--window 8]
+                                            [--only NAME,...]
+
+The target (C, compiled here with ``cc``; a Python/ctypes copy if there is no
+compiler) builds 20,000 VMAs over 4 GiB with every 4th page written (the
+fragmented heap of bench_snapshot.py), then loops on work that needs its
+mmap lock: mmap 16 pages, write each (16 page faults), munmap. It prints its
+operation count ten times a second, so its throughput is measured by itself.
+
+Watchers, each run for --window seconds after a 1.5 s warm-up (start-up of
+the watcher is not counted), in rounds, interleaved (round 1: every watcher,
+round 2: every watcher, ...: a load spike on a shared machine hits them
+alike), with "none" (nobody watching) in every round as the reference:
+
+- ``pmap -X`` run at 1 Hz and at 2 Hz (the reference tool, same rates);
+- ``vmainspect record --pages --interval 1`` (what a live view with page
+  state does each tick: collect with pages, sample faults; the live view
+  shares this loop) and at ``--interval 0.5`` (2 Hz);
+- ``vmainspect record --interval 1`` without pages;
+- ``vmainspect faults`` (the perf sampler alone).
+
+Per watcher: the target's throughput (median of rounds, min-max), its loss
+against "none" (per round, against that round's reference; median and
+min-max), the watcher's CPU per tick and whether it kept its rate (ticks
+done / ticks due). Not a test: no assertions on time. Writes nothing into
+the repository; kills what it started.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from bench_snapshot import kill, machine, spawn_target, vmainspect_cmd  # noqa: E402  (same folder)
+
+TARGET_C = r"""
+#define _GNU_SOURCE
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(int argc, char **argv) {
+    long vmas = atol(argv[1]), stride = atol(argv[3]);
+    size_t size = strtoull(argv[2], NULL, 10);
+    long page = sysconf(_SC_PAGESIZE);
+    size_t npages = size / page, chunk = npages / vmas;
+    char *base = mmap(NULL, npages * page, PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (base == MAP_FAILED) return 1;
+    madvise(base, npages * page, MADV_NOHUGEPAGE);
+    for (size_t i = 0; i < npages; i += stride) base[i * page] = 1;
+    for (long v = 1; v < vmas; v += 2)  /* every other chunk read-only: no merging */
+        mprotect(base + v * chunk * page, chunk * page, PROT_READ);
+    printf("ready %d\n", getpid());
+    fflush(stdout);
+    uint64_t ops = 0;
+    struct timespec now, next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    for (;;) {
+        char *p = mmap(NULL, 16 * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        for (int k = 0; k < 16; k++) p[k * page] = 1;
+        munmap(p, 16 * page);
+        if ((++ops & 63) == 0) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if (now.tv_sec > next.tv_sec || (now.tv_sec == next.tv_sec && now.tv_nsec >= next.tv_nsec)) {
+                printf("%ld.%09ld %llu\n", (long)now.tv_sec, now.tv_nsec, (unsigned long long)ops);
+                fflush(stdout);
+                next.tv_nsec += 100000000;
+                if (next.tv_nsec >= 1000000000) { next.tv_sec++; next.tv_nsec -= 1000000000; }
+            }
+        }
+    }
+}
+"""
+
+TARGET_PY = r"""
+import ctypes, ctypes.util, mmap, os, sys, time
+libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+vmas, size, stride = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+page = mmap.PAGESIZE
+npages = size // page; chunk = npages // vmas
+base = libc.mmap(None, npages * page, 3, 0x22 | 0x4000, -1, 0)
+libc.madvise(base, npages * page, 15)
+mem = (ctypes.c_char * (npages * page)).from_address(base)
+mem[0 : npages * page : stride * page] = b"\1" * len(range(0, npages, stride))
+for v in range(1, vmas, 2):
+    libc.mprotect(base + v * chunk * page, chunk * page, 1)
+print("ready", os.getpid(), flush=True)
+ops, nxt = 0, time.monotonic()
+while True:
+    p = libc.mmap(None, 16 * page, 3, 0x22, -1, 0)
+    ctypes.memset(p, 1, 16 * page)
+    libc.munmap(p, 16 * page)
+    ops += 1
+    if ops & 15 == 0 and time.monotonic() >= nxt:
+        print(time.monotonic(), ops, flush=True)
+        nxt += 0.1
+"""
+
+
+class Target:
+    """The working target and its self-reported operation counts."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd="/")
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().split()
+        if not line or line[0] != "ready":
+            raise RuntimeError("target did not start")
+        self.pid = int(line[1])
+        self.samples: list[tuple[float, int]] = []
+        self._lock = threading.Lock()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            t, n = line.split()
+            with self._lock:
+                self.samples.append((float(t), int(n)))
+
+    def rate(self, t0: float, t1: float) -> float:
+        """Operations per second between monotonic times t0 and t1 (the target's own clock)."""
+        with self._lock:
+            s = [x for x in self.samples if t0 <= x[0] <= t1]
+        if len(s) < 2:
+            raise RuntimeError("the target reported nothing in the window")
+        return (s[-1][1] - s[0][1]) / (s[-1][0] - s[0][0])
+
+    def kill(self) -> None:
+        try:
+            self.proc.kill()
+        except ProcessLookupError:
+            pass
+        self.proc.wait()
+
+
+def build_target(tmp: str) -> tuple[list[str], str]:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc:
+        src = os.path.join(tmp, "target.c")
+        exe = os.path.join(tmp, "target")
+        with open(src, "w") as f:
+            f.write(TARGET_C)
+        if subprocess.run([cc, "-O2", "-o", exe, src]).returncode == 0:
+            return [exe], "C (cc -O2)"
+    return [sys.executable, "-c", TARGET_PY], "Python/ctypes (no C compiler)"
+
+
+class Periodic:
+    """Runs ``cmd`` every ``1 / hz`` seconds (back to back when a run takes
+    longer); counts runs and their CPU time."""
+
+    def __init__(self, cmd: list[str], hz: float) -> None:
+        self.cmd, self.period = cmd, 1.0 / hz
+        self.runs, self.cpu = 0, 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        nxt = time.monotonic()
+        while not self._stop.is_set():
+            p = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            _, _, ru = os.wait4(p.pid, 0)
+            p.returncode = 0
+            self.runs += 1
+            self.cpu += ru.ru_utime + ru.ru_stime
+            nxt += self.period
+            self._stop.wait(max(0.0, nxt - time.monotonic()))
+
+    def stop(self) -> tuple[int, float]:
+        self._stop.set()
+        self._thread.join()
+        return self.runs, self.cpu
+
+
+class Command:
+    """A long-running watcher (record, faults): ticks counted from its output file."""
+
+    def __init__(self, cmd: list[str], out: str | None) -> None:
+        self.cmd, self.out = cmd, out
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+    def stop(self) -> tuple[int, float]:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGINT)  # record and faults end cleanly on Ctrl+C
+        try:
+            _, _, ru = os.wait4(self.proc.pid, 0)
+        except ChildProcessError:
+            return 0, 0.0
+        self.proc.returncode = 0
+        ticks = 0
+        if self.out and os.path.exists(self.out):
+            with open(self.out, "rb") as f:
+                ticks = max(0, sum(1 for _ in f) - 1)  # one header line, then one line per frame
+            os.unlink(self.out)
+        return ticks, ru.ru_utime + ru.ru_stime
+
+
+def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str, tuple[float, object]]:
+    """name -> (rate in Hz or 0, factory of a started/stoppable watcher).
+
+    ``twin``: another 20k-VMA process, stopped: watching it costs this machine
+    the same CPU but takes no lock of the measured target (the control that
+    tells CPU competition from lock contention). ``region``: the target's
+    big mapping (start, end), for the pagemap probe."""
+    vmi = vmainspect_cmd()
+    rec = os.path.join(tmp, "rec.jsonl")
+    page = os.sysconf("SC_PAGE_SIZE")
+    dd = [
+        "dd",
+        f"if=/proc/{pid}/pagemap",
+        "of=/dev/null",
+        "bs=2M",
+        "iflag=skip_bytes,count_bytes",
+        f"skip={region[0] // page * 8}",
+        f"count={(region[1] - region[0]) // page * 8}",
+    ]
+
+    def record(interval: str, pages: bool, faults: bool = True) -> Command:
+        extra = (["--pages"] if pages else []) + ([] if faults else ["--no-faults"])
+        return Command(vmi + ["record", str(pid), "-o", rec, "--interval", interval, "--force", *extra], rec)
+
+    return {
+        "none": (0.0, None),
+        "pmap -X at 1 Hz": (1.0, lambda: Periodic(["pmap", "-X", str(pid)], 1.0)),
+        "pmap -X at 2 Hz": (2.0, lambda: Periodic(["pmap", "-X", str(pid)], 2.0)),
+        "pmap -X of the twin, 1 Hz": (1.0, lambda: Periodic(["pmap", "-X", str(twin)], 1.0)),
+        "record --pages, 1 Hz": (1.0, lambda: record("1", True)),
+        "record --pages of the twin, 1 Hz": (
+            1.0,
+            lambda: Command(
+                vmi + ["record", str(twin), "-o", rec, "--interval", "1", "--force", "--pages"], rec
+            ),
+        ),
+        "record --pages, 2 Hz": (2.0, lambda: record("0.5", True)),
+        "record (no pages), 1 Hz": (1.0, lambda: record("1", False)),
+        "record --pages --no-faults, 1 Hz": (1.0, lambda: record("1", True, False)),
+        "record --no-faults, 1 Hz": (1.0, lambda: record("1", False, False)),
+        "faults (perf sampler)": (
+            0.0,
+            lambda: Command(vmi + ["faults", str(pid), "--duration", "600"], None),
+        ),
+        # probes: one /proc file each, read by a C tool at 1 Hz
+        "probe: cat smaps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps"], 1.0)),
+        "probe: cat smaps_rollup, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps_rollup"], 1.0)),
+        "probe: dd pagemap (4 GiB), 1 Hz": (1.0, lambda: Periodic(dd, 1.0)),
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    ap.add_argument("--vmas", type=int, default=20000)
+    ap.add_argument("--size", type=int, default=4 << 30, help="bytes mapped (default 4 GiB)")
+    ap.add_argument("--stride", type=int, default=4, help="write one page in STRIDE (default 4)")
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--window", type=float, default=8.0, help="seconds measured per watcher and round")
+    ap.add_argument(
+        "--only", default="", help="comma-separated watcher names (substrings); 'none' is always run"
+    )
+    a = ap.parse_args()
+    tmp = tempfile.mkdtemp(prefix="vmainspect-bench-cost-")
+    target = None
+    twin = None
+    try:
+        cmd, kind = build_target(tmp)
+        target = Target(cmd + [str(a.vmas), str(a.size), str(a.stride)])
+        twin, twin_info = spawn_target(
+            [
+                "--vmas",
+                str(a.vmas),
+                "--size",
+                str(a.size),
+                "--written",
+                str(1 / a.stride),
+                "--pattern",
+                "fragmented",
+            ]
+        )
+        region = (twin_info["start"], twin_info["start"] + twin_info["size"])  # same layout: any big range
+        with open(f"/proc/{target.pid}/maps") as f:
+            spans = [tuple(int(x, 16) for x in ln.split()[0].split("-")) for ln in f]
+        big = [s for s in spans if s[1] - s[0] >= (1 << 20)]
+        region = (big[0][0], big[-1][1]) if big else region
+        table = watchers(target.pid, twin_info["pid"], region, tmp)
+        names = [n for n in table if n == "none" or not a.only or any(x in n for x in a.only.split(","))]
+        with open(f"/proc/{target.pid}/maps", "rb") as f:
+            nvmas = f.read().count(b"\n")
+        load0 = os.getloadavg()[0]
+        rates: dict[str, list[float]] = {n: [] for n in names}
+        losses: dict[str, list[float]] = {n: [] for n in names}
+        ticks: dict[str, list[tuple[int, float, float]]] = {n: [] for n in names}
+        for rnd in range(a.rounds):
+            base = None
+            for name in names:
+                hz, make = table[name]
+                w = make() if callable(make) else None
+                if w is not None:
+                    w.start()  # type: ignore[attr-defined]
+                time.sleep(1.5)  # the watcher's start-up is not measured
+                t0 = time.monotonic()
+                time.sleep(a.window)
+                t1 = time.monotonic()
+                r = target.rate(t0, t1)
+                if w is not None:
+                    n, cpu = w.stop()  # type: ignore[attr-defined]
+                    ticks[name].append((n, cpu, hz * (t1 - t0 + 1.5)))
+                rates[name].append(r)
+                if name == "none":
+                    base = r
+                elif base:
+                    losses[name].append(1 - r / base)
+                time.sleep(0.5)
+            print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
+        print(
+            f"machine: {machine()}; target: {kind}, {nvmas} VMAs, {a.size / (1 << 30):.1f} GiB mapped, "
+            f"1 page in {a.stride} written, loop of mmap(16 pages) + 16 faults + munmap; "
+            f"{a.rounds} rounds x {a.window:.0f} s per watcher, interleaved; "
+            f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+        )
+        print(
+            f"{'watcher':<33} {'target ops/s (median, min-max)':>31} {'loss (median, min-max)':>26} "
+            f"{'CPU/tick':>9} {'ticks':>9}"
+        )
+        for name in names:
+            r = rates[name]
+            line = f"{name:<33} {statistics.median(r):9.0f} ({min(r):8.0f}-{max(r):8.0f})"
+            if losses[name]:
+                lo = losses[name]
+                line += f" {statistics.median(lo):8.1%} ({min(lo):6.1%} - {max(lo):6.1%})"
+            else:
+                line += " " * 27
+            done = ticks[name]
+            if done:
+                n = sum(x[0] for x in done)
+                cpu = sum(x[1] for x in done)
+                due = sum(x[2] for x in done)
+                if n:
+                    line += f" {cpu / n:8.3f}s"
+                else:
+                    line += f" {cpu / len(done):7.2f}s/w"  # no ticks counted: CPU per window
+                if due:
+                    line += f" {n:4d}/{due:<4.0f}"
+            print(line)
+    finally:
+        if target is not None:
+            target.kill()
+        if twin is not None:
+            kill(twin)
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
