@@ -1,9 +1,11 @@
 """Benchmark: per-page state (read_pages) via PAGEMAP_SCAN and via plain pagemap, root and not.
 
     python3 benchmarks/bench_pages.py [--vmas 20000] [--size 4G] [--written 0.25] [--runs 5]
+                                      [--pattern fragmented|contiguous] [--sparse 64G]
 
 Spawns benchmarks/target_many_vmas.py (default: 20,000 VMAs, 4 GiB mapped,
-25% of the pages written: about 1M pages, 262k of them present) as user
+25% of the pages written, by default every 4th page: about 1M pages, 262k of
+them present, 520k page runs) as user
 nobody when run as root, so the same stopped target can be read both as root
 and as nobody. Then, in one run, best of --runs after one warm-up:
 
@@ -13,7 +15,10 @@ and as nobody. Then, in one run, best of --runs after one warm-up:
   beforehand, not timed);
 - the same in a subprocess running as nobody (PFNs hidden, no kpageflags).
 
-Then a sparse target (``--sparse``, default one 64 GiB VMA with one page
+Then the decoding steps alone, stdlib against numpy on the same pagemap
+bytes, and what `import numpy` costs a fresh process (numpy is not a
+dependency: this is the measurement behind that choice; it is skipped when
+numpy is not installed). Then a sparse target (``--sparse``, default one 64 GiB VMA with one page
 written every 16 MiB), where PAGEMAP_SCAN skips what plain pagemap reads
 must wade through. Prints tables with each figure's ratio to `pmap -X`
 (wall and CPU time: on a loaded machine CPU time is the steadier figure).
@@ -37,19 +42,12 @@ from bench_snapshot import best_of, wait_stopped  # noqa: E402  (same folder)
 
 MEASURE = r"""
 import gc, json, os, sys, time
-from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
+from vmainspect.procfs.parse import parse_smaps
 from vmainspect.procfs.reader import ProcReader
 
-def vmas_of(pid):
-    out = []
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            parts = line.split(None, 5)
-            s, e = (int(x, 16) for x in parts[0].split("-"))
-            out.append(Vma(s, e, parts[1], int(parts[2], 16), parts[3], int(parts[4]),
-                           parts[5].strip() if len(parts) > 5 else None, "anon-private", (), {}))
-    return out
+def vmas_of(pid):  # as `snapshot --pages` has them: with smaps (the dense/sparse choice reads Rss)
+    return parse_smaps(ProcReader(pid).read("smaps"))
 
 def measure(pid, runs):
     vmas = vmas_of(pid)
@@ -72,6 +70,118 @@ def measure(pid, runs):
 if __name__ == "__main__":
     print(json.dumps(measure(int(sys.argv[1]), int(sys.argv[2]))))
 """
+
+
+# The decoding steps that numpy could do instead of the stdlib, on the same
+# pagemap bytes (the target's 20k VMAs, read once): page codes, runs cut at
+# VMA boundaries, per-VMA counts, and the PFN spans to read from kpageflags.
+NUMPY = r"""
+import json, os, sys, time
+from itertools import compress, repeat
+from vmainspect.procfs import pagemap as pm
+from vmainspect.procfs.parse import parse_smaps
+from vmainspect.procfs.reader import ProcReader
+
+pid, runs = int(sys.argv[1]), int(sys.argv[2])
+r = ProcReader(pid)
+page = os.sysconf("SC_PAGE_SIZE")
+vmas = [v for v in parse_smaps(r.read("smaps")) if v.path is None and v.end - v.start < (1 << 30)]
+lo, hi = vmas[0].start, vmas[-1].end
+fd = r.open("pagemap")
+raw = os.pread(fd, (hi - lo) // page * 8, lo // page * 8)
+os.close(fd)
+A = [(v.start - lo) // page for v in vmas]
+B = [(v.end - lo) // page for v in vmas]
+cuts = sorted(set(A[1:]) | set(B[:-1]))
+
+def stdlib():
+    top = raw[7::8]
+    codes = top.translate(pm.T_STATE)
+    excl = top.translate(pm.T_EXCL)
+    lens, rcodes, marks = pm.run_lengths(codes, cuts)
+    counts = [list(map(codes.count, repeat(c), A, B)) for c in (pm.C_ANON, pm.C_FILE, pm.C_SWAPPED)]
+    counts.append(list(map(excl.count, repeat(1), A, B)))
+    pfns = pm.PfnLookup(compress(memoryview(raw).cast("Q"), codes.translate(pm.T_PRESENT))).spans
+    return lens.tobytes(), bytes(rcodes), counts, pfns
+
+def with_numpy():
+    import numpy as np
+    ent = np.frombuffer(raw, dtype="<u8")
+    top = (ent >> np.uint64(56)).astype(np.uint8)
+    codes = np.frombuffer(pm.T_STATE, dtype=np.uint8)[top]
+    starts = np.empty(len(codes), dtype=bool)
+    starts[0] = True
+    np.not_equal(codes[1:], codes[:-1], out=starts[1:])
+    starts[cuts] = True
+    first = np.flatnonzero(starts)
+    lens = np.diff(np.append(first, len(codes))).astype("<u8")
+    a, b = np.array(A), np.array(B)
+    counts = []
+    for mask in (codes == pm.C_ANON, codes == pm.C_FILE, codes == pm.C_SWAPPED,
+                 (top & 0x81) == 0x81):
+        cs = np.concatenate(([0], np.cumsum(mask)))
+        counts.append((cs[b] - cs[a]).tolist())
+    pfn = ent[(top & 0x80) != 0] & np.uint64(pm.PM_PFN_MASK)
+    u = np.unique(pfn)
+    brk = np.flatnonzero(np.diff(u) > 16) + 1
+    sp = np.split(u, brk)
+    spans = [(int(x[0]), int(x[-1]) + 1) for x in sp] if len(u) else []
+    return lens.tobytes(), codes[first].tobytes(), counts, spans
+
+def best(fn):
+    out, t = None, float("inf")
+    for i in range(runs + 1):
+        c = time.process_time()
+        out = fn()
+        c = time.process_time() - c
+        if i:
+            t = min(t, c)
+    return out, t
+
+res = {"pages": len(raw) // 8, "vmas": len(vmas)}
+s_out, res["stdlib"] = best(stdlib)
+res["runs"] = len(s_out[1])
+try:
+    import numpy  # noqa: F401
+except ImportError:
+    res["numpy"] = None
+else:
+    n_out, res["numpy"] = best(with_numpy)
+    res["same"] = s_out == n_out
+print(json.dumps(res))
+"""
+
+
+def numpy_import_cpu(runs: int) -> float | None:
+    """CPU time of `import numpy` in a fresh Python (best of ``runs``, start-up subtracted)."""
+    base = best_of([sys.executable, "-c", "pass"], runs)[1]
+    _, cpu, rc = best_of([sys.executable, "-c", "import numpy"], runs)
+    return None if rc else cpu - base
+
+
+def compare_numpy(pid: int, runs: int) -> None:
+    env = dict(os.environ, PYTHONPATH=REPO)
+    p = subprocess.run(
+        [sys.executable, "-c", NUMPY, str(pid), str(runs)], capture_output=True, text=True, env=env, cwd="/"
+    )
+    if p.returncode:
+        print(f"numpy comparison failed: {p.stderr.strip().splitlines()[-1:]}")
+        return
+    r = json.loads(p.stdout)
+    print()
+    print(
+        f"decoding steps, stdlib vs numpy (same pagemap bytes: {r['pages']} pages of {r['vmas']} VMAs, "
+        f"{r['runs']} runs; codes, runs cut at VMAs, per-VMA counts, PFN spans; CPU, best of {runs})"
+    )
+    print(f"  stdlib (bytes.translate, int XOR, split, map): {r['stdlib'] * 1e3:7.1f} ms")
+    if r["numpy"] is None:
+        print("  numpy: not installed here (pip install numpy to compare)")
+        return
+    imp = numpy_import_cpu(runs)
+    same = "same output" if r["same"] else "OUTPUT DIFFERS"
+    print(f"  numpy (vectorised, then to bytes/lists):      {r['numpy'] * 1e3:7.1f} ms ({same})")
+    if imp is not None:
+        print(f"  import numpy (fresh process, CPU):            {imp * 1e3:7.1f} ms")
 
 
 SPARSE = r"""
@@ -106,6 +216,7 @@ def main() -> int:
     ap.add_argument(
         "--sparse", default="64G", help="also: one VMA this big with one page written every 16 MiB (0: skip)"
     )
+    ap.add_argument("--pattern", choices=("contiguous", "fragmented"), default="fragmented")
     a = ap.parse_args()
     rc = dense(a)
     if a.sparse not in ("0", ""):
@@ -177,6 +288,8 @@ def dense(a) -> int:
             a.size,
             "--written",
             str(a.written),
+            "--pattern",
+            a.pattern,
         ],
         stdout=subprocess.PIPE,
         text=True,
@@ -210,6 +323,7 @@ def dense(a) -> int:
         print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}  details")
         for name, wall, cpu, what in rows:
             print(f"{name:<34} {wall:7.3f} {cpu:7.3f} {wall / pm_wall:8.2f}x  {what}")
+        compare_numpy(pid, a.runs)
     finally:
         try:
             os.kill(target.pid, signal.SIGKILL)
