@@ -282,6 +282,7 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         ),
         # probes: one /proc file each, read by a C tool at 1 Hz
         "probe: cat smaps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps"], 1.0)),
+        "probe: cat maps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/maps"], 1.0)),
         "probe: cat smaps_rollup, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps_rollup"], 1.0)),
         "probe: dd pagemap (4 GiB), 1 Hz": (1.0, lambda: Periodic(dd, 1.0)),
     }
