@@ -171,6 +171,20 @@ def test_pfn_lookup_few_facts_among_many(bitmap, monkeypatch):
     assert list(got) == [1 if p in shared else 0 for p in pfns]
 
 
+def test_pfn_lookup_far_above_zero():
+    # PFNs of memory high in the physical address space: the bitmap starts at the lowest one
+    base = 50_000_000
+    shared = {base + 5, base + 700}
+
+    def read(lo, hi):
+        return entries(*[2 if p in shared else 1 for p in range(lo, hi)])
+
+    pfns = [base + i for i in (700, 5, 3, 1000, 5)]
+    look = PfnLookup(entries(*(P | p for p in pfns)))
+    assert look.spans[0][0] >= base
+    assert list(look.read_facts(read, pm.kpagecount_facts)) == [1, 1, 0, 0, 1]
+
+
 def test_pfn_lookup_all_zero_facts_is_none():
     assert PfnLookup(entries(30, 60, 90, 31)).read_facts(_fake_read([]), pm.kpagecount_facts) is None
     assert PfnLookup(b"").read_facts(_fake_read([]), pm.kpagecount_facts) is None

@@ -192,16 +192,18 @@ class PfnLookup:
             return
         lo, hi = min(pfns), max(pfns)
         self.any_pfn = hi > 0  # without CAP_SYS_ADMIN every PFN reads 0
-        self._lo = lo
+        self._pfns = pfns
+        # The bitmap is indexed by PFN - base; base 0 (no subtraction per
+        # PFN) unless the PFNs start far above 0.
+        self._base = base = 0 if lo < (hi - lo) + (1 << 20) else lo
         if hi - lo < self.MAX_BITMAP:
-            self._idx = idx = list(map(sub, pfns, repeat(lo)))
-            marks = bytearray(hi - lo + 1)
-            deque(map(marks.__setitem__, idx, repeat(1)), maxlen=0)
+            marks = bytearray(hi - base + 1)
+            deque(map(marks.__setitem__, map(sub, pfns, repeat(base)) if base else pfns, repeat(1)), maxlen=0)
             self.spans = [
-                (lo + m.start(), lo + m.end())
-                for m in re.finditer(b"\\x01(?:\\x00{0,%d}\\x01)*" % gap, marks)
+                (base + m.start(), base + m.end())
+                for m in re.compile(b"\\x01(?:\\x00{0,%d}\\x01)*" % gap).finditer(marks, lo - base)
             ]
-            self._sorted = None
+            self._sorted: tuple[list[int], list[int], list[int]] | None = None
         else:
             u = sorted(set(pfns))
             far = bytes(map(gap.__lt__, map(sub, islice(u, 1, None), u)))  # 1: u[j+1] opens a span
@@ -227,7 +229,7 @@ class PfnLookup:
         if f.count(0) == len(f):
             return None
         if self._sorted is None:  # bitmap coordinates
-            lo0 = self._lo
+            lo0 = self._base
             at = bytearray(self.spans[-1][1] - lo0)
             nonzero = len(f) - f.count(0)
             if nonzero * 64 < len(f):  # a few facts: place just those
@@ -241,7 +243,8 @@ class PfnLookup:
                 for lo, hi in self.spans:
                     at[lo - lo0 : hi - lo0] = f[pos : pos + hi - lo]
                     pos += hi - lo
-            return bytes(map(at.__getitem__, self._idx))
+            pfns = self._pfns
+            return bytes(map(at.__getitem__, map(sub, pfns, repeat(lo0)) if lo0 else pfns))
         pfns, u, sizes = self._sorted
         bases = accumulate((hi - lo for lo, hi in self.spans), initial=0)
         shift = [b - lo for b, (lo, _) in zip(bases, self.spans)]
