@@ -63,7 +63,12 @@ def write_text(path: str, text: str) -> str:
     (``\\udcff``), never a traceback. Raises OutputError (one line) on failure;
     the previous file is then untouched and no temporary file is left.
     """
-    data = text.encode("utf-8", "backslashreplace")
+    return write_bytes(path, text.encode("utf-8", "backslashreplace"))
+
+
+def write_bytes(path: str, data: bytes | bytearray) -> str:
+    """``write_text`` for text already encoded as UTF-8 (no second copy of a
+    text that can be tens of MB)."""
     if path == "-":
         out = getattr(sys.stdout, "buffer", None)
         if out is None:  # a replaced stdout (tests, embedding): text only

@@ -59,19 +59,15 @@ def _run(args: argparse.Namespace) -> int:
         raise BadInput(f"--indent must be between 0 and 16, not {args.indent}")
     snap = collect(args.pid, pages=args.pages)
 
-    from ..fileio import write_text
-    from ..snapshot.io import dumps
+    from ..fileio import write_bytes
+    from ..snapshot.io import dumps, encode_line
 
-    text = dumps(snap, indent=args.indent)
+    if args.indent is None:  # compact: msgspec's bytes as they are, no str copy
+        data: bytes | bytearray = encode_line(snap)
+    else:
+        text = dumps(snap, indent=args.indent)
+        data = (text if text.endswith("\n") else text + "\n").encode("utf-8", "backslashreplace")
+        del text
     del snap
-    if args.output == "-":
-        # Straight to stdout: no second copy of a text that can be tens of MB.
-        import sys
-
-        sys.stdout.write(text)
-        if not text.endswith("\n"):
-            sys.stdout.write("\n")
-        sys.stdout.flush()
-        return 0
-    write_text(args.output, text if text.endswith("\n") else text + "\n")
+    write_bytes(args.output, data)
     return 0

@@ -90,6 +90,18 @@ def encode(s: Snapshot) -> bytes:
         return _ENCODER.encode(_text_only(msgspec.to_builtins(s)))
 
 
+def encode_line(s: Snapshot) -> bytearray:
+    """``encode(s)`` and a newline, in one buffer: no second copy of a text
+    that is tens of MB with page runs (the snapshot command writes this)."""
+    buf = bytearray()
+    try:
+        _ENCODER.encode_into(s, buf)
+    except UnicodeEncodeError:
+        buf = bytearray(encode(s))
+    buf += b"\n"
+    return buf
+
+
 def _text_only(x: Any) -> Any:
     """``x`` with lone surrogates in strings (``os`` functions return them for
     bytes that are not UTF-8) written as ``\\xNN``, as procfs.parse does:
