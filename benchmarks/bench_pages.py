@@ -82,10 +82,10 @@ from vmainspect.procfs import pagemap as pm
 from vmainspect.procfs.parse import parse_smaps
 from vmainspect.procfs.reader import ProcReader
 
-pid, runs = int(sys.argv[1]), int(sys.argv[2])
+pid, runs, start, size = map(int, sys.argv[1:5])
 r = ProcReader(pid)
 page = os.sysconf("SC_PAGE_SIZE")
-vmas = [v for v in parse_smaps(r.read("smaps")) if v.path is None and v.end - v.start < (1 << 30)]
+vmas = [v for v in parse_smaps(r.read("smaps")) if start <= v.start and v.end <= start + size]
 lo, hi = vmas[0].start, vmas[-1].end
 fd = r.open("pagemap")
 raw = os.pread(fd, (hi - lo) // page * 8, lo // page * 8)
@@ -123,9 +123,8 @@ def with_numpy():
         counts.append((cs[b] - cs[a]).tolist())
     pfn = ent[(top & 0x80) != 0] & np.uint64(pm.PM_PFN_MASK)
     u = np.unique(pfn)
-    brk = np.flatnonzero(np.diff(u) > 16) + 1
-    sp = np.split(u, brk)
-    spans = [(int(x[0]), int(x[-1]) + 1) for x in sp] if len(u) else []
+    brk = np.flatnonzero(np.diff(u) > 17)  # as PfnLookup(gap=16): up to 16 PFNs between two share a span
+    spans = list(zip(u[np.r_[0, brk + 1]].tolist(), (u[np.r_[brk, len(u) - 1]] + 1).tolist())) if len(u) else []
     return lens.tobytes(), codes[first].tobytes(), counts, spans
 
 def best(fn):
@@ -159,10 +158,14 @@ def numpy_import_cpu(runs: int) -> float | None:
     return None if rc else cpu - base
 
 
-def compare_numpy(pid: int, runs: int) -> None:
+def compare_numpy(pid: int, runs: int, start: int, size: int) -> None:
     env = dict(os.environ, PYTHONPATH=REPO)
     p = subprocess.run(
-        [sys.executable, "-c", NUMPY, str(pid), str(runs)], capture_output=True, text=True, env=env, cwd="/"
+        [sys.executable, "-c", NUMPY, str(pid), str(runs), str(start), str(size)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd="/",
     )
     if p.returncode:
         print(f"numpy comparison failed: {p.stderr.strip().splitlines()[-1:]}")
@@ -323,7 +326,7 @@ def dense(a) -> int:
         print(f"{'what':<34} {'wall s':>7} {'cpu s':>7} {'wall/pmap':>9}  details")
         for name, wall, cpu, what in rows:
             print(f"{name:<34} {wall:7.3f} {cpu:7.3f} {wall / pm_wall:8.2f}x  {what}")
-        compare_numpy(pid, a.runs)
+        compare_numpy(pid, a.runs, info["start"], info["size"])
     finally:
         try:
             os.kill(target.pid, signal.SIGKILL)
