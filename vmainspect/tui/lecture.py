@@ -518,7 +518,7 @@ def run_lecture(
     """
     from ..demo.control import exit_on_signals
 
-    with exit_on_signals(), Lesson(wait=False) as lesson:  # spawned here, on the main thread
+    with exit_on_signals(), Lesson(wait=False, faults=faults) as lesson:  # spawned here, on the main thread
         app = LectureApp(lesson, auto=auto, big=lecture, interval=interval, faults=faults)
         if not save:
             app.save_dir = None  # the `s` key says saving is off (serve's sessions)
