@@ -82,6 +82,7 @@ class Evidence:
                 by_function=None
                 if self.by_function is None
                 else tuple(demo.FunctionFaults(f.function, f.symbol, f.faults) for f in self.by_function),
+                interpreter=self.interpreter,
                 note=self.faults_note or None,
             ),
             transitions=tuple(

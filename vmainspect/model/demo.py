@@ -36,6 +36,12 @@ class StepFaults(Struct, frozen=True, omit_defaults=True):
     major: Count
     by_mapping: Annotated[tuple[MappingFaults, ...] | None, Meta(description="null: not sampled (see note).")]
     by_function: tuple[FunctionFaults, ...] | None
+    interpreter: Annotated[
+        Annotated[int, Meta(ge=0)] | None,
+        Meta(
+            description="Sampled faults of the Python interpreter itself (its heap and code), counted apart."
+        ),
+    ] = None
     note: str | None = None
 
 
