@@ -1,4 +1,5 @@
-"""argparse types shared by the commands: one-line errors for bad PIDs, durations and counts."""
+"""argparse types shared by the commands: one-line errors for bad PIDs, durations and counts;
+the ``-o/--output`` option of the commands that print a report."""
 
 from __future__ import annotations
 
@@ -46,3 +47,14 @@ def int_arg(low: int, high: int | None = None, what: str = "a whole number") -> 
         return v
 
     return parse
+
+
+def add_output(p: argparse.ArgumentParser) -> None:
+    """``-o FILE``: where a report or JSON document goes (default stdout), written atomically."""
+    p.add_argument(
+        "-o",
+        "--output",
+        metavar="FILE",
+        default="-",
+        help="write the report or JSON to FILE (atomically) instead of stdout",
+    )

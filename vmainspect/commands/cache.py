@@ -31,16 +31,12 @@ _HEAD = ("CACHED", "DIRTY", "WBACK", "EVICTED", "RECENT", "PAGES", "SIZE", "FILE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .argtypes import add_output
+
     p.add_argument("paths", nargs="+", metavar="PATH", help="files or directories")
     p.add_argument("--json", action="store_true", help="print the vmainspect/cache@1 JSON document")
     p.add_argument("-s", "--summary", action="store_true", help="print only the total line")
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default="-",
-        help="write the report or JSON to FILE (atomically) instead of stdout",
-    )
+    add_output(p)
 
 
 def _cell(v: int | None) -> str:

@@ -21,14 +21,10 @@ ENDINGS = ("sigkill", "sigsegv", "abort", "exit")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from .argtypes import add_output
+
     p.add_argument("--json", action="store_true", help="print the vmainspect/crash@1 JSON document")
-    p.add_argument(
-        "-o",
-        "--output",
-        metavar="FILE",
-        default="-",
-        help="write the report or JSON to FILE (atomically) instead of stdout",
-    )
+    add_output(p)
     p.add_argument(
         "--mapping",
         action="append",

@@ -37,7 +37,7 @@ from ..model.diff import (
 )
 from ..safetext import printable
 from ..units import human_bytes
-from .diff_files import FileChange, diff_files, file_records, render_files
+from .diff_files import Delta, FileChange, diff_files, file_records, render_files
 
 DIFF_SCHEMA = "vmainspect/diff@1"
 
@@ -74,24 +74,6 @@ class VmaRef:
     @classmethod
     def of(cls, v: Vma) -> VmaRef:
         return cls(v.start, v.end, v.perms, v.path, v.kind)
-
-
-@dataclass(frozen=True)
-class Delta:
-    """A quantity in A and in B (bytes); None where a snapshot does not know it."""
-
-    a: int | None
-    b: int | None
-
-    @property
-    def delta(self) -> int | None:
-        if self.a is None or self.b is None:
-            return None
-        return self.b - self.a
-
-    @property
-    def changed(self) -> bool:
-        return self.a != self.b
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,21 @@ COUNTS = ("cached", "dirty", "writeback", "evicted")
 
 
 @dataclass(frozen=True)
-class Count:
-    """Pages in A and in B; None where a snapshot does not know them."""
+class Delta:
+    """A quantity in A and in B (bytes, or pages for files); None where a snapshot does not know it."""
 
     a: int | None
     b: int | None
 
     @property
     def delta(self) -> int | None:
-        return None if self.a is None or self.b is None else self.b - self.a
+        if self.a is None or self.b is None:
+            return None
+        return self.b - self.a
+
+    @property
+    def changed(self) -> bool:
+        return self.a != self.b
 
 
 @dataclass(frozen=True)
@@ -37,7 +43,7 @@ class FileChange:
     path: str
     dev: str
     inode: int
-    counts: dict[str, Count]  # COUNTS keys, pages
+    counts: dict[str, Delta]  # COUNTS keys, pages
 
 
 def has_files(s: Snapshot) -> bool:
@@ -64,12 +70,12 @@ def diff_files(a: Snapshot, b: Snapshot) -> tuple[FileChange, ...] | None:
         ca, cb = _counts(fa), _counts(fb)
         if fa is not None and ca == cb:
             continue
-        counts = {k: Count(ca[k], cb[k]) for k in COUNTS}
+        counts = {k: Delta(ca[k], cb[k]) for k in COUNTS}
         out.append(FileChange("added" if fa is None else "changed", fb.path, fb.dev, fb.inode, counts))
     for key, fa in by_a.items():
         if key not in by_b:
             ca, cb = _counts(fa), _counts(None)
-            counts = {k: Count(ca[k], cb[k]) for k in COUNTS}
+            counts = {k: Delta(ca[k], cb[k]) for k in COUNTS}
             out.append(FileChange("removed", fa.path, fa.dev, fa.inode, counts))
     return tuple(out)
 
@@ -90,7 +96,7 @@ def file_records(changes: tuple[FileChange, ...] | None) -> tuple[FileChangeReco
     )
 
 
-def _cell(n: Count) -> str:
+def _cell(n: Delta) -> str:
     """B's count and the change from A: "120 (+8)"."""
     if n.b is None:
         return "?"
