@@ -86,3 +86,25 @@ def test_another_users_process_is_access_denied():
     r = run_cli("wss", os.getpid(), user="nobody")
     assert r.returncode == 4
     assert "permission denied" in one_line_error(r)
+
+
+def test_record_wss_frames_carry_the_working_set(reader, tmp_path):
+    from schema_check import validate_recording
+
+    from vmainspect.recording.io import read_recording
+
+    out = tmp_path / "wss.jsonl"
+    r = run_cli(
+        "record", reader.pid, "-o", out, "--wss", "--interval", "0.5", "--duration", "1.5", "--no-faults"
+    )
+    assert r.returncode == 0, r.stderr
+    assert "clear_refs" in r.stderr
+    rec = read_recording(str(out))
+    assert validate_recording(str(out)) == len(rec) >= 3
+    assert rec.header["working_set"] is True and rec.frame(0).wss_interval is None
+    for i in range(1, len(rec)):
+        frame = rec.frame(i)
+        assert frame.wss_interval is not None and frame.wss_interval > 0
+        hot = frame.snapshot.vma_at(reader.report["hot"]).smaps["referenced"] // PAGE
+        cold = frame.snapshot.vma_at(reader.report["cold"]).smaps["referenced"] // PAGE
+        assert abs(hot - HOT) <= HOT * 0.10 and cold < N * 0.05, (i, hot, cold)

@@ -51,6 +51,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pages", action="store_true", help="record per-page state too (page runs are delta-encoded)"
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
+    p.add_argument(
+        "--wss",
+        action="store_true",
+        help="working set: reset the process's referenced bits after each frame, so each frame's "
+        "smaps referenced is what it touched since the previous one (reclaim then sees its memory "
+        "as idle: opt-in)",
+    )
     p.add_argument("--force", action="store_true", help="replace FILE if it exists")
 
 
@@ -94,6 +101,11 @@ def run(args: argparse.Namespace) -> int:
     from ..units import human_bytes
 
     pid = args.pid
+    if args.wss:
+        from ..snapshot.wss import WARNING
+        from ..snapshot.wss import reset as wss_reset
+
+        print(f"vmainspect: {WARNING}", file=sys.stderr)
     t0 = time.monotonic()
     session = LiveSession(pid, pages=args.pages, faults=not args.no_faults)
     # no such process / a zombie / no access: fail before creating FILE
@@ -124,7 +136,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         with _Stop() as stop:
             sampling = session.sampler is not None
-            writer.header(snapshot, interval_s=args.interval, pages=args.pages, faults=sampling)
+            writer.header(
+                snapshot, interval_s=args.interval, pages=args.pages, faults=sampling, working_set=args.wss
+            )
             if not args.no_faults and not sampling:
                 writer.note(0.0, f"page faults not recorded: {session.faults_note}")
             for note in session.sampler.notes if session.sampler is not None else []:
@@ -134,6 +148,8 @@ def run(args: argparse.Namespace) -> int:
             k = 0
             while True:
                 writer.frame(taken, snapshot, _faults(step))
+                if args.wss:
+                    wss_reset(pid)
                 progress()
                 k += 1
                 if args.duration is not None and k * args.interval > args.duration + 1e-9:

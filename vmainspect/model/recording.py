@@ -45,6 +45,15 @@ class Header(Struct, frozen=True, tag_field="schema", tag=RECORDING_SCHEMA):
     pages: Annotated[bool, Meta(description="Frames carry per-page runs (record --pages).")]
     faults: Annotated[bool, Meta(description="Frames carry page-fault ticks.")]
     vmainspect: Annotated[str, Meta(description="Version of the recorder.")]
+    working_set: Annotated[
+        bool,
+        Meta(
+            description=(
+                "record --wss: the referenced bits were reset after each frame, so from the second frame "
+                "on a VMA's smaps referenced is the bytes it touched since the previous frame (additive)."
+            )
+        ),
+    ] = False
 
 
 class FaultTickRecord(Struct, frozen=True, omit_defaults=True):

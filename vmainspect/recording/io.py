@@ -196,7 +196,14 @@ class RecordingWriter:
         self.bytes += len(text.encode("utf-8"))
 
     def header(
-        self, s: Snapshot, *, interval_s: float, pages: bool, faults: bool, started_at: str | None = None
+        self,
+        s: Snapshot,
+        *,
+        interval_s: float,
+        pages: bool,
+        faults: bool,
+        started_at: str | None = None,
+        working_set: bool = False,
     ) -> None:
         """Line 1: what is recorded (from the first snapshot) and how."""
         p = s.process
@@ -212,6 +219,7 @@ class RecordingWriter:
                 pages=pages,
                 faults=faults,
                 vmainspect=__version__,
+                working_set=working_set,
             )
         )
 
@@ -367,7 +375,8 @@ class Recording:
         i %= n
         gone = i == n - 1 and self.end == END_EXITED
         msg = self.notes[-1][1] if gone and self.notes else None
-        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg)
+        wss = self.times[i] - self.times[i - 1] if i and self.header.get("working_set") else None
+        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg, wss_interval=wss)
 
     def series(self, key: str = "rss") -> list[int | None]:
         """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""
