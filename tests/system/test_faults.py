@@ -629,6 +629,18 @@ def test_cli_json_against_the_kernel(faulter):
     assert doc["by_symbol"][0]["symbol"] == "touch_pages"
 
 
+def _in_sampling_loop(pid: int) -> bool:
+    """The CLI samples: its drain thread runs and its main thread sleeps between ticks
+    (clock_nanosleep, x86-64 syscall 230, as /proc/PID/syscall shows it to root)."""
+    if not _has_drain_thread(pid):
+        return False
+    try:
+        with open(f"/proc/{pid}/syscall") as f:
+            return f.read().split(" ", 1)[0] == "230"
+    except OSError:
+        return False
+
+
 def _has_drain_thread(pid: int) -> bool:
     """The sampler's drain thread (named "vmi-faults") runs in process ``pid``."""
     try:
@@ -673,7 +685,7 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
         # sampler started) and the target has faulted a good many times since (states polled
         # for, not a fixed wait)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _has_drain_thread(p.pid):
+        while time.monotonic() < deadline and not _in_sampling_loop(p.pid):
             time.sleep(0.02)
         base = _counters(t.pid)[0]
         while time.monotonic() < deadline and _counters(t.pid)[0] < base + 20000:
@@ -813,3 +825,23 @@ def test_no_perf_sampling_where_the_ring_code_lacks_memory_barriers(monkeypatch)
             s.close()
     assert s.mode == "counters" and tick.mode == "counters"
     assert "aarch64" in s.reason and "memory barriers" in s.reason and "/proc fault counters" in s.reason
+
+
+def test_without_pages_the_counts_per_mapping_are_the_same(faulter):
+    """pages=False takes a shortcut when a window's faults all lie in one mapping: same counts."""
+    size, rounds = 4 << 20, 3
+    t = Faulter(faulter, size, rounds)
+    full, short = FaultSampler(t.pid), FaultSampler(t.pid, pages=False)
+    try:
+        full.start()
+        short.start()
+        snap = collect(t.pid)
+        t.run_to_stop()
+        a, b = full.tick(snap).faults, short.tick(snap).faults
+    finally:
+        full.close()
+        short.close()
+        t.kill()
+    assert a.by_vma == b.by_vma == {t.addr: (rounds * size // PAGE, 0)}
+    assert a.by_mapping == b.by_mapping and a.by_symbol == b.by_symbol
+    assert len(a.pages) == size // PAGE and b.pages == ()

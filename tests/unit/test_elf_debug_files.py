@@ -109,7 +109,8 @@ def test_debuglink_file_under_the_cap_is_read_in_chunks(stripped, monkeypatch):
         f.truncate(elf.MAX_DEBUG_FILE - elf.CHUNK)
     base = _baseline_rss()
     rss, source = _child_parse(exe)
-    assert source in (".dynsym", "none")
+    # read to the end (no match), or given up at the per-file deadline on a slow machine
+    assert source in (".dynsym", "none") or source.startswith("none (gave up after"), source
     assert rss - base < 32 << 10, (rss, base)
 
 

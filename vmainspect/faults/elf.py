@@ -309,12 +309,15 @@ def build_id(elf: Any, f: IO[bytes], secs: list[_Sec]) -> str | None:
     return None
 
 
-def crc32_file(fd: int, limit: int = MAX_DEBUG_FILE) -> int | None:
-    """CRC32 of a whole file read in CHUNK-sized pieces; None if it is larger than ``limit``."""
+def crc32_file(fd: int, limit: int = MAX_DEBUG_FILE, budget: _Budget | None = None) -> int | None:
+    """CRC32 of a whole file read in CHUNK-sized pieces; None if it is larger than ``limit``.
+    ``budget``: TimeoutError once the parse's time is up (checked between chunks)."""
     if os.fstat(fd).st_size > limit:
         return None
     crc, pos = 0, 0
     while True:
+        if budget is not None:
+            budget.check()
         chunk = os.pread(fd, CHUNK, pos)
         if not chunk:
             return crc & 0xFFFFFFFF
@@ -362,9 +365,12 @@ def _debug_elf(
         if fd is None:
             continue
         try:
-            ok = crc32_file(fd) == want
+            ok = crc32_file(fd, budget=budget) == want
         except OSError:
             ok = False
+        except TimeoutError:
+            os.close(fd)
+            raise
         if not ok:
             os.close(fd)
             continue

@@ -365,6 +365,25 @@ class FaultSampler:
             win, self._win = self._win, Window()
         return self._perf_tick(win, window_s, snapshot, refresh, unsampled)
 
+    def _one_mapping(
+        self, raw: bytearray, folded: Counter[int], snapshot: Snapshot | None
+    ) -> tuple[list[int], Counter[int]] | None:
+        """All of a window's addresses in one mapping, when nobody needs them one by one.
+
+        Without the faulted pages (``pages=False``) and outside ELF data (no object symbols
+        to name), only the count per mapping is used: when the lowest and the highest
+        address (two C-level passes) lie in one VMA of ``snapshot``, the window is that
+        count at one address, and the per-address ``Counter`` (three times the cost) is
+        skipped."""
+        if self.want_pages or not raw or folded or snapshot is None:
+            return None
+        with memoryview(raw) as whole, whole.cast("Q") as mv:
+            lo, hi, n = min(mv), max(mv), len(mv)
+        v = snapshot.vma_at(lo)
+        if v is None or hi >= v.end or self._symbols.elf_data_vma(v, snapshot):
+            return None
+        return [lo], Counter({lo: n})
+
     def _unsampled(self) -> int | None:
         """Faults the kernel counted since the last tick that no event saw (never negative).
 
@@ -394,6 +413,10 @@ class FaultSampler:
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for k, raw in enumerate(win.addrs):
+            one = self._one_mapping(raw, win.folded[k][0], snapshot)
+            if one is not None:
+                lists.append(one)
+                continue
             cnt = count_u64(raw, Counter())
             if win.folded[k][0]:
                 cnt.update(win.folded[k][0])
