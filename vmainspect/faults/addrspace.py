@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import bisect
 from collections import Counter, deque
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,6 +167,24 @@ def _record_intervals(records: Iterable[MmapRecord]) -> list[tuple[int, int, Map
         kept.sort(key=lambda t: t[0])
         out = kept
     return out
+
+
+def one_mapping(raw: bytearray, snapshot: Any, elf_data: Callable[[Any, Any], bool]) -> AddrCounts | None:
+    """All of a window's addresses in one mapping, when nobody needs them one by one.
+
+    For a caller that lists no faulted pages, and outside ELF data (``elf_data``: no
+    object symbols to name), only the count per mapping is used: when the lowest and
+    the highest address (two C-level passes) lie in one VMA of ``snapshot``, the window
+    is that count at one address, and the per-address ``Counter`` (three times the
+    cost) is skipped."""
+    if not raw or snapshot is None:
+        return None
+    with memoryview(raw) as whole, whole.cast("Q") as mv:
+        lo, hi, n = min(mv), max(mv), len(mv)
+    v = snapshot.vma_at(lo)
+    if v is None or hi >= v.end or elf_data(v, snapshot):
+        return None
+    return [lo], Counter({lo: n})
 
 
 class AddressSpace:

@@ -93,12 +93,12 @@ class RingSet:
         pid: int,
         *,
         period: int,
-        ring_bytes: Callable[[int], int],
+        ring_bytes: int | None,
         recent: int,
     ) -> None:
         self.pid = pid
         self.period = period
-        self.ring_bytes = ring_bytes  # rings -> bytes each
+        self.fixed_bytes = ring_bytes  # every ring this size (tests), else ring_bytes()
         self.recent = recent
         self.mode = "per-cpu"
         self.exclude_kernel = False
@@ -110,6 +110,17 @@ class RingSet:
         self.gen = 0  # bumped when the set of rings changes
 
     # ------------------------------------------------------------ opening
+    def ring_bytes(self, nrings: int) -> int:
+        if self.fixed_bytes:
+            return self.fixed_bytes
+        if os.geteuid() == 0:
+            # 8 MiB (~175,000 samples, 200 ms at 870k faults/s: a busy machine can keep this
+            # process off the CPU that long) per ring, 64 MiB in all at most
+            return max(64 << 10, min(8 << 20, (64 << 20) // max(1, nrings)))
+        # unprivileged: kernel.perf_event_mlock_kb (516 KiB) per online CPU is shared by all our
+        # rings (the ring halves itself when the kernel refuses more)
+        return max(8192, (512 << 10) * len(online_cpus()) // max(1, nrings))
+
     def open(self, tids: list[int]) -> None:
         """Open the rings for ``tids`` (per CPU if it fits, else per thread). Raises OSError if none opens."""
         cpus = online_cpus()

@@ -2,18 +2,12 @@
 
 ``FaultSampler(pid).start()`` opens a minor and a major page-fault event for
 every thread (``rings.RingSet``: per CPU with inherited events, so threads
-created later are sampled from their first fault; per thread where that does
-not fit), and a background thread drains the rings as they fill (poll on the
-events, woken at half a ring) into per-window buffers of raw addresses and
-IPs. ``tick(snapshot)`` closes the window: it counts the distinct faulting
-addresses (one C-level ``Counter`` pass), places them in the mapping each was
-in when it faulted (``addrspace``: the snapshot, the MMAP2 records of the
-window, the previous snapshot), counts IPs per symbol (each distinct IP
-symbolized once, ELF files cached), and returns a ``TickResult``: the
-``model.FaultTick`` plus what only a live caller needs (the snapshot the faults
-were attributed to, the per-symbol minor/major split, whether the process
-ended and why, and the error of a failed ``refresh``). Nothing is read back
-from attributes.
+created later are sampled from their first fault), and a background thread
+(named vmi-faults) drains the rings when a quarter full into per-window raw
+buffers. ``tick(snapshot)`` closes the window: distinct faulting addresses
+are counted in one C-level pass and placed in the mapping each hit when it
+faulted (``addrspace``), IPs named (``attrib``), and a ``TickResult`` is
+returned: the ``model.FaultTick`` plus what only a live caller needs.
 
 Faults nothing sampled (a thread's first moments in per-thread mode, faults
 the kernel takes on another's behalf) are counted, not hidden: the kernel's
@@ -25,9 +19,7 @@ architecture (docs/kernel-notes.md, "The perf ring buffer's memory ordering"),
 the sampler switches to counters mode: per-process and per-thread
 ``minflt``/``majflt`` deltas from /proc/PID/stat and /proc/PID/task/TID/stat,
 and ``reason`` says why, once.
-
-/proc access goes through ``ProcReader``; listing /proc/PID/task (which
-ProcReader has no call for) is done here with the same error translation.
+/proc goes through ``ProcReader`` (/proc/PID/task is listed here with its errors).
 """
 
 from __future__ import annotations
@@ -45,10 +37,11 @@ from typing import Any
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..model import FaultTick, Snapshot
-from ..procfs.parse import ParseError, StatInfo, parse_stat
+from ..procfs.parse import StatInfo, parse_stat
 from ..procfs.process import Liveness, ProcessIdentity, classify, describe
 from ..procfs.reader import ProcReader
-from .addrspace import AddressSpace
+from .access import deltas, faults_of, paranoid, raise_nofile, refusal_reason, thread_counters
+from .addrspace import AddressSpace, one_mapping
 from .attrib import NO_VMAS, FaultSymbols, count_u64, transitions
 from .rings import RingSet, Window, online_cpus
 
@@ -57,32 +50,6 @@ MAX_PAGES = 65536  # FaultTick.pages bound
 SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings (per-thread mode)
 # where reading the ring with plain loads and stores is correct (docs/kernel-notes.md)
 RING_SAFE_MACHINES = frozenset({"x86_64", "AMD64", "amd64"})
-
-
-def _faults_of(stat: StatInfo) -> tuple[int, int]:
-    return stat.minflt, stat.majflt
-
-
-def _raise_nofile(need: int) -> None:
-    """Raise the soft open-file limit toward the hard one when ``need`` fds may not fit (as perf does)."""
-    try:
-        import resource
-
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        if soft != resource.RLIM_INFINITY and soft < need:
-            resource.setrlimit(
-                resource.RLIMIT_NOFILE,
-                (hard if hard == resource.RLIM_INFINITY else min(hard, max(need, soft)), hard),
-            )
-    except (ImportError, ValueError, OSError):
-        pass
-
-
-def _paranoid(proc_root: str) -> str:
-    try:
-        return ProcReader(0, proc_root).read_global("sys/kernel/perf_event_paranoid").decode().strip()
-    except (VmaInspectError, OSError, UnicodeDecodeError):
-        return "?"
 
 
 @dataclass(frozen=True)
@@ -133,7 +100,7 @@ class FaultSampler:
         self.notes: list[str] = []  # e.g. kernel-mode faults not sampled
         self.gone = False  # the process has exited
         self.ended: str | None = None  # why it is gone
-        self.rings = RingSet(pid, period=period, ring_bytes=self._ring_bytes, recent=self.recent)
+        self.rings = RingSet(pid, period=period, ring_bytes=ring_bytes, recent=self.recent)
         self._lock = threading.Lock()
         self._win = Window()
         self._stop = threading.Event()
@@ -174,43 +141,6 @@ class FaultSampler:
                 raise AccessDenied(self.pid, "task list", "needs to be the process's user or root") from None
             raise
 
-    def _ring_bytes(self, nrings: int) -> int:
-        if self.ring_bytes:
-            return self.ring_bytes
-        if os.geteuid() == 0:
-            # 8 MiB (~175,000 samples, 200 ms at 870k faults/s: a busy machine can keep this
-            # process off the CPU that long) per ring, 64 MiB in all at most
-            return max(64 << 10, min(8 << 20, (64 << 20) // max(1, nrings)))
-        # unprivileged: kernel.perf_event_mlock_kb (516 KiB) per online CPU is shared by all our
-        # rings (the ring halves itself when the kernel refuses more)
-        return max(8192, (512 << 10) * len(online_cpus()) // max(1, nrings))
-
-    def _refusal(self, e: OSError) -> str:
-        par = _paranoid(self.proc_root)
-        who = "root" if os.geteuid() == 0 else "not root"
-        try:
-            owner = os.stat(f"{self.proc_root}/{self.pid}").st_uid
-        except OSError:
-            owner = None
-        if e.errno in (errno.EACCES, errno.EPERM):
-            if owner is not None and owner != os.geteuid() and os.geteuid() != 0:
-                why = (
-                    f"perf_event_open refused: process {self.pid} belongs to another user "
-                    f"(needs root or CAP_PERFMON; kernel.perf_event_paranoid={par})"
-                )
-            else:
-                why = (
-                    f"perf_event_open refused (kernel.perf_event_paranoid={par}, {who}"
-                    f"{'; seccomp or a container profile may block it' if e.errno == errno.EPERM else ''})"
-                )
-        elif e.errno == errno.ENOSYS:
-            why = "perf_event_open is not available on this kernel"
-        elif e.errno == errno.ENOENT:
-            why = "the kernel has no software page-fault events (CONFIG_PERF_EVENTS)"
-        else:
-            why = f"perf_event_open failed: {os.strerror(e.errno or 0)}"
-        return why + ": showing /proc fault counters instead"
-
     def start(self) -> None:
         """Open the events (or fall back to counters). Raises ProcessGone if there is no process."""
         if self._started:
@@ -234,18 +164,20 @@ class FaultSampler:
             )
             return
         tids = sorted(self._tids())
-        _raise_nofile(2 * len(tids) * len(online_cpus()) + 64)  # two events per thread and CPU
+        raise_nofile(2 * len(tids) * len(online_cpus()) + 64)  # two events per thread and CPU
         try:
             self.rings.open(tids)
         except OSError as e:
             if e.errno == errno.ESRCH and not self.reader.exists():
                 raise ProcessGone(self.pid) from None
-            self._counters_mode(self._refusal(e))
+            self._counters_mode(refusal_reason(self.pid, self.proc_root, e))
             return
         if not self.rings.rings:
             if not self.reader.exists():
                 raise ProcessGone(self.pid)
-            self._counters_mode(self._refusal(OSError(errno.ESRCH, "no thread could be opened")))
+            self._counters_mode(
+                refusal_reason(self.pid, self.proc_root, OSError(errno.ESRCH, "no thread could be opened"))
+            )
             return
         # a thread made between the listing and the events' opening inherited nothing, and
         # cannot be told from one made just after (which did): it is not added twice, and its
@@ -253,7 +185,7 @@ class FaultSampler:
         if self.rings.exclude_kernel:
             self.notes.append(
                 "faults taken in kernel mode (e.g. read() into fresh pages) are "
-                f"not sampled: kernel.perf_event_paranoid={_paranoid(self.proc_root)} "
+                f"not sampled: kernel.perf_event_paranoid={paranoid(self.proc_root)} "
                 "allows only user-mode sampling without root"
             )
         self.start_counters = self.proc_counters()
@@ -279,7 +211,7 @@ class FaultSampler:
         self.reason = reason
         self._counters = self._read_thread_counters()
         try:
-            self._proc_counters = _faults_of(parse_stat(self.reader.read("stat")))
+            self._proc_counters = faults_of(parse_stat(self.reader.read("stat")))
         except ProcessGone as e:
             self._end(str(e))
         self.start_counters = self._proc_counters
@@ -365,25 +297,6 @@ class FaultSampler:
             win, self._win = self._win, Window()
         return self._perf_tick(win, window_s, snapshot, refresh, unsampled)
 
-    def _one_mapping(
-        self, raw: bytearray, folded: Counter[int], snapshot: Snapshot | None
-    ) -> tuple[list[int], Counter[int]] | None:
-        """All of a window's addresses in one mapping, when nobody needs them one by one.
-
-        Without the faulted pages (``pages=False``) and outside ELF data (no object symbols
-        to name), only the count per mapping is used: when the lowest and the highest
-        address (two C-level passes) lie in one VMA of ``snapshot``, the window is that
-        count at one address, and the per-address ``Counter`` (three times the cost) is
-        skipped."""
-        if self.want_pages or not raw or folded or snapshot is None:
-            return None
-        with memoryview(raw) as whole, whole.cast("Q") as mv:
-            lo, hi, n = min(mv), max(mv), len(mv)
-        v = snapshot.vma_at(lo)
-        if v is None or hi >= v.end or self._symbols.elf_data_vma(v, snapshot):
-            return None
-        return [lo], Counter({lo: n})
-
     def _unsampled(self) -> int | None:
         """Faults the kernel counted since the last tick that no event saw (never negative).
 
@@ -413,7 +326,9 @@ class FaultSampler:
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
         for k, raw in enumerate(win.addrs):
-            one = self._one_mapping(raw, win.folded[k][0], snapshot)
+            one = None
+            if not self.want_pages and not win.folded[k][0]:
+                one = one_mapping(raw, snapshot, self._symbols.elf_data_vma)
             if one is not None:
                 lists.append(one)
                 continue
@@ -488,17 +403,10 @@ class FaultSampler:
 
     # ------------------------------------------------------------ counters mode
     def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
-        out: dict[int, tuple[int, int]] = {}
         try:
-            tids = self._tids()
+            return thread_counters(self.reader, self._tids())
         except (ProcessGone, AccessDenied):
-            return out
-        for tid in tids:
-            try:
-                out[tid] = _faults_of(parse_stat(self.reader.read(f"task/{tid}/stat")))
-            except (ProcessGone, AccessDenied, ParseError):
-                continue
-        return out
+            return {}
 
     def _counters_tick(self, window_s: float, snapshot: Snapshot | None) -> TickResult:
         minor = major = 0
@@ -513,7 +421,7 @@ class FaultSampler:
                 return TickResult(tick, snapshot, ended=self.ended)
             if state is Liveness.ZOMBIE:
                 self._end(describe(self.pid, state))  # a zombie's counters are still its last ones
-            now = _faults_of(stat)
+            now = faults_of(stat)
             if self._proc_counters is not None:
                 minor = max(0, now[0] - self._proc_counters[0])
                 major = max(0, now[1] - self._proc_counters[1])
@@ -521,10 +429,7 @@ class FaultSampler:
         except ProcessGone as e:
             self._end(str(e))
         threads = self._read_thread_counters()
-        by_thread = {}
-        for tid, (mi, ma) in threads.items():
-            b = self._counters.get(tid, (0, 0))
-            by_thread[tid] = (max(0, mi - b[0]), max(0, ma - b[1]))
+        by_thread = deltas(threads, self._counters)
         self._counters = threads
         tick = FaultTick(
             mode="counters",
@@ -550,7 +455,7 @@ class FaultSampler:
         if self._liveness(stat) is Liveness.REUSED:
             self._end(describe(self.pid, Liveness.REUSED))
             return None
-        return _faults_of(stat)
+        return faults_of(stat)
 
     def event_counts(self) -> tuple[int, int]:
         """Sum of the perf events' own counts (every fault while enabled, sampled or not)."""

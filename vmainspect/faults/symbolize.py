@@ -29,7 +29,8 @@ from typing import Any
 
 from ..procfs.mapped import MappedFileUnavailable, open_as_seen_here, open_mapped_file
 from ..procfs.reader import ProcReader
-from .elf import PAGE, PT_LOAD, SHT_NOBITS, ElfInfo, Where, load_elf_fd
+from .elf import Where, load_elf_fd
+from .elfinfo import PAGE, PT_LOAD, SHT_NOBITS, ElfInfo
 
 KERNEL_START = 0xFFFF800000000000  # x86-64 kernel half; IPs here are kernel code
 NOT_REACHABLE = "file not reachable"
