@@ -9,6 +9,11 @@ _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40
 _SIZE_RE = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*([KMGTPE]?)(?:i?B)?\s*\Z", re.IGNORECASE)
 
 
+def plural(n: int, word: str, words: str | None = None) -> str:
+    """``n`` and the noun that goes with it: "1 page", "2 pages", "1,024 pages"."""
+    return f"{n:,} {word if n == 1 else (words or word + 's')}"
+
+
 def human_bytes(n: int | None) -> str:
     """``n`` bytes as a short binary size: "0", "512B", "4K", "1.5M", "12G"; None -> "?".
 

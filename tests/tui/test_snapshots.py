@@ -65,3 +65,17 @@ def test_changes_and_exit_220x60(snap_compare, small):
 
     assert removed.end <= heap.start
     assert snap_compare(make_app([small, gone]), terminal_size=(220, 60), run_before=run_before)
+
+
+def test_main_80x24(snap_compare, small):
+    """80 columns: the address column shows the start only, so Path keeps the file name."""
+    assert snap_compare(make_app([small]), terminal_size=(80, 24), run_before=_select("heap"))
+
+
+def test_legend_100x30(snap_compare, small):
+    async def run_before(pilot) -> None:
+        await wait_frames(pilot.app, pilot)
+        await pilot.press("l")
+        await pilot.pause()
+
+    assert snap_compare(make_app([small]), terminal_size=(100, 30), run_before=run_before)

@@ -57,3 +57,10 @@ def test_parse_size(text, n):
 def test_parse_size_rejects(bad):
     with pytest.raises(ValueError):
         parse_size(bad)
+
+
+def test_plural():
+    from vmainspect.units import plural
+
+    assert [plural(n, "page") for n in (0, 1, 2, 1024)] == ["0 pages", "1 page", "2 pages", "1,024 pages"]
+    assert plural(1, "major fault") == "1 major fault" and plural(3, "VMA") == "3 VMAs"

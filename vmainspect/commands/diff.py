@@ -5,6 +5,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..model import Snapshot
 
 HELP = "compare two snapshots, or two moments of a recording"
 DESCRIPTION = """Compare two snapshots: VMAs added, removed, resized or with new permissions;
@@ -30,14 +35,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print vmainspect/diff@1 JSON instead of a table")
 
 
-def _loader():
+def _loader() -> Callable[[str], tuple[str, Snapshot]]:
     from ..errors import BadInput
     from ..recording import io as record
     from ..snapshot import io as snapshot_io
 
     recordings: dict[str, record.Recording] = {}
 
-    def load(spec: str):
+    def load(spec: str) -> tuple[str, Snapshot]:
         path, moment = record.split_moment(spec)
         kind = record.sniff(path)
         if kind == "recording":

@@ -324,7 +324,7 @@ def _render(doc: dict, top: int) -> str:
         period = "" if doc["period"] == 1 else f", one in {doc['period']} sampled"
         out.append(f"{head}: sampled with perf_event_open{period}")
         out.append(
-            f"  {_n(s)} samples: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
+            f"  {_n(s)} {'sample' if s == 1 else 'samples'}: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
             f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}"
         )
         out.append(f"  {kern}")

@@ -59,6 +59,7 @@ from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.files import FilesPanel
 from .widgets.header import ProcessHeader
+from .widgets.legend import Legend
 from .widgets.overview import Overview
 from .widgets.page_map import PageMapPanel
 from .widgets.vma_table import VmaTable
@@ -99,6 +100,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         Binding("3", "panel('faults')", "Faults", show=False),
         Binding("4", "panel('files')", "Files", show=False),
         Binding("w", "working_set", "Working set", show=False),
+        Binding("l", "legend", "Legend"),
         Binding("question_mark", "help", "Help"),
     ]
 
@@ -154,6 +156,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self.faults = FaultsPanel(id="faults", classes="panel")
         self.files_panel = FilesPanel(id="files", classes="panel")
         self.status = Static(id="status")
+        self.legend = Legend(id="legend")
         yield self.header
         yield self.overview
         with Horizontal(id="main"):
@@ -161,6 +164,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
                 yield self.table
                 yield self.filter_box
             with Vertical(id="side"):
+                yield self.legend  # above the panels: the table keeps its rows
                 yield self.tabs
                 yield self.page_map
                 yield self.details
@@ -377,6 +381,12 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self.details.show(vma, snap.capabilities, self._elf_for(vma), ghost, self._details_rows(vma))
 
     # --- actions -----------------------------------------------------------------
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """A saved snapshot has nothing to pause or refresh: the footer does not offer it."""
+        if action in ("toggle_pause", "refresh") and self.source is not None:
+            return self.source.kind is not SourceKind.SNAPSHOT
+        return True
+
     def action_toggle_pause(self) -> None:
         if self.source is None or self.source.kind is SourceKind.SNAPSHOT:
             self.notify("nothing to pause: this is a saved snapshot")
@@ -453,6 +463,9 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         for p, panel in zip(PANELS, self._panels()):
             panel.set_class(p == name, "-shown")
         self._show_tabs()
+
+    def action_legend(self) -> None:
+        self.legend.toggle()
 
     def action_help(self) -> None:
         from .screens.help import HelpScreen

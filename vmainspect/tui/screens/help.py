@@ -10,6 +10,7 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
+from ..widgets.legend import KIND_ORDER, PAGE_MARKS, TABLE_MARKS, kind_swatch
 from ..widgets.page_map import LEGEND_ORDER, STATE_STYLE
 
 KEYS = (
@@ -23,17 +24,26 @@ KEYS = (
     ("r", "refresh now"),
     ("s", "save the current snapshot as JSON (atomic write; the path is shown)"),
     ("ctrl+p", "command palette: every action, including sort by any column"),
+    ("l", "show / hide the legend of colours and marks (above the panels)"),
     ("?", "this help (Esc closes it)"),
     ("q", "quit"),
 )
 
-TABLE_MARKS = (
-    ("+", "bright_green", "a VMA that appeared since the last tick"),
-    ("-", "grey50", "a VMA that was unmapped (shown for one tick)"),
-    ("RSS/Dirty", "bright_green", "grew since the last tick (orange: shrank)"),
-    ("Size", "bright_yellow", "the VMA was resized (same start, new end)"),
-    ("flt/s", "orange1", "page faults per second in this VMA (perf sampling)"),
-)
+KIND_HELP = {
+    "file-private": "a file mapped MAP_PRIVATE (code, libraries, private file data)",
+    "file-shared": "a file mapped MAP_SHARED: writes reach the file",
+    "heap": "[heap]: brk memory",
+    "anon-private": "private anonymous memory (malloc arenas, mmap(MAP_ANONYMOUS))",
+    "anon-shared": "shared anonymous memory (shared with forked children)",
+    "shm": "System V shared memory",
+    "hugetlb": "hugetlbfs huge pages (MAP_HUGETLB, SHM_HUGETLB): counted outside Rss",
+    "stack": "[stack]: the main thread's stack",
+    "deleted": "a file that was unlinked while mapped",
+    "guard": "no permissions (---p): guard pages and reservations",
+    "vdso": "[vdso]: kernel code mapped into every process",
+    "vvar": "[vvar]: kernel data read by the vDSO",
+    "vsyscall": "[vsyscall]: the legacy fixed-address page, above user space",
+}
 
 PAGE_STATES_HELP = {
     "absent": "not in the page tables: never touched, or reclaimed",
@@ -54,28 +64,42 @@ def help_body() -> Table:
         t.add_row(k, d)
     t.add_row("", "")
     t.add_row(Text("VMA table", style="bold underline"), "")
-    for k, st, d in TABLE_MARKS:
+    for k, st, d, _short in TABLE_MARKS:
         t.add_row(Text(k, style=st), d)
+    t.add_row("", "")
+    t.add_row(
+        Text("Kind", style="bold underline"),
+        "the Kind column's colour; the block before it is the kind's colour in the strip",
+    )
+    for k in KIND_ORDER:
+        t.add_row(kind_swatch(k), KIND_HELP[k])
     t.add_row("", "")
     t.add_row(Text("Page map", style="bold underline"), "one cell per page, or per N pages (scale shown)")
     for s in LEGEND_ORDER:
         t.add_row(Text(f"  {s}  ", style=STATE_STYLE[s]), PAGE_STATES_HELP[s])
-    t.add_row(Text("•", style="bold"), "shared with another mapping (kpagecount > 1; root)")
-    t.add_row(Text("*", style="bold"), "changed state since the last tick")
-    t.add_row(Text("!", style="bold bright_yellow"), "faulted in the last tick (perf sampling)")
+    for k, st, d, _short in PAGE_MARKS:
+        t.add_row(Text(k, style=st), d)
     t.add_row(
-        Text("░", style="bold"), "a cell whose pages are in several states (the most significant one shown)"
+        Text("unmapped", style="bold"),
+        "in the faults panel's transitions: a faulting address no VMA covered in that snapshot",
     )
     t.add_row("", "")
     t.add_row(
         Text("Overview", style="bold underline"),
-        "the whole user address space: regions to scale, ┈12T┈ = a compressed gap; ▲ = selected VMA",
+        "the whole user address space on one line: regions to scale in their kind's colour, "
+        "┈12T┈ = a compressed gap (12 TiB); the line under it names the regions; ▲ = selected VMA",
+    )
+    t.add_row("", "")
+    t.add_row(
+        Text("Details", style="bold underline"),
+        "key 2 (narrow screens): every smaps field, VmFlags, ELF sections; scroll it with the mouse "
+        "or Tab to it and use the arrows",
     )
     return t
 
 
 class HelpScreen(ModalScreen[None]):
-    BINDINGS = [Binding("escape,q,question_mark", "dismiss", "Close")]
+    BINDINGS = [Binding("escape,q,question_mark", "close", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
     HelpScreen > VerticalScroll { width: 100; max-width: 95%; height: auto; max-height: 90%;

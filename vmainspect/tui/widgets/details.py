@@ -40,6 +40,7 @@ def details_text(
         t.append(title, "bold underline")
         t.append("\n")
 
+    t.append("↓ smaps, VmFlags and ELF below: scroll with the mouse, or Tab here and use ↑ ↓ PgDn\n", "dim")
     if ghost:
         row("GONE", "this VMA was unmapped since the last tick", "bold red")
     row("range", f"{vma.start:#x}-{vma.end:#x}")

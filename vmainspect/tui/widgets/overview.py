@@ -35,6 +35,7 @@ KIND_BG = {
     "guard": "grey27",
     "deleted": "#b03030",
     "shm": "#c060c0",
+    "hugetlb": "#7a5fd0",
 }
 
 

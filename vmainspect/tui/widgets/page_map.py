@@ -21,7 +21,7 @@ from textual.widgets import Static
 
 from ...model import Capabilities, FaultTick, Vma
 from ...safetext import printable
-from ...units import human_bytes
+from ...units import human_bytes, plural
 from ..pagegrid import Cell, cells, scale_for
 from .basestyle import CachedBaseStyle
 
@@ -279,7 +279,7 @@ class PageMapPanel(Vertical):
             t.append(f"pages {first:,}-{first + count - 1:,} of {n:,}", "bold")
             t.append(f" · {scale}", "dim" if per == 1 else "bold")
         else:
-            t.append(f"{n:,} pages · {scale}", "dim" if per == 1 else "bold")
+            t.append(f"{plural(n, 'page')} · {scale}", "dim" if per == 1 else "bold")
         if t != getattr(self, "_title", None):  # called from the grid's render: no needless repaint
             self._title = t
             title.update(t, layout=False)

@@ -39,7 +39,12 @@ KIND_COLOURS = {
     "guard": "bright_black",
     "deleted": "red",
     "shm": "bright_magenta",
+    "hugetlb": "bright_blue",
 }
+
+# Below this width (of the table's text) the address column shows the start only (the size column
+# says how far it reaches), so that Path keeps room for a file name.
+NARROW_ADDRESS_WIDTH = 90
 
 # From this many rows on, sorting and filtering run in a worker thread.
 ASYNC_VIEW_ROWS = 20_000
@@ -360,7 +365,7 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
         used = 1  # change marker column
         for col in COLUMNS:
             if col.key == "address":
-                w = self.addr_digits * 2 + 1
+                w = self.addr_digits * 2 + 1 if width >= NARROW_ADDRESS_WIDTH else self.addr_digits
             elif col.width:
                 w = col.width
             else:
@@ -423,7 +428,9 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
         segs = [Segment(" ", base)]
         arrow = "▲" if not self.reverse else "▼"
         for col, w in self._layout(width):
-            title = col.title + (("⧗" if self.pending else arrow) if col.key == self.sort else "")
+            title = col.title if col.key != "address" or w > self.addr_digits else "Start"
+            if col.key == self.sort:  # the arrow stays when the title must shorten (Perm is 4 wide)
+                title = title[: max(0, w - 1)] + ("⧗" if self.pending else arrow)
             text = title.rjust(w) if col.right else title.ljust(w)
             st = base + _HEADER
             if col.key == self.sort:
@@ -452,10 +459,9 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
             st = rowst
             key = col.key
             if key == "address":
-                text = f"{v.start:0{d}x}-{v.end:0{d}x}"
-                if len(text) > w:
-                    head = f"{v.start:x}-…"
-                    text = head + f"{v.end:x}"[-(w - len(head)) :]
+                text = f"{v.start:0{d}x}-{v.end:0{d}x}" if w > d else f"{v.start:0{d}x}"
+                if len(text) > w and w > d:  # [vsyscall], above 2^48: the start and the size, whole
+                    text = f"{v.start:x} +{human_bytes(v.end - v.start)}"
             elif key == "perms":
                 text = printable(v.perms)
                 if not ghost and "x" in v.perms:
