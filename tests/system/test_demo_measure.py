@@ -64,3 +64,38 @@ def test_without_root_dirty_and_shared_are_unknown_not_empty():
 
 def test_fault_deltas():
     assert m.faults(snap([], root=True, minor=10, major=1), snap([], root=True, minor=74, major=3)) == (64, 2)
+
+
+def test_page_states_and_transitions_count_every_page_once():
+    from vmainspect.demo import evidence
+
+    before = snap([A], root=True)
+    grown = vma(0, [(0, 4, "anon"), (4, 2, "file-dirty"), (6, 2, "file")])
+    after = snap([grown, B], root=True)
+    # pages 0-13: the hole (8, 9) is "unmapped" in both; B appears
+    assert m.page_states(before, BASE, 14 * PS)[8:] == ["unmapped"] * 6
+    got = m.transitions(before, after, BASE, 14 * PS)
+    assert got == {("absent", "anon"): 2, ("unmapped", "swapped"): 1, ("unmapped", "anon"): 3}
+    ts = evidence.transitions({"a": (BASE, 8 * PS)}, before, after)
+    assert ts == (evidence.Transition("a", "absent", "anon", 2),)
+
+
+def test_libc_functions_get_the_names_a_student_knows():
+    from vmainspect.demo.evidence import function_name, interpreter_code, numbers
+
+    libc = "/usr/lib/x86_64-linux-gnu/libc.so.6"
+    assert function_name("__memset_avx2_unaligned_erms", libc) == "memset (libc)"
+    assert function_name("__memmove_avx_unaligned_erms+0x1a", libc) == "memmove (libc)"
+    assert function_name("_int_malloc", libc) == "_int_malloc (libc)"
+    assert function_name("touch", "/opt/w/workload") == "touch (workload)"
+    assert interpreter_code("/usr/bin/python3.11") and interpreter_code(
+        "_ctypes.cpython-311-x86_64-linux-gnu.so"
+    )
+    assert not interpreter_code(libc)
+    # unknown stays '?', never 0; long lists are counted
+    assert numbers({"dirty": None, "held": True, "pages": list(range(20)), "n": 3}) == (
+        ("dirty", "?"),
+        ("held", "yes"),
+        ("pages", "20 items"),
+        ("n", "3"),
+    )
