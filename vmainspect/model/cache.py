@@ -17,7 +17,7 @@ from .snapshot import Count
 CACHE_SCHEMA = "vmainspect/cache@1"
 
 
-class CachedFile(Struct, frozen=True, kw_only=True):
+class CachedFile(Struct, frozen=True):
     """One regular file: its size and its pages in each page-cache state (null: unknown)."""
 
     path: Annotated[str, Meta(description="As given or found (undecodable bytes shown as \\xNN).")]

@@ -9,8 +9,8 @@ The walk is fd-relative (``openat`` from the directory's fd), never follows
 symbolic links below the paths given, opens each file with ``O_NOFOLLOW`` and
 ``O_NONBLOCK`` (a FIFO put in a file's place cannot block it) and measures
 only what ``fstat`` says is a regular file. An unreadable path or file is one
-error line; everything else is still measured. Names are bytes from the
-file system; they become text with undecodable bytes shown as ``\\xNN``.
+error line; everything else is still measured. Names that are not UTF-8
+are shown with the undecodable bytes as ``\\xNN``.
 """
 
 from __future__ import annotations
@@ -31,9 +31,15 @@ _OPEN_FILE = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_N
 _OPEN_DIR = os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW | os.O_DIRECTORY
 
 
-def text_of(name: bytes) -> str:
-    """A file-system name as text: invalid UTF-8 bytes shown as \\xNN (JSON needs valid Unicode)."""
-    return name.decode("utf-8", "backslashreplace")
+_UNKNOWN = (None, None, None, None, None)
+
+
+def text_of(name: str) -> str:
+    """A file-system name (str, undecodable bytes as surrogates) as valid text: those bytes shown
+    as \\xNN (JSON needs valid Unicode)."""
+    if name.isascii():
+        return name
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 class _Walk:
@@ -46,42 +52,40 @@ class _Walk:
         self.source = cs.SOURCE_CACHESTAT
         self.denied = False  # some error was a permission error (the exit code says so)
 
-    def error(self, path: bytes, e: OSError | str) -> None:
+    def error(self, path: str, e: OSError | str) -> None:
         why = e if isinstance(e, str) else (e.strerror or str(e))
         if isinstance(e, OSError) and e.errno in (errno.EACCES, errno.EPERM):
             self.denied = True
         self.errors.append(f"{text_of(path)}: {why}")
 
-    def measure_fd(self, fd: int, path: bytes, st: os.stat_result) -> None:
+    def measure_fd(self, fd: int, path: str, st: os.stat_result) -> None:
         key = (st.st_dev, st.st_ino)
         if key in self.seen:
             return
         self.seen.add(key)
-        pages = -(-st.st_size // self.page)
+        size = st.st_size
+        c: tuple[int | None, ...]
         try:
-            c: cs.CacheCounts | None = cs.page_cache(fd)
+            c = cs.counts(fd)
         except OSError as e:
-            if e.errno not in (errno.EPERM, errno.EOPNOTSUPP):
-                self.error(path, e)
-                return
-            c = None  # the kernel keeps this file's page cache to itself: counts unknown
-            self.refused += 1
-        if c is not None and c.source != cs.SOURCE_CACHESTAT:
-            self.source = c.source
-        self.files.append(
-            CachedFile(
-                path=text_of(path),
-                size=st.st_size,
-                pages=pages,
-                cached=None if c is None else c.cached,
-                dirty=None if c is None else c.dirty,
-                writeback=None if c is None else c.writeback,
-                evicted=None if c is None else c.evicted,
-                recently_evicted=None if c is None else c.recently_evicted,
-            )
-        )
+            if e.errno == errno.ENOSYS:  # an older kernel: residency from mincore
+                self.source = cs.SOURCE_MINCORE
+                try:
+                    c = (cs.mincore_resident(fd), None, None, None, None)
+                except OSError as e2:
+                    e = e2
+                    c = ()
+            else:
+                c = ()
+            if not c:
+                if e.errno not in (errno.EPERM, errno.EOPNOTSUPP):
+                    self.error(path, e)
+                    return
+                c = _UNKNOWN  # the kernel keeps this file's page cache to itself
+                self.refused += 1
+        self.files.append(CachedFile(text_of(path), size, -(-size // self.page), *c))
 
-    def file_at(self, dir_fd: int | None, name: bytes, path: bytes) -> None:
+    def file_at(self, dir_fd: int | None, name: str, path: str) -> None:
         try:
             fd = os.open(name, _OPEN_FILE, dir_fd=dir_fd)
         except OSError as e:
@@ -96,14 +100,14 @@ class _Walk:
         finally:
             os.close(fd)
 
-    def tree(self, dir_fd: int, path: bytes) -> None:
+    def tree(self, dir_fd: int, path: str) -> None:
         """Every regular file below the open directory ``dir_fd`` (closed here), depth first.
 
         Each directory's files come first, then its subdirectories in name
         order; only the directories on the current path are open (one fd per
         level), and each is opened relative to its parent's fd.
         """
-        stack: list[tuple[int, bytes, Iterator[bytes]]] = []
+        stack: list[tuple[int, str, Iterator[str]]] = []
         subdirs = self._files_in(dir_fd, path)
         stack.append((dir_fd, path, iter(subdirs)))
         while stack:
@@ -122,13 +126,12 @@ class _Walk:
                 continue
             stack.append((child_fd, child, iter(self._files_in(child_fd, child))))
 
-    def _files_in(self, fd: int, here: bytes) -> list[bytes]:
+    def _files_in(self, fd: int, here: str) -> list[str]:
         """Measure the regular files in directory ``fd``; return its subdirectories' names, sorted."""
         try:
             with os.scandir(fd) as it:
                 entries = sorted(
-                    (os.fsencode(e.name), e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False))
-                    for e in it
+                    (e.name, e.is_dir(follow_symlinks=False), e.is_file(follow_symlinks=False)) for e in it
                 )
         except OSError as e:
             self.error(here, e)
@@ -142,8 +145,8 @@ class _Walk:
         return subdirs
 
 
-def _join(folder: bytes, name: bytes) -> bytes:
-    return folder + name if folder.endswith(b"/") else folder + b"/" + name
+def _join(folder: str, name: str) -> str:
+    return folder + name if folder.endswith("/") else folder + "/" + name
 
 
 def _sum(values: Iterable[int | None]) -> int | None:
@@ -164,7 +167,7 @@ def measure(paths: Iterable[str | bytes], page_size: int | None = None) -> tuple
     page = page_size or os.sysconf("SC_PAGE_SIZE")
     walk = _Walk(page)
     for p in paths:
-        path = os.fsencode(p)
+        path = os.fsdecode(p)
         try:
             fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
         except OSError as e:
@@ -177,7 +180,7 @@ def measure(paths: Iterable[str | bytes], page_size: int | None = None) -> tuple
             walk.error(path, e)
             continue
         if stat.S_ISDIR(st.st_mode):
-            walk.tree(fd, path.rstrip(b"/") or b"/")  # closes fd
+            walk.tree(fd, path.rstrip("/") or "/")  # closes fd
             continue
         try:
             if stat.S_ISREG(st.st_mode):
