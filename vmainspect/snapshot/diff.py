@@ -306,8 +306,8 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
             unchanged += 1
     in_a, in_b = _ByAddress(a.vmas), _ByAddress(b.vmas)
     for v in removed:
-        w = in_b.overlapping(v)
-        tr = page_transitions(v, w, page_size) if w else None
+        o = in_b.overlapping(v)
+        tr = page_transitions(v, o, page_size) if o else None
         changes.append(
             VmaChange(
                 REMOVED,
@@ -316,12 +316,12 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
                 _metrics(v, None),
                 transitions=tr[0] if tr else None,
                 overlap_pages=tr[1] if tr else None,
-                overlaps=VmaRef.of(w) if w else None,
+                overlaps=VmaRef.of(o) if o else None,
             )
         )
     for w in added:
-        v = in_a.overlapping(w)
-        tr = page_transitions(v, w, page_size) if v else None
+        o = in_a.overlapping(w)
+        tr = page_transitions(o, w, page_size) if o else None
         changes.append(
             VmaChange(
                 ADDED,
@@ -330,7 +330,7 @@ def diff_snapshots(a: Snapshot, b: Snapshot, *, label_a: str = "A", label_b: str
                 _metrics(None, w),
                 transitions=tr[0] if tr else None,
                 overlap_pages=tr[1] if tr else None,
-                overlaps=VmaRef.of(v) if v else None,
+                overlaps=VmaRef.of(o) if o else None,
             )
         )
     changes.sort(key=lambda c: (c.start, c.status != REMOVED))
