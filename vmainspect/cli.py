@@ -71,8 +71,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .outstream import StdoutFailed, guard, silence
+
+    guard()  # stdout full or closed: one line and exit 5, not a traceback
     parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
+    try:
+        args, extra = parser.parse_known_args(argv)  # --help and --version print here
+    except StdoutFailed as e:
+        silence()
+        print(f"vmainspect: {e}", file=sys.stderr)
+        return e.exit_code
     if extra:  # named by the subcommand they were given to, like its other usage errors
         sub = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
         sub.error(f"unrecognized arguments: {' '.join(extra)}")
@@ -81,19 +89,20 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vmainspect: no command given; commands: {names} (see 'vmainspect --help')", file=sys.stderr)
         return EXIT_USAGE
     try:
-        return int(args._run(args) or 0)
+        rc = int(args._run(args) or 0)
+        sys.stdout.flush()  # here, where a failure is still reported
+        return rc
     except VmaInspectError as e:
+        if isinstance(e, StdoutFailed):
+            silence()
         print(f"vmainspect: {e}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("vmainspect: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
     except BrokenPipeError:
-        # stdout closed early (e.g. piped into head): not an error worth a traceback
-        try:
-            sys.stdout = None
-        except Exception:
-            pass
+        # the reader went away (e.g. piped into head): the end of the output, not an error
+        silence()
         return 0
 
 

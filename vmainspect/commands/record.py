@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
                 writer.note(time.monotonic() - t0, end_note or "recording stopped", end=end)
         except VmaInspectError:
             pass
-        writer.close()
+        # replacing a file (--force): only a recording that did not fail takes its place
+        writer.close(complete=error is None)
         progress(final=True)
     if error is not None:
         raise error

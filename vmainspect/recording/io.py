@@ -42,7 +42,6 @@ frames x VMAs.
 from __future__ import annotations
 
 import os
-import stat
 import threading
 import time
 from bisect import bisect_right
@@ -52,7 +51,7 @@ from typing import IO, Any
 
 import msgspec
 
-from .. import __version__
+from .. import __version__, fileio
 from ..errors import BadInput, OutputError
 from ..model import FaultSample, FaultTick, Frame, Snapshot
 from ..model.recording import (
@@ -151,11 +150,19 @@ def _encode(obj: Any) -> bytes:
 
 
 class RecordingWriter:
-    """Appends records to a recording file, one flushed line each."""
+    """Appends records to a recording file, one flushed line each.
 
-    def __init__(self, f: IO[str], *, fsync: bool = True) -> None:
+    A new file is created under its own name (O_EXCL, by fileio's rules), so a
+    recorder that is killed leaves what it wrote there. Replacing a file
+    (``force``) writes a temporary file beside it that replaces the old one at
+    ``close()`` only: until then, and if the recording fails, the old file is
+    untouched (the temporary file is removed on failure).
+    """
+
+    def __init__(self, f: IO[bytes], *, fsync: bool = True, atomic: fileio.AtomicFile | None = None) -> None:
         self._f = f
         self._fsync = fsync
+        self._atomic = atomic
         self._last_sync = time.monotonic()
         self._prev: dict[str, Any] | None = None
         self.frames = 0
@@ -165,27 +172,20 @@ class RecordingWriter:
     @classmethod
     def create(cls, path: str, *, force: bool = False) -> RecordingWriter:
         """Open ``path`` for a new recording; refuses to replace a file unless ``force``."""
-        try:
-            st = os.stat(path)
-        except FileNotFoundError:
-            st = None
-        except OSError as e:
-            raise OutputError(f"cannot write {path}: {e.strerror}") from None
-        if st is not None and stat.S_ISDIR(st.st_mode):
-            raise OutputError(f"cannot write {path}: is a directory")
-        regular = st is None or stat.S_ISREG(st.st_mode)
-        if st is not None and regular and not force:
+        new = fileio.create_new(path)
+        if new is not None:
+            return cls(new)
+        # the name exists: a special file (FIFO, /dev/null) is written, a regular one replaced
+        out = fileio.AtomicFile(path)
+        if not out.special and not force:
+            out.discard()
             raise OutputError(f"{path} exists; pass --force to replace it")
-        try:
-            f = open(path, "w", encoding="utf-8")  # noqa: SIM115 (closed by close())
-        except OSError as e:
-            raise OutputError(f"cannot write {path}: {e.strerror}") from None
-        return cls(f, fsync=regular)
+        return cls(out.file, fsync=not out.special, atomic=out)
 
     def _line(self, obj: Any) -> None:
-        text = _encode(obj).decode() + "\n"
+        data = _encode(obj) + b"\n"
         try:
-            self._f.write(text)
+            self._f.write(data)
             self._f.flush()
             now = time.monotonic()
             if self._fsync and now - self._last_sync >= FSYNC_EVERY_S:
@@ -193,7 +193,7 @@ class RecordingWriter:
                 self._last_sync = now
         except OSError as e:
             raise OutputError(f"cannot write the recording: {e.strerror}") from None
-        self.bytes += len(text.encode("utf-8"))
+        self.bytes += len(data)
 
     def header(
         self,
@@ -240,10 +240,18 @@ class RecordingWriter:
     def note(self, t: float, text: str, *, end: str | None = None) -> None:
         self._line(Note(round(t, 3), text, end))  # type: ignore[arg-type]
 
-    def close(self) -> None:
+    def close(self, *, complete: bool = True) -> None:
+        """Close the file. Replacing a file: the new one takes its place if ``complete``,
+        else it is removed and the old file stays (raises OutputError if the rename fails)."""
         if self.closed:
             return
         self.closed = True
+        if self._atomic is not None:
+            if complete:
+                self._atomic.commit()  # fsync, final mode, rename
+            else:
+                self._atomic.discard()
+            return
         try:
             self._f.flush()
             if self._fsync:
@@ -251,7 +259,10 @@ class RecordingWriter:
         except OSError:
             pass
         finally:
-            self._f.close()
+            try:
+                self._f.close()
+            except OSError:
+                pass
 
 
 # --- reading -------------------------------------------------------------------
