@@ -110,6 +110,7 @@ LAYERS = {
     "safetext": 0,
     "gcpause": 0,
     "fileio": 0,
+    "outstream": 0,
     "model": 1,
     "procfs": 2,
     "schemas": 2,

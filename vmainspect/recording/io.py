@@ -41,6 +41,7 @@ frames x VMAs.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -150,14 +151,9 @@ def _encode(obj: Any) -> bytes:
 
 
 class RecordingWriter:
-    """Appends records to a recording file, one flushed line each.
-
-    A new file is created under its own name (O_EXCL, by fileio's rules), so a
-    recorder that is killed leaves what it wrote there. Replacing a file
-    (``force``) writes a temporary file beside it that replaces the old one at
-    ``close()`` only: until then, and if the recording fails, the old file is
-    untouched (the temporary file is removed on failure).
-    """
+    """Appends records to a recording file, one flushed line each. A new file is created
+    under its own name (a killed recorder leaves what it wrote); replacing one (``force``)
+    writes a temporary file that takes the old one's place at ``close()`` only."""
 
     def __init__(self, f: IO[bytes], *, fsync: bool = True, atomic: fileio.AtomicFile | None = None) -> None:
         self._f = f
@@ -258,11 +254,8 @@ class RecordingWriter:
                 os.fsync(self._f.fileno())
         except OSError:
             pass
-        finally:
-            try:
-                self._f.close()
-            except OSError:
-                pass
+        with contextlib.suppress(OSError):
+            self._f.close()
 
 
 # --- reading -------------------------------------------------------------------
