@@ -25,7 +25,9 @@ needs_root = pytest.mark.skipif(not IS_ROOT, reason="needs root: the victim is r
 
 
 def as_nobody(*cmd: str) -> None:
-    subprocess.run(["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd], check=True, cwd="/")
+    subprocess.run(
+        ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups", *cmd], check=True, cwd="/"
+    )
 
 
 @pytest.fixture
@@ -150,7 +152,9 @@ def test_new_files_are_created_0600_then_given_their_mode(tmp_path, monkeypatch)
 def test_dev_stdout_into_a_pipe():
     """/dev/stdout -> /proc/self/fd/1 -> pipe:[N]: written through the kernel's link, nothing created."""
     code = "from vmainspect import fileio; fileio.write_text('/dev/stdout', 'via the pipe\\n')"
-    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    env = dict(
+        os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout == "via the pipe\n"
