@@ -16,6 +16,7 @@ from typing import NoReturn
 from . import __version__
 from .commands.argtypes import int_arg, pid_arg, seconds_arg  # noqa: F401  (where they used to be)
 from .errors import EXIT_INTERRUPTED, EXIT_USAGE, VmaInspectError
+from .safetext import printable
 
 # Order is the order shown in --help.
 COMMANDS = (
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         args, extra = parser.parse_known_args(argv)  # --help and --version print here
     except StdoutFailed as e:
         silence()
-        print(f"vmainspect: {e}", file=sys.stderr)
+        print(f"vmainspect: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     if extra:  # named by the subcommand they were given to, like its other usage errors
         sub = _subparsers(parser).get(getattr(args, "command", None) or "", parser)
@@ -95,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     except VmaInspectError as e:
         if isinstance(e, StdoutFailed):
             silence()
-        print(f"vmainspect: {e}", file=sys.stderr)
+        print(f"vmainspect: {printable(str(e))}", file=sys.stderr)
         return e.exit_code
     except KeyboardInterrupt:
         print("vmainspect: interrupted", file=sys.stderr)

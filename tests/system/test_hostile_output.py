@@ -75,3 +75,17 @@ def test_huge_numbers_are_one_line_usage_errors():
         r = run_cli(*args)
         assert r.returncode == code, (args, r.stderr)
         assert "Traceback" not in r.stderr and "vmainspect" in r.stderr.strip().splitlines()[-1], r.stderr
+
+
+def test_error_messages_escape_paths(tmp_path):
+    bad = str(tmp_path / "no\x1b]0;owned\x07such.json")
+    target = subprocess.Popen(["sleep", "600"])
+    try:
+        out = str(tmp_path / "d\x1b[2J" / "x.json")
+        for args in (("open", bad), ("diff", bad, bad), ("snapshot", target.pid, "-o", out)):
+            r = run_cli(*args)
+            assert r.returncode in (2, 5), (args, r.stderr)
+            assert "\x1b" not in r.stderr and "\x07" not in r.stderr and "\\x1b" in r.stderr, r.stderr
+    finally:
+        target.kill()
+        target.wait()

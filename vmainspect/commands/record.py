@@ -97,6 +97,7 @@ def _faults(step: Step) -> FaultTick | None:
 def run(args: argparse.Namespace) -> int:
     from ..errors import VmaInspectError
     from ..recording.io import END_DURATION, END_ERROR, END_EXITED, END_INTERRUPTED, RecordingWriter
+    from ..safetext import printable
     from ..session import LiveSession
     from ..units import human_bytes
 
@@ -127,7 +128,7 @@ def run(args: argparse.Namespace) -> int:
         t = time.monotonic() - t0
         limit = f" / {args.duration:g}s" if args.duration else ""
         line = (
-            f"recording pid {pid} ({snapshot.process.name}) to {args.output}: {writer.frames} frames, "
+            f"recording pid {pid} ({printable(snapshot.process.name)}) to {printable(args.output)}: {writer.frames} frames, "
             f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)"
         )
         sys.stderr.write("\r\x1b[K" + ("" if final else line))  # the final summary replaces it

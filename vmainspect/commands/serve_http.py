@@ -35,6 +35,8 @@ from textual_serve.app_service import AppService
 from textual_serve.server import Server, to_int
 from yarl import URL
 
+from ..safetext import printable
+
 log = logging.getLogger("vmainspect.serve")
 
 STOP_GRACE_S = 5.0  # an app that does not quit this long after its websocket closed is killed
@@ -136,7 +138,7 @@ class GuardedServer(Server):
     def _listening(self, *_args: object) -> None:
         """Called by aiohttp once the socket listens: only then is the URL worth printing."""
         # plain text: the command names files, which are not markup
-        print(f"vmainspect serve: {self.title}", flush=True)
+        print(f"vmainspect serve: {printable(self.title)}", flush=True)
         print(f"  open {self.public_url}/?token={self.token}", flush=True)
         print(
             f"  (at most {self.max_sessions} session{'s' if self.max_sessions != 1 else ''} at a time; "
