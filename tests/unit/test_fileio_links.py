@@ -50,10 +50,10 @@ def sticky():
 
 @needs_root
 def test_link_planted_by_another_user_is_not_followed(sticky):
-    d, private, secret = sticky
+    d, _private, secret = sticky
     link = os.path.join(d, "x.json")
     as_nobody("ln", "-s", secret, link)
-    with pytest.raises(OutputError, match="refusing to follow the symbolic link 'x.json', owned by uid"):
+    with pytest.raises(OutputError, match=r"refusing to follow the symbolic link 'x\.json', owned by uid"):
         fileio.write_text(link, "root's snapshot")
     with open(secret) as f:
         assert f.read() == "precious"
@@ -113,7 +113,7 @@ def test_recording_into_a_planted_link_is_refused(sticky):
 
 def test_own_links_are_followed_even_in_a_sticky_directory(sticky):
     """A link that belongs to us (or to the directory's owner) is trusted, as the kernel does."""
-    d, private, secret = sticky
+    d, _private, _secret = sticky
     mine = tempfile.mkdtemp(prefix="vmainspect-mine-")
     try:
         target = os.path.join(mine, "t.json")
