@@ -156,7 +156,11 @@ def test_websocket_refused_without_token_and_from_a_foreign_origin_accepted_with
     while app_sessions(serve) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not app_sessions(serve), "the app outlived its connection"
-    r = run_client(port, f"/ws/{token}?width=80&height=24", "--expect", "sleep")
+    # its slot is freed once the server has seen the app end (moments later): poll for it
+    deadline = time.monotonic() + 20
+    while (r := run_client(port, f"/ws/{token}?width=80&height=24", "--expect", "sleep"))["status"] == 503:
+        assert time.monotonic() < deadline, "the session's slot was never freed"
+        time.sleep(0.2)
     assert r["status"] == 101 and r["seen"], r
 
 

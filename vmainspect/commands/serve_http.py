@@ -188,17 +188,18 @@ class GuardedServer(Server):
                 text=f"vmainspect serve: refused: {self.sessions} session(s) already open "
                 f"(the limit is {self.max_sessions}; see serve --max-sessions)\n"
             )
-        self.sessions += 1
-        try:
-            return await self._session(request)
-        finally:
-            self.sessions -= 1
+        self.sessions += 1  # released by _session once its app has ended
+        return await self._session(request)
 
     async def _session(self, request: web.Request) -> web.WebSocketResponse:
         websocket = web.WebSocketResponse(heartbeat=15, max_msg_size=1 << 20)
         width = min(max(to_int(request.query.get("width", "80"), 80), 10), 1000)
         height = min(max(to_int(request.query.get("height", "24"), 24), 5), 1000)
-        await websocket.prepare(request)
+        try:
+            await websocket.prepare(request)
+        except BaseException:
+            self.sessions -= 1
+            raise
 
         async def close() -> None:
             await websocket.close()
@@ -220,7 +221,10 @@ class GuardedServer(Server):
             # a malformed message from the browser ends its session, not the server
             log.warning("session from %s ended: bad message (%s)", request.remote, e)
         finally:
-            await self._end(service)
+            try:
+                await self._end(service)
+            finally:
+                self.sessions -= 1  # the app is gone: the slot is free (before a slow close handshake)
             await websocket.close()
         return websocket
 

@@ -242,18 +242,12 @@ class RecordingWriter:
         if self.closed:
             return
         self.closed = True
-        if self._atomic is not None:
-            if complete:
-                self._atomic.commit()  # fsync, final mode, rename
-            else:
-                self._atomic.discard()
-            return
-        try:
+        if self._atomic is not None:  # commit: fsync, final mode, rename
+            return self._atomic.commit() if complete else self._atomic.discard()
+        with contextlib.suppress(OSError):
             self._f.flush()
             if self._fsync:
                 os.fsync(self._f.fileno())
-        except OSError:
-            pass
         with contextlib.suppress(OSError):
             self._f.close()
 
