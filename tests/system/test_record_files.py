@@ -6,12 +6,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from dirty_target import WRITTEN, dirty_target
 from kernel_cache import have_cachestat, kernel_cachestat
 from schema_check import validate_recording
+from test_record import frames_written, wait_frames
 
 from vmainspect.recording.io import read_recording
 
@@ -27,13 +27,13 @@ def test_frames_carry_files_and_a_sync_shows_as_clean(tmp_path):
             text=True,
         )
         try:
-            time.sleep(0.5)  # frames with the pages dirty (if nothing synced them meanwhile)
+            wait_frames(out, 2, rec)  # frames with the pages dirty (if nothing synced them meanwhile)
             dirty_then = kernel_cachestat(path)["dirty"]
             fd = os.open(path, os.O_RDONLY)
             os.fsync(fd)  # write them back: this file only, not the whole machine
             os.close(fd)
             assert kernel_cachestat(path)["dirty"] == 0
-            time.sleep(0.5)
+            wait_frames(out, frames_written(out) + 2, rec)  # frames taken after the fsync
             rec.send_signal(signal.SIGINT)
             assert rec.wait(30) == 0, rec.stderr.read()
         finally:
@@ -48,7 +48,7 @@ def test_frames_carry_files_and_a_sync_shows_as_clean(tmp_path):
         (f,) = [f for f in r.snapshot(i).files if f.path == path]
         dirty.append(f.page_cache.dirty)
     assert dirty[-1] == 0  # after the fsync
-    if dirty_then >= len(WRITTEN):  # no sync elsewhere before the first frames
+    if dirty_then >= len(WRITTEN):  # no sync elsewhere before the first frames were taken
         assert dirty[0] >= len(WRITTEN)
     assert dirty == sorted(dirty, reverse=True)  # nothing writes: the count only falls
 
