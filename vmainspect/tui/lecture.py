@@ -168,6 +168,11 @@ class LectureApp(VmaInspectApp):
         Binding("r", "restart", "Restart"),
         Binding("question_mark", "help", "Help"),
         Binding("ctrl+c", "quit", "Quit", show=False, priority=True),
+        # still there, listed in ? help; the footer keeps room for the lecture's keys
+        Binding("s", "save", "Save", show=False),
+        Binding("slash", "filter", "Filter", show=False),
+        Binding("o", "next_sort", "Sort", show=False),
+        Binding("l", "legend", "Legend", show=False),
         *_jump_bindings(),
     ]
 

@@ -30,6 +30,7 @@ KEYS = (
     ("r", "restart with a fresh workload (asks first)"),
     ("/  o", "filter / sort the VMA table"),
     ("s", "save the current snapshot as JSON"),
+    ("l", "show / hide the legend of colours and marks"),
     ("?", "this help (Esc closes it)"),
     ("q", "quit (the workload and its files are removed)"),
 )

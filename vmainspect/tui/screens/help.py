@@ -112,3 +112,7 @@ class HelpScreen(ModalScreen[None]):
 
     async def action_dismiss(self, result: None = None) -> None:
         self.dismiss(None)
+
+    def action_close(self) -> None:
+        """Esc, q, ?: the bindings name "close" (a Screen has no such action of its own)."""
+        self.dismiss(None)
