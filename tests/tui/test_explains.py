@@ -6,10 +6,10 @@ from conftest import make_app, wait_frames
 
 from vmainspect.tui.rows import COLUMNS
 from vmainspect.tui.screens.help import KIND_HELP, help_body
+from vmainspect.tui.widgets.colours import KIND_COLOURS
 from vmainspect.tui.widgets.legend import KIND_ORDER, legend_text
 from vmainspect.tui.widgets.overview import KIND_BG
 from vmainspect.tui.widgets.page_map import STATE_STYLE
-from vmainspect.tui.widgets.vma_table import KIND_COLOURS
 
 
 def _plain(renderable) -> str:

@@ -9,9 +9,9 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widgets import Static
 
+from .colours import KIND_COLOURS
 from .overview import KIND_BG
 from .page_map import STATE_STYLE
-from .vma_table import KIND_COLOURS
 
 # Kinds in the order a reader meets them in a typical process.
 KIND_ORDER = (

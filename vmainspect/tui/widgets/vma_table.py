@@ -25,22 +25,7 @@ from ...units import human_bytes
 from .. import rows as R
 from ..rows import COLUMNS, Rows
 from .basestyle import CachedBaseStyle
-
-KIND_COLOURS = {
-    "heap": "yellow",
-    "stack": "magenta",
-    "vdso": "bright_black",
-    "vvar": "bright_black",
-    "vsyscall": "bright_black",
-    "file-private": "cyan",
-    "file-shared": "bright_cyan",
-    "anon-private": "green",
-    "anon-shared": "bright_green",
-    "guard": "bright_black",
-    "deleted": "red",
-    "shm": "bright_magenta",
-    "hugetlb": "bright_blue",
-}
+from .colours import KIND_COLOURS
 
 # Below this width (of the table's text) the address column shows the start only (the size column
 # says how far it reaches), so that Path keeps room for a file name.
