@@ -12,6 +12,12 @@ without bound that way). Reference counting frees acyclic objects either way.
 ``paused()`` nests and may be used from several threads at once: the
 collector is disabled by the first to enter and enabled again by the last
 to leave, and only if it was enabled before.
+
+``settle_startup()`` is the one other switch: a long-running process (the
+TUI) calls it once, when its modules and widgets exist and before any data
+arrives. What exists then lives as long as the process, so freezing it once
+takes tens of thousands of objects out of every later full collection
+without keeping anything that would otherwise be freed.
 """
 
 from __future__ import annotations
@@ -41,3 +47,17 @@ def paused() -> Iterator[None]:
             _depth -= 1
             if _depth == 0 and _was_enabled:
                 gc.enable()
+
+
+_settled = False
+
+
+def settle_startup() -> None:
+    """Collect, then freeze what exists now (once per process; later calls do nothing)."""
+    global _settled
+    with _lock:
+        if _settled:
+            return
+        _settled = True
+    gc.collect()
+    gc.freeze()

@@ -41,6 +41,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import Footer, Static
 
+from .. import gcpause
 from ..model import Frame, Snapshot, Vma
 from ..safetext import printable
 from ..snapshot.files import DirtyClock
@@ -177,6 +178,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         yield Footer()
 
     def on_mount(self) -> None:
+        gcpause.settle_startup()  # modules and widgets, before any frame (see gcpause)
         for name, panel in zip(PANELS, self._panels()):
             panel.border_title = PANEL_TITLES[name]
         self._show_tabs()
