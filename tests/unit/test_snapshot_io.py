@@ -12,6 +12,7 @@ import itertools
 import json
 import os
 import re
+from pathlib import Path
 
 import jsonschema
 import msgspec
@@ -136,7 +137,7 @@ def test_fixtures_show_what_root_could_see():
     # and the JSON says null, not 0
     d = fixture_doc("small-nonroot.json")
     assert d["vmas"][0]["pages"]["counts"]["dirty"] is None
-    assert '"dirty":null' in open(fixture_path("small-nonroot.json")).read()
+    assert '"dirty":null' in Path(fixture_path("small-nonroot.json")).read_text()
 
 
 def test_fixture_small_has_the_workload_mappings():
@@ -487,7 +488,7 @@ def test_not_json_empty_truncated(tmp_path):
     assert "invalid JSON" in one_line_bad(snapshot_io.loads, "hello")
     assert "invalid JSON" in one_line_bad(snapshot_io.loads, "{'a': 1}")
     assert "UTF-8" in one_line_bad(snapshot_io.loads, b'{"schema": "\xff"}')
-    text = open(fixture_path("small.json")).read()
+    text = Path(fixture_path("small.json")).read_text()
     for cut in (1, 100, len(text) // 2, len(text) - 3, len(text) - 2):
         msg = one_line_bad(snapshot_io.loads, text[:cut])
         assert "truncated" in msg, msg
@@ -528,7 +529,7 @@ def test_load_refuses_endless_and_huge_files(tmp_path, monkeypatch):
 
 
 def test_a_bom_is_accepted():
-    data = open(fixture_path("python.json"), "rb").read()
+    data = Path(fixture_path("python.json")).read_bytes()
     s = snapshot_io.loads(data)
     assert snapshot_io.loads(b"\xef\xbb\xbf" + data) == s
     assert snapshot_io.loads("\ufeff" + data.decode()) == s
@@ -780,7 +781,7 @@ def test_fuzz_text_mutations(splices, cut):
 
 def test_states_and_kinds_are_the_models():
     for state in model.PAGE_STATES:
-        d = _mutate_runs(lambda r: r[0].__setitem__(2, state))
+        d = _mutate_runs(lambda r, state=state: r[0].__setitem__(2, state))
         snapshot_io.from_dict(d)
     for kind in model.VMA_KINDS:
         d = small_doc()

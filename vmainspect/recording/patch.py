@@ -58,7 +58,7 @@ def _key(x: Any) -> Any:
     return (t.__name__, x)  # bool and float: never equal to an int key
 
 
-def make_patch(a: Any, b: Any) -> dict | None:
+def make_patch(a: Any, b: Any) -> dict[str, Any] | None:
     """The patch that turns ``a`` into ``b`` (JSON-ready data), or None if equal."""
     if a == b and type(a) is type(b):
         return None
@@ -86,7 +86,7 @@ def make_patch(a: Any, b: Any) -> dict | None:
     return {"=": b}
 
 
-def _keyed_ops(a: Any, b: Any) -> list | None:
+def _keyed_ops(a: Any, b: Any) -> list[Any] | None:
     """Fast path for long lists: page runs (unique tuples) and VMAs (objects with unique "start").
 
     Keys, sets and comparisons run in C; the Python loops run once per
@@ -160,11 +160,11 @@ def _keyed_ops(a: Any, b: Any) -> list | None:
     return ops
 
 
-def _list_ops(a: Any, b: Any) -> list | None:
+def _list_ops(a: Any, b: Any) -> list[Any] | None:
     if len(a) + len(b) > 64:
-        ops = _keyed_ops(a, b)
-        if ops is not None:
-            return ops
+        keyed = _keyed_ops(a, b)
+        if keyed is not None:
+            return keyed
     ka = [_key(x) for x in a]
     kb = [_key(x) for x in b]
     if _NOKEY in ka or _NOKEY in kb:
