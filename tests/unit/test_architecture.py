@@ -75,7 +75,6 @@ MAX_LINES = 500
 OVERSIZE = {
     "procfs/parse.py": 580,  # smaps parsing (columnar and general paths) + stat & co
     "recording/io.py": 545,  # recording reader/writer (streaming loader in progress, issue 15.7)
-    "tui/lecture.py": 530,  # the lecture app (its panels are in lecture_panels.py)
     "tui/widgets/vma_table.py": 530,  # Line-API table: rendering, cursor, filter typing
 }
 
