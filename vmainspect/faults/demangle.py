@@ -4,8 +4,8 @@
 ``lecture::memory::touch_pages(char*, long)``, as ``perf report`` and
 ``c++filt`` print it. The demangler is libstdc++'s own, called through ctypes:
 no dependency to install, the same code c++filt runs, and about 2 us a name
-(each distinct name is demangled once and cached). See docs/faults.md for the
-measured alternatives.
+against 25 us for a pure-Python one (each distinct name is demangled once and
+cached). See docs/faults.md for the measured alternatives.
 
 Symbol names come from files a hostile user may control: a name longer than
 ``MAX_MANGLED`` is not demangled (gcc's demangler also bounds its own
