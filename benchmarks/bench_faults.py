@@ -124,11 +124,24 @@ def vmainspect(pid: int, seconds: float) -> dict:
     }
 
 
-def in_process(pid: int, seconds: float) -> dict:
-    """The sampler as the TUI runs it: in this process, a tick every second."""
+def in_process(pid: int, seconds: float, per_thread: bool = False) -> dict:
+    """The sampler as the TUI runs it: in this process, a tick every second.
+
+    ``per_thread``: with one ring per thread (the fallback) instead of per-CPU inherited events."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+    from vmainspect.faults import rings
     from vmainspect.faults.sampler import FaultSampler
     from vmainspect.snapshot.collect import collect
+
+    saved = rings.MAX_EVENTS
+    rings.MAX_EVENTS = 0 if per_thread else saved
+    try:
+        return _in_process(pid, seconds, FaultSampler, collect)
+    finally:
+        rings.MAX_EVENTS = saved
+
+
+def _in_process(pid: int, seconds: float, FaultSampler, collect) -> dict:
 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
@@ -300,6 +313,7 @@ def main() -> int:
                     ("baseline", lambda: baseline(pid, args.seconds)),
                     ("vmainspect", lambda: vmainspect(pid, args.seconds)),
                     ("in_process", lambda: in_process(pid, args.seconds)),
+                    ("per_thread", lambda: in_process(pid, args.seconds, per_thread=True)),
                     ("perf", lambda: perf_record(pid, args.seconds, tmp)),
                 ):
                     cost = TargetCost(pid)
@@ -326,9 +340,10 @@ def main() -> int:
     labels = {
         "vmainspect": "vmainspect faults CLI",
         "in_process": "sampler in-process",
+        "per_thread": "in-process, per-thread",
         "perf": "perf record",
     }
-    for name in ("baseline", "vmainspect", "in_process", "perf"):
+    for name in ("baseline", "vmainspect", "in_process", "per_thread", "perf"):
         rows = [r[name] for r in rounds]
         med = lambda k, rows=rows: statistics.median(x[k] for x in rows)  # noqa: E731
         if name == "baseline":
@@ -352,7 +367,7 @@ def main() -> int:
     print()
     print("CPU per sample (user+sys of the sampler / samples), best and worst of the rounds:")
     best = {}
-    for name in ("vmainspect", "in_process", "perf"):
+    for name in ("vmainspect", "in_process", "per_thread", "perf"):
         per = sorted(1e6 * r[name]["cpu_s"] / max(1, r[name]["samples"]) for r in rounds)
         best[name] = per[0]
         print(
