@@ -199,6 +199,12 @@ def test_namespace_binary_is_read_through_the_process(two_binaries, shared_dir):
         snap = collect(t.pid)
         vma = next(v for v in snap.vmas if v.path == host and "x" in v.perms)
         assert vma.inode == os.stat(inside).st_ino != os.stat(host).st_ino  # the process maps the other file
+        # the Details panel reads the same file: the process's, with its symbols
+        from vmainspect.faults.symbolize import ElfFiles, describe_vma
+
+        info = ElfFiles(t.pid).get(vma)
+        assert "container_side_function" in info.names and "host_side_function" not in info.names
+        assert describe_vma(vma, snapshot=snap)[0].startswith("ELF ")
         tick, _ = sample_rounds(t)
     finally:
         t.kill()
