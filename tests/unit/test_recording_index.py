@@ -1,6 +1,6 @@
 """The recording reader keeps an index and rebuilds frames on demand: any
 order of access gives the frames that were written, and it holds one frame's
-document (plus one every CHECKPOINT_EVERY frames), not all of them."""
+document (plus a few evenly spaced checkpoints), not all of them."""
 
 from __future__ import annotations
 
@@ -65,10 +65,23 @@ def test_the_reader_holds_an_index_not_every_frame(written):
     rec = read_recording(path)
     every = recording_io.CHECKPOINT_EVERY
     assert sorted(rec._checkpoints) == list(range(0, len(frames), every))
+    assert len(rec._checkpoints) <= recording_io.MAX_CHECKPOINTS
     for i in range(len(frames)):
         rec.snapshot(i)
     assert len(rec._cache) <= recording_io.CACHED_SNAPSHOTS
     assert sorted(rec._checkpoints) == list(range(0, len(frames), every))  # nothing added on the way
+
+
+def test_checkpoints_stay_few_and_evenly_spaced(written, tmp_path, monkeypatch):
+    """A long recording keeps at most MAX_CHECKPOINTS documents: every 4th frame,
+    then every 8th, ... here (the limits made small), and still rebuilds every frame."""
+    path, frames = written
+    monkeypatch.setattr(recording_io, "CHECKPOINT_EVERY", 4)
+    monkeypatch.setattr(recording_io, "MAX_CHECKPOINTS", 3)
+    rec = read_recording(path)
+    assert sorted(rec._checkpoints) == [0, 32, 64]  # 75 frames: every 4th, 8th, 16th, then 32nd
+    for i in (74, 10, 63, 64, 65, 0, 31, 33):
+        assert rec.snapshot(i) == frames[i], i
 
 
 def test_a_file_changed_under_the_reader_is_one_line(written, tmp_path):

@@ -33,10 +33,11 @@ definition; the shipped schema is generated from them).
 The reader loads a truncated file up to its last complete record and says
 where it stopped. It never needs /proc and never imports the collector. It
 keeps an index (each frame's file offset, time and totals) and one frame's
-snapshot document at a time, plus one every ``CHECKPOINT_EVERY`` frames to
-seek from, and rebuilds other frames on demand by applying the patches from
-the nearest of those: memory grows with one frame plus the index, not with
-frames x VMAs.
+snapshot document at a time, plus at most ``MAX_CHECKPOINTS`` evenly spaced
+ones to seek from (every 32nd frame, then every 64th, ... as the file
+grows), and rebuilds other frames on demand by applying the patches from the
+nearest of those: memory grows with a frame (times a constant) plus the
+index, not with frames x VMAs.
 """
 
 from __future__ import annotations
@@ -75,7 +76,8 @@ END_DURATION = "duration"
 END_ERROR = "error"
 
 FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
-CHECKPOINT_EVERY = 32  # the reader keeps every 32nd frame's document to seek from
+CHECKPOINT_EVERY = 32  # the reader keeps every 32nd frame's document to seek from ...
+MAX_CHECKPOINTS = 4  # ... and at most this many (then every 64th, 128th, ...)
 CACHED_SNAPSHOTS = 4  # rebuilt Snapshots kept (the TUI prefetches the next frames)
 
 
@@ -308,9 +310,7 @@ class Recording:
     def _doc(self, i: int) -> dict[str, Any]:
         """Frame ``i``'s snapshot document, from the nearest checkpoint or the
         last frame rebuilt (the caller holds the lock)."""
-        start = i - i % CHECKPOINT_EVERY
-        while start not in self._checkpoints:
-            start -= CHECKPOINT_EVERY
+        start = max(k for k in self._checkpoints if k <= i)  # frame 0 is always one
         doc = self._checkpoints[start]
         if self._cursor is not None and start <= self._cursor[0] <= i:
             start, doc = self._cursor
@@ -434,6 +434,7 @@ def read_recording(path: str) -> Recording:
         prev: dict[str, Any] | None = None
         lineno = 1
         offset = len(first)
+        every = CHECKPOINT_EVERY
         for raw in f:
             lineno += 1
             at, offset = offset, offset + len(raw)
@@ -472,8 +473,11 @@ def read_recording(path: str) -> Recording:
                 rec.truncation = problem
                 break
             k = len(rec.times)
-            if k % CHECKPOINT_EVERY == 0:
+            if k % every == 0:
                 rec._checkpoints[k] = doc
+                if len(rec._checkpoints) > MAX_CHECKPOINTS:  # keep them evenly spaced, and few
+                    every *= 2
+                    rec._checkpoints = {j: d for j, d in rec._checkpoints.items() if j % every == 0}
             prev = doc
             rec._offsets.append(at)
             rec._lines.append(lineno)
