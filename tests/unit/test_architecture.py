@@ -74,7 +74,6 @@ MAX_LINES = 500
 # they may shrink, never grow. Each is being split by the area that owns it.
 OVERSIZE = {
     "procfs/parse.py": 580,  # smaps parsing (columnar and general paths) + stat & co
-    "recording/io.py": 545,  # recording reader/writer (streaming loader in progress, issue 15.7)
     "tui/widgets/vma_table.py": 530,  # Line-API table: rendering, cursor, filter typing
 }
 

@@ -64,12 +64,13 @@ def test_the_reader_holds_an_index_not_every_frame(written):
     path, frames = written
     rec = read_recording(path)
     every = recording_io.CHECKPOINT_EVERY
-    assert sorted(rec._checkpoints) == list(range(0, len(frames), every))
-    assert len(rec._checkpoints) <= recording_io.MAX_CHECKPOINTS
+    last = len(frames) - 1  # kept too: diff REC#-1
+    assert sorted(rec._checkpoints) == [*range(0, len(frames), every), last]
+    assert len(rec._checkpoints) <= recording_io.MAX_CHECKPOINTS + 1
     for i in range(len(frames)):
         rec.snapshot(i)
     assert len(rec._cache) <= recording_io.CACHED_SNAPSHOTS
-    assert sorted(rec._checkpoints) == list(range(0, len(frames), every))  # nothing added on the way
+    assert sorted(rec._checkpoints) == [*range(0, len(frames), every), last]  # nothing added on the way
 
 
 def test_checkpoints_stay_few_and_evenly_spaced(written, tmp_path, monkeypatch):
@@ -79,7 +80,7 @@ def test_checkpoints_stay_few_and_evenly_spaced(written, tmp_path, monkeypatch):
     monkeypatch.setattr(recording_io, "CHECKPOINT_EVERY", 4)
     monkeypatch.setattr(recording_io, "MAX_CHECKPOINTS", 3)
     rec = read_recording(path)
-    assert sorted(rec._checkpoints) == [0, 32, 64]  # 75 frames: every 4th, 8th, 16th, then 32nd
+    assert sorted(rec._checkpoints) == [0, 32, 64, 74]  # 75 frames: every 4th, 8th, 16th, then 32nd; the last
     for i in (74, 10, 63, 64, 65, 0, 31, 33):
         assert rec.snapshot(i) == frames[i], i
 

@@ -33,8 +33,8 @@ definition; the shipped schema is generated from them).
 The reader loads a truncated file up to its last complete record and says
 where it stopped. It never needs /proc and never imports the collector. It
 keeps an index (each frame's file offset, time and totals) and one frame's
-snapshot document at a time, plus at most ``MAX_CHECKPOINTS`` evenly spaced
-ones to seek from (every 32nd frame, then every 64th, ... as the file
+snapshot document at a time, plus the last frame's and at most
+``MAX_CHECKPOINTS`` evenly spaced ones to seek from (every 32nd frame, then every 64th, ... as the file
 grows), and rebuilds other frames on demand by applying the patches from the
 nearest of those: memory grows with a frame (times a constant) plus the
 index, not with frames x VMAs.
@@ -42,30 +42,30 @@ index, not with frames x VMAs.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import threading
-import time
 from bisect import bisect_right
 from collections import OrderedDict
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import msgspec
 
-from .. import __version__, fileio
-from ..errors import BadInput, OutputError
-from ..model import FaultSample, FaultTick, Frame, Snapshot
+from ..errors import BadInput
+from ..model import FaultTick, Frame, Snapshot
 from ..model.recording import (
     RECORDING_SCHEMA,
-    FaultTickRecord,
     Header,
     Line,
-    Note,
-    PatchFrame,
-    SnapshotFrame,
 )
-from .patch import PatchError, apply_patch, make_patch
+from .patch import PatchError, apply_patch
+from .writer import (  # noqa: F401 (the public face of recordings)
+    FSYNC_EVERY_S,
+    RecordingWriter,
+    fault_tick_from_dict,
+    fault_tick_from_record,
+    fault_tick_record,
+    fault_tick_to_dict,
+)
 
 SCHEMA = RECORDING_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
@@ -75,183 +75,9 @@ END_INTERRUPTED = "interrupted"
 END_DURATION = "duration"
 END_ERROR = "error"
 
-FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
 CHECKPOINT_EVERY = 32  # the reader keeps every 32nd frame's document to seek from ...
 MAX_CHECKPOINTS = 4  # ... and at most this many (then every 64th, 128th, ...)
 CACHED_SNAPSHOTS = 4  # rebuilt Snapshots kept (the TUI prefetches the next frames)
-
-
-# --- fault ticks --------------------------------------------------------------
-
-
-def fault_tick_record(ft: FaultTick) -> FaultTickRecord:
-    """A FaultTick as recorded (``model.recording.FaultTickRecord``)."""
-    return FaultTickRecord(
-        mode=ft.mode,  # type: ignore[arg-type]
-        window_s=ft.window_s,
-        minor=ft.minor,
-        major=ft.major,
-        lost=ft.lost,
-        by_vma=tuple((start, mn, mj) for start, (mn, mj) in ft.by_vma.items()),
-        by_symbol=ft.by_symbol,
-        recent=tuple((s.time_ns, s.pid, s.tid, s.ip, s.addr, s.major, s.symbol, s.dso) for s in ft.recent),
-        reason=ft.reason,
-        by_thread=tuple((tid, mn, mj) for tid, (mn, mj) in ft.by_thread.items()),
-        pages=ft.pages,
-        by_transition=ft.by_transition,  # type: ignore[arg-type]
-    )
-
-
-def fault_tick_from_record(r: FaultTickRecord) -> FaultTick:
-    return FaultTick(
-        r.mode,
-        r.window_s,
-        r.minor,
-        r.major,
-        r.lost,
-        {start: (mn, mj) for start, mn, mj in r.by_vma},
-        r.by_symbol,
-        tuple(FaultSample(*x) for x in r.recent),
-        r.reason,
-        {tid: (mn, mj) for tid, mn, mj in r.by_thread},
-        r.pages,
-        r.by_transition,
-    )
-
-
-def fault_tick_to_dict(ft: FaultTick) -> dict[str, Any]:
-    out: dict[str, Any] = msgspec.to_builtins(fault_tick_record(ft))
-    out.setdefault("by_transition", [])
-    return out
-
-
-def fault_tick_from_dict(d: Any) -> FaultTick:
-    """Rebuild a FaultTick; BadInput (naming the JSON path) on a malformed one."""
-    try:
-        return fault_tick_from_record(msgspec.convert(d, FaultTickRecord))
-    except (msgspec.ValidationError, RecursionError) as e:
-        raise BadInput(f"malformed fault record: {e}") from None
-
-
-# --- writing -------------------------------------------------------------------
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-_ENCODER = msgspec.json.Encoder()
-
-
-def _encode(obj: Any) -> bytes:
-    try:
-        return _ENCODER.encode(obj)
-    except UnicodeEncodeError:  # lone surrogates from os functions: see snapshot.io
-        from ..snapshot.io import _text_only
-
-        return _ENCODER.encode(_text_only(msgspec.to_builtins(obj)))
-
-
-class RecordingWriter:
-    """Appends records to a recording file, one flushed line each. A new file is created
-    under its own name (a killed recorder leaves what it wrote); replacing one (``force``)
-    writes a temporary file that takes the old one's place at ``close()`` only."""
-
-    def __init__(self, f: IO[bytes], *, fsync: bool = True, atomic: fileio.AtomicFile | None = None) -> None:
-        self._f = f
-        self._fsync = fsync
-        self._atomic = atomic
-        self._last_sync = time.monotonic()
-        self._prev: dict[str, Any] | None = None
-        self.frames = 0
-        self.bytes = 0
-        self.closed = False
-
-    @classmethod
-    def create(cls, path: str, *, force: bool = False) -> RecordingWriter:
-        """Open ``path`` for a new recording; refuses to replace a file unless ``force``."""
-        new = fileio.create_new(path)
-        if new is not None:
-            return cls(new)
-        # the name exists: a special file (FIFO, /dev/null) is written, a regular one replaced
-        out = fileio.AtomicFile(path)
-        if not out.special and not force:
-            out.discard()
-            raise OutputError(f"{path} exists; pass --force to replace it")
-        return cls(out.file, fsync=not out.special, atomic=out)
-
-    def _line(self, obj: Any) -> None:
-        data = _encode(obj) + b"\n"
-        try:
-            self._f.write(data)
-            self._f.flush()
-            now = time.monotonic()
-            if self._fsync and now - self._last_sync >= FSYNC_EVERY_S:
-                os.fsync(self._f.fileno())
-                self._last_sync = now
-        except OSError as e:
-            raise OutputError(f"cannot write the recording: {e.strerror}") from None
-        self.bytes += len(data)
-
-    def header(
-        self,
-        s: Snapshot,
-        *,
-        interval_s: float,
-        pages: bool,
-        faults: bool,
-        started_at: str | None = None,
-        working_set: bool = False,
-    ) -> None:
-        """Line 1: what is recorded (from the first snapshot) and how."""
-        p = s.process
-        self._line(
-            Header(
-                started_at=started_at or _now_iso(),
-                interval_s=interval_s,
-                pid=p.pid,
-                name=p.name,
-                cmdline=p.cmdline,
-                create_time=p.create_time,
-                host=s.host,
-                pages=pages,
-                faults=faults,
-                vmainspect=__version__,
-                working_set=working_set,
-            )
-        )
-
-    def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
-        from ..snapshot.io import to_dict
-
-        ft = None if faults is None else fault_tick_record(faults)
-        t = round(t, 3)
-        if self._prev is None:
-            self._line(SnapshotFrame(t, snapshot, ft))
-            d = to_dict(snapshot)
-        else:
-            d = to_dict(snapshot)
-            self._line(PatchFrame(t, make_patch(self._prev, d) or {"{": {}}, ft))
-        self._prev = d
-        self.frames += 1
-
-    def note(self, t: float, text: str, *, end: str | None = None) -> None:
-        self._line(Note(round(t, 3), text, end))  # type: ignore[arg-type]
-
-    def close(self, *, complete: bool = True) -> None:
-        """Close the file. Replacing a file: the new one takes its place if ``complete``,
-        else it is removed and the old file stays (raises OutputError if the rename fails)."""
-        if self.closed:
-            return
-        self.closed = True
-        if self._atomic is not None:  # commit: fsync, final mode, rename
-            return self._atomic.commit() if complete else self._atomic.discard()
-        with contextlib.suppress(OSError):
-            self._f.flush()
-            if self._fsync:
-                os.fsync(self._f.fileno())
-        with contextlib.suppress(OSError):
-            self._f.close()
 
 
 # --- reading -------------------------------------------------------------------
@@ -323,7 +149,7 @@ class Recording:
                 raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
             except (PatchError, RecursionError) as e:
                 raise BadInput(f"{self.path}: changed since it was read ({e})") from None
-        self._cursor = (i, doc)
+            self._cursor = (i, doc)
         return doc
 
     def snapshot(self, i: int) -> Snapshot:
@@ -487,7 +313,7 @@ def read_recording(path: str) -> Recording:
         raise BadInput(f"{path}: the recording has no frames")
     if rec.times != sorted(rec.times):
         raise BadInput(f"{path}: frame times are not in order")
-    rec._cursor = (len(rec.times) - 1, prev)
+    rec._checkpoints[len(rec.times) - 1] = prev  # the last frame too: `diff REC#1 REC#-1` wants it
     # The first frame must be a valid snapshot: catch a wrong file early.
     rec.snapshot(0)
     return rec
