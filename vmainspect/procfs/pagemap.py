@@ -213,19 +213,28 @@ class PfnLookup:
             self._sorted = (pfns, u, sizes)
 
     def read_facts(
-        self, read_span: Callable[[int, int], bytes], facts: Callable[[bytes], bytes]
+        self,
+        read_span: Callable[[int, int], bytes],
+        facts: Callable[[bytes], bytes],
+        read_all: Callable[[list[tuple[int, int]]], bytes | None] | None = None,
     ) -> bytes | None:
         """One fact byte per page, in the order given, or None when every fact is 0.
 
         ``read_span(lo, hi)`` returns the 8-byte entries of PFNs [lo, hi)
         (short at the end of memory: padded with zeros); ``facts`` turns
         entries into one byte each (``kpageflags_facts``, ``kpagecount_facts``).
+        ``read_all(spans)``, if given, reads every span at once (thousands of
+        preads in one C-level ``map``) and returns None when a span came back
+        short, and then ``read_span`` reads them one by one.
         Most anonymous memory has no fact at all (no zero page, no THP, no
         KSM, not shared): then nothing is mapped back to pages.
         """
         if not self.n:
             return None
-        f = facts(b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0") for lo, hi in self.spans))
+        raw = read_all(self.spans) if read_all is not None else None
+        if raw is None:
+            raw = b"".join(read_span(lo, hi).ljust((hi - lo) * 8, b"\0") for lo, hi in self.spans)
+        f = facts(raw)
         if f.count(0) == len(f):
             return None
         if self._sorted is None:  # bitmap coordinates

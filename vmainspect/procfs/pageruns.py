@@ -10,11 +10,13 @@ every run, and per piece its counts. ``Infos`` turns those into the model's
 
 from __future__ import annotations
 
+import os
 from array import array
 from bisect import bisect_right
 from collections.abc import Sequence
+from functools import partial
 from itertools import accumulate, chain, compress, repeat
-from operator import add, itemgetter, sub
+from operator import add, itemgetter, mul, sub
 
 from ..model import PageCounts, PageInfo, Vma, runs_from_columns
 from . import pagemap as pm
@@ -136,6 +138,7 @@ class PageRuns:
             f = look.read_facts(
                 lambda lo, hi: reader.pread_global(kf, (hi - lo) * 8, lo * 8, "kpageflags"),
                 pm.kpageflags_facts,
+                partial(_read_spans, kf),
             )
             if f is not None and f.count(0) != len(f):  # facts of other PFNs in the spans read do not count
                 facts = pm.scatter(f, pmask)
@@ -147,6 +150,7 @@ class PageRuns:
                 s = pm.PfnLookup(compress(ints, cmask)).read_facts(
                     lambda lo, hi: reader.pread_global(kc, (hi - lo) * 8, lo * 8, "kpagecount"),
                     pm.kpagecount_facts,
+                    partial(_read_spans, kc),
                 )
                 if s is not None and s.count(0) != len(s):
                     shared = pm.scatter(s, cmask)
@@ -216,6 +220,21 @@ class PageRuns:
         if pos < npages:
             _append(lens, codes, npages - pos, pm.C_ABSENT)
         return lens, bytes(codes)
+
+
+def _read_spans(fd: int, spans: list[tuple[int, int]]) -> bytes | None:
+    """The 8-byte entries of every PFN span of /proc/kpageflags or kpagecount
+    (open on ``fd``), one pread each in a C-level ``map``; None when one fails
+    or comes back short (past the end of memory): the caller then reads span
+    by span through ProcReader, which pads and names errors."""
+    los, his = zip(*spans)
+    try:
+        data = b"".join(
+            map(os.pread, repeat(fd), map(mul, map(sub, his, los), repeat(8)), map(mul, los, repeat(8)))
+        )
+    except OSError:
+        return None
+    return data if len(data) == (sum(his) - sum(los)) * 8 else None
 
 
 def _append(lens: array[int], codes: bytearray, n: int, code: int) -> None:
