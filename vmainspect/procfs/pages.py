@@ -60,7 +60,8 @@ GAP_PAGES = 64  # read across holes this small rather than issue another pread
 SCAN_VEC_LEN = DEFAULT_VEC_LEN  # regions per PAGEMAP_SCAN call
 # PAGEMAP_SCAN picks the pages to read unless smaps says at least one page in
 # DENSE_RATIO is resident or swapped: then every page is read, and the ioctl
-# only finds the zero page (see _scan_pieces).
+# only finds the zero page (see _scan_pieces, and docs/kernel-notes.md,
+# "PAGEMAP_SCAN on a fragmented heap").
 DENSE_RATIO = 8
 _TOP_USER = 1 << 47  # PAGEMAP_SCAN refuses ranges outside the user address space ([vsyscall])
 
