@@ -288,6 +288,38 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
     }
 
 
+def live_ticks(pid: int, steps: int, faults: bool = True) -> None:
+    """The live view's loop, headless: ``LiveSession(pages=True)`` stepped at 1 Hz
+    (collect with pages, then the fault sampler's tick, as the TUI's poll worker
+    does), in this process. Prints the CPU and wall time of each step."""
+    sys.path.insert(0, os.path.dirname(HERE))
+    from vmainspect.session.live import LiveSession
+
+    session = LiveSession(pid, pages=True, faults=faults)
+    cpu: list[float] = []
+    wall: list[float] = []
+    try:
+        session.start()
+        nxt = time.monotonic()
+        for _ in range(steps):
+            nxt += 1.0
+            time.sleep(max(0.0, nxt - time.monotonic()))
+            w, c = time.monotonic(), time.process_time()
+            session.step()
+            wall.append(time.monotonic() - w)
+            cpu.append(time.process_time() - c)
+    finally:
+        session.close()
+    late = sum(1 for x in wall if x > 1.0)
+    print(
+        f"live view loop (session.LiveSession, pages{', faults' if faults else ', no fault sampling'}) "
+        f"stepped at 1 Hz, {steps} steps: "
+        f"CPU per step median {statistics.median(cpu):.3f} s (min {min(cpu):.3f}, max {max(cpu):.3f}), "
+        f"wall per step median {statistics.median(wall):.3f} s (max {max(wall):.3f}); "
+        f"{late} of {steps} steps took longer than the 1 s tick"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--vmas", type=int, default=20000)
@@ -297,6 +329,9 @@ def main() -> int:
     ap.add_argument("--window", type=float, default=8.0, help="seconds measured per watcher and round")
     ap.add_argument(
         "--only", default="", help="comma-separated watcher names (substrings); 'none' is always run"
+    )
+    ap.add_argument(
+        "--live-steps", type=int, default=10, help="then step the live view's loop N times (0: skip)"
     )
     a = ap.parse_args()
     tmp = tempfile.mkdtemp(prefix="vmainspect-bench-cost-")
@@ -364,34 +399,38 @@ def main() -> int:
                     eff_losses[name].append(1 - eff[name][-1] / base_eff)
                 time.sleep(0.5)
             print(f"round {rnd + 1}/{a.rounds} done", file=sys.stderr)
-        print(
-            f"machine: {machine()}; target: {kind}, {nvmas} VMAs, {a.size / (1 << 30):.1f} GiB mapped, "
-            f"1 page in {a.stride} written, loop of mmap(16 pages) + 16 faults + munmap; "
-            f"{a.rounds} rounds x {a.window:.0f} s per watcher, interleaved; "
-            f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
-        )
-        print(
-            f"{'watcher':<33} {'ops/s':>6} {'loss (median, min-max)':>24} "
-            f"{'loss, CPU queueing left out':>28} {'blocked':>8} {'CPU/tick':>9} {'ticks':>9}"
-        )
+        if a.rounds:
+            print(
+                f"machine: {machine()}; target: {kind}, {nvmas} VMAs, {a.size / (1 << 30):.1f} GiB mapped, "
+                f"1 page in {a.stride} written, loop of mmap(16 pages) + 16 faults + munmap; "
+                f"{a.rounds} rounds x {a.window:.0f} s per watcher, interleaved; "
+                f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
+            )
+            print(
+                f"{'watcher':<33} {'ops/s':>6} {'loss (median, min-max)':>24} "
+                f"{'loss, CPU queueing left out':>28} {'blocked':>8} {'CPU/tick':>9} {'ticks':>9}"
+            )
 
-        def pct(xs: list[float]) -> str:
-            if not xs:
-                return " " * 24
-            return f"{statistics.median(xs):7.1%} ({min(xs):6.1%} - {max(xs):6.1%})"
+            def pct(xs: list[float]) -> str:
+                if not xs:
+                    return " " * 24
+                return f"{statistics.median(xs):7.1%} ({min(xs):6.1%} - {max(xs):6.1%})"
 
-        for name in names:
-            line = f"{name:<33} {statistics.median(rates[name]):6.0f} {pct(losses[name]):>24} "
-            line += f"{pct(eff_losses[name]):>28} {statistics.median(blocked[name]):7.2%}"
-            done = ticks[name]
-            if done:
-                n = sum(x[0] for x in done)
-                cpu = sum(x[1] for x in done)
-                due = sum(x[2] for x in done)
-                line += f" {cpu / n:8.3f}s" if n else f" {cpu / len(done):6.2f}s/w"
-                if due:
-                    line += f" {n:4d}/{due:<4.0f}"
-            print(line)
+            for name in names:
+                line = f"{name:<33} {statistics.median(rates[name]):6.0f} {pct(losses[name]):>24} "
+                line += f"{pct(eff_losses[name]):>28} {statistics.median(blocked[name]):7.2%}"
+                done = ticks[name]
+                if done:
+                    n = sum(x[0] for x in done)
+                    cpu = sum(x[1] for x in done)
+                    due = sum(x[2] for x in done)
+                    line += f" {cpu / n:8.3f}s" if n else f" {cpu / len(done):6.2f}s/w"
+                    if due:
+                        line += f" {n:4d}/{due:<4.0f}"
+                print(line)
+        if a.live_steps:
+            live_ticks(target.pid, a.live_steps)
+            live_ticks(target.pid, a.live_steps, faults=False)
     finally:
         if target is not None:
             target.kill()
