@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from .argtypes import seconds_arg
+
+if TYPE_CHECKING:
+    from ..demo.lesson import StepResult
 
 HELP = "narrated lecture: watch mmap and page faults happen step by step (start here)"
 DESCRIPTION = """\
@@ -97,18 +101,17 @@ def _script(args: argparse.Namespace) -> int:
     from ..demo.lesson import STEPS, Lesson, to_json
     from ..fileio import write_text
 
-    progress = None
-    if sys.stderr.isatty():
+    def show_progress(r: StepResult) -> None:
+        print(f"\r{r.index + 1:2}/{len(STEPS)} {r.step.id:20}", end="", file=sys.stderr, flush=True)
 
-        def progress(r):
-            print(f"\r{r.index + 1:2}/{len(STEPS)} {r.step.id:20}", end="", file=sys.stderr, flush=True)
+    progress = show_progress if sys.stderr.isatty() else None
 
     t = time.perf_counter()
     with exit_on_signals(), Lesson() as lesson:
         pid = lesson.pid
         results = lesson.run_all(progress)
     seconds = time.perf_counter() - t
-    if progress:
+    if progress is not None:
         print("\r" + " " * 30 + "\r", end="", file=sys.stderr)
     root = os.geteuid() == 0
     if args.json:
@@ -119,7 +122,7 @@ def _script(args: argparse.Namespace) -> int:
     return 1 if any(r.holds is False for r in results) else 0
 
 
-def render(results, *, pid: int, root: bool, seconds: float) -> str:
+def render(results: list[StepResult], *, pid: int, root: bool, seconds: float) -> str:
     import textwrap
 
     word = {True: "HOLDS", False: "FAILED", None: "UNKNOWN"}

@@ -8,12 +8,14 @@ import os
 import signal
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 from .argtypes import int_arg, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
-    from ..faults.sampler import TickResult
+    from ..faults.sampler import FaultSampler, TickResult
+    from ..model import Snapshot
+    from ..model.faults import TransitionState
     from ..session import LiveSession
 
 HELP = "sample a process's page faults: top mappings and functions, minor/major"
@@ -66,7 +68,7 @@ class _Result:
     def __init__(self) -> None:
         # mapping identity (faults.addrspace.identity) -> [start, end, perms, minor, major]: a mapping
         # that grew or shrank during the run is one row, with the largest extent seen
-        self.by_vma: dict[tuple[int, str, str | None], list] = {}
+        self.by_vma: dict[tuple[int, str, str | None], list[Any]] = {}
         self.by_symbol: dict[tuple[str, str], list[int]] = {}
         self.by_thread: dict[int, list[int]] = {}
         self.by_data: dict[tuple[str, str], list[int]] = {}
@@ -100,12 +102,12 @@ class _Result:
             row[0] = min(row[0], start)
             row[3] += a
             row[4] += b
-        for key, (a, b) in result.by_symbol_split.items():
-            c = self.by_symbol.setdefault(key, [0, 0])
+        for sym, (a, b) in result.by_symbol_split.items():
+            c = self.by_symbol.setdefault(sym, [0, 0])
             c[0] += a
             c[1] += b
-        for key, (a, b) in result.by_data_symbol_split.items():
-            c = self.by_data.setdefault(key, [0, 0])
+        for sym, (a, b) in result.by_data_symbol_split.items():
+            c = self.by_data.setdefault(sym, [0, 0])
             c[0] += a
             c[1] += b
 
@@ -191,7 +193,17 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, interrupted, ended) -> dict:
+def _document(
+    args: argparse.Namespace,
+    sampler: FaultSampler,
+    snap: Snapshot | None,
+    res: _Result,
+    elapsed: float,
+    proc: dict[str, int] | None,
+    events: tuple[int, int] | None,
+    interrupted: bool,
+    ended: str | None,
+) -> dict[str, Any]:
     import msgspec
 
     from ..faults.demangle import demangle
@@ -244,7 +256,7 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
     report = FaultsReport(
         pid=args.pid,
         name=name,
-        mode=sampler.mode,
+        mode=cast('Literal["perf", "counters"]', sampler.mode),
         reason=sampler.reason,
         period=args.period if perf else None,
         duration_s=round(elapsed, 6),
@@ -258,7 +270,7 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
         event_counts=mm(events[0], events[1]) if events else None,
         unattributed=res.unattributed if perf else None,
         unsampled=unsampled,
-        following=sampler.following if perf else None,
+        following=cast('Literal["per-cpu", "per-thread"]', sampler.following) if perf else None,
         by_vma=tuple(
             VmaFaults(start=s, end=e, perms=p, kind=kind, path=path, minor=mi, major=ma)
             for s, e, p, mi, ma, kind, path in by_vma
@@ -269,7 +281,7 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
             for (s, d), c in sorted(res.by_data.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
         ),
         by_transition=tuple(
-            TransitionCount(b, a, n)
+            TransitionCount(cast("TransitionState", b), cast("TransitionState", a), n)
             for (b, a), n in sorted(res.by_transition.items(), key=lambda kv: (-kv[1], kv[0]))
         )
         if args.pages
@@ -281,11 +293,11 @@ def _document(args, sampler, snap, res: _Result, elapsed: float, proc, events, i
         proc_counters=None if proc is None else mm(proc["minor"], proc["major"]),
         notes=tuple(notes),
     )
-    doc: dict = msgspec.to_builtins(report)
+    doc: dict[str, Any] = msgspec.to_builtins(report)
     return doc
 
 
-def _n(v) -> str:
+def _n(v: int | None) -> str:
     return "-" if v is None else f"{v:,}"
 
 
@@ -293,7 +305,7 @@ def _pct(part: int, whole: int) -> str:
     return f"{100.0 * part / whole:5.1f}%" if whole else "    -"
 
 
-def _render(doc: dict, top: int) -> str:
+def _render(doc: dict[str, Any], top: int) -> str:
     from ..safetext import printable
     from ..units import human_bytes
 
