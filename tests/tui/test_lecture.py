@@ -421,10 +421,14 @@ async def _msync_after_talking() -> None:
                 await run_steps(app, pilot, ["n"])
             await run_steps(app, pilot, ["n"])
             r = app.results[-1]
-            assert r.step.id == "msync" and r.holds is True, r.reason
+            # without root the "no mapped page is dirty" part needs kpageflags: unknown, never false;
+            # the counts the verdict rests on come from cachestat, which needs no root
+            root = os.geteuid() == 0
+            assert r.step.id == "msync" and r.holds is (True if root else None), r.reason
             assert r.measured["dirty_before_msync"] >= 3 and r.measured["dirty_after_msync"] == 0
             text = app.narration.text().plain
-            assert "HOLDS" in text and f"right before msync {r.measured['dirty_before_msync']} pages" in text
+            assert ("HOLDS" if root else "UNKNOWN") in text
+            assert f"right before msync {r.measured['dirty_before_msync']} pages" in text
             await pilot.press("q")
 
 
