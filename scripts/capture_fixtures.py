@@ -165,7 +165,7 @@ def workload(name: str, folder: str) -> None:
 # ---------------------------------------------------------------- capture (parent)
 
 
-def _wait_stopped(pid: int, timeout: float = 20.0) -> None:
+def wait_stopped(pid: int, timeout: float = 20.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         with open(f"/proc/{pid}/stat", "rb") as f:
@@ -207,7 +207,7 @@ def capture(name: str, user: str | None, out: str, folder: str) -> None:
         if not line:
             raise RuntimeError(f"workload {name} failed: {proc.stderr.read().strip()}")
         report = json.loads(line)
-        _wait_stopped(proc.pid)
+        wait_stopped(proc.pid)
         snap_cmd = _as(user) + [
             sys.executable,
             "-m",

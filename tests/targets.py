@@ -69,7 +69,7 @@ class Target:
             err = self.proc.stderr.read() if self.proc.stderr else ""
             raise RuntimeError(f"target exited before reporting: {err}")
         self.report = json.loads(line)
-        _wait_stopped(self.pid, timeout)
+        wait_stopped(self.pid, timeout)
 
     def resume_and_wait_stop(self, timeout: float = 10.0) -> None:
         os.kill(self.pid, signal.SIGCONT)
@@ -93,15 +93,24 @@ class Target:
         self.kill()
 
 
-def _wait_stopped(pid: int, timeout: float = 10.0) -> None:
+def proc_state(pid: int) -> bytes:
+    """The one-letter state of /proc/PID/stat (after the last ')': a name may hold one)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()[0]
+
+
+def wait_state(pid: int, states: tuple[bytes, ...] = (b"T", b"t"), timeout: float = 30.0) -> None:
+    """Poll until the process is in one of ``states`` (stopped, by default)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-        if state in (b"T", b"t"):
+        if proc_state(pid) in states:
             return
         time.sleep(0.002)
-    raise TimeoutError(f"target {pid} did not stop")
+    raise TimeoutError(f"{pid} never reached {states}")
+
+
+def wait_stopped(pid: int, timeout: float = 30.0) -> None:
+    wait_state(pid, (b"T", b"t"), timeout)
 
 
 def spawn_target(

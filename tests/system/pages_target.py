@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 
-from targets import _wait_stopped
+from targets import wait_stopped
 
 from vmainspect.model import PageInfo, Vma
 from vmainspect.procfs.pages import read_pages
@@ -23,11 +23,11 @@ __all__ = [
     "PAGE",
     "REPO",
     "_cleanup",
-    "_wait_stopped",
     "info_at",
     "read_both",
     "states",
     "vmas_of",
+    "wait_stopped",
 ]
 
 PAGE = os.sysconf("SC_PAGESIZE")

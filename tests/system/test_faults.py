@@ -18,7 +18,7 @@ import time
 
 import pytest
 from schema_check import validate as validate_schema
-from targets import spawn_target
+from targets import spawn_target, wait_state
 
 from vmainspect.errors import ProcessGone
 from vmainspect.faults import perf
@@ -62,20 +62,6 @@ int main(int argc, char **argv) {
 """
 
 
-def _state(pid: int) -> bytes:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()[0]
-
-
-def _wait_state(pid: int, states=(b"T", b"t"), timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if _state(pid) in states:
-            return
-        time.sleep(0.005)
-    raise TimeoutError(f"{pid} never reached {states}")
-
-
 def _counters(pid: int) -> tuple[int, int]:
     with open(f"/proc/{pid}/stat", "rb") as f:
         fields = f.read().rsplit(b")", 1)[1].split()  # the kernel's, read independently
@@ -103,12 +89,12 @@ class Faulter:
         a, f = self.proc.stdout.readline().split()
         self.addr, self.func = int(a, 16), int(f, 16)
         self.size = size
-        _wait_state(self.pid)
+        wait_state(self.pid)
 
     def run_to_stop(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
         assert self.proc.stdout.readline().strip() == "done"
-        _wait_state(self.pid)
+        wait_state(self.pid)
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -188,7 +174,7 @@ def test_faulting_data_is_named_by_its_elf_object(tmp_path):
     t.proc = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
     t.pid = t.proc.pid
     bss, _data = (int(x, 16) for x in t.proc.stdout.readline().split())
-    _wait_state(t.pid)
+    wait_state(t.pid)
     s = FaultSampler(t.pid, recent=300)
     try:
         s.start()
@@ -775,7 +761,7 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
         )
         try:
             addr = int(proc.stdout.readline().split()[0], 16)
-            _wait_state(proc.pid)
+            wait_state(proc.pid)
             os.kill(proc.pid, signal.SIGCONT)
             r = _run_cli(proc.pid, "--duration", "1", "--json", user="nobody")
         finally:

@@ -15,10 +15,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 from schema_check import validate as validate_schema
+from targets import wait_stopped
 
 from vmainspect.faults.sampler import FaultSampler
 from vmainspect.snapshot.collect import collect
@@ -54,19 +54,6 @@ int main(int argc, char **argv) {
 """
 
 
-def _state(pid: int) -> bytes:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()[0]
-
-
-def _wait_stopped(pid: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _state(pid) not in (b"T", b"t"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{pid} never stopped")
-        time.sleep(0.005)
-
-
 @pytest.fixture(scope="module")
 def brk_exe(tmp_path_factory):
     gcc = shutil.which("gcc") or shutil.which("cc")
@@ -84,12 +71,12 @@ class Target:
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
         self.pid = self.proc.pid
         self.brk = int(self.proc.stdout.readline(), 16)
-        _wait_stopped(self.pid)
+        wait_stopped(self.pid)
 
     def run_to_stop(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
         assert self.proc.stdout.readline().strip() == "done"
-        _wait_stopped(self.pid)
+        wait_stopped(self.pid)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -17,10 +17,10 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 
 import pytest
 from schema_check import validate as validate_schema
+from targets import wait_stopped
 
 from vmainspect.faults.sampler import FaultSampler
 from vmainspect.snapshot.collect import collect
@@ -53,19 +53,6 @@ int main(int argc, char **argv) {
     for (;;) pause();
 }
 """
-
-
-def _state(pid: int) -> bytes:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return f.read().rsplit(b")", 1)[1].split()[0]
-
-
-def _wait_stopped(pid: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while _state(pid) not in (b"T", b"t"):
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{pid} never stopped")
-        time.sleep(0.005)
 
 
 @pytest.fixture
@@ -101,12 +88,12 @@ class Target:
             raise RuntimeError(f"{argv[0]} exited with {self.proc.returncode}")
         self.addr = int(line, 16)
         self.pid = self.proc.pid  # unshare, sh and setpriv exec the target: the same process
-        _wait_stopped(self.pid)
+        wait_stopped(self.pid)
 
     def run_to_stop(self) -> None:
         os.kill(self.pid, signal.SIGCONT)
         assert self.proc.stdout.readline().strip() == "done"
-        _wait_stopped(self.pid)
+        wait_stopped(self.pid)
 
     def kill(self) -> None:
         if self.proc.poll() is None:

@@ -22,6 +22,7 @@ import threading
 import time
 
 import pytest
+from targets import wait_stopped
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TARGET = os.path.join(ROOT, "benchmarks", "target_many_vmas.py")
@@ -47,7 +48,7 @@ class Zygote:
         self.proc.stdin.write("\n")
         self.proc.stdin.flush()
         info = json.loads(self.proc.stdout.readline())
-        _wait_stopped(info["pid"])
+        wait_stopped(info["pid"])
         return info
 
     def close(self) -> None:
@@ -56,16 +57,6 @@ class Zygote:
         for f in (self.proc.stdin, self.proc.stdout):
             if f is not None:
                 f.close()
-
-
-def _wait_stopped(pid: int) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            if f.read().rsplit(b")", 1)[1].split()[0] in (b"T", b"t"):
-                return
-        time.sleep(0.002)
-    raise TimeoutError(f"{pid} did not stop")
 
 
 @pytest.fixture(scope="module")

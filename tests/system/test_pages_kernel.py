@@ -36,11 +36,11 @@ from pages_target import (  # noqa: F401  (test_pages_dense imports some of thes
     PAGE,
     REPO,
     _cleanup,
-    _wait_stopped,
     info_at,
     read_both,
     states,
     vmas_of,
+    wait_stopped,
 )
 from targets import spawn_target
 

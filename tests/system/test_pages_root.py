@@ -12,7 +12,7 @@ import struct
 
 import msgspec
 import pytest
-from pages_target import FORK, PAGE, _cleanup, _wait_stopped, info_at, read_both, states, vmas_of
+from pages_target import FORK, PAGE, _cleanup, info_at, read_both, states, vmas_of, wait_stopped
 from targets import spawn_target
 
 from vmainspect.model import Vma
@@ -165,7 +165,7 @@ def test_fork_shared_pages_as_root():
     t = spawn_target(FORK)
     try:
         pid = t.pid
-        _wait_stopped(t.report["child"])  # its copy-on-write faults are over
+        wait_stopped(t.report["child"])  # its copy-on-write faults are over
         vmas = vmas_of(pid)
         res, plain = read_both(pid, vmas)
         assert res.infos == plain.infos
