@@ -155,7 +155,7 @@ Faults = tuple[tuple[MappingFaults, ...] | None, tuple[FunctionFaults, ...] | No
 
 
 def faults_by(tick: FaultTick | None, regions: dict[str, tuple[int, int]], after: Snapshot) -> Faults:
-    """Sampled faults in the lesson's mappings and in libc/the workload's code; the interpreter's apart.
+    """Sampled faults in the lesson's mappings and in libc and in the workload's own functions; the interpreter's apart.
 
     The workload is a Python process: running a command faults its own heap
     and code too (after a fork, copy-on-write of the interpreter's pages).

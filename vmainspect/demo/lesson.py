@@ -34,7 +34,7 @@ _BY_ID = {
 }
 
 # story order: a mapping and its faults, the page cache and writeback, what
-# the kernel does with pages, a VMA's life, fork, lengths, the article's code, crashes
+# the kernel does with pages, a VMA's life, fork, lengths, the sample code of the article, crashes
 ORDER = (
     "anon-mmap",
     "touch-pages",

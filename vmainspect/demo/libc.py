@@ -80,7 +80,7 @@ def munmap(addr: int, length: int) -> None:
 
 
 def munmap_errno(addr: int, length: int) -> int:
-    """munmap(2) as the article's code calls it: 0, or the errno it failed with (never raises)."""
+    """munmap(2) as the sample code of the article calls it: 0, or the errno it failed with (never raises)."""
     if _libc.munmap(addr, length) == 0:
         return 0
     return ctypes.get_errno()

@@ -199,7 +199,7 @@ class Workload:
         return c["addr"], c["len"], {"errno": libc.munmap_errno(c["addr"], c["len"])}
 
     def op_article_ftruncate(self, c: Cmd) -> Reply:
-        """The article's code in a throwaway child whose ftruncate fails (RLIMIT_FSIZE)."""
+        """The sample code of the article in a throwaway child whose ftruncate fails (RLIMIT_FSIZE)."""
         add = c["append"].encode()
         r, w = os.pipe()
         me = os.getpid()

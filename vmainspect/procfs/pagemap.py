@@ -138,7 +138,7 @@ def scatter(values: bytes, mask: bytes) -> bytes:
 def run_lengths(codes: bytes, cuts: Iterable[int]) -> tuple[array[int], bytes, bytes]:
     """Runs of equal codes, also cut at each position in ``cuts`` (0 < cut < len).
 
-    Returns (run lengths, each run's code, the mask with a 1 where a run
+    Returns (run lengths, the code of each run, the mask with a 1 where a run
     starts). The mask of run starts comes from one XOR of the codes with
     themselves shifted by one byte (as big integers); splitting it at its 1s
     gives one piece per run, whose length is the run's length minus one
