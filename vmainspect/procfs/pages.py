@@ -36,6 +36,7 @@ as ``anon`` (or ``file``: pagemap sets bit 61 on the huge zero page) and
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
@@ -44,6 +45,7 @@ from operator import lt, sub
 from .. import gcpause
 from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PageInfo, Vma
+from .locktime import LockTime, measured
 from .pageruns import Infos, PageRuns, Piece
 from .reader import ProcReader
 from .scan import (
@@ -77,7 +79,12 @@ class PageResult:
 
 
 def read_pages(
-    reader: ProcReader, vmas: Sequence[Vma], page_size: int, *, use_scan: bool | None = None
+    reader: ProcReader,
+    vmas: Sequence[Vma],
+    page_size: int,
+    *,
+    use_scan: bool | None = None,
+    lock_time: LockTime | None = None,
 ) -> PageResult:
     """Per-page state of ``vmas`` (address order) of ``reader``'s process.
 
@@ -85,15 +92,19 @@ def read_pages(
     True = require it (``Unsupported`` otherwise), False = plain pagemap reads.
     Raises ``ProcessGone``/``AccessDenied`` (via ProcReader) for the process;
     /proc/kpageflags and /proc/kpagecount being unreadable is not an error:
-    what they would tell is then unknown (None).
+    what they would tell is then unknown (None). ``lock_time``: gets the wall
+    time of the PAGEMAP_SCAN ioctls and pagemap reads (they hold the process's
+    mmap lock; the kpageflags/kpagecount reads do not), as ``"pagemap"``.
     """
     # Nothing made here forms a reference cycle: the cyclic garbage collector
     # would only rescan the arrays' neighbours.
     with gcpause.paused():
-        return _read_pages(reader, vmas, page_size, use_scan)
+        return _read_pages(reader, vmas, page_size, use_scan, lock_time)
 
 
-def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_scan: bool | None) -> PageResult:
+def _read_pages(
+    reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_scan: bool | None, timer: LockTime | None
+) -> PageResult:
     notes: list[str] = []
     kf = _open_optional(reader, "kpageflags")
     kc = _open_optional(reader, "kpagecount")
@@ -105,7 +116,8 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_sca
         zero: list[tuple[int, int]] = []
         if use_scan is not False:
             try:
-                pieces, zero = _scan_pieces(reader, fd, vmas, page_size)
+                with measured(timer, "pagemap"):
+                    pieces, zero = _scan_pieces(reader, fd, vmas, page_size)
                 used_scan = True
             except ScanUnsupported as e:
                 if use_scan:
@@ -115,7 +127,7 @@ def _read_pages(reader: ProcReader, vmas: Sequence[Vma], page_size: int, use_sca
             pieces = _all_pieces(vmas, page_size)
         found = PageRuns(reader, kf, kc, zero)
         bad = 0
-        for start, raw, group in _fetch(reader, fd, pieces, _TOP_USER // page_size):
+        for start, raw, group in _fetch(reader, fd, pieces, _TOP_USER // page_size, timer):
             if raw is None:
                 bad += 1
                 raw = bytes(8 * (group[-1][0] + group[-1][1] - start))  # shown as absent
@@ -291,7 +303,7 @@ def _scan_pieces(
 
 
 def _fetch(
-    reader: ProcReader, fd: int, pieces: list[Piece], top_page: int
+    reader: ProcReader, fd: int, pieces: list[Piece], top_page: int, timer: LockTime | None = None
 ) -> Iterator[tuple[int, bytes | None, list[Piece]]]:
     """(first page, pagemap bytes, pieces) per pread; nearby pieces share one pread.
 
@@ -313,10 +325,14 @@ def _fetch(
                 end = page + n
             j += 1
         want = (end - start) * 8
+        t = time.monotonic()
         try:
             raw: bytes | None = reader.pread(fd, want, start * 8, "pagemap")
         except OSError:
             raw = None  # e.g. a VM_IO area the kernel refuses: absent
+        finally:
+            if timer is not None:  # the pread only: kpageflags and decoding take no lock of the process
+                timer.add("pagemap", time.monotonic() - t)
         if raw is not None and len(raw) < want:
             if start + len(raw) // 8 < top_page:
                 raise ProcessGone(reader.pid, "it exited while its pages were read")

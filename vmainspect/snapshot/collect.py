@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .. import gcpause
 from ..errors import ProcessGone
+from ..procfs.locktime import LockTime, measured
 from ..procfs.process import MmProbe
 from ..procfs.reader import ProcReader
 
@@ -80,10 +81,11 @@ class _Small:
     exe: str | None
 
 
-def _read_small(reader: ProcReader) -> _Small:
+def _read_small(reader: ProcReader, timer: LockTime | None) -> _Small:
     """smaps_rollup, status, cmdline and the exe link."""
     try:
-        rollup_raw: bytes | None = reader.read("smaps_rollup")
+        with measured(timer, "smaps_rollup"):
+            rollup_raw: bytes | None = reader.read("smaps_rollup")
     except ProcessGone:
         # Kernel threads and zombies have no mm: smaps_rollup fails with ESRCH
         # although the process exists (their smaps is empty).
@@ -127,7 +129,7 @@ class _Files:
     probe: MmProbe  # open: the caller closes it
 
 
-def _read_files(reader: ProcReader) -> _Files:
+def _read_files(reader: ProcReader, timer: LockTime | None = None) -> _Files:
     """stat first (the reference for "same process?"), the mm probe, then smaps
     here and the small files in a second thread. ``ProcessGone`` after the
     first stat read means the process exited while being read."""
@@ -137,9 +139,10 @@ def _read_files(reader: ProcReader) -> _Files:
     except ProcessGone:
         raise ProcessGone(reader.pid, GONE) from None
     try:
-        small = _Pending(lambda: _read_small(reader))
+        small = _Pending(lambda: _read_small(reader, timer))
         try:
-            smaps_raw = reader.read("smaps")
+            with measured(timer, "smaps"):
+                smaps_raw = reader.read("smaps")
         finally:
             small.thread.join()
         got = small.result()
@@ -166,6 +169,7 @@ def collect(
     proc_root: str = "/proc",
     use_scan: bool | None = None,
     files: bool = True,
+    lock_time: LockTime | None = None,
 ) -> Snapshot:
     """Read process ``pid``'s memory map (and with ``pages`` its per-page state).
 
@@ -177,17 +181,21 @@ def collect(
     A kernel thread or a zombie gives a valid snapshot with no VMAs and empty
     totals. ``use_scan``: None = PAGEMAP_SCAN when the kernel has it,
     True/False force it on/off (tests compare both paths).
+
+    ``lock_time``: filled with the wall time of the reads that hold the
+    process's mmap lock (smaps, smaps_rollup, and with ``pages`` the pagemap
+    reads; see ``procfs.locktime``), also when the collect raises.
     """
     reader = ProcReader(pid, proc_root)
     with gcpause.paused():  # tens of thousands of acyclic objects: the cyclic GC only costs time here
         taken_at = _now_iso()
-        reading = _Pending(lambda: _read_files(reader))
+        reading = _Pending(lambda: _read_files(reader, lock_time))
         from .. import model  # noqa: F401  (imported while the kernel works)
         from ..procfs import parse  # noqa: F401
 
         read = reading.result()
         try:
-            return _build(reader, read, taken_at, pages, use_scan, files)
+            return _build(reader, read, taken_at, pages, use_scan, files, lock_time)
         finally:
             read.probe.close()
 
@@ -225,6 +233,7 @@ def _build(
     pages: bool,
     use_scan: bool | None,
     with_files: bool = True,
+    lock_time: LockTime | None = None,
 ) -> Snapshot:
     from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
     from ..procfs import parse
@@ -255,7 +264,7 @@ def _build(
         from ..procfs.pages import read_pages  # lazy: only --pages pays for it
 
         try:
-            result = read_pages(reader, vmas, host.page_size, use_scan=use_scan)
+            result = read_pages(reader, vmas, host.page_size, use_scan=use_scan, lock_time=lock_time)
         except ProcessGone:
             raise ProcessGone(pid, GONE) from None
         if len(result.infos) != len(vmas):
