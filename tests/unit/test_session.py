@@ -83,7 +83,7 @@ def test_no_process_at_the_start(tmp_path):
 def test_live_process_exit_keeps_the_last_complete_snapshot():
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     try:
-        s = LiveSession(child.pid, faults=False)
+        s = LiveSession(child.pid, faults=False, lock_budget=None)  # every step collects
         first = s.start()
         assert first.snapshot is not None and first.snapshot.vmas
         step = s.step()

@@ -7,5 +7,6 @@ TUI's live source, ``record`` and ``faults`` all drive a ``LiveSession``.
 from __future__ import annotations
 
 from .live import Ended, Final, LiveSession, Step
+from .pacing import DEFAULT_LOCK_BUDGET, HeldBack
 
-__all__ = ["Ended", "Final", "LiveSession", "Step"]
+__all__ = ["DEFAULT_LOCK_BUDGET", "Ended", "Final", "HeldBack", "LiveSession", "Step"]

@@ -8,6 +8,14 @@ again (or only checks the process, for ``faults`` without ``--pages``) and
 ticks the sampler against the new snapshot, and returns a ``Step``. The
 caller owns the timing.
 
+The lock budget (``session.pacing``): reading the memory map holds the
+process's mmap lock, so a collect is not started before the last one's lock
+time divided by ``lock_budget`` has passed since it started. A step that
+comes sooner keeps the last snapshot (``fresh`` False, ``held`` says until
+when and why), still checks that the process lives and still ticks the
+sampler; the sampler's refresh (faults outside the known VMAs) is held back
+the same way. ``step(force=True)`` collects anyway (the user asked).
+
 "Gone" is decided here and only here, from the process's identity (pid and
 start time, ``procfs.process``): it exited (no such PID), it is a zombie
 (its memory is released), or its PID names another process. Once gone,
@@ -20,6 +28,7 @@ last view with a message.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -29,6 +38,7 @@ from ..model import Snapshot
 from ..procfs.process import Liveness, ProcessIdentity, describe, liveness
 from ..procfs.reader import ProcReader
 from ..snapshot.collect import collect
+from .pacing import DEFAULT_LOCK_BUDGET, HeldBack, Pacer
 
 Collector = Callable[..., Snapshot]
 
@@ -50,6 +60,7 @@ class Step:
     ended: Ended | None = None  # set once the process is gone; ``snapshot`` is then the last one
     message: str | None = None  # something to say that does not end the session (e.g. access lost)
     fresh: bool = True  # ``snapshot`` was collected in this step
+    held: HeldBack | None = None  # not collected: the lock budget held this step back (until when, why)
 
 
 @dataclass(frozen=True)
@@ -69,7 +80,10 @@ class LiveSession:
     the last snapshot's VMAs. ``need_snapshot``: without it, a process whose
     memory map may not be read can still be sampled by /proc counters.
     ``need_faults``: a sampler that cannot start is an error (``faults``),
-    not a note (the TUI, ``record``).
+    not a note (the TUI, ``record``). ``lock_budget``: the fraction of wall
+    time the collects may hold the process's mmap lock (see the module
+    docstring); None = collect every step. ``clock``: monotonic seconds for
+    the budget (tests pass a fake one).
     """
 
     def __init__(
@@ -85,6 +99,8 @@ class LiveSession:
         need_faults: bool = False,
         collector: Collector = collect,
         fault_pages: bool = True,
+        lock_budget: float | None = DEFAULT_LOCK_BUDGET,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``fault_pages``: the sampler lists each tick's faulted pages (FaultTick.pages), which the
         live view marks; a command that prints neither them nor transitions passes False."""
@@ -98,6 +114,8 @@ class LiveSession:
         self.need_snapshot = need_snapshot
         self.need_faults = need_faults
         self._collector = collector
+        self.pacer = Pacer(lock_budget, clock)  # ValueError for a budget outside (0, 1]
+        self.held_steps = 0  # steps the budget held back
         self._reader = ProcReader(pid, proc_root)
         self.identity: ProcessIdentity | None = None
         self.sampler: FaultSampler | None = None
@@ -119,7 +137,8 @@ class LiveSession:
         return self._ended
 
     def _collect(self) -> Snapshot:
-        return self._collector(self.pid, pages=self.pages, proc_root=self.proc_root)
+        with self.pacer.collecting() as spent:
+            return self._collector(self.pid, pages=self.pages, proc_root=self.proc_root, lock_time=spent)
 
     def _end(self, state: Liveness) -> Ended:
         if self._ended is None:
@@ -179,7 +198,10 @@ class LiveSession:
         self.faults_note = sampler.reason
 
     def _refresh(self) -> Snapshot | None:
-        """A newer snapshot for the sampler (faults outside the known VMAs); None if gone."""
+        """A newer snapshot for the sampler (faults outside the known VMAs); None if gone
+        or if the lock budget holds the collect back."""
+        if self.pacer.held() is not None:
+            return None
         try:
             snap = self._collect()
         except ProcessGone:
@@ -207,8 +229,9 @@ class LiveSession:
             self._last = result.snapshot  # refreshed: the newer map is the one shown
         return result
 
-    def step(self) -> Step:
-        """Collect (or check) and tick once. After the end: the last snapshot and ``ended``."""
+    def step(self, *, force: bool = False) -> Step:
+        """Collect (or check) and tick once. After the end: the last snapshot and ``ended``.
+        ``force``: collect even if the lock budget would hold this step back."""
         if not self._started:
             raise RuntimeError("start() the session first")
         if self._ended is not None:
@@ -217,6 +240,13 @@ class LiveSession:
             state = self._check()
             if state in (Liveness.RUNNING, Liveness.EXITING):
                 return Step(self._last, self._tick(self._last), fresh=False)
+            return self._gone(state)
+        held = None if force else self.pacer.held()
+        if held is not None:  # keep the last map; the process is checked from its stat line
+            self.held_steps += 1
+            state = self._check()
+            if state in (Liveness.RUNNING, Liveness.EXITING):
+                return Step(self._last, self._tick(self._last), fresh=False, held=held)
             return self._gone(state)
         try:
             snap = self._collect()
