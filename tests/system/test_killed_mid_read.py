@@ -149,7 +149,21 @@ def test_record_ends_with_exited_and_only_complete_frames(zygote, tmp_path):
     from vmainspect.recording.io import END_EXITED, read_recording
 
     def argv(pid: int, out) -> list[str]:
-        return ["record", str(pid), "-o", str(out), "--interval", "0.05", "--duration", "1", "--no-faults"]
+        # --lock-budget 100: every tick reads the map, so the kills land mid-read
+        return [
+            "record",
+            str(pid),
+            "-o",
+            str(out),
+            "--interval",
+            "0.05",
+            "--duration",
+            "1",
+            "--no-faults",
+        ] + [
+            "--lock-budget",
+            "100",
+        ]
 
     def frames(r: subprocess.CompletedProcess, out: str) -> list[int]:
         rec = read_recording(out)

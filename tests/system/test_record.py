@@ -94,7 +94,8 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
     out = tmp_path / "staged.jsonl"
     with spawn_target(STAGED) as t:
         addr = t.report["addr"]
-        rec = recorder(t.pid, out, "--interval", "0.05", "--pages", "--no-faults")
+        # every tick reads the map (--lock-budget 100): each stage must show in the next frames
+        rec = recorder(t.pid, out, "--interval", "0.05", "--pages", "--no-faults", "--lock-budget", "100")
         try:
             kernel = []
             for stage in range(4):
@@ -202,6 +203,37 @@ def test_duration_and_faults(tmp_path):
         assert all(ft is not None for ft in ticks)
         # the target touches a page every 20 ms: some of those are first touches (minor faults)
         assert sum(ft.minor for ft in ticks) > 0
+
+
+def test_ticks_held_back_by_the_lock_budget_record_the_last_map_and_their_faults(tmp_path):
+    out = tmp_path / "held.jsonl"
+    with spawn_target(BUSY) as t:
+        os.kill(t.pid, signal.SIGCONT)
+        # 0.0001%: the first read allows the next only after hours; every later tick is held back
+        res = vmainspect(
+            "record",
+            str(t.pid),
+            "-o",
+            str(out),
+            "--interval",
+            "0.1",
+            "--duration",
+            "0.6",
+            "--lock-budget",
+            "0.0001",
+        )
+    assert res.returncode == 0, res.stderr
+    r = read_recording(str(out))
+    assert validate_recording(str(out)) == len(r) and r.end == "duration" and len(r) >= 3
+    first = r.snapshot(0)
+    assert all(r.snapshot(i).taken_at == first.taken_at for i in range(len(r)))  # the map read once
+    with open(out, "rb") as f:
+        patches = [line for line in f if line.startswith(b'{"t":') and b'"patch"' in line]
+    assert len(patches) == len(r) - 1 and all(b'"patch":{"{":{}}' in p for p in patches)
+    held = [text for _, text in r.notes if "kept the previous map" in text]
+    assert held and held[0].startswith(f"{len(r) - 1} of {len(r)} frames") and "--lock-budget" in held[0]
+    if r.header["faults"]:  # each held-back tick still has its own faults
+        assert all(r.faults(i) is not None for i in range(1, len(r)))
 
 
 def test_no_such_process_creates_no_file(tmp_path):

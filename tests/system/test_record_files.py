@@ -21,7 +21,9 @@ def test_frames_carry_files_and_a_sync_shows_as_clean(tmp_path):
     out = tmp_path / "rec.jsonl"
     with dirty_target() as (t, path):
         rec = subprocess.Popen(
-            [sys.executable, "-m", "vmainspect", "record", str(t.pid), "-o", str(out), "--interval", "0.05"],
+            # --lock-budget 100: every frame reads the map, so the frames after the fsync show it
+            [sys.executable, "-m", "vmainspect", "record", str(t.pid), "-o", str(out), "--interval", "0.05"]
+            + ["--lock-budget", "100"],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,

@@ -95,7 +95,18 @@ def test_record_wss_frames_carry_the_working_set(reader, tmp_path):
 
     out = tmp_path / "wss.jsonl"
     r = run_cli(
-        "record", reader.pid, "-o", out, "--wss", "--interval", "0.5", "--duration", "1.5", "--no-faults"
+        "record",
+        reader.pid,
+        "-o",
+        out,
+        "--wss",
+        "--interval",
+        "0.5",
+        "--duration",
+        "1.5",
+        "--no-faults",
+        "--lock-budget",
+        "100",  # every frame reads the map: each covers its own interval
     )
     assert r.returncode == 0, r.stderr
     assert "clear_refs" in r.stderr

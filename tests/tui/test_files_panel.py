@@ -28,7 +28,7 @@ async def test_dirty_count_falls_to_zero_when_the_file_is_written_back():
     from vmainspect.tui.app import VmaInspectApp
 
     with dirty_target() as (t, path):
-        source = LiveSource(t.pid, interval=3600, faults=False, pages=False)
+        source = LiveSource(t.pid, interval=3600, faults=False, pages=False, lock_budget=None)
         source.prime()
         app = VmaInspectApp(source, interval=3600, describe=None)
         async with app.run_test(size=(160, 50)) as pilot:
@@ -112,7 +112,7 @@ async def test_working_set_view_resets_referenced_bits_of_a_live_process():
             return f["Referenced"]
 
         assert referenced() == 4096
-        source = LiveSource(t.pid, interval=3600, faults=False, pages=False)
+        source = LiveSource(t.pid, interval=3600, faults=False, pages=False, lock_budget=None)
         source.prime()
         app = VmaInspectApp(source, interval=3600, describe=None)
         async with app.run_test(size=(160, 50)) as pilot:

@@ -33,7 +33,7 @@ async def test_attach_sees_the_mapping_and_its_pages_change():
 
     with spawn_target(TARGET) as t:
         addr = t.report["addr"]
-        source = LiveSource(t.pid, interval=3600, faults=False)
+        source = LiveSource(t.pid, interval=3600, faults=False, lock_budget=None)  # every tick reads
         source.prime()
         app = VmaInspectApp(source, interval=3600, describe=None)
         try:
@@ -84,6 +84,47 @@ async def test_exit_of_the_live_process_keeps_the_last_snapshot():
             await pilot.pause()
             assert app.frames_seen == 2
         source.close()
+
+
+async def test_a_tick_held_back_says_so_and_r_reads_the_map_now():
+    from vmainspect.tui.app import VmaInspectApp
+
+    with spawn_target(TARGET) as t:
+        # a budget so small that after the first read every tick is held back
+        source = LiveSource(t.pid, interval=3600, faults=False, lock_budget=1e-9)
+        source.prime()
+        app = VmaInspectApp(source, interval=3600, describe=None)
+        try:
+            async with app.run_test(size=(200, 30)) as pilot:
+                await wait_frames(app, pilot)
+                before = app.current_frame.snapshot
+                await next_frame(app, pilot)
+                frame = app.current_frame
+                assert frame.snapshot is before and frame.held is not None and source.held_steps == 1
+                status = str(app.status.render())
+                assert "map " in status and "s old: smaps" in status and "r reads now" in status
+                n = app.frames_seen
+                await pilot.press("r")  # the user asked: read it whatever the budget says
+                await wait_frames(app, pilot, n + 1)
+                assert app.current_frame.snapshot is not before and app.current_frame.held is None
+                assert "s old" not in str(app.status.render())
+        finally:
+            source.close()
+
+
+def test_the_lecture_is_never_held_back_by_the_lock_budget(tmp_path):
+    from vmainspect.tui.lecture import LectureSource
+
+    src = LectureSource(os.getpid(), str(tmp_path))
+    try:
+        assert src._src.lock_budget is None  # a step's evidence must show on the next tick
+        src.retarget(os.getpid(), str(tmp_path))
+        assert src._src.lock_budget is None
+    finally:
+        src.close()
+    default = LiveSource(os.getpid())
+    assert default.lock_budget == 0.01  # attach's live view: the budget by default
+    default.close()
 
 
 def _state(pid: int) -> str:

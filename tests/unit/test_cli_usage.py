@@ -24,6 +24,11 @@ BAD = [
     ("wss", "x"),
     ("serve", "--port", "x"),
     ("maps", "1", "--no-such-option"),
+    ("attach", "1", "--lock-budget", "0"),
+    ("attach", "1", "--lock-budget", "101"),
+    ("record", "1", "-o", "x.jsonl", "--lock-budget", "nan"),
+    ("record", "1", "-o", "x.jsonl", "--lock-budget", "-1"),
+    ("record", "1", "-o", "x.jsonl", "--lock-budget", "1%"),
 ]
 
 
@@ -65,3 +70,26 @@ def test_help_is_not_an_error(capsys):
         cli.main(["maps", "--help"])
     assert e.value.code == 0
     assert "usage: vmainspect maps" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("text", "fraction"), [("1", 0.01), ("0.5", 0.005), ("2.5", 0.025), ("100", None), ("1e-4", 1e-6)]
+)
+def test_lock_budget_is_a_percentage_given_as_a_fraction(text, fraction):
+    args = cli.build_parser().parse_args(["record", "1", "-o", "x.jsonl", "--lock-budget", text])
+    assert args.lock_budget == (None if fraction is None else pytest.approx(fraction))
+    args = cli.build_parser().parse_args(["attach", "1", "--lock-budget", text])
+    assert args.lock_budget == (None if fraction is None else pytest.approx(fraction))
+
+
+def test_lock_budget_defaults_to_one_percent():
+    from vmainspect.session import DEFAULT_LOCK_BUDGET
+
+    assert DEFAULT_LOCK_BUDGET == 0.01
+    assert cli.build_parser().parse_args(["record", "1", "-o", "x.jsonl"]).lock_budget == DEFAULT_LOCK_BUDGET
+    assert cli.build_parser().parse_args(["attach", "1"]).lock_budget == DEFAULT_LOCK_BUDGET
+
+
+def test_a_bad_lock_budget_says_what_it_wants(capsys):
+    line = _usage_error(["record", "1", "-o", "x.jsonl", "--lock-budget", "0"], capsys)
+    assert "--lock-budget" in line and "percentage above 0 and at most 100, got 0" in line

@@ -49,6 +49,30 @@ def int_arg(low: int, high: int | None = None, what: str = "a whole number") -> 
     return parse
 
 
+def lock_budget_arg(text: str) -> float | None:
+    """argparse type for ``--lock-budget PCT``: a percentage above 0 and at most 100, as a
+    fraction (``session.pacing``); 100 is None: read the memory map every tick."""
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
+    if not 0 < v <= 100:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"wants a percentage above 0 and at most 100, got {text}")
+    return None if v == 100 else v / 100
+
+
+def add_lock_budget(p: argparse.ArgumentParser) -> None:
+    """``--lock-budget PCT`` (attach, record): see docs/performance.md."""
+    p.add_argument(
+        "--lock-budget",
+        type=lock_budget_arg,
+        default=0.01,
+        metavar="PCT",
+        help="at most PCT%% of the time reading the process's memory map (smaps, pagemap), which holds "
+        "its mmap lock; a tick that comes sooner shows the last map (default 1; 100: read every tick)",
+    )
+
+
 def add_output(p: argparse.ArgumentParser) -> None:
     """``-o FILE``: where a report or JSON document goes (default stdout), written atomically."""
     p.add_argument(

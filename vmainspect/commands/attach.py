@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_NO_PROCESS, BadInput, VmaInspectError
-from .argtypes import pid_arg, seconds_arg
+from .argtypes import add_lock_budget, pid_arg, seconds_arg
 
 HELP = "watch a process's VMAs, pages and faults live in a terminal UI"
 DESCRIPTION = """Open the live TUI on a process.
@@ -39,6 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="do not read per-page state (faster on huge processes; no page map)",
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
+    add_lock_budget(p)
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves snapshots (default: .)")
     p.add_argument("--no-save", action="store_true", help="`s` saves nothing (serve's sessions use this)")
 
@@ -46,7 +47,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.pid is not None and args.name:
         raise BadInput("give a PID or --name, not both")
-    options = {"interval": args.interval, "pages": not args.no_pages, "faults": not args.no_faults}
+    options = {
+        "interval": args.interval,
+        "pages": not args.no_pages,
+        "faults": not args.no_faults,
+        "lock_budget": args.lock_budget,
+    }
     picker_filter, only = "", None
     source = None
     if args.name:

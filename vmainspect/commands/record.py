@@ -9,7 +9,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .argtypes import pid_arg, seconds_arg
+from .argtypes import add_lock_budget, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..model import FaultTick
@@ -23,6 +23,11 @@ written: killing the recorder loses at most the record being written.
 
 The recording ends at --duration, on Ctrl+C (the file is complete; exit 0),
 or when the process exits (the last record says so).
+
+Reading the memory map holds the process's mmap lock: --lock-budget (default
+1%) spaces the reads out on a process where they take long. A tick held back
+records a frame with the previous map (an empty patch; the snapshot's
+taken_at says when it was read) and the tick's own faults.
 
 examples:
   vmainspect record 1234 -o run.jsonl --interval 0.5 --duration 60 --pages
@@ -51,6 +56,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--pages", action="store_true", help="record per-page state too (page runs are delta-encoded)"
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
+    add_lock_budget(p)
     p.add_argument(
         "--wss",
         action="store_true",
@@ -108,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"vmainspect: {WARNING}", file=sys.stderr)
     t0 = time.monotonic()
-    session = LiveSession(pid, pages=args.pages, faults=not args.no_faults)
+    session = LiveSession(pid, pages=args.pages, faults=not args.no_faults, lock_budget=args.lock_budget)
     # no such process / a zombie / no access: fail before creating FILE
     step = session.start()
     assert step.snapshot is not None
@@ -127,9 +133,10 @@ def run(args: argparse.Namespace) -> int:
             return
         t = time.monotonic() - t0
         limit = f" / {args.duration:g}s" if args.duration else ""
+        held = f" ({session.held_steps} held back by the lock budget)" if session.held_steps else ""
         line = (
-            f"recording pid {pid} ({printable(snapshot.process.name)}) to {printable(args.output)}: {writer.frames} frames, "
-            f"{human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)"
+            f"recording pid {pid} ({printable(snapshot.process.name)}) to {printable(args.output)}: "
+            f"{writer.frames} frames{held}, {human_bytes(writer.bytes)}, {t:.1f}s{limit}  (Ctrl+C stops)"
         )
         sys.stderr.write("\r\x1b[K" + ("" if final else line))  # the final summary replaces it
         sys.stderr.flush()
@@ -148,8 +155,10 @@ def run(args: argparse.Namespace) -> int:
                 writer.note(0.0, f"page faults from /proc counters: {session.sampler.reason}")
             k = 0
             while True:
+                # a tick held back by the lock budget (or one that could not read the map) records
+                # the previous map again, an empty patch, with this tick's faults
                 writer.frame(taken, snapshot, _faults(step))
-                if args.wss:
+                if args.wss and step.fresh:  # reset after a map read only: its referenced bits count
                     wss_reset(pid)
                 progress()
                 k += 1
@@ -172,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
                 if step.ended is not None:  # the last frame written is the last complete one
                     end, end_note = END_EXITED, step.ended.message
                     break
-                if not step.fresh:  # nothing new to record (e.g. access lost for a moment)
+                if not step.fresh:  # no new map (held back by the lock budget, access lost a moment)
                     continue
                 assert step.snapshot is not None
                 snapshot = step.snapshot
@@ -186,6 +195,8 @@ def run(args: argparse.Namespace) -> int:
         session.close()
         try:
             if not writer.closed:
+                if session.held_steps:
+                    writer.note(time.monotonic() - t0, _held_note(session.held_steps, writer.frames, args))
                 writer.note(time.monotonic() - t0, end_note or "recording stopped", end=end)
         except VmaInspectError:
             pass
@@ -196,9 +207,18 @@ def run(args: argparse.Namespace) -> int:
         raise error
     if not tty:
         return 0
+    size = human_bytes(os.path.getsize(args.output)) if os.path.isfile(args.output) else "?"
+    held = f"; {_held_note(session.held_steps, writer.frames, args)}" if session.held_steps else ""
     print(
-        f"vmainspect: {end_note}; {writer.frames} frames in {args.output} "
-        f"({human_bytes(os.path.getsize(args.output)) if os.path.isfile(args.output) else '?'})",
+        f"vmainspect: {end_note}; {writer.frames} frames in {printable(args.output)} ({size}){held}",
         file=sys.stderr,
     )
     return 0
+
+
+def _held_note(held: int, frames: int, args: argparse.Namespace) -> str:
+    pct = f"{args.lock_budget * 100:g}%"
+    return (
+        f"{held} of {frames} frames kept the previous map: reading it holds the process's mmap lock, "
+        f"and the lock budget ({pct}, --lock-budget) held those reads back"
+    )

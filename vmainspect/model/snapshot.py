@@ -473,3 +473,6 @@ class Frame(Struct, frozen=True):
     # working-set view on: the snapshot's smaps "referenced" counts the bytes touched
     # in the last ``wss_interval`` seconds (referenced bits reset then); None: off
     wss_interval: float | None = None
+    # live: the map was not read again this tick (the lock budget held the read back): one line
+    # saying how old ``snapshot`` is and why; None: read this tick (or not a live source)
+    held: str | None = None

@@ -55,7 +55,7 @@ from .rows import COLUMN_KEYS, DESCENDING_FIRST, Rows
 from .safe import literal
 from .saving import SavingMixin
 from .sources import LiveSource, Source, SourceKind
-from .statusline import FaultRates, filter_text, parse_time, status_text, tabs_text
+from .statusline import FaultRates, filter_text, frame_message, parse_time, status_text, tabs_text
 from .widgets.details import DetailsPanel
 from .widgets.faults import FaultsPanel
 from .widgets.files import FilesPanel
@@ -139,6 +139,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self._timer: Timer | None = None
         self._message: Text | str = ""  # the status line's last part: Text, or a str shown literally
         self._status_key: tuple[object, ...] | None = None
+        self._held_shown = False  # the status line's message is a Frame.held line
         self.fault_rates = FaultRates(self.interval)
         self._panel = "pages"
         self._dirty_clock = DirtyClock()
@@ -310,16 +311,12 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self._dirty_clock.update(snap.files, self._clock_now)
         self.files_panel.show(snap, self._dirty_clock, self._clock_now, frame.writeback, snap.host.page_size)
         if frame.gone:
-            self._message = Text.assemble(
-                literal(frame.message or "the process has exited", "b red"),
-                " · last snapshot kept; s saves it",
-            )
+            why = frame.message or "the process has exited"
+            self._message = Text.assemble(literal(why, "b red"), " · last snapshot kept; s saves it")
             if old is None or not old.gone:
-                self.notify(
-                    frame.message or "the process has exited", title="process exited", severity="warning"
-                )
-        elif frame.message:
-            self._message = literal(frame.message, "yellow")
+                self.notify(why, title="process exited", severity="warning")
+        elif (said := frame_message(frame, self._held_shown)) is not None:
+            self._message, self._held_shown = said
         self._show_header()
         self._show_status()
         updater = getattr(self.extra_panel, "update_frame", None)
@@ -397,6 +394,8 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
 
     def action_refresh(self) -> None:
         if self._can_poll():
+            if callable(force := getattr(self.source, "refresh_now", None)):
+                force()  # the user asked: read the map even if the lock budget would wait
             self.request_frame()
 
     # The filter is typed into the table itself (it keeps the focus): moving the

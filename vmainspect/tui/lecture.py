@@ -61,7 +61,8 @@ class LectureSource:
         self.folder = folder
         self.ranges: tuple[tuple[int, int], ...] = ()  # the lesson's regions (set on the UI thread)
         self._lock = Lock()
-        self._src = LiveSource(pid, interval=interval, pages=True, faults=faults)
+        # never throttled by the lock budget: a step's evidence must show on the next tick
+        self._src = LiveSource(pid, interval=interval, pages=True, faults=faults, lock_budget=None)
         self.title = f"demo workload {pid}"
 
     @property
@@ -73,7 +74,7 @@ class LectureSource:
         with self._lock:
             old, self._src = (
                 self._src,
-                LiveSource(pid, interval=self.interval, pages=True, faults=self.faults),
+                LiveSource(pid, interval=self.interval, pages=True, faults=self.faults, lock_budget=None),
             )
             self.title = f"demo workload {pid}"
             self.folder = folder

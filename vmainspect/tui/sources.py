@@ -20,6 +20,7 @@ from typing import Protocol
 
 from ..errors import VmaInspectError
 from ..model import FaultTick, Frame, Snapshot
+from ..session.pacing import DEFAULT_LOCK_BUDGET, HeldBack
 
 
 class SourceKind(enum.Enum):
@@ -107,6 +108,18 @@ class FramesSource:
         self.closed = True
 
 
+def held_text(held: HeldBack, vmas: int, now: float) -> str:
+    """One line for a tick the lock budget held back, e.g. "map 2.4 s old: smaps of 20,025
+    VMAs took 41 ms under the process's mmap lock; next read in 1.6 s (lock budget 1%, ...)"."""
+    names = list(held.reads) or ["the memory map"]
+    reads = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    return (
+        f"map {held.age(now):.1f} s old: {reads} of {vmas:,} VMAs took {held.lock_s * 1000:,.0f} ms "
+        f"under the process's mmap lock; next read in {held.wait(now):.1f} s "
+        f"(lock budget {held.budget * 100:g}%, --lock-budget; r reads now)"
+    )
+
+
 class LiveSource:
     """A running process, one ``session.LiveSession`` step per ``next_frame()``.
 
@@ -114,6 +127,11 @@ class LiveSource:
     process or a permission problem is a one-line error before the UI
     starts. Once the session ends (exit, zombie, PID reuse) every frame is the
     last complete snapshot with ``gone=True`` and the reason.
+
+    ``lock_budget``: see ``session.pacing`` (None: read the map every tick, as
+    the lecture does). A tick the budget holds back shows the last map, with
+    ``Frame.held`` saying how old it is and why; ``refresh_now()`` makes the
+    next tick read it anyway (the ``r`` key).
     """
 
     kind = SourceKind.LIVE
@@ -126,18 +144,36 @@ class LiveSource:
         pages: bool = True,
         faults: bool = True,
         proc_root: str = "/proc",
+        lock_budget: float | None = DEFAULT_LOCK_BUDGET,
     ) -> None:
         from ..session import LiveSession
 
         self.pid = pid
         self.interval = interval
         self.title = f"pid {pid}"
-        self._session = LiveSession(pid, pages=pages, faults=faults, proc_root=proc_root)
+        self._session = LiveSession(
+            pid, pages=pages, faults=faults, proc_root=proc_root, lock_budget=lock_budget
+        )
+        self._force = False  # the next tick reads the map whatever the budget says
         self._pending: Frame | None = None
         self._primed = False
         self._wss = False  # the working-set view: reset referenced bits after each collect
         self._wss_reset_at: float | None = None
+        self._wss_interval: float | None = None  # the interval the last map read covers
         self._pid, self._proc_root = pid, proc_root
+
+    @property
+    def lock_budget(self) -> float | None:
+        return self._session.pacer.budget
+
+    @property
+    def held_steps(self) -> int:
+        """Ticks the lock budget held back so far."""
+        return self._session.held_steps
+
+    def refresh_now(self) -> None:
+        """The next ``next_frame()`` reads the map even if the lock budget would hold it back."""
+        self._force = True
 
     @property
     def working_set(self) -> bool:
@@ -152,11 +188,26 @@ class LiveSource:
         """
         self._wss = on
         self._wss_reset_at = None
+        self._wss_interval = None
 
-    def _frame(self, snap: Snapshot, faults: FaultTick | None, message: str | None = None) -> Frame:
-        """The frame for a fresh snapshot: system writeback state, and the working set if on."""
+    def _frame(
+        self,
+        snap: Snapshot,
+        faults: FaultTick | None,
+        message: str | None = None,
+        *,
+        fresh: bool = True,
+        held: str | None = None,
+    ) -> Frame:
+        """The frame for a snapshot: system writeback state, and the working set if on
+        (the referenced bits are reset only after a map read: ``fresh``)."""
         from ..procfs.meminfo import read_writeback
 
+        if not fresh:  # the map kept: its referenced counts cover the interval they covered
+            wb = read_writeback(self._proc_root)
+            return Frame(
+                snap, faults, message=message, writeback=wb, wss_interval=self._wss_interval, held=held
+            )
         interval = None
         if self._wss:
             if self._wss_reset_at is not None:
@@ -171,6 +222,7 @@ class LiveSource:
                 self._wss_reset_at = None
                 interval = None
                 message = f"working set off: {e}"
+        self._wss_interval = interval
         return Frame(
             snap, faults, message=message, writeback=read_writeback(self._proc_root), wss_interval=interval
         )
@@ -195,12 +247,14 @@ class LiveSource:
             return frame
         if not self._primed:
             return self.prime()
-        step = self._session.step()
+        force, self._force = self._force, False
+        step = self._session.step(force=force)
         assert step.snapshot is not None
         faults = step.faults.faults if step.faults else None
         if step.ended is not None:
             return Frame(step.snapshot, None, gone=True, message=step.ended.message)
-        return self._frame(step.snapshot, faults, step.message)
+        held = held_text(step.held, len(step.snapshot.vmas), time.monotonic()) if step.held else None
+        return self._frame(step.snapshot, faults, step.message, fresh=step.fresh, held=held)
 
     def close(self) -> None:
         self._session.close()

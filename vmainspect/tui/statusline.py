@@ -75,6 +75,19 @@ def status_text(
     return t
 
 
+def frame_message(frame: Frame, held_shown: bool) -> tuple[Text | str, bool] | None:
+    """The status line's message for a live frame that is not ``gone``, and whether it is a
+    ``Frame.held`` line ("map N s old: ..."); None: keep the message shown. A frame read
+    again clears a held line (it no longer holds) but not another message."""
+    if frame.message:
+        return literal(frame.message, "yellow"), False
+    if frame.held:  # the lock budget kept the last map: how old it is and why
+        return literal(frame.held, "yellow"), True
+    if held_shown:
+        return "", False
+    return None
+
+
 def filter_text(table: VmaTable) -> Text:
     t = Text(no_wrap=True, overflow="ellipsis")
     if table.filtering:
