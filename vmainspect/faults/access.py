@@ -1,5 +1,6 @@
 """What perf_event_open needs from the system, and why it was refused: limits and settings.
 
+- ``task_ids``: the threads in /proc/PID/task;
 - ``raise_nofile``: the soft open-file limit raised toward the hard one when the
   events (two per thread and CPU) may not fit, as perf does;
 - ``paranoid``: ``kernel.perf_event_paranoid`` as text;
@@ -16,6 +17,19 @@ import os
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..procfs.parse import ParseError, StatInfo, parse_stat
 from ..procfs.reader import ProcReader
+
+
+def task_ids(proc_root: str, pid: int) -> list[int]:
+    """The thread ids in /proc/PID/task; ProcessGone, AccessDenied as the listing fails."""
+    path = f"{proc_root}/{pid}/task"
+    try:
+        return [int(t) for t in os.listdir(path) if t.isdigit()]
+    except OSError as e:
+        if e.errno in (errno.ENOENT, errno.ESRCH):
+            raise ProcessGone(pid) from None
+        if e.errno in (errno.EACCES, errno.EPERM):
+            raise AccessDenied(pid, "task list", "needs to be the process's user or root") from None
+        raise
 
 
 def raise_nofile(need: int) -> None:

@@ -99,6 +99,7 @@ ATTR_SIZE = 128  # PERF_ATTR_SIZE_VER7 (Linux 5.12+; older kernels accept a larg
 PERF_EVENT_IOC_ENABLE = 0x2400
 PERF_EVENT_IOC_DISABLE = 0x2401
 PERF_EVENT_IOC_SET_OUTPUT = 0x2405
+PERF_EVENT_IOC_PERIOD = 0x40082404  # _IOW('$', 4, __u64): a new sample_period
 PERF_EVENT_IOC_ID = 0x80082407
 
 # perf_event_mmap_page offsets

@@ -23,13 +23,14 @@ window's list for ``addrspace``.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import struct
 from collections import Counter
 from collections.abc import Callable
 
 from .attrib import count_u64
-from .perf import SAMPLE_WORDS, MmapRecord, PerfError, Ring, split_records
+from .perf import PERF_EVENT_IOC_PERIOD, SAMPLE_WORDS, MmapRecord, PerfError, Ring, split_records
 
 MAX_EVENTS = 4096  # per-CPU mode when 2 x CPUs x threads stays under this
 FOLD_BYTES = 32 << 20  # raw addresses kept before folding them into counts (bounds memory between ticks)
@@ -297,6 +298,21 @@ class RingSet:
             mi += a
             ma += b
         return mi, ma
+
+    def set_period(self, period: int) -> int:
+        """PERF_EVENT_IOC_PERIOD on every event: one fault in ``period`` sampled from now on
+        (kernel semantics: ``cap``'s docstring), and in rings opened later (per-thread mode).
+        Returns how many events refused (a thread that exited meanwhile)."""
+        self.period = period
+        arg, refused = struct.pack("<Q", period), 0
+        for ring in self.rings.values():
+            ring.period = period
+            for fd in (fd for fd in ring.fds if fd >= 0):
+                try:
+                    fcntl.ioctl(fd, PERF_EVENT_IOC_PERIOD, arg)
+                except OSError:
+                    refused += 1
+        return refused
 
     def disable(self) -> None:
         for r in list(self.rings.values()):

@@ -7,7 +7,9 @@ created later are sampled from their first fault), and a background thread
 buffers. ``tick(snapshot)`` closes the window: distinct faulting addresses
 are counted in one C-level pass and placed in the mapping each hit when it
 faulted (``addrspace``), IPs named (``attrib``), and a ``TickResult`` is
-returned: the ``model.FaultTick`` plus what only a live caller needs.
+returned: the ``model.FaultTick`` plus what only a live caller needs. With
+``max_rate`` (samples a second) the sample period rises and falls with the
+rate (``cap``): totals are then the events' counts, the rest scaled estimates.
 
 Faults nothing sampled (a thread's first moments in per-thread mode, faults
 the kernel takes on another's behalf) are counted, not hidden: the kernel's
@@ -19,7 +21,7 @@ architecture (docs/kernel-notes.md, "The perf ring buffer's memory ordering"),
 the sampler switches to counters mode: per-process and per-thread
 ``minflt``/``majflt`` deltas from /proc/PID/stat and /proc/PID/task/TID/stat,
 and ``reason`` says why, once.
-/proc goes through ``ProcReader`` (/proc/PID/task is listed here with its errors).
+/proc goes through ``ProcReader`` (/proc/PID/task is listed by ``access.task_ids``).
 """
 
 from __future__ import annotations
@@ -31,8 +33,7 @@ import select
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
@@ -40,9 +41,11 @@ from ..model import FaultTick, Snapshot
 from ..procfs.parse import StatInfo, parse_stat
 from ..procfs.process import Liveness, ProcessIdentity, classify, describe
 from ..procfs.reader import ProcReader
-from .access import deltas, faults_of, paranoid, raise_nofile, refusal_reason, thread_counters
+from .access import deltas, faults_of, paranoid, raise_nofile, refusal_reason, task_ids, thread_counters
 from .addrspace import AddressSpace, one_mapping
 from .attrib import NO_VMAS, FaultSymbols, count_u64, transitions
+from .cap import RateCap, scaled_pairs
+from .result import TickResult
 from .rings import RingSet, Window, online_cpus
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
@@ -50,22 +53,6 @@ MAX_PAGES = 65536  # FaultTick.pages bound
 SCAN_INTERVAL = 0.2  # seconds between /proc/PID/task listings (per-thread mode)
 # where reading the ring with plain loads and stores is correct (docs/kernel-notes.md)
 RING_SAFE_MACHINES = frozenset({"x86_64", "AMD64", "amd64"})
-
-
-@dataclass(frozen=True)
-class TickResult:
-    """Everything one ``FaultSampler.tick()`` has to say."""
-
-    faults: FaultTick  # what is shown and recorded
-    snapshot: Snapshot | None  # the snapshot the faults were attributed to (a refreshed one if refresh ran)
-    unattributed: int = 0  # sampled faults outside that snapshot's VMAs (perf only)
-    by_symbol_split: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    # (symbol, dso) -> (minor, major) of faulting data in ELF .data/.bss/.rodata
-    by_data_symbol_split: Mapping[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
-    ended: str | None = None  # why the process is gone (exited, zombie, PID reused); None while it runs
-    refresh_error: VmaInspectError | None = (
-        None  # refresh() failed: the faults were attributed to the old snapshot
-    )
 
 
 class FaultSampler:
@@ -81,19 +68,21 @@ class FaultSampler:
         ring_bytes: int | None = None,
         baseline: Snapshot | None = None,
         pages: bool = True,
+        max_rate: int | None = None,
     ) -> None:
-        """``baseline``: the snapshot at the first window's start (page-state transitions are
+        """``max_rate``: samples a second allowed (None: every ``period``-th fault, always, as
+        ``faults --period`` and the demo need); ``baseline``: the snapshot at the first window's start (page-state transitions are
         counted from it, and faults in mappings unmapped during the window are placed in it).
         ``pages``: list the faulted pages in each tick (``FaultTick.pages``, and the page-state
         transitions); a caller that shows neither saves that pass over every distinct address."""
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
-        self.period = period
+        self.period = period  # in force now (the base period, raised under max_rate)
+        self.cap = RateCap(period, max_rate) if max_rate is not None else None
         self.proc_root = proc_root
         self.recent = max(0, recent)
         self.want_pages = pages
-        self.ring_bytes = ring_bytes
         self.reader = ProcReader(pid, proc_root)
         self.mode = "perf"
         self.reason: str | None = None
@@ -130,17 +119,6 @@ class FaultSampler:
         return self.rings.mode
 
     # ------------------------------------------------------------ threads
-    def _tids(self) -> list[int]:
-        path = f"{self.proc_root}/{self.pid}/task"
-        try:
-            return [int(t) for t in os.listdir(path) if t.isdigit()]
-        except OSError as e:
-            if e.errno in (errno.ENOENT, errno.ESRCH):
-                raise ProcessGone(self.pid) from None
-            if e.errno in (errno.EACCES, errno.EPERM):
-                raise AccessDenied(self.pid, "task list", "needs to be the process's user or root") from None
-            raise
-
     def start(self) -> None:
         """Open the events (or fall back to counters). Raises ProcessGone if there is no process."""
         if self._started:
@@ -163,7 +141,7 @@ class FaultSampler:
                 "showing /proc fault counters instead"
             )
             return
-        tids = sorted(self._tids())
+        tids = sorted(task_ids(self.proc_root, self.pid))
         raise_nofile(2 * len(tids) * len(online_cpus()) + 64)  # two events per thread and CPU
         try:
             self.rings.open(tids)
@@ -190,6 +168,8 @@ class FaultSampler:
             )
         self.start_counters = self.proc_counters()
         self._event_base = self.rings.counts()
+        if self.cap is not None:
+            self.cap.last = (self.start_counters, self._event_base)
         self._proc_base = self.start_counters
         if self.rings.skipped:
             self.notes.append(
@@ -261,7 +241,7 @@ class FaultSampler:
         self._check_alive()
         if self.rings.mode != "per-thread":
             return
-        tids = set(self._tids())
+        tids = set(task_ids(self.proc_root, self.pid))
         with self._lock:
             self.rings.follow(tids, self._win)
 
@@ -291,21 +271,35 @@ class FaultSampler:
                 self._end(str(e))
             except OSError:
                 pass
-        unsampled = self._unsampled()
+        proc = None if self._proc_base is None or self.gone else self.proc_counters()
+        unsampled = self._unsampled(proc)
+        # capped: totals from the kernel's counters, samples weighted by the window's period
+        cap, exact, new_period, weight = self.cap, None, self.period, self.period if self.cap else 1
+        if cap is not None:
+            with self._lock:  # the drain thread may be changing the rings (per-thread mode)
+                counts = self.rings.counts()
+            exact, new_period = cap.window(proc, counts, window_s)
         with self._lock:
+            # the ioctls take ms (an IPI each) while the target faults: up, before the drain,
+            # down, after it, so the few samples around the switch that carry the other weight
+            # are taken at the larger period and given the smaller weight (a slight under-
+            # estimate; totals stay exact). Threads created since the opening (per-CPU mode)
+            # keep the period of their creation: the ioctl does not reach them (docs/faults.md)
+            if new_period > self.period:
+                self.rings.set_period(new_period)
             self.rings.drain(self._win)
             win, self._win = self._win, Window()
-        return self._perf_tick(win, window_s, snapshot, refresh, unsampled)
+            if new_period < self.period:
+                self.rings.set_period(new_period)
+            self.period = new_period
+        return self._perf_tick(win, window_s, snapshot, refresh, unsampled, weight, exact)
 
-    def _unsampled(self) -> int | None:
+    def _unsampled(self, now: tuple[int, int] | None) -> int | None:
         """Faults the kernel counted since the last tick that no event saw (never negative).
 
         /proc is read before the events, so a fault between the two reads makes the
         events' count larger, never the difference: this is a lower bound."""
-        if self._proc_base is None or self.gone:
-            return None
-        now = self.proc_counters()
-        if now is None:
+        if now is None or self._proc_base is None:
             return None
         ev = self.rings.counts()
         kernel = (now[0] - self._proc_base[0]) + (now[1] - self._proc_base[1])
@@ -322,6 +316,8 @@ class FaultSampler:
         snapshot: Snapshot | None,
         refresh: Callable[[], Snapshot | None] | None,
         unsampled: int | None,
+        weight: int = 1,
+        exact: tuple[int, int] | None = None,
     ) -> TickResult:
         # distinct faulting addresses with their counts (one C-level pass per kind), sorted
         lists = []
@@ -352,15 +348,18 @@ class FaultSampler:
         self._space.advance(snapshot)
         by_vma = {k: (a, b) for k, (a, b) in att.by_start.items()}
         named: Any = snapshot if snapshot is not None else NO_VMAS  # no map: no names, all "[unknown]"
-        data_split = self._symbols.data_symbols(named, by_vma, lists)
-        sym_split = self._symbols.ip_symbols(named, win.ips, (win.folded[0][1], win.folded[1][1]))
+        data_split = scaled_pairs(self._symbols.data_symbols(named, by_vma, lists), weight)
+        sym_split = scaled_pairs(
+            self._symbols.ip_symbols(named, win.ips, (win.folded[0][1], win.folded[1][1])), weight
+        )
+        by_vma = scaled_pairs(by_vma, weight)
         by_symbol = tuple(
             sorted(((s, d, a + b) for (s, d), (a, b) in sym_split.items()), key=lambda t: (-t[2], t[0], t[1]))
         )
         by_mapping = tuple(
             sorted(
                 (
-                    (m.start, m.end, m.perms, m.kind, m.path, c[0], c[1])
+                    (m.start, m.end, m.perms, m.kind, m.path, c[0] * weight, c[1] * weight)
                     for key, c in att.by_mapping.items()
                     for m in (att.mappings[key],)
                 ),
@@ -374,27 +373,29 @@ class FaultSampler:
         by_transition = transitions(self._previous, snapshot, page_list)
         if snapshot is not None:
             self._previous = snapshot
+        minor, major = exact if exact is not None else (win.samples(0), win.samples(1))
         tick = FaultTick(
             mode="perf",
             window_s=window_s,
-            minor=win.samples(0),
-            major=win.samples(1),
+            minor=minor,
+            major=major,
             lost=win.lost,
             by_vma=by_vma,
             by_symbol=by_symbol,
             recent=self._symbols.samples(win.tails.values(), self.rings.maj_ids, self.recent, named),
             reason=None,
-            by_thread={t: (c[0], c[1]) for t, c in win.threads.items()},
+            by_thread={t: (c[0] * weight, c[1] * weight) for t, c in win.threads.items()},
             pages=tuple(page_list),
             by_transition=by_transition,
             by_mapping=by_mapping,
-            unattributed=att.unattributed,
+            unattributed=att.unattributed * weight,
             unsampled=unsampled,
+            period=weight,
         )
         return TickResult(
             tick,
             snapshot,
-            unattributed=att.unattributed,
+            unattributed=att.unattributed * weight,
             by_symbol_split=sym_split,
             by_data_symbol_split=data_split,
             ended=self.ended,
@@ -404,7 +405,7 @@ class FaultSampler:
     # ------------------------------------------------------------ counters mode
     def _read_thread_counters(self) -> dict[int, tuple[int, int]]:
         try:
-            return thread_counters(self.reader, self._tids())
+            return thread_counters(self.reader, task_ids(self.proc_root, self.pid))
         except (ProcessGone, AccessDenied):
             return {}
 

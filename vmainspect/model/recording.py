@@ -107,6 +107,19 @@ class FaultTickRecord(Struct, frozen=True, omit_defaults=True):
             )
         ),
     ] = ()
+    period: Annotated[
+        int,
+        Meta(
+            ge=1,
+            description=(
+                "Sample period of the window (one fault in N sampled, raised under a rate cap: "
+                "record --max-fault-rate). Above 1, minor and major are still exact (the events' own "
+                "counts) but by_vma, by_symbol and by_thread are estimates (samples x period) and pages "
+                "lists the sampled pages only. Absent when 1 (and in recordings written before it was "
+                "added)."
+            ),
+        ),
+    ] = 1
 
 
 FaultsOrNull = Annotated[

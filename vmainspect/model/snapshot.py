@@ -451,6 +451,11 @@ class FaultTick(Struct, frozen=True):
     by_mapping: tuple[tuple[int, int, str, str, str | None, int, int], ...] = ()
     unattributed: int | None = None  # sampled faults in no mapping any source saw (perf only)
     unsampled: int | None = None  # faults the kernel counted that no event saw (perf only; None: unknown)
+    # the sample period of the window when the sampler had a rate cap (faults.cap): above 1, minor
+    # and major are still exact (the events' counts) but by_vma, by_symbol, by_thread, by_mapping
+    # and unattributed are estimates (samples x period), and pages lists the sampled pages only.
+    # 1: every fault sampled, or an uncapped sampler's raw samples (``faults --period N``)
+    period: int = 1
 
 
 class Writeback(Struct, frozen=True, gc=False):

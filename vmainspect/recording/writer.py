@@ -47,6 +47,7 @@ def fault_tick_record(ft: FaultTick) -> FaultTickRecord:
         by_thread=tuple((tid, mn, mj) for tid, (mn, mj) in ft.by_thread.items()),
         pages=ft.pages,
         by_transition=ft.by_transition,  # type: ignore[arg-type]
+        period=ft.period,
     )
 
 
@@ -64,6 +65,7 @@ def fault_tick_from_record(r: FaultTickRecord) -> FaultTick:
         {tid: (mn, mj) for tid, mn, mj in r.by_thread},
         r.pages,
         r.by_transition,
+        period=r.period,
     )
 
 
