@@ -9,11 +9,12 @@ import sys
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
-def run_cli(*args, user: str | None = None, timeout: float = 120):
+def run_cli(*args, user: str | None = None, timeout: float = 120, pythonpath: str = REPO):
+    """``vmainspect ARGS`` in a subprocess (as ``user`` if given); the package comes from ``pythonpath``."""
     cmd = [sys.executable, "-m", "vmainspect", *map(str, args)]
     if user:
         cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
-    env = dict(os.environ, PYTHONPATH=REPO)
+    env = dict(os.environ, PYTHONPATH=pythonpath)
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=REPO, env=env)
 
 

@@ -17,6 +17,8 @@ import sys
 import time
 
 import pytest
+from c_targets import StoppedProgram, compile_c
+from cli_helpers import run_cli
 from schema_check import validate as validate_schema
 from targets import spawn_target, wait_state
 
@@ -70,37 +72,17 @@ def _counters(pid: int) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def faulter(tmp_path_factory):
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("needs a C compiler (gcc) to build the faulting target")
-    d = tmp_path_factory.mktemp("faulter")
-    src = d / "faulter.c"
-    src.write_text(FAULTER_C)
-    exe = d / "faulter"
-    subprocess.run([gcc, "-O1", "-o", str(exe), str(src)], check=True, capture_output=True)
-    return str(exe)
+    return compile_c(FAULTER_C, tmp_path_factory.mktemp("faulter"), "faulter")
 
 
-class Faulter:
+class Faulter(StoppedProgram):
+    """FAULTER_C touching ``size`` bytes ``rounds`` times (< 0: for ever), stopped before."""
+
     def __init__(self, exe: str, size: int, rounds: int, then_exit: bool = False) -> None:
-        args = [exe, str(size), str(rounds)] + (["exit"] if then_exit else [])
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        self.pid = self.proc.pid
-        a, f = self.proc.stdout.readline().split()
+        super().__init__([exe, str(size), str(rounds)] + (["exit"] if then_exit else []))
+        a, f = self.line.split()
         self.addr, self.func = int(a, 16), int(f, 16)
         self.size = size
-        wait_state(self.pid)
-
-    def run_to_stop(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        assert self.proc.stdout.readline().strip() == "done"
-        wait_state(self.pid)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
 
 
 def test_known_function_and_mapping_take_the_faults(faulter):
@@ -164,17 +146,9 @@ int main(void) {
 
 
 def test_faulting_data_is_named_by_its_elf_object(tmp_path):
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("needs a C compiler (gcc)")
-    (tmp_path / "data.c").write_text(DATA_C)
-    exe = str(tmp_path / "data")
-    subprocess.run([gcc, "-O0", "-o", exe, str(tmp_path / "data.c")], check=True, capture_output=True)
-    t = Faulter.__new__(Faulter)
-    t.proc = subprocess.Popen([exe], stdout=subprocess.PIPE, text=True)
-    t.pid = t.proc.pid
-    bss, _data = (int(x, 16) for x in t.proc.stdout.readline().split())
-    wait_state(t.pid)
+    exe = compile_c(DATA_C, tmp_path, "data", flags=("-O0",))
+    t = StoppedProgram([exe])
+    bss, _data = (int(x, 16) for x in t.line.split())
     s = FaultSampler(t.pid, recent=300)
     try:
         s.start()
@@ -583,11 +557,8 @@ def test_counters_fallback_when_perf_is_refused(monkeypatch):
     assert tick.by_thread[t.pid][0] == tick.minor
 
 
-def _run_cli(*args, user=None, timeout=60):
-    cmd = [sys.executable, "-m", "vmainspect", "faults", *map(str, args)]
-    if user:
-        cmd = ["setpriv", f"--reuid={user}", "--regid=nogroup", "--clear-groups"] + cmd
-    return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+def _run_cli(*args, user=None):
+    return run_cli("faults", *args, user=user, timeout=60)
 
 
 def test_cli_json_against_the_kernel(faulter):
@@ -627,34 +598,33 @@ def _in_sampling_loop(pid: int) -> bool:
         return False
 
 
-def _has_drain_thread(pid: int) -> bool:
-    """The sampler's drain thread (named "vmi-faults") runs in process ``pid``."""
+def _any_entry(folder: str, look, want: str) -> bool:
+    """True when ``look(path)`` of an entry of ``folder`` is ``want`` (entries that vanish are skipped)."""
     try:
-        tids = os.listdir(f"/proc/{pid}/task")
+        names = os.listdir(folder)
     except OSError:
         return False
-    for tid in tids:
+    for name in names:
         try:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                if f.read().strip() == "vmi-faults":
-                    return True
-        except OSError:
-            continue
-    return False
-
-
-def _has_perf_fd(pid: int) -> bool:
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") == "anon_inode:[perf_event]":
+            if look(os.path.join(folder, name)) == want:
                 return True
         except OSError:
             continue
     return False
+
+
+def _comm(task: str) -> str:
+    with open(os.path.join(task, "comm")) as f:
+        return f.read().strip()
+
+
+def _has_drain_thread(pid: int) -> bool:
+    """The sampler's drain thread (named "vmi-faults") runs in process ``pid``."""
+    return _any_entry(f"/proc/{pid}/task", _comm, "vmi-faults")
+
+
+def _has_perf_fd(pid: int) -> bool:
+    return _any_entry(f"/proc/{pid}/fd", os.readlink, "anon_inode:[perf_event]")
 
 
 def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
-import subprocess
-import sys
 
 import pytest
+from c_targets import StoppedProgram, compile_c
+from cli_helpers import run_cli
 from schema_check import validate as validate_schema
-from targets import wait_stopped
 
 from vmainspect.faults.sampler import FaultSampler
 from vmainspect.snapshot.collect import collect
@@ -56,38 +54,12 @@ int main(int argc, char **argv) {
 
 @pytest.fixture(scope="module")
 def brk_exe(tmp_path_factory):
-    gcc = shutil.which("gcc") or shutil.which("cc")
-    if gcc is None:
-        pytest.skip("needs a C compiler (gcc) to build the brk target")
-    d = tmp_path_factory.mktemp("brk")
-    (d / "brk.c").write_text(BRK_C)
-    exe = str(d / "brk")
-    subprocess.run([gcc, "-O1", "-o", exe, str(d / "brk.c")], check=True, capture_output=True)
-    return exe
-
-
-class Target:
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        self.pid = self.proc.pid
-        self.brk = int(self.proc.stdout.readline(), 16)
-        wait_stopped(self.pid)
-
-    def run_to_stop(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        assert self.proc.stdout.readline().strip() == "done"
-        wait_stopped(self.pid)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
+    return compile_c(BRK_C, tmp_path_factory.mktemp("brk"), "brk")
 
 
 def test_heap_that_grew_and_shrank_within_the_window_is_one_row(brk_exe):
     rounds = 3
-    t = Target([brk_exe, str(rounds)])
+    t = StoppedProgram([brk_exe, str(rounds)])
     try:
         s = FaultSampler(t.pid)
         try:
@@ -115,15 +87,10 @@ def test_heap_that_grew_and_shrank_within_the_window_is_one_row(brk_exe):
 @pytest.mark.parametrize("run", [1, 2, 3])
 def test_cli_puts_the_heap_faults_in_one_heap_row(brk_exe, run):
     """Three 2-second runs on the looping target: >= 90% of the samples in one [heap] row."""
-    t = Target([brk_exe])
+    t = StoppedProgram([brk_exe])
     try:
         os.kill(t.pid, signal.SIGCONT)
-        r = subprocess.run(
-            [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "2", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = run_cli("faults", t.pid, "--duration", "2", "--json", timeout=60)
     finally:
         t.kill()
     assert r.returncode == 0, r.stderr

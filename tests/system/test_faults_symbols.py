@@ -19,8 +19,9 @@ import sys
 import tempfile
 
 import pytest
+from c_targets import StoppedProgram, compile_c
+from cli_helpers import run_cli
 from schema_check import validate as validate_schema
-from targets import wait_stopped
 
 from vmainspect.faults.sampler import FaultSampler
 from vmainspect.snapshot.collect import collect
@@ -65,44 +66,12 @@ def shared_dir():
 
 
 def build(d: str, name: str, func: str, cxx: bool = False) -> str:
-    compiler = shutil.which("g++" if cxx else "gcc")
-    if compiler is None:
-        pytest.skip(f"needs {'g++' if cxx else 'gcc'} to build the target")
-    src = os.path.join(d, name + (".cc" if cxx else ".c"))
-    with open(src, "w") as f:
-        f.write(PROG_C)
-    exe = os.path.join(d, name)
-    subprocess.run([compiler, "-O1", f"-DFUNC={func}", "-o", exe, src], check=True, capture_output=True)
+    exe = compile_c(PROG_C, d, name, flags=("-O1", f"-DFUNC={func}"), cxx=cxx)
     os.chmod(exe, 0o755)
     return exe
 
 
-class Target:
-    """A target started with ``argv``, stopped after printing its mapping's address."""
-
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
-        line = self.proc.stdout.readline()
-        if not line:
-            self.proc.wait()
-            raise RuntimeError(f"{argv[0]} exited with {self.proc.returncode}")
-        self.addr = int(line, 16)
-        self.pid = self.proc.pid  # unshare, sh and setpriv exec the target: the same process
-        wait_stopped(self.pid)
-
-    def run_to_stop(self) -> None:
-        os.kill(self.pid, signal.SIGCONT)
-        assert self.proc.stdout.readline().strip() == "done"
-        wait_stopped(self.pid)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-        self.proc.stdout.close()
-
-
-def sample_rounds(t: Target) -> tuple:
+def sample_rounds(t: StoppedProgram) -> tuple:
     s = FaultSampler(t.pid)
     try:
         s.start()
@@ -181,7 +150,7 @@ def two_binaries(shared_dir):
 
 def test_namespace_binary_is_read_through_the_process(two_binaries, shared_dir):
     host, inside = two_binaries
-    t = Target(_in_namespace(host, inside, args=("3",)))
+    t = StoppedProgram(_in_namespace(host, inside, args=("3",)))
     try:
         snap = collect(t.pid)
         vma = next(v for v in snap.vmas if v.path == host and "x" in v.perms)
@@ -205,16 +174,11 @@ def test_namespace_top_function_equals_perf_report(two_binaries, shared_dir):
     if shutil.which("perf") is None:
         pytest.skip("needs perf to compare with")
     host, inside = two_binaries
-    t = Target(_in_namespace(host, inside))
+    t = StoppedProgram(_in_namespace(host, inside))
     try:
         os.kill(t.pid, signal.SIGCONT)
         expected = perf_report_top(t.pid, shared_dir)
-        r = subprocess.run(
-            [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "1", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = run_cli("faults", t.pid, "--duration", "1", "--json", timeout=60)
     finally:
         t.kill()
     assert r.returncode == 0, r.stderr
@@ -244,16 +208,18 @@ def test_namespace_binary_as_an_ordinary_user_goes_through_proc_pid_root(two_bin
     )
     if probe.returncode != 0:
         pytest.skip("pyelftools is not readable by user nobody with this Python")
-    t = Target(_in_namespace(host, inside, user="nobody"))
+    t = StoppedProgram(_in_namespace(host, inside, user="nobody"))
     try:
         os.kill(t.pid, signal.SIGCONT)
-        r = subprocess.run(
-            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups"]
-            + [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "0.5", "--json"],
-            capture_output=True,
-            text=True,
+        r = run_cli(
+            "faults",
+            t.pid,
+            "--duration",
+            "0.5",
+            "--json",
+            user="nobody",
             timeout=60,
-            env={**os.environ, "PYTHONPATH": nobody_pythonpath},
+            pythonpath=nobody_pythonpath,
         )
     finally:
         t.kill()
@@ -266,7 +232,7 @@ def test_namespace_binary_as_an_ordinary_user_goes_through_proc_pid_root(two_bin
 @pytest.mark.root("/proc/PID/map_files is root-only")
 def test_deleted_binary_is_symbolized_through_map_files(shared_dir):
     exe = build(shared_dir, "doomed", "deleted_side_function")
-    t = Target([exe, "3"])
+    t = StoppedProgram([exe, "3"])
     try:
         os.unlink(exe)
         tick, snap = sample_rounds(t)
@@ -280,7 +246,7 @@ def test_deleted_binary_is_symbolized_through_map_files(shared_dir):
 def test_deleted_binary_without_map_files_is_not_reachable(shared_dir):
     """Another file now at the path (a rebuilt binary): never its names."""
     exe = build(shared_dir, "replaced", "old_function")
-    t = Target([exe, "3"])
+    t = StoppedProgram([exe, "3"])
     try:
         os.unlink(exe)
         build(shared_dir, "replaced", "new_function")
@@ -296,21 +262,11 @@ def test_deleted_binary_without_map_files_is_not_reachable(shared_dir):
 
 def test_cpp_function_is_demangled_and_the_mangled_name_kept(shared_dir):
     exe = build(shared_dir, "cxx", "touch_pages", cxx=True)
-    t = Target([exe])
+    t = StoppedProgram([exe])
     try:
         os.kill(t.pid, signal.SIGCONT)
-        r = subprocess.run(
-            [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "0.5", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        text = subprocess.run(
-            [sys.executable, "-m", "vmainspect", "faults", str(t.pid), "--duration", "0.3"],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
+        r = run_cli("faults", t.pid, "--duration", "0.5", "--json", timeout=60)
+        text = run_cli("faults", t.pid, "--duration", "0.3", timeout=60)
     finally:
         t.kill()
     assert r.returncode == 0, r.stderr
