@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
 import pytest
 from pages_target import MAIN, _cleanup, read_both, vmas_of
 from targets import read_smaps_kb, spawn_target
@@ -25,3 +30,13 @@ def main_view(main_target):
     scan, plain = read_both(pid, vmas)
     smaps = {s: d for s, _, d in read_smaps_kb(pid)}
     return vmas, scan, plain, smaps
+
+
+@pytest.fixture
+def nobody_dir():
+    """A folder nobody can write (pytest's tmp_path lives under a root-only folder)."""
+    d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
+    os.chmod(d, 0o777)
+    yield Path(d)
+    shutil.rmtree(d, ignore_errors=True)
+

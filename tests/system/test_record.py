@@ -10,9 +10,10 @@ import os
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
+from cli_helpers import run_cli
+from record_helpers import frames_written, recorder, wait_frames
 from schema_check import validate as validate_schema
 from schema_check import validate_recording
 from targets import read_smaps_kb, spawn_target
@@ -47,37 +48,6 @@ while True:
 """
 
 
-def recorder(pid, out, *extra):
-    return subprocess.Popen(
-        [sys.executable, "-m", "vmainspect", "record", str(pid), "-o", str(out), *extra],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def vmainspect(*args):
-    return subprocess.run(
-        [sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True, timeout=120
-    )
-
-
-def frames_written(path) -> int:
-    try:
-        with open(path, "rb") as f:
-            return sum(1 for line in f if line.startswith(b'{"t":') and b'"note"' not in line[:40])
-    except FileNotFoundError:
-        return 0
-
-
-def wait_frames(path, n, proc, timeout=30.0):
-    deadline = time.monotonic() + timeout
-    while frames_written(path) < n:
-        assert proc.poll() is None, proc.stderr.read()
-        assert time.monotonic() < deadline, "recorder wrote no frames"
-        time.sleep(0.02)
-
-
 def region_rss(snapshot, addr):
     v = snapshot.vma_at(addr)
     return v.smaps["rss"]
@@ -95,8 +65,9 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
     with spawn_target(STAGED) as t:
         addr = t.report["addr"]
         # every tick reads the map (--lock-budget 100): each stage must show in the next frames
-        rec = recorder(t.pid, out, "--interval", "0.05", "--pages", "--no-faults", "--lock-budget", "100")
-        try:
+        with recorder(
+            t.pid, out, "--interval", "0.05", "--pages", "--no-faults", "--lock-budget", "100"
+        ) as rec:
             kernel = []
             for stage in range(4):
                 if stage:
@@ -106,12 +77,6 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
                 wait_frames(out, frames_written(out) + 4, rec)
             rec.send_signal(signal.SIGINT)  # Ctrl+C: clean end, exit 0
             assert rec.wait(30) == 0, rec.stderr.read()
-        finally:
-            if rec.poll() is None:
-                rec.kill()
-                rec.wait()
-            rec.stdout.close()
-            rec.stderr.close()
     r = read_recording(str(out))
     assert r.end == "interrupted" and r.truncated_at_line is None
     assert validate_recording(str(out)) == len(r)  # every line and rebuilt frame vs the shipped schemas
@@ -127,7 +92,7 @@ def test_recording_matches_the_kernel_at_every_stage(tmp_path):
     assert last.pages.counts.present == 24
     assert last.pages.runs[0].state == "anon" and last.pages.runs[0].count == 24
     # diff of the first and last frames: 24 pages absent -> anon, Rss +96K, like the kernel said
-    res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
+    res = run_cli("diff", f"{out}#1", f"{out}#-1", "--json")
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
     validate_schema(d, "vmainspect/diff@1")
@@ -140,18 +105,14 @@ def test_sigkill_mid_run_leaves_a_file_that_opens(tmp_path):
     out = tmp_path / "killed.jsonl"
     with spawn_target(BUSY) as t:
         os.kill(t.pid, signal.SIGCONT)
-        rec = recorder(t.pid, out, "--interval", "0.05", "--pages")
-        try:
+        with recorder(t.pid, out, "--interval", "0.05", "--pages") as rec:
             wait_frames(out, 4, rec)
             rec.kill()  # SIGKILL: no chance to write an end note
             rec.wait()
-        finally:
-            rec.stdout.close()
-            rec.stderr.close()
     r = read_recording(str(out))
     assert len(r) >= 4 and r.end is None
     assert r.snapshot(-1).vma_at(t.report["addr"]) is not None
-    res = vmainspect("diff", f"{out}#1", f"{out}#-1")
+    res = run_cli("diff", f"{out}#1", f"{out}#-1")
     assert res.returncode in (0, 1) and "Traceback" not in res.stderr
     # the file also opens in the replay source (what `vmainspect open` uses)
     from vmainspect.tui.replay import RecordingSource
@@ -164,17 +125,13 @@ def test_recording_ends_when_the_process_exits(tmp_path):
     out = tmp_path / "exit.jsonl"
     # the child lives until its stdin closes: it exits once two frames are on disk
     child = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
-    rec = None
     try:
-        rec = recorder(child.pid, out, "--interval", "0.1", "--no-faults")
-        wait_frames(out, 2, rec)
-        child.stdin.close()
-        child.wait()  # reaped: the recorder finds no process
-        _, err = rec.communicate(timeout=60)
+        with recorder(child.pid, out, "--interval", "0.1", "--no-faults") as rec:
+            wait_frames(out, 2, rec)
+            child.stdin.close()
+            child.wait()  # reaped: the recorder finds no process
+            _, err = rec.communicate(timeout=60)
     finally:
-        if rec is not None and rec.poll() is None:
-            rec.kill()
-            rec.wait()
         child.kill()
         child.wait()
     assert rec.returncode == 0, err
@@ -188,7 +145,7 @@ def test_duration_and_faults(tmp_path):
     out = tmp_path / "dur.jsonl"
     with spawn_target(BUSY) as t:
         os.kill(t.pid, signal.SIGCONT)
-        res = vmainspect("record", str(t.pid), "-o", str(out), "--interval", "0.2", "--duration", "1")
+        res = run_cli("record", str(t.pid), "-o", str(out), "--interval", "0.2", "--duration", "1")
     assert res.returncode == 0, res.stderr
     assert res.stderr == ""  # no progress line when stderr is not a terminal
     r = read_recording(str(out))
@@ -210,7 +167,7 @@ def test_ticks_held_back_by_the_lock_budget_record_the_last_map_and_their_faults
     with spawn_target(BUSY) as t:
         os.kill(t.pid, signal.SIGCONT)
         # 0.0001%: the first read allows the next only after hours; every later tick is held back
-        res = vmainspect(
+        res = run_cli(
             "record",
             str(t.pid),
             "-o",
@@ -238,14 +195,14 @@ def test_ticks_held_back_by_the_lock_budget_record_the_last_map_and_their_faults
 
 def test_no_such_process_creates_no_file(tmp_path):
     out = tmp_path / "none.jsonl"
-    res = vmainspect("record", "999999999", "-o", str(out))
+    res = run_cli("record", "999999999", "-o", str(out))
     assert res.returncode == 3 and res.stderr.count("\n") == 1 and not out.exists()
 
 
 def test_existing_file_is_not_replaced_without_force(tmp_path):
     out = tmp_path / "keep.jsonl"
     out.write_text("precious\n")
-    res = vmainspect("record", str(os.getpid()), "-o", str(out), "--duration", "0.1")
+    res = run_cli("record", str(os.getpid()), "-o", str(out), "--duration", "0.1")
     assert res.returncode == 5 and "--force" in res.stderr and res.stderr.count("\n") == 1
     assert out.read_text() == "precious\n"
 
@@ -254,51 +211,18 @@ def test_sigterm_ends_cleanly(tmp_path):
     out = tmp_path / "term.jsonl"
     with spawn_target(BUSY) as t:
         os.kill(t.pid, signal.SIGCONT)
-        rec = recorder(t.pid, out, "--interval", "0.05", "--no-faults")
-        try:
+        with recorder(t.pid, out, "--interval", "0.05", "--no-faults") as rec:
             wait_frames(out, 2, rec)
             rec.send_signal(signal.SIGTERM)
             assert rec.wait(30) == 0, rec.stderr.read()
-        finally:
-            if rec.poll() is None:
-                rec.kill()
-                rec.wait()
-            rec.stdout.close()
-            rec.stderr.close()
     r = read_recording(str(out))
     assert r.end == "interrupted" and r.notes[-1][1] == "stopped by SIGTERM" and r.truncated_at_line is None
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the recorder as nobody")
-def test_no_permission_is_exit_4_and_no_file(tmp_path):
-    import tempfile
-
-    d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
-    os.chmod(d, 0o777)
-    out = os.path.join(d, "denied.jsonl")
-    try:
-        res = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                sys.executable,
-                "-m",
-                "vmainspect",
-                "record",
-                str(os.getpid()),
-                "-o",
-                out,
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert res.returncode == 4, res.stderr
-        assert res.stderr.count("\n") == 1 and "permission denied" in res.stderr
-        assert not os.path.exists(out)
-    finally:
-        if os.path.exists(out):
-            os.unlink(out)
-        os.rmdir(d)
+def test_no_permission_is_exit_4_and_no_file(nobody_dir):
+    out = nobody_dir / "denied.jsonl"
+    res = run_cli("record", os.getpid(), "-o", out, user="nobody", timeout=60)
+    assert res.returncode == 4, res.stderr
+    assert res.stderr.count("\n") == 1 and "permission denied" in res.stderr
+    assert not os.path.exists(out)

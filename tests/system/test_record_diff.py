@@ -11,6 +11,7 @@ import sys
 import time
 
 import pytest
+from cli_helpers import run_cli
 from schema_check import validate as validate_schema
 from schema_check import validate_recording
 from targets import read_smaps_kb, spawn_target
@@ -50,12 +51,6 @@ def ranges(pid):
     return {(s, e): f for s, e, f in read_smaps_kb(pid)}
 
 
-def vmainspect(*args, **kw):
-    return subprocess.run(
-        [sys.executable, "-m", "vmainspect", *args], capture_output=True, text=True, timeout=120, **kw
-    )
-
-
 @pytest.fixture(scope="module")
 def two_snapshots(tmp_path_factory):
     d = tmp_path_factory.mktemp("diff")
@@ -73,7 +68,7 @@ def two_snapshots(tmp_path_factory):
 
 def test_diff_matches_the_kernel(two_snapshots):
     a, b, k1, k2, rep = two_snapshots
-    res = vmainspect("diff", str(a), str(b), "--json")
+    res = run_cli("diff", str(a), str(b), "--json")
     assert res.returncode == 1, res.stderr
     d = json.loads(res.stdout)
     assert d["schema"] == "vmainspect/diff@1" and d["different"]
@@ -113,9 +108,9 @@ def test_diff_matches_the_kernel(two_snapshots):
 
 def test_diff_table_and_identical(two_snapshots):
     a, b, *_ = two_snapshots
-    res = vmainspect("diff", str(a), str(b))
+    res = run_cli("diff", str(a), str(b))
     assert res.returncode == 1 and "rw-p->r--p" in res.stdout and "absent->anon 16" in res.stdout
-    same = vmainspect("diff", str(a), str(a))
+    same = run_cli("diff", str(a), str(a))
     assert same.returncode == 0 and "no differences" in same.stdout
 
 
@@ -129,22 +124,9 @@ def test_diff_bad_inputs(two_snapshots, tmp_path):
         [str(a), str(tmp_path / "cut.json")],
         [str(a), f"{a}#2"],
     ):
-        res = vmainspect("diff", *args)
+        res = run_cli("diff", *args)
         assert res.returncode == 2, args
         assert res.stdout == "" and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
-
-
-@pytest.fixture
-def nobody_dir():
-    """A folder nobody can write (pytest's tmp_path lives under a root-only folder)."""
-    import shutil
-    import tempfile
-    from pathlib import Path
-
-    d = tempfile.mkdtemp(prefix="vmainspect-nobody-")
-    os.chmod(d, 0o777)
-    yield Path(d)
-    shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start processes as nobody")
@@ -152,27 +134,17 @@ def test_record_without_root(nobody_dir):
     """As nobody, recording a process of nobody works; page flags are unknown (null), not zero."""
     out = nobody_dir / "nobody.jsonl"
     with spawn_target(CHANGES, user="65534") as t:  # numeric: Debian has no group "nobody"
-        res = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                sys.executable,
-                "-m",
-                "vmainspect",
-                "record",
-                str(t.pid),
-                "-o",
-                str(out),
-                "--interval",
-                "0.1",
-                "--duration",
-                "0.3",
-                "--pages",
-            ],
-            capture_output=True,
-            text=True,
+        res = run_cli(
+            "record",
+            t.pid,
+            "-o",
+            out,
+            "--interval",
+            "0.1",
+            "--duration",
+            "0.3",
+            "--pages",
+            user="nobody",
             timeout=60,
         )
         kernel = ranges(t.pid)
@@ -186,7 +158,7 @@ def test_record_without_root(nobody_dir):
     v = s.vma_at(t.report["a"])
     assert v.smaps["rss"] == kernel[(v.start, v.end)]["Rss"] == 4 * PAGE  # the target is stopped
     assert v.pages is not None and v.pages.counts.dirty is None
-    res = vmainspect("diff", f"{out}#1", f"{out}#-1", "--json")
+    res = run_cli("diff", f"{out}#1", f"{out}#-1", "--json")
     assert res.returncode in (0, 1) and json.loads(res.stdout)["a"]["pages"] is True
     validate_schema(json.loads(res.stdout), "vmainspect/diff@1")
 

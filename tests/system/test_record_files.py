@@ -10,8 +10,8 @@ import sys
 import pytest
 from dirty_target import WRITTEN, dirty_target
 from kernel_cache import have_cachestat, kernel_cachestat
+from record_helpers import frames_written, recorder, wait_frames
 from schema_check import validate_recording
-from test_record import frames_written, wait_frames
 
 from vmainspect.recording.io import read_recording
 
@@ -19,30 +19,20 @@ from vmainspect.recording.io import read_recording
 @pytest.mark.skipif(not have_cachestat(), reason="this kernel has no cachestat (Linux < 6.5)")
 def test_frames_carry_files_and_a_sync_shows_as_clean(tmp_path):
     out = tmp_path / "rec.jsonl"
-    with dirty_target() as (t, path):
-        rec = subprocess.Popen(
-            # --lock-budget 100: every frame reads the map, so the frames after the fsync show it
-            [sys.executable, "-m", "vmainspect", "record", str(t.pid), "-o", str(out), "--interval", "0.05"]
-            + ["--lock-budget", "100"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            wait_frames(out, 2, rec)  # frames with the pages dirty (if nothing synced them meanwhile)
-            dirty_then = kernel_cachestat(path)["dirty"]
-            fd = os.open(path, os.O_RDONLY)
-            os.fsync(fd)  # write them back: this file only, not the whole machine
-            os.close(fd)
-            assert kernel_cachestat(path)["dirty"] == 0
-            wait_frames(out, frames_written(out) + 2, rec)  # frames taken after the fsync
-            rec.send_signal(signal.SIGINT)
-            assert rec.wait(30) == 0, rec.stderr.read()
-        finally:
-            if rec.poll() is None:
-                rec.kill()
-                rec.wait()
-            rec.stderr.close()
+    # --lock-budget 100: every frame reads the map, so the frames after the fsync show it
+    with (
+        dirty_target() as (t, path),
+        recorder(t.pid, out, "--interval", "0.05", "--lock-budget", "100") as rec,
+    ):
+        wait_frames(out, 2, rec)  # frames with the pages dirty (if nothing synced them meanwhile)
+        dirty_then = kernel_cachestat(path)["dirty"]
+        fd = os.open(path, os.O_RDONLY)
+        os.fsync(fd)  # write them back: this file only, not the whole machine
+        os.close(fd)
+        assert kernel_cachestat(path)["dirty"] == 0
+        wait_frames(out, frames_written(out) + 2, rec)  # frames taken after the fsync
+        rec.send_signal(signal.SIGINT)
+        assert rec.wait(30) == 0, rec.stderr.read()
     r = read_recording(str(out))
     assert validate_recording(str(out)) == len(r) >= 4
     dirty = []
