@@ -40,3 +40,14 @@ def have_cachestat() -> bool:
     except OSError as e:
         return e.errno != 38  # ENOSYS
     return True
+
+
+def write_file(path: str, pages: int, *, drop_cache: bool = False) -> None:
+    """A file of ``pages`` pages, written back (fsync); with ``drop_cache`` then evicted
+    from the page cache (POSIX_FADV_DONTNEED), so that only later reads cache it."""
+    with open(path, "wb") as f:
+        f.write(b"." * pages * os.sysconf("SC_PAGE_SIZE"))
+        f.flush()
+        os.fsync(f.fileno())
+        if drop_cache:
+            os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)

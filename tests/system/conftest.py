@@ -40,3 +40,12 @@ def nobody_dir():
     yield Path(d)
     shutil.rmtree(d, ignore_errors=True)
 
+
+@pytest.fixture
+def folder():
+    """A fresh folder on a disk file system (/var/tmp: /tmp may be tmpfs, whose page cache is
+    shmem) that every user can read."""
+    d = tempfile.mkdtemp(prefix="vmainspect-files-", dir="/var/tmp")
+    os.chmod(d, 0o755)
+    yield d
+    shutil.rmtree(d, ignore_errors=True)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import errno
 import mmap
 import os
-import shutil
 import subprocess
 import sys
-import tempfile
 
 import pytest
-from kernel_cache import have_cachestat, kernel_cachestat
+from kernel_cache import have_cachestat, kernel_cachestat, write_file
 
 from vmainspect.procfs import cachestat as cs
 from vmainspect.procfs.mapped import MappedFileUnavailable, open_mapped_file, parse_dev, same_file
@@ -25,21 +23,6 @@ needs_cachestat = pytest.mark.skipif(
 )
 
 
-@pytest.fixture()
-def folder():
-    d = tempfile.mkdtemp(prefix="vmainspect-cachestat-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def _make(path: str, pages: int) -> None:
-    with open(path, "wb") as f:
-        f.write(b"." * pages * PAGE)
-        f.flush()
-        os.fsync(f.fileno())
-
-
 def _dirty_pages(path: str, pages: list[int]) -> None:
     """Write one byte to each of ``pages`` through a MAP_SHARED mapping (then unmap)."""
     with open(path, "r+b") as f, mmap.mmap(f.fileno(), 0) as m:
@@ -50,7 +33,7 @@ def _dirty_pages(path: str, pages: list[int]) -> None:
 @needs_cachestat
 def test_dirty_pages_counted_like_the_kernel(folder):
     path = os.path.join(folder, "f")
-    _make(path, 32)
+    write_file(path, 32)
     for _attempt in range(5):  # a sync elsewhere on the machine may clean the pages between reads
         _dirty_pages(path, list(range(0, 32, 4)))
         before = kernel_cachestat(path)
@@ -73,7 +56,7 @@ def test_dirty_pages_counted_like_the_kernel(folder):
 @needs_cachestat
 def test_a_range_and_eviction(folder):
     path = os.path.join(folder, "f")
-    _make(path, 16)
+    write_file(path, 16)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 8 * PAGE, os.POSIX_FADV_DONTNEED)
@@ -92,7 +75,7 @@ def test_a_range_and_eviction(folder):
 
 def test_mincore_fallback_counts_residency_only(folder, monkeypatch):
     path = os.path.join(folder, "f")
-    _make(path, 16)
+    write_file(path, 16)
     fd = os.open(path, os.O_RDONLY)
     try:
         os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
@@ -130,10 +113,10 @@ def test_as_nobody_refused_for_others_files_never_a_false_count(folder, nobody_p
     """The kernel refuses cachestat on a file nobody neither owns nor may write; mincore
     would claim every page resident (docs/kernel-notes.md): both give EPERM, never a number."""
     mine = os.path.join(folder, "mine")
-    _make(mine, 4)
+    write_file(mine, 4)
     os.chown(mine, 65534, 65534)
     theirs = os.path.join(folder, "theirs")
-    _make(theirs, 4)
+    write_file(theirs, 4)
     os.chmod(theirs, 0o644)
     os.posix_fadvise(os.open(theirs, os.O_RDONLY), 0, 0, os.POSIX_FADV_DONTNEED)
     code = (
@@ -175,7 +158,7 @@ def _maps_line(pid: int, path: str) -> tuple[int, int, str, int]:
 
 def test_open_mapped_file_checks_device_and_inode(folder):
     path = os.path.join(folder, "f")
-    _make(path, 4)
+    write_file(path, 4)
     with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ) as _m:
         start, end, dev, inode = _maps_line(os.getpid(), path)
         reader = ProcReader(os.getpid())
@@ -186,7 +169,7 @@ def test_open_mapped_file_checks_device_and_inode(folder):
             os.close(fd)
         # replaced at its path: the new file is not the mapped one
         os.rename(path, path + ".old")
-        _make(path, 4)
+        write_file(path, 4)
         if ROOT:  # map_files still reaches the mapped file
             fd, st = open_mapped_file(reader, start, end, dev, inode, path)
             assert st.st_ino == inode

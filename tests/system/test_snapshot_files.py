@@ -5,14 +5,12 @@ from __future__ import annotations
 import json
 import mmap
 import os
-import shutil
 import sys
-import tempfile
 
 import pytest
 from cli_helpers import run_cli
 from dirty_target import ROOT, WRITTEN, dirty_target, measure_dirty
-from kernel_cache import have_cachestat, kernel_cachestat
+from kernel_cache import have_cachestat, kernel_cachestat, write_file
 from targets import spawn_target
 
 from vmainspect.snapshot import io as snapshot_io
@@ -60,25 +58,10 @@ def test_other_users_files_are_unknown_with_the_reason():
     assert any(n.startswith("page cache of") and "EPERM" in n for n in doc["capabilities"]["notes"])
 
 
-@pytest.fixture()
-def folder():
-    d = tempfile.mkdtemp(prefix="vmainspect-files-", dir="/var/tmp")
-    os.chmod(d, 0o755)
-    yield d
-    shutil.rmtree(d, ignore_errors=True)
-
-
-def _file(path: str, pages: int) -> None:
-    with open(path, "wb") as f:
-        f.write(b"z" * pages * PAGE)
-        os.fsync(f.fileno())
-        os.posix_fadvise(f.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
-
-
 def test_a_partly_mapped_file_and_a_deleted_one(folder):
     part, gone = (os.path.join(folder, n) for n in ("part", "gone"))
     for p in (part, gone):
-        _file(p, 32)
+        write_file(p, 32, drop_cache=True)
     code = f"""
 f = open({part!r}, "rb")
 m = mmap.mmap(f.fileno(), 8 * PAGE, prot=mmap.PROT_READ, offset=4 * PAGE)  # pages 4..11
