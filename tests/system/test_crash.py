@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+from demo_procs import temp_folders
 from schema_check import validate as validate_schema
 
 from vmainspect.demo.control import PREFIX, temp_root
@@ -142,7 +143,7 @@ def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
         assert b"Traceback" not in p.stderr.read()
         _gone, alive = psutil.wait_procs(kids, timeout=10)
         assert not alive
-        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert not temp_folders(p.pid)
     finally:
         if p.poll() is None:
             p.kill()

@@ -16,8 +16,9 @@ import time
 
 import psutil
 import pytest
+from demo_procs import gone, temp_folders, workloads
 
-from vmainspect.demo.control import PREFIX, DemoSession, WorkloadError, remove_stale, temp_root
+from vmainspect.demo.control import PREFIX, DemoSession, WorkloadError, remove_stale
 from vmainspect.snapshot.collect import collect
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -29,19 +30,6 @@ def _env() -> dict:
     return env
 
 
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    """True once ``pid`` no longer exists (or is a zombie nobody has reaped yet)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.01)
-    return False
-
-
 def _wait_for(fn, timeout: float = 20.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -50,17 +38,6 @@ def _wait_for(fn, timeout: float = 20.0):
             return v
         time.sleep(0.01)
     raise TimeoutError
-
-
-def _workloads(proc: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for c in proc.children():
-        try:
-            if "demo.workload" in " ".join(c.cmdline()):
-                found.append(c)
-        except psutil.Error:  # a short-lived helper that already went
-            pass
-    return found
 
 
 @pytest.fixture
@@ -100,7 +77,7 @@ def test_close_kills_workload_and_its_children_and_removes_the_folder():
     folder, pid = s.dir, s.pid
     assert os.path.isdir(folder) and psutil.pid_exists(child)
     s.close()
-    assert _gone(pid) and _gone(child)
+    assert gone(pid) and gone(child)
     assert not os.path.exists(folder)
     s.close()  # idempotent
 
@@ -109,7 +86,7 @@ def test_exception_inside_the_session_still_cleans_up():
     with pytest.raises(RuntimeError), DemoSession() as s:
         folder, pid = s.dir, s.pid
         raise RuntimeError("boom")
-    assert _gone(pid) and not os.path.exists(folder)
+    assert gone(pid) and not os.path.exists(folder)
 
 
 DRIVER = textwrap.dedent("""
@@ -131,7 +108,7 @@ def test_sigkill_of_vmainspect_kills_the_workload_and_the_next_demo_removes_the_
         info = json.loads(p.stdout.readline())
         p.kill()
         p.wait()
-        assert _gone(info["pid"]) and _gone(info["child"])  # PR_SET_PDEATHSIG
+        assert gone(info["pid"]) and gone(info["child"])  # PR_SET_PDEATHSIG
         assert os.path.isdir(info["dir"])  # nobody could remove it...
         removed = remove_stale(os.path.dirname(info["dir"]))
         assert info["dir"] in removed and not os.path.exists(info["dir"])  # ...until the next demo
@@ -164,14 +141,14 @@ def test_script_signal_ends_workload_and_removes_folder(sig, code):
     )
     try:
         proc = psutil.Process(p.pid)
-        work = _wait_for(lambda: _workloads(proc))[0]
-        folders = [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        work = _wait_for(lambda: workloads(proc))[0]
+        folders = temp_folders(p.pid)
         assert folders
         os.kill(p.pid, sig)
         p.wait(30)
         assert p.returncode == code, p.stderr.read()
-        assert _gone(work.pid)
-        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert gone(work.pid)
+        assert not temp_folders(p.pid)
         assert b"Traceback" not in p.stderr.read()
     finally:
         if p.poll() is None:
@@ -189,7 +166,7 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
         env=_env(),
     )
     try:
-        work = _wait_for(lambda: _workloads(psutil.Process(p.pid)))[0]
+        work = _wait_for(lambda: workloads(psutil.Process(p.pid)))[0]
         # Stopped, the script can neither finish nor end the workload itself: the kill lands mid-run.
         os.kill(p.pid, signal.SIGSTOP)
         try:
@@ -201,7 +178,7 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
         assert p.returncode in (1, 3), err
         lines = err.decode().strip().splitlines()
         assert len(lines) == 1 and "exited" in lines[0], lines
-        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert not temp_folders(p.pid)
     finally:
         if p.poll() is None:
             p.kill()

@@ -14,8 +14,8 @@ import time
 
 import psutil
 import pytest
+from demo_procs import gone, temp_folders, workloads
 
-from vmainspect.demo.control import PREFIX, temp_root
 from vmainspect.demo.lesson import STEPS, Lesson, StepResult
 from vmainspect.procfs.cachestat import page_cache_of
 from vmainspect.tui.lecture import LectureApp
@@ -45,18 +45,6 @@ async def run_steps(app, pilot, keys: list[str]) -> None:
         n = len(app.results)
         await pilot.press(key)
         await wait_until(pilot, lambda n=n: len(app.results) == n + 1 and not app.step_running)
-
-
-def _gone(pid: int, timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
-                return True
-        except psutil.NoSuchProcess:
-            return True
-        time.sleep(0.01)
-    return False
 
 
 async def _three_steps_then_restart() -> None:
@@ -95,7 +83,7 @@ async def _three_steps_then_restart() -> None:
             await pilot.press("y")
             await pilot.pause()
             assert lesson.pid != old_pid and lesson.index == 0 and not app.results
-            assert _gone(old_pid) and not os.path.exists(old_dir)
+            assert gone(old_pid) and not os.path.exists(old_dir)
             assert "Press n or space for step 1" in app.narration.text().plain
             # a clean frame of the new workload: the old one's VMAs are not shown as removed
             await wait_until(
@@ -111,7 +99,7 @@ async def _three_steps_then_restart() -> None:
             assert app.results[0].step.id == "anon-mmap" and app.results[0].holds is True
             pid, folder = lesson.pid, lesson.session.dir
             await pilot.press("q")
-    assert _gone(pid) and not os.path.exists(folder)
+    assert gone(pid) and not os.path.exists(folder)
 
 
 def test_three_steps_verdicts_selection_and_restart():
@@ -206,17 +194,6 @@ def _drain(fd: int, stop: threading.Event, out: bytearray) -> None:
         out += chunk
 
 
-def _workloads(proc: psutil.Process) -> list[psutil.Process]:
-    found = []
-    for c in proc.children():
-        try:
-            if "demo.workload" in " ".join(c.cmdline()):
-                found.append(c)
-        except psutil.Error:  # a short-lived helper that already went
-            pass
-    return found
-
-
 @pytest.mark.parametrize("how", ["close-terminal", "sigterm", "q", "ctrl+c"])
 def test_vmainspect_demo_in_a_terminal_cleans_up(how):
     """`vmainspect demo` in a pty: closing the terminal, SIGTERM or q end the workload and remove files."""
@@ -245,10 +222,10 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
         deadline = time.monotonic() + 30
         work = []
         while not work and time.monotonic() < deadline and p.poll() is None:
-            work = _workloads(proc)
+            work = workloads(proc)
             time.sleep(0.05)
         assert work, f"the workload did not start: {bytes(screen[-3000:])!r}"
-        folders = [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        folders = temp_folders(p.pid)
         assert folders
         # let the UI come up (raw mode: ctrl+c is a key, not SIGINT)
         while b"Next" not in screen and time.monotonic() < deadline:
@@ -263,8 +240,8 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
         else:
             os.write(master, b"q" if how == "q" else b"\x03")
         p.wait(30)
-        assert _gone(work[0].pid)
-        assert not [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{p.pid}-")]
+        assert gone(work[0].pid)
+        assert not temp_folders(p.pid)
         if how in ("q", "ctrl+c"):
             assert p.returncode == 0
     finally:
