@@ -302,19 +302,14 @@ def test_encoder_equals_the_json_module():
     assert json.loads(snapshot_io.encode(s)) == generic
 
 
-@pytest.mark.parametrize("nruns", [1, 64, 65, 1000])
-@pytest.mark.parametrize("null_counts", [False, True])
-def test_many_runs_and_shared_page_infos(nruns, null_counts):
-    """Many page runs, and a PageInfo shared by several VMAs, as the collector makes them."""
-    states = [model.PAGE_STATES[i % len(model.PAGE_STATES)] for i in range(nruns)]
-    runs = tuple(PageRun(i * 2, 2, st_) for i, st_ in enumerate(states))
-    n = 2 * nruns
-    counts = PageCounts(2, 0, 1, 1, 2, *([None] * 5 if null_counts else [1, 0, 0, 0, 2]))
-    info = PageInfo(counts, runs, None if null_counts else ((0, 1),) if n < 5 else ((0, 2), (4, 1)))
-    vmas = tuple(
+def _anon_vmas(info: PageInfo, npages: int, count: int = 3) -> tuple[Vma, ...]:
+    """``count`` adjacent private anonymous VMAs of ``npages`` pages each, sharing one
+    PageInfo (as the collector shares equal ones)."""
+    size = npages * 4096
+    return tuple(
         Vma(
-            0x10000 + k * n * 4096,
-            0x10000 + (k + 1) * n * 4096,
+            0x10000 + k * size,
+            0x10000 + (k + 1) * size,
             "rw-p",
             0,
             "00:00",
@@ -325,9 +320,20 @@ def test_many_runs_and_shared_page_infos(nruns, null_counts):
             {"rss": 4096},
             info,
         )
-        for k in range(3)
+        for k in range(count)
     )
-    s = make_snapshot(vmas=vmas, pages=True)
+
+
+@pytest.mark.parametrize("nruns", [1, 64, 65, 1000])
+@pytest.mark.parametrize("null_counts", [False, True])
+def test_many_runs_and_shared_page_infos(nruns, null_counts):
+    """Many page runs, and a PageInfo shared by several VMAs, as the collector makes them."""
+    states = [model.PAGE_STATES[i % len(model.PAGE_STATES)] for i in range(nruns)]
+    runs = tuple(PageRun(i * 2, 2, st_) for i, st_ in enumerate(states))
+    n = 2 * nruns
+    counts = PageCounts(2, 0, 1, 1, 2, *([None] * 5 if null_counts else [1, 0, 0, 0, 2]))
+    info = PageInfo(counts, runs, None if null_counts else ((0, 1),) if n < 5 else ((0, 2), (4, 1)))
+    s = make_snapshot(vmas=_anon_vmas(info, n), pages=True)
     text = snapshot_io.dumps(s)
     assert json.loads(text) == json.loads(json.dumps(snapshot_io.to_dict(s)))
     assert snapshot_io.loads(text) == s
@@ -341,23 +347,7 @@ def test_repeated_pages_are_each_checked(bad):
     info = PageInfo(
         PageCounts(1, 0, 0, 1, 1, 1, 0, 0, 0, 0), (PageRun(0, 1, "anon"), PageRun(1, 1, "absent")), ()
     )
-    vmas = tuple(
-        Vma(
-            0x10000 + k * 0x2000,
-            0x12000 + k * 0x2000,
-            "rw-p",
-            0,
-            "00:00",
-            0,
-            None,
-            "anon-private",
-            ("rd",),
-            {"rss": 4096},
-            info,
-        )
-        for k in range(3)
-    )
-    s = make_snapshot(vmas=vmas, pages=True)
+    s = make_snapshot(vmas=_anon_vmas(info, 2), pages=True)
     loaded = snapshot_io.loads(snapshot_io.dumps(s))
     assert loaded == s
     d = json.loads(snapshot_io.dumps(s))
