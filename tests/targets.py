@@ -93,6 +93,27 @@ class Target:
         self.kill()
 
 
+# the prefix that runs a command as user nobody (group nogroup: Debian has no group "nobody")
+AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
+
+
+def nobody_can_import(module: str) -> bool:
+    """True when this Python, run as nobody, can import ``module`` (it may live in a private home)."""
+    return (
+        subprocess.run([*AS_NOBODY, sys.executable, "-c", f"import {module}"], capture_output=True).returncode
+        == 0
+    )
+
+
+def kill_quietly(pid: int | None) -> None:
+    """SIGKILL ``pid`` if it is set and still there."""
+    if pid:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 def proc_state(pid: int) -> bytes:
     """The one-letter state of /proc/PID/stat (after the last ')': a name may hold one)."""
     with open(f"/proc/{pid}/stat", "rb") as f:

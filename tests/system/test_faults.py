@@ -20,7 +20,7 @@ import pytest
 from c_targets import StoppedProgram, compile_c
 from cli_helpers import run_cli
 from schema_check import validate as validate_schema
-from targets import spawn_target, wait_state
+from targets import nobody_can_import, spawn_target, wait_state
 
 from vmainspect.errors import ProcessGone
 from vmainspect.faults import perf
@@ -475,21 +475,26 @@ report["threads"] = out
 """
 
 
+def _sample_next_stage(t, following: str):
+    """Sample the target's next stage: (tick, snapshot after it, the kernel's counters before, after)."""
+    s = FaultSampler(t.pid)
+    try:
+        s.start()
+        assert s.following == following
+        c0 = _counters(t.pid)
+        t.resume_and_wait_stop()
+        c1 = _counters(t.pid)
+        snap = collect(t.pid)
+        return s.tick(snap).faults, snap, c0, c1
+    finally:
+        s.close()
+
+
 def test_new_threads_are_sampled_from_their_first_fault():
     """Per-CPU inherited events: a thread that faults as soon as it starts, and exits, is sampled whole."""
     npages = (1 << 20) // PAGE
     with spawn_target(THREAD_PER_REQUEST) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            assert s.following == "per-cpu"
-            c0 = _counters(t.pid)
-            t.resume_and_wait_stop()
-            c1 = _counters(t.pid)
-            snap = collect(t.pid)
-            tick = s.tick(snap).faults
-        finally:
-            s.close()
+        tick, snap, c0, c1 = _sample_next_stage(t, "per-cpu")
     threads = t.report["threads"]
     assert len({tid for _a, tid in threads}) == 8 and all(tid != t.pid for _a, tid in threads)
     for _addr, tid in threads:
@@ -509,16 +514,7 @@ def test_per_thread_fallback_reports_what_it_could_not_sample(monkeypatch):
     monkeypatch.setattr(rings, "MAX_EVENTS", 0)
     npages = (1 << 20) // PAGE
     with spawn_target(THREAD_PER_REQUEST) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            assert s.following == "per-thread"
-            c0 = _counters(t.pid)
-            t.resume_and_wait_stop()
-            c1 = _counters(t.pid)
-            tick = s.tick(collect(t.pid)).faults
-        finally:
-            s.close()
+        tick, _snap, c0, c1 = _sample_next_stage(t, "per-thread")
     kernel = (c1[0] - c0[0]) + (c1[1] - c0[1])
     sampled = tick.minor + tick.major
     assert tick.unsampled is not None and tick.unsampled >= 7 * npages  # most threads came and went unseen
@@ -752,19 +748,7 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     top = doc["by_symbol"][0]
     assert top["dso"] == exe and top["count"] >= 0.95 * doc["samples"]
     # as nobody this Python may not see pyelftools (it lives under /root here): then unnamed, never misnamed
-    probe = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            "import elftools",
-        ],
-        capture_output=True,
-    )
-    assert top["symbol"] == ("touch_pages" if probe.returncode == 0 else "[unknown]")
+    assert top["symbol"] == ("touch_pages" if nobody_can_import("elftools") else "[unknown]")
 
 
 def test_no_perf_sampling_where_the_ring_code_lacks_memory_barriers(monkeypatch):

@@ -15,13 +15,13 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 
 import pytest
 from c_targets import StoppedProgram, compile_c
 from cli_helpers import run_cli
 from schema_check import validate as validate_schema
+from targets import nobody_can_import
 
 from vmainspect.faults.sampler import FaultSampler
 from vmainspect.snapshot.collect import collect
@@ -194,19 +194,7 @@ def test_namespace_binary_as_an_ordinary_user_goes_through_proc_pid_root(two_bin
         if int(f.read()) > 2:
             pytest.skip("kernel.perf_event_paranoid > 2 forbids unprivileged perf_event_open")
     host, inside = two_binaries
-    probe = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            "import elftools",
-        ],
-        capture_output=True,
-    )
-    if probe.returncode != 0:
+    if not nobody_can_import("elftools"):
         pytest.skip("pyelftools is not readable by user nobody with this Python")
     t = StoppedProgram(_in_namespace(host, inside, user="nobody"))
     try:

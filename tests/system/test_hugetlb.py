@@ -27,13 +27,12 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import struct
 
 import pytest
 from cli_helpers import run_cli
 from pages_target import PAGE, vmas_of
-from targets import read_smaps_kb, spawn_target, wait_stopped
+from targets import kill_quietly, read_smaps_kb, spawn_target, wait_stopped
 
 from vmainspect.snapshot.collect import collect
 
@@ -104,12 +103,7 @@ def target(huge_page_size):
     try:
         yield t
     finally:
-        child = t.report.get("child")
-        if child:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_quietly(t.report.get("child"))
         t.kill()
 
 

@@ -7,13 +7,12 @@ test_pages_kernel.py's docstring describes the kernel behaviour these tests pin 
 from __future__ import annotations
 
 import os
-import signal
 import struct
 
 import msgspec
 import pytest
 from pages_target import FORK, PAGE, _cleanup, info_at, read_both, states, vmas_of, wait_stopped
-from targets import spawn_target
+from targets import kill_quietly, spawn_target
 
 from vmainspect.model import Vma
 from vmainspect.procfs.pages import read_pages
@@ -175,10 +174,5 @@ def test_fork_shared_pages_as_root():
         assert info.counts.shared == 3
         assert info.counts.exclusive == 1  # page 0 was copied on write after fork
     finally:
-        child = t.report.get("child")
-        if child:
-            try:
-                os.kill(child, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
+        kill_quietly(t.report.get("child"))
         _cleanup(t)

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 from conftest import fixture_path, next_frame, wait_frames
-from targets import spawn_target
+from targets import AS_NOBODY, spawn_target
 
 from vmainspect.tui.pagegrid import cells
 from vmainspect.tui.sources import LiveSource, SourceKind
@@ -191,17 +191,7 @@ def test_attach_errors_are_one_line():
 def test_attach_other_users_process_without_privilege_says_what_is_missing():
     with spawn_target("pass") as t:
         r = subprocess.run(
-            [
-                "setpriv",
-                "--reuid=nobody",
-                "--regid=nogroup",
-                "--clear-groups",
-                sys.executable,
-                "-m",
-                "vmainspect",
-                "attach",
-                str(t.pid),
-            ],
+            [*AS_NOBODY, sys.executable, "-m", "vmainspect", "attach", str(t.pid)],
             capture_output=True,
             text=True,
             timeout=60,

@@ -11,6 +11,7 @@ import sys
 import threading
 
 import pytest
+from targets import AS_NOBODY
 
 from vmainspect import fileio
 from vmainspect.errors import OutputError
@@ -225,17 +226,7 @@ def test_unwritable_folder_as_nobody_keeps_the_old_file(tmp_path):
         "        print(e)\n"
     )
     r = subprocess.run(
-        [
-            "setpriv",
-            "--reuid=nobody",
-            "--regid=nogroup",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            code,
-            str(old),
-            str(folder / "new.json"),
-        ],
+        [*AS_NOBODY, sys.executable, "-c", code, str(old), str(folder / "new.json")],
         capture_output=True,
         text=True,
         env={"PYTHONPATH": REPO, "PATH": "/usr/bin:/bin"},
