@@ -17,7 +17,11 @@ alike), with "none" (nobody watching) in every round as the reference:
 - ``pmap -X`` run at 1 Hz and at 2 Hz (the reference tool, same rates);
 - ``vmainspect record --pages --interval 1`` (what a live view with page
   state does each tick: collect with pages, sample faults; the live view
-  shares this loop) and at ``--interval 0.5`` (2 Hz);
+  shares this loop) and at ``--interval 0.5`` (2 Hz), with the default lock
+  budget (1%: a collect waits until the last one's reads under the target's
+  mmap lock are 1% of the time since it started) and with ``--lock-budget
+  100`` (every tick reads the map, the behaviour before the budget), with
+  and without ``--no-faults``;
 - ``vmainspect record --interval 1`` without pages;
 - ``vmainspect faults`` (the perf sampler alone).
 
@@ -28,8 +32,10 @@ same loss with the time the target spent waiting for a CPU left out (from
 processes, the watcher included, taking the CPU; what remains is what the
 watcher's reads cost the target in the kernel: lock waits, cache misses);
 the share of time the target was blocked (off the CPU and not runnable:
-this target only blocks on its mmap lock); the watcher's CPU per tick and
-whether it kept its rate (ticks done / ticks due). A stopped "twin" with the
+this target only blocks on its mmap lock); the watcher's CPU per tick,
+whether it kept its rate (ticks done / ticks due) and, for ``record``, how
+many of those ticks the lock budget held back (frames that repeat the
+previous map: an empty patch). A stopped "twin" with the
 same 20k VMAs watched at the same rate is the control: it costs this
 machine the same CPU but takes no lock of the target. Not a test: no assertions on time. Writes nothing into
 the repository; kills what it started.
@@ -216,6 +222,7 @@ class Command:
     def __init__(self, cmd: list[str], out: str | None) -> None:
         self.cmd, self.out = cmd, out
         self.proc: subprocess.Popen[bytes] | None = None
+        self.held = 0  # frames that repeat the previous map (held back by the lock budget)
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -231,7 +238,9 @@ class Command:
         ticks = 0
         if self.out and os.path.exists(self.out):
             with open(self.out, "rb") as f:
-                ticks = max(0, sum(1 for _ in f) - 1)  # one header line, then one line per frame
+                lines = f.readlines()
+            ticks = max(0, len(lines) - 1)  # one header line, then one line per frame
+            self.held = sum(1 for line in lines if b'"patch":{"{":{}}' in line)
             os.unlink(self.out)
         return ticks, ru.ru_utime + ru.ru_stime
 
@@ -256,8 +265,9 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         f"count={(region[1] - region[0]) // page * 8}",
     ]
 
-    def record(interval: str, pages: bool, faults: bool = True) -> Command:
+    def record(interval: str, pages: bool, faults: bool = True, budget: str | None = None) -> Command:
         extra = (["--pages"] if pages else []) + ([] if faults else ["--no-faults"])
+        extra += ["--lock-budget", budget] if budget else []
         return Command(vmi + ["record", str(pid), "-o", rec, "--interval", interval, "--force", *extra], rec)
 
     return {
@@ -266,6 +276,7 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         "pmap -X at 2 Hz": (2.0, lambda: Periodic(["pmap", "-X", str(pid)], 2.0)),
         "pmap -X of the twin, 1 Hz": (1.0, lambda: Periodic(["pmap", "-X", str(twin)], 1.0)),
         "record --pages, 1 Hz": (1.0, lambda: record("1", True)),
+        "record --pages --lock-budget 100, 1 Hz": (1.0, lambda: record("1", True, budget="100")),
         "record --pages of the twin, 1 Hz": (
             1.0,
             lambda: Command(
@@ -275,6 +286,10 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         "record --pages, 2 Hz": (2.0, lambda: record("0.5", True)),
         "record (no pages), 1 Hz": (1.0, lambda: record("1", False)),
         "record --pages --no-faults, 1 Hz": (1.0, lambda: record("1", True, False)),
+        "record --pages --no-faults --lock-budget 100, 1 Hz": (
+            1.0,
+            lambda: record("1", True, False, budget="100"),
+        ),
         "record --no-faults, 1 Hz": (1.0, lambda: record("1", False, False)),
         "faults (perf sampler)": (
             0.0,
@@ -288,14 +303,15 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
     }
 
 
-def live_ticks(pid: int, steps: int, faults: bool = True) -> None:
+def live_ticks(pid: int, steps: int, faults: bool = True, budget: float | None = 0.01) -> None:
     """The live view's loop, headless: ``LiveSession(pages=True)`` stepped at 1 Hz
     (collect with pages, then the fault sampler's tick, as the TUI's poll worker
-    does), in this process. Prints the CPU and wall time of each step."""
+    does), in this process, with lock budget ``budget`` (None: read every step).
+    Prints the CPU and wall time of each step and how many the budget held back."""
     sys.path.insert(0, os.path.dirname(HERE))
     from vmainspect.session.live import LiveSession
 
-    session = LiveSession(pid, pages=True, faults=faults)
+    session = LiveSession(pid, pages=True, faults=faults, lock_budget=budget)
     cpu: list[float] = []
     wall: list[float] = []
     try:
@@ -311,9 +327,13 @@ def live_ticks(pid: int, steps: int, faults: bool = True) -> None:
     finally:
         session.close()
     late = sum(1 for x in wall if x > 1.0)
+    lock = session.pacer.last_lock
+    reads = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lock.by_read.items()) if lock else "?"
+    what = f"lock budget {budget * 100:g}%" if budget is not None else "no lock budget"
     print(
-        f"live view loop (session.LiveSession, pages{', faults' if faults else ', no fault sampling'}) "
-        f"stepped at 1 Hz, {steps} steps: "
+        f"live view loop (session.LiveSession, pages{', faults' if faults else ', no fault sampling'}, {what}) "
+        f"stepped at 1 Hz, {steps} steps, {session.held_steps} held back by the budget "
+        f"(the last read held the mmap lock for: {reads}): "
         f"CPU per step median {statistics.median(cpu):.3f} s (min {min(cpu):.3f}, max {max(cpu):.3f}), "
         f"wall per step median {statistics.median(wall):.3f} s (max {max(wall):.3f}); "
         f"{late} of {steps} steps took longer than the 1 s tick"
@@ -368,6 +388,7 @@ def main() -> int:
         eff: dict[str, list[float]] = {n: [] for n in names}
         eff_losses: dict[str, list[float]] = {n: [] for n in names}
         blocked: dict[str, list[float]] = {n: [] for n in names}
+        held: dict[str, list[int]] = {n: [] for n in names}  # record: frames held back by the lock budget
         for rnd in range(a.rounds):
             base = base_eff = None
             for name in names:
@@ -391,6 +412,7 @@ def main() -> int:
                 if w is not None:
                     n, cpu = w.stop()  # type: ignore[attr-defined]
                     ticks[name].append((n, cpu, hz * (t1 - t0 + 1.5)))
+                    held[name].append(getattr(w, "held", 0))
                 rates[name].append(r)
                 if name == "none":
                     base, base_eff = r, eff[name][-1]
@@ -406,9 +428,10 @@ def main() -> int:
                 f"{a.rounds} rounds x {a.window:.0f} s per watcher, interleaved; "
                 f"load average {load0:.1f} -> {os.getloadavg()[0]:.1f}"
             )
+            width = max(len(n) for n in names)
             print(
-                f"{'watcher':<33} {'ops/s':>6} {'loss (median, min-max)':>24} "
-                f"{'loss, CPU queueing left out':>28} {'blocked':>8} {'CPU/tick':>9} {'ticks':>9}"
+                f"{'watcher':<{width}} {'ops/s':>6} {'loss (median, min-max)':>24} "
+                f"{'loss, CPU queueing left out':>28} {'blocked':>8} {'CPU/tick':>9} {'ticks':>9} {'held':>5}"
             )
 
             def pct(xs: list[float]) -> str:
@@ -417,7 +440,7 @@ def main() -> int:
                 return f"{statistics.median(xs):7.1%} ({min(xs):6.1%} - {max(xs):6.1%})"
 
             for name in names:
-                line = f"{name:<33} {statistics.median(rates[name]):6.0f} {pct(losses[name]):>24} "
+                line = f"{name:<{width}} {statistics.median(rates[name]):6.0f} {pct(losses[name]):>24} "
                 line += f"{pct(eff_losses[name]):>28} {statistics.median(blocked[name]):7.2%}"
                 done = ticks[name]
                 if done:
@@ -427,10 +450,13 @@ def main() -> int:
                     line += f" {cpu / n:8.3f}s" if n else f" {cpu / len(done):6.2f}s/w"
                     if due:
                         line += f" {n:4d}/{due:<4.0f}"
+                    if "record" in name:
+                        line += f" {sum(held[name]):5d}"
                 print(line)
         if a.live_steps:
             live_ticks(target.pid, a.live_steps)
             live_ticks(target.pid, a.live_steps, faults=False)
+            live_ticks(target.pid, a.live_steps, faults=False, budget=None)
     finally:
         if target is not None:
             target.kill()
