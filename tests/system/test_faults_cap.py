@@ -156,3 +156,86 @@ def test_without_a_cap_the_period_stays(looper):
     assert s.period == 1 and first.period == second.period == 1
     sampled = first.minor + second.minor + (first.lost or 0) + (second.lost or 0)
     assert sampled == c1[0] - c0[0] > 10 * CAP
+
+
+def test_the_lecture_and_the_demo_sample_every_fault(tmp_path):
+    """Their evidence is per page: no cap, where the live view and record have one."""
+    from types import SimpleNamespace
+
+    from vmainspect.demo.lesson import Lesson
+    from vmainspect.faults.cap import DEFAULT_MAX_RATE
+    from vmainspect.tui.lecture import LectureSource
+    from vmainspect.tui.sources import LiveSource
+
+    me = os.getpid()
+    assert LectureSource(me, str(tmp_path))._src._session.max_fault_rate is None
+    assert LiveSource(me)._session.max_fault_rate == DEFAULT_MAX_RATE
+    lesson = Lesson.__new__(Lesson)  # only what _tick uses: the demo's own sampler
+    lesson.faults, lesson.session, lesson._sampler = True, SimpleNamespace(pid=me), None
+    try:
+        lesson._tick(None)
+        assert lesson._sampler is not None and lesson._sampler.cap is None
+    finally:
+        if lesson._sampler is not None:
+            lesson._sampler.close()
+
+
+def _frames_written(path) -> int:
+    try:
+        with open(path, "rb") as f:
+            return sum(1 for line in f if line.startswith(b'{"t":') and b'"note"' not in line[:40])
+    except FileNotFoundError:
+        return 0
+
+
+@pytest.mark.parametrize("cap", [CAP, 0])
+def test_record_writes_the_period_and_exact_totals(looper, tmp_path, cap):
+    import sys
+
+    from schema_check import validate_recording
+
+    from vmainspect.recording.io import read_recording
+
+    pid, addr = looper
+    out = tmp_path / "r.jsonl"
+    cmd = [sys.executable, "-m", "vmainspect", "record", str(pid), "-o", str(out), "--interval", "0.2"]
+    cmd += ["--duration", "30", "--lock-budget", "100", "--max-fault-rate", str(cap)]
+    rec = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):  # the first frame: the sampler is running (bounded wait)
+            if _frames_written(out) >= 1 or rec.poll() is not None:
+                break
+            time.sleep(0.05)
+        c0 = _counters(pid)  # the child is still stopped
+        os.kill(pid, signal.SIGCONT)
+        time.sleep(1.5)
+        _stop(pid)
+        c1 = _counters(pid)
+        n = _frames_written(out)
+        for _ in range(600):  # two frames more: the stopped child's last faults are in
+            if _frames_written(out) >= n + 2 or rec.poll() is not None:
+                break
+            time.sleep(0.05)
+        rec.send_signal(signal.SIGINT)
+        _, err = rec.communicate(timeout=60)
+    finally:
+        if rec.poll() is None:
+            rec.kill()
+            rec.wait()
+    assert rec.returncode == 0, err
+    r = read_recording(str(out))
+    assert validate_recording(str(out)) == len(r)
+    if not r.header["faults"] or r.faults(1) is None or r.faults(1).mode != "perf":
+        pytest.skip("perf sampling unavailable")
+    ticks = [r.faults(i) for i in range(1, len(r))]
+    # capped: the kernel's counts; uncapped (0): the samples, and those the kernel dropped
+    lost = 0 if cap else sum(t.lost or 0 for t in ticks)
+    assert sum(t.minor for t in ticks) + lost == c1[0] - c0[0] > 10 * CAP
+    periods = {t.period for t in ticks}
+    if cap:
+        assert max(periods) > 1  # the recording carries the raised period ...
+        raised = [t for t in ticks if t.period > 1 and t.minor >= 20 * t.period and not t.lost]
+        for t in raised:  # ... and the per-VMA figures scaled by it
+            assert t.by_vma[addr][0] % t.period == 0 and 0.5 * t.minor <= t.by_vma[addr][0] <= 2 * t.minor
+    else:
+        assert periods == {1}

@@ -38,3 +38,31 @@ def test_nothing_hidden_means_nothing_said(small):
     tick = FaultTick(mode="perf", window_s=1.0, minor=1, major=0, lost=0, unattributed=0, unsampled=0)
     text = faults_text(tick, small, None).plain
     assert "not sampled" not in text and "unattributed" not in text
+
+
+def test_scaled_figures_are_marked_as_estimates_and_the_totals_are_not(small):
+    heap = next(v for v in small.vmas if v.kind == "heap")
+    tick = FaultTick(
+        mode="perf",
+        window_s=1.0,
+        minor=850_123,
+        major=0,
+        lost=0,
+        by_symbol=(("main", "/opt/t", 849_984),),
+        by_thread={7: (849_984, 0), 8: (64, 0)},
+        by_mapping=((heap.start, heap.end, "rw-p", "heap", "[heap]", 849_984, 0),),
+        unattributed=128,
+        period=64,
+    )
+    text = faults_text(tick, small, None).plain
+    assert "sampling 1 fault in 64 (850k faults/s; --max-fault-rate)" in text
+    assert "minor 850,123 " in text  # the exact total: unmarked
+    assert "~849,984 " in text and "unattributed ~128" in text and "tid 7 ~849,984/0" in text
+    every = faults_text(msgspec_replace(tick, period=1), small, None).plain
+    assert "~" not in every and "sampling 1 fault" not in every
+
+
+def msgspec_replace(tick: FaultTick, **kw: object) -> FaultTick:
+    from vmainspect.model import replace
+
+    return replace(tick, **kw)

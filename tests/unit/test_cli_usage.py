@@ -29,6 +29,10 @@ BAD = [
     ("record", "1", "-o", "x.jsonl", "--lock-budget", "nan"),
     ("record", "1", "-o", "x.jsonl", "--lock-budget", "-1"),
     ("record", "1", "-o", "x.jsonl", "--lock-budget", "1%"),
+    ("record", "1", "-o", "x.jsonl", "--max-fault-rate", "-1"),
+    ("record", "1", "-o", "x.jsonl", "--max-fault-rate", "1e3"),
+    ("attach", "1", "--max-fault-rate", "lots"),
+    ("attach", "1", "--max-fault-rate", str(1 << 41)),
 ]
 
 

@@ -73,6 +73,30 @@ def add_lock_budget(p: argparse.ArgumentParser) -> None:
     )
 
 
+def max_fault_rate_arg(text: str) -> int | None:
+    """argparse type for ``--max-fault-rate N``: fault samples a second, 0 (None: every fault)."""
+    try:
+        v = int(text, 10)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of samples a second: {text!r}") from None
+    if not 0 <= v <= 1 << 40:
+        raise argparse.ArgumentTypeError(f"wants 0 (every fault) to {1 << 40} samples a second, got {text}")
+    return v or None
+
+
+def add_max_fault_rate(p: argparse.ArgumentParser, default: int | None) -> None:
+    """``--max-fault-rate N`` (attach, record, faults): see docs/faults.md, "The sampling cap"."""
+    shown = "0: every fault" if default is None else f"default {default:,}; 0: every fault"
+    p.add_argument(
+        "--max-fault-rate",
+        type=max_fault_rate_arg,
+        default=default,
+        metavar="N",
+        help="at most about N page-fault samples a second: above it one fault in 2, 4, 8... is "
+        "sampled and per-mapping counts become estimates; totals stay exact (" + shown + ")",
+    )
+
+
 def add_output(p: argparse.ArgumentParser) -> None:
     """``-o FILE``: where a report or JSON document goes (default stdout), written atomically."""
     p.add_argument(

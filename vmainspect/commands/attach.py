@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 
 from ..errors import EXIT_NO_PROCESS, BadInput, VmaInspectError
-from .argtypes import add_lock_budget, pid_arg, seconds_arg
+from ..faults.cap import DEFAULT_MAX_RATE
+from .argtypes import add_lock_budget, add_max_fault_rate, pid_arg, seconds_arg
 
 HELP = "watch a process's VMAs, pages and faults live in a terminal UI"
 DESCRIPTION = """Open the live TUI on a process.
@@ -40,6 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
     add_lock_budget(p)
+    add_max_fault_rate(p, DEFAULT_MAX_RATE)
     p.add_argument("--save-dir", default=".", metavar="DIR", help="where `s` saves snapshots (default: .)")
     p.add_argument("--no-save", action="store_true", help="`s` saves nothing (serve's sessions use this)")
 
@@ -52,6 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "pages": not args.no_pages,
         "faults": not args.no_faults,
         "lock_budget": args.lock_budget,
+        "max_fault_rate": args.max_fault_rate,
     }
     picker_filter, only = "", None
     source = None

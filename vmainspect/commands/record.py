@@ -9,7 +9,8 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
-from .argtypes import add_lock_budget, pid_arg, seconds_arg
+from ..faults.cap import DEFAULT_MAX_RATE
+from .argtypes import add_lock_budget, add_max_fault_rate, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..model import FaultTick
@@ -57,6 +58,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--no-faults", action="store_true", help="do not sample page faults")
     add_lock_budget(p)
+    add_max_fault_rate(p, DEFAULT_MAX_RATE)
     p.add_argument(
         "--wss",
         action="store_true",
@@ -114,7 +116,13 @@ def run(args: argparse.Namespace) -> int:
 
         print(f"vmainspect: {WARNING}", file=sys.stderr)
     t0 = time.monotonic()
-    session = LiveSession(pid, pages=args.pages, faults=not args.no_faults, lock_budget=args.lock_budget)
+    session = LiveSession(
+        pid,
+        pages=args.pages,
+        faults=not args.no_faults,
+        lock_budget=args.lock_budget,
+        max_fault_rate=args.max_fault_rate,
+    )
     # no such process / a zombie / no access: fail before creating FILE
     step = session.start()
     assert step.snapshot is not None

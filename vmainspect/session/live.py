@@ -101,14 +101,18 @@ class LiveSession:
         fault_pages: bool = True,
         lock_budget: float | None = DEFAULT_LOCK_BUDGET,
         clock: Callable[[], float] = time.monotonic,
+        max_fault_rate: int | None = None,
     ) -> None:
         """``fault_pages``: the sampler lists each tick's faulted pages (FaultTick.pages), which the
-        live view marks; a command that prints neither them nor transitions passes False."""
+        live view marks; a command that prints neither them nor transitions passes False.
+        ``max_fault_rate``: fault samples a second the sampler may take (``faults.cap``; the TUI
+        and ``record`` pass one); None: every ``period``-th fault (``faults``, the lecture)."""
         self.pid = pid
         self.fault_pages = fault_pages
         self.pages = pages
         self.want_faults = faults
         self.period = period
+        self.max_fault_rate = max_fault_rate
         self.proc_root = proc_root
         self.collect_each_step = collect_each_step
         self.need_snapshot = need_snapshot
@@ -181,7 +185,12 @@ class LiveSession:
 
     def _start_sampler(self, baseline: Snapshot | None) -> None:
         sampler = FaultSampler(
-            self.pid, period=self.period, proc_root=self.proc_root, baseline=baseline, pages=self.fault_pages
+            self.pid,
+            period=self.period,
+            proc_root=self.proc_root,
+            baseline=baseline,
+            pages=self.fault_pages,
+            max_rate=self.max_fault_rate,
         )
         try:
             sampler.start()

@@ -21,7 +21,6 @@ import signal
 import threading
 import time
 from datetime import UTC, datetime
-from threading import Lock
 from typing import Any
 
 from textual import work
@@ -60,22 +59,23 @@ class LectureSource:
         self.own_only = own_only
         self.folder = folder
         self.ranges: tuple[tuple[int, int], ...] = ()  # the lesson's regions (set on the UI thread)
-        self._lock = Lock()
-        # never throttled by the lock budget: a step's evidence must show on the next tick
-        self._src = LiveSource(pid, interval=interval, pages=True, faults=faults, lock_budget=None)
+        self._lock = threading.Lock()
+        self._src = self._live(pid)
         self.title = f"demo workload {pid}"
+
+    def _live(self, pid: int) -> LiveSource:
+        # no lock budget (a step's evidence shows on the next tick), no fault cap (it is per page)
+        return LiveSource(
+            pid, interval=self.interval, pages=True, faults=self.faults, lock_budget=None, max_fault_rate=None
+        )
 
     @property
     def faults_note(self) -> str | None:
-        note: str | None = self._src.faults_note
-        return note
+        return self._src.faults_note
 
     def retarget(self, pid: int, folder: str) -> None:
         with self._lock:
-            old, self._src = (
-                self._src,
-                LiveSource(pid, interval=self.interval, pages=True, faults=self.faults, lock_budget=None),
-            )
+            old, self._src = self._src, self._live(pid)
             self.title = f"demo workload {pid}"
             self.folder = folder
             self.ranges = ()

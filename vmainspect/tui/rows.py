@@ -38,6 +38,7 @@ class Rows:
     dirty_delta: dict[int, int] = field(default_factory=dict)
     resized: set[int] = field(default_factory=set)  # same start, different end
     faults: dict[int, tuple[float, float]] = field(default_factory=dict)  # row -> (minor/s, major/s)
+    fault_period: int = 1  # above 1: ``faults`` are estimates (samples x period, FaultTick.period)
     _hay: list[str] | None = None
     _keys: dict = field(default_factory=dict)  # column key -> sort keys (built on first use)
     _orders: dict = field(default_factory=dict)  # (sort, reverse, filter) -> row indices
@@ -102,6 +103,7 @@ def build_rows(prev: Snapshot | None, snap: Snapshot, faults: FaultTick | None =
         rows = Rows(out, ghost, new, rss_d, dirty_d, resized)
     if faults is not None and faults.by_vma:
         w = faults.window_s or 1.0
+        rows.fault_period = faults.period
         starts = (
             {v.start: k for k, v in enumerate(rows.vmas) if k not in rows.ghost}
             if len(faults.by_vma) > 64

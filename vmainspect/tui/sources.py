@@ -19,6 +19,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 from ..errors import VmaInspectError
+from ..faults.cap import DEFAULT_MAX_RATE
 from ..model import FaultTick, Frame, Snapshot
 from ..session.pacing import DEFAULT_LOCK_BUDGET, HeldBack
 
@@ -131,7 +132,8 @@ class LiveSource:
     ``lock_budget``: see ``session.pacing`` (None: read the map every tick, as
     the lecture does). A tick the budget holds back shows the last map, with
     ``Frame.held`` saying how old it is and why; ``refresh_now()`` makes the
-    next tick read it anyway (the ``r`` key).
+    next tick read it anyway (the ``r`` key). ``max_fault_rate``: fault samples a
+    second (``faults.cap``; None: every fault, as the lecture's per-page evidence needs).
     """
 
     kind = SourceKind.LIVE
@@ -145,6 +147,7 @@ class LiveSource:
         faults: bool = True,
         proc_root: str = "/proc",
         lock_budget: float | None = DEFAULT_LOCK_BUDGET,
+        max_fault_rate: int | None = DEFAULT_MAX_RATE,
     ) -> None:
         from ..session import LiveSession
 
@@ -152,7 +155,12 @@ class LiveSource:
         self.interval = interval
         self.title = f"pid {pid}"
         self._session = LiveSession(
-            pid, pages=pages, faults=faults, proc_root=proc_root, lock_budget=lock_budget
+            pid,
+            pages=pages,
+            faults=faults,
+            proc_root=proc_root,
+            lock_budget=lock_budget,
+            max_fault_rate=max_fault_rate,
         )
         self._force = False  # the next tick reads the map whatever the budget says
         self._pending: Frame | None = None

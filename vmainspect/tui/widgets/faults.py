@@ -27,6 +27,11 @@ def _symbol_text(text: str) -> str:
     return readable(text)
 
 
+def _rate_text(x: float) -> str:
+    """850000.0 -> "850k" (the sampling line)."""
+    return f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:,.0f}"
+
+
 def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Text:
     t = Text()
     if tick is None:
@@ -46,9 +51,16 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
         t.append(f"  lost {tick.lost:,}", "bold red" if tick.lost else "dim")
     if tick.unsampled:
         t.append(f"  not sampled {tick.unsampled:,}", "bold yellow")
+    est = "~" if tick.period > 1 else ""  # figures built from samples are estimates then
     if tick.unattributed:
-        t.append(f"  unattributed {tick.unattributed:,}", "bold yellow")
+        t.append(f"  unattributed {est}{tick.unattributed:,}", "bold yellow")
     t.append("\n")
+    if tick.period > 1:
+        t.append(
+            f"sampling 1 fault in {tick.period:,} ({_rate_text((tick.minor + tick.major) / w)} faults/s; "
+            "--max-fault-rate): counts marked ~ are estimates, the totals above are exact\n",
+            "yellow",
+        )
     if tick.unsampled:
         t.append(
             "not sampled: the kernel counted faults no event saw (threads not followed from their "
@@ -69,17 +81,17 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
     if len(threads) > 1:
         top = sorted(threads.items(), key=lambda kv: -(kv[1][0] + kv[1][1]))[:5]
         t.append("by thread: ", "bold")
-        t.append("  ".join(f"tid {tid} {mi:,}/{ma:,}" for tid, (mi, ma) in top) + "  (minor/major)\n")
+        t.append("  ".join(f"tid {tid} {est}{mi:,}/{ma:,}" for tid, (mi, ma) in top) + "  (minor/major)\n")
     if tick.by_mapping:
         t.append("top mappings (count, extent, perms, path)\n", "bold underline")
         for start, end, perms, kind, path, mi, ma in tick.by_mapping[:5]:
-            t.append(f"{mi + ma:>7,} ", "bold")
+            t.append(f"{est}{mi + ma:,} ".rjust(8), "bold")
             t.append(f"{start:#x} {human_bytes(end - start):>7} {perms} ")
             t.append(f"{printable(path) if path else kind}\n", "cyan")
     if tick.by_symbol:
         t.append("top symbols (count, DSO)\n", "bold underline")
         for sym, dso, n in tick.by_symbol[:8]:
-            t.append(f"{n:>7,} ", "bold")
+            t.append(f"{est}{n:,} ".rjust(8), "bold")
             t.append(printable(readable(sym)), "cyan")
             t.append(f"  {printable(os.path.basename(dso)) if dso else '?'}\n", "dim")
     if tick.recent:

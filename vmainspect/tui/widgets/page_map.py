@@ -242,6 +242,10 @@ class PageMapPanel(Vertical):
             notes.insert(
                 0, "no page state for this VMA (not collected: e.g. [vsyscall] or a special mapping)"
             )
+        if faults is not None and faults.period > 1 and vma is not None:
+            notes.append(
+                f"faulted pages marked: the sampled ones only (1 fault in {faults.period:,} sampled)"
+            )
         text = "\n".join(printable(n) for n in notes)
         if text != getattr(self, "_notes", None):  # unchanged text: no re-layout
             self._notes = text

@@ -476,7 +476,7 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
                     text, st = "-", rowst + _DIM
                 else:
                     total = f[0] + f[1]
-                    text = _rate(total)
+                    text = ("~" if rows.fault_period > 1 else "") + _rate(total)  # ~: an estimate
                     st = rowst + Style(color="bright_red" if f[1] else "orange1", bold=total >= 100)
             else:
                 text = printable(v.path or "")
