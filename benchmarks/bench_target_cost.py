@@ -348,7 +348,10 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--window", type=float, default=8.0, help="seconds measured per watcher and round")
     ap.add_argument(
-        "--only", default="", help="comma-separated watcher names (substrings); 'none' is always run"
+        "--only",
+        default="",
+        help="comma-separated watcher names (substrings; separate with ';' instead when a name has a comma, "
+        "e.g. 'record --pages, 1 Hz;pmap -X at 1 Hz'); 'none' is always run",
     )
     ap.add_argument(
         "--live-steps", type=int, default=10, help="then step the live view's loop N times (0: skip)"
@@ -378,7 +381,8 @@ def main() -> int:
         big = [s for s in spans if s[1] - s[0] >= (1 << 20)]
         region = (big[0][0], big[-1][1]) if big else region
         table = watchers(target.pid, twin_info["pid"], region, tmp)
-        names = [n for n in table if n == "none" or not a.only or any(x in n for x in a.only.split(","))]
+        wanted = [x.strip() for x in a.only.split(";" if ";" in a.only else ",") if x.strip()]
+        names = [n for n in table if n == "none" or not wanted or any(x in n for x in wanted)]
         with open(f"/proc/{target.pid}/maps", "rb") as f:
             nvmas = f.read().count(b"\n")
         load0 = os.getloadavg()[0]
