@@ -123,7 +123,9 @@ def test_the_lecture_is_never_held_back_by_the_lock_budget(tmp_path):
     finally:
         src.close()
     default = LiveSource(os.getpid())
-    assert default.lock_budget == 0.01  # attach's live view: the budget by default
+    from vmainspect.session import DEFAULT_LOCK_BUDGET
+
+    assert default.lock_budget == DEFAULT_LOCK_BUDGET  # attach's live view: the budget by default
     default.close()
 
 

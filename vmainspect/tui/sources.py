@@ -16,12 +16,18 @@ import enum
 import os
 import time
 from collections.abc import Iterable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..errors import VmaInspectError
 from ..faults.cap import DEFAULT_MAX_RATE
 from ..model import FaultTick, Frame, Snapshot
-from ..session.pacing import DEFAULT_LOCK_BUDGET, HeldBack
+
+if TYPE_CHECKING:
+    from ..session.pacing import HeldBack
+
+# session.pacing.DEFAULT_LOCK_BUDGET, not imported at module level: importing the session
+# imports the collector, which a replay must never load (tests check both)
+DEFAULT_LOCK_BUDGET = 0.01
 
 
 class SourceKind(enum.Enum):
