@@ -23,6 +23,7 @@ alike), with "none" (nobody watching) in every round as the reference:
   100`` (every tick reads the map, the behaviour before the budget), with
   and without ``--no-faults``;
 - ``vmainspect record --interval 1`` without pages;
+- ``record --pages`` with the default fault-sampling cap and ``--max-fault-rate 0``;
 - ``vmainspect faults`` (the perf sampler alone).
 
 Per watcher: the target's throughput (median of rounds), its loss against
@@ -265,9 +266,12 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         f"count={(region[1] - region[0]) // page * 8}",
     ]
 
-    def record(interval: str, pages: bool, faults: bool = True, budget: str | None = None) -> Command:
+    def record(
+        interval: str, pages: bool, faults: bool = True, budget: str | None = None, cap: str | None = None
+    ) -> Command:
         extra = (["--pages"] if pages else []) + ([] if faults else ["--no-faults"])
         extra += ["--lock-budget", budget] if budget else []
+        extra += ["--max-fault-rate", cap] if cap else []
         return Command(vmi + ["record", str(pid), "-o", rec, "--interval", interval, "--force", *extra], rec)
 
     return {
@@ -291,6 +295,20 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
             lambda: record("1", True, False, budget="100"),
         ),
         "record --no-faults, 1 Hz": (1.0, lambda: record("1", False, False)),
+        # the fault-sampling cap (faults/cap.py): the default (20,000 samples/s) beside every fault
+        "record --pages --max-fault-rate 20000 (default), 1 Hz": (
+            1.0,
+            lambda: record("1", True, cap="20000"),
+        ),
+        "record --pages --max-fault-rate 0, 1 Hz": (1.0, lambda: record("1", True, cap="0")),
+        "record --pages --lock-budget 100 --max-fault-rate 20000 (default), 1 Hz": (
+            1.0,
+            lambda: record("1", True, budget="100", cap="20000"),
+        ),
+        "record --pages --lock-budget 100 --max-fault-rate 0, 1 Hz": (
+            1.0,
+            lambda: record("1", True, budget="100", cap="0"),
+        ),
         "faults (perf sampler)": (
             0.0,
             lambda: Command(vmi + ["faults", str(pid), "--duration", "600"], None),
