@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import ctypes
-import ctypes.util
 import json
 import mmap
 import os
@@ -32,8 +31,18 @@ import random
 import signal
 import sys
 
-PROT_READ, PROT_WRITE = 1, 2
-MAP_PRIVATE, MAP_ANONYMOUS, MAP_NORESERVE = 0x02, 0x20, 0x4000
+from vmainspect.demo.libc import (
+    MADV_NOHUGEPAGE,
+    MAP_ANONYMOUS,
+    MAP_PRIVATE,
+    PROT_READ,
+    PROT_WRITE,
+    madvise,
+    mmap_,
+    mprotect,
+)
+
+MAP_NORESERVE = 0x4000
 
 
 def _size(text: str) -> int:
@@ -46,26 +55,12 @@ def _size(text: str) -> int:
 
 def build(vmas: int, size: int, written: float, diverse: bool = False, pattern: str = "contiguous") -> dict:
     page = mmap.PAGESIZE
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     pages_total = max(size // page, vmas)
     chunk_pages, extra = divmod(pages_total, vmas)  # the first `extra` chunks get one page more
     length = pages_total * page
-    base = libc.mmap(None, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0)
-    if base in (None, ctypes.c_void_p(-1).value):
-        raise OSError(ctypes.get_errno(), "mmap failed")
+    base = mmap_(length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE)
     # No transparent huge pages: the point is many 4 KiB pages and VMAs.
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-    libc.madvise(base, length, 15)  # MADV_NOHUGEPAGE
+    madvise(base, length, MADV_NOHUGEPAGE)
     sizes = [chunk_pages + (1 if i < extra else 0) for i in range(vmas)]
     rng = random.Random(20000)
     if diverse:  # pairs trade pages, so the total is unchanged
@@ -91,8 +86,8 @@ def build(vmas: int, size: int, written: float, diverse: bool = False, pattern: 
         elif write_pages:
             ctypes.memset(addr, 0x5A, write_pages * page)
             written_total += write_pages
-        if i % 2 and libc.mprotect(addr, npages * page, PROT_READ) != 0:
-            raise OSError(ctypes.get_errno(), "mprotect failed")
+        if i % 2:
+            mprotect(addr, npages * page, PROT_READ)
         addr += npages * page
     return {
         "pid": os.getpid(),

@@ -58,21 +58,13 @@ def _small(folder: str) -> dict:
     import ctypes.util
     import mmap
 
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    libc.mmap.restype = ctypes.c_void_p
-    libc.mmap.argtypes = [
-        ctypes.c_void_p,
-        ctypes.c_size_t,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_int,
-        ctypes.c_long,
-    ]
-    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    from vmainspect.demo.libc import MADV_DONTNEED, MAP_ANONYMOUS, madvise, mmap_
+
+    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)  # SysV shm: not in demo.libc
     libc.shmat.restype = ctypes.c_void_p
     libc.shmat.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
     page = mmap.PAGESIZE
-    prot_rw, map_private, _map_shared, map_anon = 3, 0x02, 0x01, 0x20
+    prot_rw, map_private = 3, 0x02
     keep = []
     report = {"page_size": page}
 
@@ -80,10 +72,7 @@ def _small(folder: str) -> dict:
         return (ctypes.c_char * (n * page)).from_address(addr)
 
     def anon_map(n: int, prot: int, flags: int) -> int:
-        a = libc.mmap(None, n * page, prot, flags | map_anon, -1, 0)
-        if a in (None, ctypes.c_void_p(-1).value):
-            raise OSError(ctypes.get_errno(), "mmap")
-        return a
+        return mmap_(n * page, prot, flags | MAP_ANONYMOUS)
 
     # guard first: mmap places each new mapping below the previous one, so the
     # guard region keeps the anon region from merging with older anon memory
@@ -94,7 +83,7 @@ def _small(folder: str) -> dict:
     for i in list(range(8)) + [20, 40, 41, 42, 43, 62]:
         b[i * page] = b"x"
     _ = b[60 * page]  # read: the shared zero page
-    libc.madvise(a + 62 * page, page, 4)  # MADV_DONTNEED: absent again
+    madvise(a + 62 * page, page, MADV_DONTNEED)  # absent again
     report["anon"] = a
 
     # a 32-page file
