@@ -24,9 +24,12 @@ from . import BASE_URI
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 
+# the last sentence of every description but the snapshot's (which says more)
+ADDITIVE = "Readers ignore fields they do not know (additive fields keep @1)."
+
+
 @dataclass(frozen=True)
 class Document:
-    file: str  # e.g. "snapshot-1.json"
     title: str  # the schema name, e.g. "vmainspect/snapshot@1"
     description: str
     roots: tuple[type, ...]  # one Struct, or the alternatives of a line (oneOf)
@@ -34,6 +37,11 @@ class Document:
     external: dict[str, str] = field(default_factory=dict)  # class name -> schema file it refers to
     extra_defs: dict[str, Any] = field(default_factory=dict)
     rules: dict[str, dict[str, Any]] = field(default_factory=dict)  # class name -> extra keywords
+
+    @property
+    def file(self) -> str:
+        """The schema file: "vmainspect/snapshot@1" is snapshot-1.json."""
+        return self.title.split("/", 1)[1].replace("@", "-") + ".json"
 
 
 def _walk(x: Any, fn: Any) -> Any:
@@ -108,6 +116,11 @@ def generate(doc: Document) -> dict[str, Any]:
     return top
 
 
+def with_readers_ignore(description: str) -> str:
+    """``description`` and the sentence every document but the snapshot ends with."""
+    return f"{description} {ADDITIVE}"
+
+
 def text(schema: dict[str, Any]) -> str:
     """A schema as the file holds it."""
     return json.dumps(schema, indent=2, ensure_ascii=False) + "\n"
@@ -129,7 +142,6 @@ def documents() -> list[Document]:
     }
     return [
         Document(
-            file="snapshot-1.json",
             title=snap.SNAPSHOT_SCHEMA,
             description=(
                 "One look at a Linux process's memory: its VMAs (from /proc/PID/smaps), smaps_rollup "
@@ -141,14 +153,12 @@ def documents() -> list[Document]:
             names=snapshot_names,
         ),
         Document(
-            file="recording-1.json",
             title=rec.RECORDING_SCHEMA,
-            description=(
-                "One line (record) of a vmainspect recording (vmainspect record): JSON Lines, one JSON "
-                "object per line. Line 1 is the header; then frames and notes in time order. The first "
-                "frame holds a whole vmainspect/snapshot@1 document, each later frame a patch against the "
-                "previous frame's snapshot document. t is seconds since the recording started (monotonic "
-                "clock). Readers ignore fields they do not know (additive fields keep @1)."
+            description=with_readers_ignore(
+                "One line (record) of a vmainspect recording (vmainspect record): JSON Lines, one JSON object "
+                "per line. Line 1 is the header; then frames and notes in time order. The first frame holds a "
+                "whole vmainspect/snapshot@1 document, each later frame a patch against the previous frame's "
+                "snapshot document. t is seconds since the recording started (monotonic clock)."
             ),
             roots=(rec.Header, rec.SnapshotFrame, rec.PatchFrame, rec.Note),
             names={
@@ -164,12 +174,10 @@ def documents() -> list[Document]:
             rules={"FaultTickRecord": rec.FAULT_TICK_RULES},
         ),
         Document(
-            file="diff-1.json",
             title=diff.DIFF_SCHEMA,
-            description=(
-                "What changed in a process's memory between two snapshots (vmainspect diff --json). Sizes "
-                "are bytes; null means unknown (a side that does not know a quantity), never zero. Readers "
-                "ignore fields they do not know (additive fields keep @1)."
+            description=with_readers_ignore(
+                "What changed in a process's memory between two snapshots (vmainspect diff --json). Sizes are "
+                "bytes; null means unknown (a side that does not know a quantity), never zero."
             ),
             roots=(diff.DiffReport,),
             names={
@@ -183,14 +191,12 @@ def documents() -> list[Document]:
             rules={"ChangeRecord": diff.CHANGE_RULES},
         ),
         Document(
-            file="faults-1.json",
             title=faults.FAULTS_SCHEMA,
-            description=(
-                'Page faults of one process over a window (vmainspect faults --json). mode "perf": every '
-                "fault (or one in period) sampled with perf_event_open and attributed to VMAs, functions and "
-                'data; mode "counters": perf_event_open was refused (reason says why) and only /proc '
-                "minflt/majflt deltas are known, so the sampled fields are null, never zero. Readers ignore "
-                "fields they do not know (additive fields keep @1)."
+            description=with_readers_ignore(
+                'Page faults of one process over a window (vmainspect faults --json). mode "perf": every fault '
+                "(or one in period) sampled with perf_event_open and attributed to VMAs, functions and data; "
+                'mode "counters": perf_event_open was refused (reason says why) and only /proc minflt/majflt '
+                "deltas are known, so the sampled fields are null, never zero."
             ),
             roots=(faults.FaultsReport,),
             names={
@@ -203,53 +209,46 @@ def documents() -> list[Document]:
             rules={"FaultsReport": faults.FAULTS_RULES},
         ),
         Document(
-            file="demo-1.json",
             title=demo.DEMO_SCHEMA,
-            description=(
+            description=with_readers_ignore(
                 "The scripted demo lesson (vmainspect demo --script --json): each step performs one memory "
                 "operation in a workload process and checks its claim against the kernel's own accounting. "
                 "holds is true (the claim held), false (it did not: reason says why) or null (unknown: the "
-                "measurement needs root). Readers ignore fields they do not know (additive fields keep @1)."
+                "measurement needs root)."
             ),
             roots=(demo.DemoReport,),
             names={"StepRecord": "step"},
             rules={"StepRecord": demo.STEP_RULES},
         ),
         Document(
-            file="crash-1.json",
             title=crash.CRASH_SCHEMA,
-            description=(
-                "The crash experiment (vmainspect crash --json): for each (mapping, ending) case a child "
-                "maps a fresh temp file (or anonymous memory), writes known bytes to written_pages of "
-                "file_pages pages and ends; what survived is measured. null means unknown (kpageflags needs "
-                "root) or not applicable (anonymous memory has no file), never zero or false. Readers ignore "
-                "fields they do not know (additive fields keep @1)."
+            description=with_readers_ignore(
+                "The crash experiment (vmainspect crash --json): for each (mapping, ending) case a child maps a"
+                " fresh temp file (or anonymous memory), writes known bytes to written_pages of file_pages "
+                "pages and ends; what survived is measured. null means unknown (kpageflags needs root) or not "
+                "applicable (anonymous memory has no file), never zero or false."
             ),
             roots=(crash.CrashReport,),
             names={"CaseRecord": "case"},
             rules={"CaseRecord": crash.CASE_RULES},
         ),
         Document(
-            file="cache-1.json",
             title=cache.CACHE_SCHEMA,
-            description=(
+            description=with_readers_ignore(
                 "The page-cache state of files and directory trees (vmainspect cache --json), from "
-                "cachestat(2): per regular file its pages cached, dirty, under writeback and evicted. "
-                "null means unknown (the kernel tells a file's page-cache state only to its owner, a user "
-                "who may write it, or root), never zero. Readers ignore fields they do not know (additive "
-                "fields keep @1)."
+                "cachestat(2): per regular file its pages cached, dirty, under writeback and evicted. null "
+                "means unknown (the kernel tells a file's page-cache state only to its owner, a user who may "
+                "write it, or root), never zero."
             ),
             roots=(cache.CacheReport,),
             names={"CachedFile": "file", "CacheTotal": "total"},
         ),
         Document(
-            file="wss-1.json",
             title=wss.WSS_SCHEMA,
-            description=(
-                "A process's working set (vmainspect wss --json): every interval its referenced bits are "
-                "reset (/proc/PID/clear_refs) and each VMA's smaps Referenced is read back: the bytes it "
-                "touched in that interval (accessed), beside the bytes resident. Sizes are bytes. Readers "
-                "ignore fields they do not know (additive fields keep @1)."
+            description=with_readers_ignore(
+                "A process's working set (vmainspect wss --json): every interval its referenced bits are reset "
+                "(/proc/PID/clear_refs) and each VMA's smaps Referenced is read back: the bytes it touched in "
+                "that interval (accessed), beside the bytes resident. Sizes are bytes."
             ),
             roots=(wss.WssReport,),
             names={"WssVma": "vma", "WssInterval": "interval"},
