@@ -4,9 +4,10 @@ import asyncio
 from pathlib import Path
 
 import pytest
+from made_up import anon_vma
 
 from vmainspect.errors import BadInput
-from vmainspect.model import Capabilities, HostInfo, PageCounts, PageInfo, PageRun, ProcessInfo, Snapshot, Vma
+from vmainspect.model import Capabilities, HostInfo, ProcessInfo, Snapshot
 from vmainspect.recording.io import RecordingWriter, read_recording
 from vmainspect.tui.replay import RecordingSource, ReplayApp, parse_jump
 
@@ -17,29 +18,9 @@ N = 6
 
 def snapshot(k: int) -> Snapshot:
     """Frame k: VMA 2 gains a page per frame; a VMA at P+0x40000 exists only in frames 2 and 3."""
-
-    def v(start, n, touched):
-        runs = [PageRun(0, touched, "anon")] if touched else []
-        if touched < n:
-            runs.append(PageRun(touched, n - touched, "absent"))
-        counts = PageCounts(touched, 0, 0, touched, touched, None, None, None, None, None)
-        return Vma(
-            start,
-            start + n * PS,
-            "rw-p",
-            0,
-            "00:00",
-            0,
-            None,
-            "anon-private",
-            ("rd", "wr"),
-            {"rss": touched * PS, "private_dirty": touched * PS, "swap": 0},
-            PageInfo(counts, tuple(runs)),
-        )
-
-    vmas = [v(P, 4, 4), v(P + 0x10000, 16, k)]
+    vmas = [anon_vma(P, 4, 4, swap=0), anon_vma(P + 0x10000, 16, k, swap=0)]
     if k in (2, 3):
-        vmas.append(v(P + 0x40000, 2, 1))
+        vmas.append(anon_vma(P + 0x40000, 2, 1, swap=0))
     caps = Capabilities(True, True, True, True, True, True)
     proc = ProcessInfo(42, 1, "demo", ("demo",), "/usr/bin/demo", "root", 0, "S", 1, 10 * k, 0, 1000.0)
     return Snapshot(

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+from made_up import anon_vma
 
 from vmainspect import cli
 from vmainspect.errors import BadInput
@@ -11,12 +12,8 @@ from vmainspect.model import (
     FaultSample,
     FaultTick,
     HostInfo,
-    PageCounts,
-    PageInfo,
-    PageRun,
     ProcessInfo,
     Snapshot,
-    Vma,
 )
 from vmainspect.recording.io import (
     SCHEMA,
@@ -34,29 +31,9 @@ P = 0x7F0000000000
 
 def snapshot(k: int) -> Snapshot:
     """Frame k of a made-up process: VMA 2 gains a page per frame, VMA 3 appears at k >= 2."""
-
-    def v(start, n, touched, perms="rw-p"):
-        runs = [PageRun(0, touched, "anon")] if touched else []
-        if touched < n:
-            runs.append(PageRun(touched, n - touched, "absent"))
-        counts = PageCounts(touched, 0, 0, touched, touched, None, None, None, None, None)
-        return Vma(
-            start,
-            start + n * PS,
-            perms,
-            0,
-            "00:00",
-            0,
-            None,
-            "anon-private",
-            ("rd", "wr"),
-            {"rss": touched * PS, "private_dirty": touched * PS},
-            PageInfo(counts, tuple(runs)),
-        )
-
-    vmas = [v(P, 4, 4), v(P + 0x10000, 16, min(k, 16))]
+    vmas = [anon_vma(P, 4, 4), anon_vma(P + 0x10000, 16, min(k, 16))]
     if k >= 2:
-        vmas.append(v(P + 0x40000, 2, 1, "r--p"))
+        vmas.append(anon_vma(P + 0x40000, 2, 1, "r--p"))
     caps = Capabilities(True, True, True, True, True, True)
     proc = ProcessInfo(42, 1, "t", ("t", "x"), "/usr/bin/t", "root", 0, "S", 1, 10 + k, 0, 1000.0)
     return Snapshot(
