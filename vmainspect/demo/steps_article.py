@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import signal
+from typing import Any
 
 from ..model import Snapshot
 from . import measure as m
@@ -180,17 +181,24 @@ def act_offset_munmap(c: Ctx) -> Info:
     return _run_article(c, "article-a.dat", 100)
 
 
-def check_offset_munmap(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
+def _after_munmap(a: Snapshot, x: Info) -> tuple[int, bool, list[tuple[int, int]], dict[str, Any]]:
+    """What the article's code left after its munmap: the file's size, whether it holds the
+    appended key, the file's VMAs in ``a``, and those as measurements."""
     size, appended = _file_now(x["path"], 100)
     left = _vma_for(a, x["path"])
     meas = {
-        "munmap_addr_offset_in_page": x["munmap"][0] % c.page,
         "munmap_errno": _errno_name(x["munmap_errno"]),
         "vmas_before_munmap": len(x["mapped_before_munmap"]),
         "vmas_after_munmap": len(left),
         "file_size": size,
         "appended_in_file": appended,
     }
+    return size, appended, left, meas
+
+
+def check_offset_munmap(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
+    size, appended, left, after = _after_munmap(a, x)
+    meas = {"munmap_addr_offset_in_page": x["munmap"][0] % c.page, **after}
     return Check(
         meas,
         f"munmap(ptr + {x['munmap'][0] % c.page}, {x['munmap'][1]}) returned {meas['munmap_errno']}; "
@@ -275,15 +283,7 @@ def act_fixed(c: Ctx) -> Info:
 
 
 def check_fixed(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
-    size, appended = _file_now(x["path"], 100)
-    left = _vma_for(a, x["path"])
-    meas = {
-        "munmap_errno": _errno_name(x["munmap_errno"]),
-        "vmas_before_munmap": len(x["mapped_before_munmap"]),
-        "vmas_after_munmap": len(left),
-        "file_size": size,
-        "appended_in_file": appended,
-    }
+    size, appended, left, meas = _after_munmap(a, x)
     return Check(
         meas,
         f"ftruncate checked, munmap(base, {x['munmap'][1]}) returned {meas['munmap_errno']}; "
