@@ -268,11 +268,16 @@ def sparse(a) -> None:
             r = res[name]
             print(f"{'read_pages ' + name:<34} {r['wall']:7.3f} {r['cpu']:7.3f} {r['wall'] / pm_wall:8.2f}x")
     finally:
-        try:
-            os.kill(target.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        target.wait()
+        _kill(target)
+
+
+def _kill(target) -> None:
+    """SIGKILL a target that stopped itself (SIGTERM would wait for a SIGCONT) and reap it."""
+    try:
+        os.kill(target.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    target.wait()
 
 
 def dense(a) -> int:
@@ -328,11 +333,7 @@ def dense(a) -> int:
             print(f"{name:<34} {wall:7.3f} {cpu:7.3f} {wall / pm_wall:8.2f}x  {what}")
         compare_numpy(pid, a.runs, info["start"], info["size"])
     finally:
-        try:
-            os.kill(target.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        target.wait()
+        _kill(target)
     return 0
 
 
