@@ -102,7 +102,8 @@ async def test_a_tick_held_back_says_so_and_r_reads_the_map_now():
                 frame = app.current_frame
                 assert frame.snapshot is before and frame.held is not None and source.held_steps == 1
                 status = str(app.status.render())
-                assert "map " in status and "s old: smaps" in status and "r reads now" in status
+                assert "map " in status and "s old, next read in " in status and "r reads now" in status
+                assert f"smaps, smaps_rollup and pagemap of {len(before.vmas):,} VMAs took " in status
                 n = app.frames_seen
                 await pilot.press("r")  # the user asked: read it whatever the budget says
                 await wait_frames(app, pilot, n + 1)

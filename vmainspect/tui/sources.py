@@ -116,13 +116,14 @@ class FramesSource:
 
 
 def held_text(held: HeldBack, vmas: int, now: float) -> str:
-    """One line for a tick the lock budget held back, e.g. "map 2.4 s old: smaps of 20,025
-    VMAs took 41 ms under the process's mmap lock; next read in 1.6 s (lock budget 1%, ...)"."""
+    """One line for a tick the lock budget held back, e.g. "map 2.4 s old, next read in 1.6 s:
+    smaps of 20,025 VMAs took 41 ms under the process's mmap lock (lock budget 1%, ...)";
+    the ages first, as a narrow status line cuts the end off."""
     names = list(held.reads) or ["the memory map"]
     reads = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (
-        f"map {held.age(now):.1f} s old: {reads} of {vmas:,} VMAs took {held.lock_s * 1000:,.0f} ms "
-        f"under the process's mmap lock; next read in {held.wait(now):.1f} s "
+        f"map {held.age(now):.1f} s old, next read in {held.wait(now):.1f} s: {reads} of {vmas:,} VMAs "
+        f"took {held.lock_s * 1000:,.0f} ms under the process's mmap lock "
         f"(lock budget {held.budget * 100:g}%, --lock-budget; r reads now)"
     )
 
