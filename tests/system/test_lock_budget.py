@@ -98,3 +98,18 @@ def test_a_held_back_step_still_sees_the_process_exit(target):
         assert step.ended is not None and s.pacer.collects == 1
     finally:
         s.close()
+
+
+def test_a_collect_reports_the_cpu_time_of_each_lock_holding_read(target):
+    """smaps, smaps_rollup and (with pages) pagemap are each timed; nothing else is."""
+    from vmainspect.procfs.locktime import LockTime
+    from vmainspect.snapshot.collect import collect
+
+    spent = LockTime()
+    snap = collect(target.pid, pages=True, lock_time=spent)
+    assert len(snap.vmas) >= VMAS
+    assert set(spent.by_read) == {"smaps", "smaps_rollup", "pagemap"}
+    assert all(s > 0 for s in spent.by_read.values())
+    without = LockTime()
+    collect(target.pid, lock_time=without)
+    assert set(without.by_read) == {"smaps", "smaps_rollup"}

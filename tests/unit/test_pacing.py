@@ -1,10 +1,12 @@
 """session.pacing: the lock budget's arithmetic, and LiveSession keeping the last
-map while the budget holds a collect back (a fake clock, a fake collector; no sleeps)."""
+map while the budget holds a collect back (a fake clock, a fake collector; one short sleep,
+in the test that waiting adds no lock time)."""
 
 from __future__ import annotations
 
 import math
 import os
+import time
 
 import msgspec
 import pytest
@@ -83,6 +85,21 @@ def test_lock_time_sums_per_read():
     t.add("pagemap", 0.5)
     t.add("smaps", 1.0)
     assert t.by_read == {"pagemap": 0.75, "smaps": 1.0} and t.seconds == 1.75
+
+
+def test_lock_time_counts_the_threads_cpu_time_not_waiting():
+    """A read that waits (for the GIL, say) holds no lock: waiting adds (almost) nothing,
+    work in the thread adds its CPU time."""
+    t = LockTime()
+    with t.measure("smaps"):
+        time.sleep(0.2)
+    slept = t.seconds
+    with t.measure("pagemap"):
+        end = time.thread_time() + 0.05
+        while time.thread_time() < end:
+            pass
+    assert slept < 0.05  # 0.2 s of wall time, a few microseconds of CPU
+    assert t.by_read["pagemap"] >= 0.05
 
 
 # --- LiveSession with a fake clock and collector ---------------------------------------

@@ -36,7 +36,6 @@ as ``anon`` (or ``file``: pagemap sets bit 61 on the huge zero page) and
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
@@ -45,6 +44,7 @@ from operator import lt, sub
 from .. import gcpause
 from ..errors import AccessDenied, ProcessGone, Unsupported
 from ..model import PageInfo, Vma
+from . import locktime
 from .locktime import LockTime, measured
 from .pageruns import Infos, PageRuns, Piece
 from .reader import ProcReader
@@ -92,7 +92,7 @@ def read_pages(
     True = require it (``Unsupported`` otherwise), False = plain pagemap reads.
     Raises ``ProcessGone``/``AccessDenied`` (via ProcReader) for the process;
     /proc/kpageflags and /proc/kpagecount being unreadable is not an error:
-    what they would tell is then unknown (None). ``lock_time``: gets the wall
+    what they would tell is then unknown (None). ``lock_time``: gets the CPU
     time of the PAGEMAP_SCAN ioctls and pagemap reads (they hold the process's
     mmap lock; the kpageflags/kpagecount reads do not), as ``"pagemap"``.
     """
@@ -325,14 +325,14 @@ def _fetch(
                 end = page + n
             j += 1
         want = (end - start) * 8
-        t = time.monotonic()
+        t = locktime.now()
         try:
             raw: bytes | None = reader.pread(fd, want, start * 8, "pagemap")
         except OSError:
             raw = None  # e.g. a VM_IO area the kernel refuses: absent
         finally:
             if timer is not None:  # the pread only: kpageflags and decoding take no lock of the process
-                timer.add("pagemap", time.monotonic() - t)
+                timer.add("pagemap", locktime.now() - t)
         if raw is not None and len(raw) < want:
             if start + len(raw) // 8 < top_page:
                 raise ProcessGone(reader.pid, "it exited while its pages were read")

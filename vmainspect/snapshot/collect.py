@@ -182,7 +182,7 @@ def collect(
     totals. ``use_scan``: None = PAGEMAP_SCAN when the kernel has it,
     True/False force it on/off (tests compare both paths).
 
-    ``lock_time``: filled with the wall time of the reads that hold the
+    ``lock_time``: filled with the CPU time of the reads that hold the
     process's mmap lock (smaps, smaps_rollup, and with ``pages`` the pagemap
     reads; see ``procfs.locktime``), also when the collect raises.
     """
