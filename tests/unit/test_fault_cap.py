@@ -71,3 +71,16 @@ def test_the_period_is_recorded_and_old_frames_read_as_one():
     old = fault_tick_to_dict(FaultTick("perf", 1.0, 5, 0, 0))
     assert "period" not in old  # period 1 is not written: recordings from before read the same
     assert fault_tick_from_dict(old).period == 1
+
+
+def test_serve_passes_max_fault_rate_on_as_text_attach_parses():
+    """``serve attach PID --max-fault-rate 0`` hands the served attach "--max-fault-rate 0"."""
+    from vmainspect.commands.serve import _options_without, _sub_parser
+
+    p = _sub_parser("attach")
+    for given in ("0", "500"):
+        opts = p.parse_args(["1", "--max-fault-rate", given])
+        argv = _options_without(p, opts, drop={"name", "pid", "save_dir"})
+        assert argv == ["--max-fault-rate", given]
+        assert p.parse_args(["1", *argv]).max_fault_rate == int(given)
+    assert _options_without(p, p.parse_args(["1"]), drop={"pid"}) == []  # the default: nothing passed

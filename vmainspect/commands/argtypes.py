@@ -73,15 +73,16 @@ def add_lock_budget(p: argparse.ArgumentParser) -> None:
     )
 
 
-def max_fault_rate_arg(text: str) -> int | None:
-    """argparse type for ``--max-fault-rate N``: fault samples a second, 0 (None: every fault)."""
+def max_fault_rate_arg(text: str) -> int:
+    """argparse type for ``--max-fault-rate N``: fault samples a second, 0: every fault (kept
+    as 0, not None, so that ``serve`` can pass a value that differs from the default on as text)."""
     try:
         v = int(text, 10)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of samples a second: {text!r}") from None
     if not 0 <= v <= 1 << 40:
         raise argparse.ArgumentTypeError(f"wants 0 (every fault) to {1 << 40} samples a second, got {text}")
-    return v or None
+    return v
 
 
 def add_max_fault_rate(p: argparse.ArgumentParser, default: int | None) -> None:

@@ -54,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         "pages": not args.no_pages,
         "faults": not args.no_faults,
         "lock_budget": args.lock_budget,
-        "max_fault_rate": args.max_fault_rate,
+        "max_fault_rate": args.max_fault_rate or None,  # 0: every fault
     }
     picker_filter, only = "", None
     source = None

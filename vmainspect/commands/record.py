@@ -121,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
         pages=args.pages,
         faults=not args.no_faults,
         lock_budget=args.lock_budget,
-        max_fault_rate=args.max_fault_rate,
+        max_fault_rate=args.max_fault_rate or None,  # 0: every fault
     )
     # no such process / a zombie / no access: fail before creating FILE
     step = session.start()
