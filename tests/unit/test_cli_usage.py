@@ -79,19 +79,34 @@ def test_help_is_not_an_error(capsys):
 @pytest.mark.parametrize(
     ("text", "fraction"), [("1", 0.01), ("0.5", 0.005), ("2.5", 0.025), ("100", None), ("1e-4", 1e-6)]
 )
-def test_lock_budget_is_a_percentage_given_as_a_fraction(text, fraction):
-    args = cli.build_parser().parse_args(["record", "1", "-o", "x.jsonl", "--lock-budget", text])
-    assert args.lock_budget == (None if fraction is None else pytest.approx(fraction))
-    args = cli.build_parser().parse_args(["attach", "1", "--lock-budget", text])
-    assert args.lock_budget == (None if fraction is None else pytest.approx(fraction))
+def test_lock_budget_is_a_percentage_given_to_the_session_as_a_fraction(text, fraction):
+    from vmainspect.commands.argtypes import lock_budget
+
+    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"]):
+        args = cli.build_parser().parse_args([*argv, "--lock-budget", text])
+        assert args.lock_budget == pytest.approx(float(text))
+        assert lock_budget(args.lock_budget) == (None if fraction is None else pytest.approx(fraction))
 
 
 def test_lock_budget_defaults_to_one_percent():
+    from vmainspect.commands.argtypes import lock_budget
     from vmainspect.session import DEFAULT_LOCK_BUDGET
 
     assert DEFAULT_LOCK_BUDGET == 0.01
-    assert cli.build_parser().parse_args(["record", "1", "-o", "x.jsonl"]).lock_budget == DEFAULT_LOCK_BUDGET
-    assert cli.build_parser().parse_args(["attach", "1"]).lock_budget == DEFAULT_LOCK_BUDGET
+    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"]):
+        assert lock_budget(cli.build_parser().parse_args(argv).lock_budget) == DEFAULT_LOCK_BUDGET
+
+
+@pytest.mark.parametrize("text", ["5", "100", "0.25"])
+def test_serve_passes_a_lock_budget_on_as_the_percentage_given(text):
+    """serve re-parses the attach options in each session: the text must mean the same there."""
+    from vmainspect.commands.serve import _options_without, _sub_parser
+
+    p = _sub_parser("attach")
+    given = p.parse_args(["1", "--lock-budget", text])
+    passed = _options_without(p, given, drop={"pid"})
+    assert passed == ["--lock-budget", str(float(text))]
+    assert p.parse_args(["1", *passed]).lock_budget == given.lock_budget
 
 
 def test_a_bad_lock_budget_says_what_it_wants(capsys):

@@ -49,16 +49,23 @@ def int_arg(low: int, high: int | None = None, what: str = "a whole number") -> 
     return parse
 
 
-def lock_budget_arg(text: str) -> float | None:
-    """argparse type for ``--lock-budget PCT``: a percentage above 0 and at most 100, as a
-    fraction (``session.pacing``); 100 is None: read the memory map every tick."""
+def lock_budget_arg(text: str) -> float:
+    """argparse type for ``--lock-budget PCT``: a percentage above 0 and at most 100, kept as
+    the percentage (so that ``serve`` can pass a value that differs from the default on as
+    text); ``lock_budget()`` turns it into what ``session.pacing`` takes."""
     try:
         v = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a percentage: {text!r}") from None
     if not 0 < v <= 100:  # also refuses nan and inf
         raise argparse.ArgumentTypeError(f"wants a percentage above 0 and at most 100, got {text}")
-    return None if v == 100 else v / 100
+    return v
+
+
+def lock_budget(pct: float) -> float | None:
+    """The parsed ``--lock-budget`` as ``LiveSession`` takes it: a fraction of wall time, or None
+    for 100 (read the memory map every tick)."""
+    return None if pct >= 100 else pct / 100
 
 
 def add_lock_budget(p: argparse.ArgumentParser) -> None:
@@ -66,7 +73,7 @@ def add_lock_budget(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--lock-budget",
         type=lock_budget_arg,
-        default=0.01,
+        default=1.0,
         metavar="PCT",
         help="at most PCT%% of the time reading the process's memory map (smaps, pagemap), which holds "
         "its mmap lock; a tick that comes sooner shows the last map (default 1; 100: read every tick)",

@@ -6,7 +6,7 @@ import argparse
 
 from ..errors import EXIT_NO_PROCESS, BadInput, VmaInspectError
 from ..faults.cap import DEFAULT_MAX_RATE
-from .argtypes import add_lock_budget, add_max_fault_rate, pid_arg, seconds_arg
+from .argtypes import add_lock_budget, add_max_fault_rate, lock_budget, pid_arg, seconds_arg
 
 HELP = "watch a process's VMAs, pages and faults live in a terminal UI"
 DESCRIPTION = """Open the live TUI on a process.
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         "interval": args.interval,
         "pages": not args.no_pages,
         "faults": not args.no_faults,
-        "lock_budget": args.lock_budget,
+        "lock_budget": lock_budget(args.lock_budget),
         "max_fault_rate": args.max_fault_rate or None,  # 0: every fault
     }
     picker_filter, only = "", None

@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..faults.cap import DEFAULT_MAX_RATE
-from .argtypes import add_lock_budget, add_max_fault_rate, pid_arg, seconds_arg
+from .argtypes import add_lock_budget, add_max_fault_rate, lock_budget, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..model import FaultTick
@@ -120,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
         pid,
         pages=args.pages,
         faults=not args.no_faults,
-        lock_budget=args.lock_budget,
+        lock_budget=lock_budget(args.lock_budget),
         max_fault_rate=args.max_fault_rate or None,  # 0: every fault
     )
     # no such process / a zombie / no access: fail before creating FILE
@@ -225,7 +225,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _held_note(held: int, frames: int, args: argparse.Namespace) -> str:
-    pct = f"{args.lock_budget * 100:g}%"
+    pct = f"{args.lock_budget:g}%"
     return (
         f"{held} of {frames} frames kept the previous map: reading it holds the process's mmap lock, "
         f"and the lock budget ({pct}, --lock-budget) held those reads back"
