@@ -18,7 +18,7 @@ from typing import Any
 from ..errors import VmaInspectError
 from ..model import ABSENT, FILE_DIRTY, SWAPPED, Snapshot, Vma
 from ..procfs.cachestat import CacheCounts, page_cache_of
-from ..procfs.parse import parse_stat
+from ..procfs.procstat import parse_stat
 from ..procfs.reader import ProcReader
 
 NOT_PRESENT = (ABSENT, SWAPPED)

@@ -15,7 +15,7 @@ import errno
 import os
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
-from ..procfs.parse import ParseError, StatInfo, parse_stat
+from ..procfs.procstat import ParseError, StatInfo, parse_stat
 from ..procfs.reader import ProcReader
 
 

@@ -18,7 +18,7 @@ import os
 from dataclasses import dataclass
 
 from ..errors import ProcessGone
-from .parse import StatInfo, parse_stat
+from .procstat import StatInfo, parse_stat
 from .reader import ProcReader
 
 

@@ -38,7 +38,7 @@ from ..procfs.reader import ProcReader
 
 if TYPE_CHECKING:
     from ..model import MappedFile, Snapshot, Vma
-    from ..procfs.parse import StatInfo
+    from ..procfs.procstat import StatInfo
 
 T = TypeVar("T")
 
@@ -62,7 +62,7 @@ _btime_cache: dict[str, int | None] = {}
 
 def _boot_time(reader: ProcReader) -> int | None:
     from ..errors import VmaInspectError
-    from ..procfs.parse import parse_btime
+    from ..procfs.procstat import parse_btime
 
     root = reader.proc_root
     if root not in _btime_cache:
@@ -203,7 +203,7 @@ def collect(
 def _complete(reader: ProcReader, before: StatInfo, probe: MmProbe, vmas: list[Vma]) -> StatInfo:
     """After the last read: the /proc/PID/stat read now, if what was read is the
     whole of one process's memory; ProcessGone if not (see the module docstring)."""
-    from ..procfs.parse import parse_stat
+    from ..procfs.procstat import parse_stat
 
     pid = reader.pid
     mm_alive = probe.alive()
@@ -236,10 +236,10 @@ def _build(
     lock_time: LockTime | None = None,
 ) -> Snapshot:
     from ..model import Capabilities, HostInfo, ProcessInfo, Snapshot
-    from ..procfs import parse
+    from ..procfs import parse, procstat
 
     pid = reader.pid
-    before = parse.parse_stat(files.stat)
+    before = procstat.parse_stat(files.stat)
     vmas = parse.parse_smaps(files.smaps)
     totals = parse.parse_smaps_fields(files.rollup)
     suspects = [v for v in vmas if parse.maybe_unlinked(v)]
@@ -298,7 +298,7 @@ def _build(
         elif before.kernel_thread:
             notes.append(NOTE_KTHREAD)
 
-    uid = parse.parse_status_uid(files.status)
+    uid = procstat.parse_status_uid(files.status)
     btime = _boot_time(reader)
     create_time = None
     if btime is not None:
@@ -307,7 +307,7 @@ def _build(
         pid=pid,
         ppid=after.ppid,
         name=after.comm,
-        cmdline=parse.parse_cmdline(files.cmdline),
+        cmdline=procstat.parse_cmdline(files.cmdline),
         exe=files.exe,
         user=_user_name(uid),
         uid=uid,

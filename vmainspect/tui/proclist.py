@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import psutil
 
 from ..errors import VmaInspectError
-from ..procfs.parse import parse_stat
+from ..procfs.procstat import parse_stat
 from ..procfs.reader import ProcReader
 
 
