@@ -286,14 +286,14 @@ def _cursor_lines(table) -> list[int]:
     on screen) with the cursor's background."""
     from textual.geometry import Region
 
-    from vmainspect.tui.widgets.vma_table import _CURSOR
+    from vmainspect.tui.widgets.vma_cells import CURSOR
 
     w, h = table.size
     strips = table.render_lines(Region(0, 0, w, h))
     return [
         y
         for y, strip in enumerate(strips)
-        if any(seg.style is not None and seg.style.bgcolor == _CURSOR.bgcolor for seg in strip)
+        if any(seg.style is not None and seg.style.bgcolor == CURSOR.bgcolor for seg in strip)
     ]
 
 

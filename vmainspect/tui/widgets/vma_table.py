@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from rich.segment import Segment
 from rich.style import Style
 from textual import work
 from textual.binding import Binding
@@ -20,30 +19,13 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from ...model import Vma
-from ...safetext import printable
-from ...units import human_bytes
 from .. import rows as R
-from ..rows import COLUMNS, Rows
+from ..rows import Rows
 from .basestyle import CachedBaseStyle
-from .colours import KIND_COLOURS
-
-# Below this width (of the table's text) the address column shows the start only (the size column
-# says how far it reaches), so that Path keeps room for a file name.
-NARROW_ADDRESS_WIDTH = 90
+from .vma_cells import CURSOR, CURSOR_BLUR, column_widths, header_strip, row_strip
 
 # From this many rows on, sorting and filtering run in a worker thread.
 ASYNC_VIEW_ROWS = 20_000
-
-_HEADER = Style(bold=True, underline=True)
-_CURSOR = Style(bgcolor="#264f78", color="white")
-_CURSOR_BLUR = Style(bgcolor="#3a3a3a")
-_GHOST = Style(color="grey42", strike=True)
-_NEW = Style(color="bright_green", bold=True)
-_UP = Style(color="bright_green", bold=True)
-_DOWN = Style(color="orange3")
-_RESIZED = Style(color="bright_yellow", bold=True)
-_DIM = Style(color="grey50")
-_EXEC = Style(color="bright_red")
 
 
 class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
@@ -346,17 +328,7 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
         cached = getattr(self, "_columns_cache", None)
         if cached is not None and cached[0] == width:
             return cached[1]
-        out = []
-        used = 1  # change marker column
-        for col in COLUMNS:
-            if col.key == "address":
-                w = self.addr_digits * 2 + 1 if width >= NARROW_ADDRESS_WIDTH else self.addr_digits
-            elif col.width:
-                w = col.width
-            else:
-                w = max(4, width - used - 1)
-            out.append((col, w))
-            used += w + 1
+        out = column_widths(width, self.addr_digits)
         self._columns_cache = (width, out)
         return out
 
@@ -410,90 +382,14 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
         )
 
     def _header(self, width: int, base: Style) -> Strip:
-        segs = [Segment(" ", base)]
-        arrow = "▲" if not self.reverse else "▼"
-        for col, w in self._layout(width):
-            title = col.title if col.key != "address" or w > self.addr_digits else "Start"
-            if col.key == self.sort:  # the arrow stays when the title must shorten (Perm is 4 wide)
-                title = title[: max(0, w - 1)] + ("⧗" if self.pending else arrow)
-            text = title.rjust(w) if col.right else title.ljust(w)
-            st = base + _HEADER
-            if col.key == self.sort:
-                st += Style(color="bright_yellow")
-            segs.append(Segment(text[:w], st))
-            segs.append(Segment(" ", base))
-        return Strip(segs).adjust_cell_length(width, base)
+        return header_strip(
+            self._layout(width), width, base, self.addr_digits, self.sort, self.reverse, self.pending
+        )
 
     def _row(self, pos: int, width: int, base: Style) -> Strip:
-        rows = self.rows
-        k = self.order[pos]
-        v = rows.vmas[k]
-        ghost = k in rows.ghost
         if pos == self.cursor:
-            base = base + (_CURSOR if self.has_focus else _CURSOR_BLUR)
-        if ghost:
-            mark, mst = "-", base + _GHOST
-        elif k in rows.new:
-            mark, mst = "+", base + _NEW
-        else:
-            mark, mst = " ", base
-        segs = [Segment(mark, mst)]
-        rowst = base + _GHOST if ghost else base
-        d = self.addr_digits
-        for col, w in self._layout(width):
-            st = rowst
-            key = col.key
-            if key == "address":
-                text = f"{v.start:0{d}x}-{v.end:0{d}x}" if w > d else f"{v.start:0{d}x}"
-                if len(text) > w and w > d:  # [vsyscall], above 2^48: the start and the size, whole
-                    text = f"{v.start:x} +{human_bytes(v.end - v.start)}"
-            elif key == "perms":
-                text = printable(v.perms)
-                if not ghost and "x" in v.perms:
-                    st = rowst + _EXEC
-            elif key == "kind":
-                text = printable(v.kind)
-                if not ghost:
-                    st = rowst + Style(color=KIND_COLOURS.get(v.kind))
-            elif key == "size":
-                text = human_bytes(v.end - v.start)
-                if k in rows.resized and not ghost:
-                    st = rowst + _RESIZED
-            elif key == "rss":
-                text = human_bytes(R.rss(v))
-                st = self._delta_style(rowst, rows.rss_delta.get(k), ghost)
-            elif key == "dirty":
-                text = human_bytes(R.dirty(v))
-                st = self._delta_style(rowst, rows.dirty_delta.get(k), ghost)
-            elif key == "swap":
-                s = R.swap(v)
-                text = human_bytes(s)
-                if not s:
-                    st = rowst + _DIM
-            elif key == "flt":
-                f = rows.faults.get(k)
-                if f is None:
-                    text, st = "-", rowst + _DIM
-                else:
-                    total = f[0] + f[1]
-                    text = ("~" if rows.fault_period > 1 else "") + _rate(total)  # ~: an estimate
-                    st = rowst + Style(color="bright_red" if f[1] else "orange1", bold=total >= 100)
-            else:
-                text = printable(v.path or "")
-                if len(text) > w > 1:
-                    text = "…" + text[len(text) - w + 1 :]  # keep the file name
-            if len(text) > w:
-                text = text[: w - 1] + "…" if w > 1 else text[:w]
-            text = text.rjust(w) if col.right else text.ljust(w)
-            segs.append(Segment(text, st))
-            segs.append(Segment(" ", rowst))
-        return Strip(segs).adjust_cell_length(width, base)
-
-    @staticmethod
-    def _delta_style(st: Style, delta: int | None, ghost: bool) -> Style:
-        if ghost or not delta:
-            return st
-        return st + (_UP if delta > 0 else _DOWN)
+            base = base + (CURSOR if self.has_focus else CURSOR_BLUR)
+        return row_strip(self.rows, self.order[pos], self._layout(width), width, base, self.addr_digits)
 
     def on_focus(self) -> None:
         self.refresh()
@@ -504,13 +400,3 @@ class VmaTable(ScrollView, CachedBaseStyle, can_focus=True):
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, len(self.order) + 1)
         self._move(self.cursor)
-
-
-def _rate(x: float) -> str:
-    if x < 10:
-        return f"{x:.1f}".rstrip("0").rstrip(".") or "0"
-    if x < 10_000:
-        return f"{x:.0f}"
-    if x < 10_000_000:
-        return f"{x / 1000:.0f}k"
-    return f"{x / 1e6:.0f}M"
