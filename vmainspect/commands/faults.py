@@ -248,9 +248,11 @@ def _document(
     if snap is not None:
         name = snap.process.name
     else:
+        from ..errors import VmaInspectError
+
         try:
             name = sampler.reader.read("comm").decode("utf-8", "replace").strip()
-        except Exception:
+        except (VmaInspectError, OSError):  # gone or refused (ProcReader's errors): the name is unknown
             name = "?"
     mm = MinorMajor
     report = FaultsReport(
