@@ -141,6 +141,25 @@ def in_process(pid: int, seconds: float, per_thread: bool = False) -> dict:
         rings.MAX_EVENTS = saved
 
 
+def _figures(
+    window: float, samples: int, lost: int, in_window: int, kernel: int, cpu: float, wall: float
+) -> dict:
+    """The figures every sampler's run reports: ``in_window`` samples fell in the
+    ``window`` seconds in which the kernel counted ``kernel`` faults."""
+    return {
+        "window_s": window,
+        "samples": samples,
+        "lost": lost,
+        "samples_per_s": in_window / window,
+        "lost_pct": 100.0 * lost / max(1, samples + lost),
+        "kernel_faults": kernel,
+        "samples_vs_kernel_pct": 100.0 * in_window / max(1, kernel),
+        "cpu_s": cpu,
+        "wall_s": wall,
+        "cpu_pct_of_core": 100.0 * cpu / wall,
+    }
+
+
 def _in_process(pid: int, seconds: float, FaultSampler, collect) -> dict:
 
     r0 = resource.getrusage(resource.RUSAGE_SELF)
@@ -170,18 +189,7 @@ def _in_process(pid: int, seconds: float, FaultSampler, collect) -> dict:
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
     kernel = (c1[0] - c0[0]) + (c1[1] - c0[1])
-    return {
-        "window_s": window,
-        "samples": samples,
-        "lost": lost,
-        "samples_per_s": samples / window,
-        "lost_pct": 100.0 * lost / max(1, samples + lost),
-        "kernel_faults": kernel,
-        "samples_vs_kernel_pct": 100.0 * samples / max(1, kernel),
-        "cpu_s": cpu,
-        "wall_s": wall,
-        "cpu_pct_of_core": 100.0 * cpu / wall,
-    }
+    return _figures(window, samples, lost, samples, kernel, cpu, wall)
 
 
 def perf_record(pid: int, seconds: float, tmp: str) -> dict:
@@ -252,16 +260,7 @@ def perf_record(pid: int, seconds: float, tmp: str) -> dict:
     lo, hi = bisect.bisect_left(ts, ta), bisect.bisect_left(ts, tb)
     in_window, kernel = hi - lo, fb - fa
     return {
-        "window_s": tb - ta,
-        "samples": samples,
-        "lost": lost,
-        "samples_per_s": in_window / (tb - ta),
-        "lost_pct": 100.0 * lost / max(1, samples + lost),
-        "kernel_faults": kernel,
-        "samples_vs_kernel_pct": 100.0 * in_window / max(1, kernel),
-        "cpu_s": cpu,
-        "wall_s": wall,
-        "cpu_pct_of_core": 100.0 * cpu / wall,
+        **_figures(tb - ta, samples, lost, in_window, kernel, cpu, wall),
         "window_target_cpu_us_per_fault": 1e6 * (cb - ca) / max(1, kernel),
         "sampling_started_after_s": ts[0] - (readings[0][0] if readings else ts[0]),
     }
