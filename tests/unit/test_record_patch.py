@@ -33,6 +33,23 @@ def test_patch_roundtrip_any_json(a, b):
     assert roundtrip(a, b) == json.loads(json.dumps(b))
 
 
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ([None, []], [[]]),  # an empty list's key is an empty tuple (it was indexed)
+        ([None], [["null"]]),  # null and the list ["null"] had one key: kept as null
+        ([1.0], [["float", 1]]),  # so had 1.0 and ["float", 1]
+        ([{"start": 5, "x": 1}], [["start", 5]]),  # and a VMA and the list ["start", 5]
+        ([["start", 5]], [{"start": 5, "x": 1}]),
+        ([{"dev": "08:01", "inode": 3}], [["file", "08:01", 3]]),
+    ],
+)
+def test_list_elements_whose_keys_looked_alike(a, b):
+    """Found by hypothesis: list elements of different kinds never share an alignment key."""
+    assert roundtrip(a, b) == json.loads(json.dumps(b))
+    assert roundtrip(b, a) == json.loads(json.dumps(a))
+
+
 runs = st.lists(
     st.tuples(st.integers(0, 50), st.integers(1, 9), st.sampled_from(["anon", "file", "absent"])), max_size=30
 )

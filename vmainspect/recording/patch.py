@@ -29,6 +29,9 @@ class PatchError(ValueError):
 
 
 _NOKEY = object()
+# First elements of the keys that are not an element's own value. Being neither
+# int nor str, they never equal the first element of a list's or tuple's key.
+_START, _FILE, _NULL = object(), object(), object()
 
 
 def _key(x: Any) -> Any:
@@ -44,9 +47,9 @@ def _key(x: Any) -> Any:
     if t is dict:
         s = x.get("start")
         if type(s) is int:
-            return ("start", s)
+            return (_START, s)
         d, i = x.get("dev"), x.get("inode")  # a snapshot's mapped files: by device and inode
-        return ("file", d, i) if type(d) is str and type(i) is int else _NOKEY
+        return (_FILE, d, i) if type(d) is str and type(i) is int else _NOKEY
     if t is list:
         for e in x:
             te = type(e)
@@ -54,8 +57,13 @@ def _key(x: Any) -> Any:
                 return _NOKEY
         return tuple(x)
     if x is None:
-        return ("null",)
-    return (t.__name__, x)  # bool and float: never equal to an int key
+        return (_NULL,)
+    return (t, x)  # bool and float: never equal to an int key, nor to a list's
+
+
+def _by_identity(k: Any) -> bool:
+    """The key names an object (a VMA, a file), not its value: equal keys, maybe other values."""
+    return type(k) is tuple and len(k) > 1 and (k[0] is _START or k[0] is _FILE)
 
 
 def make_patch(a: Any, b: Any) -> dict[str, Any] | None:
@@ -184,8 +192,7 @@ def _list_ops(a: Any, b: Any) -> list[Any] | None:
     na, nb = len(a), len(b)
     while i < na and j < nb:
         if ka[i] == kb[j]:
-            same_value = type(ka[i]) is not tuple or ka[i][0] not in ("start", "file")
-            p = None if same_value else make_patch(a[i], b[j])  # keyed by identity: compare
+            p = make_patch(a[i], b[j]) if _by_identity(ka[i]) else None  # keyed by identity: compare
             emit(1 if p is None else p)
             i += 1
             j += 1
