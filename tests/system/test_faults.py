@@ -15,6 +15,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from c_targets import StoppedProgram, compile_c
@@ -62,6 +64,17 @@ int main(int argc, char **argv) {
     for (;;) pause();
 }
 """
+
+
+@contextmanager
+def sampling(pid: int, **options) -> Iterator[FaultSampler]:
+    """A started FaultSampler on ``pid``, closed on leaving."""
+    s = FaultSampler(pid, **options)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.close()
 
 
 def _counters(pid: int) -> tuple[int, int]:
@@ -206,22 +219,17 @@ def test_losses_are_counted_not_hidden(monkeypatch):
     libc.madvise(addr, n, 4)                  # MADV_DONTNEED
     ctypes.memset(addr, 1, 64 * PAGE)         # 64 more, once the ring has room again
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid, ring_bytes=PAGE)
-        try:
-            s.start()
-            snap = collect(t.pid)
-            # the drain thread waits for this lock: 2,048 faults meet a ring of 85 samples
-            with s._lock:
-                t.resume_and_wait_stop()
-            first = s.tick(snap).faults
-            # the kernel writes the LOST record when the ring next has room: before these samples
+    with spawn_target(code) as t, sampling(t.pid, ring_bytes=PAGE) as s:
+        snap = collect(t.pid)
+        # the drain thread waits for this lock: 2,048 faults meet a ring of 85 samples
+        with s._lock:
             t.resume_and_wait_stop()
-            s.stop()
-            second = s.tick(snap).faults
-            events = s.event_counts()
-        finally:
-            s.close()
+        first = s.tick(snap).faults
+        # the kernel writes the LOST record when the ring next has room: before these samples
+        t.resume_and_wait_stop()
+        s.stop()
+        second = s.tick(snap).faults
+        events = s.event_counts()
     lost, samples = first.lost + second.lost, first.minor + second.minor
     assert lost > 1900
     assert second.minor >= 64
@@ -300,17 +308,12 @@ def test_major_faults_are_told_apart(tmp_path):
         total += m[i]
     report["total"] = total
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            snap = collect(t.pid)
-            c0 = _counters(t.pid)
-            t.resume_and_wait_stop()
-            c1 = _counters(t.pid)
-            tick = s.tick(snap).faults
-        finally:
-            s.close()
+    with spawn_target(code) as t, sampling(t.pid) as s:
+        snap = collect(t.pid)
+        c0 = _counters(t.pid)
+        t.resume_and_wait_stop()
+        c1 = _counters(t.pid)
+        tick = s.tick(snap).faults
     vma = snap.vma_at(t.report["addr"])
     assert vma is not None and vma.path == str(path)
     assert tick.lost == 0
@@ -332,21 +335,16 @@ def test_faults_taken_in_kernel_mode_are_sampled(tmp_path):
     checkpoint(report)
     report["n"] = f.readinto(m)
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            if s.exclude_kernel:
-                pytest.skip(
-                    f"kernel-mode samples refused to this user (kernel.perf_event_paranoid={_paranoid()})"
-                )
-            snap = collect(t.pid)
-            c0 = _counters(t.pid)
-            t.resume_and_wait_stop()
-            c1 = _counters(t.pid)
-            tick = s.tick(snap).faults
-        finally:
-            s.close()
+    with spawn_target(code) as t, sampling(t.pid) as s:
+        if s.exclude_kernel:
+            pytest.skip(
+                f"kernel-mode samples refused to this user (kernel.perf_event_paranoid={_paranoid()})"
+            )
+        snap = collect(t.pid)
+        c0 = _counters(t.pid)
+        t.resume_and_wait_stop()
+        c1 = _counters(t.pid)
+        tick = s.tick(snap).faults
     assert t.report["n"] == 1 << 20
     assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
     assert tick.by_vma[t.report["addr"]] == (256, 0)
@@ -372,17 +370,12 @@ def test_page_state_transitions_of_faulted_pages():
     ctypes.memset(addr, 1, n)
     """
     npages = (4 << 20) // PAGE
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid, baseline=collect(t.pid, pages=True))
-        try:
-            s.start()
-            t.resume_and_wait_stop()
-            reads = s.tick(collect(t.pid, pages=True)).faults
-            t.resume_and_wait_stop()
-            writes = s.tick(collect(t.pid, pages=True)).faults
-            plain = s.tick(collect(t.pid)).faults  # no page state: no transitions
-        finally:
-            s.close()
+    with spawn_target(code) as t, sampling(t.pid, baseline=collect(t.pid, pages=True)) as s:
+        t.resume_and_wait_stop()
+        reads = s.tick(collect(t.pid, pages=True)).faults
+        t.resume_and_wait_stop()
+        writes = s.tick(collect(t.pid, pages=True)).faults
+        plain = s.tick(collect(t.pid)).faults  # no page state: no transitions
     assert ("absent", "zero", npages) in reads.by_transition
     assert ("zero", "anon", npages) in writes.by_transition
     assert plain.by_transition == ()
@@ -397,21 +390,16 @@ def test_mapping_made_during_the_window_is_found_by_a_fresh_look():
     ctypes.memset(a, 1, n)
     report["addr"] = a
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            old = collect(t.pid)
-            t.resume_and_wait_stop()
-            calls = []
+    with spawn_target(code) as t, sampling(t.pid) as s:
+        old = collect(t.pid)
+        t.resume_and_wait_stop()
+        calls = []
 
-            def refresh():
-                calls.append(1)
-                return collect(t.pid)
+        def refresh():
+            calls.append(1)
+            return collect(t.pid)
 
-            result = s.tick(old, refresh=refresh)
-        finally:
-            s.close()
+        result = s.tick(old, refresh=refresh)
     addr = t.report["addr"]
     assert old.vma_at(addr) is None and calls == [1]
     assert result.faults.by_vma[addr] == ((2 << 20) // PAGE, 0)
@@ -426,19 +414,14 @@ def test_a_failed_refresh_is_returned_not_swallowed():
     a = libc.mmap(None, n, 3, 0x22, -1, 0)
     ctypes.memset(a, 1, n)
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            old = collect(t.pid)
-            t.resume_and_wait_stop()
+    with spawn_target(code) as t, sampling(t.pid) as s:
+        old = collect(t.pid)
+        t.resume_and_wait_stop()
 
-            def refresh():
-                raise ProcessGone(t.pid, "gone while refreshing")
+        def refresh():
+            raise ProcessGone(t.pid, "gone while refreshing")
 
-            result = s.tick(old, refresh=refresh)
-        finally:
-            s.close()
+        result = s.tick(old, refresh=refresh)
     assert isinstance(result.refresh_error, ProcessGone)
     # the old snapshot stays; the new mapping is still found, from the kernel's MMAP2 record
     assert result.snapshot is old and result.unattributed == 0
@@ -477,17 +460,13 @@ report["threads"] = out
 
 def _sample_next_stage(t, following: str):
     """Sample the target's next stage: (tick, snapshot after it, the kernel's counters before, after)."""
-    s = FaultSampler(t.pid)
-    try:
-        s.start()
+    with sampling(t.pid) as s:
         assert s.following == following
         c0 = _counters(t.pid)
         t.resume_and_wait_stop()
         c1 = _counters(t.pid)
         snap = collect(t.pid)
         return s.tick(snap).faults, snap, c0, c1
-    finally:
-        s.close()
 
 
 def test_new_threads_are_sampled_from_their_first_fault():
@@ -534,19 +513,14 @@ def test_counters_fallback_when_perf_is_refused(monkeypatch):
     for i in range(0, len(m), PAGE):
         m[i] = 1
     """
-    with spawn_target(code) as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            assert s.mode == "counters"
-            assert "perf_event_open refused" in s.reason and "perf_event_paranoid=" in s.reason
-            assert "/proc fault counters" in s.reason
-            c0 = _counters(t.pid)
-            t.resume_and_wait_stop()
-            c1 = _counters(t.pid)
-            tick = s.tick(None).faults
-        finally:
-            s.close()
+    with spawn_target(code) as t, sampling(t.pid) as s:
+        assert s.mode == "counters"
+        assert "perf_event_open refused" in s.reason and "perf_event_paranoid=" in s.reason
+        assert "/proc fault counters" in s.reason
+        c0 = _counters(t.pid)
+        t.resume_and_wait_stop()
+        c1 = _counters(t.pid)
+        tick = s.tick(None).faults
     assert tick.mode == "counters" and tick.lost is None and tick.reason == s.reason
     assert (tick.minor, tick.major) == (c1[0] - c0[0], c1[1] - c0[1])
     assert tick.minor >= 256
@@ -756,13 +730,8 @@ def test_no_perf_sampling_where_the_ring_code_lacks_memory_barriers(monkeypatch)
     from vmainspect.faults import sampler as sampler_mod
 
     monkeypatch.setattr(sampler_mod.platform, "machine", lambda: "aarch64")
-    with spawn_target("m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)\n") as t:
-        s = FaultSampler(t.pid)
-        try:
-            s.start()
-            tick = s.tick(None).faults
-        finally:
-            s.close()
+    with spawn_target("m = mmap.mmap(-1, 64 * PAGE, flags=mmap.MAP_PRIVATE)\n") as t, sampling(t.pid) as s:
+        tick = s.tick(None).faults
     assert s.mode == "counters" and tick.mode == "counters"
     assert "aarch64" in s.reason and "memory barriers" in s.reason and "/proc fault counters" in s.reason
 
