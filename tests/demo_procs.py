@@ -4,6 +4,7 @@ temporary folders, and whether a process is gone."""
 from __future__ import annotations
 
 import os
+import subprocess
 import time
 
 import psutil
@@ -39,3 +40,13 @@ def workloads(proc: psutil.Process) -> list[psutil.Process]:
 def temp_folders(pid: int) -> list[str]:
     """The temporary folders of the demo (or crash) process ``pid``."""
     return [n for n in os.listdir(temp_root()) if n.startswith(f"{PREFIX}{pid}-")]
+
+
+def end(p: subprocess.Popen) -> None:
+    """Kill ``p`` if it still runs, reap it and close its pipes."""
+    if p.poll() is None:
+        p.kill()
+    p.wait()
+    for f in (p.stdin, p.stdout, p.stderr):
+        if f is not None:
+            f.close()

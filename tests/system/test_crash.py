@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from demo_procs import temp_folders
+from demo_procs import end, temp_folders
 from schema_check import validate as validate_schema
 
 from vmainspect.demo.control import PREFIX, temp_root
@@ -145,8 +145,4 @@ def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
         assert not alive
         assert not temp_folders(p.pid)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        end(p)

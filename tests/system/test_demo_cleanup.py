@@ -16,7 +16,7 @@ import time
 
 import psutil
 import pytest
-from demo_procs import gone, temp_folders, workloads
+from demo_procs import end, gone, temp_folders, workloads
 
 from vmainspect.demo.control import PREFIX, DemoSession, WorkloadError, remove_stale
 from vmainspect.snapshot.collect import collect
@@ -151,11 +151,7 @@ def test_script_signal_ends_workload_and_removes_folder(sig, code):
         assert not temp_folders(p.pid)
         assert b"Traceback" not in p.stderr.read()
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
-        p.stdout.close()
-        p.stderr.close()
+        end(p)
 
 
 def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
@@ -180,9 +176,7 @@ def test_script_with_a_killed_workload_is_one_line_and_cleans_up():
         assert len(lines) == 1 and "exited" in lines[0], lines
         assert not temp_folders(p.pid)
     finally:
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        end(p)
 
 
 def test_on_tmpfs_the_cold_read_claim_is_unknown_not_false(monkeypatch):

@@ -14,7 +14,7 @@ import time
 
 import psutil
 import pytest
-from demo_procs import gone, temp_folders, workloads
+from demo_procs import end, gone, temp_folders, workloads
 
 from vmainspect.demo.lesson import STEPS, Lesson, StepResult
 from vmainspect.procfs.cachestat import page_cache_of
@@ -246,9 +246,7 @@ def test_vmainspect_demo_in_a_terminal_cleans_up(how):
             assert p.returncode == 0
     finally:
         stop.set()
-        if p.poll() is None:
-            p.kill()
-            p.wait()
+        end(p)
         if not closed:
             os.close(master)
 
