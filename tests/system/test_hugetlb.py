@@ -29,6 +29,7 @@ import json
 import os
 import struct
 
+import msgspec
 import pytest
 from cli_helpers import run_cli
 from pages_target import PAGE, vmas_of
@@ -39,7 +40,7 @@ from vmainspect.snapshot.collect import collect
 NEED = 6  # huge pages the target maps: 4 private + 2 shared (all reserved at mmap time)
 NR_HUGEPAGES = "/proc/sys/vm/nr_hugepages"
 
-KPF_DIRTY, KPF_COMPOUND_HEAD, KPF_HUGE, KPF_THP = 4, 15, 17, 22
+KPF_DIRTY, KPF_COMPOUND_HEAD, KPF_HUGE, KPF_KSM, KPF_THP, KPF_ZERO_PAGE = 4, 15, 17, 21, 22, 24
 
 TARGET = r"""
 HP = int(os.environ["HUGE_PAGE_SIZE"])
@@ -156,7 +157,26 @@ def expected_counts(pages: list[dict]) -> dict:
         "dirty": sum(not p["file"] or p["flags"] >> KPF_DIRTY & 1 for p in present) if root else None,
         "thp": sum(p["flags"] >> KPF_THP & 1 for p in present) if root else None,
         "shared": sum(p["count"] > 1 for p in present) if root else None,
-    }
+    } | (
+        {
+            "zero": sum(p["flags"] >> KPF_ZERO_PAGE & 1 for p in present),
+            "ksm": sum(p["flags"] >> KPF_KSM & 1 for p in present),
+        }
+        if root
+        else {}  # without root the zero page is known on one page path only
+    )
+
+
+def shared_runs(pages: list[dict]) -> list[list[int]]:
+    """[first, count] of each run of pages mapped more than once (kpagecount > 1)."""
+    runs: list[list[int]] = []
+    for i, p in enumerate(pages):
+        if p.get("count", 0) > 1:
+            if runs and runs[-1][0] + runs[-1][1] == i:
+                runs[-1][1] += 1
+            else:
+                runs.append([i, 1])
+    return runs
 
 
 def runs_to_states(runs) -> list[str]:
@@ -193,6 +213,7 @@ def check_vma(pid: int, start: int, n_huge: int, hp: int, vma: dict) -> list[dic
         assert counts[k] == want, k
     if counts["shared"] is not None:
         assert counts["shared"] * PAGE == sm["Shared_Hugetlb"]
+        assert [list(r) for r in vma["pages"]["shared_runs"]] == shared_runs(pages)
         assert all(p["flags"] >> KPF_HUGE & 1 for p in pages if p["present"])
         heads = [i for i, p in enumerate(pages) if p["present"] and p["flags"] >> KPF_COMPOUND_HEAD & 1]
         assert heads == [i for i in range(0, len(pages), hp // PAGE) if pages[i]["present"]]
@@ -213,10 +234,8 @@ def _collected(pid: int, use_scan: bool) -> dict:
         c = v.pages.counts
         d["pages"] = {
             "runs": [[r.first, r.count, r.state] for r in v.pages.runs],
-            "counts": {
-                k: getattr(c, k)
-                for k in ("present", "file", "anon", "exclusive", "swapped", "dirty", "thp", "shared")
-            },
+            "counts": msgspec.structs.asdict(c),
+            "shared_runs": [list(r) for r in v.pages.shared_runs or ()],
         }
         out[v.start] = d
     return out
@@ -257,4 +276,5 @@ def test_hugetlb_pages_after_fork(target):
         if "count" in pages[0]:
             assert view[r["private"]]["smaps"]["shared_hugetlb"] == 2 * hp
             assert view[r["private"]]["pages"]["counts"]["shared"] == 2 * per
+            assert [list(x) for x in view[r["private"]]["pages"]["shared_runs"]] == [[0, per], [2 * per, per]]
         check_vma(pid, r["shared"], 2, hp, view[r["shared"]])
