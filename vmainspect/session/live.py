@@ -14,7 +14,15 @@ time divided by ``lock_budget`` has passed since it started. A step that
 comes sooner keeps the last snapshot (``fresh`` False, ``held`` says until
 when and why), still checks that the process lives and still ticks the
 sampler; the sampler's refresh (faults outside the known VMAs) is held back
-the same way. ``step(force=True)`` collects anyway (the user asked).
+the same way. ``step(force=True)`` collects anyway (the user asked). An exec
+keeps the PID and start time but replaces the memory map, so a held-back step
+also reads one byte of an fd on /proc/PID/maps opened before the last collect:
+the kernel binds that fd to the memory map of then, and once an exec has
+released that map the read returns nothing. If its stat line says it runs
+(not exiting), the step then collects whatever the budget says: the kept map
+is of a program no longer running, and faults would be attributed to its
+VMAs. (On Linux 6.17+ reading maps takes no mmap lock; before, one line of it
+takes it for microseconds.)
 
 "Gone" is decided here and only here, from the process's identity (pid and
 start time, ``procfs.process``): it exited (no such PID), it is a zombie
@@ -28,6 +36,7 @@ last view with a message.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -129,6 +138,7 @@ class LiveSession:
         self._ended: Ended | None = None
         self._started = False
         self._create_time: float | None = None
+        self._mm_fd: int | None = None  # /proc/PID/maps, bound to the memory map the last collect read
 
     # ------------------------------------------------------------ state
     @property
@@ -141,8 +151,40 @@ class LiveSession:
         return self._ended
 
     def _collect(self) -> Snapshot:
-        with self.pacer.collecting() as spent:
-            return self._collector(self.pid, pages=self.pages, proc_root=self.proc_root, lock_time=spent)
+        # opened before the read: an exec after this point releases the map the fd is bound
+        # to, so the next held-back step sees it (at worst one collect too many, never one missed)
+        fd = self._open_maps()
+        try:
+            with self.pacer.collecting() as spent:
+                snap = self._collector(self.pid, pages=self.pages, proc_root=self.proc_root, lock_time=spent)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+        self._close_maps()
+        self._mm_fd = fd
+        return snap
+
+    def _open_maps(self) -> int | None:
+        try:
+            return self._reader.open("maps")
+        except (VmaInspectError, OSError):
+            return None  # the collect says why, if it matters; no exec check until one opens
+
+    def _close_maps(self) -> None:
+        if self._mm_fd is not None:
+            os.close(self._mm_fd)
+            self._mm_fd = None
+
+    def _map_replaced(self) -> bool:
+        """The memory map the last collect read has been released (an exec, or the exit):
+        a read of the maps fd opened before that collect returns nothing, or fails."""
+        if self._mm_fd is None:
+            return False
+        try:
+            return not self._reader.pread(self._mm_fd, 1, 0, "maps")
+        except (VmaInspectError, OSError):
+            return True  # gone or no longer readable: the collect says which
 
     def _end(self, state: Liveness) -> Ended:
         if self._ended is None:
@@ -252,11 +294,13 @@ class LiveSession:
             return self._gone(state)
         held = None if force else self.pacer.held()
         if held is not None:  # keep the last map; the process is checked from its stat line
-            self.held_steps += 1
             state = self._check()
-            if state in (Liveness.RUNNING, Liveness.EXITING):
+            if state not in (Liveness.RUNNING, Liveness.EXITING):
+                return self._gone(state)
+            # unless it exec'd: the kept map is of a program no longer running, read the new one
+            if state is Liveness.EXITING or not self._map_replaced():
+                self.held_steps += 1
                 return Step(self._last, self._tick(self._last), fresh=False, held=held)
-            return self._gone(state)
         try:
             snap = self._collect()
         except ProcessGone as e:
@@ -276,6 +320,7 @@ class LiveSession:
 
     def _gone(self, state: Liveness) -> Step:
         ended = self._end(state)
+        self._close_maps()
         last_faults = None
         if self.sampler is not None and state is not Liveness.REUSED:
             self.sampler.stop()
@@ -304,6 +349,7 @@ class LiveSession:
             self._refresh()
         result = self._tick(self._last) if state is not Liveness.REUSED else None
         self._close_sampler()
+        self._close_maps()
         return Final(Step(self._last, result, self._ended, fresh=False), counters, events)
 
     def _close_sampler(self) -> None:
@@ -316,3 +362,4 @@ class LiveSession:
 
     def close(self) -> None:
         self._close_sampler()
+        self._close_maps()

@@ -1,0 +1,84 @@
+"""A held-back step notices an exec: same PID and start time, a new memory map.
+
+The lock budget keeps the last map while reading it again would hold the
+process's mmap lock too often; but after an exec that map belongs to a
+program no longer running (and the fault sampler would attribute the new
+program's faults to its VMAs). The target maps VMAS pages split into one VMA
+each, then execs ``sleep`` when told: the next step, although the budget
+would hold it back for hours, must read the new map (its VMA count checked
+against /proc/PID/maps, read here independently) and the one after is held
+back again.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from vmainspect.session import LiveSession
+
+VMAS = 400
+SLEEP = shutil.which("sleep")
+
+TARGET = f"""
+import ctypes, mmap, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.PAGESIZE
+base = libc.mmap(None, {VMAS} * page, 3, 0x22, -1, 0)
+for i in range(0, {VMAS}, 2):
+    if libc.mprotect(base + i * page, page, 1) != 0:
+        sys.exit(1)
+print("ready", flush=True)
+sys.stdin.readline()
+os.execv({SLEEP!r}, ["sleep", "600"])
+"""
+
+
+def count_maps(pid: int) -> int:
+    with open(f"/proc/{pid}/maps", "rb") as f:
+        return f.read().count(b"\n")
+
+
+def wait_exec(pid: int) -> None:
+    deadline = time.monotonic() + 20
+    while os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(SLEEP or ""):
+        assert time.monotonic() < deadline, "the target did not exec sleep"
+        time.sleep(0.02)
+    while count_maps(pid) > VMAS // 2:  # the exe link changes before the old map goes
+        assert time.monotonic() < deadline, "the old map is still there"
+        time.sleep(0.02)
+
+
+@pytest.mark.skipif(SLEEP is None, reason="no sleep binary")
+def test_a_held_back_step_reads_the_new_map_after_an_exec():
+    child = subprocess.Popen([sys.executable, "-c", TARGET], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    s = LiveSession(child.pid, pages=True, faults=True, lock_budget=1e-9)
+    try:
+        assert child.stdout is not None and child.stdout.readline() == b"ready\n"
+        first = s.start()
+        assert first.snapshot is not None and len(first.snapshot.vmas) >= VMAS
+        held = s.step()
+        assert held.held is not None and held.snapshot is first.snapshot
+        assert child.stdin is not None
+        child.stdin.write(b"\n")
+        child.stdin.flush()
+        wait_exec(child.pid)
+        step = s.step()
+        assert step.ended is None and step.held is None and step.fresh
+        assert step.snapshot is not None and step.snapshot.process.name == "sleep"
+        assert len(step.snapshot.vmas) == count_maps(child.pid)  # sleep's map does not change
+        assert s.pacer.collects == 2
+        again = s.step()  # the new map was read: the budget holds the next read back again
+        assert again.held is not None and again.snapshot is step.snapshot
+    finally:
+        s.close()
+        child.kill()
+        child.wait()
