@@ -135,7 +135,7 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self.paused = False
         self.rows: Rows = Rows([])
         self._prev: Snapshot | None = None
-        self._polling = False
+        self._polling = self._poll_again = False  # a fetch in flight; `r` came during it: one more after it
         self._timer: Timer | None = None
         self._message: Text | str = ""  # the status line's last part: Text, or a str shown literally
         self._status_key: tuple[object, ...] | None = None
@@ -326,8 +326,9 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         self._schedule()
 
     def _schedule(self) -> None:
-        if self._can_poll() and not self.paused and self.current_frame is not None:
-            self._timer = self.set_timer(self.interval, self.request_frame)
+        again, self._poll_again = self._poll_again, False  # `r` during the last fetch: again in 10 ms
+        if self._can_poll() and (again or not self.paused) and self.current_frame is not None:
+            self._timer = self.set_timer(0.01 if again else self.interval, self.request_frame)  # textual: > 0
 
     # --- rendering ---------------------------------------------------------------
     def _state(self) -> str:
@@ -396,7 +397,8 @@ class VmaInspectApp(SavingMixin, AttachingMixin, DetailsMixin, App):
         if self._can_poll():
             if callable(force := getattr(self.source, "refresh_now", None)):
                 force()  # the user asked: read the map even if the lock budget would wait
-            self.request_frame()
+                self._poll_again |= self._polling  # a fetch in flight may predate the key: one more after it
+            self.request_frame()  # does nothing while a fetch is in flight
 
     # The filter is typed into the table itself (it keeps the focus): moving the
     # focus to an Input and back re-composes the footer and re-lays out the
