@@ -52,9 +52,18 @@ def wait_exec(pid: int) -> None:
     while os.path.realpath(f"/proc/{pid}/exe") != os.path.realpath(SLEEP or ""):
         assert time.monotonic() < deadline, "the target did not exec sleep"
         time.sleep(0.02)
-    while count_maps(pid) > VMAS // 2:  # the exe link changes before the old map goes
-        assert time.monotonic() < deadline, "the old map is still there"
-        time.sleep(0.02)
+    # the exe link changes during the exec; then the dynamic loader maps libc: sleep's map is
+    # complete once it sleeps (state S, in nanosleep) with the same VMAs twice in a row
+    seen = None
+    while True:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+        n = count_maps(pid)
+        if state == b"S" and n == seen and n < VMAS // 2:
+            return
+        seen = n
+        assert time.monotonic() < deadline, "sleep's map did not settle"
+        time.sleep(0.05)
 
 
 @pytest.mark.skipif(SLEEP is None, reason="no sleep binary")
