@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from conftest import fixture_path, make_app, next_frame, wait_frames
+from tui_helpers import fixture_path, make_app, next_frame, wait_frames
 
 from vmainspect.model import Frame, replace
 from vmainspect.snapshot import io as snapshot_io

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from conftest import make_app, wait_frames
+from tui_helpers import make_app, wait_frames
 
 from vmainspect.tui.rows import COLUMNS
 from vmainspect.tui.screens.help import KIND_HELP, help_body

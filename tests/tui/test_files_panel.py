@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from conftest import next_frame, wait_frames
 from dirty_target import WRITTEN, dirty_target
 from kernel_cache import have_cachestat, kernel_cachestat
+from tui_helpers import next_frame, wait_frames
 
 from vmainspect.model import Frame, MappedFile, PageCache
 from vmainspect.snapshot.files import DirtyClock

@@ -12,7 +12,7 @@ import asyncio
 import subprocess
 import sys
 
-from conftest import make_app, wait_frames
+from tui_helpers import make_app, wait_frames
 
 from vmainspect.model import Frame, replace
 from vmainspect.safetext import printable

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 import pytest
-from conftest import fixture_path, next_frame, wait_frames
 from targets import AS_NOBODY, spawn_target
+from tui_helpers import fixture_path, next_frame, wait_frames
 
 from vmainspect.tui.pagegrid import cells
 from vmainspect.tui.sources import LiveSource, SourceKind

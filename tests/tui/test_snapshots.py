@@ -6,7 +6,7 @@ Deterministic: fixture snapshots only, no clocks, ELF details from a fixed stand
 
 from __future__ import annotations
 
-from conftest import make_app, next_frame, wait_frames
+from tui_helpers import make_app, next_frame, wait_frames
 
 from vmainspect.model import Frame, replace
 
