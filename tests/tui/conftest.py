@@ -9,7 +9,13 @@ event loop.
 from __future__ import annotations
 
 import pytest
-from tui_helpers import fixture_path
+from tui_helpers import (  # noqa: F401  (re-exported for tests still importing conftest; use tui_helpers)
+    fixed_describe,
+    fixture_path,
+    make_app,
+    next_frame,
+    wait_frames,
+)
 
 from vmainspect.snapshot import io as snapshot_io
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 
-from conftest import fixture_path, wait_frames
+from tui_helpers import fixture_path, wait_frames
 
 from vmainspect.model import Frame
 from vmainspect.snapshot import io as snapshot_io
