@@ -118,7 +118,7 @@ class FramesSource:
 def held_text(held: HeldBack, vmas: int, now: float) -> str:
     """One line for a tick the lock budget held back, e.g. "map 2.4 s old, next read in 1.6 s:
     smaps of 20,025 VMAs took 41 ms under the process's mmap lock (lock budget 1%, ...)";
-    the ages first, as a narrow status line cuts the end off."""
+    the ages up to the first ": " (the status line shows them early: ``statusline.held_parts``)."""
     names = list(held.reads) or ["the memory map"]
     reads = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (

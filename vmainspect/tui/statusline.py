@@ -61,6 +61,9 @@ def status_text(
     t.append(f"{shown:,} of {n:,} VMAs" if table.filter_text else f"{n:,} VMAs")
     if table.filter_text:
         t.append(f" matching {table.filter_text!r}", "bold")
+    if frame is not None and frame.held and not frame.gone:  # early: a narrow line keeps it
+        t.append(" · ")
+        t.append_text(literal(held_parts(frame.held)[0], "yellow"))
     t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
     if frame is not None:
         caps = frame.snapshot.capabilities
@@ -75,14 +78,23 @@ def status_text(
     return t
 
 
+def held_parts(held: str) -> tuple[str, str]:
+    """A ``Frame.held`` line split into how old the map is and when the next read comes ("map
+    2.4 s old, next read in 1.6 s"), which ``status_text`` puts right after the VMA count (a
+    status line 80 columns wide, or one with the not-root note, cuts off what follows), and why."""
+    ages, _, why = held.partition(": ")
+    return ages, why
+
+
 def frame_message(frame: Frame, held_shown: bool) -> tuple[Text | str, bool] | None:
     """The status line's message for a live frame that is not ``gone``, and whether it is a
-    ``Frame.held`` line ("map N s old: ..."); None: keep the message shown. A frame read
-    again clears a held line (it no longer holds) but not another message."""
+    ``Frame.held`` line (why the map is N s old; ``status_text`` shows the ages); None: keep
+    the message shown. A frame read again clears a held line (it no longer holds) but not
+    another message."""
     if frame.message:
         return literal(frame.message, "yellow"), False
-    if frame.held:  # the lock budget kept the last map: how old it is and why
-        return literal(frame.held, "yellow"), True
+    if frame.held:  # the lock budget kept the last map: why (status_text shows how old it is)
+        return literal(held_parts(frame.held)[1], "yellow"), True
     if held_shown:
         return "", False
     return None
