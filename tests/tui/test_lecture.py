@@ -77,6 +77,16 @@ async def _three_steps_then_restart() -> None:
             assert app._state() == "live"
 
             old_pid, old_dir = lesson.pid, lesson.session.dir
+            # every frame applied from here on: (its pid, the pid it was diffed against, ghost rows)
+            applied: list[tuple[int, int | None, int]] = []
+            apply = app.frame_applied
+
+            def record(frame):
+                prev = app._prev.process.pid if app._prev is not None else None
+                applied.append((frame.snapshot.process.pid, prev, len(app.rows.ghost)))
+                apply(frame)
+
+            app.frame_applied = record
             await pilot.press("r")  # asks first
             await pilot.pause()
             assert lesson.pid == old_pid and isinstance(app.screen, ConfirmRestart)
@@ -85,16 +95,9 @@ async def _three_steps_then_restart() -> None:
             assert lesson.pid != old_pid and lesson.index == 0 and not app.results
             assert gone(old_pid) and not os.path.exists(old_dir)
             assert "Press n or space for step 1" in app.narration.text().plain
-            # a clean frame of the new workload: the old one's VMAs are not shown as removed
-            await wait_until(
-                pilot,
-                lambda: (
-                    app.current_frame is not None
-                    and app.current_frame.snapshot.process.pid == lesson.pid
-                    and not app.rows.ghost
-                    and app._prev is None
-                ),
-            )
+            # a clean frame of the new workload: diffed against nothing, so the old one's VMAs
+            # are not shown as removed (recorded: the next poll may replace it at once)
+            await wait_until(pilot, lambda: (lesson.pid, None, 0) in applied)
             await run_steps(app, pilot, ["n"])
             assert app.results[0].step.id == "anon-mmap" and app.results[0].holds is True
             pid, folder = lesson.pid, lesson.session.dir
