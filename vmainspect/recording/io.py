@@ -57,7 +57,7 @@ from ..model.recording import (
     Header,
     Line,
 )
-from .patch import PatchError, apply_patch
+from .patch import EMPTY_PATCH, PatchError, apply_patch
 from .writer import (  # noqa: F401 (the public face of recordings)
     FSYNC_EVERY_S,
     RecordingWriter,
@@ -103,6 +103,7 @@ class Recording:
         self._checkpoints: dict[int, dict[str, Any]] = {}  # frame -> snapshot document
         self._cursor: tuple[int, dict[str, Any]] | None = None  # the last document rebuilt
         self._cache: OrderedDict[int, Snapshot] = OrderedDict()
+        self._read_at: dict[int, int] = {}  # frame -> the frame whose map it shows (``map_of``)
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -193,14 +194,38 @@ class Recording:
         except BadInput as e:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
 
+    def map_of(self, i: int) -> int:
+        """The frame whose map frame ``i`` shows: an earlier one when ``i`` and the frames
+        between have empty patches (the recorder kept the previous map: its lock budget held
+        the read back, or the map could not be read a moment; a map read again always
+        differs, in its taken_at at least)."""
+        i %= len(self.times)
+        j = i
+        try:
+            with open(self.path, "rb") as f:
+                while j > 0 and j not in self._read_at and self._read(f, j).patch == EMPTY_PATCH:
+                    j -= 1
+        except OSError as e:
+            raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
+        j = self._read_at.get(j, j)
+        self._read_at[i] = j
+        return j
+
     def frame(self, i: int) -> Frame:
-        """Frame ``i`` as the TUI gets it; the last frame of a process that exited is ``gone``."""
+        """Frame ``i`` as the TUI gets it; the last frame of a process that exited is ``gone``;
+        one that repeats an earlier map says how old it is (``Frame.held``)."""
         n = len(self.times)
         i %= n
         gone = i == n - 1 and self.end == END_EXITED
         msg = self.notes[-1][1] if gone and self.notes else None
         wss = self.times[i] - self.times[i - 1] if i and self.header.get("working_set") else None
-        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg, wss_interval=wss)
+        held = None
+        if (j := self.map_of(i)) < i:
+            held = (
+                f"map {self.times[i] - self.times[j]:.1f} s old: recorded at t {self.times[j]:.1f} s and "
+                "kept by the recorder (its lock budget held the next read back, or it could not read it)"
+            )
+        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg, wss_interval=wss, held=held)
 
     def series(self, key: str = "rss") -> list[int | None]:
         """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""

@@ -28,6 +28,10 @@ class PatchError(ValueError):
     pass
 
 
+# the patch a recording writes for a frame whose snapshot is the previous one (a kept map)
+EMPTY_PATCH: dict[str, Any] = {"{": {}}
+
+
 _NOKEY = object()
 # First elements of the keys that are not an element's own value. Being neither
 # int nor str, they never equal the first element of a list's or tuple's key.

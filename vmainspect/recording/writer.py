@@ -24,7 +24,7 @@ from ..model.recording import (
     PatchFrame,
     SnapshotFrame,
 )
-from .patch import make_patch
+from .patch import EMPTY_PATCH, make_patch
 
 FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
 
@@ -181,7 +181,7 @@ class RecordingWriter:
             d = to_dict(snapshot)
         else:
             d = to_dict(snapshot)
-            self._line(PatchFrame(t, make_patch(self._prev, d) or {"{": {}}, ft))
+            self._line(PatchFrame(t, make_patch(self._prev, d) or EMPTY_PATCH, ft))
         self._prev = d
         self.frames += 1
 

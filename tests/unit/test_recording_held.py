@@ -1,0 +1,57 @@
+"""Frames that repeat an earlier map (the recorder's lock budget held the read back) say so.
+
+``record`` writes such a tick as an empty patch. The reader finds the frame
+whose map each frame shows, in any order of asking, and ``frame()`` marks a
+repeated one with ``Frame.held`` (how old the map is, when it was recorded);
+the replay's status line shows it as the live view does. A map read again
+always differs from the last (its taken_at at least), so an empty patch
+means a kept map.
+"""
+
+from __future__ import annotations
+
+import os
+
+from vmainspect.model import replace
+from vmainspect.recording.io import RecordingWriter, read_recording
+from vmainspect.snapshot import io as snapshot_io
+
+FIXTURES = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "fixtures")
+# which map each tick shows: a new one (its own index), or the one before (kept)
+READ = [0, 0, 0, 3, 4, 4, 6, 6, 6, 6]
+
+
+def _written(tmp_path) -> str:
+    base = snapshot_io.load(os.path.join(FIXTURES, "small.json"))
+    path = str(tmp_path / "held.jsonl")
+    w = RecordingWriter.create(path)
+    w.header(base, interval_s=0.5, pages=True, faults=False)
+    snap = base
+    for k, src in enumerate(READ):
+        if src == k:  # a read: a new taken_at
+            snap = replace(base, taken_at=f"2026-11-25T07:00:{k:02d}.0Z")
+        w.frame(k * 0.5, snap)
+    w.note(5.0, "done", end="duration")
+    w.close()
+    return path
+
+
+def test_each_frame_knows_the_frame_whose_map_it_shows(tmp_path):
+    path = _written(tmp_path)
+    forwards = read_recording(path)
+    assert [forwards.map_of(i) for i in range(len(READ))] == READ
+    backwards = read_recording(path)  # nothing remembered from earlier frames
+    assert [backwards.map_of(i) for i in reversed(range(len(READ)))] == READ[::-1]
+    assert backwards.map_of(-1) == 6
+
+
+def test_a_repeated_frame_says_how_old_its_map_is(tmp_path):
+    rec = read_recording(_written(tmp_path))
+    for i, src in enumerate(READ):
+        frame = rec.frame(i)
+        assert frame.snapshot.taken_at == f"2026-11-25T07:00:{src:02d}.0Z"
+        if src == i:
+            assert frame.held is None
+        else:
+            assert frame.held is not None
+            assert frame.held.startswith(f"map {(i - src) * 0.5:.1f} s old: recorded at t {src * 0.5:.1f} s")
