@@ -713,11 +713,15 @@ def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     validate_schema(doc, "vmainspect/faults@1")
-    assert doc["mode"] == "perf" and doc["lost"] == 0
+    assert doc["mode"] == "perf"
     if paranoid >= 2:
         assert any("kernel mode" in n for n in doc["notes"])
     assert doc["samples"] > 1000
-    assert abs(doc["proc_counters"]["minor"] - doc["samples"]) <= max(50, doc["samples"] // 100)
+    # The faulter faults as fast as it can: when the machine is busy the drain thread can fall
+    # behind and the kernel drops samples, and says how many (PERF_RECORD_LOST). Every fault is
+    # then either sampled or counted as lost.
+    seen = doc["samples"] + doc["lost"]
+    assert abs(doc["proc_counters"]["minor"] - seen) <= max(50, seen // 100)
     assert doc["by_vma"][0]["start"] == addr
     top = doc["by_symbol"][0]
     assert top["dso"] == exe and top["count"] >= 0.95 * doc["samples"]
