@@ -91,3 +91,50 @@ def test_a_held_back_step_reads_the_new_map_after_an_exec():
         s.close()
         child.kill()
         child.wait()
+
+
+def _maps_fds(pid: int) -> list[str]:
+    """This process's fds open on /proc/PID/maps (what the session keeps between collects)."""
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == f"/proc/{pid}/maps":
+                out.append(fd)
+        except OSError:
+            pass
+    return out
+
+
+def test_a_session_that_fails_to_start_on_a_zombie_keeps_no_fd():
+    from vmainspect.errors import ProcessGone
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 20
+        while True:  # exited, not reaped: a zombie
+            with open(f"/proc/{child.pid}/stat", "rb") as f:
+                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
+                    break
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        s = LiveSession(child.pid, faults=False)
+        with pytest.raises(ProcessGone, match="zombie"):
+            s.start()
+        assert _maps_fds(child.pid) == []
+    finally:
+        child.wait()
+
+
+def test_closing_a_session_closes_its_maps_fd():
+    child = subprocess.Popen([SLEEP or "sleep", "600"])
+    try:
+        s = LiveSession(child.pid, faults=False)
+        s.start()
+        assert len(_maps_fds(child.pid)) == 1  # bound to the map the collect read
+        s.step()
+        assert len(_maps_fds(child.pid)) == 1  # replaced, not added
+        s.close()
+        assert _maps_fds(child.pid) == []
+    finally:
+        child.kill()
+        child.wait()

@@ -206,6 +206,13 @@ class LiveSession:
         if self._started:
             raise RuntimeError("session already started")
         self._started = True
+        try:
+            return self._start()
+        except BaseException:
+            self._close_maps()  # the caller has no session to close
+            raise
+
+    def _start(self) -> Step:
         from ..procfs.parse import parse_stat
 
         stat = parse_stat(self._reader.read("stat"))  # ProcessGone: no such process
