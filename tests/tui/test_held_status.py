@@ -9,11 +9,14 @@ come right after the VMA count; the rest follows the other parts.
 
 from __future__ import annotations
 
+import pytest
 from conftest import fixture_path, wait_frames
 
 from vmainspect.model import Frame
+from vmainspect.session.pacing import HeldBack
 from vmainspect.snapshot import io as snapshot_io
-from vmainspect.tui.sources import FramesSource, SourceKind
+from vmainspect.tui.sources import FramesSource, SourceKind, held_text, seconds_text
+from vmainspect.tui.statusline import held_parts
 
 HELD = (
     "map 2.4 s old, next read in 1.6 s: smaps of 20,025 VMAs took 41 ms under the process's "
@@ -48,3 +51,29 @@ async def test_the_ages_of_a_held_map_fit_80_columns_as_non_root():
         app.request_frame()  # read again: nothing says the map is old
         await wait_frames(app, pilot, 3)
         assert "old" not in str(app.status.render())
+
+
+@pytest.mark.parametrize(
+    ("s", "text"),
+    [
+        (0.0, "0.0 s"),
+        (1.64, "1.6 s"),
+        (99.9, "99.9 s"),
+        (720, "12 min"),
+        (12600, "3.5 h"),
+        (1e8, "1,157 days"),
+    ],
+)
+def test_seconds_text(s, text):
+    assert seconds_text(s) == text
+
+
+def test_a_tiny_budget_says_days_not_a_nine_digit_count_of_seconds():
+    now = 1000.0
+    held = HeldBack(until=now + 1e8, since=now - 2.35, lock_s=0.041, reads=("smaps", "pagemap"), budget=1e-11)
+    line = held_text(held, 20025, now)
+    assert line == (
+        "map 2.4 s old, next read in 1,157 days: smaps and pagemap of 20,025 VMAs took 41 ms under the "
+        "process's mmap lock (lock budget 1e-09%, --lock-budget; r reads now)"
+    )
+    assert held_parts(line) == ("map 2.4 s old, next read in 1,157 days", line.split(": ", 1)[1])

@@ -115,6 +115,18 @@ class FramesSource:
         self.closed = True
 
 
+def seconds_text(s: float) -> str:
+    """A wait or an age as a user reads it: "1.6 s", "12 min", "3.5 h", "12 days" (a tiny
+    --lock-budget makes the next read due in 10^8 s)."""
+    if s < 100:
+        return f"{s:.1f} s"
+    if s < 100 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:,.0f} days"
+
+
 def held_text(held: HeldBack, vmas: int, now: float) -> str:
     """One line for a tick the lock budget held back, e.g. "map 2.4 s old, next read in 1.6 s:
     smaps of 20,025 VMAs took 41 ms under the process's mmap lock (lock budget 1%, ...)";
@@ -122,7 +134,8 @@ def held_text(held: HeldBack, vmas: int, now: float) -> str:
     names = list(held.reads) or ["the memory map"]
     reads = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
     return (
-        f"map {held.age(now):.1f} s old, next read in {held.wait(now):.1f} s: {reads} of {vmas:,} VMAs "
+        f"map {seconds_text(held.age(now))} old, next read in {seconds_text(held.wait(now))}: {reads} "
+        f"of {vmas:,} VMAs "
         f"took {held.lock_s * 1000:,.0f} ms under the process's mmap lock "
         f"(lock budget {held.budget * 100:g}%, --lock-budget; r reads now)"
     )
