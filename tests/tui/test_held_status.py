@@ -10,7 +10,7 @@ come right after the VMA count; the rest follows the other parts.
 from __future__ import annotations
 
 import pytest
-from conftest import fixture_path, wait_frames
+from tui_helpers import fixture_path, wait_frames
 
 from vmainspect.model import Frame
 from vmainspect.session.pacing import HeldBack
