@@ -94,6 +94,23 @@ class Target:
 
 
 # the prefix that runs a command as user nobody (group nogroup: Debian has no group "nobody")
+def many_vmas_code(vmas: int) -> str:
+    """Python code that maps ``vmas`` pages and makes every other one read-only, so the kernel
+    cannot merge neighbours: one VMA per page (the lock-budget tests' targets start with it)."""
+    return f"""
+import ctypes, mmap, sys
+libc = ctypes.CDLL(None, use_errno=True)
+libc.mmap.restype = ctypes.c_void_p
+libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
+libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+page = mmap.PAGESIZE
+base = libc.mmap(None, {vmas} * page, 3, 0x22, -1, 0)
+for i in range(0, {vmas}, 2):
+    if libc.mprotect(base + i * page, page, 1) != 0:
+        sys.exit(1)
+"""
+
+
 AS_NOBODY = ("setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups")
 
 

@@ -15,6 +15,7 @@ import sys
 import time
 
 import pytest
+from targets import many_vmas_code
 
 from vmainspect.session import LiveSession
 
@@ -23,17 +24,9 @@ VMAS = 4000
 # Maps VMAS pages, makes every other page read-only (the kernel cannot merge
 # neighbours: one VMA per page), says so, then maps, writes and unmaps 16
 # pages at a time until killed: page faults and mmap-lock traffic all along.
-TARGET = f"""
-import ctypes, mmap, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-page = mmap.PAGESIZE
-base = libc.mmap(None, {VMAS} * page, 3, 0x22, -1, 0)
-for i in range(0, {VMAS}, 2):
-    if libc.mprotect(base + i * page, page, 1) != 0:
-        sys.exit(1)
+TARGET = (
+    many_vmas_code(VMAS)
+    + """
 print("ready", flush=True)
 while True:
     m = mmap.mmap(-1, 16 * page)
@@ -41,6 +34,7 @@ while True:
         m[off] = 1
     m.close()
 """
+)
 
 
 def count_maps(pid: int) -> int:

@@ -19,27 +19,22 @@ import sys
 import time
 
 import pytest
+from targets import many_vmas_code
 
 from vmainspect.session import LiveSession
 
 VMAS = 400
 SLEEP = shutil.which("sleep")
 
-TARGET = f"""
-import ctypes, mmap, os, sys
-libc = ctypes.CDLL(None, use_errno=True)
-libc.mmap.restype = ctypes.c_void_p
-libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_long]
-libc.mprotect.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-page = mmap.PAGESIZE
-base = libc.mmap(None, {VMAS} * page, 3, 0x22, -1, 0)
-for i in range(0, {VMAS}, 2):
-    if libc.mprotect(base + i * page, page, 1) != 0:
-        sys.exit(1)
+TARGET = (
+    many_vmas_code(VMAS)
+    + f"""
+import os
 print("ready", flush=True)
 sys.stdin.readline()
 os.execv({SLEEP!r}, ["sleep", "600"])
 """
+)
 
 
 def count_maps(pid: int) -> int:
