@@ -14,6 +14,7 @@ BAD = [
     ("snapshot", "1", "--indent", "many"),
     ("faults", "1", "--period", "0"),
     ("faults", "1", "--duration", "soon"),
+    ("faults", "1", "--pages", "--lock-budget", "0"),
     ("attach", "--interval", "fast"),
     ("open",),
     ("diff", "only-one.json"),
@@ -82,7 +83,7 @@ def test_help_is_not_an_error(capsys):
 def test_lock_budget_is_a_percentage_given_to_the_session_as_a_fraction(text, fraction):
     from vmainspect.commands.argtypes import lock_budget
 
-    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"]):
+    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"], ["faults", "1", "--pages"]):
         args = cli.build_parser().parse_args([*argv, "--lock-budget", text])
         assert args.lock_budget == pytest.approx(float(text))
         assert lock_budget(args.lock_budget) == (None if fraction is None else pytest.approx(fraction))
@@ -93,7 +94,7 @@ def test_lock_budget_defaults_to_one_percent():
     from vmainspect.session import DEFAULT_LOCK_BUDGET
 
     assert DEFAULT_LOCK_BUDGET == 0.01
-    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"]):
+    for argv in (["record", "1", "-o", "x.jsonl"], ["attach", "1"], ["faults", "1"]):
         assert lock_budget(cli.build_parser().parse_args(argv).lock_budget) == DEFAULT_LOCK_BUDGET
 
 

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .argtypes import int_arg, pid_arg, seconds_arg
+from .argtypes import add_lock_budget, int_arg, lock_budget, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..faults.sampler import FaultSampler, TickResult
@@ -61,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="read per-page state every second too, and count the faulted pages' "
         "state transitions (absent->anon, zero->anon, file->anon, ...)",
     )
+    add_lock_budget(p)
     p.add_argument("--json", action="store_true", help=f"print {SCHEMA} JSON instead of tables")
 
 
@@ -151,6 +152,7 @@ def run(args: argparse.Namespace) -> int:
         need_snapshot=False,
         need_faults=True,
         fault_pages=args.pages,  # the faulted pages are listed only for --pages (their transitions)
+        lock_budget=lock_budget(args.lock_budget),  # paces the --pages reads
     )
     prev_term = signal.getsignal(signal.SIGTERM)
 
