@@ -1,5 +1,6 @@
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 
@@ -11,11 +12,31 @@ IS_ROOT = os.geteuid() == 0
 
 
 ROOT_ONLY_PAGES = "needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only"
+NOBODY_CANNOT_READ = (
+    "nobody cannot run this venv's Python on this checkout (a clone in a private home such as "
+    "/root?): clone it where other users can read it to run the tests that run as nobody"
+)
+
+
+def nobody_can_run_this_python() -> bool:
+    """As root: user nobody can run ``sys.executable`` and import the package and its
+    dependencies from this checkout (not when the venv or the clone sits in a 0700 home)."""
+    from targets import AS_NOBODY
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    probe = [*AS_NOBODY, sys.executable, "-c", "import msgspec, textual, vmainspect"]
+    env = dict(os.environ, PYTHONPATH=repo)
+    return subprocess.run(probe, capture_output=True, cwd="/", env=env, timeout=60).returncode == 0
 
 
 def pytest_collection_modifyitems(config, items):
-    """``@pytest.mark.root`` (or ``root("why")``) tests skip when not root, saying why."""
+    """``@pytest.mark.root`` (or ``root("why")``) tests skip when not root, saying why;
+    ``@pytest.mark.nobody`` tests skip, as root, when nobody cannot run this Python here."""
     if IS_ROOT:
+        marked = [item for item in items if item.get_closest_marker("nobody") is not None]
+        if marked and not nobody_can_run_this_python():
+            for item in marked:
+                item.add_marker(pytest.mark.skip(reason=NOBODY_CANNOT_READ))
         return
     for item in items:
         marker = item.get_closest_marker("root")

@@ -90,6 +90,7 @@ def test_cli_text_escapes_names(tree):
     assert "total: 4 files" in r.stdout
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(not ROOT, reason="needs root: runs vmainspect as nobody via setpriv")
 def test_as_nobody_denied_is_exit_4_and_others_files_unknown(tree):
     secret = os.path.join(tree, "secret")
@@ -103,6 +104,7 @@ def test_as_nobody_denied_is_exit_4_and_others_files_unknown(tree):
     assert doc["total"]["unknown"] == 4 and doc["total"]["cached"] is None and doc["notes"]
 
 
+@pytest.mark.nobody
 def test_written_pages_are_dirty_for_an_unprivileged_user():
     """The issue's check: 8 pages written through MAP_SHARED by a stopped process show dirty."""
     with dirty_target() as (t, path):

@@ -122,6 +122,7 @@ def test_kernel_thread():
     assert "no VMAs" in r.stdout and "kernel thread" in r.stdout
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(not ROOT, reason="needs root: runs vmainspect as nobody via setpriv")
 def test_not_root_note_and_denied(target):
     r = run_cli("maps", target.pid, user="nobody")

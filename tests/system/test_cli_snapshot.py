@@ -93,6 +93,7 @@ def test_nonexistent_pid_exits_3():
     assert f"process {pid} does not exist" in one_line_error(r)
 
 
+@pytest.mark.nobody
 @needs_root
 def test_process_of_another_user_exits_4(target):
     r = run_cli("snapshot", target.pid, user="nobody")  # nobody against a root-owned target
@@ -137,6 +138,7 @@ def test_unwritable_output_exits_5(target, workdir):
     assert os.listdir(workdir) == []  # no temporary left behind
 
 
+@pytest.mark.nobody
 @needs_root
 def test_unwritable_output_leaves_the_old_file_untouched(nobody_target, workdir):
     old = os.path.join(workdir, "old.json")
@@ -184,6 +186,7 @@ def test_symlink_is_written_through(target, workdir):
         assert json.load(f)["process"]["pid"] == target.pid  # its target got the snapshot
 
 
+@pytest.mark.nobody
 @needs_root
 def test_non_root_snapshot_marks_root_only_fields_unknown(nobody_target):
     r = run_cli("snapshot", nobody_target.pid, "--pages", user="nobody")

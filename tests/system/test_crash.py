@@ -68,6 +68,7 @@ def test_whole_matrix_as_root_matches_the_truth_table():
     assert _no_leftovers()
 
 
+@pytest.mark.nobody
 @pytest.mark.root("runs vmainspect crash as nobody")
 def test_without_root_the_page_cache_is_measured_and_the_process_unknown(nobody_pythonpath):
     """dirty_before needs kpageflags (root); dirty_in_cache_after comes from cachestat on the

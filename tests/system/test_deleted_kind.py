@@ -100,6 +100,7 @@ print(json.dumps({v.start: v.kind for v in s.vmas}))
 """
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the target and the reader as nobody")
 def test_as_nobody_from_the_path(shared_dir):
     p, info = _spawn(shared_dir, NOBODY)

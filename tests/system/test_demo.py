@@ -175,6 +175,7 @@ def test_every_step_has_its_evidence(root_run):
             assert "python" not in f["function"] and "ctypes" not in f["function"], (sid, f)
 
 
+@pytest.mark.nobody
 @pytest.mark.root("compares a root run with a run as nobody")
 def test_script_as_nobody_marks_root_claims_unknown_not_false(root_run, nobody_pythonpath):
     p, doc = run_script("nobody", nobody_pythonpath)

@@ -663,6 +663,7 @@ def test_cli_bad_arguments():
     assert r.returncode == 2 and "wants 1 to" in r.stderr
 
 
+@pytest.mark.nobody
 @pytest.mark.root("runs vmainspect as nobody against a root process")
 def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
     import json
@@ -678,6 +679,7 @@ def test_cli_as_nobody_on_a_root_process_falls_back_to_counters():
     assert doc["proc_counters"] == {"minor": 0, "major": 0}  # stopped: no faults
 
 
+@pytest.mark.nobody
 @pytest.mark.root("starts a target as nobody")
 def test_cli_as_nobody_on_its_own_process_samples_user_mode_faults(faulter):
     """kernel.perf_event_paranoid=2 lets a user sample its own processes, user mode only."""

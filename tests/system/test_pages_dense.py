@@ -83,6 +83,7 @@ def _check(out: dict) -> None:
     assert zero >= 2  # the target reads two untouched pages: the zero page, seen by both paths
 
 
+@pytest.mark.nobody
 def test_dense_and_sparse_scan_agree_without_root(target):
     out = _read_as(target.pid, "65534" if IS_ROOT else None)
     assert out["uid"] != 0

@@ -15,6 +15,8 @@ import pytest
 from targets import read_smaps_kb, spawn_target
 from test_pages_kernel import IS_ROOT, MAIN, PAGE, REPO, _cleanup, assert_same_but_zero
 
+pytestmark = pytest.mark.nobody  # every test reads through nobody_view
+
 NOBODY = "65534"
 
 READER = r"""

@@ -219,6 +219,7 @@ def test_sigterm_ends_cleanly(tmp_path):
     assert r.end == "interrupted" and r.notes[-1][1] == "stopped by SIGTERM" and r.truncated_at_line is None
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run the recorder as nobody")
 def test_no_permission_is_exit_4_and_no_file(nobody_dir):
     out = nobody_dir / "denied.jsonl"

@@ -129,6 +129,7 @@ def test_diff_bad_inputs(two_snapshots, tmp_path):
         assert res.stdout == "" and res.stderr.count("\n") == 1 and "Traceback" not in res.stderr
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to start processes as nobody")
 def test_record_without_root(nobody_dir):
     """As nobody, recording a process of nobody works; page flags are unknown (null), not zero."""

@@ -26,6 +26,7 @@ def _by_path(doc: dict, path: str) -> dict:
     return f
 
 
+@pytest.mark.nobody
 def test_written_pages_dirty_in_the_snapshot_for_an_unprivileged_user():
     """The issue's check: 8 pages written through MAP_SHARED show dirty in files[].page_cache."""
     with dirty_target() as (t, path):
@@ -45,6 +46,7 @@ def test_written_pages_dirty_in_the_snapshot_for_an_unprivileged_user():
         assert f["mapped_pages"] == 16 and "unknown" not in f
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(not ROOT, reason="needs root: runs vmainspect as nobody via setpriv")
 def test_other_users_files_are_unknown_with_the_reason():
     with spawn_target("pass", user="65534") as t:

@@ -54,6 +54,7 @@ def _region(interval: dict, start: int) -> dict:
     return v
 
 
+@pytest.mark.nobody
 def test_working_set_of_a_reader(reader):
     """The issue's check: the read region within 10% of 1,000 pages, the other under 5%."""
     r = run_cli("wss", reader.pid, "--duration", "3", "--json", user="nobody" if ROOT else None)
@@ -81,6 +82,7 @@ def test_text_report_and_errors(reader):
     assert r.returncode == 3 and "does not exist" in one_line_error(r)  # no warning: nothing was reset
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(not ROOT, reason="needs root: runs vmainspect as nobody via setpriv")
 def test_another_users_process_is_access_denied():
     r = run_cli("wss", os.getpid(), user="nobody")

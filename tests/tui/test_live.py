@@ -190,6 +190,7 @@ def test_attach_errors_are_one_line():
     assert r.returncode == 2
 
 
+@pytest.mark.nobody
 @pytest.mark.root("runs vmainspect as nobody against a root process")
 def test_attach_other_users_process_without_privilege_says_what_is_missing():
     with spawn_target("pass") as t:

@@ -197,6 +197,7 @@ def test_serve_attach_checks_its_target_first(capsys):
     assert rc == EXIT_USAGE and err.count("\n") == 1 and "--picker" in err
 
 
+@pytest.mark.nobody
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to run serve as nobody against a root process")
 def test_serve_attach_to_a_process_the_user_may_not_read_is_exit_4(nobody_pythonpath):
     target = subprocess.Popen(["sleep", "600"])

@@ -202,6 +202,7 @@ def test_interrupt_mid_write_leaves_no_temp_file(tmp_path, monkeypatch):
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.nobody
 @pytest.mark.root("runs the writer as nobody")
 def test_unwritable_folder_as_nobody_keeps_the_old_file(tmp_path):
     """As `nobody`: the folder is root's (0755), the old file is world-writable.
