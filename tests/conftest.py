@@ -1,5 +1,6 @@
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -9,6 +10,13 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 
 IS_ROOT = os.geteuid() == 0
+
+# A suite started in the background by a non-interactive shell (`cmd &`, nohup) inherits SIGINT
+# ignored, and so would every vmainspect it starts: the tests that press Ctrl+C on one would see
+# it ignored. Catching SIGINT here gives the children the default disposition again (exec resets
+# a caught signal, never an ignored one), as when the suite runs in a terminal.
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 ROOT_ONLY_PAGES = "needs root: /proc/kpageflags, /proc/kpagecount and PFNs are root-only"
