@@ -182,7 +182,7 @@ def act_offset_munmap(c: Ctx) -> Info:
 
 
 def _after_munmap(a: Snapshot, x: Info) -> tuple[int, bool, list[tuple[int, int]], dict[str, Any]]:
-    """What the article's code left after its munmap: the file's size, whether it holds the
+    """What the program the article shows left after its munmap: the file's size, whether it holds the
     appended key, the file's VMAs in ``a``, and those as measurements."""
     size, appended = _file_now(x["path"], 100)
     left = _vma_for(a, x["path"])
@@ -335,7 +335,7 @@ STEPS: tuple[Step, ...] = (
     ),
     Step(
         "article-munmap-offset",
-        "The article's code, live: munmap(ptr + len) fails",
+        "The program from the article, live: munmap(ptr + len) fails",
         (
             "The article's ProcessFile advances ptr by the file length before memcpy,",
             "then calls munmap(ptr, addSize + len) with that moved pointer.",
