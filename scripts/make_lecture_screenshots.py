@@ -118,6 +118,20 @@ def to_png(svg: str) -> str | None:
     return png
 
 
+def print_with_pngs(svgs: list[str]) -> None:
+    """Print each SVG's path and that of the PNG made from it; say once if none could be made."""
+    missing_png = False
+    for f in svgs:
+        print(f)
+        png = to_png(f)
+        if png:
+            print(png)
+        else:
+            missing_png = True
+    if missing_png:
+        print("rsvg-convert not found: SVG only (apt-get install librsvg2-bin for PNGs)", file=sys.stderr)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     ap.add_argument("--out", default=os.path.join(ROOT, "screenshots"))
@@ -129,16 +143,7 @@ def main() -> int:
     files += asyncio.run(
         shoot(args.out, big=True, size=SMALL, wanted={PROJECTOR: f"lecture-projector-100x30-{PROJECTOR}"})
     )
-    missing_png = False
-    for f in files:
-        print(f)
-        png = to_png(f)
-        if png:
-            print(png)
-        else:
-            missing_png = True
-    if missing_png:
-        print("rsvg-convert not found: SVG only (apt-get install librsvg2-bin for PNGs)", file=sys.stderr)
+    print_with_pngs(files)
     return 0
 
 

@@ -44,7 +44,7 @@ sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from make_lecture_screenshots import to_png  # noqa: E402  (same folder: one PNG renderer)
+from make_lecture_screenshots import print_with_pngs  # noqa: E402  (same folder: one PNG renderer)
 
 from vmainspect.tui.app import VmaInspectApp  # noqa: E402
 from vmainspect.tui.sources import LiveSource  # noqa: E402
@@ -262,17 +262,7 @@ def main() -> int:
     if unknown:
         ap.error(f"unknown shot {unknown[0]!r} (choose from {', '.join(SHOTS)})")
     os.makedirs(args.out, exist_ok=True)
-    missing_png = False
-    for name in args.names or list(SHOTS):
-        svg = asyncio.run(SHOTS[name](args.out))
-        print(svg)
-        png = to_png(svg)
-        if png:
-            print(png)
-        else:
-            missing_png = True
-    if missing_png:
-        print("rsvg-convert not found: SVG only (apt-get install librsvg2-bin for PNGs)", file=sys.stderr)
+    print_with_pngs([asyncio.run(SHOTS[name](args.out)) for name in args.names or list(SHOTS)])
     return 0
 
 
