@@ -107,6 +107,16 @@ class MmProbe:
         finally:
             os.close(fd)
 
+    def still_alive(self) -> bool:
+        """Like ``alive()``, but the probe stays open for another look later (one byte read
+        at offset 0): a live session asks it at each tick it does not read the map."""
+        if self._fd is None:
+            raise ValueError("probe already used")
+        try:
+            return bool(self._reader.pread(self._fd, 1, 0, "maps"))
+        except ProcessGone:
+            return False
+
     def close(self) -> None:
         if self._fd is not None:
             os.close(self._fd)

@@ -16,7 +16,8 @@ when and why), still checks that the process lives and still ticks the
 sampler; the sampler's refresh (faults outside the known VMAs) is held back
 the same way. ``step(force=True)`` collects anyway (the user asked). An exec
 keeps the PID and start time but replaces the memory map, so a held-back step
-also reads one byte of an fd on /proc/PID/maps opened before the last collect:
+also reads one byte of an fd on /proc/PID/maps opened before the last collect
+(``procfs.process.MmProbe``, as ``collect`` uses one within a read):
 the kernel binds that fd to the memory map of then, and once an exec has
 released that map the read returns nothing. If its stat line says it runs
 (not exiting), the step then collects whatever the budget says: the kept map
@@ -36,7 +37,6 @@ last view with a message.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..faults.sampler import FaultSampler, TickResult
 from ..model import Snapshot
-from ..procfs.process import Liveness, ProcessIdentity, describe, liveness
+from ..procfs.process import Liveness, MmProbe, ProcessIdentity, describe, liveness
 from ..procfs.reader import ProcReader
 from ..snapshot.collect import collect
 from .pacing import DEFAULT_LOCK_BUDGET, HeldBack, Pacer
@@ -138,7 +138,7 @@ class LiveSession:
         self._ended: Ended | None = None
         self._started = False
         self._create_time: float | None = None
-        self._mm_fd: int | None = None  # /proc/PID/maps, bound to the memory map the last collect read
+        self._mm_probe: MmProbe | None = None  # bound to the memory map the last collect read
 
     # ------------------------------------------------------------ state
     @property
@@ -151,40 +151,40 @@ class LiveSession:
         return self._ended
 
     def _collect(self) -> Snapshot:
-        # opened before the read: an exec after this point releases the map the fd is bound
+        # opened before the read: an exec after this point releases the map the probe is bound
         # to, so the next held-back step sees it (at worst one collect too many, never one missed)
-        fd = self._open_maps()
+        probe = self._open_probe()
         try:
             with self.pacer.collecting() as spent:
                 snap = self._collector(self.pid, pages=self.pages, proc_root=self.proc_root, lock_time=spent)
         except BaseException:
-            if fd is not None:
-                os.close(fd)
+            if probe is not None:
+                probe.close()
             raise
         self._close_maps()
-        self._mm_fd = fd
+        self._mm_probe = probe
         return snap
 
-    def _open_maps(self) -> int | None:
+    def _open_probe(self) -> MmProbe | None:
         try:
-            return self._reader.open("maps")
+            return MmProbe(self._reader, for_file="maps")
         except (VmaInspectError, OSError):
             return None  # the collect says why, if it matters; no exec check until one opens
 
     def _close_maps(self) -> None:
-        if self._mm_fd is not None:
-            os.close(self._mm_fd)
-            self._mm_fd = None
+        if self._mm_probe is not None:
+            self._mm_probe.close()
+            self._mm_probe = None
 
     def _map_replaced(self) -> bool:
         """The memory map the last collect read has been released (an exec, or the exit):
-        a read of the maps fd opened before that collect returns nothing, or fails."""
-        if self._mm_fd is None:
+        the probe opened before that collect reads nothing, or fails."""
+        if self._mm_probe is None:
             return False
         try:
-            return not self._reader.pread(self._mm_fd, 1, 0, "maps")
+            return not self._mm_probe.still_alive()
         except (VmaInspectError, OSError):
-            return True  # gone or no longer readable: the collect says which
+            return True  # no longer readable: the collect says why
 
     def _end(self, state: Liveness) -> Ended:
         if self._ended is None:
