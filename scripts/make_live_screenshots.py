@@ -34,17 +34,15 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "benchmarks"))
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 
-from make_lecture_screenshots import print_with_pngs  # noqa: E402  (same folder: one PNG renderer)
+from make_lecture_screenshots import print_with_pngs, settle  # noqa: E402  (same folder: one PNG renderer)
 
 from vmainspect.tui.app import VmaInspectApp  # noqa: E402
 from vmainspect.tui.sources import LiveSource  # noqa: E402
@@ -86,14 +84,6 @@ keep.append(c)
 print(os.getpid(), flush=True)
 os.kill(os.getpid(), signal.SIGSTOP)
 """
-
-
-async def settle(pilot: Any, cond: Callable[[], bool], timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise TimeoutError
-        await pilot.pause(0.05)
 
 
 async def shoot(
