@@ -462,3 +462,36 @@ def test_non_utf8_path_is_kept_printable():
     (v,) = parse_smaps(block)
     assert v.path == "/tmp/\\xff\\xfe.bin"
     v.path.encode("utf-8")  # always encodable: JSON output cannot fail on it
+
+
+# --- /proc/PID/status memory lines (procfs.vitals) ---------------------------
+
+STATUS_MEM = b"""Name:\tpython3
+State:\tS (sleeping)
+VmPeak:\t  220000 kB
+VmRSS:\t   10240 kB
+RssAnon:\t    6000 kB
+VmSwap:\t      12 kB
+Threads:\t1
+"""
+
+
+def test_status_memory_lines_in_bytes():
+    from vmainspect.procfs.procstat import parse_status_memory
+
+    mem = parse_status_memory(STATUS_MEM)
+    assert (mem.rss, mem.swap) == (10240 * 1024, 12 * 1024)
+
+
+def test_status_without_a_memory_map_has_no_rss():
+    from vmainspect.procfs.procstat import parse_status_memory
+
+    mem = parse_status_memory(b"Name:\tkthreadd\nState:\tS (sleeping)\nThreads:\t1\n")
+    assert (mem.rss, mem.swap) == (None, None)
+
+
+def test_a_malformed_status_memory_line_is_a_parse_error():
+    from vmainspect.procfs.procstat import ParseError, parse_status_memory
+
+    with pytest.raises(ParseError, match="VmRSS"):
+        parse_status_memory(b"VmRSS:\t  12 MB\n")

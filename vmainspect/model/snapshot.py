@@ -456,28 +456,3 @@ class FaultTick(Struct, frozen=True):
     # and unattributed are estimates (samples x period), and pages lists the sampled pages only.
     # 1: every fault sampled, or an uncapped sampler's raw samples (``faults --period N``)
     period: int = 1
-
-
-class Writeback(Struct, frozen=True, gc=False):
-    """System-wide writeback state: /proc/meminfo and the vm tunables; null: could not be read."""
-
-    dirty: Count | None  # bytes waiting to be written back (meminfo Dirty)
-    writeback: Count | None  # bytes being written back right now (meminfo Writeback)
-    dirty_expire_s: float | None  # vm.dirty_expire_centisecs: age at which dirty data must be written
-    dirty_writeback_s: float | None  # vm.dirty_writeback_centisecs: how often the flusher wakes (0: never)
-
-
-class Frame(Struct, frozen=True):
-    """What a TUI source hands the app each tick."""
-
-    snapshot: Snapshot
-    faults: FaultTick | None = None
-    gone: bool = False  # the process has exited; ``snapshot`` is the last one taken
-    message: str | None = None  # e.g. why it is gone
-    writeback: Writeback | None = None  # system-wide, read with the snapshot (live sources)
-    # working-set view on: the snapshot's smaps "referenced" counts the bytes touched
-    # in the last ``wss_interval`` seconds (referenced bits reset then); None: off
-    wss_interval: float | None = None
-    # live: the map was not read again this tick (the lock budget held the read back): one line
-    # saying how old ``snapshot`` is and why; None: read this tick (or not a live source)
-    held: str | None = None

@@ -88,6 +88,28 @@ def parse_status_uid(data: bytes) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class StatusMemory:
+    """The memory lines of /proc/PID/status, in bytes; None where the line is absent (a
+    process without a memory map, a zombie or a kernel thread, has none of them)."""
+
+    rss: int | None  # VmRSS: RssAnon + RssFile + RssShmem
+    swap: int | None  # VmSwap
+
+
+def parse_status_memory(data: bytes) -> StatusMemory:
+    """VmRSS and VmSwap of /proc/PID/status (``VmRSS:\t  1234 kB``)."""
+    found: dict[bytes, int] = {}
+    for line in data.split(b"\n"):
+        key, sep, rest = line.partition(b":")
+        if sep and key in (b"VmRSS", b"VmSwap"):
+            parts = rest.split()
+            if len(parts) != 2 or parts[1] != b"kB" or not parts[0].isdigit():
+                raise ParseError(f"status: malformed {key.decode()} line: {line[:80]!r}")
+            found[key] = int(parts[0]) * 1024
+    return StatusMemory(found.get(b"VmRSS"), found.get(b"VmSwap"))
+
+
 def parse_cmdline(data: bytes) -> tuple[str, ...]:
     """NUL-separated /proc/PID/cmdline -> arguments (empty for kernel threads and zombies)."""
     if not data:
