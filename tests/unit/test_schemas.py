@@ -292,6 +292,7 @@ def test_new_snapshots_validate_against_the_old_schema(live, old_registry):
 
 
 def test_new_recordings_validate_against_the_old_schema(live, old_registry, tmp_path):
+    from vmainspect.model import ProcessVitals
     from vmainspect.recording.io import RecordingWriter
 
     before, after, tick, _m = live
@@ -300,12 +301,16 @@ def test_new_recordings_validate_against_the_old_schema(live, old_registry, tmp_
     w.header(before, interval_s=0.5, pages=True, faults=True)
     w.frame(0.0, before, None)
     w.frame(0.5, after, tick)
+    # a frame that keeps the map, with the counters read at its tick (added later: additive)
+    p = after.process
+    vitals = ProcessVitals("2026-12-04T15:00:00.000000Z", "S", p.threads, p.minor_faults + 9, 0, 1 << 20, 0)
+    w.frame(0.75, after, None, vitals)
     w.note(1.0, "stopped", end="interrupted")
     w.close()
     v = _old_validator(old_registry, "recording-1.json")
     with open(path, encoding="utf-8") as f:
         lines = [json.loads(line) for line in f]
-    assert len(lines) == 4
+    assert len(lines) == 5 and "vitals" in lines[3] and "vitals" not in lines[2]
     for line in lines:
         v.validate(line)
 

@@ -164,8 +164,8 @@ def run(args: argparse.Namespace) -> int:
             k = 0
             while True:
                 # a tick held back by the lock budget (or one that could not read the map) records
-                # the previous map again, an empty patch, with this tick's faults
-                writer.frame(taken, snapshot, _faults(step))
+                # the previous map again, an empty patch, with this tick's faults and process counters
+                writer.frame(taken, snapshot, _faults(step), step.vitals)
                 if args.wss and step.fresh:  # reset after a map read only: its referenced bits count
                     wss_reset(pid)
                 progress()
@@ -195,7 +195,7 @@ def run(args: argparse.Namespace) -> int:
                 snapshot = step.snapshot
                 if stop.reason:  # signalled during the collect: keep what we have, then stop
                     end, end_note = END_INTERRUPTED, f"stopped by {stop.reason}"
-                    writer.frame(taken, snapshot, _faults(step))
+                    writer.frame(taken, snapshot, _faults(step), step.vitals)
                     break
     except VmaInspectError as e:
         end, end_note, error = END_ERROR, str(e), e

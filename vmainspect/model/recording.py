@@ -14,6 +14,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from msgspec import Meta, Struct
 
+from .frame import ProcessVitals
 from .snapshot import U64, UTC_TIME_PATTERN, Count, HostInfo, Snapshot
 
 RECORDING_SCHEMA = "vmainspect/recording@1"
@@ -130,21 +131,36 @@ FaultsOrNull = Annotated[
 PatchNode = Annotated[Any, Meta(extra_json_schema={"$ref": "#/$defs/object_patch"})]
 
 
-class SnapshotFrame(Struct, frozen=True):
+VitalsOrAbsent = Annotated[
+    ProcessVitals | None,
+    Meta(
+        description=(
+            "The process's state, threads, fault counts, resident and swapped bytes, read from "
+            "/proc/PID/stat and status (no mmap lock) at this frame's tick: on a frame that keeps the "
+            "previous map (an empty patch) newer than the snapshot's. Absent in recordings written "
+            "before it was added (additive)."
+        )
+    ),
+]
+
+
+class SnapshotFrame(Struct, frozen=True, omit_defaults=True):
     """The first frame: a whole snapshot."""
 
     t: Seconds
     snapshot: Snapshot
     faults: FaultsOrNull
+    vitals: VitalsOrAbsent = None
 
 
-class PatchFrame(Struct, frozen=True):
+class PatchFrame(Struct, frozen=True, omit_defaults=True):
     """A later frame: the snapshot as a patch against the previous frame's
     snapshot document (an unchanged snapshot is {"{": {}})."""
 
     t: Seconds
     patch: PatchNode
     faults: FaultsOrNull
+    vitals: VitalsOrAbsent = None
 
 
 class Note(Struct, frozen=True, omit_defaults=True):
@@ -166,6 +182,7 @@ class Line(Struct, frozen=True):
     faults: Any = None
     note: Any = None
     end: Any = None
+    vitals: Any = None
 
 
 # The patch format (recording.patch) as JSON Schema definitions: a patch node

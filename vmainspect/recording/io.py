@@ -18,7 +18,10 @@ Then one line per record:
   first frame (a whole ``vmainspect/snapshot@1`` document), and
   ``{"t": 0.5, "patch": {...}, "faults": ...}`` for each later one: the
   snapshot as a patch against the previous frame's snapshot document. ``t``
-  is seconds since the recording started (monotonic clock).
+  is seconds since the recording started (monotonic clock). A frame may also
+  have ``"vitals"``: the process's state, threads, fault counts, RSS and swap
+  read at that tick without the mmap lock (``model.ProcessVitals``), which
+  move on while a frame keeps the previous map.
 - a note: ``{"t": 12.0, "note": "text"}``; the last note of a finished
   recording also has ``"end": "exited" | "interrupted" | "duration" | "error"``.
 
@@ -51,7 +54,7 @@ from typing import IO, Any
 import msgspec
 
 from ..errors import BadInput
-from ..model import FaultTick, Frame, Snapshot
+from ..model import FaultTick, Frame, ProcessVitals, Snapshot
 from ..model.recording import (
     RECORDING_SCHEMA,
     Header,
@@ -194,6 +197,21 @@ class Recording:
         except BadInput as e:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
 
+    def vitals(self, i: int) -> ProcessVitals | None:
+        """The process-level counters recorded with frame ``i`` (None: not recorded)."""
+        i %= len(self.times)
+        try:
+            with open(self.path, "rb") as f:
+                d = self._read(f, i).vitals
+        except OSError as e:
+            raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
+        if d is None:
+            return None
+        try:
+            return msgspec.convert(d, ProcessVitals)
+        except (msgspec.ValidationError, RecursionError) as e:
+            raise BadInput(f"{self.path}: line {self._lines[i]}: malformed vitals: {e}") from None
+
     def map_of(self, i: int) -> int:
         """The frame whose map frame ``i`` shows: an earlier one when ``i`` and the frames
         between have empty patches (the recorder kept the previous map: its lock budget held
@@ -225,7 +243,8 @@ class Recording:
                 f"map {self.times[i] - self.times[j]:.1f} s old: recorded at t {self.times[j]:.1f} s and "
                 "kept by the recorder (its lock budget held the next read back, or it could not read it)"
             )
-        return Frame(self.snapshot(i), self.faults(i), gone=gone, message=msg, wss_interval=wss, held=held)
+        snap, faults, vitals = self.snapshot(i), self.faults(i), self.vitals(i)
+        return Frame(snap, faults, gone=gone, message=msg, wss_interval=wss, held=held, vitals=vitals)
 
     def series(self, key: str = "rss") -> list[int | None]:
         """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""

@@ -16,7 +16,7 @@ import msgspec
 
 from .. import __version__, fileio
 from ..errors import BadInput, OutputError
-from ..model import FaultSample, FaultTick, Snapshot
+from ..model import FaultSample, FaultTick, ProcessVitals, Snapshot
 from ..model.recording import (
     FaultTickRecord,
     Header,
@@ -171,17 +171,25 @@ class RecordingWriter:
             )
         )
 
-    def frame(self, t: float, snapshot: Snapshot, faults: FaultTick | None = None) -> None:
+    def frame(
+        self,
+        t: float,
+        snapshot: Snapshot,
+        faults: FaultTick | None = None,
+        vitals: ProcessVitals | None = None,
+    ) -> None:
+        """One frame: ``snapshot`` (a patch against the last frame's; the same map kept is an
+        empty patch), the faults of the tick, and the process-level counters read at it."""
         from ..snapshot.io import to_dict
 
         ft = None if faults is None else fault_tick_record(faults)
         t = round(t, 3)
         if self._prev is None:
-            self._line(SnapshotFrame(t, snapshot, ft))
+            self._line(SnapshotFrame(t, snapshot, ft, vitals))
             d = to_dict(snapshot)
         else:
             d = to_dict(snapshot)
-            self._line(PatchFrame(t, make_patch(self._prev, d) or EMPTY_PATCH, ft))
+            self._line(PatchFrame(t, make_patch(self._prev, d) or EMPTY_PATCH, ft, vitals))
         self._prev = d
         self.frames += 1
 

@@ -14,7 +14,10 @@ time divided by ``lock_budget`` has passed since it started. A step that
 comes sooner keeps the last snapshot (``fresh`` False, ``held`` says until
 when and why), still checks that the process lives and still ticks the
 sampler; the sampler's refresh (faults outside the known VMAs) is held back
-the same way. ``step(force=True)`` collects anyway (the user asked). An exec
+the same way. It also reads the process-level counters that take no mmap
+lock (/proc/PID/stat, which the liveness check reads anyway, and status:
+``Step.vitals``), so the state, thread count, RSS, swap and fault totals shown
+keep moving while the map is kept. ``step(force=True)`` collects anyway (the user asked). An exec
 keeps the PID and start time but replaces the memory map, so a held-back step
 also reads one byte of an fd on /proc/PID/maps opened before the last collect
 (``procfs.process.MmProbe``, as ``collect`` uses one within a read):
@@ -43,9 +46,11 @@ from dataclasses import dataclass
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
 from ..faults.sampler import FaultSampler, TickResult
-from ..model import Snapshot
+from ..model import ProcessVitals, Snapshot
 from ..procfs.process import Liveness, MmProbe, ProcessIdentity, describe, liveness
+from ..procfs.procstat import StatInfo
 from ..procfs.reader import ProcReader
+from ..procfs.vitals import read_vitals
 from ..snapshot.collect import collect
 from .pacing import DEFAULT_LOCK_BUDGET, HeldBack, Pacer
 
@@ -70,6 +75,11 @@ class Step:
     message: str | None = None  # something to say that does not end the session (e.g. access lost)
     fresh: bool = True  # ``snapshot`` was collected in this step
     held: HeldBack | None = None  # not collected: the lock budget held this step back (until when, why)
+    # the process-level counters read at the end of this step (stat and status, no mmap lock): on a
+    # held-back step newer than ``snapshot.process`` and its RSS and swap totals; read after a collect
+    # too, so that consecutive steps' counters are read the same way. None: not read (unreadable,
+    # or a step that does not collect: ``faults`` without ``--pages``)
+    vitals: ProcessVitals | None = None
 
 
 @dataclass(frozen=True)
@@ -192,12 +202,24 @@ class LiveSession:
         return self._ended
 
     def _check(self) -> Liveness:
+        return self._check_stat()[0]
+
+    def _check_stat(self) -> tuple[Liveness, StatInfo | None]:
+        """The process's state and the stat line that says so (None: not read or no such PID)."""
         if self.identity is None:
-            return Liveness.RUNNING
+            return Liveness.RUNNING, None
         try:
-            return liveness(self._reader, self.identity)[0]
+            return liveness(self._reader, self.identity)
         except AccessDenied:
-            return Liveness.RUNNING  # stat unreadable now: nothing proves it is gone
+            return Liveness.RUNNING, None  # stat unreadable now: nothing proves it is gone
+
+    def _vitals(self, stat: StatInfo | None) -> ProcessVitals | None:
+        """The process-level counters now (no mmap lock: ``procfs.vitals``); None if they
+        cannot be read (the next collect says why, if it matters)."""
+        try:
+            return read_vitals(self._reader, stat)
+        except (VmaInspectError, OSError):
+            return None
 
     # ------------------------------------------------------------ life cycle
     def start(self) -> Step:
@@ -230,7 +252,7 @@ class LiveSession:
         self._create_time = snap.process.create_time if snap is not None else None
         if self.want_faults:
             self._start_sampler(snap)
-        return Step(snap, self._tick(snap))
+        return Step(snap, self._tick(snap), vitals=self._vitals(None) if snap is not None else None)
 
     def _start_sampler(self, baseline: Snapshot | None) -> None:
         sampler = FaultSampler(
@@ -301,13 +323,14 @@ class LiveSession:
             return self._gone(state)
         held = None if force else self.pacer.held()
         if held is not None:  # keep the last map; the process is checked from its stat line
-            state = self._check()
+            state, stat = self._check_stat()
             if state not in (Liveness.RUNNING, Liveness.EXITING):
                 return self._gone(state)
             # unless it exec'd: the kept map is of a program no longer running, read the new one
             if state is Liveness.EXITING or not self._map_replaced():
                 self.held_steps += 1
-                return Step(self._last, self._tick(self._last), fresh=False, held=held)
+                vitals = self._vitals(stat)  # the header's counters move on while the map is kept
+                return Step(self._last, self._tick(self._last), fresh=False, held=held, vitals=vitals)
         try:
             snap = self._collect()
         except ProcessGone as e:
@@ -323,7 +346,7 @@ class LiveSession:
         if snap.process.state in ("Z", "X", "x"):
             return self._gone(Liveness.ZOMBIE)
         self._last = snap
-        return Step(snap, self._tick(snap))
+        return Step(snap, self._tick(snap), vitals=self._vitals(None))
 
     def _gone(self, state: Liveness) -> Step:
         ended = self._end(state)

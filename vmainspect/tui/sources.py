@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from ..errors import VmaInspectError
 from ..faults.cap import DEFAULT_MAX_RATE
-from ..model import FaultTick, Frame, Snapshot
+from ..model import FaultTick, Frame, ProcessVitals, Snapshot
 
 if TYPE_CHECKING:
     from ..session.pacing import HeldBack
@@ -226,6 +226,7 @@ class LiveSource:
         *,
         fresh: bool = True,
         held: str | None = None,
+        vitals: ProcessVitals | None = None,
     ) -> Frame:
         """The frame for a snapshot: system writeback state, and the working set if on
         (the referenced bits are reset only after a map read: ``fresh``)."""
@@ -234,7 +235,13 @@ class LiveSource:
         if not fresh:  # the map kept: its referenced counts cover the interval they covered
             wb = read_writeback(self._proc_root)
             return Frame(
-                snap, faults, message=message, writeback=wb, wss_interval=self._wss_interval, held=held
+                snap,
+                faults,
+                message=message,
+                writeback=wb,
+                wss_interval=self._wss_interval,
+                held=held,
+                vitals=vitals,
             )
         interval = None
         if self._wss:
@@ -252,7 +259,12 @@ class LiveSource:
                 message = f"working set off: {e}"
         self._wss_interval = interval
         return Frame(
-            snap, faults, message=message, writeback=read_writeback(self._proc_root), wss_interval=interval
+            snap,
+            faults,
+            message=message,
+            writeback=read_writeback(self._proc_root),
+            wss_interval=interval,
+            vitals=vitals,
         )
 
     @property
@@ -266,7 +278,9 @@ class LiveSource:
         self._primed = True
         assert step.snapshot is not None
         self.title = f"pid {self.pid} {step.snapshot.process.name}"
-        self._pending = self._frame(step.snapshot, step.faults.faults if step.faults else None)
+        self._pending = self._frame(
+            step.snapshot, step.faults.faults if step.faults else None, vitals=step.vitals
+        )
         return self._pending
 
     def next_frame(self) -> Frame:
@@ -282,7 +296,9 @@ class LiveSource:
         if step.ended is not None:
             return Frame(step.snapshot, None, gone=True, message=step.ended.message)
         held = held_text(step.held, len(step.snapshot.vmas), time.monotonic()) if step.held else None
-        return self._frame(step.snapshot, faults, step.message, fresh=step.fresh, held=held)
+        return self._frame(
+            step.snapshot, faults, step.message, fresh=step.fresh, held=held, vitals=step.vitals
+        )
 
     def close(self) -> None:
         self._session.close()

@@ -15,6 +15,7 @@ from rich.text import Text
 from ..model import Frame
 from .rows import COLUMNS, Rows
 from .safe import literal
+from .widgets.header import counters
 from .widgets.vma_table import VmaTable
 
 
@@ -33,19 +34,21 @@ class FaultRates:
         self.history: deque[float] = deque(maxlen=max(2, round(60 / max(interval, 0.05))))
 
     def update(self, old: Frame | None, new: Frame) -> None:
-        if old is None or old.snapshot is new.snapshot or new.gone:
+        """Rates from the counters of ``old`` and ``new`` (``header.counters``: those read each
+        tick when the frames have them, so a tick that kept the map counts too)."""
+        if old is None or new.gone:
             return
-        a, b = old.snapshot, new.snapshot
-        if a.process.pid != b.process.pid:
+        if old.snapshot.process.pid != new.snapshot.process.pid:
             self.history.clear()
             self.rates = None
             return
-        t0, t1 = parse_time(a.taken_at), parse_time(b.taken_at)
-        if t0 is None or t1 is None or t1 <= t0:
+        (when0, mi0, ma0), (when1, mi1, ma1) = counters(old), counters(new)
+        t0, t1 = parse_time(when0), parse_time(when1)
+        if t0 is None or t1 is None or t1 <= t0:  # the same reading (a kept map, no newer counters)
             return
         dt = t1 - t0
-        mi = max(0, b.process.minor_faults - a.process.minor_faults) / dt
-        ma = max(0, b.process.major_faults - a.process.major_faults) / dt
+        mi = max(0, mi1 - mi0) / dt
+        ma = max(0, ma1 - ma0) / dt
         self.rates = (mi, ma)
         self.history.append(mi + ma)
 

@@ -27,11 +27,22 @@ def _rate(x: float | None) -> str:
     return f"{x:,.0f}" if x >= 10 else f"{x:.1f}"
 
 
+def counters(frame: Frame) -> tuple[str, int, int]:
+    """(when read, minor faults, major faults) of the process in ``frame``: the counters read
+    this tick (``Frame.vitals``) when there are some, else the snapshot's."""
+    v = frame.vitals
+    if v is not None:
+        return v.taken_at, v.minor_faults, v.major_faults
+    p = frame.snapshot.process
+    return frame.snapshot.taken_at, p.minor_faults, p.major_faults
+
+
 def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> Text:
     """Four lines of facts (the fourth: writeback and the working set, widgets/files.py). Spaces between fields are spans of their own, so
     SVG exports (screenshots) keep them."""
     s = frame.snapshot
     p = s.process
+    v = frame.vitals  # read this tick, without the mmap lock: newer than the snapshot when it is kept
     t = Text(no_wrap=True, overflow="ellipsis")
 
     def field(label: str, value: str, style: str = "bold") -> None:
@@ -46,27 +57,31 @@ def facts_text(frame: Frame, state: str, rates: tuple[float, float] | None) -> T
     t.append(" ")
     t.append(printable(p.name), "bold cyan")
     field("user", printable(p.user) if p.user is not None else "?", "")
-    field("state", printable(p.state), "")
-    field("threads", str(p.threads), "")
+    field("state", printable(v.state if v is not None else p.state), "")
+    field("threads", str(v.threads if v is not None else p.threads), "")
     t.append("\n")
     t.append("cmd ", "dim")
     t.append(printable(" ".join(p.cmdline) if p.cmdline else f"[{p.name}]"))
     t.append("\n")
     tot = s.totals
 
-    def tv(key: str) -> str:
+    def tv(key: str, now: int | None = None) -> str:
+        # ``now``: the kernel's counter read this tick (status VmRSS, VmSwap); else smaps_rollup's
+        if now is not None:
+            return human_bytes(now)
         return human_bytes(tot[key]) if key in tot else "?"
 
     t.append("RSS ", "dim")
-    t.append(tv("rss"), "bold")
-    field("PSS", tv("pss"))
-    field("Swap", tv("swap"))
+    t.append(tv("rss", v.rss if v is not None else None), "bold")
+    field("PSS", tv("pss"))  # only a walk of the map counts it: as of the map shown
+    field("Swap", tv("swap", v.swap if v is not None else None))
     field("VMAs", f"{len(s.vmas):,}")
     mi, ma = rates if rates is not None else (None, None)
-    field("faults min", f"{p.minor_faults:,}")
+    _, minor, major = counters(frame)
+    field("faults min", f"{minor:,}")
     t.append(" ")
     t.append(f"({_rate(mi)}/s)")
-    field("maj", f"{p.major_faults:,}")
+    field("maj", f"{major:,}")
     t.append(" ")
     t.append(f"({_rate(ma)}/s)", "bold red" if ma else "")
     t.append("\n")
