@@ -240,8 +240,8 @@ class Recording:
         held = None
         if (j := self.map_of(i)) < i:
             held = (
-                f"map {self.times[i] - self.times[j]:.1f} s old: recorded at t {self.times[j]:.1f} s and "
-                "kept by the recorder (its lock budget held the next read back, or it could not read it)"
+                f"map {self.times[i] - self.times[j]:.1f} s old: recorded at t {self.times[j]:.1f} s, "
+                "kept by the recorder (lock budget, or map unreadable)"
             )
         snap, faults, vitals = self.snapshot(i), self.faults(i), self.vitals(i)
         return Frame(snap, faults, gone=gone, message=msg, wss_interval=wss, held=held, vitals=vitals)

@@ -127,17 +127,14 @@ def seconds_text(s: float) -> str:
     return f"{s / 86400:,.0f} days"
 
 
-def held_text(held: HeldBack, vmas: int, now: float) -> str:
+def held_text(held: HeldBack, now: float) -> str:
     """One line for a tick the lock budget held back, e.g. "map 2.4 s old, next read in 1.6 s:
-    smaps of 20,025 VMAs took 41 ms under the process's mmap lock (lock budget 1%, ...)";
-    the ages up to the first ": " (the status line shows them early: ``statusline.held_parts``)."""
-    names = list(held.reads) or ["the memory map"]
-    reads = names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+    41 ms under mmap lock (budget 1%); r reads now": the ages up to the first ": " (the status
+    line shows them first: ``statusline.held_parts``), then why, short enough that a 100-column
+    status line holds both (which reads hold the lock: docs/live-view.md)."""
     return (
-        f"map {seconds_text(held.age(now))} old, next read in {seconds_text(held.wait(now))}: {reads} "
-        f"of {vmas:,} VMAs "
-        f"took {held.lock_s * 1000:,.0f} ms under the process's mmap lock "
-        f"(lock budget {held.budget * 100:g}%, --lock-budget; r reads now)"
+        f"map {seconds_text(held.age(now))} old, next read in {seconds_text(held.wait(now))}: "
+        f"{held.lock_s * 1000:,.0f} ms under mmap lock (budget {held.budget * 100:g}%); r reads now"
     )
 
 
@@ -295,7 +292,7 @@ class LiveSource:
         faults = step.faults.faults if step.faults else None
         if step.ended is not None:
             return Frame(step.snapshot, None, gone=True, message=step.ended.message)
-        held = held_text(step.held, len(step.snapshot.vmas), time.monotonic()) if step.held else None
+        held = held_text(step.held, time.monotonic()) if step.held else None
         return self._frame(
             step.snapshot, faults, step.message, fresh=step.fresh, held=held, vitals=step.vitals
         )

@@ -64,15 +64,23 @@ def status_text(
     t.append(f"{shown:,} of {n:,} VMAs" if table.filter_text else f"{n:,} VMAs")
     if table.filter_text:
         t.append(f" matching {table.filter_text!r}", "bold")
-    if frame is not None and frame.held and not frame.gone:  # early: a narrow line keeps it
+    held = frame is not None and bool(frame.held) and not frame.gone
+    if held:  # early: a narrow line keeps it; the age stands for the time taken
+        assert frame is not None and frame.held
         t.append(" · ")
         t.append_text(literal(held_parts(frame.held)[0], "yellow"))
-    t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
+    if held and message:  # why it is held (frame_message): before the rest, so 100 columns hold it all
+        t.append(" · ")
+        t.append_text(message if isinstance(message, Text) else literal(message))
+        message = ""
+    else:  # held: the column header's ▲▼ says it, and the line has no room for it
+        t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
     if frame is not None:
         caps = frame.snapshot.capabilities
         if not caps.root:
             t.append(" · not root: PFNs, page flags and sharing hidden (see page map)", "yellow")
-        t.append(f" · taken {frame.snapshot.taken_at[11:19]}Z", "dim")
+        if not held:
+            t.append(f" · taken {frame.snapshot.taken_at[11:19]}Z", "dim")
     if paused is not None:
         t.append(f" · PAUSED ({paused} resumes)", "bold yellow")
     if message:
@@ -84,7 +92,8 @@ def status_text(
 def held_parts(held: str) -> tuple[str, str]:
     """A ``Frame.held`` line split into how old the map is and when the next read comes ("map
     2.4 s old, next read in 1.6 s"), which ``status_text`` puts right after the VMA count (a
-    status line 80 columns wide, or one with the not-root note, cuts off what follows), and why."""
+    status line 80 columns wide cuts off what follows), and why ("41 ms under mmap lock
+    (budget 1%); r reads now"), which comes next: the two fit 100 columns."""
     ages, _, why = held.partition(": ")
     return ages, why
 
