@@ -152,12 +152,13 @@ def test_websocket_refused_without_token_and_from_a_foreign_origin_accepted_with
         first.stdout.close()
         first.stderr.close()
     # the session ends with its connection: its app goes, and the next session is accepted
-    deadline = time.monotonic() + 20
+    # (serve gives the app 5 s to quit, then kills it and waits 5 s more: 60 s is for a loaded machine)
+    deadline = time.monotonic() + 60
     while app_sessions(serve) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not app_sessions(serve), "the app outlived its connection"
     # its slot is freed once the server has seen the app end (moments later): poll for it
-    deadline = time.monotonic() + 20
+    deadline = time.monotonic() + 60
     while (r := run_client(port, f"/ws/{token}?width=80&height=24", "--expect", "sleep"))["status"] == 503:
         assert time.monotonic() < deadline, "the session's slot was never freed"
         time.sleep(0.2)
@@ -256,11 +257,12 @@ def test_served_picker_survives_a_markup_named_process():
     evil = subprocess.Popen(["bash", "-c", 'exec -a "[/]x" sleep 600'])
     serve, port, token = start_serve("--picker", "attach")
     try:
-        first = client(port, f"/ws/{token}?width=120&height=30", "--expect", "Pick a process", hold=30)
+        # the picker's title counts the rows once they are all in the table: the list has loaded,
+        # the markup-named row with the others (a crash would end the app before that line)
+        first = client(port, f"/ws/{token}?width=120&height=30", "--expect", "shown, sorted by", hold=30)
         try:
             r = result(first)
             assert r["status"] == 101 and r["seen"], r
-            time.sleep(3)  # the process list has loaded (a crash ends the app)
             assert len(app_sessions(serve)) == 1, "the picker's app died"
         finally:
             first.kill()
