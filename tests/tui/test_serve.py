@@ -3,8 +3,8 @@
 Chromium is driven over the DevTools protocol (aiohttp's websocket client,
 installed with textual-serve): the page without its token is refused; the
 URL serve prints (with its token) loads the page; wait until textual-serve's page
-has received the app's first bytes (body class ``-first-byte``), then take a
-screenshot and check that the terminal area is not blank.
+has received the app's first bytes (body class ``-first-byte``), then take
+screenshots until the terminal area is drawn (not blank), within a deadline.
 """
 
 import asyncio
@@ -90,7 +90,17 @@ def png_pixels(data: bytes):
     return width, height, bpp, rows
 
 
-async def cdp_check(devtools_port: int, url: str, timeout: float = 40.0) -> tuple[str, bytes]:
+def colours_in(png: bytes) -> int:
+    """How many distinct colours a screenshot has (a blank page has one or two)."""
+    _w, _h, bpp, rows = png_pixels(png)
+    return len({row[i : i + 3] for row in rows for i in range(0, len(row), bpp)})
+
+
+async def cdp_check(devtools_port: int, url: str, ready: str, *, drawn: bool, timeout: float = 60.0):
+    """Open ``url`` in a new tab and poll until the JavaScript expression ``ready`` is true and,
+    with ``drawn``, a screenshot shows the terminal drawn (more than 20 colours): (the body's
+    class, a newline and the page's HTML; the last screenshot). The deadline is for a loaded
+    machine (Chromium and the served app both starting); the callers assert what was reached."""
     import aiohttp
 
     async with aiohttp.ClientSession() as http:
@@ -109,30 +119,27 @@ async def cdp_check(devtools_port: int, url: str, timeout: float = 40.0) -> tupl
                             raise RuntimeError(msg["error"])
                         return msg["result"]
 
+            async def evaluate(expression: str):
+                res = await call("Runtime.evaluate", expression=expression, returnByValue=True)
+                return res["result"].get("value")
+
+            async def screenshot() -> bytes:
+                clip = {"x": 0, "y": 0, "width": 800, "height": 500, "scale": 0.25}
+                return base64.b64decode(
+                    (await call("Page.captureScreenshot", format="png", clip=clip))["data"]
+                )
+
             deadline = time.monotonic() + timeout
-            cls = ""
-            while time.monotonic() < deadline:
-                res = await call(
-                    "Runtime.evaluate",
-                    expression="document.body ? document.body.className : ''",
-                    returnByValue=True,
-                )
-                cls = res["result"].get("value", "")
-                if "-first-byte" in cls:
-                    break
+            while not await evaluate(ready) and time.monotonic() < deadline:
                 await asyncio.sleep(0.25)
-            await asyncio.sleep(2.0)  # let the first full frame paint
-            shot = await call(
-                "Page.captureScreenshot",
-                format="png",
-                clip={"x": 0, "y": 0, "width": 800, "height": 500, "scale": 0.25},
-            )
-            html = (
-                await call(
-                    "Runtime.evaluate", expression="document.documentElement.outerHTML", returnByValue=True
-                )
-            )["result"]["value"]
-            return cls + "\n" + html, base64.b64decode(shot["data"])
+            shot = await screenshot()
+            # the first bytes arrive before the first full frame is painted: poll for it
+            while drawn and colours_in(shot) <= 20 and time.monotonic() < deadline:
+                await asyncio.sleep(0.25)
+                shot = await screenshot()
+            cls = await evaluate("document.body ? document.body.className : ''")
+            html = await evaluate("document.documentElement.outerHTML")
+            return f"{cls}\n{html}", shot
 
 
 @pytest.fixture(scope="module")
@@ -208,16 +215,18 @@ def test_served_tui_renders_in_headless_chromium(recording):
                 devtools = int(m.group(1))
         assert devtools, "chromium did not start its DevTools endpoint"
         # without the token the page is refused; with it (as printed) the session starts
-        refused, _ = asyncio.run(cdp_check(devtools, f"http://127.0.0.1:{port}/", timeout=3))
-        assert "refused: missing or wrong token" in refused and "xterm-screen" not in refused
-        html, png = asyncio.run(cdp_check(devtools, url))
+        refused_text = "refused: missing or wrong token"
+        has_refused = f"document.body && document.body.innerText.includes({json.dumps(refused_text)})"
+        refused, _ = asyncio.run(cdp_check(devtools, f"http://127.0.0.1:{port}/", has_refused, drawn=False))
+        assert refused_text in refused and "xterm-screen" not in refused
+        first_byte = "document.body && document.body.classList.contains('-first-byte')"
+        html, png = asyncio.run(cdp_check(devtools, url, first_byte, drawn=True))
         # the page is textual-serve's, its terminal exists, and the app's output arrived
         assert "xterm-screen" in html
         assert html.split("\n", 1)[0].count("-first-byte"), "no output from the TUI session reached the page"
         # the terminal is drawn: many distinct colours, not a blank page
-        _w, _h, bpp, rows = png_pixels(png)
-        colours = {row[i : i + 3] for row in rows for i in range(0, len(row), bpp)}
-        assert len(colours) > 20, f"screenshot looks blank ({len(colours)} colours)"
+        colours = colours_in(png)
+        assert colours > 20, f"screenshot looks blank ({colours} colours)"
     finally:
         if chrome is not None:
             stop(chrome)
