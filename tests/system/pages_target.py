@@ -23,7 +23,9 @@ __all__ = [
     "PAGE",
     "REPO",
     "_cleanup",
+    "assert_same_pages",
     "info_at",
+    "only_the_target_maps",
     "read_both",
     "states",
     "vmas_of",
@@ -150,7 +152,8 @@ def read_both(pid: int, vmas: list[Vma]):
     pages back (dirty_expire_centisecs, 30 s), so a page can turn from
     file-dirty to file between two reads; and the exclusive bit (and
     kpagecount) of a shared library's page cache pages changes while other
-    processes map and unmap it. If the two reads differ, read again.
+    processes map and unmap it. If the two reads differ, read again; on a busy
+    machine they may never agree: compare them with ``assert_same_pages``.
     """
     for _ in range(5):
         scan = read_pages(ProcReader(pid), vmas, PAGE, use_scan=True)
@@ -158,6 +161,44 @@ def read_both(pid: int, vmas: list[Vma]):
         if scan.infos == plain.infos or not scan.kpageflags:
             break
     return scan, plain
+
+
+def only_the_target_maps(v: Vma) -> bool:
+    """A private anonymous VMA (heap and stack included): no other process maps its pages
+    (but a stopped child the target forked), so in a stopped target nothing changes them."""
+    return v.perms.endswith("p") and v.inode == 0 and v.path in (None, "[heap]", "[stack]")
+
+
+def comparable(v: Vma, info: PageInfo, own_dir: str | None = None):
+    """What nothing but vmainspect could change between two reads of VMA ``v`` of a stopped
+    target: everything where only the target maps the pages; elsewhere, its page runs with
+    file-dirty read as file and its counts but dirty (writeback cleans file pages), and, but
+    in the target's own files (under ``own_dir``), without exclusive and shared (they follow
+    who else maps a page: a shared library's pages are mapped and unmapped by every process
+    that starts and ends)."""
+    if only_the_target_maps(v):
+        return info
+    flat = ["file" if r.state == "file-dirty" else r.state for r in info.runs for _ in range(r.count)]
+    runs, first = [], 0
+    for i in range(1, len(flat) + 1):
+        if i == len(flat) or flat[i] != flat[first]:
+            runs.append((first, i - first, flat[first]))
+            first = i
+    c = info.counts
+    out = (runs, c.present, c.swapped, c.file, c.anon, c.zero, c.thp, c.ksm)
+    if own_dir is not None and (v.path or "").startswith(own_dir + "/"):
+        out += (c.exclusive, c.shared, info.shared_runs)
+    return out
+
+
+def assert_same_pages(
+    vmas: list[Vma], a: list[PageInfo], b: list[PageInfo], own_dir: str | None = None
+) -> None:
+    """Two reads of a stopped target agree, page for page, in what only vmainspect could change
+    (``comparable``): on a busy machine they may disagree elsewhere however often repeated."""
+    assert len(vmas) == len(a) == len(b)
+    for v, x, y in zip(vmas, a, b):
+        assert comparable(v, x, own_dir) == comparable(v, y, own_dir), f"{v.path} {v.start:#x}"
 
 
 def info_at(view, addr: int) -> tuple[Vma, PageInfo]:
