@@ -77,7 +77,14 @@ def main(argv: list[str] | None = None) -> int:
     guard()  # stdout full or closed: one line and exit 5, not a traceback
     parser = build_parser()
     try:
-        args, extra = parser.parse_known_args(argv)  # --help and --version print here
+        try:
+            args, extra = parser.parse_known_args(argv)  # --help and --version print here
+        except SystemExit:
+            # --help, --version and usage errors exit from argparse; their output may still
+            # sit in stdout's buffer (it is block-buffered unless PYTHONUNBUFFERED is set), and
+            # the interpreter's flush at exit would fail as "Exception ignored", exit code 120
+            sys.stdout.flush()
+            raise
     except StdoutFailed as e:
         silence()
         print(f"vmainspect: {printable(str(e))}", file=sys.stderr)

@@ -63,11 +63,16 @@ def test_full_disk(target, tmp_path):
     assert [f for f in out["files"] if f.startswith(".vmainspect-")] == []
 
 
-@pytest.mark.parametrize("cmd", [("snapshot",), ("maps",), ("faults", "--duration", "0.2"), ("--help",)])
+@pytest.mark.parametrize(
+    "cmd", [("snapshot",), ("maps",), ("faults", "--duration", "0.2"), ("--help",), ("--version",)]
+)
 def test_stdout_full_or_closed(target, cmd):
-    args = [*cmd[:1], str(target), *cmd[1:]] if cmd[0] != "--help" else ["--help"]
+    args = [*cmd[:1], str(target), *cmd[1:]] if not cmd[0].startswith("--") else [cmd[0]]
     base = [sys.executable, "-m", "vmainspect", *args]
     env = dict(os.environ, PYTHONPATH=REPO)
+    # stdout block-buffered as a user has it: PYTHONUNBUFFERED (set in some CI and dev shells)
+    # made every write fail at once and hid a failure left to the interpreter's flush at exit
+    env.pop("PYTHONUNBUFFERED", None)
     with open("/dev/full", "w") as full:
         r = subprocess.run(base, stdout=full, stderr=subprocess.PIPE, text=True, env=env, timeout=120)
     assert r.returncode == EXIT_OUTPUT and r.stderr == (
