@@ -113,7 +113,36 @@ class _Result:
             c[1] += b
 
 
-def _sample(args: argparse.Namespace, session: LiveSession, res: _Result) -> tuple[float, bool, str | None]:
+class _StopRequest:
+    """SIGINT and SIGTERM while sampling: interrupt the sleep between ticks, never a tick.
+
+    A KeyboardInterrupt raised inside ``session.step()`` dropped the window being drained, so
+    the report missed the last second's samples (e.g. 45k of 635k while the events counted
+    all). During a tick the signal is only noted, and the loop ends after it."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self.sleeping = False
+
+    def __call__(self, _sig: int, _frame: object) -> None:
+        self.requested = True
+        if self.sleeping:
+            raise KeyboardInterrupt
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep, unless a stop was asked for; KeyboardInterrupt when one comes."""
+        self.sleeping = True
+        try:
+            if self.requested:
+                raise KeyboardInterrupt
+            time.sleep(seconds)
+        finally:
+            self.sleeping = False
+
+
+def _sample(
+    args: argparse.Namespace, session: LiveSession, res: _Result, stop: _StopRequest
+) -> tuple[float, bool, str | None]:
     """Tick once a second until the duration, Ctrl+C or the process's end.
     Returns (elapsed s, interrupted, why the process ended or None)."""
     t0 = time.monotonic()
@@ -125,7 +154,9 @@ def _sample(args: argparse.Namespace, session: LiveSession, res: _Result) -> tup
             now = time.monotonic()
             wait = 1.0 if deadline is None else min(1.0, deadline - now)
             if wait > 0:
-                time.sleep(wait)
+                stop.sleep(wait)
+            elif stop.requested:
+                raise KeyboardInterrupt
             if deadline is not None and time.monotonic() >= deadline:
                 break
             step = session.step()
@@ -154,11 +185,8 @@ def run(args: argparse.Namespace) -> int:
         fault_pages=args.pages,  # the faulted pages are listed only for --pages (their transitions)
         lock_budget=lock_budget(args.lock_budget),  # paces the --pages reads
     )
-    prev_term = signal.getsignal(signal.SIGTERM)
-
-    def on_term(_sig: int, _frame: object) -> None:
-        raise KeyboardInterrupt
-
+    prev_term, prev_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
+    stop = _StopRequest()
     res = _Result()
     try:
         first = session.start()
@@ -170,14 +198,16 @@ def run(args: argparse.Namespace) -> int:
             res.add(first.faults)
         if not args.json and sys.stderr.isatty() and args.duration is None:
             print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
-        signal.signal(signal.SIGTERM, on_term)
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
         try:
-            elapsed, interrupted, ended = _sample(args, session, res)
+            elapsed, interrupted, ended = _sample(args, session, res, stop)
+            # the kernel's counters, then the events stopped, then the last of the rings:
+            # both cover the same window (to within microseconds); a second Ctrl+C is noted only
+            final = session.finish()
         finally:
             signal.signal(signal.SIGTERM, prev_term)
-        # the kernel's counters, then the events stopped, then the last of the rings:
-        # both cover the same window (to within microseconds)
-        final = session.finish()
+            signal.signal(signal.SIGINT, prev_int)
         c1, events, last = final.counters, final.events, final.step
         if last.faults is not None:
             res.add(last.faults)
