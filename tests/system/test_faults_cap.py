@@ -239,3 +239,92 @@ def test_record_writes_the_period_and_exact_totals(looper, tmp_path, cap):
             assert t.by_vma[addr][0] % t.period == 0 and 0.5 * t.minor <= t.by_vma[addr][0] <= 2 * t.minor
     else:
         assert periods == {1}
+
+
+def _in_sampling_loop(pid: int) -> bool:
+    """The faults CLI samples: its drain thread (vmi-faults) runs and its main thread sleeps
+    between ticks (clock_nanosleep, x86-64 syscall 230, in /proc/PID/syscall)."""
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+        comms = []
+        for tid in tids:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comms.append(f.read().strip())
+        with open(f"/proc/{pid}/syscall") as f:
+            return "vmi-faults" in comms and f.read().split(" ", 1)[0] == "230"
+    except OSError:
+        return False
+
+
+def _sleeps(pid: int) -> int:
+    """The voluntary context switches of process ``pid``'s main thread: one at least per tick's sleep."""
+    try:
+        with open(f"/proc/{pid}/task/{pid}/status") as f:
+            for line in f:
+                if line.startswith("voluntary_ctxt_switches:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@pytest.mark.parametrize("cap", [CAP, 0])
+def test_faults_cli_max_fault_rate_against_the_kernel(looper, cap):
+    """``faults --max-fault-rate N``: the period rises, minor is the kernel's exact count (the child
+    stopped before and after: /proc/PID/stat read here is exact over the run) and the per-mapping
+    figure an estimate near it; 0 (the default): every fault sampled, as before."""
+    import json
+    import sys
+
+    from schema_check import validate as validate_schema
+
+    pid, addr = looper
+    cmd = [sys.executable, "-m", "vmainspect", "faults", str(pid), "--json", "--duration", "600"]
+    cmd += ["--max-fault-rate", str(cap)]
+    cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(1200):  # sampling, the child still stopped (bounded wait)
+            if _in_sampling_loop(cli.pid) or cli.poll() is not None:
+                break
+            time.sleep(0.05)
+        c0 = _counters(pid)
+        sleeps = _sleeps(cli.pid)
+        os.kill(pid, signal.SIGCONT)
+        # the CLI raises the period after a window over the cap: let it tick (1 s each, a sleep
+        # each) a few times while the child faults (bounded wait)
+        for _ in range(1200):
+            if _sleeps(cli.pid) >= sleeps + 4 and _counters(pid)[0] - c0[0] > 400 * CAP:
+                break
+            time.sleep(0.05)
+        _stop(pid)
+        c1 = _counters(pid)
+        cli.send_signal(signal.SIGINT)  # the end: the last window is drained, then the report
+        out, err = cli.communicate(timeout=120)
+    finally:
+        if cli.poll() is None:
+            cli.kill()
+            cli.wait()
+    assert cli.returncode == 0, err
+    doc = json.loads(out)
+    validate_schema(doc, "vmainspect/faults@1")
+    if doc["mode"] != "perf":
+        pytest.skip(f"perf sampling unavailable: {doc['reason']}")
+    kernel = c1[0] - c0[0]
+    assert kernel > 100 * CAP
+    top = doc["by_vma"][0]
+    assert top["start"] == addr
+    if cap:
+        assert doc["max_fault_rate"] == cap and doc["period"] == 1
+        assert doc["max_period"] > 1 and doc["max_period"] & (doc["max_period"] - 1) == 0
+        # the totals are the kernel's counts over the window, exactly; the samples far fewer
+        assert doc["minor"] == kernel and doc["proc_counters"]["minor"] == kernel
+        # (fewer samples than faults: the windows after the first were sampled one in 2 or more)
+        assert doc["samples"] + doc["lost"] < kernel
+        # the per-mapping figure: samples x period, an estimate of the same faults
+        assert 0.5 * kernel <= top["minor"] <= 2 * kernel
+        assert abs(doc["faults_per_s"] - kernel / doc["duration_s"]) <= 1  # exact, not samples x period
+    else:
+        assert doc["max_fault_rate"] is None and doc["max_period"] is None and doc["period"] == 1
+        # every fault a sample (or counted lost by the kernel)
+        # every fault a sample (or counted lost by the kernel); the SIGINT may come mid-tick
+        assert doc["samples"] == doc["minor"] and doc["minor"] + doc["lost"] == kernel, doc["event_counts"]

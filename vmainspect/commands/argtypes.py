@@ -94,7 +94,7 @@ def max_fault_rate_arg(text: str) -> int:
 
 def add_max_fault_rate(p: argparse.ArgumentParser, default: int | None) -> None:
     """``--max-fault-rate N`` (attach, record, faults): see docs/faults.md, "The sampling cap"."""
-    shown = "0: every fault" if default is None else f"default {default:,}; 0: every fault"
+    shown = "default 0: every fault" if not default else f"default {default:,}; 0: every fault"
     p.add_argument(
         "--max-fault-rate",
         type=max_fault_rate_arg,

@@ -10,7 +10,7 @@ import sys
 import time
 from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .argtypes import add_lock_budget, int_arg, lock_budget, pid_arg, seconds_arg
+from .argtypes import add_lock_budget, add_max_fault_rate, int_arg, lock_budget, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..faults.sampler import FaultSampler, TickResult
@@ -33,6 +33,7 @@ per thread) instead.
 examples:
   vmainspect faults 1234 --duration 5
   vmainspect faults 1234 --duration 10 --period 10 --top 20
+  vmainspect faults 1234 --duration 5 --max-fault-rate 20000   # spare a busy target
   vmainspect faults 1234 --duration 2 --json | jq .by_vma[0]"""
 
 SCHEMA = "vmainspect/faults@1"
@@ -54,6 +55,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         metavar="N",
         help="sample one fault in N (default 1: every fault)",
     )
+    # the cap of attach and record, off by default here: a bounded run's per-mapping and per-function
+    # counts stay samples, not estimates; N > 0 spares a busy target (docs/faults.md, "The sampling cap")
+    add_max_fault_rate(p, 0)
     p.add_argument("--top", type=int_arg(1), default=10, metavar="N", help="rows in each table (default 10)")
     p.add_argument(
         "--pages",
@@ -77,6 +81,8 @@ class _Result:
         self.minor = self.major = 0
         self.lost = 0
         self.unattributed = 0
+        self.samples = 0  # samples taken (under the cap minor/major are the kernel's exact counts)
+        self.max_period = 1  # the largest sample period a window used
 
     def add(self, result: TickResult) -> None:
         """Add one ``TickResult``."""
@@ -92,6 +98,9 @@ class _Result:
             t[1] += b
         if tick.mode != "perf":
             return
+        # by_thread counts every sample of the window, scaled by the window's period
+        self.samples += sum(a + b for a, b in tick.by_thread.values()) // tick.period
+        self.max_period = max(self.max_period, tick.period)
         for before, after, n in tick.by_transition:
             self.by_transition[(before, after)] = self.by_transition.get((before, after), 0) + n
         self.unattributed += result.unattributed
@@ -184,6 +193,7 @@ def run(args: argparse.Namespace) -> int:
         need_faults=True,
         fault_pages=args.pages,  # the faulted pages are listed only for --pages (their transitions)
         lock_budget=lock_budget(args.lock_budget),  # paces the --pages reads
+        max_fault_rate=args.max_fault_rate or None,  # 0 (the default): every --period-th fault
     )
     prev_term, prev_int = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)
     stop = _StopRequest()
@@ -249,7 +259,11 @@ def _document(
     )
 
     perf = sampler.mode == "perf"
-    samples = res.minor + res.major if perf else None
+    capped = perf and bool(args.max_fault_rate)
+    # uncapped, minor and major are the samples; capped, the kernel's exact counts (faults.cap)
+    samples = (res.samples if capped else res.minor + res.major) if perf else None
+    # faults a second: capped, the exact counts; uncapped, samples times the period
+    scale = 1 if capped or not perf else args.period
     by_vma = sorted(res.by_vma.values(), key=lambda r: (-(r[3] + r[4]), r[0]))
     by_sym = sorted(res.by_symbol.items(), key=lambda kv: (-(kv[1][0] + kv[1][1]), kv[0]))
     notes = list(sampler.notes)
@@ -298,9 +312,7 @@ def _document(
         minor=res.minor if perf else None,
         major=res.major if perf else None,
         lost=res.lost if perf else None,
-        faults_per_s=round((res.minor + res.major) * (args.period if perf else 1) / elapsed, 1)
-        if elapsed > 0
-        else None,
+        faults_per_s=round((res.minor + res.major) * scale / elapsed, 1) if elapsed > 0 else None,
         event_counts=mm(events[0], events[1]) if events else None,
         unattributed=res.unattributed if perf else None,
         unsampled=unsampled,
@@ -326,6 +338,8 @@ def _document(
         ),
         proc_counters=None if proc is None else mm(proc["minor"], proc["major"]),
         notes=tuple(notes),
+        max_fault_rate=args.max_fault_rate if capped else None,
+        max_period=res.max_period if capped else None,
     )
     doc: dict[str, Any] = msgspec.to_builtins(report)
     return doc
@@ -367,12 +381,25 @@ def _render(doc: dict[str, Any], top: int) -> str:
     else:
         s, lost = doc["samples"], doc["lost"]
         lost_pct = f" ({100.0 * lost / (s + lost):.2f}%)" if s + lost else ""
-        period = "" if doc["period"] == 1 else f", one in {doc['period']} sampled"
+        cap, top_period = doc.get("max_fault_rate"), doc.get("max_period") or doc["period"]
+        if cap:
+            period = (
+                f", at most {cap:,} samples/s (--max-fault-rate): one in "
+                + (f"{doc['period']} to {top_period}" if top_period > doc["period"] else f"{top_period}")
+                + " sampled"
+            )
+        else:
+            period = "" if doc["period"] == 1 else f", one in {doc['period']} sampled"
         out.append(f"{head}: sampled with perf_event_open{period}")
+        counts = f"{_n(doc['minor'])} minor, {_n(doc['major'])} major"
+        if cap:  # the kernel's counts; the figures per mapping, function and thread are estimates
+            counts = f"faults {counts} (exact); per mapping, function and thread ~estimates"
         out.append(
-            f"  {_n(s)} {'sample' if s == 1 else 'samples'}: {_n(doc['minor'])} minor, {_n(doc['major'])} major; "
+            f"  {_n(s)} {'sample' if s == 1 else 'samples'}: {counts}; "
             f"{doc['faults_per_s']:,.0f} faults/s; lost {_n(lost)}{lost_pct}"
         )
+        if cap:  # shares of the estimated faults, not of the samples
+            s = doc["minor"] + doc["major"]
         out.append(f"  {kern}")
         if doc.get("unsampled") is not None:
             out.append(

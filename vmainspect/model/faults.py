@@ -79,21 +79,35 @@ class FaultsReport(Struct, frozen=True, kw_only=True, tag_field="schema", tag=FA
     reason: Annotated[str | None, Meta(description="Why counters mode (one line); null in perf mode.")]
     period: Annotated[
         Annotated[int, Meta(ge=1)] | None,
-        Meta(description="One fault in period sampled; null in counters mode."),
+        Meta(
+            description=(
+                "One fault in period sampled (--period; under max_fault_rate the base period); null in "
+                "counters mode."
+            )
+        ),
     ]
     duration_s: Annotated[
         float, Meta(ge=0, description="Seconds sampled (shorter when interrupted or the process exited).")
     ]
-    samples: Annotated[CountOrNull, Meta(description="Samples taken: minor + major.")]
-    minor: CountOrNull
-    major: CountOrNull
+    samples: Annotated[
+        CountOrNull,
+        Meta(description="Samples taken: minor + major, except under max_fault_rate (then fewer)."),
+    ]
+    minor: Annotated[
+        CountOrNull,
+        Meta(description="Minor faults sampled; under max_fault_rate the kernel's exact count."),
+    ]
+    major: Annotated[
+        CountOrNull,
+        Meta(description="Major faults sampled; under max_fault_rate the kernel's exact count."),
+    ]
     lost: Annotated[CountOrNull, Meta(description="Samples the kernel dropped (PERF_RECORD_LOST).")]
     faults_per_s: Annotated[
         Annotated[float, Meta(ge=0)] | None,
         Meta(
             description=(
-                "Faults per second: sampled faults times period (perf) or the /proc counters' delta "
-                "(counters); null when duration_s is 0."
+                "Faults per second: sampled faults times period (perf), the exact counts under "
+                "max_fault_rate, or the /proc counters' delta (counters); null when duration_s is 0."
             )
         ),
     ]
@@ -189,6 +203,21 @@ class FaultsReport(Struct, frozen=True, kw_only=True, tag_field="schema", tag=FA
         ),
     ]
     notes: tuple[str, ...]
+    max_fault_rate: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(
+            description=(
+                "faults --max-fault-rate N: at most about N samples a second, the period raised above "
+                "`period` as needed; minor and major are then the kernel's exact counts and by_vma, "
+                "by_symbol, by_data_symbol, by_thread and unattributed estimates (samples x the period of "
+                "their window). null: every period-th fault sampled, every figure a count of samples."
+            )
+        ),
+    ] = None
+    max_period: Annotated[
+        Annotated[int, Meta(ge=1)] | None,
+        Meta(description="Under max_fault_rate: the largest sample period a window used; null otherwise."),
+    ] = None
 
 
 # perf mode counts what it sampled; counters mode knows none of it (null, not 0)
