@@ -89,3 +89,62 @@ def test_error_messages_escape_paths(tmp_path):
     finally:
         target.kill()
         target.wait()
+
+
+def test_json_visible_escapes_what_a_terminal_obeys():
+    import json
+
+    from vmainspect.safetext import json_visible
+
+    text = "a\x9bb\u202ec\u2028d\u200be\u2066f\ufeffg\xadh é 漢 😀 [bold]x[/]"
+    doc = json.dumps({"p": text}, ensure_ascii=False).encode()
+    out = json_visible(doc)
+    assert out.isascii() is False  # printable non-ASCII stays as it is
+    for c in "\x9b\u202e\u2028\u200b\u2066\ufeff\xad":
+        assert c.encode() not in out
+    assert b"\\u009b" in out and b"\\u202e" in out
+    assert json.loads(out) == {"p": text}  # the same document to a JSON reader
+    plain = b'{"p": "plain \\u001b"}'
+    assert json_visible(plain) is plain
+
+
+def test_json_output_shows_c1_controls_and_bidi_marks_as_escapes(tmp_path):
+    """A mapped file named with U+009B (8-bit CSI) and U+202E (right-to-left override): snapshot
+    to stdout (compact and indented), a recording and cache --json carry them as \\uXXXX, and
+    read back to the exact name."""
+    import json
+
+    name = "a\u202egnp.exe\x9b31m[bold]x[red]"
+    path = tmp_path / name
+    path.write_bytes(b"x" * 8192)
+    code = (
+        "import mmap, sys; f = open(sys.argv[1], 'rb'); "
+        "m = mmap.mmap(f.fileno(), 8192, prot=mmap.PROT_READ); m[0]; print(1, flush=True); sys.stdin.read()"
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, stdin=subprocess.PIPE
+    )
+    try:
+        assert p.stdout.readline() == b"1\n"
+        rec = tmp_path / "r.jsonl"
+        outs = []
+        for args in (
+            ("snapshot", p.pid),
+            ("snapshot", p.pid, "--indent", "1"),
+            ("cache", tmp_path, "--json"),
+        ):
+            r = run_cli(*args)
+            assert r.returncode == 0, r.stderr
+            outs.append(r.stdout)
+        r = run_cli("record", p.pid, "-o", rec, "--duration", "0.3", "--interval", "0.1", "--no-faults")
+        assert r.returncode == 0, r.stderr
+        outs.append(rec.read_text())
+    finally:
+        p.kill()
+        p.wait()
+    for out in outs:
+        assert "\x9b" not in out and "\u202e" not in out
+        assert "\\u009b" in out and "\\u202e" in out
+    for out in outs[:2]:
+        assert str(path) in [v["path"] for v in json.loads(out)["vmas"]]
+    assert str(path) in [f["path"] for f in json.loads(outs[2])["files"]]

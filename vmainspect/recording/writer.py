@@ -24,6 +24,7 @@ from ..model.recording import (
     PatchFrame,
     SnapshotFrame,
 )
+from ..safetext import json_visible
 from .patch import EMPTY_PATCH, make_patch
 
 FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
@@ -95,11 +96,12 @@ _ENCODER = msgspec.json.Encoder()
 
 def _encode(obj: Any) -> bytes:
     try:
-        return _ENCODER.encode(obj)
+        out = _ENCODER.encode(obj)
     except UnicodeEncodeError:  # lone surrogates from os functions: see snapshot.io
         from ..snapshot.io import _text_only
 
-        return _ENCODER.encode(_text_only(msgspec.to_builtins(obj)))
+        out = _ENCODER.encode(_text_only(msgspec.to_builtins(obj)))
+    return bytes(json_visible(out))  # C1 controls and bidi marks as \uXXXX, as snapshot.io
 
 
 class RecordingWriter:

@@ -24,6 +24,7 @@ import msgspec
 
 from ..model.cache import CACHE_SCHEMA, CachedFile, CacheReport, CacheTotal
 from ..procfs import cachestat as cs
+from ..safetext import json_visible
 
 SCHEMA = CACHE_SCHEMA
 
@@ -223,7 +224,8 @@ def measure(paths: Iterable[str | bytes], page_size: int | None = None) -> tuple
 
 
 def encode(report: CacheReport, indent: int = 2) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(report), indent=indent)
+    # paths with C1 controls or bidi marks as \uXXXX (safetext.json_visible)
+    return bytes(json_visible(msgspec.json.format(msgspec.json.encode(report), indent=indent)))
 
 
 def decode(data: bytes | str) -> CacheReport:

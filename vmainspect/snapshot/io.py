@@ -39,6 +39,7 @@ from ..model import (
     Snapshot,
     Vma,
 )
+from ..safetext import json_visible
 
 SCHEMA = SNAPSHOT_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
@@ -83,11 +84,13 @@ def to_dict(s: Snapshot) -> dict[str, Any]:
 
 
 def encode(s: Snapshot) -> bytes:
-    """Compact JSON (UTF-8 bytes, no trailing newline)."""
+    """Compact JSON (UTF-8 bytes, no trailing newline); C1 controls and bidi marks in names
+    and paths written as ``\\uXXXX`` (safetext.json_visible)."""
     try:
-        return _ENCODER.encode(s)
+        out = _ENCODER.encode(s)
     except UnicodeEncodeError:
-        return _ENCODER.encode(_text_only(msgspec.to_builtins(s)))
+        out = _ENCODER.encode(_text_only(msgspec.to_builtins(s)))
+    return bytes(json_visible(out))
 
 
 def encode_line(s: Snapshot) -> bytearray:
@@ -98,6 +101,8 @@ def encode_line(s: Snapshot) -> bytearray:
         _ENCODER.encode_into(s, buf)
     except UnicodeEncodeError:
         buf = bytearray(encode(s))
+    visible = json_visible(buf)
+    buf = visible if isinstance(visible, bytearray) else bytearray(visible)
     buf += b"\n"
     return buf
 
@@ -141,13 +146,16 @@ def dumps(s: Snapshot, *, indent: int | None = None) -> str:
         vmas = enc(s.vmas)
         files = enc(s.files) if s.files else None
     except UnicodeEncodeError:
-        return msgspec.json.format(encode(s), indent=indent).decode()
+        return msgspec.json.format(encode(s), indent=indent).decode()  # encode() escaped them
     head = [f'{pad}"schema": {enc(SCHEMA).decode()}']
     head += [f'{pad}"{k}": {_indented(enc(getattr(s, k)), indent)}' for k in _HEAD_FIELDS]
     head.append(f'{pad}"vmas": ' + _lines(vmas, b'{"start":', pad))
     if files is not None:  # omitted when not collected, like the encoder does
         head.append(f'{pad}"files": ' + _lines(files, b'{"path":', pad))
-    return "{\n" + ",\n".join(head) + "\n}"
+    text = "{\n" + ",\n".join(head) + "\n}"
+    if text.isascii():
+        return text
+    return bytes(json_visible(text.encode())).decode()
 
 
 def _lines(array: bytes, first_key: bytes, pad: str) -> str:

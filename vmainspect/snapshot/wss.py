@@ -27,6 +27,7 @@ import msgspec
 
 from ..model.wss import WSS_SCHEMA, WssInterval, WssReport, WssVma
 from ..procfs.reader import ProcReader
+from ..safetext import json_visible
 
 if TYPE_CHECKING:
     from ..model import Snapshot
@@ -139,7 +140,8 @@ def measure(
 
 
 def encode(report: WssReport, indent: int = 2) -> bytes:
-    return msgspec.json.format(msgspec.json.encode(report), indent=indent)
+    # paths with C1 controls or bidi marks as \uXXXX (safetext.json_visible)
+    return bytes(json_visible(msgspec.json.format(msgspec.json.encode(report), indent=indent)))
 
 
 def decode(data: bytes | str) -> WssReport:
