@@ -23,6 +23,9 @@ BAD = [
     ("demo", "--auto", "x"),
     ("cache",),
     ("wss", "x"),
+    ("wss", "1", "--top", "0"),
+    ("wss", "1", "--top", "-1"),  # was taken: ranked[:-1] left out the last VMA
+    ("faults", "1", "--max-fault-rate", "-1"),
     ("serve", "--port", "x"),
     ("maps", "1", "--no-such-option"),
     ("attach", "1", "--lock-budget", "0"),
@@ -113,3 +116,14 @@ def test_serve_passes_a_lock_budget_on_as_the_percentage_given(text):
 def test_a_bad_lock_budget_says_what_it_wants(capsys):
     line = _usage_error(["record", "1", "-o", "x.jsonl", "--lock-budget", "0"], capsys)
     assert "--lock-budget" in line and "percentage above 0 and at most 100, got 0" in line
+
+
+def test_maps_help_names_every_kind(capsys):
+    """``maps --help`` lists the kinds --kind takes: every one the model has (hugetlb was missing)."""
+    from vmainspect.model import VMA_KINDS
+
+    with pytest.raises(SystemExit):
+        cli.main(["maps", "--help"])
+    out = capsys.readouterr().out
+    listed = out.split("kinds:", 1)[1].split("(", 1)[0].split()
+    assert sorted(listed) == sorted(VMA_KINDS)

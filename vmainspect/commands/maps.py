@@ -20,8 +20,8 @@ PSS, dirty (shared + private dirty), swap and path, sizes human-readable
 (K/M/G, binary). The totals line is the kernel's own /proc/PID/smaps_rollup.
 
 kinds: heap stack vdso vvar vsyscall file-private file-shared anon-private
-anon-shared guard deleted shm (--kind file matches file-private and file-shared,
---kind anon both anon kinds).
+anon-shared guard deleted shm hugetlb (--kind file matches file-private and
+file-shared, --kind anon both anon kinds).
 
 Without root only your own processes can be read (others' need root or
 CAP_SYS_PTRACE); -v says so on each run."""

@@ -26,7 +26,7 @@ page counts whole (2 MiB) when any of its pages was touched."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .argtypes import add_output, pid_arg, seconds_arg
+    from .argtypes import add_output, int_arg, pid_arg, seconds_arg
 
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to measure")
     p.add_argument(
@@ -44,7 +44,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         help="seconds in all (default: one interval)",
     )
     p.add_argument("--json", action="store_true", help="print the vmainspect/wss@1 JSON document")
-    p.add_argument("--top", type=int, default=20, metavar="N", help="VMAs in the table (default 20)")
+    p.add_argument("--top", type=int_arg(1), default=20, metavar="N", help="VMAs in the table (default 20)")
     add_output(p)
 
 
