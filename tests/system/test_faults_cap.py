@@ -74,6 +74,16 @@ def looper(tmp_path):
             proc.stdout.close()
 
 
+def _wait_faults(pid: int, minor: int, until=lambda: True) -> None:
+    """Poll until the child's minor-fault counter reaches ``minor`` (and ``until()`` holds): the
+    child has run, however long a loaded machine kept it off the CPU. The deadline only ends a
+    test whose child never runs."""
+    deadline = time.monotonic() + 60
+    while _counters(pid)[0] < minor or not until():
+        assert time.monotonic() < deadline, f"the child faulted {_counters(pid)[0]} times, not {minor}"
+        time.sleep(0.01)
+
+
 def _stop(pid: int) -> None:
     os.kill(pid, signal.SIGSTOP)
     wait_state(pid)
@@ -145,9 +155,9 @@ def test_without_a_cap_the_period_stays(looper):
             pytest.skip(f"perf sampling unavailable: {s.reason}")
         c0 = _counters(pid)
         os.kill(pid, signal.SIGCONT)
-        time.sleep(0.3)
+        _wait_faults(pid, c0[0] + 6 * CAP)
         first = s.tick(None).faults
-        time.sleep(0.3)
+        _wait_faults(pid, c0[0] + 12 * CAP)
         _stop(pid)
         c1 = _counters(pid)
         second = s.tick(None).faults
@@ -207,8 +217,10 @@ def test_record_writes_the_period_and_exact_totals(looper, tmp_path, cap):
                 break
             time.sleep(0.05)
         c0 = _counters(pid)  # the child is still stopped
+        n0 = _frames_written(out)
         os.kill(pid, signal.SIGCONT)
-        time.sleep(1.5)
+        # three frames while the child faults far above the cap: the period rises after one
+        _wait_faults(pid, c0[0] + 20 * CAP, lambda: _frames_written(out) >= n0 + 3 or rec.poll() is not None)
         _stop(pid)
         c1 = _counters(pid)
         n = _frames_written(out)
