@@ -12,7 +12,7 @@ import psutil
 from vmainspect.demo.control import PREFIX, temp_root
 
 
-def gone(pid: int, timeout: float = 10.0) -> bool:
+def gone(pid: int, timeout: float = 30.0) -> bool:
     """True once ``pid`` no longer exists (or is a zombie nobody has reaped yet)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

@@ -71,7 +71,7 @@ class Target:
         self.report = json.loads(line)
         wait_stopped(self.pid, timeout)
 
-    def resume_and_wait_stop(self, timeout: float = 10.0) -> None:
+    def resume_and_wait_stop(self, timeout: float = 30.0) -> None:
         os.kill(self.pid, signal.SIGCONT)
         self._read_report(timeout)
 

@@ -142,7 +142,7 @@ def test_interrupted_experiment_leaves_no_children_and_no_files(sig, code):
         p.wait(30)
         assert p.returncode == code
         assert b"Traceback" not in p.stderr.read()
-        _gone, alive = psutil.wait_procs(kids, timeout=10)
+        _gone, alive = psutil.wait_procs(kids, timeout=30)
         assert not alive
         assert not temp_folders(p.pid)
     finally:

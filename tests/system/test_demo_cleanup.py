@@ -30,7 +30,7 @@ def _env() -> dict:
     return env
 
 
-def _wait_for(fn, timeout: float = 20.0):
+def _wait_for(fn, timeout: float = 60.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         v = fn()

@@ -36,8 +36,9 @@ def make_app(frames, *, live: bool = True, **kw):
     return VmaInspectApp(FramesSource(frames, title="test", kind=kind), **kw)
 
 
-async def wait_frames(app, pilot, n: int = 1, timeout: float = 10.0) -> None:
-    """Wait until ``n`` frames have been applied, and the screen has settled."""
+async def wait_frames(app, pilot, n: int = 1, timeout: float = 60.0) -> None:
+    """Wait until ``n`` frames have been applied, and the screen has settled (the deadline is
+    for a loaded machine: a passing test never waits for it)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     while app.frames_seen < n:
