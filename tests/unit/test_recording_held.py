@@ -55,3 +55,27 @@ def test_a_repeated_frame_says_how_old_its_map_is(tmp_path):
         else:
             assert frame.held is not None
             assert frame.held.startswith(f"map {(i - src) * 0.5:.1f} s old: recorded at t {src * 0.5:.1f} s")
+
+
+def test_the_counters_of_each_tick_are_read_back_and_the_rss_series_follows_them(tmp_path):
+    """A frame that keeps the map carries the counters of its own tick (``vitals``); the
+    replay's header and its RSS timeline show those, not the kept map's."""
+    from vmainspect.model import ProcessVitals
+
+    base = snapshot_io.load(os.path.join(FIXTURES, "small.json"))
+    rss0 = base.totals["rss"]
+    path = str(tmp_path / "vitals.jsonl")
+    w = RecordingWriter.create(path)
+    w.header(base, interval_s=0.5, pages=True, faults=False)
+    w.frame(0.0, base)  # no counters: as a recorder before they were added
+    for k in (1, 2):
+        v = ProcessVitals(f"2026-11-25T07:00:0{k}.0Z", "R", 1, 1000 * k, 0, rss0 + k * 4096, 0)
+        w.frame(k * 0.5, base, None, v)
+    w.note(1.5, "done", end="duration")
+    w.close()
+    rec = read_recording(path)
+    assert rec.vitals(0) is None and rec.frame(0).vitals is None
+    assert [rec.frame(k).vitals.minor_faults for k in (1, 2)] == [1000, 2000]
+    assert rec.frame(2).held is not None and rec.frame(2).snapshot.totals["rss"] == rss0
+    assert rec.series("rss") == [rss0, rss0 + 4096, rss0 + 8192]
+    assert rec.series("pss") == [base.totals["pss"]] * 3  # only rss and swap have counters

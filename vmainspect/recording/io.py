@@ -103,6 +103,7 @@ class Recording:
         self._offsets: list[int] = []  # file offset of each frame's line
         self._lines: list[int] = []  # its line number
         self._totals: list[Any] = []  # its snapshot's "totals" object
+        self._vitals: list[Any] = []  # its "vitals" object (the counters of its tick), None if absent
         self._checkpoints: dict[int, dict[str, Any]] = {}  # frame -> snapshot document
         self._cursor: tuple[int, dict[str, Any]] | None = None  # the last document rebuilt
         self._cache: OrderedDict[int, Snapshot] = OrderedDict()
@@ -247,10 +248,14 @@ class Recording:
         return Frame(snap, faults, gone=gone, message=msg, wss_interval=wss, held=held, vitals=vitals)
 
     def series(self, key: str = "rss") -> list[int | None]:
-        """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots."""
+        """``totals[key]`` of every frame (None where missing), without rebuilding Snapshots;
+        for "rss" and "swap" the frame's ``vitals`` when it has them (read at its tick, also
+        when the frame kept an earlier map: what the header shows)."""
         out: list[int | None] = []
-        for tot in self._totals:
-            v = tot.get(key) if type(tot) is dict else None
+        for tot, vit in zip(self._totals, self._vitals, strict=True):
+            v = vit.get(key) if key in ("rss", "swap") and type(vit) is dict else None
+            if type(v) is not int:
+                v = tot.get(key) if type(tot) is dict else None
             out.append(v if type(v) is int else None)
         return out
 
@@ -352,6 +357,7 @@ def read_recording(path: str) -> Recording:
             rec._offsets.append(at)
             rec._lines.append(lineno)
             rec._totals.append(doc.get("totals"))
+            rec._vitals.append(r.vitals)
             rec.times.append(r.t)
     if not rec.times or prev is None:
         raise BadInput(f"{path}: the recording has no frames")
