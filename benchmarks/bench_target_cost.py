@@ -317,6 +317,11 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         "probe: cat smaps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps"], 1.0)),
         "probe: cat maps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/maps"], 1.0)),
         "probe: cat smaps_rollup, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps_rollup"], 1.0)),
+        # what a live session reads on every tick, held back or not (procfs.vitals): no mmap lock
+        "probe: cat stat and status, 1 Hz": (
+            1.0,
+            lambda: Periodic(["cat", f"/proc/{pid}/stat", f"/proc/{pid}/status"], 1.0),
+        ),
         "probe: dd pagemap (4 GiB), 1 Hz": (1.0, lambda: Periodic(dd, 1.0)),
     }
 
@@ -325,13 +330,16 @@ def live_ticks(pid: int, steps: int, faults: bool = True, budget: float | None =
     """The live view's loop, headless: ``LiveSession(pages=True)`` stepped at 1 Hz
     (collect with pages, then the fault sampler's tick, as the TUI's poll worker
     does), in this process, with lock budget ``budget`` (None: read every step).
-    Prints the CPU and wall time of each step and how many the budget held back."""
+    Prints the CPU and wall time of each step, how many the budget held back and the CPU of
+    those alone, and (where the code has it) the CPU of one read of the process-level
+    counters a step reads without the mmap lock (``procfs.vitals``)."""
     sys.path.insert(0, os.path.dirname(HERE))
     from vmainspect.session.live import LiveSession
 
     session = LiveSession(pid, pages=True, faults=faults, lock_budget=budget)
     cpu: list[float] = []
     wall: list[float] = []
+    held_cpu: list[float] = []
     try:
         session.start()
         nxt = time.monotonic()
@@ -339,11 +347,31 @@ def live_ticks(pid: int, steps: int, faults: bool = True, budget: float | None =
             nxt += 1.0
             time.sleep(max(0.0, nxt - time.monotonic()))
             w, c = time.monotonic(), time.process_time()
-            session.step()
+            step = session.step()
             wall.append(time.monotonic() - w)
             cpu.append(time.process_time() - c)
+            if step.held is not None:
+                held_cpu.append(cpu[-1])
     finally:
         session.close()
+    vitals = ""
+    try:
+        from vmainspect.procfs.reader import ProcReader
+        from vmainspect.procfs.vitals import read_vitals
+    except ImportError:  # the code before the per-tick counters
+        pass
+    else:
+        reader = ProcReader(pid)
+        c = time.thread_time()
+        for _ in range(200):
+            read_vitals(reader)
+        vitals = f"; one read of stat and status (procfs.vitals) {(time.thread_time() - c) / 200 * 1e6:.0f} us of CPU"
+    held_note = (
+        f"held-back steps' CPU median {statistics.median(held_cpu) * 1000:.2f} ms "
+        f"(max {max(held_cpu) * 1000:.2f} ms); "
+        if held_cpu
+        else ""
+    )
     late = sum(1 for x in wall if x > 1.0)
     lock = session.pacer.last_lock
     reads = ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in lock.by_read.items()) if lock else "?"
@@ -354,7 +382,7 @@ def live_ticks(pid: int, steps: int, faults: bool = True, budget: float | None =
         f"(the last read held the mmap lock for: {reads}): "
         f"CPU per step median {statistics.median(cpu):.3f} s (min {min(cpu):.3f}, max {max(cpu):.3f}), "
         f"wall per step median {statistics.median(wall):.3f} s (max {max(wall):.3f}); "
-        f"{late} of {steps} steps took longer than the 1 s tick"
+        f"{held_note}{late} of {steps} steps took longer than the 1 s tick{vitals}"
     )
 
 
