@@ -73,7 +73,7 @@ def status_text(
         t.append(" · ")
         t.append_text(message if isinstance(message, Text) else literal(message))
         message = ""
-    else:  # held: the column header's ▲▼ says it, and the line has no room for it
+    if not held:  # held: the column header's ▲▼ says it, and the line has no room for it
         t.append(f" · sort {col} {'▼' if table.reverse else '▲'}")
     if frame is not None:
         caps = frame.snapshot.capabilities
