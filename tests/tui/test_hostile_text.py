@@ -100,13 +100,23 @@ def evil_process():
 
 async def test_picker_shows_a_markup_named_process():
     from vmainspect.tui.app import VmaInspectApp
+    from vmainspect.tui.screens.picker import PickerScreen
 
     p = evil_process()
     try:
         app = VmaInspectApp(None, picker_only={p.pid}, describe=None)
         async with app.run_test(size=(160, 30)) as pilot:
+            # the process list is read in a worker thread, then drawn: wait for each in turn
+            # (deadlines for a loaded machine; the failure says which step did not happen)
             loop = asyncio.get_running_loop()
-            deadline = loop.time() + 20
+            deadline = loop.time() + 60
+
+            def loaded() -> bool:
+                return isinstance(app.screen, PickerScreen) and any(r.pid == p.pid for r in app.screen.rows)
+
+            while not loaded() and loop.time() < deadline:
+                await pilot.pause(0.05)
+            assert loaded(), f"the picker did not list {p.pid}: {type(app.screen).__name__}"
             while str(p.pid) not in screen_text(app) and loop.time() < deadline:
                 await pilot.pause(0.05)
             shown = screen_text(app)
