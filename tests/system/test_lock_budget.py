@@ -37,6 +37,21 @@ while True:
 )
 
 
+def minor_faults(pid: int) -> int:
+    """The target's minor faults so far (/proc/PID/stat, read here independently)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[7])
+
+
+def wait_faults(pid: int, since: int) -> None:
+    """Until the target has faulted a few times since ``since`` (it runs when a loaded machine
+    lets it: polled, with a deadline only for a target that never runs)."""
+    deadline = time.monotonic() + 60
+    while minor_faults(pid) < since + 16:
+        assert time.monotonic() < deadline, "the target did not fault"
+        time.sleep(0.01)
+
+
 def count_maps(pid: int) -> int:
     with open(f"/proc/{pid}/maps", "rb") as f:
         return f.read().count(b"\n")
@@ -60,7 +75,7 @@ def test_held_back_steps_reuse_the_map_tick_faults_and_a_forced_step_reads(targe
         assert first.snapshot is not None and len(first.snapshot.vmas) >= VMAS
         held_faults = 0
         for _ in range(3):
-            time.sleep(0.2)  # let the target fault (no timing is asserted)
+            wait_faults(target.pid, minor_faults(target.pid))  # faults in every held-back window
             step = s.step()
             assert step.ended is None and not step.fresh
             assert step.snapshot is first.snapshot  # the same object: not read again
