@@ -6,6 +6,7 @@ recorder samples them.
 """
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -150,10 +151,13 @@ def test_duration_and_faults(tmp_path):
     assert res.stderr == ""  # no progress line when stderr is not a terminal
     r = read_recording(str(out))
     assert validate_recording(str(out)) == len(r)
-    # t = 0, 0.2, ... 1.0; a slot is skipped (not bunched up) when a collect overruns on a busy machine
+    # t = 0, 0.2, ... 1.0, at most one frame per slot: a slot is skipped (not bunched up) when a
+    # collect overruns on a busy machine, so a slot begins between any two frames (times are
+    # rounded to the ms). Not a gap in seconds: a loaded machine may wake the recorder late.
     assert r.end == "duration" and 3 <= len(r) <= 6, r.times
-    assert all(b - a > 0.1 for a, b in zip(r.times, r.times[1:])), r.times
-    assert r.times[-1] <= 1.0 + 0.5
+    assert all(
+        math.floor((b + 5e-4) / 0.2) > math.floor((a - 5e-4) / 0.2) for a, b in zip(r.times, r.times[1:])
+    ), r.times
     assert r.header["interval_s"] == 0.2 and r.header["pid"] == t.pid
     if r.header["faults"]:
         ticks = [r.faults(i) for i in range(1, len(r))]
