@@ -45,11 +45,23 @@ def rec_path(tmp_path_factory):
     return str(path)
 
 
-async def settle(app, pilot):
-    for _ in range(200):
+async def settle(app, pilot, timeout: float = 60.0):
+    """Until the frame asked for is shown (the deadline is for a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
         await pilot.pause()
         if not app._polling and app.current_frame is not None and app.replay.shown == app.replay.upcoming:
             return
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"frame {app.replay.upcoming} asked for, {app.replay.shown} shown")
+        await asyncio.sleep(0.01)
+
+
+async def play_to_the_end(app, pilot, timeout: float = 60.0):
+    """Until playing stops (the deadline is for a loaded machine)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while app.replay.playing and asyncio.get_running_loop().time() < deadline:
+        await pilot.pause()
         await asyncio.sleep(0.01)
 
 
@@ -124,21 +136,14 @@ async def _play_to_the_end_and_restart(rec_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         await pilot.press("p")  # plays every recorded frame in order, then stops
-        for _ in range(300):
-            if not app.replay.playing:
-                break
-            await pilot.pause()
-            await asyncio.sleep(0.01)
+        await play_to_the_end(app, pilot)
         assert not app.replay.playing and app.paused
         assert seen == list(range(N))
         assert "PAUSED" in str(app.timeline.render())
         seen.clear()
         await pilot.press("space")  # at the end: plays again from the start
-        for _ in range(300):
-            if not app.replay.playing:
-                break
-            await pilot.pause()
-            await asyncio.sleep(0.01)
+        await play_to_the_end(app, pilot)
+        assert not app.replay.playing
         assert seen == list(range(N))
 
 
