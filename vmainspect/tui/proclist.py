@@ -32,14 +32,34 @@ def _faults(pid: int) -> tuple[int | None, int | None]:
     return st.minflt, st.majflt
 
 
+def launchers() -> set[int]:
+    """The ancestors of this process whose command line runs vmainspect: sudo, timeout, a shell's
+    ``-c``, ``serve``. Their command lines hold ours, ``--name PATTERN`` included, so they match
+    any pattern given: ``sudo vmainspect attach --name postgres`` matched sudo, and a typo
+    attached to it (or ``serve`` refused: two matches)."""
+    out: set[int] = set()
+    try:
+        parents = psutil.Process().parents()
+    except psutil.Error:
+        return out
+    for p in parents:
+        try:
+            if any("vmainspect" in arg for arg in p.cmdline()):
+                out.add(p.pid)
+        except psutil.Error:  # gone, or another user's: not ours to leave out
+            continue
+    return out
+
+
 def list_processes(*, include_self: bool = False) -> list[ProcRow]:
-    """Every process we can see (kernel threads, which have no memory map, left out)."""
-    me = os.getpid()
+    """Every process we can see (kernel threads, which have no memory map, left out); without
+    ``include_self``, this process and the launchers() that run it are left out too."""
+    skip = set() if include_self else {os.getpid(), *launchers()}
     out = []
     for p in psutil.process_iter(["pid", "username", "name", "cmdline", "memory_info"]):
         info = p.info
         pid = info["pid"]
-        if pid == me and not include_self:
+        if pid in skip:
             continue
         cmd = info.get("cmdline")
         mem = info.get("memory_info")
