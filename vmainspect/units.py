@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 _UNITS = ("K", "M", "G", "T", "P", "E")
 _SUFFIX = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40, "P": 1 << 50, "E": 1 << 60}
@@ -60,3 +61,9 @@ def parse_size(text: str) -> int:
     number, unit = m.group(1), m.group(2).upper()
     scaled = float(number) * _SUFFIX[unit] if "." in number else int(number) * _SUFFIX[unit]
     return int(scaled)
+
+
+def now_iso() -> str:
+    """The current UTC time as the formats write it: "2026-12-04T15:32:52.123456Z"."""
+    t = time.time()
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"

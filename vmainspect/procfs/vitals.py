@@ -9,23 +9,17 @@ each tick costs the watched process nothing that the lock budget has to bound.
 
 from __future__ import annotations
 
-import time
-
 from ..model import ProcessVitals
+from ..units import now_iso
 from .procstat import StatInfo, parse_stat, parse_status_memory
 from .reader import ProcReader
-
-
-def _now_iso() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
 def read_vitals(reader: ProcReader, stat: StatInfo | None = None) -> ProcessVitals:
     """State, threads and fault counts from ``stat`` (read now if not given: the caller
     may have just read it to check the process), resident and swapped bytes from
     /proc/PID/status read now. Raises ProcessGone or AccessDenied as ``reader`` does."""
-    taken_at = _now_iso()
+    taken_at = now_iso()
     if stat is None:
         stat = parse_stat(reader.read("stat"))
     mem = parse_status_memory(reader.read("status"))

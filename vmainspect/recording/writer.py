@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from datetime import UTC, datetime
 from typing import IO, Any
 
 import msgspec
@@ -25,6 +24,7 @@ from ..model.recording import (
     SnapshotFrame,
 )
 from ..safetext import json_visible
+from ..units import now_iso
 from .patch import EMPTY_PATCH, make_patch
 
 FSYNC_EVERY_S = 2.0  # flush every line; fsync at most this often (and at the end)
@@ -85,10 +85,6 @@ def fault_tick_from_dict(d: Any) -> FaultTick:
 
 
 # --- writing -------------------------------------------------------------------
-
-
-def _now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 _ENCODER = msgspec.json.Encoder()
@@ -159,7 +155,7 @@ class RecordingWriter:
         p = s.process
         self._line(
             Header(
-                started_at=started_at or _now_iso(),
+                started_at=started_at or now_iso(),
                 interval_s=interval_s,
                 pid=p.pid,
                 name=p.name,

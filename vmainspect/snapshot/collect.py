@@ -25,7 +25,6 @@ from __future__ import annotations
 import os
 import pwd
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
@@ -35,6 +34,7 @@ from ..errors import ProcessGone
 from ..procfs.locktime import LockTime, measured
 from ..procfs.process import MmProbe
 from ..procfs.reader import ProcReader
+from ..units import now_iso
 
 if TYPE_CHECKING:
     from ..model import MappedFile, Snapshot, Vma
@@ -157,11 +157,6 @@ def _read_files(reader: ProcReader, timer: LockTime | None = None) -> _Files:
     return _Files(stat_raw, smaps_raw, got.rollup or b"", got.status, got.cmdline, got.exe, probe)
 
 
-def _now_iso() -> str:
-    t = time.time()
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
-
-
 def collect(
     pid: int,
     *,
@@ -188,7 +183,7 @@ def collect(
     """
     reader = ProcReader(pid, proc_root)
     with gcpause.paused():  # tens of thousands of acyclic objects: the cyclic GC only costs time here
-        taken_at = _now_iso()
+        taken_at = now_iso()
         reading = _Pending(lambda: _read_files(reader, lock_time))
         from .. import model  # noqa: F401  (imported while the kernel works)
         from ..procfs import parse  # noqa: F401
