@@ -23,6 +23,10 @@ BAD = [
     ("demo", "--auto", "x"),
     ("cache",),
     ("wss", "x"),
+    ("snapshot", "1", "-o", ""),  # was written as the current directory: exit 5
+    ("record", "1", "-o", ""),
+    ("cache", "/", "-o", ""),
+    ("demo", "--script", "-o", ""),
     ("wss", "1", "--top", "0"),
     ("wss", "1", "--top", "-1"),  # was taken: ranked[:-1] left out the last VMA
     ("faults", "1", "--max-fault-rate", "-1"),

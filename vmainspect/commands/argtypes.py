@@ -105,11 +105,20 @@ def add_max_fault_rate(p: argparse.ArgumentParser, default: int | None) -> None:
     )
 
 
+def output_arg(text: str) -> str:
+    """argparse type for ``-o FILE``: any path but the empty one (which was written as the
+    current directory: 'cannot write : is a directory', exit 5 for what is a usage error)."""
+    if not text:
+        raise argparse.ArgumentTypeError("an empty file name ('-' is standard output)")
+    return text
+
+
 def add_output(p: argparse.ArgumentParser) -> None:
     """``-o FILE``: where a report or JSON document goes (default stdout), written atomically."""
     p.add_argument(
         "-o",
         "--output",
+        type=output_arg,
         metavar="FILE",
         default="-",
         help="write the report or JSON to FILE (atomically) instead of stdout",

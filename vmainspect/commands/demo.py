@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TYPE_CHECKING
 
-from .argtypes import seconds_arg
+from .argtypes import output_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..demo.lesson import StepResult
@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o",
         "--output",
+        type=output_arg,
         metavar="FILE",
         default="-",
         help="with --script: write the report to FILE (atomically)",

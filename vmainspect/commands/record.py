@@ -10,7 +10,7 @@ import time
 from typing import TYPE_CHECKING
 
 from ..faults.cap import DEFAULT_MAX_RATE
-from .argtypes import add_lock_budget, add_max_fault_rate, lock_budget, pid_arg, seconds_arg
+from .argtypes import add_lock_budget, add_max_fault_rate, lock_budget, output_arg, pid_arg, seconds_arg
 
 if TYPE_CHECKING:
     from ..model import FaultTick
@@ -38,7 +38,9 @@ examples:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process to record")
-    p.add_argument("-o", "--output", required=True, metavar="FILE", help="recording file to write")
+    p.add_argument(
+        "-o", "--output", type=output_arg, required=True, metavar="FILE", help="recording file to write"
+    )
     p.add_argument(
         "--interval",
         type=seconds_arg(0.001, 1e9),

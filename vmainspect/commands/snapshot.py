@@ -20,7 +20,7 @@ link stays); /dev/null or a FIFO is written directly."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from .argtypes import pid_arg
+    from .argtypes import output_arg, pid_arg
 
     p.add_argument("pid", type=pid_arg, metavar="PID", help="process id")
     p.add_argument(
@@ -31,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "-o",
         "--output",
+        type=output_arg,
         metavar="FILE",
         default="-",
         help="write to FILE (atomically) instead of stdout; '-' is stdout",
