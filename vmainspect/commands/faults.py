@@ -209,7 +209,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.json and sys.stderr.isatty() and args.duration is None:
             print(f"sampling page faults of {args.pid}: Ctrl+C to stop", file=sys.stderr)
         signal.signal(signal.SIGTERM, stop)
-        signal.signal(signal.SIGINT, stop)
+        if prev_int is not signal.SIG_IGN:  # started with SIGINT ignored (nohup, &): it stays so
+            signal.signal(signal.SIGINT, stop)
         try:
             elapsed, interrupted, ended = _sample(args, session, res, stop)
             # the kernel's counters, then the events stopped, then the last of the rings:
