@@ -877,3 +877,12 @@ def test_a_recording_written_before_the_msgspec_model_still_loads():
     assert len({len(f.snapshot.vmas) for f in frames}) > 1  # the target mapped and unmapped
     for f in frames:
         assert snapshot_io.loads(snapshot_io.dumps(f.snapshot)) == f.snapshot
+
+
+def test_an_error_quoting_a_bad_value_is_one_line():
+    """msgspec quotes the value that did not validate: a newline in it was a second line
+    (found by test_fuzz_text_mutations: a schema "\\nspect/snapshot@1" in a document cut short)."""
+    for text in ('{"schema":"\\nspect/snapshot@1","taken_at":', '{"schema":"\\u001b[31m\\n"'):
+        with pytest.raises(BadInput) as e:
+            snapshot_io.loads(text)
+        assert "\n" not in str(e.value) and "\x1b" not in str(e.value), str(e.value)

@@ -60,6 +60,7 @@ from ..model.recording import (
     Header,
     Line,
 )
+from ..safetext import printable
 from .patch import EMPTY_PATCH, PatchError, apply_patch
 from .writer import (  # noqa: F401 (the public face of recordings)
     FSYNC_EVERY_S,
@@ -211,7 +212,9 @@ class Recording:
         try:
             return msgspec.convert(d, ProcessVitals)
         except (msgspec.ValidationError, RecursionError) as e:
-            raise BadInput(f"{self.path}: line {self._lines[i]}: malformed vitals: {e}") from None
+            raise BadInput(
+                f"{self.path}: line {self._lines[i]}: malformed vitals: {printable(str(e))}"
+            ) from None
 
     def map_of(self, i: int) -> int:
         """The frame whose map frame ``i`` shows: an earlier one when ``i`` and the frames
@@ -272,7 +275,7 @@ def _check_header(h: Any, path: str) -> dict[str, Any]:
         try:
             msgspec.convert(h, Header)
         except (msgspec.ValidationError, RecursionError) as e:
-            raise BadInput(f"{path}: malformed recording header: {e}") from None
+            raise BadInput(f"{path}: malformed recording header: {printable(str(e))}") from None
         return h
     if type(name) is str:
         base = name.partition("@")[0]

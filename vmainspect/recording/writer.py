@@ -23,7 +23,7 @@ from ..model.recording import (
     PatchFrame,
     SnapshotFrame,
 )
-from ..safetext import json_visible
+from ..safetext import json_visible, printable
 from ..units import now_iso
 from .patch import EMPTY_PATCH, make_patch
 
@@ -81,7 +81,7 @@ def fault_tick_from_dict(d: Any) -> FaultTick:
     try:
         return fault_tick_from_record(msgspec.convert(d, FaultTickRecord))
     except (msgspec.ValidationError, RecursionError) as e:
-        raise BadInput(f"malformed fault record: {e}") from None
+        raise BadInput(f"malformed fault record: {printable(str(e))}") from None  # msgspec quotes the value
 
 
 # --- writing -------------------------------------------------------------------

@@ -39,7 +39,7 @@ from ..model import (
     Snapshot,
     Vma,
 )
-from ..safetext import json_visible
+from ..safetext import json_visible, printable
 
 SCHEMA = SNAPSHOT_SCHEMA
 _NAME, _, _MAJOR = SCHEMA.partition("@")
@@ -198,9 +198,9 @@ def _explain(data: bytes | str | None, obj: object, e: msgspec.ValidationError) 
     except msgspec.ValidationError:  # not an object at all
         name, is_obj, has = None, False, False
     except msgspec.DecodeError:  # malformed after the part that did not validate
-        return BadInput(str(e))
+        return BadInput(printable(str(e)))  # msgspec quotes the bad value: a newline in it too
     if not is_obj:
-        return BadInput(f"not a vmainspect snapshot: {e}")
+        return BadInput(f"not a vmainspect snapshot: {printable(str(e))}")
     if not has:
         return BadInput('not a vmainspect snapshot (no "schema" field)')
     if type(name) is not str:
@@ -212,7 +212,7 @@ def _explain(data: bytes | str | None, obj: object, e: msgspec.ValidationError) 
         if name.partition("@")[0] == _NAME:
             return BadInput(f"this file is {shown}; this vmainspect reads @{_MAJOR}")
         return BadInput(f"not a vmainspect snapshot: this file is {shown}")
-    return BadInput(str(e))
+    return BadInput(printable(str(e)))
 
 
 def _result(out: object) -> Snapshot:
