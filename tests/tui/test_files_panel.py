@@ -43,7 +43,7 @@ async def test_dirty_count_falls_to_zero_when_the_file_is_written_back():
             details = str(app.details.query_one("#details-body").render())
             assert "page cache" in details and f"dirty {row[2]}" in details
             header = str(app.header.query_one("#facts").render())
-            assert "Dirty " in header and "expire" in header and "working set off" in header
+            assert "System dirty " in header and "expire" in header and "working set off" in header
 
             fd = os.open(path, os.O_RDONLY)
             try:

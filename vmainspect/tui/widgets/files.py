@@ -69,7 +69,8 @@ def writeback_text(frame: Frame) -> Text:
         t.append(value, style)
 
     wb = frame.writeback
-    field("Dirty", "?" if wb is None or wb.dirty is None else human_bytes(wb.dirty), first=True)
+    # Dirty and Writeback are /proc/meminfo's: the whole machine's, not this process's.
+    field("System dirty", "?" if wb is None or wb.dirty is None else human_bytes(wb.dirty), first=True)
     busy = wb is not None and bool(wb.writeback)
     field(
         "Writeback",
