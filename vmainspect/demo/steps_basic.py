@@ -7,6 +7,7 @@ Each step's functions sit beside its ``Step`` (text, claim, act, check);
 from __future__ import annotations
 
 from ..model import ANON, FILE, FILE_DIRTY, Snapshot
+from ..units import plural
 from . import measure as m
 from .steps import MIB, Check, Ctx, Info, Step, evict, original, pages_text, q, sorted_or_none
 
@@ -131,7 +132,7 @@ def check_cold(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
     ra = meas["read_ahead_kb"]
     chk = Check(
         meas,
-        f"read {len(x['read'])} pages: {major} major faults, {len(res)} pages "
+        f"read {len(x['read'])} pages: {plural(major, 'major fault')}, {len(res)} pages "
         f"resident ({len(res) / len(x['read']):.0f} per read), page cache "
         f"{x['cached_before']} -> {cached_after} pages"
         + (f" (read_ahead_kb {ra})" if ra is not None else ""),

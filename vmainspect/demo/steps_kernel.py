@@ -13,6 +13,7 @@ import glob
 import os
 
 from ..model import ANON, FILE, FILE_DIRTY, Snapshot, Vma
+from ..units import plural
 from . import libc
 from . import measure as m
 from .steps import Check, Ctx, Info, Step, q, write_file
@@ -89,7 +90,7 @@ def check_thp(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
     return Check(
         meas,
         f"one byte written: {len(res)} pages present ({q(huge)} bytes in huge pages, smaps "
-        f"AnonHugePages) after {minor} minor faults; THP sizes enabled: {', '.join(sizes) or 'none'}",
+        f"AnonHugePages) after {plural(minor, 'minor fault')}; THP sizes enabled: {', '.join(sizes) or 'none'}",
         {"one first touch mapped many pages at once": part},
         unknown_why=why,
     )
@@ -333,7 +334,7 @@ def check_reclaim(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
         f"MADV_PAGEOUT: file pages {meas['file_pages_before']} -> {meas['file_pages_after_pageout']} mapped, "
         f"page cache {q(meas['page_cache_before'])} -> {q(meas['page_cache_after_pageout'])}; anonymous "
         f"{meas['anon_pages_before']} -> {meas['anon_pages_after_pageout']} (swap: {q(swap)} bytes); "
-        f"reading the file again: {major} major faults",
+        f"reading the file again: {plural(major, 'major fault')}",
         {
             # the kernel may skip a few folios it cannot isolate at that moment (docs/kernel-notes.md,
             # "MADV_PAGEOUT"): the claim is that reclaim drops clean pages without writing, so most

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..model import Snapshot
+from ..units import plural
 from . import measure as m
 from .steps import Check, Ctx, Info, Step
 
@@ -105,7 +106,7 @@ def check_mremap(c: Ctx, b: Snapshot, a: Snapshot, x: Info) -> Check:
         f"{old_n // 1024} KiB -> {new_n // 1024} KiB, "
         + ("moved" if moved else "grown in place")
         + f"; resident pages {len(was)} -> {len(now)} (same pages, "
-        f"{minor} minor faults in the step)",
+        f"{plural(minor, 'minor fault')} in the step)",
         {
             "the mapping covers the new size": m.covered(a, new, new_n),
             "the resident pages came along": now == was and len(was) > 0,
