@@ -198,6 +198,17 @@ def test_serve_attach_checks_its_target_first(capsys):
     assert rc == EXIT_USAGE and err.count("\n") == 1 and "--picker" in err
 
 
+@pytest.mark.parametrize(
+    "url",
+    ["javascript:alert(1)", "ftp://lecture-pc", "http://", "http://h:port", "https://h/?x=1", "http://h/#f"],
+)
+def test_public_url_must_be_an_http_url_with_a_host(url, capsys):
+    """The URL goes into the page's links and decides the accepted Origin: refused before anything listens."""
+    rc = cli.main(["serve", "--port", str(free_port()), "--public-url", url, "demo"])
+    err = capsys.readouterr().err
+    assert rc == EXIT_USAGE and err.count("\n") == 1 and "--public-url" in err
+
+
 @pytest.mark.nobody
 @pytest.mark.skipif(not IS_ROOT, reason="needs root to run serve as nobody against a root process")
 def test_serve_attach_to_a_process_the_user_may_not_read_is_exit_4(nobody_pythonpath):

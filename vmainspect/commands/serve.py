@@ -9,6 +9,7 @@ import secrets
 import shlex
 import socket
 import sys
+import urllib.parse
 
 from ..errors import BadInput, MissingDependency
 from .argtypes import int_arg
@@ -225,6 +226,20 @@ def host_names(host: str) -> set[str]:
     return names
 
 
+def _check_public_url(url: str) -> None:
+    """--public-url goes into the page's links and the websocket address, and its host is
+    the Origin the server accepts: an http(s) URL with a host and nothing after the path."""
+    try:
+        u = urllib.parse.urlsplit(url)
+        u.port  # noqa: B018  (raises ValueError on a port that is not a number)
+    except ValueError:
+        u = None
+    if u is None or u.scheme not in ("http", "https") or not u.hostname or u.query or u.fragment:
+        raise BadInput(
+            "--public-url must be an http:// or https:// URL with a host, without ?query or #fragment"
+        )
+
+
 def _check_listen(host: str, port: int) -> None:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
@@ -255,6 +270,8 @@ def run(args: argparse.Namespace) -> int:
     from .serve_http import GuardedServer
 
     public = args.public_url
+    if public is not None:
+        _check_public_url(public)
     if public is None:
         host = args.host
         if host in ("0.0.0.0", "::", ""):
