@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 from targets import AS_NOBODY, spawn_target
@@ -74,7 +75,9 @@ async def test_exit_of_the_live_process_keeps_the_last_snapshot():
             await wait_frames(app, pilot)
             before = app.current_frame.snapshot
             os.kill(t.pid, signal.SIGKILL)  # not reaped yet: a zombie
+            deadline = time.monotonic() + 60
             while _state(t.pid) not in ("Z", "X"):
+                assert time.monotonic() < deadline, "SIGKILL did not make the target a zombie in 60 s"
                 await asyncio.sleep(0.01)
             await next_frame(app, pilot)
             assert app.current_frame.gone and f"process {t.pid} exited" in app.current_frame.message
