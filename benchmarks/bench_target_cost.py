@@ -255,6 +255,7 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
     big mapping (start, end), for the pagemap probe."""
     vmi = vmainspect_cmd()
     rec = os.path.join(tmp, "rec.jsonl")
+    perf_data = os.path.join(tmp, "perf.data")
     page = os.sysconf("SC_PAGE_SIZE")
     dd = [
         "dd",
@@ -274,7 +275,7 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         extra += ["--max-fault-rate", cap] if cap else []
         return Command(vmi + ["record", str(pid), "-o", rec, "--interval", interval, "--force", *extra], rec)
 
-    return {
+    every = {
         "none": (0.0, None),
         "pmap -X at 1 Hz": (1.0, lambda: Periodic(["pmap", "-X", str(pid)], 1.0)),
         "pmap -X at 2 Hz": (2.0, lambda: Periodic(["pmap", "-X", str(pid)], 2.0)),
@@ -313,6 +314,33 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
             0.0,
             lambda: Command(vmi + ["faults", str(pid), "--duration", "600"], None),
         ),
+        # perf's own tools on the same event: what the kernel charges any page-fault perf event
+        # (counting alone, then sampling about as often as vmainspect's cap allows, with the
+        # data mmap records vmainspect's sampler asks for too)
+        "perf stat -e page-faults (counts, no samples)": (
+            0.0,
+            lambda: Command(["perf", "stat", "-e", "page-faults", "-o", os.devnull, "-p", str(pid)], None),
+        ),
+        "perf record -d -F 20000 -e page-faults": (
+            0.0,
+            lambda: Command(
+                [
+                    "perf",
+                    "record",
+                    "-q",
+                    "-d",
+                    "-F",
+                    "20000",
+                    "-e",
+                    "page-faults",
+                    "-o",
+                    perf_data,
+                    "-p",
+                    str(pid),
+                ],
+                None,
+            ),
+        ),
         # probes: one /proc file each, read by a C tool at 1 Hz
         "probe: cat smaps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/smaps"], 1.0)),
         "probe: cat maps, 1 Hz": (1.0, lambda: Periodic(["cat", f"/proc/{pid}/maps"], 1.0)),
@@ -324,6 +352,9 @@ def watchers(pid: int, twin: int, region: tuple[int, int], tmp: str) -> dict[str
         ),
         "probe: dd pagemap (4 GiB), 1 Hz": (1.0, lambda: Periodic(dd, 1.0)),
     }
+    if shutil.which("perf") is None:  # the perf references need perf (linux-perf)
+        every = {k: v for k, v in every.items() if not k.startswith("perf ")}
+    return every
 
 
 def live_ticks(pid: int, steps: int, faults: bool = True, budget: float | None = 0.01) -> None:
