@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -31,3 +32,23 @@ def free_pid() -> int:
     while os.path.exists(f"/proc/{pid}"):
         pid -= 1
     return pid
+
+
+# clock_nanosleep's number, as /proc/PID/syscall shows it (time.sleep's system call)
+_CLOCK_NANOSLEEP = {"x86_64": "230", "aarch64": "115"}
+
+
+def faults_cli_sampling(pid: int) -> bool:
+    """The ``faults`` CLI in process ``pid`` samples: its drain thread (named vmi-faults) runs
+    and its main thread sleeps between ticks (in clock_nanosleep, per /proc/PID/syscall, which
+    only root or the process's owner may read)."""
+    try:
+        comms = []
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                comms.append(f.read().strip())
+        with open(f"/proc/{pid}/syscall") as f:
+            nr = f.read().split(" ", 1)[0]
+    except OSError:
+        return False
+    return "vmi-faults" in comms and nr == _CLOCK_NANOSLEEP.get(platform.machine(), "230")

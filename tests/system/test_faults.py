@@ -20,7 +20,7 @@ from contextlib import contextmanager
 
 import pytest
 from c_targets import StoppedProgram, compile_c
-from cli_helpers import REPO, run_cli
+from cli_helpers import REPO, faults_cli_sampling, run_cli
 from schema_check import validate as validate_schema
 from targets import nobody_can_import, spawn_target, wait_state
 
@@ -567,7 +567,7 @@ def _cli_over_a_burst(pid: int, user: str | None = None) -> tuple[int, str, str,
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     try:
         deadline = time.monotonic() + 60
-        while not _in_sampling_loop(p.pid):
+        while not faults_cli_sampling(p.pid):
             assert p.poll() is None and time.monotonic() < deadline, "the CLI did not start sampling"
             time.sleep(0.02)
         c0 = _counters(pid)
@@ -587,18 +587,6 @@ def _cli_over_a_burst(pid: int, user: str | None = None) -> tuple[int, str, str,
     return p.returncode, out, err, c1[0] - c0[0]
 
 
-def _in_sampling_loop(pid: int) -> bool:
-    """The CLI samples: its drain thread runs and its main thread sleeps between ticks
-    (clock_nanosleep, x86-64 syscall 230, as /proc/PID/syscall shows it to root)."""
-    if not _has_drain_thread(pid):
-        return False
-    try:
-        with open(f"/proc/{pid}/syscall") as f:
-            return f.read().split(" ", 1)[0] == "230"
-    except OSError:
-        return False
-
-
 def _any_entry(folder: str, look, want: str) -> bool:
     """True when ``look(path)`` of an entry of ``folder`` is ``want`` (entries that vanish are skipped)."""
     try:
@@ -612,16 +600,6 @@ def _any_entry(folder: str, look, want: str) -> bool:
         except OSError:
             continue
     return False
-
-
-def _comm(task: str) -> str:
-    with open(os.path.join(task, "comm")) as f:
-        return f.read().strip()
-
-
-def _has_drain_thread(pid: int) -> bool:
-    """The sampler's drain thread (named "vmi-faults") runs in process ``pid``."""
-    return _any_entry(f"/proc/{pid}/task", _comm, "vmi-faults")
 
 
 def _has_perf_fd(pid: int) -> bool:
@@ -642,7 +620,7 @@ def test_cli_text_ctrl_c_prints_what_was_sampled(faulter):
         # sampler started) and the target has faulted a good many times since (states polled
         # for, not a fixed wait)
         deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _in_sampling_loop(p.pid):
+        while time.monotonic() < deadline and not faults_cli_sampling(p.pid):
             time.sleep(0.02)
         base = _counters(t.pid)[0]
         while time.monotonic() < deadline and _counters(t.pid)[0] < base + 20000:

@@ -16,6 +16,7 @@ import subprocess
 import time
 
 import pytest
+from cli_helpers import faults_cli_sampling
 from targets import wait_state
 
 from vmainspect.faults.sampler import FaultSampler
@@ -253,21 +254,6 @@ def test_record_writes_the_period_and_exact_totals(looper, tmp_path, cap):
         assert periods == {1}
 
 
-def _in_sampling_loop(pid: int) -> bool:
-    """The faults CLI samples: its drain thread (vmi-faults) runs and its main thread sleeps
-    between ticks (clock_nanosleep, x86-64 syscall 230, in /proc/PID/syscall)."""
-    try:
-        tids = os.listdir(f"/proc/{pid}/task")
-        comms = []
-        for tid in tids:
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                comms.append(f.read().strip())
-        with open(f"/proc/{pid}/syscall") as f:
-            return "vmi-faults" in comms and f.read().split(" ", 1)[0] == "230"
-    except OSError:
-        return False
-
-
 def _sleeps(pid: int) -> int:
     """The voluntary context switches of process ``pid``'s main thread: one at least per tick's sleep."""
     try:
@@ -296,7 +282,7 @@ def test_faults_cli_max_fault_rate_against_the_kernel(looper, cap):
     cli = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         for _ in range(1200):  # sampling, the child still stopped (bounded wait)
-            if _in_sampling_loop(cli.pid) or cli.poll() is not None:
+            if faults_cli_sampling(cli.pid) or cli.poll() is not None:
                 break
             time.sleep(0.05)
         c0 = _counters(pid)

@@ -10,21 +10,7 @@ import subprocess
 import sys
 import time
 
-from cli_helpers import REPO
-
-
-def _sampling(pid: int) -> bool:
-    """The faults CLI ticks: its drain thread (vmi-faults) runs and its main thread sleeps
-    (clock_nanosleep, x86-64 syscall 230, in /proc/PID/syscall)."""
-    try:
-        comms = []
-        for tid in os.listdir(f"/proc/{pid}/task"):
-            with open(f"/proc/{pid}/task/{tid}/comm") as f:
-                comms.append(f.read().strip())
-        with open(f"/proc/{pid}/syscall") as f:
-            return "vmi-faults" in comms and f.read().split(" ", 1)[0] == "230"
-    except OSError:
-        return False
+from cli_helpers import REPO, faults_cli_sampling
 
 
 def test_an_ignored_sigint_stays_ignored_sigterm_reports():
@@ -39,17 +25,17 @@ def test_an_ignored_sigint_stays_ignored_sigterm_reports():
     )
     try:
         for _ in range(1200):  # bounded wait for the sampling loop
-            if _sampling(cli.pid) or cli.poll() is not None:
+            if faults_cli_sampling(cli.pid) or cli.poll() is not None:
                 break
             time.sleep(0.05)
         cli.send_signal(signal.SIGINT)
         # still sampling after the SIGINT: wait for a tick to pass (its sleep ends, a new one starts)
         for _ in range(200):
-            if not _sampling(cli.pid) or cli.poll() is not None:
+            if not faults_cli_sampling(cli.pid) or cli.poll() is not None:
                 break
             time.sleep(0.02)
         for _ in range(1200):
-            if _sampling(cli.pid) or cli.poll() is not None:
+            if faults_cli_sampling(cli.pid) or cli.poll() is not None:
                 break
             time.sleep(0.05)
         assert cli.poll() is None, cli.stderr.read() if cli.stderr else ""
