@@ -326,3 +326,50 @@ def test_faults_cli_max_fault_rate_against_the_kernel(looper, cap):
         # every fault a sample (or counted lost by the kernel)
         # every fault a sample (or counted lost by the kernel); the SIGINT may come mid-tick
         assert doc["samples"] == doc["minor"] and doc["minor"] + doc["lost"] == kernel, doc["event_counts"]
+
+
+def test_a_busy_process_is_capped_from_the_first_window(looper):
+    """The live session reads the fault counters before and after its first collect and opens
+    the events at the period that rate calls for, instead of sampling every fault for a tick."""
+    from vmainspect.faults.cap import next_period
+    from vmainspect.session.live import LiveSession
+
+    pid, _addr = looper
+    os.kill(pid, signal.SIGCONT)
+    _wait_faults(pid, _counters(pid)[0] + 10 * CAP)  # it runs
+    calls = []
+
+    def slow_first_collect(p, **kw):  # as long as a big process's first collect, while the child faults
+        if not calls:
+            _wait_faults(pid, _counters(pid)[0] + 10 * CAP)
+            time.sleep(0.1)
+        calls.append(p)
+        return collect(p, **kw)
+
+    session = LiveSession(
+        pid, max_fault_rate=CAP, lock_budget=None, collector=slow_first_collect, fault_pages=False
+    )
+    try:
+        session.start()
+        sampler = session.sampler
+        if sampler is None or sampler.mode != "perf":
+            pytest.skip(f"perf sampling unavailable: {session.faults_note}")
+        opened_at = sampler.period
+        assert opened_at > 1 and opened_at & (opened_at - 1) == 0  # raised before any window ended
+        assert opened_at <= next_period(1, 1, 1e9, CAP)
+        c0 = _counters(pid)[0]
+        _wait_faults(pid, c0 + 20 * opened_at)
+        _stop(pid)
+        c1 = _counters(pid)[0]
+        step = session.step()
+    finally:
+        session.close()
+    assert step.faults is not None
+    t = step.faults.faults
+    assert t.period == opened_at  # the first window ran at the raised period
+    assert t.minor >= c1 - c0  # the window holds the start's faults too
+    # the kernel took the period at opening: samples x period is about the window's faults, not
+    # period times more (as it would be had the events been opened at period 1)
+    if not t.lost:
+        est = t.by_thread[pid][0]
+        assert est % t.period == 0 and 0.5 * t.minor <= est <= 2 * t.minor, (t.period, t.minor, est)

@@ -71,12 +71,15 @@ def scaled_pairs(counts: Mapping[K, tuple[int, int]], w: int) -> dict[K, tuple[i
 class RateCap:
     """The sampler's cap state: the period in force, the counters at the last tick."""
 
-    def __init__(self, base: int, max_rate: int) -> None:
+    def __init__(self, base: int, max_rate: int, expected_rate: float | None = None) -> None:
+        """``expected_rate``: the faults a second the process was seen taking just before the
+        events open (None: unknown); the first window's period is chosen from it, so that a
+        busy process does not pay for a first window of every fault."""
         if max_rate < 1:
             raise ValueError("max_rate must be >= 1 (None: no cap)")
         self.base = base
         self.max_rate = max_rate
-        self.period = base
+        self.period = base if expected_rate is None else next_period(base, base, expected_rate, max_rate)
         # (/proc minflt/majflt or None, the events' counts) at the last tick
         self.last: tuple[tuple[int, int] | None, tuple[int, int]] | None = None
 

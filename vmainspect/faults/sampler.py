@@ -69,17 +69,19 @@ class FaultSampler:
         baseline: Snapshot | None = None,
         pages: bool = True,
         max_rate: int | None = None,
+        expected_rate: float | None = None,
     ) -> None:
-        """``max_rate``: samples a second allowed (None: every ``period``-th fault, always, as
-        ``faults --period`` and the demo need); ``baseline``: the snapshot at the first window's start (page-state transitions are
-        counted from it, and faults in mappings unmapped during the window are placed in it).
+        """``max_rate``: samples a second allowed (None: every ``period``-th fault, as ``faults``
+        and the demo need); ``expected_rate``: faults a second seen just before (``RateCap``);
+        ``baseline``: the snapshot at the first window's start (page-state transitions are
+        counted from it, faults in mappings unmapped during the window are placed in it).
         ``pages``: list the faulted pages in each tick (``FaultTick.pages``, and the page-state
         transitions); a caller that shows neither saves that pass over every distinct address."""
         if period < 1:
             raise ValueError("period must be >= 1")
         self.pid = pid
-        self.period = period  # in force now (the base period, raised under max_rate)
-        self.cap = RateCap(period, max_rate) if max_rate is not None else None
+        self.cap = RateCap(period, max_rate, expected_rate) if max_rate is not None else None
+        self.period = self.cap.period if self.cap else period  # in force now (raised under max_rate)
         self.proc_root = proc_root
         self.recent = max(0, recent)
         self.want_pages = pages
@@ -89,7 +91,7 @@ class FaultSampler:
         self.notes: list[str] = []  # e.g. kernel-mode faults not sampled
         self.gone = False  # the process has exited
         self.ended: str | None = None  # why it is gone
-        self.rings = RingSet(pid, period=period, ring_bytes=ring_bytes, recent=self.recent)
+        self.rings = RingSet(pid, period=self.period, ring_bytes=ring_bytes, recent=self.recent)
         self._lock = threading.Lock()
         self._win = Window()
         self._stop = threading.Event()

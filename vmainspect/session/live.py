@@ -45,10 +45,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..errors import AccessDenied, ProcessGone, VmaInspectError
+from ..faults.cap import MIN_WINDOW_S
 from ..faults.sampler import FaultSampler, TickResult
 from ..model import ProcessVitals, Snapshot
 from ..procfs.process import Liveness, MmProbe, ProcessIdentity, describe, liveness
-from ..procfs.procstat import StatInfo
+from ..procfs.procstat import StatInfo, parse_stat
 from ..procfs.reader import ProcReader
 from ..procfs.vitals import read_vitals
 from ..snapshot.collect import collect
@@ -235,9 +236,8 @@ class LiveSession:
             raise
 
     def _start(self) -> Step:
-        from ..procfs.parse import parse_stat
-
         stat = parse_stat(self._reader.read("stat"))  # ProcessGone: no such process
+        read_at = time.monotonic()
         self.identity = ProcessIdentity.of(stat)
         snap: Snapshot | None
         try:
@@ -251,10 +251,22 @@ class LiveSession:
         self._last = snap
         self._create_time = snap.process.create_time if snap is not None else None
         if self.want_faults:
-            self._start_sampler(snap)
+            self._start_sampler(snap, self._fault_rate(stat, read_at))
         return Step(snap, self._tick(snap), vitals=self._vitals(None) if snap is not None else None)
 
-    def _start_sampler(self, baseline: Snapshot | None) -> None:
+    def _fault_rate(self, before: StatInfo, read_at: float) -> float | None:
+        """Faults a second since ``before`` (read at monotonic ``read_at``, before the first
+        collect), for the sampling cap's first window; None: no cap, or too short to tell."""
+        if self.max_fault_rate is None or time.monotonic() - read_at < MIN_WINDOW_S:
+            return None
+        try:
+            now = parse_stat(self._reader.read("stat"))
+        except (VmaInspectError, OSError):
+            return None
+        faults = now.minflt + now.majflt - before.minflt - before.majflt
+        return max(0, faults) / (time.monotonic() - read_at)
+
+    def _start_sampler(self, baseline: Snapshot | None, expected_rate: float | None = None) -> None:
         sampler = FaultSampler(
             self.pid,
             period=self.period,
@@ -262,6 +274,7 @@ class LiveSession:
             baseline=baseline,
             pages=self.fault_pages,
             max_rate=self.max_fault_rate,
+            expected_rate=expected_rate,
         )
         try:
             sampler.start()
