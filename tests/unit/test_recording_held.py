@@ -79,3 +79,23 @@ def test_the_counters_of_each_tick_are_read_back_and_the_rss_series_follows_them
     assert rec.frame(2).held is not None and rec.frame(2).snapshot.totals["rss"] == rss0
     assert rec.series("rss") == [rss0, rss0 + 4096, rss0 + 8192]
     assert rec.series("pss") == [base.totals["pss"]] * 3  # only rss and swap have counters
+
+
+def test_a_kept_map_is_the_same_empty_patch_whether_or_not_it_is_the_same_object(tmp_path):
+    """The writer skips comparing a frame's Snapshot with the last one when it is the very same
+    object (a held tick); a distinct but equal one is compared, and comes out the same."""
+    base = snapshot_io.load(os.path.join(FIXTURES, "small.json"))
+    path = str(tmp_path / "kept.jsonl")
+    w = RecordingWriter.create(path)
+    w.header(base, interval_s=0.5, pages=True, faults=False)
+    w.frame(0.0, base)
+    w.frame(0.5, base)  # the same object
+    w.frame(1.0, replace(base, taken_at=base.taken_at))  # an equal copy
+    w.frame(1.5, replace(base, taken_at="2026-11-25T07:00:59.0Z"))  # a map read again
+    w.close()
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()[2:]
+    assert b'"patch":{"{":{}}' in lines[0] and lines[1] == lines[0].replace(b'"t":0.5', b'"t":1.0')
+    assert b"07:00:59" in lines[2]
+    rec = read_recording(path)
+    assert [rec.map_of(i) for i in range(4)] == [0, 0, 0, 3]

@@ -110,7 +110,8 @@ class RecordingWriter:
         self._fsync = fsync
         self._atomic = atomic
         self._last_sync = time.monotonic()
-        self._prev: dict[str, Any] | None = None
+        self._prev: dict[str, Any] | None = None  # the last frame's snapshot document
+        self._prev_snapshot: Snapshot | None = None  # ... and the Snapshot it came from
         self.frames = 0
         self.bytes = 0
         self.closed = False
@@ -185,10 +186,13 @@ class RecordingWriter:
         if self._prev is None:
             self._line(SnapshotFrame(t, snapshot, ft, vitals))
             d = to_dict(snapshot)
+        elif snapshot is self._prev_snapshot:  # the map kept (a held tick): nothing to compare
+            self._line(PatchFrame(t, EMPTY_PATCH, ft, vitals))
+            d = self._prev
         else:
             d = to_dict(snapshot)
             self._line(PatchFrame(t, make_patch(self._prev, d) or EMPTY_PATCH, ft, vitals))
-        self._prev = d
+        self._prev, self._prev_snapshot = d, snapshot
         self.frames += 1
 
     def note(self, t: float, text: str, *, end: str | None = None) -> None:
