@@ -67,3 +67,27 @@ def now_iso() -> str:
     """The current UTC time as the formats write it: "2026-12-04T15:32:52.123456Z"."""
     t = time.time()
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
+
+
+def short_rate(x: float) -> str:
+    """A rate in at most 4-5 characters, for a table cell or a status line: 0.5, 42, 9876,
+    "850k", "12M" (SI: a thousand, not 1,024)."""
+    if x < 10:
+        return f"{x:.1f}".rstrip("0").rstrip(".") or "0"
+    if x < 10_000:
+        return f"{x:.0f}"
+    if x < 10_000_000:
+        return f"{x / 1000:.0f}k"
+    return f"{x / 1e6:.0f}M"
+
+
+def seconds_text(s: float) -> str:
+    """A wait or an age as a user reads it: "1.6 s", "12 min", "3.5 h", "12 days" (a tiny
+    --lock-budget makes the next read due in 10^8 s)."""
+    if s < 100:
+        return f"{s:.1f} s"
+    if s < 100 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:,.0f} days"

@@ -16,8 +16,9 @@ from tui_helpers import fixture_path, wait_frames
 from vmainspect.model import Frame
 from vmainspect.session.pacing import HeldBack
 from vmainspect.snapshot import io as snapshot_io
-from vmainspect.tui.sources import FramesSource, SourceKind, held_text, seconds_text
+from vmainspect.tui.sources import FramesSource, SourceKind, held_text
 from vmainspect.tui.statusline import held_parts
+from vmainspect.units import seconds_text
 
 HELD = "map 12.4 s old, next read in 11.6 s: 41 ms under mmap lock (budget 1%); r reads now"
 

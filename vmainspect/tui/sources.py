@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 from ..errors import VmaInspectError
 from ..faults.cap import DEFAULT_MAX_RATE
 from ..model import FaultTick, Frame, ProcessVitals, Snapshot
+from ..units import seconds_text
 
 if TYPE_CHECKING:
     from ..session.pacing import HeldBack
@@ -113,18 +114,6 @@ class FramesSource:
 
     def close(self) -> None:
         self.closed = True
-
-
-def seconds_text(s: float) -> str:
-    """A wait or an age as a user reads it: "1.6 s", "12 min", "3.5 h", "12 days" (a tiny
-    --lock-budget makes the next read due in 10^8 s)."""
-    if s < 100:
-        return f"{s:.1f} s"
-    if s < 100 * 60:
-        return f"{s / 60:.0f} min"
-    if s < 48 * 3600:
-        return f"{s / 3600:.1f} h"
-    return f"{s / 86400:,.0f} days"
 
 
 def held_text(held: HeldBack, now: float) -> str:

@@ -16,7 +16,7 @@ from textual.widgets import Static
 from ...faults.demangle import readable
 from ...model import FaultTick, Snapshot
 from ...safetext import printable
-from ...units import human_bytes
+from ...units import human_bytes, short_rate
 
 
 def _symbol_text(text: str) -> str:
@@ -25,11 +25,6 @@ def _symbol_text(text: str) -> str:
     if plus and off.startswith("0x"):
         return readable(name) + "+" + off
     return readable(text)
-
-
-def _rate_text(x: float) -> str:
-    """850000.0 -> "850k" (the sampling line)."""
-    return f"{x / 1e6:.1f}M" if x >= 1e6 else f"{x / 1e3:.0f}k" if x >= 1e4 else f"{x:,.0f}"
 
 
 def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None) -> Text:
@@ -57,7 +52,7 @@ def faults_text(tick: FaultTick | None, snap: Snapshot | None, note: str | None)
     t.append("\n")
     if tick.period > 1:
         t.append(
-            f"sampling 1 fault in {tick.period:,} ({_rate_text((tick.minor + tick.major) / w)} faults/s; "
+            f"sampling 1 fault in {tick.period:,} ({short_rate((tick.minor + tick.major) / w)} faults/s; "
             "--max-fault-rate): counts marked ~ are estimates, the totals above are exact\n",
             "yellow",
         )

@@ -11,7 +11,7 @@ from rich.style import Style
 from textual.strip import Strip
 
 from ...safetext import printable
-from ...units import human_bytes
+from ...units import human_bytes, short_rate
 from .. import rows as R
 from ..rows import COLUMNS, Rows
 from .colours import KIND_COLOURS
@@ -118,7 +118,7 @@ def row_strip(rows: Rows, k: int, layout: Layout, width: int, base: Style, addr_
                 text, st = "-", rowst + _DIM
             else:
                 total = f[0] + f[1]
-                text = ("~" if rows.fault_period > 1 else "") + _rate(total)  # ~: an estimate
+                text = ("~" if rows.fault_period > 1 else "") + short_rate(total)  # ~: an estimate
                 st = rowst + Style(color="bright_red" if f[1] else "orange1", bold=total >= 100)
         else:
             text = printable(v.path or "")
@@ -136,13 +136,3 @@ def _delta_style(st: Style, delta: int | None, ghost: bool) -> Style:
     if ghost or not delta:
         return st
     return st + (_UP if delta > 0 else _DOWN)
-
-
-def _rate(x: float) -> str:
-    if x < 10:
-        return f"{x:.1f}".rstrip("0").rstrip(".") or "0"
-    if x < 10_000:
-        return f"{x:.0f}"
-    if x < 10_000_000:
-        return f"{x / 1000:.0f}k"
-    return f"{x / 1e6:.0f}M"
