@@ -250,21 +250,20 @@ class LiveSession:
             raise ProcessGone(self.pid, "it is a zombie: it has exited and has no memory left to show")
         self._last = snap
         self._create_time = snap.process.create_time if snap is not None else None
+        vitals = self._vitals(None) if snap is not None else None
         if self.want_faults:
-            self._start_sampler(snap, self._fault_rate(stat, read_at))
-        return Step(snap, self._tick(snap), vitals=self._vitals(None) if snap is not None else None)
+            self._start_sampler(snap, self._fault_rate(stat, read_at, vitals))
+        return Step(snap, self._tick(snap), vitals=vitals)
 
-    def _fault_rate(self, before: StatInfo, read_at: float) -> float | None:
-        """Faults a second since ``before`` (read at monotonic ``read_at``, before the first
-        collect), for the sampling cap's first window; None: no cap, or too short to tell."""
-        if self.max_fault_rate is None or time.monotonic() - read_at < MIN_WINDOW_S:
+    def _fault_rate(self, before: StatInfo, read_at: float, now: ProcessVitals | None) -> float | None:
+        """Faults a second from ``before`` (read at monotonic ``read_at``, before the first
+        collect) to ``now`` (read just after it), for the sampling cap's first window; None: no
+        cap, not read, or too short a time to tell."""
+        elapsed = time.monotonic() - read_at
+        if self.max_fault_rate is None or now is None or elapsed < MIN_WINDOW_S:
             return None
-        try:
-            now = parse_stat(self._reader.read("stat"))
-        except (VmaInspectError, OSError):
-            return None
-        faults = now.minflt + now.majflt - before.minflt - before.majflt
-        return max(0, faults) / (time.monotonic() - read_at)
+        faults = now.minor_faults + now.major_faults - before.minflt - before.majflt
+        return max(0, faults) / elapsed
 
     def _start_sampler(self, baseline: Snapshot | None, expected_rate: float | None = None) -> None:
         sampler = FaultSampler(
