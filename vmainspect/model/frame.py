@@ -63,6 +63,7 @@ class Frame(Struct, frozen=True):
     # live: the map was not read again this tick (the lock budget held the read back): one line
     # saying how old ``snapshot`` is and why; None: read this tick (or not a live source)
     held: str | None = None
-    # the process-level counters read this tick while ``snapshot`` was kept (``held``): newer than
-    # the snapshot's ``process`` fields and RSS/swap totals, which the header shows instead
+    # the process-level counters read this tick (live sources and recordings that have them): the
+    # header shows them instead of the snapshot's ``process`` fields and RSS/swap totals, which
+    # they outdate while ``snapshot`` is kept (``held``)
     vitals: ProcessVitals | None = None
