@@ -99,3 +99,27 @@ def test_a_kept_map_is_the_same_empty_patch_whether_or_not_it_is_the_same_object
     assert b"07:00:59" in lines[2]
     rec = read_recording(path)
     assert [rec.map_of(i) for i in range(4)] == [0, 0, 0, 3]
+
+
+def test_malformed_counters_are_a_one_line_error_naming_the_line(tmp_path):
+    import pytest
+
+    from vmainspect.errors import BadInput
+
+    base = snapshot_io.load(os.path.join(FIXTURES, "small.json"))
+    path = str(tmp_path / "bad-vitals.jsonl")
+    w = RecordingWriter.create(path)
+    w.header(base, interval_s=0.5, pages=True, faults=False)
+    w.frame(0.0, base)
+    w.frame(0.5, base)
+    w.close()
+    with open(path, "rb") as f:
+        lines = f.read().splitlines()
+    bad = b'"vitals":{"taken_at":"2026-11-25T07:00:01.0Z","state":"R\\n","threads":-1}'
+    lines[2] = lines[2][:-1] + b"," + bad + b"}"
+    with open(path, "wb") as f:
+        f.write(b"\n".join(lines) + b"\n")
+    rec = read_recording(path)
+    with pytest.raises(BadInput) as e:
+        rec.frame(1)
+    assert "line 3" in str(e.value) and "vitals" in str(e.value) and "\n" not in str(e.value)

@@ -200,13 +200,10 @@ class Recording:
             raise BadInput(f"{self.path}: line {self._lines[i]}: {e}") from None
 
     def vitals(self, i: int) -> ProcessVitals | None:
-        """The process-level counters recorded with frame ``i`` (None: not recorded)."""
+        """The process-level counters recorded with frame ``i`` (None: not recorded), from
+        the index read at load (``series`` uses it too): no second read of the line."""
         i %= len(self.times)
-        try:
-            with open(self.path, "rb") as f:
-                d = self._read(f, i).vitals
-        except OSError as e:
-            raise BadInput(f"cannot read {self.path}: {e.strerror or e}") from None
+        d = self._vitals[i]
         if d is None:
             return None
         try:
